@@ -1,0 +1,5 @@
+"""`python -m funade` is the `funade` command."""
+
+from funade.cli import main
+
+main()

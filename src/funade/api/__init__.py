@@ -1,0 +1,1 @@
+"""The control plane's REST API. ``create_app`` lives in ``funade.api.app``."""

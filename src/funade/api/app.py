@@ -1,0 +1,50 @@
+"""The control-plane app factory. No module globals: a fresh app per call (and per test)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from funade import __version__
+from funade.api import errors
+from funade.api.middleware.bodylimit import BodyLimitMiddleware
+from funade.api.middleware.ipallow import IPAllowlistMiddleware
+from funade.api.routes import artifacts as artifact_routes
+from funade.api.routes import audit, health, keys, models, projects, versions
+from funade.api.state import AppState
+from funade.artifacts import ArtifactStore
+from funade.settings import Settings
+from funade.store import Database
+
+DESCRIPTION = """\
+The control plane of funade: projects, models, immutable versions, aliases, artifacts, API keys
+and the audit log. Every route except health needs `Authorization: Bearer <key>`.
+Errors are `{"error": {"code", "message", "field", "value", "fix"}}`.
+"""
+
+
+def create_app(settings: Settings, db: Database, artifacts: ArtifactStore) -> FastAPI:
+    """The API over ``db`` and ``artifacts``; the caller owns both (and their migrations)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="funade",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.funade = AppState(settings=settings, db=db, artifacts=artifacts)
+    errors.install(app)
+    for module in (health, projects, models, versions, artifact_routes, keys, audit):
+        app.include_router(module.router)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
+    )
+    if settings.allow_cidrs:
+        app.add_middleware(IPAllowlistMiddleware, cidrs=settings.allow_cidrs)
+    return app

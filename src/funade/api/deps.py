@@ -1,0 +1,79 @@
+"""FastAPI dependencies: the app state, and the principal with the scope a route needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import update
+
+from funade.api.state import AppState
+from funade.auth.principal import Principal, Scope
+from funade.auth.service import authenticate
+from funade.errors import AuthenticationError
+from funade.store.schema import ApiKey
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.funade
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    raise AuthenticationError(
+        "This endpoint needs an API key.",
+        fix="Send it as `Authorization: Bearer fnd_...` (funade up stored one in "
+        "$FUNADE_HOME/credentials; `funade keys create` makes more).",
+    )
+
+
+def current_principal(request: Request, state: State) -> Principal:
+    text = _bearer(request)
+    client_ip = request.client.host if request.client else None
+    with state.db.read() as session:
+        principal = authenticate(session, text, client_ip=client_ip)
+        stale = bool(session.dirty)  # authenticate touched last_used_at
+        if stale:
+            touched = session.get(ApiKey, principal.key_id)
+            last_used = touched.last_used_at if touched else None
+            session.rollback()
+    if stale and last_used is not None:
+        with state.db.session() as session:
+            session.execute(
+                update(ApiKey).where(ApiKey.id == principal.key_id).values(last_used_at=last_used)
+            )
+    return principal
+
+
+def scoped(scope: Scope) -> Callable[..., Principal]:
+    """A dependency that authenticates and requires ``scope`` in the path's project (if any)."""
+
+    def dependency(
+        request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> Principal:
+        project = request.path_params.get("project")
+        if project is not None:
+            principal.require(scope, project)
+        elif scope not in principal.granted:
+            principal.require(scope, principal.project)
+        return principal
+
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(scoped("read"))]
+Writer = Annotated[Principal, Depends(scoped("write"))]
+Admin = Annotated[Principal, Depends(scoped("admin"))]

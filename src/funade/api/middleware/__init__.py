@@ -1,0 +1,1 @@
+"""Pure ASGI middleware of the control plane, one concern per module."""

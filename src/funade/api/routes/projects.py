@@ -1,0 +1,45 @@
+"""Projects, and who the caller is."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from funade import audit
+from funade.api.convert import project_out
+from funade.api.deps import Admin, Reader, State
+from funade.api.schemas import ProjectIn, ProjectOut, WhoAmI
+from funade.projects import create_project, get_project, list_projects
+
+router = APIRouter(prefix="/api/v1", tags=["projects"])
+
+
+@router.get("/whoami", response_model=WhoAmI)
+def whoami(principal: Reader) -> WhoAmI:
+    return WhoAmI(
+        key_id=principal.key_id,
+        name=principal.name,
+        project=principal.project,
+        scopes=sorted(principal.scopes),
+        client_ip=principal.client_ip,
+    )
+
+
+@router.get("/projects", response_model=list[ProjectOut])
+def projects(state: State, principal: Reader) -> list[ProjectOut]:
+    with state.db.read() as session:
+        return [project_out(p) for p in list_projects(session, principal)]
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=201)
+def new_project(body: ProjectIn, state: State, principal: Admin) -> ProjectOut:
+    principal.require("admin")
+    with state.db.session() as session:
+        project = create_project(session, body.name, body.description)
+        audit.record(session, principal, "project.create", project.name, project=project)
+        return project_out(project)
+
+
+@router.get("/projects/{project}", response_model=ProjectOut)
+def one_project(project: str, state: State, principal: Reader) -> ProjectOut:
+    with state.db.read() as session:
+        return project_out(get_project(session, project))

@@ -1,0 +1,16 @@
+"""What the API app holds for its lifetime: settings, the store and the artifact store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from funade.artifacts import ArtifactStore
+from funade.settings import Settings
+from funade.store import Database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    artifacts: ArtifactStore

@@ -1,0 +1,141 @@
+"""Creating, checking, listing and revoking API keys in the store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from funade.auth.keys import generate_key, hash_secret, parse_key, secret_matches
+from funade.auth.principal import SCOPES, Principal
+from funade.errors import AuthenticationError, InvalidInputError, NotFoundError
+from funade.store.schema import ApiKey, Project, utcnow
+
+# last_used_at is refreshed at most this often, so reads do not all become writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    if not scopes:
+        raise InvalidInputError(
+            "A key needs at least one scope.",
+            field="scopes",
+            value=scopes,
+            fix=f"Give one or more of {list(SCOPES)}.",
+        )
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise InvalidInputError(
+                f"Scope {scope!r} does not exist.",
+                field="scopes",
+                value=scope,
+                fix=f"Use one of {list(SCOPES)}.",
+            )
+    return sorted(set(scopes), key=SCOPES.index)
+
+
+def create_key(
+    session: Session,
+    *,
+    name: str,
+    scopes: list[str],
+    project: Project | None,
+    created_by: str | None,
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiKey]:
+    """Store a new key; return its full text (to be shown once) and its row."""
+    scopes = check_scopes(scopes)
+    if not name or len(name) > 128:
+        raise InvalidInputError(
+            f"Key name {name!r} must have 1 to 128 characters.",
+            field="name",
+            value=name,
+            fix="Name the key after who or what uses it, e.g. 'ci' or 'churn-app'.",
+        )
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInputError(
+            f"expires_at {expires_at.isoformat()} is in the past.",
+            field="expires_at",
+            value=expires_at.isoformat(),
+            fix="Give a future time, or omit it for a key that does not expire.",
+        )
+    text, parts = generate_key()
+    row = ApiKey(
+        id=parts.key_id,
+        name=name,
+        scopes=scopes,
+        project_id=project.id if project is not None else None,
+        secret_hash=hash_secret(parts.secret),
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    row.project = project
+    session.add(row)
+    session.flush()
+    return text, row
+
+
+def authenticate(session: Session, text: str, *, client_ip: str | None) -> Principal:
+    """The principal for key ``text``; AuthenticationError if unknown, revoked or expired."""
+    parts = parse_key(text)
+    row = session.get(ApiKey, parts.key_id)
+    if row is None or not secret_matches(parts.secret, row.secret_hash):
+        raise AuthenticationError(
+            "The API key is not valid.",
+            fix="Check for a typo, or create a new key with `funade keys create`.",
+        )
+    now = utcnow()
+    if row.revoked_at is not None:
+        raise AuthenticationError(
+            f"API key {row.id!r} ({row.name}) was revoked.",
+            fix="Ask an admin for a new key (`funade keys create`).",
+        )
+    if row.expires_at is not None and row.expires_at <= now:
+        raise AuthenticationError(
+            f"API key {row.id!r} ({row.name}) expired at {row.expires_at.isoformat()}.",
+            fix="Ask an admin for a new key (`funade keys create`).",
+        )
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    return principal_for(row, client_ip=client_ip)
+
+
+def principal_for(row: ApiKey, *, client_ip: str | None = None) -> Principal:
+    return Principal(
+        key_id=row.id,
+        name=row.name,
+        scopes=frozenset(row.scopes),
+        project=row.project.name if row.project is not None else None,
+        client_ip=client_ip,
+    )
+
+
+def get_key(session: Session, key_id: str, *, principal: Principal) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None or (
+        principal.project is not None
+        and (row.project is None or row.project.name != principal.project)
+    ):
+        raise NotFoundError(
+            f"API key {key_id!r} does not exist.",
+            field="key_id",
+            value=key_id,
+            fix="List keys with `funade keys list`.",
+        )
+    return row
+
+
+def list_keys(session: Session, *, project: Project | None, include_revoked: bool) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if project is not None:
+        query = query.where(ApiKey.project_id == project.id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def revoke_key(row: ApiKey) -> ApiKey:
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row

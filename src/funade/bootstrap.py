@@ -1,0 +1,101 @@
+"""Making a funade home ready: schema, the default project, the first admin key.
+
+`funade up` and the in-process SDK call this; nothing runs it on import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from funade.auth.keys import parse_key
+from funade.auth.service import authenticate, create_key
+from funade.errors import AuthenticationError, FunadeError, InvalidInputError
+from funade.projects import DEFAULT_PROJECT, ensure_project
+from funade.settings import Settings
+from funade.store import Database, create_database, upgrade
+from funade.store.migrate import is_current
+from funade.store.schema import ApiKey
+
+
+@dataclass(frozen=True)
+class Home:
+    db: Database
+    admin_key: str
+    created_key: bool
+
+
+def open_database(settings: Settings, *, migrate: bool) -> Database:
+    """The store; SQLite is migrated in place when ``migrate``, others must be current."""
+    db = create_database(settings.resolved_database_url)
+    if db.is_sqlite and migrate:
+        upgrade(db)
+    elif not is_current(db):
+        raise InvalidInputError(
+            f"The database at {db.url} is not at the current schema version.",
+            field="database_url",
+            value=db.url,
+            fix="Run `funade db upgrade` (after a backup), then start again.",
+        )
+    return db
+
+
+def read_credentials(settings: Settings) -> str | None:
+    path = settings.credentials_file
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        key = data.get("api_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def write_credentials(settings: Settings, key: str) -> Path:
+    """Store ``key`` for the local CLI and SDK, readable only by this user (mode 0600)."""
+    path = settings.credentials_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"api_key": key}, handle)
+    os.chmod(path.with_suffix(".tmp"), 0o600)
+    os.replace(path.with_suffix(".tmp"), path)
+    return path
+
+
+def bootstrap(settings: Settings, db: Database) -> Home:
+    """Ensure the default project and a working admin key in the credentials file."""
+    with db.session() as session:
+        ensure_project(session, DEFAULT_PROJECT)
+        if settings.project != DEFAULT_PROJECT:
+            ensure_project(session, settings.project)
+    stored = read_credentials(settings)
+    if stored is not None and _valid_admin(db, stored):
+        return Home(db=db, admin_key=stored, created_key=False)
+    with db.session() as session:
+        text, _ = create_key(
+            session, name="local-admin", scopes=["admin"], project=None, created_by=None
+        )
+    write_credentials(settings, text)
+    return Home(db=db, admin_key=text, created_key=True)
+
+
+def _valid_admin(db: Database, text: str) -> bool:
+    try:
+        parse_key(text)
+        with db.read() as session:
+            principal = authenticate(session, text, client_ip=None)
+            session.rollback()
+    except (AuthenticationError, FunadeError):
+        return False
+    return principal.is_global and "admin" in principal.granted
+
+
+def has_keys(db: Database) -> bool:
+    with db.read() as session:
+        return session.scalar(select(ApiKey.id).limit(1)) is not None

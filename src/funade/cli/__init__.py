@@ -1,0 +1,46 @@
+"""The `funade` command. Commands parse arguments, call the client, and print — nothing more."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from funade.cli import audit, db, keys, models, projects, up
+from funade.cli.output import console_err
+from funade.errors import FunadeError
+
+app = typer.Typer(
+    name="funade",
+    help="Take a model from your laptop to a production web API, and keep it healthy there.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("up")(up.up)
+app.add_typer(models.app, name="models")
+app.add_typer(keys.app, name="keys")
+app.add_typer(projects.app, name="projects")
+app.add_typer(db.app, name="db")
+app.command("audit")(audit.audit)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except FunadeError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        console_err.print("Aborted.")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code if isinstance(code, int) else 0)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

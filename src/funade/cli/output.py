@@ -1,0 +1,47 @@
+"""Printing for people (rich tables) and scripts (--json), and the client the commands use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from funade.client import Client
+
+console = Console(highlight=False)
+console_err = Console(stderr=True, highlight=False)
+
+JSON_HELP = "Print JSON for scripts instead of a table."
+PROJECT_HELP = "Project to work in (default: FUNADE_PROJECT, else 'default')."
+
+
+def client(project: str | None = None) -> Client:
+    return Client(project=project)
+
+
+def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(value, BaseModel):
+        data: Any = value.model_dump(mode="json")
+    elif isinstance(value, dict):
+        data = value
+    else:
+        data = [v.model_dump(mode="json") for v in value]
+    console.print_json(json.dumps(data))
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*["-" if v is None or v == "" else str(v) for v in row])
+    console.print(grid)

@@ -1,0 +1,5 @@
+"""The Python client of the control plane."""
+
+from funade.client.client import Client, raise_for_error
+
+__all__ = ["Client", "raise_for_error"]

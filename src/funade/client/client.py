@@ -1,0 +1,396 @@
+"""The Python client of the control-plane REST API (used by the SDK, the CLI and people)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from funade.api.schemas import (
+    AliasOut,
+    ArtifactRef,
+    AuditOut,
+    KeyOut,
+    ModelOut,
+    NewKeyOut,
+    Page,
+    ProjectOut,
+    VersionIn,
+    VersionOut,
+    WhoAmI,
+)
+from funade.artifacts.digest import sha256_file
+from funade.errors import (
+    APIError,
+    ArtifactCorruptError,
+    AuthenticationError,
+    FunadeError,
+    error_class_for_code,
+)
+from funade.settings import Settings, load_settings
+
+Progress = Callable[[int, int], None]
+M = TypeVar("M", bound=BaseModel)
+CHUNK = 1024 * 1024
+
+
+class Client:
+    """Talks to a control plane at ``url``, or, with no URL, runs one in-process over
+    ``$FUNADE_HOME`` (see ``funade.client.local``).
+
+    >>> client = funade.Client()            # local, or FUNADE_URL / FUNADE_API_KEY
+    >>> client.get_version("churn", "production").version
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        project: str | None = None,
+        *,
+        settings: Settings | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        from funade.bootstrap import read_credentials
+
+        self.settings = settings if settings is not None else load_settings()
+        self.project = project or self.settings.project
+        url = url or self.settings.url
+        key = api_key or (
+            self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        )
+        self._local = None
+        if url:
+            transport: httpx.BaseTransport | None = None
+            base_url = url.rstrip("/")
+            key = key or read_credentials(self.settings)
+        else:
+            from funade.client.local import LocalServer
+
+            self._local = LocalServer(self.settings)
+            self._local.start()
+            transport = httpx.HTTPTransport(uds=str(self._local.socket_path))
+            base_url = "http://funade.local"
+            key = key or self._local.admin_key
+        self.url = base_url
+        headers = {"user-agent": "funade-python"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+        )
+
+    # Lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+        if self._local is not None:
+            self._local.stop()
+            self._local = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def is_local(self) -> bool:
+        return self._local is not None
+
+    # Plumbing -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise FunadeError(
+                f"Could not reach the funade API at {self.url}: {exc}.",
+                fix="Start it with `funade up`, or check FUNADE_URL.",
+            ) from exc
+        raise_for_error(response)
+        return response
+
+    def _get(self, path: str, model: type[M], **params: Any) -> M:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(self._request("GET", path, params=clean).json())
+
+    def _p(self, project: str | None) -> str:
+        return f"/api/v1/projects/{project or self.project}"
+
+    # Projects and identity ----------------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        return self._get("/api/v1/whoami", WhoAmI)
+
+    def list_projects(self) -> list[ProjectOut]:
+        rows = self._request("GET", "/api/v1/projects").json()
+        return [ProjectOut.model_validate(r) for r in rows]
+
+    def create_project(self, name: str, description: str = "") -> ProjectOut:
+        body = {"name": name, "description": description}
+        return ProjectOut.model_validate(
+            self._request("POST", "/api/v1/projects", json=body).json()
+        )
+
+    # Models -------------------------------------------------------------------------------
+
+    def list_models(
+        self,
+        *,
+        query: str | None = None,
+        archived: bool | None = False,
+        cursor: str | None = None,
+        limit: int = 50,
+        project: str | None = None,
+    ) -> Page[ModelOut]:
+        params = {"q": query, "archived": archived, "cursor": cursor, "limit": limit}
+        return self._get(f"{self._p(project)}/models", Page[ModelOut], **params)
+
+    def get_model(self, name: str, *, project: str | None = None) -> ModelOut:
+        return self._get(f"{self._p(project)}/models/{name}", ModelOut)
+
+    def update_model(self, name: str, *, project: str | None = None, **changes: Any) -> ModelOut:
+        body = {k: v for k, v in changes.items() if v is not None}
+        response = self._request("PATCH", f"{self._p(project)}/models/{name}", json=body)
+        return ModelOut.model_validate(response.json())
+
+    def delete_model(self, name: str, *, project: str | None = None) -> None:
+        self._request("DELETE", f"{self._p(project)}/models/{name}")
+
+    # Versions -----------------------------------------------------------------------------
+
+    def list_versions(
+        self,
+        model: str,
+        *,
+        tags: list[str] | None = None,
+        metrics: list[str] | None = None,
+        archived: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        project: str | None = None,
+    ) -> Page[VersionOut]:
+        params = {
+            "tag": tags,
+            "metric": metrics,
+            "archived": archived,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return self._get(f"{self._p(project)}/models/{model}/versions", Page[VersionOut], **params)
+
+    def iter_versions(self, model: str, **filters: Any) -> Iterator[VersionOut]:
+        cursor: str | None = None
+        while True:
+            page = self.list_versions(model, cursor=cursor, **filters)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_version(
+        self, model: str, ref: str | int = "latest", *, project: str | None = None
+    ) -> VersionOut:
+        """``ref``: a number, an alias, or ``latest``."""
+        return self._get(f"{self._p(project)}/models/{model}/versions/{ref}", VersionOut)
+
+    def create_version(
+        self, model: str, body: VersionIn, *, project: str | None = None
+    ) -> VersionOut:
+        path = f"{self._p(project)}/models/{model}/versions"
+        response = self._request("POST", path, json=body.model_dump(mode="json"))
+        return VersionOut.model_validate(response.json())
+
+    def update_version(
+        self, model: str, version: int, *, project: str | None = None, **changes: Any
+    ) -> VersionOut:
+        body = {k: v for k, v in changes.items() if v is not None}
+        path = f"{self._p(project)}/models/{model}/versions/{version}"
+        return VersionOut.model_validate(self._request("PATCH", path, json=body).json())
+
+    def delete_version(self, model: str, version: int, *, project: str | None = None) -> None:
+        self._request("DELETE", f"{self._p(project)}/models/{model}/versions/{version}")
+
+    # Aliases ------------------------------------------------------------------------------
+
+    def set_alias(
+        self, model: str, alias: str, version: int, *, project: str | None = None
+    ) -> AliasOut:
+        path = f"{self._p(project)}/models/{model}/aliases/{alias}"
+        return AliasOut.model_validate(self._request("PUT", path, json={"version": version}).json())
+
+    def delete_alias(self, model: str, alias: str, *, project: str | None = None) -> None:
+        self._request("DELETE", f"{self._p(project)}/models/{model}/aliases/{alias}")
+
+    def list_aliases(self, model: str, *, project: str | None = None) -> list[AliasOut]:
+        rows = self._request("GET", f"{self._p(project)}/models/{model}/aliases").json()
+        return [AliasOut.model_validate(r) for r in rows]
+
+    # Artifacts ----------------------------------------------------------------------------
+
+    def artifact_exists(self, digest: str, *, project: str | None = None) -> bool:
+        response = self._http.head(f"{self._p(project)}/artifacts/{digest}")
+        if response.status_code == 404:
+            return False
+        raise_for_error(response)
+        return True
+
+    def upload_artifact(
+        self,
+        path: Path,
+        *,
+        digest: str | None = None,
+        progress: Progress | None = None,
+        project: str | None = None,
+    ) -> ArtifactRef:
+        """Stream ``path`` to the artifact store (skipped if the project already has it)."""
+        digest = digest or sha256_file(path)
+        size = path.stat().st_size
+        if self.artifact_exists(digest, project=project):
+            if progress is not None:
+                progress(size, size)
+            return ArtifactRef(digest=digest, size=size)
+
+        def chunks() -> Iterator[bytes]:
+            done = 0
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    done += len(chunk)
+                    yield chunk
+                    if progress is not None:
+                        progress(done, size)
+
+        response = self._request(
+            "PUT",
+            f"{self._p(project)}/artifacts/{digest}",
+            content=chunks(),
+            headers={"content-length": str(size), "content-type": "application/octet-stream"},
+        )
+        return ArtifactRef.model_validate(response.json())
+
+    def download_artifact(
+        self,
+        digest: str,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        project: str | None = None,
+    ) -> Path:
+        """Stream an artifact to ``dest``, verifying its digest; nothing is left on mismatch."""
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            with (
+                self._http.stream("GET", f"{self._p(project)}/artifacts/{digest}") as response,
+                tmp.open("wb") as handle,
+            ):
+                raise_for_error(response)
+                total = int(response.headers.get("content-length", 0))
+                hasher = hashlib.sha256()
+                done = 0
+                for chunk in response.iter_bytes(CHUNK):
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+            actual = f"sha256:{hasher.hexdigest()}"
+            if actual != digest:
+                raise ArtifactCorruptError(
+                    f"Artifact {digest} arrived with digest {actual}.",
+                    field="digest",
+                    value=actual,
+                    fix="Download it again; if this repeats, the stored copy is damaged.",
+                )
+            os.replace(tmp, dest)
+        except httpx.HTTPError as exc:
+            raise ArtifactCorruptError(
+                f"The download of {digest} was cut off: {exc}.",
+                field="digest",
+                value=digest,
+                fix="Download it again; if this repeats, the stored copy may be damaged.",
+            ) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    def open_artifact(self, digest: str, *, project: str | None = None) -> Iterator[bytes]:
+        """The artifact's bytes as a stream (the caller verifies, e.g. ArtifactCache does)."""
+        with self._http.stream("GET", f"{self._p(project)}/artifacts/{digest}") as response:
+            raise_for_error(response)
+            yield from response.iter_bytes(CHUNK)
+
+    # Keys and audit -----------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        scopes: list[str],
+        *,
+        project: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> NewKeyOut:
+        body = {
+            "name": name,
+            "scopes": scopes,
+            "project": project,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        }
+        return NewKeyOut.model_validate(self._request("POST", "/api/v1/keys", json=body).json())
+
+    def list_keys(
+        self, *, project: str | None = None, include_revoked: bool = False
+    ) -> list[KeyOut]:
+        params: dict[str, Any] = {"include_revoked": include_revoked}
+        if project:
+            params["project"] = project
+        rows = self._request("GET", "/api/v1/keys", params=params).json()
+        return [KeyOut.model_validate(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> KeyOut:
+        return KeyOut.model_validate(self._request("DELETE", f"/api/v1/keys/{key_id}").json())
+
+    def audit(
+        self,
+        *,
+        project: str | None = None,
+        action: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[AuditOut]:
+        params = {"project": project, "action": action, "cursor": cursor, "limit": limit}
+        return self._get("/api/v1/audit", Page[AuditOut], **params)
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Turn an error response into the funade error class its ``code`` names."""
+    if response.status_code < 400:
+        return
+    if response.is_stream_consumed is False and not hasattr(response, "_content"):
+        response.read()
+    try:
+        body = response.json().get("error", {})
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("message") or f"HTTP {response.status_code} from {response.url}")
+    code = str(body.get("code", ""))
+    kwargs = {"field": body.get("field"), "value": body.get("value"), "fix": body.get("fix")}
+    cls = error_class_for_code(code)
+    if response.status_code == 401 and cls is None:
+        cls = AuthenticationError
+    if cls is None:
+        raise APIError(
+            message, status_code=response.status_code, code=code or "api_error", **kwargs
+        )
+    raise cls(message, **kwargs)

@@ -1,0 +1,133 @@
+"""``funade.log_model`` and ``funade.load_model``: the two calls a data scientist needs.
+
+Both go through ``funade.Client``: over HTTP when FUNADE_URL is set, otherwise to the same API
+run in-process over ``$FUNADE_HOME``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from funade.api.schemas import VersionIn, VersionOut
+from funade.artifacts import ArtifactCache, pack_directory
+from funade.client import Client
+from funade.names import check_alias_name, check_model_name, parse_model_ref
+from funade.progress import transfer_progress
+
+if TYPE_CHECKING:
+    from funade.registry.model import Model
+
+_default: Client | None = None
+_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """One client per process, made on first use from the environment's settings."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Client()
+            atexit.register(_close_default)
+        return _default
+
+
+def _close_default() -> None:
+    global _default
+    if _default is not None:
+        _default.close()
+        _default = None
+
+
+def log_model(
+    model: object,
+    name: str,
+    *,
+    sample_input: Any = None,
+    flavor: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+    datasets: Mapping[str, object] | None = None,
+    description: str = "",
+    alias: str | None = None,
+    project: str | None = None,
+    client: Client | None = None,
+    progress: bool | None = None,
+) -> VersionOut:
+    """Register ``model`` as the next immutable version of ``name``.
+
+    The model is saved with its flavor (detected, or ``flavor=``), loaded back and run on
+    ``sample_input`` to record its signature and golden examples, packed into one
+    content-addressed artifact, uploaded, and registered with its lineage (git commit, branch,
+    dirty flag, package versions, digests of ``datasets``), ``params``, ``metrics`` and ``tags``.
+    ``alias`` (e.g. "staging") is then pointed at the new version.
+    """
+    from funade.registry.lineage import capture_lineage
+    from funade.registry.package import build_package
+
+    check_model_name(name)
+    if alias is not None:
+        check_alias_name(alias)
+    client = client or default_client()
+    lineage = capture_lineage(datasets=datasets)
+    with tempfile.TemporaryDirectory(prefix="funade-package-") as tmp:
+        package_dir = Path(tmp) / "package"
+        package_dir.mkdir()
+        _, golden = build_package(
+            model, package_dir, sample_input=sample_input, flavor=flavor, options=options
+        )
+        blob = pack_directory(package_dir, Path(tmp) / "package.tar")
+        with transfer_progress(progress, f"Uploading {name}", blob.size) as report:
+            client.upload_artifact(
+                Path(tmp) / "package.tar", digest=blob.digest, progress=report, project=project
+            )
+    version = client.create_version(
+        name,
+        VersionIn(
+            artifact=blob.digest,
+            golden_examples=golden,
+            lineage=lineage,
+            params=dict(params or {}),
+            metrics=dict(metrics or {}),
+            tags=dict(tags or {}),
+            description=description,
+        ),
+        project=project,
+    )
+    if alias is not None:
+        client.set_alias(name, alias, version.version, project=project)
+        version = client.get_version(name, version.version, project=project)
+    return version
+
+
+def load_model(
+    ref: str,
+    *,
+    project: str | None = None,
+    client: Client | None = None,
+    cache_dir: Path | None = None,
+) -> Model:
+    """Load ``churn``, ``churn:3`` or ``churn@production`` into memory.
+
+    The package is fetched once into the local cache (keyed and verified by digest), unpacked,
+    its files checked against the manifest, and loaded by its flavor.
+    """
+    from funade.registry.package import load_package
+
+    name, version_ref = parse_model_ref(ref)
+    client = client or default_client()
+    version = client.get_version(name, version_ref, project=project)
+    cache = ArtifactCache(
+        cache_dir or client.settings.resolved_cache_dir,
+        lambda digest: client.open_artifact(digest, project=project),
+    )
+    model = load_package(cache.unpacked(version.artifact.digest))
+    model.name = name
+    model.version = version.version
+    return model

@@ -1,0 +1,185 @@
+"""One typed settings object, read once by entry points (CLI, SDK) and passed down.
+
+Sources, highest precedence first: arguments given in code, ``FUNADE_*`` environment variables,
+the TOML config file (``FUNADE_CONFIG``, else ``$FUNADE_HOME/config.toml`` when it exists),
+then the defaults below. Nothing else in funade reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from funade.errors import InvalidInputError
+
+DEFAULT_PORT = 8470
+
+
+class Settings(BaseSettings):
+    """funade's configuration. Every field is also the environment variable ``FUNADE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FUNADE_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default=Path("~/.funade"),
+        description="Directory for the local SQLite database, artifacts, cache and credentials.",
+    )
+    config: Path | None = Field(
+        default=None,
+        description="TOML file with settings; defaults to `$FUNADE_HOME/config.toml` if present.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store, e.g. "
+        "`postgresql+psycopg://user@host/db`. Default: SQLite at `$FUNADE_HOME/funade.db`.",
+    )
+    artifacts_url: str | None = Field(
+        default=None,
+        description="fsspec URL of the artifact store, e.g. `s3://bucket/prefix`. "
+        "Default: `$FUNADE_HOME/artifacts`.",
+    )
+    artifacts_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options for the artifact store as JSON, e.g. "
+        '`{"endpoint_url": "http://127.0.0.1:9000"}` for an S3-compatible server.',
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Local read-through cache of artifacts, by digest. "
+        "Default: `$FUNADE_HOME/cache`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the control plane listens on.")
+    port: int = Field(
+        default=DEFAULT_PORT, ge=0, le=65535, description="Port of the control plane."
+    )
+    url: str | None = Field(
+        default=None,
+        description="URL of a running control plane. When set, the SDK and CLI talk to it over "
+        "HTTP; when unset they run the same API in-process over `$FUNADE_HOME`.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key for the SDK and CLI. Default: the key `funade up` stored in "
+        "`$FUNADE_HOME/credentials`.",
+    )
+    project: str = Field(
+        default="default", description="Project (namespace) the SDK and CLI work in."
+    )
+    allow_cidrs: list[str] = Field(
+        default_factory=list,
+        description="If not empty, the control plane answers only clients whose address is in "
+        'one of these networks, e.g. `["127.0.0.1/32", "10.0.0.0/8"]`.',
+    )
+    max_artifact_bytes: int = Field(
+        default=64 * 1024**3,
+        gt=0,
+        description="Largest artifact the control plane accepts, in bytes (default 64 GiB).",
+    )
+    max_json_bytes: int = Field(
+        default=16 * 1024**2,
+        gt=0,
+        description="Largest JSON request body the control plane accepts, in bytes.",
+    )
+
+    @field_validator("home", "cache_dir", "config", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("allow_cidrs", mode="after")
+    @classmethod
+    def _check_cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"allow_cidrs entry {cidr!r} is not an IP network; "
+                    "write it like '10.0.0.0/8' or '127.0.0.1/32'"
+                ) from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Derived locations ---------------------------------------------------------------------
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'funade.db'}"
+
+    @cached_property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or str(self.home / "artifacts")
+
+    @cached_property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.home / "credentials"
+
+
+def _config_file() -> Path | None:
+    # The one place settings read the environment before the model does: to find the file.
+    explicit = os.environ.get("FUNADE_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise InvalidInputError(
+                f"FUNADE_CONFIG names {str(path)!r}, which is not a file.",
+                field="FUNADE_CONFIG",
+                value=explicit,
+                fix="Point it at a TOML file, or unset it.",
+            )
+        return path
+    home = Path(os.environ.get("FUNADE_HOME", "~/.funade")).expanduser()
+    candidate = home / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings once; turn validation failures into an error that names field and fix."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise InvalidInputError(
+            f"Setting {field!r} is invalid: {first['msg']} (got {first.get('input')!r}).",
+            field=field,
+            value=first.get("input"),
+            fix=f"Set FUNADE_{field.split('.')[0].upper()} or `{field}` in the config file "
+            "to a valid value (see docs/configuration.md).",
+        ) from None

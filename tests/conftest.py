@@ -1,0 +1,132 @@
+"""Shared fixtures: a funade home in a temp dir, the store on SQLite and PostgreSQL, a real
+control-plane server on a free port, and clients with keys of each scope."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from funade.api.app import create_app
+from funade.artifacts import ArtifactStore
+from funade.bootstrap import bootstrap
+from funade.client import Client
+from funade.settings import Settings
+from funade.store import Database, create_database, upgrade
+from tests.servers import serve
+
+POSTGRES_URL = os.environ.get(
+    "FUNADE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        import psycopg
+
+        url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except Exception as exc:
+        return str(exc)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never see the developer's FUNADE_* settings or home."""
+    for name in list(os.environ):
+        if name.startswith("FUNADE_") and name != "FUNADE_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("FUNADE_HOME", str(tmp_path / "default-home"))
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    problem = _postgres_reachable()
+    if problem is not None and os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable in CI: {problem}")
+    return problem is None
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store's URL: a fresh SQLite file, or a fresh schema in the PostgreSQL test database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'funade.db'}"
+        return
+    if not request.getfixturevalue("postgres_available"):
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    raw = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(raw, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(raw, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'funade.db'}"
+
+
+def make_settings(home: Path, database_url: str, **extra: object) -> Settings:
+    return Settings(home=home, database_url=database_url, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    """Settings over a temp home on SQLite (most API tests need one store, not both)."""
+    return make_settings(tmp_path / "home", sqlite_url)
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    db = create_database(settings.resolved_database_url)
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def admin_key(settings: Settings, database: Database) -> str:
+    return bootstrap(settings, database).admin_key
+
+
+@pytest.fixture
+def app_url(settings: Settings, database: Database, admin_key: str) -> Iterator[str]:
+    """A real control plane on a free port."""
+    app = create_app(settings, database, ArtifactStore.from_settings(settings))
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+def admin(app_url: str, admin_key: str, settings: Settings) -> Iterator[Client]:
+    with Client(url=app_url, api_key=admin_key, settings=settings) as client:
+        yield client
+
+
+@pytest.fixture
+def key_for(admin: Client, app_url: str, settings: Settings) -> Iterator[object]:
+    """``key_for(scopes, project=...)`` → a Client authenticated with a new key."""
+    made: list[Client] = []
+
+    def factory(scopes: list[str], project: str | None = "default") -> Client:
+        new = admin.create_key(f"test-{'-'.join(scopes)}", scopes, project=project)
+        client = Client(url=app_url, api_key=new.key, project=project, settings=settings)
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        client.close()
