@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from funade.errors import ConflictError, InvalidInputError, NotFoundError
@@ -161,11 +162,7 @@ def create_version(
     check_model_name(model_name, field="model")
     check_tags(new.tags)
     _check_metrics(new.metrics)
-    model = session.scalar(
-        select(Model).where(Model.project_id == project.id, Model.name == model_name)
-    )
-    if model is None:
-        model = create_model(session, project, model_name)
+    model = _get_or_create_model(session, project, model_name)
     # Take the number atomically: the UPDATE locks the model row until this transaction ends.
     number = (
         session.execute(
@@ -195,6 +192,20 @@ def create_version(
     session.add(version)
     session.flush()
     return version
+
+
+def _get_or_create_model(session: Session, project: Project, name: str) -> Model:
+    """The model, created if missing; safe when two first registrations race."""
+    query = select(Model).where(Model.project_id == project.id, Model.name == name)
+    model = session.scalar(query)
+    if model is not None:
+        return model
+    try:
+        with session.begin_nested():
+            return create_model(session, project, name)
+    except (IntegrityError, ConflictError):
+        # Another transaction created it first (and has committed, or we would still wait).
+        return session.scalars(query).one()
 
 
 def get_version(session: Session, model: Model, number: int) -> ModelVersion:
