@@ -58,3 +58,15 @@ def test_attributes_and_repr(model: Model, logreg: Any) -> None:
     )
     model.name, model.version = "churn", 3
     assert repr(model).startswith("<Model churn v3 flavor=sklearn")
+
+
+def test_predict_gives_the_first_output_or_the_one_asked_for(
+    model: Model, logreg: Any, data: Any
+) -> None:
+    x = data[0][:3]
+    np.testing.assert_array_equal(model.predict(x), logreg.predict(x))
+    np.testing.assert_allclose(model.predict(x, output="predict_proba"), logreg.predict_proba(x))
+    with pytest.raises(InvalidInputError, match="Model has no output 'proba'") as info:
+        model.predict(x, output="proba")
+    assert info.value.field == "output"
+    assert "predict_proba" in str(info.value)
