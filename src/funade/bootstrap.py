@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from funade.auth.keys import parse_key
-from funade.auth.service import authenticate, create_key
+from funade.auth.service import check_key, create_key
 from funade.errors import AuthenticationError, FunadeError, InvalidInputError
 from funade.projects import DEFAULT_PROJECT, ensure_project
 from funade.settings import Settings
@@ -89,8 +89,7 @@ def _valid_admin(db: Database, text: str) -> bool:
     try:
         parse_key(text)
         with db.read() as session:
-            principal = authenticate(session, text, client_ip=None)
-            session.rollback()
+            principal, _ = check_key(session, text, client_ip=None)
     except (AuthenticationError, FunadeError):
         return False
     return principal.is_global and "admin" in principal.granted

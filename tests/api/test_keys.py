@@ -98,3 +98,10 @@ def test_key_changes_are_audited(admin: Client) -> None:
     event = admin.audit(action="key.create").items[0]
     assert event.actor_name == "local-admin"
     assert event.client_ip == "127.0.0.1"
+
+
+def test_use_is_recorded(admin: Client, key_for: Callable[..., Client]) -> None:
+    reader = key_for(["read"])
+    key_id = reader.whoami().key_id
+    used = {k.id: k.last_used_at for k in admin.list_keys()}
+    assert used[key_id] is not None

@@ -6,13 +6,11 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import update
 
 from funade.api.state import AppState
 from funade.auth.principal import Principal, Scope
-from funade.auth.service import authenticate
+from funade.auth.service import check_key, touch_key
 from funade.errors import AuthenticationError
-from funade.store.schema import ApiKey
 
 
 def get_state(request: Request) -> AppState:
@@ -43,17 +41,11 @@ def current_principal(request: Request, state: State) -> Principal:
     text = _bearer(request)
     client_ip = request.client.host if request.client else None
     with state.db.read() as session:
-        principal = authenticate(session, text, client_ip=client_ip)
-        stale = bool(session.dirty)  # authenticate touched last_used_at
-        if stale:
-            touched = session.get(ApiKey, principal.key_id)
-            last_used = touched.last_used_at if touched else None
-            session.rollback()
-    if stale and last_used is not None:
+        principal, stale = check_key(session, text, client_ip=client_ip)
+    if stale and principal.key_id is not None:
+        # At most once a minute per key, so most requests stay read-only.
         with state.db.session() as session:
-            session.execute(
-                update(ApiKey).where(ApiKey.id == principal.key_id).values(last_used_at=last_used)
-            )
+            touch_key(session, principal.key_id)
     return principal
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from funade.auth.keys import generate_key, hash_secret, parse_key, secret_matches
@@ -76,8 +76,9 @@ def create_key(
     return text, row
 
 
-def authenticate(session: Session, text: str, *, client_ip: str | None) -> Principal:
-    """The principal for key ``text``; AuthenticationError if unknown, revoked or expired."""
+def check_key(session: Session, text: str, *, client_ip: str | None) -> tuple[Principal, bool]:
+    """The principal for key ``text``, and whether its ``last_used_at`` is stale; changes
+    nothing. AuthenticationError if the key is unknown, revoked or expired."""
     parts = parse_key(text)
     row = session.get(ApiKey, parts.key_id)
     if row is None or not secret_matches(parts.secret, row.secret_hash):
@@ -96,9 +97,21 @@ def authenticate(session: Session, text: str, *, client_ip: str | None) -> Princ
             f"API key {row.id!r} ({row.name}) expired at {row.expires_at.isoformat()}.",
             fix="Ask an admin for a new key (`funade keys create`).",
         )
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
-    return principal_for(row, client_ip=client_ip)
+    stale = row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION
+    return principal_for(row, client_ip=client_ip), stale
+
+
+def touch_key(session: Session, key_id: str) -> None:
+    """Record that the key was used now."""
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+
+
+def authenticate(session: Session, text: str, *, client_ip: str | None) -> Principal:
+    """``check_key``, then record the use (in the caller's read-write session)."""
+    principal, stale = check_key(session, text, client_ip=client_ip)
+    if stale and principal.key_id is not None:
+        touch_key(session, principal.key_id)
+    return principal
 
 
 def principal_for(row: ApiKey, *, client_ip: str | None = None) -> Principal:

@@ -375,8 +375,7 @@ def raise_for_error(response: httpx.Response) -> None:
     """Turn an error response into the funade error class its ``code`` names."""
     if response.status_code < 400:
         return
-    if response.is_stream_consumed is False and not hasattr(response, "_content"):
-        response.read()
+    response.read()  # a streamed response has not read its body yet
     try:
         body = response.json().get("error", {})
     except ValueError:
