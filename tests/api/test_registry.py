@@ -173,7 +173,11 @@ def _manifest(flavor: str, files: dict[str, bytes], **meta: object) -> bytes:
         "format_version": 1,
         "flavor": flavor,
         "flavor_metadata": meta,
-        "signature": {"inputs": [], "outputs": [], "input_format": "tensor"},
+        "signature": {
+            "inputs": [{"name": "input", "datatype": "FP64", "shape": [-1, 20]}],
+            "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]}],
+            "input_format": "tensor",
+        },
         "files": entries,
         "python_version": "3.11",
         "requirements": {},
@@ -189,12 +193,28 @@ def test_malformed_packages_are_refused_and_nothing_is_stored(
         ({"funade.json": b"{not json"}, InvalidArtifactError, "funade.json"),
         ({"funade.json": _manifest("tensorflow-x", {})}, UnknownFlavorError, "tensorflow-x"),
     ]
+    garbage = {"model.joblib": b"this is not a pickle at all"}
+    sklearn_meta = {"serialization": "joblib", "file": "model.joblib", "methods": ["predict"]}
+    cases.append(
+        (
+            {**garbage, "funade.json": _manifest("sklearn", garbage, **sklearn_meta)},
+            InvalidArtifactError,
+            "model.joblib",
+        )
+    )
+    good = _log(admin)
     for i, (files, error, text) in enumerate(cases):
         digest = _upload_package(admin, tmp_path / str(i), files)
         with pytest.raises(error, match=text):
             admin.create_version("churn", VersionIn(artifact=digest))
+        with pytest.raises(error, match=text):
+            admin.create_version("fresh", VersionIn(artifact=digest))
+    # What was stored is untouched: still one version, the same bytes; no new model either.
+    assert [v.version for v in admin.iter_versions("churn")] == [1]
+    assert admin.get_version("churn", "latest").artifact == good.artifact
     with pytest.raises(NotFoundError, match="does not exist"):
-        admin.get_model("churn")
+        admin.get_model("fresh")
+    assert [e.action for e in admin.audit(action="version.").items] == ["version.create"]
 
 
 def test_unuploaded_artifact_is_refused(admin: Client) -> None:
