@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from funade.auth.principal import Principal
-from funade.pagination import check_limit, decode_cursor, encode_cursor
+from funade.pagination import check_limit, decode_cursor, page_of
 from funade.store.schema import AuditEvent, Project
 
 
@@ -52,7 +52,4 @@ def list_events(
     position = decode_cursor(cursor)
     if position is not None:
         query = query.where(AuditEvent.id < int(position.get("id", 0)))
-    rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor({"id": rows[-1].id}) if more and rows else None
+    return page_of(list(session.scalars(query)), limit, lambda row: {"id": row.id})

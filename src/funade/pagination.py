@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from funade.errors import InvalidInputError
 
 MAX_LIMIT = 500
+T = TypeVar("T")
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
@@ -43,3 +45,12 @@ def check_limit(limit: int) -> int:
             fix=f"Ask for 1 to {MAX_LIMIT} items per page and follow `next_cursor` for more.",
         )
     return limit
+
+
+def page_of(
+    rows: list[T], limit: int, position: Callable[[T], dict[str, Any]]
+) -> tuple[list[T], str | None]:
+    """Cut ``rows`` (fetched with ``limit + 1``) to a page and the cursor after its last row."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(position(rows[-1])) if more and rows else None

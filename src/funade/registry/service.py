@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from funade.errors import ConflictError, InvalidInputError, NotFoundError
 from funade.names import check_alias_name, check_model_name, check_tags
-from funade.pagination import check_limit, decode_cursor, encode_cursor
+from funade.pagination import check_limit, decode_cursor, page_of
 from funade.store.schema import (
     Alias,
     Model,
@@ -120,10 +120,7 @@ def list_models(
     position = decode_cursor(cursor)
     if position is not None:
         stmt = stmt.where(Model.name > str(position.get("name", "")))
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor({"name": rows[-1].name}) if more and rows else None
+    return page_of(list(session.scalars(stmt)), limit, lambda row: {"name": row.name})
 
 
 def latest_version_numbers(session: Session, models: list[Model]) -> dict[int, int]:
@@ -385,10 +382,7 @@ def list_versions(
     position = decode_cursor(cursor)
     if position is not None:
         stmt = stmt.where(ModelVersion.number < int(position.get("number", 0)))
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor({"number": rows[-1].number}) if more and rows else None
+    return page_of(list(session.scalars(stmt)), limit, lambda row: {"number": row.number})
 
 
 def aliases_by_version(session: Session, model: Model) -> dict[int, list[str]]:
