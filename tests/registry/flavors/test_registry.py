@@ -21,7 +21,15 @@ class Echo:
 
 
 def test_names() -> None:
-    assert FLAVOR_NAMES == ("sklearn", "onnx", "python_class")
+    assert FLAVOR_NAMES == (
+        "sklearn",
+        "onnx",
+        "python_class",
+        "torch",
+        "xgboost",
+        "lightgbm",
+        "mlflow",
+    )
     assert [get_flavor(n).name for n in FLAVOR_NAMES] == list(FLAVOR_NAMES)
 
 

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from funade.errors import UnknownFlavorError
 from funade.registry.flavors.base import Flavor, LoadedModel, PackageFile
+from funade.registry.flavors.lightgbm import LightGBMFlavor
+from funade.registry.flavors.mlflow import MlflowFlavor
 from funade.registry.flavors.onnx import OnnxFlavor
 from funade.registry.flavors.pyclass import PyClassFlavor
 from funade.registry.flavors.sklearn import SklearnFlavor
+from funade.registry.flavors.torch import TorchFlavor
+from funade.registry.flavors.xgboost import XGBoostFlavor
 
 __all__ = [
     "FLAVOR_NAMES",
@@ -20,9 +24,27 @@ __all__ = [
     "get_flavor",
 ]
 
-# In the order detect_flavor tries them: the most specific first.
-_FLAVORS: tuple[Flavor, ...] = (OnnxFlavor(), SklearnFlavor(), PyClassFlavor())
-FLAVOR_NAMES: tuple[str, ...] = ("sklearn", "onnx", "python_class")
+# In the order detect_flavor tries them: the most specific first (xgboost's and lightgbm's
+# estimators are scikit-learn estimators too). A flavor's `matches` looks at a framework only if
+# it is already imported, and at a path only on disk, so detection imports nothing.
+_FLAVORS: tuple[Flavor, ...] = (
+    OnnxFlavor(),
+    TorchFlavor(),
+    XGBoostFlavor(),
+    LightGBMFlavor(),
+    SklearnFlavor(),
+    MlflowFlavor(),
+    PyClassFlavor(),
+)
+FLAVOR_NAMES: tuple[str, ...] = (
+    "sklearn",
+    "onnx",
+    "python_class",
+    "torch",
+    "xgboost",
+    "lightgbm",
+    "mlflow",
+)
 
 
 def get_flavor(name: str) -> Flavor:

@@ -8,6 +8,10 @@ arguments and calls ``load(data_dir)``. A class defined in a script (``__main__`
 without the script's top-level statements (only imports, definitions and literal constants are
 kept, on their original lines), so loading the model never re-runs the training script.
 ``predict`` receives the input in the form the sample was given (array, DataFrame or dict).
+
+The capture and loading of a class's source (``write_class_source``, ``load_class``,
+``check_class_source``, ``source_requirements``) are shared with flavors that rebuild a user's
+class from its source, such as torch's state dicts.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ OPTIONS = {"artifacts": "files or directories copied into the model's data direc
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-class PyClassMetadata(BaseModel):
-    """What ``PyClassFlavor.save`` records in ``funade.json``."""
+class ClassSource(BaseModel):
+    """Where a package holds the source of a user's class, and what the class is called."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +57,10 @@ class PyClassMetadata(BaseModel):
     module: str
     package: str | None = None
     class_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class PyClassMetadata(ClassSource):
+    """What ``PyClassFlavor.save`` records in ``funade.json``."""
 
 
 class PyClassModel:
@@ -101,49 +109,23 @@ class PyClassFlavor:
                 fix="Define the class at the top level of a module, with methods load(self, path) "
                 "and predict(self, inputs).",
             )
-        module_name = "main" if cls.__module__ == "__main__" else cls.__module__.replace(".", "_")
-        source_file = f"code/{module_name}.py"
-        (path / "code").mkdir()
-        (path / source_file).write_text(_capture_source(cls), encoding="utf-8")
+        source = write_class_source(cls, path)
         data = path / DATA_DIR
         data.mkdir()
         _copy_artifacts(options.get("artifacts") or {}, data)
         if callable(getattr(model, "save", None)):
             model.save(data)  # type: ignore[attr-defined]
-        package = getattr(sys.modules.get(cls.__module__), "__package__", None)
-        return {
-            "source": source_file,
-            "module": cls.__module__,
-            "package": package or None,
-            "class_name": cls.__qualname__,
-        }
+        return source.model_dump()
 
     def requirements(self, path: Path, metadata: Mapping[str, Any]) -> list[str]:
         meta = parse_metadata(PyClassMetadata, metadata, flavor=self.name)
-        tree = ast.parse((path / meta.source).read_text(encoding="utf-8"))
-        roots = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                roots |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                roots.add(node.module.split(".")[0])
-        dists = importlib.metadata.packages_distributions()
-        found = {d for r in roots - set(sys.stdlib_module_names) for d in dists.get(r, [])}
-        return sorted(found | {"numpy"})
+        return sorted({*source_requirements(path, meta), "numpy"})
 
     def load(
         self, path: Path, metadata: Mapping[str, Any], signature: Signature | None
     ) -> PyClassModel:
         meta = parse_metadata(PyClassMetadata, metadata, flavor=self.name)
-        module = _import_source(path / meta.source, meta)
-        cls = getattr(module, meta.class_name, None)
-        if not isinstance(cls, type):
-            raise ModelLoadError(
-                f"'{meta.source}' defines no class {meta.class_name}.",
-                field="flavor_metadata.class_name",
-                value=meta.class_name,
-                fix=REBUILD,
-            )
+        cls = load_class(path, meta, flavor=self.name)
         try:
             obj = cls()
         except Exception as exc:
@@ -166,27 +148,76 @@ class PyClassFlavor:
 
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(PyClassMetadata, metadata, flavor=self.name, on_server=True)
-        file = files.get(meta.source)
-        if file is None:
-            raise missing_file(meta.source, self.name)
-        try:
-            text = file.head.decode("utf-8", errors="strict" if file.complete else "ignore")
-            if file.complete:  # compile() parses; nothing is executed
-                tree = ast.parse(text, meta.source)
-                classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-                if meta.class_name not in classes:
-                    raise ValueError(f"it defines no top-level class {meta.class_name}")
-                compile(tree, meta.source, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
-            raise InvalidArtifactError(
-                f"'{meta.source}' is not valid Python source: {type(exc).__name__}: {exc}",
-                field="artifact",
-                value=meta.source,
-                fix=REBUILD,
-            ) from None
+        check_class_source(files, meta, flavor=self.name)
 
 
-def _capture_source(cls: type) -> str:
+def write_class_source(cls: type, path: Path) -> ClassSource:
+    """Write the source of the module defining ``cls`` into ``path/code/``; say where it is."""
+    module_name = "main" if cls.__module__ == "__main__" else cls.__module__.replace(".", "_")
+    source_file = f"code/{module_name}.py"
+    (path / "code").mkdir()
+    (path / source_file).write_text(capture_source(cls), encoding="utf-8")
+    package = getattr(sys.modules.get(cls.__module__), "__package__", None)
+    return ClassSource.model_construct(  # validated where it is read back, as before
+        source=source_file,
+        module=cls.__module__,
+        package=package or None,
+        class_name=cls.__qualname__,
+    )
+
+
+def load_class(path: Path, meta: ClassSource, *, flavor: str) -> type:
+    """The class ``meta`` names, from the source captured in the package at ``path``."""
+    module = import_source(path / meta.source, meta, flavor=flavor)
+    cls = getattr(module, meta.class_name, None)
+    if not isinstance(cls, type):
+        raise ModelLoadError(
+            f"'{meta.source}' defines no class {meta.class_name}.",
+            field="flavor_metadata.class_name",
+            value=meta.class_name,
+            fix=REBUILD,
+        )
+    return cls
+
+
+def source_requirements(path: Path, meta: ClassSource) -> list[str]:
+    """The installed distributions that the captured source imports (the standard library
+    left out)."""
+    tree = ast.parse((path / meta.source).read_text(encoding="utf-8"))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    dists = importlib.metadata.packages_distributions()
+    return sorted({d for r in roots - set(sys.stdlib_module_names) for d in dists.get(r, [])})
+
+
+def check_class_source(files: Mapping[str, PackageFile], meta: ClassSource, *, flavor: str) -> None:
+    """Refuse captured source that is missing, does not compile or lacks the class; the server
+    only parses it, nothing is executed."""
+    file = files.get(meta.source)
+    if file is None:
+        raise missing_file(meta.source, flavor)
+    try:
+        text = file.head.decode("utf-8", errors="strict" if file.complete else "ignore")
+        if file.complete:  # compile() parses; nothing is executed
+            tree = ast.parse(text, meta.source)
+            classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+            if meta.class_name not in classes:
+                raise ValueError(f"it defines no top-level class {meta.class_name}")
+            compile(tree, meta.source, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+        raise InvalidArtifactError(
+            f"'{meta.source}' is not valid Python source: {type(exc).__name__}: {exc}",
+            field="artifact",
+            value=meta.source,
+            fix=REBUILD,
+        ) from None
+
+
+def capture_source(cls: type) -> str:
     module = sys.modules.get(cls.__module__)
     try:
         source = inspect.getsource(module) if module is not None else None
@@ -259,7 +290,7 @@ def _copy_artifacts(artifacts: Mapping[str, Any], data: Path) -> None:
             )
 
 
-def _import_source(file: Path, meta: PyClassMetadata) -> types.ModuleType:
+def import_source(file: Path, meta: ClassSource, *, flavor: str) -> types.ModuleType:
     """Execute captured source as a module named after its digest (same source, same module)."""
     source = file.read_bytes()
     name = f"funade_model_{hashlib.sha256(source).hexdigest()[:16]}"
@@ -275,5 +306,5 @@ def _import_source(file: Path, meta: PyClassMetadata) -> types.ModuleType:
     except Exception as exc:
         del sys.modules[name]
         fix = "Install what the module imports where the model is loaded (see 'requirements')."
-        raise load_failure("python_class", meta.source, exc, fix) from exc
+        raise load_failure(flavor, meta.source, exc, fix) from exc
     return module
