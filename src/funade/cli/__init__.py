@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from funade.cli import audit, db, keys, models, projects, up
+from funade.cli import audit, db, keys, models, projects, serve, up
 from funade.cli.output import console_err
 from funade.errors import FunadeError
 
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up.up)
+app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
 app.add_typer(projects.app, name="projects")

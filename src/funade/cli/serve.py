@@ -1,0 +1,52 @@
+"""`funade serve`: one model behind the Open Inference Protocol (v2) and KServe v1."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from funade.cli.output import console
+from funade.serving.config import make_config
+from funade.serving.server import serve as run_server
+from funade.settings import load_settings
+
+
+def serve(
+    source: Annotated[
+        str, typer.Argument(help="churn:3, churn@production, churn, or a package directory/tar.")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes behind the port.")] = 1,
+    name: Annotated[
+        str | None, typer.Option(help="Serve under this name (default: the model's).")
+    ] = None,
+    max_batch_size: Annotated[
+        int, typer.Option(help="Most rows per model call (1: no batching).")
+    ] = 64,
+    max_latency_ms: Annotated[
+        float, typer.Option(help="Wait this long to fill a batch (0: never).")
+    ] = 0.0,
+    timeout_ms: Annotated[float, typer.Option(help="Per-request timeout (504 past it).")] = 30_000,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 64
+    * 1024**2,
+) -> None:
+    """Serve one model version over HTTP (v2 Open Inference Protocol, v1, /metrics)."""
+    config = make_config(
+        source=source,
+        name=name,
+        host=host,
+        port=port,
+        workers=workers,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
+        timeout_ms=timeout_ms,
+        max_body_bytes=max_body_bytes,
+    )
+    settings = load_settings()
+
+    def announce(url: str) -> None:
+        console.print(f"funade serve: {source} at {url} (ready at {url}/v2/health/ready)")
+
+    run_server(config, settings, announce=announce)

@@ -1,0 +1,62 @@
+"""What one model server is told: which model, where to listen, how to batch and time out."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServeConfig(BaseModel):
+    """Settings of `funade serve` (and of every replica a deployment starts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(
+        description="What to serve: 'churn:3', 'churn@production', 'churn' (latest), or a local "
+        "model package directory or tar."
+    )
+    name: str | None = Field(
+        default=None, description="Name the model is served under (default: the model's name)."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes behind the port.")
+    max_batch_size: int = Field(
+        default=64, ge=1, description="Most rows merged into one model call (1 turns batching off)."
+    )
+    max_latency_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a batch may wait for more rows when it is not full. 0: never wait "
+        "(batches still form while the model is busy).",
+    )
+    timeout_ms: float = Field(
+        default=30_000, gt=0, description="Per-request limit; past it the client gets a 504."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024**2, gt=0, description="Largest request body accepted (413 above)."
+    )
+    hang_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A model call running longer than this makes liveness fail, so a "
+        "supervisor restarts the replica.",
+    )
+
+
+def make_config(**values: object) -> ServeConfig:
+    """A ServeConfig, with a validation failure turned into an error naming field and fix."""
+    from pydantic import ValidationError
+
+    from funade.errors import InvalidInputError
+
+    try:
+        return ServeConfig.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "config"
+        raise InvalidInputError(
+            f"Serving option {field!r} is invalid: {first['msg']} (got {first.get('input')!r}).",
+            field=field,
+            value=first.get("input"),
+            fix=f"See `funade serve --help` for what {field!r} accepts.",
+        ) from None

@@ -1,0 +1,484 @@
+"""The Open Inference Protocol v2 over REST: inference bodies, metadata and errors as bytes.
+
+Follows the OIP REST spec (KServe's "v2", Triton's and MLServer's HTTP API) and Triton's
+``binary_tensor_data`` extension, so ``tritonclient.http`` and KServe's ``InferenceRESTClient``
+work unmodified. Pure functions: the server passes the body and the
+``Inference-Header-Content-Length`` header in and sends what comes out.
+
+Choices where the spec leaves room:
+
+- Tensor ``data`` may be flat or nested (row-major); only the element count must match the
+  shape. Values must already be of the datatype's kind: JSON true/false for ``BOOL``, integers in
+  range for the integer types, numbers for the float types (``FP16`` included), strings for
+  ``BYTES`` (kept as their UTF-8 ``bytes``). Nothing is coerced across kinds (``jsondata``).
+- A ``BYTES`` output asked for as JSON that holds bytes which are not UTF-8 is sent as binary
+  data instead (with ``binary_data_size``): JSON cannot carry it, and both NVIDIA's and KServe's
+  clients read any output that has ``binary_data_size`` from the binary part.
+- A response with any binary output is ``application/octet-stream`` with
+  ``Inference-Header-Content-Length``, as Triton sends it; otherwise ``application/json``.
+- Non-finite floats in JSON outputs are written as ``null`` (JSON has no NaN); ask for binary
+  outputs to keep them. In requests, ``NaN``/``Infinity`` literals (which ``tritonclient`` writes)
+  are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from funade.errors import InvalidInputError
+from funade.registry.tensors import DATATYPES, datatype_of, numpy_dtype
+from funade.serving.protocol.binary import Buffer, tensor_from_bytes, tensor_to_bytes
+from funade.serving.protocol.jsondata import array_from_json, json_kind, texts
+from funade.serving.protocol.types import (
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    RequestedOutput,
+)
+
+__all__ = [
+    "BINARY_EXTENSION",
+    "HEADER_LENGTH",
+    "JSON_CONTENT_TYPE",
+    "OCTET_CONTENT_TYPE",
+    "TensorSpecLike",
+    "decode_infer_request",
+    "encode_infer_response",
+    "error_body",
+    "model_metadata",
+    "server_metadata",
+]
+
+HEADER_LENGTH = "inference-header-content-length"
+JSON_CONTENT_TYPE = "application/json"
+OCTET_CONTENT_TYPE = "application/octet-stream"
+BINARY_EXTENSION = "binary_tensor_data"
+
+_DATATYPE_LIST = ", ".join(DATATYPES)
+_UNSUPPORTED = {
+    "shared_memory_region": "shared memory",
+    "classification": "classification outputs",
+}
+
+
+class TensorSpecLike(Protocol):
+    """A tensor's metadata: ``funade.registry.signature.TensorSpec`` is one."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def datatype(self) -> str: ...
+    @property
+    def shape(self) -> list[int]: ...
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def decode_infer_request(body: Buffer, *, header_length: int | None = None) -> InferRequest:
+    """An inference request body as an ``InferRequest``. With ``header_length`` (the
+    ``Inference-Header-Content-Length`` header), ``body[:header_length]`` is the JSON and the
+    rest is binary input data, taken in input order by each input's ``binary_data_size``."""
+    view = memoryview(body)
+    if header_length is None:
+        header, rest = view, view[len(view) :]
+    elif not 0 <= header_length <= len(view):
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length is {header_length}, but the body has "
+            f"{len(view)} bytes.",
+            field="Inference-Header-Content-Length",
+            value=header_length,
+            fix="Give the length of the JSON part of the body, at most the body's length.",
+        )
+    else:
+        header, rest = view[:header_length], view[header_length:]
+    doc = _load_json(header)
+    if not isinstance(doc, dict):
+        raise InvalidInputError(
+            f"The request body is a JSON {json_kind(doc)}, not an object.",
+            field="body",
+            value=json_kind(doc),
+            fix='Send an object like {"inputs": [{"name", "datatype", "shape", "data"}]}.',
+        )
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list):
+        raise InvalidInputError(
+            'The request has no "inputs" list.'
+            if raw_inputs is None
+            else f'"inputs" is a JSON {json_kind(raw_inputs)}, not a list.',
+            field="inputs",
+            value=json_kind(raw_inputs),
+            fix='Send "inputs": [{"name", "datatype", "shape", "data"}, ...].',
+        )
+    parameters = _parameters(doc.get("parameters"), "parameters")
+    binary_output = _flag(parameters.get("binary_data_output"), "parameters.binary_data_output")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInputError(
+            f'The request "id" is a JSON {json_kind(request_id)}, not a string.',
+            field="id",
+            value=request_id,
+            fix='Give "id" as a string, or leave it out.',
+        )
+    inputs: list[InferInput] = []
+    seen: dict[str, int] = {}
+    offset = 0
+    for index, item in enumerate(raw_inputs):
+        infer_input, offset = _input(index, item, rest, offset, header_length is not None)
+        if infer_input.name in seen:
+            raise InvalidInputError(
+                f"Input '{infer_input.name}' is given twice (inputs[{seen[infer_input.name]}] "
+                f"and inputs[{index}]).",
+                field=f"inputs[{index}].name",
+                value=infer_input.name,
+                fix="Send each input once.",
+            )
+        seen[infer_input.name] = index
+        inputs.append(infer_input)
+    if offset != len(rest):
+        raise InvalidInputError(
+            f"The body has {len(rest) - offset} bytes after the JSON that no input's "
+            f"binary_data_size accounts for ({offset} of {len(rest)} used).",
+            field="body",
+            value=len(rest),
+            fix="Set Inference-Header-Content-Length to the JSON's length, and binary_data_size "
+            "on each binary input to its byte count.",
+        )
+    return InferRequest(
+        id=request_id,
+        inputs=inputs,
+        outputs=_requested_outputs(doc.get("outputs")),
+        parameters=parameters,
+        binary_output=binary_output,
+    )
+
+
+def _load_json(data: memoryview) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        try:  # the standard library also reads NaN and Infinity, which tritonclient writes
+            return json.loads(bytes(data))
+        except ValueError:
+            pass
+        raise InvalidInputError(
+            f"The request body is not valid JSON: {exc}.",
+            field="body",
+            value=bytes(data[:80]).decode("utf-8", "replace"),
+            fix="Send a JSON object; with binary data after it, set "
+            "Inference-Header-Content-Length to the JSON's length in bytes.",
+        ) from None
+
+
+def _input(
+    index: int, item: Any, rest: memoryview, offset: int, has_header: bool
+) -> tuple[InferInput, int]:
+    where = f"inputs[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidInputError(
+            f"{where} is a JSON {json_kind(item)}, not an object.",
+            field=where,
+            value=json_kind(item),
+            fix='Give each input as {"name", "datatype", "shape", "data"}.',
+        )
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(
+            f"{where} has no name.",
+            field=f"{where}.name",
+            value=name,
+            fix='Give each input a "name" string.',
+        )
+    datatype = item.get("datatype")
+    if datatype not in DATATYPES:
+        raise InvalidInputError(
+            f"Input '{name}' has datatype {datatype!r}, which is not an Open Inference "
+            "Protocol datatype.",
+            field=f"{where}.datatype",
+            value=datatype,
+            fix=f"Use one of: {_DATATYPE_LIST}.",
+        )
+    shape = item.get("shape")
+    if not isinstance(shape, list) or not all(
+        type(d) is int and d >= 0
+        for d in shape  # bools are ints, but not sizes
+    ):
+        raise InvalidInputError(
+            f"Input '{name}' has shape {shape!r}, which is not a list of sizes.",
+            field=f"{where}.shape",
+            value=shape,
+            fix='Give "shape" as a list of non-negative integers, e.g. [2, 3].',
+        )
+    parameters = _parameters(item.get("parameters"), f"{where}.parameters")
+    _refuse_unsupported(parameters, f"{where}.parameters")
+    size = parameters.get("binary_data_size")
+    data = item.get("data")
+    if size is None:
+        if not isinstance(data, list):
+            raise InvalidInputError(
+                f"Input '{name}' has no \"data\" list"
+                + ("." if data is None else f" (it is a JSON {json_kind(data)})."),
+                field=f"{where}.data",
+                value=json_kind(data),
+                fix='Give the values as "data": [...] (flat or nested, row-major), or send them '
+                "as binary data with the binary_data_size parameter.",
+            )
+        array = array_from_json(data, datatype, shape, name, f"{where}.data")
+        return InferInput(name, datatype, shape, array, parameters), offset
+    if type(size) is not int or size < 0:
+        raise InvalidInputError(
+            f"Input '{name}' has binary_data_size {size!r}, which is not a byte count.",
+            field=f"{where}.parameters.binary_data_size",
+            value=size,
+            fix="Give binary_data_size as a non-negative integer.",
+        )
+    if data is not None:
+        raise InvalidInputError(
+            f"Input '{name}' has both \"data\" and binary_data_size.",
+            field=f"{where}.data",
+            value=json_kind(data),
+            fix='Send the values either in "data" or as binary data, not both.',
+        )
+    if size and not has_header:
+        raise InvalidInputError(
+            f"Input '{name}' declares {size} bytes of binary data, but the request has no "
+            "Inference-Header-Content-Length header, so its body is all JSON.",
+            field=f"{where}.parameters.binary_data_size",
+            value=size,
+            fix="Send the Inference-Header-Content-Length header with the JSON's length, and "
+            "the binary data after the JSON.",
+        )
+    if offset + size > len(rest):
+        raise InvalidInputError(
+            f"Input '{name}' declares {size} bytes of binary data, but only "
+            f"{len(rest) - offset} remain after the JSON and the inputs before it.",
+            field=f"{where}.parameters.binary_data_size",
+            value=size,
+            fix="Append each binary input's bytes after the JSON, in input order, or correct "
+            "binary_data_size.",
+        )
+    array = tensor_from_bytes(
+        rest[offset : offset + size],
+        datatype,
+        shape,
+        field=f"{where}.parameters.binary_data_size",
+        name=name,
+    )
+    return InferInput(name, datatype, shape, array, parameters), offset + size
+
+
+def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise InvalidInputError(
+            f'"outputs" is a JSON {json_kind(raw)}, not a list.',
+            field="outputs",
+            value=json_kind(raw),
+            fix='Send "outputs": [{"name": ...}, ...], or leave it out for every output.',
+        )
+    outputs: list[RequestedOutput] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"outputs[{index}]"
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(
+                f"{where} has no name.",
+                field=f"{where}.name",
+                value=name if isinstance(item, dict) else json_kind(item),
+                fix='Give each requested output as {"name": ..., "parameters": {...}}.',
+            )
+        if name in seen:
+            raise InvalidInputError(
+                f"Output '{name}' is requested twice.",
+                field=f"{where}.name",
+                value=name,
+                fix="Request each output once.",
+            )
+        seen.add(name)
+        parameters = _parameters(item.get("parameters"), f"{where}.parameters")
+        _refuse_unsupported(parameters, f"{where}.parameters")
+        binary = parameters.get("binary_data")
+        if binary is not None:
+            binary = _flag(binary, f"{where}.parameters.binary_data")
+        outputs.append(RequestedOutput(name=name, binary=binary, parameters=parameters))
+    return outputs
+
+
+def _parameters(raw: Any, field: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInputError(
+            f'"{field}" is a JSON {json_kind(raw)}, not an object.',
+            field=field,
+            value=json_kind(raw),
+            fix='Give parameters as an object, e.g. {"binary_data_output": true}.',
+        )
+    return raw
+
+
+def _flag(raw: Any, field: str) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise InvalidInputError(
+            f"{field} is {raw!r}, not true or false.",
+            field=field,
+            value=raw,
+            fix="Give it as JSON true or false.",
+        )
+    return raw
+
+
+def _refuse_unsupported(parameters: dict[str, Any], field: str) -> None:
+    for key, feature in _UNSUPPORTED.items():
+        if key in parameters:
+            raise InvalidInputError(
+                f"This server does not support {feature} ('{key}' in {field}).",
+                field=f"{field}.{key}",
+                value=parameters[key],
+                fix=f"Leave out '{key}' and send or receive the tensor itself.",
+            )
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+def encode_infer_response(
+    response: InferResponse, request: InferRequest | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers (``content-type``; with binary outputs also
+    ``inference-header-content-length``) of ``response``, with the outputs ``request`` asked
+    for, in its order, each as JSON or binary data as it asked."""
+    entries: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    any_binary = False
+    for output, binary in _selected(response.outputs, request):
+        entry, chunk = _output(output, binary)
+        entries.append(entry)
+        if chunk is not None:
+            any_binary = True
+            chunks.append(chunk)
+    doc: dict[str, Any] = {"model_name": response.model_name}
+    if response.model_version is not None:
+        doc["model_version"] = response.model_version
+    if response.id is not None:
+        doc["id"] = response.id
+    if response.parameters:
+        doc["parameters"] = response.parameters
+    doc["outputs"] = entries
+    header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not any_binary:
+        return header, {"content-type": JSON_CONTENT_TYPE}
+    headers = {"content-type": OCTET_CONTENT_TYPE, HEADER_LENGTH: str(len(header))}
+    return b"".join([header, *chunks]), headers
+
+
+def _selected(
+    outputs: list[InferOutput], request: InferRequest | None
+) -> list[tuple[InferOutput, bool]]:
+    if request is None:
+        return [(output, False) for output in outputs]
+    default = request.binary_output
+    if request.outputs is None:
+        return [(output, default) for output in outputs]
+    by_name = {output.name: output for output in outputs}
+    chosen: list[tuple[InferOutput, bool]] = []
+    for wanted in request.outputs:
+        output = by_name.get(wanted.name)
+        if output is None:
+            raise InvalidInputError(
+                f"The model has no output '{wanted.name}'.",
+                field="outputs",
+                value=wanted.name,
+                fix=f'Request one of {list(by_name)}, or leave out "outputs" for all.',
+            )
+        chosen.append((output, default if wanted.binary is None else wanted.binary))
+    return chosen
+
+
+def _output(output: InferOutput, binary: bool) -> tuple[dict[str, Any], bytes | None]:
+    array = np.asarray(output.data)
+    datatype = output.datatype or datatype_of(array, name=output.name)
+    data: Any = None
+    if datatype == "BYTES":
+        if not binary:
+            data = texts(array, output.name)
+            binary = data is None  # bytes that are not UTF-8 cannot be JSON strings
+    else:
+        target = numpy_dtype(datatype)
+        if array.dtype != target:
+            array = _cast_output(array, datatype, output.name)
+        if not binary:
+            data = np.ascontiguousarray(array.reshape(-1))  # orjson writes it natively
+    entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": list(array.shape)}
+    parameters = {k: v for k, v in output.parameters.items() if k != "binary_data_size"}
+    if not binary:
+        if parameters:
+            entry["parameters"] = parameters
+        entry["data"] = data
+        return entry, None
+    chunk = tensor_to_bytes(array, datatype, name=output.name)
+    entry["parameters"] = {**parameters, "binary_data_size": len(chunk)}
+    return entry, chunk
+
+
+def _cast_output(array: npt.NDArray[Any], datatype: str, name: str) -> npt.NDArray[Any]:
+    try:
+        return array.astype(numpy_dtype(datatype))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"Output '{name}' ({array.dtype}) cannot be sent as {datatype}: {exc}.",
+            field=f"outputs.{name}",
+            value=str(array.dtype),
+            fix="Declare the datatype that matches the output, or convert the output.",
+        ) from None
+
+
+# --- metadata and errors ------------------------------------------------------------------------
+
+
+def model_metadata(
+    name: str,
+    versions: Sequence[str],
+    platform: str,
+    inputs: Sequence[TensorSpecLike],
+    outputs: Sequence[TensorSpecLike],
+) -> dict[str, Any]:
+    """The body of ``GET /v2/models/{name}``: ``-1`` in a shape is a size that may vary."""
+    return {
+        "name": name,
+        "versions": list(versions),
+        "platform": platform,
+        "inputs": [_tensor_metadata(spec) for spec in inputs],
+        "outputs": [_tensor_metadata(spec) for spec in outputs],
+    }
+
+
+def _tensor_metadata(spec: TensorSpecLike) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+
+
+def server_metadata(
+    name: str, version: str, extensions: Sequence[str] = (BINARY_EXTENSION,)
+) -> dict[str, Any]:
+    """The body of ``GET /v2``; ``binary_tensor_data`` is always listed, as this module
+    implements it."""
+    listed = list(extensions)
+    if BINARY_EXTENSION not in listed:
+        listed.insert(0, BINARY_EXTENSION)
+    return {"name": name, "version": version, "extensions": listed}
+
+
+def error_body(message: str) -> bytes:
+    """An OIP error body, ``{"error": message}`` (what ``tritonclient`` and KServe read)."""
+    return orjson.dumps({"error": message})

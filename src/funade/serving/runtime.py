@@ -1,0 +1,214 @@
+"""A loaded model behind a batcher: input checks against the signature, timeouts, health.
+
+The model is loaded in a background thread after the server starts, so liveness answers at once
+and readiness turns true only when the model can answer. Model code runs in one dedicated
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from funade.errors import InvalidInputError
+from funade.registry.model import Model
+from funade.registry.signature import Signature, TensorSpec
+from funade.registry.tensors import numpy_dtype
+from funade.serving.batching import Batcher, BatchStats, Tensors
+from funade.serving.config import ServeConfig
+from funade.serving.metrics import ServingMetrics
+
+
+class ModelTimeoutError(Exception):
+    """The model did not answer within the request timeout."""
+
+
+class NotReadyError(Exception):
+    """The model is still loading (or failed to load)."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the loader gives: the model and how to call it."""
+
+    model: Model
+    name: str
+    version: str | None
+    digest: str | None
+
+
+class ModelRuntime:
+    def __init__(
+        self, config: ServeConfig, load: Callable[[], Loaded], metrics: ServingMetrics
+    ) -> None:
+        self.config = config
+        self._load = load
+        self.metrics = metrics
+        self.loaded: Loaded | None = None
+        self.load_error: str | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._batcher: Batcher | None = None
+        self._loader: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    # Lifetime ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loader = threading.Thread(
+            target=self._load_model, args=(loop,), name="model-loader", daemon=True
+        )
+        self._loader.start()
+
+    def _load_model(self, loop: asyncio.AbstractEventLoop) -> None:
+        started = time.perf_counter()
+        try:
+            loaded = self._load()
+        except Exception as exc:  # reported by readiness and by every request
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.metrics.load_seconds.labels(self.metrics.model).set(time.perf_counter() - started)
+        loop.call_soon_threadsafe(self._become_ready, loaded)
+
+    def _become_ready(self, loaded: Loaded) -> None:
+        batch = self.config.max_batch_size if _batchable(loaded.model.signature) else 1
+        self._batcher = Batcher(
+            loaded.model.predict_conformed,
+            self._executor,
+            max_batch_size=batch,
+            max_latency_ms=self.config.max_latency_ms,
+            on_batch=self._record_batch,
+        )
+        self._batcher.start()
+        self.loaded = loaded
+        self._ready.set()
+
+    async def stop(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    # Health --------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded is not None and not self._overdue(self.config.timeout_ms / 1000)
+
+    @property
+    def live(self) -> bool:
+        return not self._overdue(self.config.hang_seconds)
+
+    def _overdue(self, seconds: float) -> bool:
+        busy = self._batcher.busy_since if self._batcher is not None else None
+        return busy is not None and time.perf_counter() - busy > seconds
+
+    # Inference -----------------------------------------------------------------------------
+
+    def require_ready(self) -> Loaded:
+        if self.loaded is None:
+            if self.load_error is not None:
+                raise NotReadyError(f"The model failed to load: {self.load_error}")
+            raise NotReadyError("The model is still loading; retry when /v2/health/ready is 200.")
+        return self.loaded
+
+    async def infer(self, inputs: Tensors) -> Tensors:
+        self.require_ready()
+        assert self._batcher is not None
+        try:
+            return await asyncio.wait_for(
+                self._batcher.submit(inputs), self.config.timeout_ms / 1000
+            )
+        except TimeoutError:
+            raise ModelTimeoutError(
+                f"The model did not answer within {self.config.timeout_ms:g} ms."
+            ) from None
+
+    def _record_batch(self, stats: BatchStats) -> None:
+        self.metrics.batch_size.labels(self.metrics.model).observe(stats.rows)
+        queue = self.metrics.queue.labels(self.metrics.model)
+        for seconds in stats.queue_seconds:
+            queue.observe(seconds)
+
+
+def _batchable(signature: Signature) -> bool:
+    """Batch only models whose every input has a variable first (batch) dimension."""
+    return all(spec.shape and spec.shape[0] == -1 for spec in signature.inputs)
+
+
+def check_inputs(
+    given: Mapping[str, tuple[str | None, npt.NDArray[Any]]], signature: Signature
+) -> Tensors:
+    """Named tensors (with the datatype the client declared, if any) checked against the
+    signature: names, datatype kind and shape; cast to the signature's datatypes."""
+    specs = {spec.name: spec for spec in signature.inputs}
+    for name in given:
+        if name not in specs:
+            raise InvalidInputError(
+                f"The model has no input {name!r}.",
+                field=f"inputs.{name}",
+                value=name,
+                fix=f"Send the inputs {_describe(signature.inputs)}.",
+            )
+    out: Tensors = {}
+    for spec in signature.inputs:
+        if spec.name not in given:
+            raise InvalidInputError(
+                f"Input {spec.name!r} is missing.",
+                field=f"inputs.{spec.name}",
+                value=sorted(given),
+                fix=f"Send the inputs {_describe(signature.inputs)}.",
+            )
+        declared, array = given[spec.name]
+        out[spec.name] = _conform(spec, declared, array)
+    rows = {a.shape[0] for a in out.values() if a.ndim > 0}
+    if len(rows) > 1:
+        raise InvalidInputError(
+            f"The inputs have different batch sizes {sorted(rows)}.",
+            field="inputs",
+            value=sorted(rows),
+            fix="Send the same number of rows in every input.",
+        )
+    return out
+
+
+def _conform(spec: TensorSpec, declared: str | None, array: npt.NDArray[Any]) -> Any:
+    want = numpy_dtype(spec.datatype)
+    have = array.dtype
+    bytes_wanted = spec.datatype == "BYTES"
+    bytes_given = have.kind in "OSU"
+    if bytes_wanted != bytes_given or (
+        not bytes_wanted and not np.can_cast(have, want, casting="same_kind")
+    ):
+        raise InvalidInputError(
+            f"Input {spec.name!r} has datatype {declared or have}; the model takes "
+            f"{spec.datatype}.",
+            field=f"inputs.{spec.name}.datatype",
+            value=declared or str(have),
+            fix=f"Send {spec.name!r} as {spec.datatype}.",
+        )
+    shape = list(array.shape)
+    if len(shape) != len(spec.shape) or any(
+        w not in (-1, s) for s, w in zip(shape, spec.shape, strict=False)
+    ):
+        raise InvalidInputError(
+            f"Input {spec.name!r} has shape {shape}; the model takes {spec.shape} (-1: any size).",
+            field=f"inputs.{spec.name}.shape",
+            value=shape,
+            fix=f"Send {spec.name!r} with shape {spec.shape}.",
+        )
+    return array if bytes_wanted or have == want else array.astype(want, copy=False)
+
+
+def _describe(specs: list[TensorSpec]) -> str:
+    return ", ".join(f"{s.name} ({s.datatype} {s.shape})" for s in specs)

@@ -1,0 +1,163 @@
+"""The adaptive batcher, driven by a fake model that records its calls (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from funade.serving.batching import Batcher, BatchStats
+
+
+class FakeModel:
+    """Doubles its input; records batch sizes; can block until released, or fail on a value."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.gate.wait(5)
+        x = inputs["x"]
+        self.calls.append(len(x))
+        if (x == -1).any():
+            raise ValueError("poison")
+        return {"y": x * 2, "z": x + 1}
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_lone_request_runs_at_once() -> None:
+    model = FakeModel()
+
+    async def main() -> Any:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8)
+            batcher.start()
+            out = await batcher.submit({"x": np.array([[1.0]])})
+            await batcher.stop()
+            return out
+
+    out = run(main())
+    np.testing.assert_array_equal(out["y"], [[2.0]])
+    assert model.calls == [1]
+
+
+def test_requests_queued_while_busy_form_one_batch_and_split_back() -> None:
+    model = FakeModel()
+    stats: list[BatchStats] = []
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model, pool, max_batch_size=64, on_batch=stats.append)
+            batcher.start()
+            model.gate.clear()
+            first = asyncio.ensure_future(batcher.submit({"x": np.array([[0.0]])}))
+            await asyncio.sleep(0.05)  # the first call is now blocked in the model
+            rest = [
+                asyncio.ensure_future(batcher.submit({"x": np.full((n, 1), float(n))}))
+                for n in (1, 2, 3)
+            ]
+            await asyncio.sleep(0.05)
+            model.gate.set()
+            results = await asyncio.gather(first, *rest)
+            await batcher.stop()
+            return results
+
+    results = run(main())
+    assert model.calls == [1, 6]
+    for n, out in zip((1, 2, 3), results[1:], strict=True):
+        np.testing.assert_array_equal(out["y"], np.full((n, 1), 2.0 * n))
+        np.testing.assert_array_equal(out["z"], np.full((n, 1), n + 1.0))
+    assert [s.rows for s in stats] == [1, 6]
+    assert [s.requests for s in stats] == [1, 3]
+
+
+def test_max_batch_size_is_respected_and_the_rest_carried_over() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model, pool, max_batch_size=4)
+            batcher.start()
+            model.gate.clear()
+            first = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}))
+            await asyncio.sleep(0.05)
+            rest = [asyncio.ensure_future(batcher.submit({"x": np.ones((3, 1))})) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            model.gate.set()
+            await asyncio.gather(first, *rest)
+            await batcher.stop()
+
+    run(main())
+    assert model.calls == [1, 3, 3, 3]
+    assert max(model.calls) <= 4
+
+
+def test_max_latency_waits_to_fill_a_batch() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8, max_latency_ms=200)
+            batcher.start()
+            first = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}))
+            await asyncio.sleep(0.02)
+            second = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}))
+            await asyncio.gather(first, second)
+            await batcher.stop()
+
+    run(main())
+    assert model.calls == [2]
+
+
+def test_a_poisonous_request_fails_alone() -> None:
+    model = FakeModel()
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8)
+            batcher.start()
+            model.gate.clear()
+            first = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}))
+            await asyncio.sleep(0.05)
+            good = asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1))}))
+            bad = asyncio.ensure_future(batcher.submit({"x": -np.ones((1, 1))}))
+            await asyncio.sleep(0.05)
+            model.gate.set()
+            results = await asyncio.gather(first, good, bad, return_exceptions=True)
+            await batcher.stop()
+            return results
+
+    results = run(main())
+    np.testing.assert_array_equal(results[1]["y"], [[2.0]])
+    assert isinstance(results[2], ValueError)
+    assert str(results[2]) == "poison"
+    assert model.calls == [1, 2, 1, 1]
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_outputs_without_a_batch_dimension_turn_batching_off(rows: int) -> None:
+    def scalar_model(inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"total": np.array(inputs["x"].sum())}
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(scalar_model, pool, max_batch_size=8)
+            batcher.start()
+            gate = asyncio.ensure_future(batcher.submit({"x": np.ones((rows, 1))}))
+            more = [
+                asyncio.ensure_future(batcher.submit({"x": np.ones((rows, 1))})) for _ in range(3)
+            ]
+            results = await asyncio.gather(gate, *more)
+            await batcher.stop()
+            return [float(r["total"]) for r in results]
+
+    assert run(main()) == [float(rows)] * 4
