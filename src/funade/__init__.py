@@ -26,6 +26,7 @@ from funade.errors import (
     PermissionDeniedError,
     UnknownFlavorError,
 )
+from funade.registry.images import ImageInput
 from funade.sdk import load_model, log_model
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ConflictError",
     "DigestMismatchError",
     "FunadeError",
+    "ImageInput",
     "InvalidArtifactError",
     "InvalidInputError",
     "InvalidNameError",

@@ -18,6 +18,7 @@ from funade.artifacts import ArtifactCache, pack_directory
 from funade.client import Client
 from funade.names import check_alias_name, check_model_name, parse_model_ref
 from funade.progress import transfer_progress
+from funade.registry.images import ImageInput
 
 if TYPE_CHECKING:
     from funade.registry.model import Model
@@ -50,6 +51,7 @@ def log_model(
     sample_input: Any = None,
     flavor: str | None = None,
     options: Mapping[str, Any] | None = None,
+    image: ImageInput | None = None,
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     tags: Mapping[str, str] | None = None,
@@ -66,7 +68,8 @@ def log_model(
     ``sample_input`` to record its signature and golden examples, packed into one
     content-addressed artifact, uploaded, and registered with its lineage (git commit, branch,
     dirty flag, package versions, digests of ``datasets``), ``params``, ``metrics`` and ``tags``.
-    ``alias`` (e.g. "staging") is then pointed at the new version.
+    ``alias`` (e.g. "staging") is then pointed at the new version. ``image`` (an
+    ``ImageInput``) lets the model server take photos for one input (``registry.images``).
     """
     from funade.registry.lineage import capture_lineage
     from funade.registry.package import build_package
@@ -80,7 +83,12 @@ def log_model(
         package_dir = Path(tmp) / "package"
         package_dir.mkdir()
         _, golden = build_package(
-            model, package_dir, sample_input=sample_input, flavor=flavor, options=options
+            model,
+            package_dir,
+            sample_input=sample_input,
+            flavor=flavor,
+            options=options,
+            image=image,
         )
         blob = pack_directory(package_dir, Path(tmp) / "package.tar")
         with transfer_progress(progress, f"Uploading {name}", blob.size) as report:

@@ -119,6 +119,7 @@ def test_public_surface_is_curated() -> None:
         "ConflictError",
         "DigestMismatchError",
         "FunadeError",
+        "ImageInput",
         "InvalidArtifactError",
         "InvalidInputError",
         "InvalidNameError",

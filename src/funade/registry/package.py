@@ -25,6 +25,7 @@ from funade.errors import (
 )
 from funade.registry.flavors import Flavor, LoadedModel, PackageFile, detect_flavor, get_flavor
 from funade.registry.golden import compare_outputs, make_golden_examples
+from funade.registry.images import ImageInput, check_image_input
 from funade.registry.lineage import package_versions
 from funade.registry.manifest import (
     MANIFEST_NAME,
@@ -65,9 +66,11 @@ def build_package(
     sample_input: Any = None,
     flavor: str | None = None,
     options: Mapping[str, Any] | None = None,
+    image: ImageInput | None = None,
 ) -> tuple[Manifest, list[dict[str, Any]]]:
     """Save ``model`` into the empty (or new) ``directory`` as a package; return its manifest and
-    golden examples (none without a sample input, which only an ONNX model may go without)."""
+    golden examples (none without a sample input, which only an ONNX model may go without).
+    ``image`` records that one input takes photos, and how they are decoded."""
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise InvalidInputError(
@@ -104,6 +107,8 @@ def build_package(
             signature = infer_signature(sample_input, outputs)
         golden = make_golden_examples(inputs, outputs)
     assert signature is not None
+    if image is not None:
+        signature = with_image_input(signature, image)
     manifest = Manifest(
         flavor=flv.name,
         flavor_metadata=metadata,
@@ -114,6 +119,36 @@ def build_package(
     )
     (directory / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     return manifest, golden
+
+
+def with_image_input(signature: Signature, image: ImageInput) -> Signature:
+    """``signature`` with ``image`` recorded on the input it names (or its only input)."""
+    names = [spec.name for spec in signature.inputs]
+    name = image.input
+    if name is None:
+        if len(names) != 1:
+            raise InvalidInputError(
+                f"The model takes {len(names)} inputs ({', '.join(names)}); say which one takes "
+                "images.",
+                field="image.input",
+                value=None,
+                fix=f"Pass ImageInput(input=...) with one of {names}.",
+            )
+        name = names[0]
+    if name not in names:
+        raise InvalidInputError(
+            f"The model has no input {name!r} to take images.",
+            field="image.input",
+            value=name,
+            fix=f"Pass ImageInput(input=...) with one of {names}.",
+        )
+    specs = []
+    for spec in signature.inputs:
+        if spec.name == name:
+            check_image_input(image, spec.name, spec.datatype, spec.shape)
+            spec = spec.model_copy(update={"image": image.model_copy(update={"input": name})})
+        specs.append(spec)
+    return signature.model_copy(update={"inputs": specs})
 
 
 def _with_format(declared: Signature, provisional: Signature | None) -> Signature:

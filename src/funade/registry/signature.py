@@ -16,6 +16,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funade.errors import InvalidInputError
+from funade.registry.images import ImageInput
 from funade.registry.tensors import (
     Datatype,
     InputFormat,
@@ -38,6 +39,8 @@ class TensorSpec(BaseModel):
     name: str = Field(min_length=1)
     datatype: Datatype
     shape: list[int] = Field(min_length=1)
+    image: ImageInput | None = Field(default=None, exclude_if=lambda value: value is None)
+    """How a photo becomes this input, if it takes images (``registry.images``)."""
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
