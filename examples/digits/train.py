@@ -129,6 +129,9 @@ def main(epochs: int = EPOCHS, seed: int = 0) -> Trained:
         model,
         "digits",
         sample_input=x_test[:5],
+        # Photos of a digit written in dark ink on paper: inverted to a light digit on black, as
+        # in training, contrast stretched, cropped square and shrunk to 8x8, scaled to [0, 1].
+        image=funade.ImageInput(invert=True, autocontrast=True),
         params={"epochs": epochs, "batch_size": BATCH, "seed": seed},
         metrics={"accuracy": accuracy},
         datasets={"train": x_train},

@@ -4,16 +4,28 @@ registered version reads held-out digits."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
 import funade
 from funade import sdk
+from funade.registry.images import ImageInput
 from funade.registry.signature import TensorSpec
+from funade.serving.app import create_model_app
+from funade.serving.config import ServeConfig
+from funade.serving.source import load_source
+from funade.settings import load_settings
+from tests.servers import serve
+from tests.serving.fakes import wait_ready
 
 for _needed in ("torch", "onnxscript", "onnxruntime", "sklearn"):
     pytest.importorskip(_needed)
@@ -26,29 +38,47 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-@pytest.fixture
-def train(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+@dataclass
+class Example:
+    trained: Any
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
+    """The example trained once (8 epochs) and registered into a temporary home."""
+    home = tmp_path_factory.mktemp("digits") / "home"
     spec = importlib.util.spec_from_file_location("digits_train", TRAIN)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "digits_train", module)
-    spec.loader.exec_module(module)
-    return module
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "digits_train", module)
+        patch.setenv("FUNADE_HOME", str(home))
+        spec.loader.exec_module(module)
+        try:
+            yield Example(module.main(epochs=8), home)
+        finally:
+            sdk._close_default()
 
 
 def test_the_registered_model_reads_held_out_digits(
-    train: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: Example, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FUNADE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FUNADE_HOME", str(example.home))
+    trained = example.trained
     try:
-        trained = train.main(epochs=8)
         assert trained.version == 1
         assert trained.onnx_accuracy >= 0.9
         model = funade.load_model("digits:1")
         assert model.flavor == "onnx"
         assert model.signature.inputs == [
-            TensorSpec(name="image", datatype="FP32", shape=[-1, 1, 8, 8])
+            TensorSpec(
+                name="image",
+                datatype="FP32",
+                shape=[-1, 1, 8, 8],
+                image=ImageInput(input="image", invert=True, autocontrast=True),
+            )
         ]
         assert [(s.name, s.datatype, s.shape) for s in model.signature.outputs] == [
             ("label", "INT64", [-1]),
@@ -61,3 +91,42 @@ def test_the_registered_model_reads_held_out_digits(
         np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
     finally:
         sdk._close_default()
+
+
+def paper_photo(digit: np.ndarray) -> bytes:
+    """A held-out digit as a phone might photograph it: dark ink on light paper, 96x96 pixels,
+    a little dim, as JPEG."""
+    ink = digit.reshape(8, 8).astype(np.float64)
+    paper = (220 - ink * 190).astype(np.uint8)
+    picture = Image.fromarray(paper, mode="L").resize((96, 96), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_the_served_model_reads_photos_of_digits(
+    example: Example, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Photos uploaded to the model server (multipart, as a tablet's browser sends them) are
+    decoded by the model's image input and read as the right digits."""
+    monkeypatch.setenv("FUNADE_HOME", str(example.home))
+    settings = load_settings()
+    trained = example.trained
+    count = 40
+    photos = [paper_photo(x) for x in trained.x_test[:count]]
+    config = ServeConfig(source="digits:1")
+    app = create_model_app(config, lambda: load_source("digits:1", settings))
+    with serve(app) as url:
+        wait_ready(url)
+        files = [("photo", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+        response = httpx.post(f"{url}/v2/models/digits/infer", files=files, timeout=30)
+        assert response.status_code == 200, response.text
+        labels = {o["name"]: o for o in response.json()["outputs"]}["label"]["data"]
+        single = httpx.post(
+            f"{url}/v1/models/digits:predict",
+            content=photos[0],
+            headers={"content-type": "image/jpeg"},
+        )
+    accuracy = float((np.asarray(labels) == trained.y_test[:count]).mean())
+    assert accuracy >= 0.8, accuracy
+    assert single.json()["predictions"] == [labels[0]]

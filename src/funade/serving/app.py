@@ -1,8 +1,9 @@
 """The model server's ASGI app: Open Inference Protocol v2 and KServe v1 over one model.
 
-Handlers parse with ``serving.protocol``, check inputs against the signature, hand tensors to
-the runtime's batcher and serialize the answer. Errors use the protocols' shape,
-``{"error": "..."}``, with 4xx for anything the client sent wrong, a short 500 (no traceback)
+Handlers parse with ``serving.protocol`` (or decode photos with ``registry.images``), check
+inputs against the signature, hand tensors to the runtime's batcher and serialize the answer.
+Errors use the protocols' shape, ``{"error": "..."}`` (plus ``code``, ``field``, ``value`` and
+``fix`` where known), with 4xx for anything the client sent wrong, a short 500 (no traceback)
 when the model raises, 503 while loading and 504 past the timeout.
 """
 
@@ -14,14 +15,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from funade import __version__
 from funade.errors import FunadeError, InvalidInputError, PayloadTooLargeError
+from funade.registry.images import decode_images
+from funade.registry.signature import Signature
 from funade.serving import protocol
+from funade.serving.batching import Tensors
+from funade.serving.bodies import (
+    Body,
+    BodyTimeoutError,
+    UnsupportedMediaTypeError,
+    read_body,
+    uploaded_files,
+)
 from funade.serving.config import ServeConfig
 from funade.serving.metrics import ServingMetrics
 from funade.serving.runtime import (
@@ -31,6 +44,7 @@ from funade.serving.runtime import (
     NotReadyError,
     check_inputs,
 )
+from funade.serving.workers import WorkerPeers
 
 log = logging.getLogger("funade.serving")
 
@@ -38,15 +52,25 @@ JSON = "application/json"
 EXTENSIONS = ["binary_tensor_data"]
 
 
-class _NotServed(Exception):
-    pass
+class NotServedError(FunadeError):
+    """The request names a model (or version) this server does not serve (HTTP 404)."""
+
+    code = "not_found"
 
 
-def create_model_app(config: ServeConfig, load: Callable[[], Loaded]) -> Starlette:
-    """The app serving the model ``load`` returns (loaded in the background at start-up)."""
-    served = config.name or _default_name(config.source)
+def create_model_app(
+    config: ServeConfig,
+    load: Callable[[], Loaded],
+    *,
+    on_load_failure: Callable[[BaseException], None] | None = None,
+    peers: WorkerPeers | None = None,
+) -> Starlette:
+    """The app serving the model ``load`` returns (loaded in the background at start-up;
+    ``on_load_failure`` is told if loading fails; ``peers``: the other worker processes)."""
+    served = config.name or default_name(config.source)
     metrics = ServingMetrics(served)
-    runtime = ModelRuntime(config, load, metrics)
+    runtime = ModelRuntime(config, load, metrics, on_load_failure=on_load_failure, peers=peers)
+    timeout = config.timeout_ms / 1000
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -61,17 +85,33 @@ def create_model_app(config: ServeConfig, load: Callable[[], Loaded]) -> Starlet
         if name not in (None, loaded.name) or (
             version is not None and version != (loaded.version or "1")
         ):
-            raise _NotServed(
-                f"Model {name!r}{f' version {version!r}' if version else ''} is not served "
-                f"here; this server serves {loaded.name!r}"
-                f"{f' version {loaded.version}' if loaded.version else ''}."
+            wanted = f"Model {name!r}" + (f" version {version!r}" if version else "")
+            serving = f"{loaded.name!r}" + (f" version {loaded.version}" if loaded.version else "")
+            raise NotServedError(
+                f"{wanted} is not served here; this server serves {serving}.",
+                field="model",
+                value=name if version is None else f"{name}:{version}",
+                fix=f"Call /v2/models/{loaded.name}/infer.",
             )
         return loaded
+
+    async def inputs_of(request: Request, loaded: Loaded, body: Body) -> Tensors:
+        """Image bodies decoded into the model's image input (off the event loop)."""
+        signature = loaded.model.signature
+        name, spec = _image_input(signature, loaded.name)
+        files = await uploaded_files(request, body)
+        assert spec.image is not None
+        batch = await run_in_threadpool(
+            decode_images, files, spec.image, spec.name, spec.datatype, spec.shape
+        )
+        return {name: batch}
 
     async def live(_request: Request) -> Response:
         return _json({"live": runtime.live}, 200 if runtime.live else 503)
 
     async def ready(_request: Request) -> Response:
+        if runtime.load_error is not None:
+            return _json({"ready": False, "error": runtime.load_error}, 503)
         return _json({"ready": runtime.ready}, 200 if runtime.ready else 503)
 
     async def server_metadata(_request: Request) -> Response:
@@ -81,61 +121,70 @@ def create_model_app(config: ServeConfig, load: Callable[[], Loaded]) -> Starlet
         async def handle() -> Response:
             return _metadata(loaded_for(request))
 
-        return await _guard(request, metrics, "v2", handle)
+        return await _guard(metrics, "v2", handle)
 
     async def model_ready(request: Request) -> Response:
         try:
             loaded_for(request)
         except NotReadyError:
             return _json({"ready": False}, 503)
-        except _NotServed as exc:
-            return _error(str(exc), 404)
+        except NotServedError as exc:
+            return _error(exc, 404)
         return _json({"ready": runtime.ready}, 200 if runtime.ready else 503)
 
     async def infer(request: Request) -> Response:
         async def handle() -> Response:
             loaded = loaded_for(request)
-            body = await _read_body(request, config.max_body_bytes)
-            header = request.headers.get("inference-header-content-length")
-            infer_request = protocol.decode_infer_request(
-                body, header_length=_header_length(header)
-            )
-            inputs = check_inputs(
-                {i.name: (i.datatype, i.data) for i in infer_request.inputs},
-                loaded.model.signature,
-            )
+            body = await read_body(request, config.max_body_bytes, timeout)
+            infer_request = None
+            if body.kind == "image":
+                inputs = await inputs_of(request, loaded, body)
+            else:
+                header = request.headers.get(protocol.HEADER_LENGTH)
+                if body.kind == "binary" and header is None:
+                    raise _missing_header_length()
+                infer_request = protocol.decode_infer_request(
+                    body.data, header_length=_header_length(header)
+                )
+                inputs = check_inputs(
+                    {i.name: (i.datatype, i.data) for i in infer_request.inputs},
+                    loaded.model.signature,
+                )
             outputs = await runtime.infer(inputs)
             response = protocol.InferResponse(
                 model_name=loaded.name,
                 model_version=loaded.version,
-                id=infer_request.id,
+                id=infer_request.id if infer_request is not None else None,
                 outputs=[protocol.InferOutput(name=n, data=v) for n, v in outputs.items()],
             )
             payload, headers = protocol.encode_infer_response(response, infer_request)
             return Response(payload, headers=headers)
 
-        return await _guard(request, metrics, "v2", handle)
+        return await _guard(metrics, "v2", handle)
 
     async def v1_status(request: Request) -> Response:
         async def handle() -> Response:
             loaded = loaded_for(request)
             return _json({"name": loaded.name, "ready": runtime.ready})
 
-        return await _guard(request, metrics, "v1", handle)
+        return await _guard(metrics, "v1", handle)
 
     async def v1_predict(request: Request) -> Response:
         async def handle() -> Response:
             loaded = loaded_for(request)
-            body = await _read_body(request, config.max_body_bytes)
+            body = await read_body(request, config.max_body_bytes, timeout, binary_allowed=False)
             signature = loaded.model.signature
-            v1 = protocol.decode_v1_request(body)
-            tensors = protocol.v1_to_tensors(v1, [s.name for s in signature.inputs])
-            inputs = check_inputs({k: (None, v) for k, v in tensors.items()}, signature)
+            if body.kind == "image":
+                inputs = await inputs_of(request, loaded, body)
+            else:
+                v1 = protocol.decode_v1_request(body.data)
+                tensors = protocol.v1_to_tensors(v1, [s.name for s in signature.inputs])
+                inputs = check_inputs({k: (None, v) for k, v in tensors.items()}, signature)
             outputs = await runtime.infer(inputs)
             primary = signature.outputs[0].name if signature.outputs else None
             return Response(protocol.encode_v1_response(outputs, primary=primary), media_type=JSON)
 
-        return await _guard(request, metrics, "v1", handle)
+        return await _guard(metrics, "v1", handle)
 
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -159,11 +208,20 @@ def create_model_app(config: ServeConfig, load: Callable[[], Loaded]) -> Starlet
     return app
 
 
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (BodyTimeoutError, 408),
+    (UnsupportedMediaTypeError, 415),
+    (InvalidInputError, 400),
+    (PayloadTooLargeError, 413),
+    (NotServedError, 404),
+    (NotReadyError, 503),
+    (ModelTimeoutError, 504),
+    (FunadeError, 400),
+)
+
+
 async def _guard(
-    request: Request,
-    metrics: ServingMetrics,
-    protocol_name: str,
-    handle: Callable[[], Awaitable[Response]],
+    metrics: ServingMetrics, protocol_name: str, handle: Callable[[], Awaitable[Response]]
 ) -> Response:
     """Run a handler, turning every failure into the protocol's error shape, and count it."""
     started = time.perf_counter()
@@ -171,23 +229,23 @@ async def _guard(
     inflight.inc()
     try:
         response = await handle()
-    except InvalidInputError as exc:
-        response = _error(str(exc), 400)
-    except PayloadTooLargeError as exc:
-        response = _error(str(exc), 413)
-    except _NotServed as exc:
-        response = _error(str(exc), 404)
-    except NotReadyError as exc:
-        response = _error(str(exc), 503)
-    except ModelTimeoutError as exc:
-        response = _error(str(exc), 504)
     except ClientDisconnect:
-        response = _error("The request body was cut off.", 400)
-    except FunadeError as exc:
-        response = _error(str(exc), 400)
+        response = _error(
+            InvalidInputError(
+                "The request body was cut off before its declared length.",
+                field="body",
+                fix="Send the whole body (its Content-Length bytes).",
+            ),
+            400,
+        )
     except Exception as exc:
-        log.warning("model error: %s: %s", type(exc).__name__, exc)
-        response = _error(f"The model failed on this input: {type(exc).__name__}: {exc}"[:500], 500)
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+        if status == 500:
+            log.warning("model error: %s: %s", type(exc).__name__, exc)
+            message = f"The model failed on this input: {type(exc).__name__}: {exc}"
+            response = _error(RuntimeError(message[:500]), 500)
+        else:
+            response = _error(exc, status)
     finally:
         inflight.dec()
     metrics.requests.labels(metrics.model, protocol_name, str(response.status_code)).inc()
@@ -195,35 +253,35 @@ async def _guard(
     return response
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    kind = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if kind not in (JSON, "application/octet-stream", "text/plain", ""):
-        raise InvalidInputError(
-            f"Content type {kind!r} is not accepted here.",
+def _image_input(signature: Signature, model: str) -> tuple[str, Any]:
+    specs = [spec for spec in signature.inputs if spec.image is not None]
+    if not specs:
+        raise UnsupportedMediaTypeError(
+            f"Model {model!r} takes no images; its inputs are "
+            f"{', '.join(str(s) for s in signature.inputs)}.",
             field="content-type",
-            value=kind,
-            fix="Send JSON (application/json), or the binary tensor extension "
-            "(application/octet-stream with Inference-Header-Content-Length).",
+            value="image",
+            fix="Send its inputs as JSON, or register the model with "
+            "image=funade.ImageInput(...) so photos are decoded for it.",
         )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if len(signature.inputs) > 1:
+        others = [s.name for s in signature.inputs if s.image is None]
+        raise InvalidInputError(
+            f"Model {model!r} takes inputs besides the image ({', '.join(others)}), which an "
+            "image upload cannot carry.",
+            field="content-type",
+            value="image",
+            fix="Send every input as JSON (the image as a tensor).",
+        )
+    return specs[0].name, specs[0]
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(
-        f"The request body has more than {limit} bytes ({size}).",
-        field="body",
-        value=size,
-        fix="Send fewer rows per request, or raise the server's max_body_bytes.",
+def _missing_header_length() -> InvalidInputError:
+    return InvalidInputError(
+        "An application/octet-stream body needs an Inference-Header-Content-Length header.",
+        field="Inference-Header-Content-Length",
+        value=None,
+        fix="Give the length of the JSON header in bytes, or send JSON as application/json.",
     )
 
 
@@ -254,14 +312,20 @@ def _metadata(loaded: Loaded) -> Response:
 
 
 def _json(content: Any, status: int = 200) -> Response:
-    import orjson
-
     return Response(orjson.dumps(content), status_code=status, media_type=JSON)
 
 
-def _error(message: str, status: int) -> Response:
-    return Response(protocol.error_body(message), status_code=status, media_type=JSON)
+def _error(exc: Exception, status: int) -> Response:
+    """``{"error": message}`` (what OIP clients read), with the error's details if it has them."""
+    if isinstance(exc, FunadeError):
+        details = exc.to_dict()
+        details.pop("message")
+        body = orjson.dumps({"error": str(exc), **details}, default=str)
+    else:
+        body = protocol.error_body(str(exc))
+    return Response(body, status_code=status, media_type=JSON)
 
 
-def _default_name(source: str) -> str:
+def default_name(source: str) -> str:
+    """The name a source is served under: the model's name, or the package's file name."""
     return source.split("@")[0].split(":")[0].rstrip("/").rsplit("/", 1)[-1]

@@ -8,6 +8,7 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,13 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from funade.errors import InvalidInputError
+from funade.errors import FunadeError, InvalidInputError
 from funade.registry.model import Model
 from funade.registry.signature import Signature, TensorSpec
 from funade.registry.tensors import numpy_dtype
 from funade.serving.batching import Batcher, BatchStats, Tensors
 from funade.serving.config import ServeConfig
 from funade.serving.metrics import ServingMetrics
+from funade.serving.workers import WorkerPeers
+
+log = logging.getLogger("funade.serving")
 
 
 class ModelTimeoutError(Exception):
@@ -47,10 +51,18 @@ class Loaded:
 
 class ModelRuntime:
     def __init__(
-        self, config: ServeConfig, load: Callable[[], Loaded], metrics: ServingMetrics
+        self,
+        config: ServeConfig,
+        load: Callable[[], Loaded],
+        metrics: ServingMetrics,
+        *,
+        on_load_failure: Callable[[BaseException], None] | None = None,
+        peers: WorkerPeers | None = None,
     ) -> None:
         self.config = config
+        self._peers = peers
         self._load = load
+        self._on_load_failure = on_load_failure
         self.metrics = metrics
         self.loaded: Loaded | None = None
         self.load_error: str | None = None
@@ -73,7 +85,10 @@ class ModelRuntime:
         try:
             loaded = self._load()
         except Exception as exc:  # reported by readiness and by every request
-            self.load_error = f"{type(exc).__name__}: {exc}"
+            self.load_error = str(exc) if isinstance(exc, FunadeError) else _describe_error(exc)
+            log.error("the model failed to load: %s", self.load_error)
+            if self._on_load_failure is not None:
+                loop.call_soon_threadsafe(self._on_load_failure, exc)
             return
         self.metrics.load_seconds.labels(self.metrics.model).set(time.perf_counter() - started)
         loop.call_soon_threadsafe(self._become_ready, loaded)
@@ -90,8 +105,12 @@ class ModelRuntime:
         self._batcher.start()
         self.loaded = loaded
         self._ready.set()
+        if self._peers is not None:
+            self._peers.mark_ready()
 
     async def stop(self) -> None:
+        if self._peers is not None:
+            self._peers.mark_gone()
         if self._batcher is not None:
             await self._batcher.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -103,7 +122,12 @@ class ModelRuntime:
 
     @property
     def ready(self) -> bool:
-        return self.loaded is not None and not self._overdue(self.config.timeout_ms / 1000)
+        """Loaded, not stuck in a model call, and (with several workers) every worker loaded."""
+        return (
+            self.loaded is not None
+            and not self._overdue(self.config.timeout_ms / 1000)
+            and (self._peers is None or self._peers.all_ready())
+        )
 
     @property
     def live(self) -> bool:
@@ -208,6 +232,10 @@ def _conform(spec: TensorSpec, declared: str | None, array: npt.NDArray[Any]) ->
             fix=f"Send {spec.name!r} with shape {spec.shape}.",
         )
     return array if bytes_wanted or have == want else array.astype(want, copy=False)
+
+
+def _describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _describe(specs: list[TensorSpec]) -> str:

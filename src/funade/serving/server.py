@@ -11,27 +11,43 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
+from funade.errors import FunadeError, ModelLoadError
 from funade.serving.app import create_model_app
 from funade.serving.config import ServeConfig
-from funade.serving.source import load_source
+from funade.serving.source import load_source, pin_source
+from funade.serving.workers import WorkerPeers
 from funade.settings import Settings, load_settings
 
 CONFIG_ENV = "FUNADE_SERVE_CONFIG"
+PEERS_ENV = "FUNADE_SERVE_PEERS"
 GRACEFUL_SECONDS = 30
 
 
-def build_app(config: ServeConfig, settings: Settings) -> Starlette:
-    return create_model_app(config, lambda: load_source(config.source, settings, name=config.name))
+def build_app(
+    config: ServeConfig,
+    settings: Settings,
+    *,
+    on_load_failure: Callable[[BaseException], None] | None = None,
+    peers: WorkerPeers | None = None,
+) -> Starlette:
+    return create_model_app(
+        config,
+        lambda: load_source(config.source, settings, name=config.name),
+        on_load_failure=on_load_failure,
+        peers=peers,
+    )
 
 
 def app_factory() -> Starlette:
     """What each worker process runs (uvicorn imports it by name)."""
     config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
-    return build_app(config, load_settings())
+    peers = WorkerPeers(Path(os.environ[PEERS_ENV]), config.workers)
+    return build_app(config, load_settings(), peers=peers)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -46,7 +62,15 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(
     config: ServeConfig, settings: Settings, *, announce: Callable[[str], None] | None = None
 ) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests finish first (graceful shutdown)."""
+    """Serve until SIGINT/SIGTERM; in-flight requests finish first (graceful shutdown).
+
+    With one worker, a model that fails to load stops the server and its error is raised here.
+    With several, the parent first pins a registry reference to one version (so every worker
+    serves the same one even if an alias moves meanwhile); a worker whose model fails to load
+    stays up, not ready, its error on ``/v2/health/ready``.
+    """
+    if config.workers > 1:
+        config = config.model_copy(update={"source": pin_source(config.source, settings)})
     sock = bind(config.host, config.port)
     port = sock.getsockname()[1]
     if announce is not None:
@@ -59,16 +83,40 @@ def serve(
         "loop": "uvloop",
     }
     if config.workers == 1:
-        server = uvicorn.Server(uvicorn.Config(build_app(config, settings), **options))  # type: ignore[arg-type]
+        failures: list[BaseException] = []
+
+        def failed(exc: BaseException) -> None:
+            failures.append(exc)
+            server.should_exit = True
+
+        app = build_app(config, settings, on_load_failure=failed)
+        server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
         server.run(sockets=[sock])
+        if failures:
+            raise _as_load_error(failures[0], config.source)
         return
-    os.environ[CONFIG_ENV] = config.model_dump_json()
-    metrics_dir = tempfile.mkdtemp(prefix="funade-metrics-")
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-    uvicorn.run(
-        "funade.serving.server:app_factory",
-        factory=True,
-        fd=sock.fileno(),
-        workers=config.workers,
-        **options,  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory(prefix="funade-serve-") as state:
+        os.environ[CONFIG_ENV] = config.model_dump_json()
+        os.environ[PEERS_ENV] = os.path.join(state, "ready")
+        os.mkdir(os.environ[PEERS_ENV])
+        metrics_dir = os.path.join(state, "metrics")
+        os.mkdir(metrics_dir)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run(
+            "funade.serving.server:app_factory",
+            factory=True,
+            fd=sock.fileno(),
+            workers=config.workers,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+def _as_load_error(exc: BaseException, source: str) -> FunadeError:
+    if isinstance(exc, FunadeError):
+        return exc
+    return ModelLoadError(
+        f"The model {source!r} failed to load: {type(exc).__name__}: {exc}",
+        field="source",
+        value=source,
+        fix="Check that the packages in the model's requirements are installed here.",
     )

@@ -46,6 +46,18 @@ def load_source(source: str, settings: Settings, *, name: str | None = None) -> 
     return _load_from_registry(source, settings, name=name)
 
 
+def pin_source(source: str, settings: Settings) -> str:
+    """``source`` with a registry reference pinned to one version ('churn@production' →
+    'churn:3'); paths are left as they are."""
+    if Path(source).expanduser().exists():
+        return source
+    from funade.client import Client
+
+    model_name, ref = parse_model_ref(source)
+    with Client(settings=settings) as client:
+        return f"{model_name}:{client.get_version(model_name, ref).version}"
+
+
 def _load_from_registry(source: str, settings: Settings, *, name: str | None) -> Loaded:
     from funade.client import Client
 

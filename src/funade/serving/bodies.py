@@ -1,0 +1,165 @@
+"""Reading request bodies: what kind they are, within the size limit, cut-off bodies refused.
+
+A body is one of three kinds, by its ``Content-Type``:
+
+- ``json``: ``application/json``, ``text/plain``, none at all, or
+  ``application/x-www-form-urlencoded`` (what ``curl -d`` sends unless told otherwise): parsed
+  as JSON;
+- ``binary``: ``application/octet-stream``, the binary tensor data extension (JSON header, then
+  raw tensor bytes);
+- ``image``: ``image/*`` (one photo) or ``multipart/form-data`` (one or more uploaded files).
+
+Anything else is refused with 415, before the body is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from funade.errors import InvalidInputError, PayloadTooLargeError
+
+Kind = Literal["json", "binary", "image"]
+
+_JSON_TYPES = ("application/json", "text/plain", "", "application/x-www-form-urlencoded")
+MAX_FILES = 64
+"""Most files one multipart upload may carry (one prediction each)."""
+
+
+class BodyTimeoutError(InvalidInputError):
+    """The body did not arrive in full within the request timeout (HTTP 408)."""
+
+    code = "request_timeout"
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """The body's content type is not one this endpoint reads (HTTP 415)."""
+
+    code = "unsupported_media_type"
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    kind: Kind
+    media_type: str
+    data: bytes
+
+
+def body_kind(request: Request, *, binary_allowed: bool) -> tuple[Kind, str]:
+    """The kind of ``request``'s body and its media type, or ``UnsupportedMediaTypeError``."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in _JSON_TYPES:
+        return "json", media_type
+    if media_type == "application/octet-stream" and binary_allowed:
+        return "binary", media_type
+    if media_type.startswith("image/") or media_type == "multipart/form-data":
+        return "image", media_type
+    accepted = "JSON (application/json)"
+    if binary_allowed:
+        accepted += (
+            ", the binary tensor extension (application/octet-stream with "
+            "Inference-Header-Content-Length)"
+        )
+    raise UnsupportedMediaTypeError(
+        f"Content type {media_type!r} is not accepted here.",
+        field="content-type",
+        value=media_type,
+        fix=f"Send {accepted}, an image (image/jpeg, image/png...) or a multipart/form-data "
+        "upload of images.",
+    )
+
+
+async def read_body(
+    request: Request, limit: int, timeout: float, *, binary_allowed: bool = True
+) -> Body:
+    """The whole body, refused past ``limit`` bytes (413) — by its declared length before
+    anything is read, else as it streams in — or if it has not arrived within ``timeout``
+    seconds (408: a client that stalls or never sends what it declared)."""
+    kind, media_type = body_kind(request, binary_allowed=binary_allowed)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(size, limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        of = f" of {declared}" if declared is not None else ""
+        raise BodyTimeoutError(
+            f"The request body did not arrive within {timeout * 1000:g} ms ({size}{of} bytes "
+            "came).",
+            field="body",
+            value=size,
+            fix="Send the whole body at once, with a Content-Length that matches it.",
+        ) from None
+    return Body(kind, media_type, b"".join(chunks))
+
+
+async def uploaded_files(request: Request, body: Body) -> list[bytes]:
+    """The files of an image body: the body itself for ``image/*``, every file part (in order)
+    of a multipart upload."""
+    if body.media_type != "multipart/form-data":
+        if not body.data:
+            raise InvalidInputError(
+                "The image body is empty.",
+                field="body",
+                value=0,
+                fix="Send the photo's bytes as the request body.",
+            )
+        return [body.data]
+
+    if importlib.util.find_spec("python_multipart") is None:
+        raise UnsupportedMediaTypeError(
+            "This server cannot read multipart uploads: python-multipart is not installed.",
+            field="content-type",
+            value=body.media_type,
+            fix="Send the photo as the raw body (Content-Type: image/jpeg), or install "
+            "'funade[images]' where the model is served.",
+        )
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body.data
+
+    parser = MultiPartParser(request.headers, stream(), max_files=MAX_FILES, max_fields=100)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInputError(
+            f"The multipart upload could not be read: {exc.message}",
+            field="body",
+            value="multipart/form-data",
+            fix=f"Send a multipart/form-data body with up to {MAX_FILES} image files.",
+        ) from None
+    try:
+        files = [item for _, item in form.multi_items() if isinstance(item, UploadFile)]
+        if not files:
+            raise InvalidInputError(
+                "The multipart upload has no file.",
+                field="body",
+                value=sorted(form.keys()),
+                fix="Attach the photo as a file field (e.g. curl -F image=@photo.jpg).",
+            )
+        return [await file.read() for file in files]
+    finally:
+        await form.close()
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The request body has more than {limit} bytes ({size}).",
+        field="body",
+        value=size,
+        fix="Send fewer rows per request, or raise the server's max_body_bytes.",
+    )
