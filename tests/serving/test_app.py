@@ -4,15 +4,18 @@ errors (each with its status and message), timeouts and metrics."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 from funade.serving.app import create_model_app
@@ -390,6 +393,44 @@ def test_a_body_cut_off_by_the_client_closing_is_counted_as_400(server: Any) -> 
         time.sleep(0.02)
     assert samples[key] == 1
     assert _infer(url, v2_body([[1, 2]])).status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_bodies_are_read_and_limited_once_decompressed(
+    calc: Path, encoding: str
+) -> None:
+    def compress(data: bytes) -> bytes:
+        return gzip.compress(data) if encoding == "gzip" else zlib.compress(data)
+
+    headers = {"content-type": "application/json", "content-encoding": encoding}
+    with running(calc, max_body_bytes=5000) as (url, _):
+        body = orjson.dumps(v2_body([[1, 2]]))
+        ok = httpx.post(f"{url}/v2/models/calc/infer", content=compress(body), headers=headers)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["outputs"][1]["data"] == [3.0]
+        bomb = compress(b" " * 1_000_000)  # 1 MB of spaces is a few kB compressed
+        assert len(bomb) < 5000
+        too_big = httpx.post(f"{url}/v2/models/calc/infer", content=bomb, headers=headers)
+        assert too_big.status_code == 413
+        cut = httpx.post(
+            f"{url}/v2/models/calc/infer", content=compress(body)[:-8], headers=headers
+        )
+        assert cut.status_code == 400
+        assert cut.json()["field"] == "content-encoding"
+
+
+def test_an_unknown_content_encoding_is_415(server: Any) -> None:
+    url, _ = server
+    response = httpx.post(
+        f"{url}/v2/models/calc/infer",
+        content=b"x",
+        headers={"content-type": "application/json", "content-encoding": "br"},
+    )
+    assert response.status_code == 415
+    assert response.json()["error"] == (
+        "Content encoding 'br' is not accepted here. Send the body uncompressed, or compressed "
+        "with gzip or deflate."
+    )
 
 
 def test_a_model_that_raises_gives_a_short_500_and_the_server_stays_up(server: Any) -> None:

@@ -9,13 +9,16 @@ A body is one of three kinds, by its ``Content-Type``:
   raw tensor bytes);
 - ``image``: ``image/*`` (one photo) or ``multipart/form-data`` (one or more uploaded files).
 
-Anything else is refused with 415, before the body is read.
+Anything else is refused with 415, before the body is read. A body may be compressed
+(``Content-Encoding: gzip`` or ``deflate``, as ``tritonclient`` sends when asked); the size limit
+applies to it decompressed as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import zlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +31,7 @@ from funade.errors import InvalidInputError, PayloadTooLargeError
 
 Kind = Literal["json", "binary", "image"]
 
+_ENCODINGS = ("identity", "gzip", "deflate")
 _JSON_TYPES = ("application/json", "text/plain", "", "application/x-www-form-urlencoded")
 MAX_FILES = 64
 """Most files one multipart upload may carry (one prediction each)."""
@@ -83,6 +87,14 @@ async def read_body(
     anything is read, else as it streams in — or if it has not arrived within ``timeout``
     seconds (408: a client that stalls or never sends what it declared)."""
     kind, media_type = body_kind(request, binary_allowed=binary_allowed)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in _ENCODINGS:
+        raise UnsupportedMediaTypeError(
+            f"Content encoding {encoding!r} is not accepted here.",
+            field="content-encoding",
+            value=encoding,
+            fix="Send the body uncompressed, or compressed with gzip or deflate.",
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
@@ -104,7 +116,42 @@ async def read_body(
             value=size,
             fix="Send the whole body at once, with a Content-Length that matches it.",
         ) from None
-    return Body(kind, media_type, b"".join(chunks))
+    data = b"".join(chunks)
+    if encoding != "identity":
+        data = _decompress(data, encoding, limit)
+    return Body(kind, media_type, data)
+
+
+def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate (zlib, or raw as some clients send it) body, at most ``limit`` bytes
+    once decompressed."""
+    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+    try:
+        try:
+            inflater = zlib.decompressobj(wbits)
+            out = inflater.decompress(data, limit + 1)
+        except zlib.error:
+            if encoding != "deflate":
+                raise
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInputError(
+            f"The {encoding} body could not be decompressed: {exc}.",
+            field="content-encoding",
+            value=encoding,
+            fix=f"Send a complete {encoding} stream, or the body uncompressed.",
+        ) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _too_large(len(out), limit)
+    if not inflater.eof:
+        raise InvalidInputError(
+            f"The {encoding} body is cut off ({len(data)} compressed bytes).",
+            field="content-encoding",
+            value=encoding,
+            fix=f"Send the complete {encoding} stream.",
+        )
+    return out
 
 
 async def uploaded_files(request: Request, body: Body) -> list[bytes]:

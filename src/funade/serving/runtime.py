@@ -231,7 +231,35 @@ def _conform(spec: TensorSpec, declared: str | None, array: npt.NDArray[Any]) ->
             value=shape,
             fix=f"Send {spec.name!r} with shape {spec.shape}.",
         )
-    return array if bytes_wanted or have == want else array.astype(want, copy=False)
+    if bytes_wanted or have == want:
+        return array
+    if not np.can_cast(have, want, casting="safe") and not _fits_range(array, want):
+        raise InvalidInputError(
+            f"Input {spec.name!r} has values outside the range of {spec.datatype} "
+            f"({_value_range(array)}).",
+            field=f"inputs.{spec.name}",
+            value=_value_range(array),
+            fix=f"Send values that fit {spec.datatype}, or send them as {spec.datatype}.",
+        )
+    return array.astype(want, copy=False)
+
+
+def _fits_range(array: npt.NDArray[Any], want: np.dtype[Any]) -> bool:
+    """True if narrowing ``array`` to ``want`` keeps every value (up to float rounding)."""
+    if array.size == 0:
+        return True
+    if want.kind in "iu":
+        info = np.iinfo(want)
+        return bool(info.min <= array.min() and array.max() <= info.max)
+    if want.kind == "f":
+        finite = np.isfinite(array)
+        largest = np.abs(array[finite]).max() if finite.any() else 0
+        return bool(largest <= np.finfo(want).max)
+    return True
+
+
+def _value_range(array: npt.NDArray[Any]) -> str:
+    return f"from {array.min()} to {array.max()}" if array.size else "empty"
 
 
 def _describe_error(exc: BaseException) -> str:
