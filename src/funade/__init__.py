@@ -7,9 +7,12 @@ The SDK surface is the names below (a test guards the list)::
     model = funade.load_model("churn@production")
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from funade.client import Client
 from funade.errors import (
     APIError,
     ArtifactCorruptError,
@@ -26,8 +29,32 @@ from funade.errors import (
     PermissionDeniedError,
     UnknownFlavorError,
 )
-from funade.registry.images import ImageInput
-from funade.sdk import load_model, log_model
+
+if TYPE_CHECKING:
+    from funade.client import Client
+    from funade.registry.images import ImageInput
+    from funade.sdk import load_model, log_model
+
+# Imported on first use, so `import funade` (and every process that imports a funade module, such
+# as a model server) does not pay for the HTTP client, the registry and their dependencies.
+_LAZY = {
+    "Client": "funade.client",
+    "ImageInput": "funade.registry.images",
+    "load_model": "funade.sdk",
+    "log_model": "funade.sdk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'funade' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "APIError",

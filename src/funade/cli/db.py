@@ -5,9 +5,6 @@ from __future__ import annotations
 import typer
 
 from funade.settings import load_settings
-from funade.store import create_database
-from funade.store import upgrade as run_upgrade
-from funade.store.migrate import current_revision, head_revision
 
 app = typer.Typer(help="The metadata store's schema.", no_args_is_help=True)
 
@@ -15,6 +12,10 @@ app = typer.Typer(help="The metadata store's schema.", no_args_is_help=True)
 @app.command("upgrade")
 def upgrade() -> None:
     """Migrate the metadata store (FUNADE_DATABASE_URL) to the current schema."""
+    from funade.store import create_database
+    from funade.store import upgrade as run_upgrade
+    from funade.store.migrate import current_revision
+
     settings = load_settings()
     db = create_database(settings.resolved_database_url)
     before = current_revision(db)
@@ -30,6 +31,9 @@ def upgrade() -> None:
 @app.command("current")
 def current() -> None:
     """Show the schema version of the store and the version this funade needs."""
+    from funade.store import create_database
+    from funade.store.migrate import current_revision, head_revision
+
     settings = load_settings()
     db = create_database(settings.resolved_database_url)
     typer.echo(f"database: {db.url}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from funade.client import Client
+if TYPE_CHECKING:  # the client (httpx, the API's schemas) is imported when a command runs
+    from funade.client import Client
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
@@ -21,6 +22,8 @@ PROJECT_HELP = "Project to work in (default: FUNADE_PROJECT, else 'default')."
 
 
 def client(project: str | None = None) -> Client:
+    from funade.client import Client
+
     return Client(project=project)
 
 

@@ -8,7 +8,6 @@ import typer
 
 from funade.cli.output import console
 from funade.serving.config import make_config
-from funade.serving.server import serve as run_server
 from funade.settings import load_settings
 
 
@@ -44,6 +43,8 @@ def serve(
         timeout_ms=timeout_ms,
         max_body_bytes=max_body_bytes,
     )
+    from funade.serving.server import serve as run_server
+
     settings = load_settings()
 
     def announce(url: str) -> None:

@@ -7,11 +7,7 @@ import time
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from funade.api.app import create_app
-from funade.artifacts import ArtifactStore
-from funade.bootstrap import bootstrap, open_database
 from funade.cli.output import console, console_err
 from funade.settings import load_settings
 
@@ -26,6 +22,12 @@ def up(
     ] = False,
 ) -> None:
     """Start the control plane over $FUNADE_HOME (SQLite and local files by default)."""
+    import uvicorn
+
+    from funade.api.app import create_app
+    from funade.artifacts import ArtifactStore
+    from funade.bootstrap import bootstrap, open_database
+
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings(**overrides)
     db = open_database(settings, migrate=True)

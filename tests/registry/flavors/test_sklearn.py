@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,68 @@ def test_round_trip(
     assert check_package_members(members(tmp_path / "pkg")) == manifest
 
 
-def test_skops_records_only_the_trusted_types_it_needed(
+def test_skops_records_every_type_the_file_holds(
     forest: Any, logreg: Any, data: Any, tmp_path: Path
 ) -> None:
+    """The complete list, whatever skops trusts by default, so loading trusts exactly these and
+    the same model always gives the same package."""
     tree, _ = build_package(forest, tmp_path / "tree", sample_input=data[0][:2])
-    assert tree.flavor_metadata["trusted_types"] == ["sklearn.tree._tree.Tree"]
+    assert tree.flavor_metadata["trusted_types"] == [
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+    ]
     linear, _ = build_package(logreg, tmp_path / "linear", sample_input=data[0][:2])
-    assert linear.flavor_metadata["trusted_types"] == []
+    assert linear.flavor_metadata["trusted_types"] == [
+        "sklearn.linear_model._logistic.LogisticRegression"
+    ]
+
+
+FRESH_LOAD = """
+import sys
+import numpy as np
+from funade.registry.package import load_package
+model = load_package(sys.argv[1])
+from skops.io import _trusted_types
+names = _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES
+print(type(names).__name__, names._filled, "torch" in sys.modules)
+print(model.predict(np.asarray([[float(v) for v in sys.argv[2:]]])).tolist())
+"""
+
+
+def _load_in_a_fresh_process(directory: Path, row: Any) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_LOAD, str(directory), *map(str, row)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return done.stdout.split("\n")
+
+
+def test_a_server_loads_skops_without_importing_all_of_scikit_learn(
+    logreg: Any, data: Any, tmp_path: Path
+) -> None:
+    """skops computes a list of every estimator at import (importing all of scikit-learn, and
+    PyTorch through its array API shims); funade's loading does not need it and skips it."""
+    build_package(logreg, tmp_path / "pkg", sample_input=data[0][:2])
+    state, prediction, _ = _load_in_a_fresh_process(tmp_path / "pkg", data[0][0])
+    assert state == "_DeferredNames False False"
+    assert prediction == str(logreg.predict(data[0][:1]).tolist())
+
+
+def test_a_package_that_relied_on_skops_defaults_still_loads(
+    logreg: Any, data: Any, tmp_path: Path
+) -> None:
+    """Packages saved before every type was recorded list only what skops did not trust."""
+    build_package(logreg, tmp_path / "pkg", sample_input=data[0][:2])
+    manifest = read_manifest_json(tmp_path / "pkg")
+    manifest["flavor_metadata"]["trusted_types"] = []
+    write_manifest_json(tmp_path / "pkg", manifest)
+    state, prediction, _ = _load_in_a_fresh_process(tmp_path / "pkg", data[0][0])
+    assert state.startswith("_DeferredNames True")  # the defaults were computed for it
+    assert prediction == str(logreg.predict(data[0][:1]).tolist())
 
 
 def test_dataframe_pipeline_round_trip(

@@ -17,6 +17,12 @@ from typing import Any
 
 from funade.errors import InvalidArtifactError, InvalidInputError, ModelLoadError
 from funade.registry.flavors.base import PackageFile, load_failure, require
+from funade.registry.flavors.skops_trust import (
+    defaults_were_deferred,
+    exact_trust,
+    skops_io,
+    types_beyond_builtins,
+)
 from funade.registry.manifest import REBUILD
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
@@ -39,8 +45,9 @@ def trustworthy(type_name: str) -> bool:
 
 
 def save_skops(model: object, file: Path) -> list[str]:
-    """Write ``model`` with skops; return the types it must trust (all in TRUSTED_MODULES)."""
-    sio = require("skops.io", extra="sklearn", needed_by="The sklearn flavor")
+    """Write ``model`` with skops; return every type it holds beyond skops's builtins (all must be
+    in TRUSTED_MODULES): loading trusts exactly these."""
+    sio = skops_io()
     try:
         file.write_bytes(canonical_skops(sio.dumps(model)))
     except Exception as exc:
@@ -50,7 +57,7 @@ def save_skops(model: object, file: Path) -> list[str]:
             value="skops",
             fix=JOBLIB_FIX,
         ) from exc
-    untrusted: list[str] = sio.get_untrusted_types(file=file)
+    untrusted = types_beyond_builtins(sio, file=file)
     refused = [t for t in untrusted if not trustworthy(t)]
     if refused:
         file.unlink()
@@ -103,11 +110,18 @@ def load_skops(file: Path, trusted: list[str]) -> Any:
             value=untrustworthy,
             fix="Save such models with joblib: " + JOBLIB_FIX,
         )
-    sio = require("skops.io", extra="sklearn", needed_by="The sklearn flavor")
+    sio = skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        return sio.load(file, trusted=trusted)
+        try:
+            with exact_trust():
+                return sio.load(file, trusted=trusted)
+        except UntrustedTypesFoundException:
+            if not defaults_were_deferred():
+                raise
+            # a package saved when only what skops did not trust by default was recorded
+            return sio.load(file, trusted=trusted)
     except UntrustedTypesFoundException as exc:
         found = sorted(set(sio.get_untrusted_types(file=file)) - set(trusted))
         raise ModelLoadError(
@@ -144,14 +158,15 @@ def check_skops(name: str, file: PackageFile, trusted: list[str]) -> None:
     if "schema.json" not in names:
         raise _bad_file(name, "has no schema.json, so it is not a skops file")
     try:
-        import skops.io as sio
-    except ModuleNotFoundError:  # the control plane may not have the sklearn extra
+        sio = skops_io()
+    except ModelLoadError:  # the control plane may not have the sklearn extra
         return
     try:
-        untrusted = sio.get_untrusted_types(data=file.head)
+        extra = sorted(set(types_beyond_builtins(sio, data=file.head)) - set(trusted))
+        if extra:  # a package saved when only what skops did not trust by default was recorded
+            extra = sorted(set(sio.get_untrusted_types(data=file.head)) - set(trusted))
     except Exception as exc:
         raise _bad_file(name, f"has an unreadable skops schema ({exc})") from None
-    extra = sorted(set(untrusted) - set(trusted))
     if extra:
         raise _bad_file(name, f"contains types not recorded as trusted: {', '.join(extra)}")
 
