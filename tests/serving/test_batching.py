@@ -18,13 +18,15 @@ class FakeModel:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.wanted: list[frozenset[str] | None] = []
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, inputs: dict[str, Any], wanted: frozenset[str] | None) -> dict[str, Any]:
         self.gate.wait(5)
         x = inputs["x"]
         self.calls.append(len(x))
+        self.wanted.append(wanted)
         if (x == -1).any():
             raise ValueError("poison")
         return {"y": x * 2, "z": x + 1}
@@ -145,7 +147,7 @@ def test_a_poisonous_request_fails_alone() -> None:
 
 @pytest.mark.parametrize("rows", [1, 5])
 def test_outputs_without_a_batch_dimension_turn_batching_off(rows: int) -> None:
-    def scalar_model(inputs: dict[str, Any]) -> dict[str, Any]:
+    def scalar_model(inputs: dict[str, Any], wanted: frozenset[str] | None) -> dict[str, Any]:
         return {"total": np.array(inputs["x"].sum())}
 
     async def main() -> list[Any]:
@@ -161,3 +163,29 @@ def test_outputs_without_a_batch_dimension_turn_batching_off(rows: int) -> None:
             return [float(r["total"]) for r in results]
 
     assert run(main()) == [float(rows)] * 4
+
+
+def test_a_batch_computes_the_outputs_its_requests_want() -> None:
+    """The union of what the merged requests ask for; every output if any asks for all."""
+    model = FakeModel()
+
+    async def batch(*wanted: frozenset[str] | None) -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model, pool, max_batch_size=8)
+            batcher.start()
+            model.gate.clear()
+            first = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}, frozenset()))
+            await asyncio.sleep(0.05)
+            rest = [
+                asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1))}, w)) for w in wanted
+            ]
+            await asyncio.sleep(0.05)
+            model.gate.set()
+            await asyncio.gather(first, *rest)
+            await batcher.stop()
+
+    run(batch(frozenset({"y"}), frozenset({"z"})))
+    assert model.wanted == [frozenset(), frozenset({"y", "z"})]
+    model.wanted.clear()
+    run(batch(frozenset({"y"}), None))
+    assert model.wanted == [frozenset(), None]

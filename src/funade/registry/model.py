@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
@@ -47,8 +47,8 @@ class Model:
         names (for scikit-learn, ``predict``), or ``output`` (e.g. ``"predict_proba"``).
         ``predict_all`` gives every output.
         """
-        outputs = self._run(to_tensors(x, self.signature))
         name = output or self.signature.outputs[0].name
+        outputs = self._run(to_tensors(x, self.signature), [name])
         if name not in outputs:
             raise InvalidInputError(
                 f"Model has no output {name!r}.",
@@ -66,13 +66,18 @@ class Model:
         """Named tensors in (checked against the signature), named tensors out."""
         return self._run(to_tensors(dict(tensors), self.signature))
 
-    def predict_conformed(self, inputs: Tensors) -> Tensors:
-        """Tensors already checked against the signature (by the model server) in, tensors out."""
-        return self._run(inputs)
+    def predict_conformed(self, inputs: Tensors, outputs: Collection[str] | None = None) -> Tensors:
+        """Tensors already checked against the signature (by the model server) in, the
+        ``outputs`` asked for (None: all) out."""
+        return self._run(inputs, outputs)
 
-    def _run(self, inputs: Tensors) -> Tensors:
-        outputs = self._loaded.predict(inputs)
-        return {name: normalize(value, name=name) for name, value in outputs.items()}
+    def _run(self, inputs: Tensors, wanted: Collection[str] | None = None) -> Tensors:
+        outputs = self._loaded.predict(inputs, wanted)
+        return {
+            name: normalize(value, name=name)
+            for name, value in outputs.items()
+            if wanted is None or name in wanted
+        }
 
     def __repr__(self) -> str:
         title = self.name or "unnamed"

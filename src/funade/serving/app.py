@@ -27,7 +27,7 @@ from funade.errors import FunadeError, InvalidInputError, PayloadTooLargeError
 from funade.registry.images import decode_images
 from funade.registry.signature import Signature
 from funade.serving import protocol
-from funade.serving.batching import Tensors
+from funade.serving.batching import Tensors, Wanted
 from funade.serving.bodies import (
     Body,
     BodyTimeoutError,
@@ -150,7 +150,8 @@ def create_model_app(
                     {i.name: (i.datatype, i.data) for i in infer_request.inputs},
                     loaded.model.signature,
                 )
-            outputs = await runtime.infer(inputs)
+            wanted = _wanted(infer_request, loaded.model.signature)
+            outputs = await runtime.infer(inputs, wanted)
             response = protocol.InferResponse(
                 model_name=loaded.name,
                 model_version=loaded.version,
@@ -180,8 +181,8 @@ def create_model_app(
                 v1 = protocol.decode_v1_request(body.data)
                 tensors = protocol.v1_to_tensors(v1, [s.name for s in signature.inputs])
                 inputs = check_inputs({k: (None, v) for k, v in tensors.items()}, signature)
-            outputs = await runtime.infer(inputs)
             primary = signature.outputs[0].name if signature.outputs else None
+            outputs = await runtime.infer(inputs, frozenset([primary]) if primary else None)
             return Response(protocol.encode_v1_response(outputs, primary=primary), media_type=JSON)
 
         return await _guard(metrics, "v1", handle)
@@ -274,6 +275,22 @@ def _image_input(signature: Signature, model: str) -> tuple[str, Any]:
             fix="Send every input as JSON (the image as a tensor).",
         )
     return specs[0].name, specs[0]
+
+
+def _wanted(request: protocol.InferRequest | None, signature: Signature) -> Wanted:
+    """The outputs a v2 request asks for (None: all), each checked to exist."""
+    if request is None or request.outputs is None:
+        return None
+    names = [spec.name for spec in signature.outputs]
+    for output in request.outputs:
+        if names and output.name not in names:
+            raise InvalidInputError(
+                f"The model has no output '{output.name}'.",
+                field="outputs",
+                value=output.name,
+                fix=f'Request one of {names}, or leave out "outputs" for all.',
+            )
+    return frozenset(output.name for output in request.outputs)
 
 
 def _missing_header_length() -> InvalidInputError:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +24,16 @@ import numpy as np
 import numpy.typing as npt
 
 Tensors = dict[str, npt.NDArray[Any]]
-RunModel = Callable[[Tensors], Tensors]
+Wanted = frozenset[str] | None
+"""The outputs a request asks for; None: every output."""
+RunModel = Callable[[Tensors, Wanted], Tensors]
 
 
 @dataclass(slots=True)
 class _Item:
     inputs: Tensors
     rows: int
+    wanted: Wanted
     future: asyncio.Future[Tensors]
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -77,11 +80,12 @@ class Batcher:
                 await self._task
             self._task = None
 
-    async def submit(self, inputs: Tensors) -> Tensors:
-        """Run the model on ``inputs`` (first dimension: rows), possibly with other requests."""
+    async def submit(self, inputs: Tensors, wanted: Wanted = None) -> Tensors:
+        """Run the model on ``inputs`` (first dimension: rows), possibly with other requests;
+        the answer has at least the ``wanted`` outputs (None: all of them)."""
         rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
         future: asyncio.Future[Tensors] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(inputs, rows, future))
+        self._queue.put_nowait(_Item(inputs, rows, wanted, future))
         return await future
 
     async def _next_batch(self) -> list[_Item]:
@@ -134,7 +138,10 @@ class Batcher:
         if len(batch) == 1:
             item = batch[0]
             try:
-                _resolve(item, await loop.run_in_executor(self._executor, self._run, item.inputs))
+                outputs = await loop.run_in_executor(
+                    self._executor, self._run, item.inputs, item.wanted
+                )
+                _resolve(item, outputs)
             except Exception as exc:
                 _fail(item, exc)
             return
@@ -143,7 +150,9 @@ class Batcher:
                 name: np.concatenate([item.inputs[name] for item in batch])
                 for name in batch[0].inputs
             }
-            outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            outputs = await loop.run_in_executor(
+                self._executor, self._run, merged, _union(item.wanted for item in batch)
+            )
         except Exception:
             for item in batch:  # find the culprit: each request alone
                 await self._execute(loop, [item])
@@ -160,6 +169,15 @@ class Batcher:
             end = start + item.rows
             _resolve(item, {name: value[start:end] for name, value in outputs.items()})
             start = end
+
+
+def _union(wanted: Iterable[Wanted]) -> Wanted:
+    names: set[str] = set()
+    for each in wanted:
+        if each is None:
+            return None
+        names |= each
+    return frozenset(names)
 
 
 def _resolve(item: _Item, outputs: Tensors) -> None:

@@ -23,7 +23,7 @@ from funade.errors import FunadeError, InvalidInputError
 from funade.registry.model import Model
 from funade.registry.signature import Signature, TensorSpec
 from funade.registry.tensors import numpy_dtype
-from funade.serving.batching import Batcher, BatchStats, Tensors
+from funade.serving.batching import Batcher, BatchStats, Tensors, Wanted
 from funade.serving.config import ServeConfig
 from funade.serving.metrics import ServingMetrics
 from funade.serving.workers import WorkerPeers
@@ -146,12 +146,13 @@ class ModelRuntime:
             raise NotReadyError("The model is still loading; retry when /v2/health/ready is 200.")
         return self.loaded
 
-    async def infer(self, inputs: Tensors) -> Tensors:
+    async def infer(self, inputs: Tensors, wanted: Wanted = None) -> Tensors:
+        """The model's outputs on ``inputs`` (at least the ``wanted`` ones; None: all)."""
         self.require_ready()
         assert self._batcher is not None
         try:
             return await asyncio.wait_for(
-                self._batcher.submit(inputs), self.config.timeout_ms / 1000
+                self._batcher.submit(inputs, wanted), self.config.timeout_ms / 1000
             )
         except TimeoutError:
             raise ModelTimeoutError(

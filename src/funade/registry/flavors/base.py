@@ -13,7 +13,7 @@ core never needs scikit-learn, ONNX or pandas installed.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -48,8 +48,13 @@ __all__ = [
 class LoadedModel(Protocol):
     """A model in memory, ready to predict."""
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
-        """Named input tensors in, named output tensors out (first dimension is the batch)."""
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
+        """Named input tensors in, named output tensors out (first dimension is the batch).
+
+        ``outputs`` names the outputs wanted (None: all); a flavor that can compute only those
+        (a scikit-learn model skipping ``predict_proba``) does, others may give more."""
         ...
 
     @property

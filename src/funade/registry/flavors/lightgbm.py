@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -86,14 +86,18 @@ class LightGBMModel:
     def native(self) -> object:
         return self._booster
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         features = _features(inputs, self._signature, self._booster)
         raw = np.asarray(self._booster.predict(features))
         if self._classes is None:
             return {"predict": normalize(raw, name="predict")}
         proba = np.vstack((1.0 - raw, raw)).transpose() if raw.ndim == 1 else raw
-        labels = self._classes[np.argmax(proba, axis=1)]
-        return {"predict": normalize(labels), "predict_proba": normalize(proba)}
+        out = {"predict": normalize(self._classes[np.argmax(proba, axis=1)])}
+        if outputs is None or "predict_proba" in outputs or "predict" not in outputs:
+            out["predict_proba"] = normalize(proba)
+        return out
 
 
 class LightGBMFlavor:
@@ -218,9 +222,12 @@ class _Estimator:
     def native(self) -> object:
         return self._model
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         features = _features(inputs, self._signature, self._booster)
-        return {m: normalize(getattr(self._model, m)(features), name=m) for m in self._methods}
+        methods = [m for m in self._methods if outputs is None or m in outputs] or self._methods
+        return {m: normalize(getattr(self._model, m)(features), name=m) for m in methods}
 
 
 def _features(

@@ -21,7 +21,7 @@ import importlib
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -92,7 +92,9 @@ class MlflowModel:
     def native(self) -> object:
         return self._pyfunc
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         signature = self._signature
         given = inputs_from_tensors(inputs, signature) if signature else next(iter(inputs.values()))
         out = self._pyfunc.predict(given)

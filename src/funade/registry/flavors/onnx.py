@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -69,9 +69,12 @@ class OnnxModel:
     def native(self) -> object:
         return self._session
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
-        results = self._session.run(self._outputs, dict(inputs))
-        return {n: normalize(r, name=n) for n, r in zip(self._outputs, results, strict=True)}
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
+        names = [n for n in self._outputs if outputs is None or n in outputs] or self._outputs
+        results = self._session.run(names, dict(inputs))
+        return {n: normalize(r, name=n) for n, r in zip(names, results, strict=True)}
 
 
 class OnnxFlavor:

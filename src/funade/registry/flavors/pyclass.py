@@ -23,7 +23,7 @@ import inspect
 import shutil
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,7 +74,9 @@ class PyClassModel:
     def native(self) -> object:
         return self._obj
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         signature = self._signature
         given = inputs_from_tensors(inputs, signature) if signature else next(iter(inputs.values()))
         fmt, outputs = as_tensors(self._obj.predict(given), field="output")

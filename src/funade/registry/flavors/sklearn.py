@@ -9,7 +9,7 @@ Outputs are one tensor per method (``predict``, plus ``predict_proba`` when the 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -67,9 +67,12 @@ class SklearnModel:
     def native(self) -> object:
         return self._estimator
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         features = self._features(inputs)
-        return {m: normalize(getattr(self._estimator, m)(features), name=m) for m in self._methods}
+        methods = [m for m in self._methods if outputs is None or m in outputs] or self._methods
+        return {m: normalize(getattr(self._estimator, m)(features), name=m) for m in methods}
 
     def _features(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Any:
         if self._signature is None or self._signature.input_format == "tensor":

@@ -28,7 +28,7 @@ import re
 import struct
 import sys
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -104,7 +104,9 @@ class TorchModel:
     def native(self) -> object:
         return self._module
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         torch = self._torch
         tensors = {name: _to_torch(torch, name, array) for name, array in inputs.items()}
         with torch.inference_mode(), _evaluating(self._module):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -71,11 +71,14 @@ class XGBoostModel:
     def native(self) -> object:
         return self._model
 
-    def predict(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Tensors:
+    def predict(
+        self, inputs: Mapping[str, npt.NDArray[Any]], outputs: Collection[str] | None = None
+    ) -> Tensors:
         features = self._features(inputs)
         if self._is_booster:
             return {"predict": normalize(self._model.predict(self._xgb.DMatrix(features)))}
-        return {m: normalize(getattr(self._model, m)(features), name=m) for m in self._methods}
+        methods = [m for m in self._methods if outputs is None or m in outputs] or self._methods
+        return {m: normalize(getattr(self._model, m)(features), name=m) for m in methods}
 
     def _features(self, inputs: Mapping[str, npt.NDArray[Any]]) -> Any:
         if self._signature is None or self._signature.input_format == "tensor":
