@@ -64,7 +64,11 @@ def funade_serve(home: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
         yield process, url
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # gracefully: with workers, the parent stops them
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait(timeout=20)
         if process.stdout is not None:
             process.stdout.close()
@@ -116,6 +120,37 @@ def test_worker_processes_share_one_port_and_their_metrics(home: Path) -> None:
             flags=re.M,
         )
         assert [float(c) for c in counts] == [200.0]
+
+
+def test_workers_stop_when_their_parent_is_killed(home: Path) -> None:
+    """A parent killed with SIGKILL cannot stop its workers; they notice and stop themselves."""
+    with funade_serve(home, "who:1", "--workers", "2") as (process, url):
+        workers = {
+            int(
+                httpx.post(
+                    f"{url}/v1/models/who:predict",
+                    json={"instances": [[0]]},
+                    headers={"connection": "close"},
+                ).json()["predictions"][0]
+            )
+            for _ in range(20)
+        }
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers {workers} outlived their parent"
+            time.sleep(0.05)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/v2/health/live")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_serves_a_local_package_directory(home: Path, tmp_path: Path) -> None:

@@ -20,11 +20,12 @@ from funade.errors import FunadeError, ModelLoadError
 from funade.serving.app import create_model_app
 from funade.serving.config import ServeConfig
 from funade.serving.source import load_source, pin_source
-from funade.serving.workers import WorkerPeers
+from funade.serving.workers import WorkerPeers, watch_parent
 from funade.settings import Settings, load_settings
 
 CONFIG_ENV = "FUNADE_SERVE_CONFIG"
 PEERS_ENV = "FUNADE_SERVE_PEERS"
+PARENT_ENV = "FUNADE_SERVE_PARENT"
 GRACEFUL_SECONDS = 30
 
 
@@ -46,6 +47,7 @@ def build_app(
 def app_factory() -> Starlette:
     """What each worker process runs (uvicorn imports it by name)."""
     config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
+    watch_parent(int(os.environ[PARENT_ENV]))
     peers = WorkerPeers(Path(os.environ[PEERS_ENV]), config.workers)
     return build_app(config, load_settings(), peers=peers)
 
@@ -97,6 +99,7 @@ def serve(
         return
     with tempfile.TemporaryDirectory(prefix="funade-serve-") as state:
         os.environ[CONFIG_ENV] = config.model_dump_json()
+        os.environ[PARENT_ENV] = str(os.getpid())
         os.environ[PEERS_ENV] = os.path.join(state, "ready")
         os.mkdir(os.environ[PEERS_ENV])
         metrics_dir = os.path.join(state, "metrics")

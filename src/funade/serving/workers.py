@@ -10,7 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
+import time
 from pathlib import Path
+
+
+def watch_parent(parent: int, interval: float = 1.0) -> threading.Thread:
+    """Stop this worker (SIGTERM: gracefully) if the server process ``parent`` goes away.
+
+    uvicorn's supervisor stops its workers when it is asked to stop, but a parent that is
+    killed (SIGKILL, the OOM killer) cannot; its workers would go on holding the port."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 class WorkerPeers:
