@@ -190,7 +190,10 @@ def create_model_app(
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    routes = [
+    routes = [  # inference first: the router tries them in order
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v1/models/{name}:predict", v1_predict, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
         Route("/v2", server_metadata),
@@ -198,10 +201,7 @@ def create_model_app(
         Route("/v2/models/{name}/versions/{version}", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v1/models/{name}", v1_status),
-        Route("/v1/models/{name}:predict", v1_predict, methods=["POST"]),
         Route("/metrics", metrics_endpoint),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -226,7 +226,7 @@ async def _guard(
 ) -> Response:
     """Run a handler, turning every failure into the protocol's error shape, and count it."""
     started = time.perf_counter()
-    inflight = metrics.inflight.labels(metrics.model)
+    inflight = metrics.inflight_now
     inflight.inc()
     try:
         response = await handle()
@@ -249,8 +249,7 @@ async def _guard(
             response = _error(exc, status)
     finally:
         inflight.dec()
-    metrics.requests.labels(metrics.model, protocol_name, str(response.status_code)).inc()
-    metrics.latency.labels(metrics.model).observe(time.perf_counter() - started)
+    metrics.count(protocol_name, response.status_code, time.perf_counter() - started)
     return response
 
 

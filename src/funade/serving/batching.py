@@ -83,10 +83,15 @@ class Batcher:
     async def submit(self, inputs: Tensors, wanted: Wanted = None) -> Tensors:
         """Run the model on ``inputs`` (first dimension: rows), possibly with other requests;
         the answer has at least the ``wanted`` outputs (None: all of them)."""
+        return await self.enqueue(inputs, wanted)
+
+    def enqueue(self, inputs: Tensors, wanted: Wanted = None) -> asyncio.Future[Tensors]:
+        """``submit`` without the coroutine: the future of the answer. A future that is done
+        (given up on) before its batch starts is dropped from it."""
         rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
         future: asyncio.Future[Tensors] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(inputs, rows, wanted, future))
-        return await future
+        return future
 
     async def _next_batch(self) -> list[_Item]:
         first = self._carry if self._carry is not None else await self._queue.get()

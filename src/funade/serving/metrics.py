@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -61,6 +62,22 @@ class ServingMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+
+        # The children for this model, looked up once (labels() costs a lock and a dict lookup).
+        self.inflight_now = self.inflight.labels(model)
+        self.latency_of = self.latency.labels(model)
+        self.queue_of = self.queue.labels(model)
+        self.batch_size_of = self.batch_size.labels(model)
+        self._requests: dict[tuple[str, int], Any] = {}
+
+    def count(self, protocol: str, status: int, seconds: float) -> None:
+        """One answered request: its protocol, HTTP status and duration."""
+        child = self._requests.get((protocol, status))
+        if child is None:
+            child = self.requests.labels(self.model, protocol, str(status))
+            self._requests[(protocol, status)] = child
+        child.inc()
+        self.latency_of.observe(seconds)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

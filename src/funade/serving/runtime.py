@@ -150,18 +150,25 @@ class ModelRuntime:
         """The model's outputs on ``inputs`` (at least the ``wanted`` ones; None: all)."""
         self.require_ready()
         assert self._batcher is not None
+        future = self._batcher.enqueue(inputs, wanted)
+        # a timer rather than asyncio.wait_for, which wraps every request in a task of its own
+        timer = asyncio.get_running_loop().call_later(
+            self.config.timeout_ms / 1000, self._expire, future
+        )
         try:
-            return await asyncio.wait_for(
-                self._batcher.submit(inputs, wanted), self.config.timeout_ms / 1000
+            return await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[Tensors]) -> None:
+        if not future.done():
+            future.set_exception(
+                ModelTimeoutError(f"The model did not answer within {self.config.timeout_ms:g} ms.")
             )
-        except TimeoutError:
-            raise ModelTimeoutError(
-                f"The model did not answer within {self.config.timeout_ms:g} ms."
-            ) from None
 
     def _record_batch(self, stats: BatchStats) -> None:
-        self.metrics.batch_size.labels(self.metrics.model).observe(stats.rows)
-        queue = self.metrics.queue.labels(self.metrics.model)
+        self.metrics.batch_size_of.observe(stats.rows)
+        queue = self.metrics.queue_of
         for seconds in stats.queue_seconds:
             queue.observe(seconds)
 
