@@ -4,6 +4,7 @@ errors (each with its status and message), timeouts and metrics."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import socket
 import threading
@@ -98,6 +99,14 @@ def test_a_model_that_fails_to_load_reports_why_and_tells_the_server(calc: Path)
             "The model failed to load: RuntimeError: weights file is damaged"
         )
     assert [str(e) for e in failures] == ["weights file is damaged"]
+
+
+def test_what_is_loaded_is_frozen_out_of_the_garbage_collectors_sight(calc: Path) -> None:
+    """Full collections over a loaded model's objects stalled every request (benchmark p99)."""
+    gc.unfreeze()
+    with running(calc):
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0
 
 
 def test_server_and_model_metadata(server: Any) -> None:

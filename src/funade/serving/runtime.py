@@ -8,6 +8,7 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -103,12 +104,14 @@ class ModelRuntime:
             on_batch=self._record_batch,
         )
         self._batcher.start()
+        _freeze_what_is_loaded()
         self.loaded = loaded
         self._ready.set()
         if self._peers is not None:
             self._peers.mark_ready()
 
     async def stop(self) -> None:
+        gc.unfreeze()  # the process may live on (tests, an embedding app): collect it again
         if self._peers is not None:
             self._peers.mark_gone()
         if self._batcher is not None:
@@ -171,6 +174,19 @@ class ModelRuntime:
         queue = self.metrics.queue_of
         for seconds in stats.queue_seconds:
             queue.observe(seconds)
+
+
+def _freeze_what_is_loaded() -> None:
+    """Move every object alive now (the frameworks, the model, the server) out of the cyclic
+    garbage collector's sight.
+
+    A loaded scikit-learn model brings a quarter of a million tracked objects; each full
+    collection walks them all, 170-190 ms during which every request in flight waits (the
+    serving benchmark's p99). They live as long as the process, so they are frozen once, after
+    loading (and unfrozen when the server stops); what requests leave behind is still
+    collected."""
+    gc.collect()
+    gc.freeze()
 
 
 def _batchable(signature: Signature) -> bool:
