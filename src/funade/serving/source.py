@@ -2,16 +2,19 @@
 
 Registry models come through the node's digest cache: downloaded once, verified by digest
 (again, before anything is loaded), unpacked once; every file is checked against the manifest
-before the flavor unpickles or loads anything.
+before the flavor unpickles or loads anything. A reference is resolved by the control plane at
+``FUNADE_URL`` or, without one, read from the local home's store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from funade.artifacts import CHUNK_SIZE, ArtifactCache, sha256_file
-from funade.errors import InvalidInputError
+from funade.errors import InvalidInputError, ModelLoadError, NotFoundError
 from funade.names import parse_model_ref
 from funade.registry.manifest import MANIFEST_NAME
 from funade.registry.package import load_package
@@ -51,25 +54,114 @@ def pin_source(source: str, settings: Settings) -> str:
     'churn:3'); paths are left as they are."""
     if Path(source).expanduser().exists():
         return source
-    from funade.client import Client
-
     model_name, ref = parse_model_ref(source)
-    with Client(settings=settings) as client:
-        return f"{model_name}:{client.get_version(model_name, ref).version}"
+    with _registry(settings) as registry:
+        return f"{model_name}:{registry.resolve(model_name, ref)[0]}"
 
 
 def _load_from_registry(source: str, settings: Settings, *, name: str | None) -> Loaded:
-    from funade.client import Client
-
     model_name, ref = parse_model_ref(source)
-    with Client(settings=settings) as client:
-        version = client.get_version(model_name, ref)
-        digest = version.artifact.digest
-        cache = ArtifactCache(settings.resolved_cache_dir, client.open_artifact)
+    with _registry(settings) as registry:
+        number, digest = registry.resolve(model_name, ref)
+        cache = ArtifactCache(settings.resolved_cache_dir, registry.open)
         cache.blob_path(digest)
         if not cache.verify(digest):
             cache.evict(digest)
             cache.blob_path(digest)
-        model = load_package(cache.unpacked(digest))
-    model.name, model.version = model_name, version.version
-    return Loaded(model=model, name=name or model_name, version=str(version.version), digest=digest)
+    model = load_package(cache.unpacked(digest))
+    model.name, model.version = model_name, number
+    return Loaded(model=model, name=name or model_name, version=str(number), digest=digest)
+
+
+class _Registry(Protocol):
+    def resolve(self, model: str, ref: str) -> tuple[int, str]:
+        """The version number and artifact digest ``ref`` names."""
+        ...
+
+    def open(self, digest: str) -> Iterator[bytes]:
+        """The artifact's bytes (verified by the cache)."""
+        ...
+
+
+@contextmanager
+def _registry(settings: Settings) -> Iterator[_Registry]:
+    """The control plane at ``FUNADE_URL``; without one, the local home's store and artifacts
+    read directly (what the in-process API would read, without starting one: a second off
+    every replica's start)."""
+    if settings.url:
+        with _RemoteRegistry(settings) as remote:
+            yield remote
+        return
+    local = _LocalRegistry(settings)
+    try:
+        yield local
+    finally:
+        local.close()
+
+
+class _RemoteRegistry:
+    def __init__(self, settings: Settings) -> None:
+        from funade.client import Client
+
+        self._client = Client(settings=settings)
+
+    def __enter__(self) -> _RemoteRegistry:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._client.close()
+
+    def resolve(self, model: str, ref: str) -> tuple[int, str]:
+        version = self._client.get_version(model, ref)
+        return version.version, version.artifact.digest
+
+    def open(self, digest: str) -> Iterator[bytes]:
+        return self._client.open_artifact(digest)
+
+
+class _LocalRegistry:
+    def __init__(self, settings: Settings) -> None:
+        from funade.artifacts import ArtifactStore
+        from funade.store import create_database
+
+        url = settings.resolved_database_url
+        local_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+        if local_file is not None and not Path(local_file).is_file():
+            raise NotFoundError(
+                f"There is no registry at {settings.home} yet ({local_file} does not exist).",
+                field="source",
+                value=str(settings.home),
+                fix="Register a model with funade.log_model (or `funade up --demo`), set "
+                "FUNADE_HOME to the home that has it, or FUNADE_URL to its control plane.",
+            )
+        self._settings = settings
+        self._db = create_database(url)
+        self._artifacts = ArtifactStore.from_settings(settings)
+
+    def resolve(self, model: str, ref: str) -> tuple[int, str]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from funade.projects import get_project
+        from funade.registry import service
+
+        try:
+            with self._db.read() as session:
+                project = get_project(session, self._settings.project)
+                version = service.resolve_version(
+                    session, service.get_model(session, project, model), ref
+                )
+                return version.number, version.artifact_digest
+        except SQLAlchemyError as exc:
+            raise ModelLoadError(
+                f"The store at {self._db.url} could not be read: {type(exc).__name__}.",
+                field="database_url",
+                value=self._db.url,
+                fix="Run `funade db upgrade` if funade was upgraded, or set FUNADE_URL to the "
+                "control plane to serve from.",
+            ) from None
+
+    def open(self, digest: str) -> Iterator[bytes]:
+        return self._artifacts.open(digest)
+
+    def close(self) -> None:
+        self._db.dispose()

@@ -1,0 +1,71 @@
+"""Where a model server's model comes from: the local home's store, a control plane over HTTP,
+or a package on disk; references pinned to a version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import funade
+from funade.client import Client
+from funade.errors import NotFoundError
+from funade.serving.source import load_source, pin_source
+from funade.settings import Settings
+from tests.serving.models import Arithmetic
+
+SAMPLE = {"x": np.ones((2, 2))}
+
+
+def test_a_local_home_is_read_without_a_server(admin: Client, settings: Settings) -> None:
+    funade.log_model(Arithmetic(), "calc", sample_input=SAMPLE, client=admin, alias="live")
+    funade.log_model(Arithmetic(), "calc", sample_input=SAMPLE, client=admin)
+    assert settings.url is None
+    loaded = load_source("calc@live", settings)
+    assert (loaded.name, loaded.version) == ("calc", "1")
+    assert loaded.digest is not None
+    assert loaded.digest.startswith("sha256:")
+    assert (settings.resolved_cache_dir / "blobs" / loaded.digest[7:]).is_file()
+    assert pin_source("calc@live", settings) == "calc:1"
+    assert pin_source("calc", settings) == "calc:2"
+    with pytest.raises(NotFoundError) as caught:
+        load_source("nosuch:1", settings)
+    assert caught.value.message == "Model 'nosuch' does not exist in project 'default'."
+
+
+def test_a_control_plane_is_asked_over_http(
+    admin: Client, app_url: str, admin_key: str, settings: Settings, tmp_path: Path
+) -> None:
+    funade.log_model(Arithmetic(), "calc", sample_input=SAMPLE, client=admin, alias="live")
+    elsewhere = Settings(home=tmp_path / "replica", url=app_url, api_key=admin_key)  # type: ignore[arg-type]
+    loaded = load_source("calc@live", elsewhere)
+    assert (loaded.name, loaded.version) == ("calc", "1")
+    np.testing.assert_array_equal(
+        loaded.model.predict_conformed({"x": np.array([[1.0, 2.0]])})["total"], [3.0]
+    )
+    assert pin_source("calc@live", elsewhere) == "calc:1"
+    assert (tmp_path / "replica" / "cache" / "blobs").is_dir()  # fetched into its own cache
+
+
+def test_a_home_without_a_registry_says_so(tmp_path: Path) -> None:
+    empty = Settings(home=tmp_path / "empty")  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError) as caught:
+        load_source("calc:1", empty)
+    assert caught.value.message == (
+        f"There is no registry at {tmp_path / 'empty'} yet "
+        f"({tmp_path / 'empty' / 'funade.db'} does not exist)."
+    )
+    assert caught.value.field == "source"
+
+
+def test_a_package_file_is_served_from_the_cache(tmp_path: Path) -> None:
+    from funade.artifacts import pack_directory
+    from tests.serving.fakes import arithmetic_package
+
+    blob = pack_directory(arithmetic_package(tmp_path / "pkg"), tmp_path / "calc.tar")
+    settings = Settings(home=tmp_path / "home")  # type: ignore[arg-type]
+    loaded = load_source(str(tmp_path / "calc.tar"), settings)
+    assert loaded.name == "calc"
+    assert loaded.digest == blob.digest
+    assert pin_source(str(tmp_path / "calc.tar"), settings) == str(tmp_path / "calc.tar")
