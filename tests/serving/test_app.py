@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pytest
 
-from funade.serving.app import create_model_app
+from funade.serving.app import _inference_route, create_model_app
 from funade.serving.config import ServeConfig
 from funade.serving.runtime import Loaded
 from tests.registry.helpers import read_manifest_json, write_manifest_json
@@ -488,3 +488,31 @@ def _samples(text: str) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v2/models/calc/infer", ("v2", {"name": "calc"})),
+        ("/v2/models/calc/versions/3/infer", ("v2", {"name": "calc", "version": "3"})),
+        ("/v1/models/calc:predict", ("v1", {"name": "calc"})),
+        ("/v1/models/a:b:predict", ("v1", {"name": "a:b"})),
+        ("/v2/models//infer", None),
+        ("/v2/models/calc/versions//infer", None),
+        ("/v1/models/:predict", None),
+        ("/v1/models/calc:explain", None),
+        ("/v2/models/calc/ready", None),
+        ("/v2/models/calc/infer/", None),
+    ],
+)
+def test_the_inference_fast_path_matches_exactly_the_inference_routes(
+    path: str, expected: Any
+) -> None:
+    assert _inference_route(path) == expected
+
+
+def test_other_methods_and_paths_still_go_through_the_router(server: Any) -> None:
+    url, _ = server
+    assert httpx.get(f"{url}/v2/models/calc/infer").status_code == 405
+    assert httpx.post(f"{url}/v2/models//infer", json={}).status_code == 404
+    assert httpx.get(f"{url}/nowhere").status_code == 404

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from starlette.applications import Starlette
 
 from funade.errors import FunadeError, ModelLoadError
-from funade.serving.app import create_model_app
+from funade.serving.app import InferenceFastPath, create_model_app
 from funade.serving.config import ServeConfig
 from funade.serving.source import load_source, pin_source
 from funade.serving.workers import WorkerPeers, watch_parent
@@ -35,7 +34,7 @@ def build_app(
     *,
     on_load_failure: Callable[[BaseException], None] | None = None,
     peers: WorkerPeers | None = None,
-) -> Starlette:
+) -> InferenceFastPath:
     return create_model_app(
         config,
         lambda: load_source(config.source, settings, name=config.name),
@@ -44,7 +43,7 @@ def build_app(
     )
 
 
-def app_factory() -> Starlette:
+def app_factory() -> InferenceFastPath:
     """What each worker process runs (uvicorn imports it by name)."""
     config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
     watch_parent(int(os.environ[PARENT_ENV]))
