@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
 
 from funade.serving.batching import Batcher, BatchStats
+from funade.serving.modelthread import ModelThread
 
 
 class FakeModel:
@@ -40,7 +40,7 @@ def test_a_lone_request_runs_at_once() -> None:
     model = FakeModel()
 
     async def main() -> Any:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(model, pool, max_batch_size=8)
             batcher.start()
             out = await batcher.submit({"x": np.array([[1.0]])})
@@ -57,7 +57,7 @@ def test_requests_queued_while_busy_form_one_batch_and_split_back() -> None:
     stats: list[BatchStats] = []
 
     async def main() -> list[Any]:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(model, pool, max_batch_size=64, on_batch=stats.append)
             batcher.start()
             model.gate.clear()
@@ -86,7 +86,7 @@ def test_max_batch_size_is_respected_and_the_rest_carried_over() -> None:
     model = FakeModel()
 
     async def main() -> None:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(model, pool, max_batch_size=4)
             batcher.start()
             model.gate.clear()
@@ -107,7 +107,7 @@ def test_max_latency_waits_to_fill_a_batch() -> None:
     model = FakeModel()
 
     async def main() -> None:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(model, pool, max_batch_size=8, max_latency_ms=200)
             batcher.start()
             first = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}))
@@ -124,7 +124,7 @@ def test_a_poisonous_request_fails_alone() -> None:
     model = FakeModel()
 
     async def main() -> list[Any]:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(model, pool, max_batch_size=8)
             batcher.start()
             model.gate.clear()
@@ -151,7 +151,7 @@ def test_outputs_without_a_batch_dimension_turn_batching_off(rows: int) -> None:
         return {"total": np.array(inputs["x"].sum())}
 
     async def main() -> list[Any]:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(scalar_model, pool, max_batch_size=8)
             batcher.start()
             gate = asyncio.ensure_future(batcher.submit({"x": np.ones((rows, 1))}))
@@ -170,7 +170,7 @@ def test_a_batch_computes_the_outputs_its_requests_want() -> None:
     model = FakeModel()
 
     async def batch(*wanted: frozenset[str] | None) -> None:
-        with ThreadPoolExecutor(1) as pool:
+        with ModelThread() as pool:
             batcher = Batcher(model, pool, max_batch_size=8)
             batcher.start()
             model.gate.clear()

@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from funade.serving.modelthread import ModelThread
 
 Tensors = dict[str, npt.NDArray[Any]]
 Wanted = frozenset[str] | None
@@ -48,19 +49,19 @@ class BatchStats:
 
 
 class Batcher:
-    """Merges concurrent ``submit`` calls into calls of ``run`` in ``executor``."""
+    """Merges concurrent ``submit`` calls into calls of ``run`` in ``thread``."""
 
     def __init__(
         self,
         run: RunModel,
-        executor: Executor,
+        thread: ModelThread,
         *,
         max_batch_size: int = 64,
         max_latency_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self._run = run
-        self._executor = executor
+        self._thread = thread
         self.max_batch_size = max(1, max_batch_size)
         self.max_latency = max(0.0, max_latency_ms) / 1000
         self._on_batch = on_batch
@@ -119,7 +120,6 @@ class Batcher:
         return [item for item in batch if not item.future.done()]
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
             if not batch:
@@ -127,7 +127,7 @@ class Batcher:
             started = time.perf_counter()
             self.busy_since = started
             try:
-                await self._execute(loop, batch)
+                await self._execute(batch)
             finally:
                 self.busy_since = None
             if self._on_batch is not None:
@@ -139,13 +139,11 @@ class Batcher:
                     )
                 )
 
-    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    async def _execute(self, batch: list[_Item]) -> None:
         if len(batch) == 1:
             item = batch[0]
             try:
-                outputs = await loop.run_in_executor(
-                    self._executor, self._run, item.inputs, item.wanted
-                )
+                outputs = await self._thread.call(self._run, item.inputs, item.wanted)
                 _resolve(item, outputs)
             except Exception as exc:
                 _fail(item, exc)
@@ -155,19 +153,19 @@ class Batcher:
                 name: np.concatenate([item.inputs[name] for item in batch])
                 for name in batch[0].inputs
             }
-            outputs = await loop.run_in_executor(
-                self._executor, self._run, merged, _union(item.wanted for item in batch)
+            outputs = await self._thread.call(
+                self._run, merged, _union(item.wanted for item in batch)
             )
         except Exception:
             for item in batch:  # find the culprit: each request alone
-                await self._execute(loop, [item])
+                await self._execute([item])
             return
         total = sum(item.rows for item in batch)
         if any(value.ndim == 0 or value.shape[0] != total for value in outputs.values()):
             # The outputs are not one row per input row: this model cannot be batched.
             self.max_batch_size = 1
             for item in batch:
-                await self._execute(loop, [item])
+                await self._execute([item])
             return
         start = 0
         for item in batch:

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from funade.registry.tensors import numpy_dtype
 from funade.serving.batching import Batcher, BatchStats, Tensors, Wanted
 from funade.serving.config import ServeConfig
 from funade.serving.metrics import ServingMetrics
+from funade.serving.modelthread import ModelThread
 from funade.serving.workers import WorkerPeers
 
 log = logging.getLogger("funade.serving")
@@ -67,7 +67,7 @@ class ModelRuntime:
         self.metrics = metrics
         self.loaded: Loaded | None = None
         self.load_error: str | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._thread = ModelThread()
         self._batcher: Batcher | None = None
         self._loader: threading.Thread | None = None
         self._ready = threading.Event()
@@ -98,7 +98,7 @@ class ModelRuntime:
         batch = self.config.max_batch_size if _batchable(loaded.model.signature) else 1
         self._batcher = Batcher(
             loaded.model.predict_conformed,
-            self._executor,
+            self._thread,
             max_batch_size=batch,
             max_latency_ms=self.config.max_latency_ms,
             on_batch=self._record_batch,
@@ -116,7 +116,7 @@ class ModelRuntime:
             self._peers.mark_gone()
         if self._batcher is not None:
             await self._batcher.stop()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._thread.close()
 
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
