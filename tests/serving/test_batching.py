@@ -189,3 +189,57 @@ def test_a_batch_computes_the_outputs_its_requests_want() -> None:
     model.wanted.clear()
     run(batch(frozenset({"y"}), None))
     assert model.wanted == [frozenset(), None]
+
+
+def test_a_full_batch_does_not_wait_for_max_latency() -> None:
+    model = FakeModel()
+
+    async def main() -> float:
+        with ModelThread() as pool:
+            batcher = Batcher(model, pool, max_batch_size=2, max_latency_ms=5_000)
+            started = asyncio.get_running_loop().time()
+            await asyncio.gather(
+                batcher.submit({"x": np.zeros((1, 1))}), batcher.submit({"x": np.zeros((1, 1))})
+            )
+            await batcher.stop()
+            return asyncio.get_running_loop().time() - started
+
+    assert run(main()) < 2.5  # not the 5 s max_latency
+    assert model.calls == [2]
+
+
+def test_a_request_given_up_while_queued_is_not_run() -> None:
+    model = FakeModel()
+
+    async def main() -> Any:
+        with ModelThread() as pool:
+            batcher = Batcher(model, pool, max_batch_size=8)
+            model.gate.clear()
+            first = batcher.enqueue({"x": np.zeros((1, 1))})
+            abandoned = batcher.enqueue({"x": np.full((1, 1), 5.0)})
+            kept = batcher.enqueue({"x": np.ones((1, 1))})
+            abandoned.cancel()  # its client timed out or went away
+            model.gate.set()
+            return await asyncio.gather(first, kept)
+
+    _, kept = run(main())
+    np.testing.assert_array_equal(kept["y"], [[2.0]])
+    assert model.calls == [1, 1]  # the first alone, then only the one still wanted
+
+
+def test_a_failing_metrics_hook_does_not_stop_the_batcher(caplog: pytest.LogCaptureFixture) -> None:
+    model = FakeModel()
+
+    def broken(_: BatchStats) -> None:
+        raise RuntimeError("metrics are down")
+
+    async def main() -> list[Any]:
+        with ModelThread() as pool:
+            batcher = Batcher(model, pool, max_batch_size=8, on_batch=broken)
+            one = await batcher.submit({"x": np.ones((1, 1))})
+            two = await batcher.submit({"x": np.ones((1, 1))})
+            return [one, two]
+
+    results = run(main())
+    assert [float(r["y"][0, 0]) for r in results] == [2.0, 2.0]
+    assert "metrics are down" in caplog.text

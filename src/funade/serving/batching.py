@@ -13,8 +13,8 @@ fails by itself instead of failing its neighbours.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +49,11 @@ class BatchStats:
 
 
 class Batcher:
-    """Merges concurrent ``submit`` calls into calls of ``run`` in ``thread``."""
+    """Merges concurrent ``submit`` calls into calls of ``run`` in ``thread``.
+
+    Driven by callbacks on the event loop, not a task of its own: a request that finds the
+    model idle starts its call at once, and each call's completion starts the next from what
+    queued meanwhile, so no wake-up of a batching task sits between a request and the model."""
 
     def __init__(
         self,
@@ -65,21 +69,19 @@ class Batcher:
         self.max_batch_size = max(1, max_batch_size)
         self.max_latency = max(0.0, max_latency_ms) / 1000
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._carry: _Item | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._pending: deque[_Item] = deque()
+        self._alone: deque[_Item] = deque()  # to run one by one: a merged call failed
+        self._running = False
+        self._timer: asyncio.TimerHandle | None = None
         self.busy_since: float | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+        """Nothing to start (kept for symmetry with ``stop``)."""
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def submit(self, inputs: Tensors, wanted: Wanted = None) -> Tensors:
         """Run the model on ``inputs`` (first dimension: rows), possibly with other requests;
@@ -91,45 +93,111 @@ class Batcher:
         (given up on) before its batch starts is dropped from it."""
         rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
         future: asyncio.Future[Tensors] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(inputs, rows, wanted, future))
+        self._pending.append(_Item(inputs, rows, wanted, future))
+        if not self._running:
+            self._dispatch()
         return future
 
-    async def _next_batch(self) -> list[_Item]:
-        first = self._carry if self._carry is not None else await self._queue.get()
-        self._carry = None
-        batch, rows = [first], first.rows
-        deadline = time.perf_counter() + self.max_latency
-        while rows < self.max_batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if item.future.done():  # its client gave up (timeout) while it queued
+    # Starting calls ----------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start the next model call, if anything waits and nothing runs."""
+        if self._alone:
+            item = self._alone.popleft()
+            if item.future.done():
+                self._dispatch()
+            else:
+                self._call([item])
+            return
+        while self._pending and self._pending[0].future.done():
+            self._pending.popleft()
+        if not self._pending:
+            return
+        if self.max_latency > 0 and not self._full():
+            deadline = self._pending[0].queued_at + self.max_latency
+            if deadline > time.perf_counter():
+                if self._timer is None:
+                    loop = asyncio.get_running_loop()
+                    wait = deadline - time.perf_counter()
+                    self._timer = loop.call_later(wait, self._on_timer)
+                return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._call(self._take())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._running:
+            self._force_dispatch()
+
+    def _force_dispatch(self) -> None:
+        while self._pending and self._pending[0].future.done():
+            self._pending.popleft()
+        if self._pending:
+            self._call(self._take())
+
+    def _full(self) -> bool:
+        rows = 0
+        for item in self._pending:
+            if not item.future.done():
+                rows += item.rows
+                if rows >= self.max_batch_size:
+                    return True
+        return False
+
+    def _take(self) -> list[_Item]:
+        """The queued requests of the next call: in order, up to ``max_batch_size`` rows (a
+        request that does not fit waits for the next one; the first always goes)."""
+        batch = [self._pending.popleft()]
+        rows = batch[0].rows
+        while self._pending and rows < self.max_batch_size:
+            item = self._pending[0]
+            if item.future.done():
+                self._pending.popleft()
                 continue
             if rows + item.rows > self.max_batch_size:
-                self._carry = item
                 break
-            batch.append(item)
+            batch.append(self._pending.popleft())
             rows += item.rows
-        return [item for item in batch if not item.future.done()]
+        return batch
 
-    async def _loop(self) -> None:
-        while True:
-            batch = await self._next_batch()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            self.busy_since = started
+    def _call(self, batch: list[_Item]) -> None:
+        self._running = True
+        started = time.perf_counter()
+        self.busy_since = started
+        if len(batch) == 1:
+            inputs = batch[0].inputs
+        else:
             try:
-                await self._execute(batch)
-            finally:
-                self.busy_since = None
+                inputs = {
+                    name: np.concatenate([item.inputs[name] for item in batch])
+                    for name in batch[0].inputs
+                }
+            except ValueError:  # cannot be merged: each alone
+                self._retry_alone(batch)
+                self._finish()
+                return
+        wanted = _union(item.wanted for item in batch)
+        future = self._thread.call(self._run, inputs, wanted)
+        future.add_done_callback(lambda done: self._completed(batch, done, started))
+
+    # Finishing calls ---------------------------------------------------------------------------
+
+    def _completed(self, batch: list[_Item], done: asyncio.Future[Tensors], started: float) -> None:
+        try:
+            if done.cancelled():  # the loop is shutting down
+                for item in batch:
+                    item.future.cancel()
+                return
+            error = done.exception()
+            if error is not None:
+                if len(batch) == 1:
+                    _fail(batch[0], error)
+                else:
+                    self._retry_alone(batch)  # find the culprit: each request alone
+            else:
+                self._split(batch, done.result())
             if self._on_batch is not None:
                 self._on_batch(
                     BatchStats(
@@ -138,40 +206,32 @@ class Batcher:
                         queue_seconds=[started - item.queued_at for item in batch],
                     )
                 )
+        finally:  # whatever happened above, the next call starts
+            self._finish()
 
-    async def _execute(self, batch: list[_Item]) -> None:
+    def _split(self, batch: list[_Item], outputs: Tensors) -> None:
         if len(batch) == 1:
-            item = batch[0]
-            try:
-                outputs = await self._thread.call(self._run, item.inputs, item.wanted)
-                _resolve(item, outputs)
-            except Exception as exc:
-                _fail(item, exc)
-            return
-        try:
-            merged = {
-                name: np.concatenate([item.inputs[name] for item in batch])
-                for name in batch[0].inputs
-            }
-            outputs = await self._thread.call(
-                self._run, merged, _union(item.wanted for item in batch)
-            )
-        except Exception:
-            for item in batch:  # find the culprit: each request alone
-                await self._execute([item])
+            _resolve(batch[0], outputs)
             return
         total = sum(item.rows for item in batch)
         if any(value.ndim == 0 or value.shape[0] != total for value in outputs.values()):
             # The outputs are not one row per input row: this model cannot be batched.
             self.max_batch_size = 1
-            for item in batch:
-                await self._execute([item])
+            self._retry_alone(batch)
             return
         start = 0
         for item in batch:
             end = start + item.rows
             _resolve(item, {name: value[start:end] for name, value in outputs.items()})
             start = end
+
+    def _retry_alone(self, batch: list[_Item]) -> None:
+        self._alone.extendleft(reversed(batch))
+
+    def _finish(self) -> None:
+        self._running = False
+        self.busy_since = None
+        self._dispatch()
 
 
 def _union(wanted: Iterable[Wanted]) -> Wanted:
@@ -188,6 +248,6 @@ def _resolve(item: _Item, outputs: Tensors) -> None:
         item.future.set_result(outputs)
 
 
-def _fail(item: _Item, exc: Exception) -> None:
+def _fail(item: _Item, exc: BaseException) -> None:
     if not item.future.done():
         item.future.set_exception(exc)
