@@ -1,0 +1,85 @@
+"""The load generator: ``wrk`` with ``infer.lua``, pinned to its own core.
+
+A run is one wrk thread with ``connections`` connections, each keeping one request in flight
+(the concurrency), for a fixed duration; ``infer.lua`` sends one fixed body and prints the
+numbers as a JSON line, parsed here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA = Path(__file__).with_name("infer.lua")
+MARK = "WRK_JSON "
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    rows_per_request: int
+    p50_ms: float
+    p99_ms: float
+    errors: dict[str, int]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rps * self.rows_per_request
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
+    return found
+
+
+def run_wrk(
+    url: str,
+    body_file: Path,
+    *,
+    connections: int,
+    seconds: float,
+    rows: int,
+    core: int,
+) -> LoadResult:
+    """``wrk -t1 -c<connections> -d<seconds>s`` on ``core``, POSTing ``body_file`` to ``url``."""
+    command = [
+        "taskset",
+        "-c",
+        str(core),
+        wrk_binary(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(body_file),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=seconds + 60
+    )
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith(MARK)), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    doc = json.loads(line[len(MARK) :])
+    return LoadResult(
+        requests=doc["requests"],
+        seconds=doc["duration_us"] / 1e6,
+        rows_per_request=rows,
+        p50_ms=doc["p50_us"] / 1000,
+        p99_ms=doc["p99_us"] / 1000,
+        errors={k: doc[k] for k in ("connect", "read", "write", "status", "timeout") if doc[k]},
+    )
