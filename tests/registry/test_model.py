@@ -11,6 +11,7 @@ import pytest
 from funade.errors import InvalidInputError
 from funade.registry.model import Model
 from funade.registry.package import build_package, load_package
+from tests.registry.helpers import read_manifest_json, write_manifest_json
 
 
 @pytest.fixture
@@ -69,4 +70,20 @@ def test_predict_gives_the_first_output_or_the_one_asked_for(
     with pytest.raises(InvalidInputError, match="Model has no output 'proba'") as info:
         model.predict(x, output="proba")
     assert info.value.field == "output"
-    assert "predict_proba" in str(info.value)
+    assert info.value.fix == "Ask for one of ['predict', 'predict_proba']."
+
+
+def test_a_declared_output_the_model_does_not_give_is_named(tmp_path: Path) -> None:
+    from tests.serving.models import Arithmetic
+
+    build_package(Arithmetic(), tmp_path / "pkg", sample_input={"x": np.ones((2, 2))})
+    manifest = read_manifest_json(tmp_path / "pkg")
+    manifest["signature"]["outputs"].append({"name": "ratio", "datatype": "FP64", "shape": [-1]})
+    write_manifest_json(tmp_path / "pkg", manifest)
+    model = load_package(tmp_path / "pkg")
+    with pytest.raises(InvalidInputError) as info:
+        model.predict({"x": np.ones((1, 2))}, output="ratio")
+    assert info.value.message == "The model gave no output 'ratio' (it gave ['double', 'total'])."
+    assert info.value.fix == (
+        "Ask for one of ['double', 'total'], or make the model return 'ratio'."
+    )

@@ -48,15 +48,23 @@ class Model:
         ``predict_all`` gives every output.
         """
         name = output or self.signature.outputs[0].name
-        outputs = self._run(to_tensors(x, self.signature), [name])
-        if name not in outputs:
+        known = [spec.name for spec in self.signature.outputs]
+        if name not in known:
             raise InvalidInputError(
                 f"Model has no output {name!r}.",
                 field="output",
                 value=name,
-                fix=f"Ask for one of {sorted(outputs)}.",
+                fix=f"Ask for one of {known}.",
             )
-        return outputs[name]
+        outputs = self._loaded.predict(to_tensors(x, self.signature), [name])
+        if name not in outputs:  # the model did not give what its signature declares
+            raise InvalidInputError(
+                f"The model gave no output {name!r} (it gave {sorted(outputs)}).",
+                field="output",
+                value=name,
+                fix=f"Ask for one of {sorted(outputs)}, or make the model return {name!r}.",
+            )
+        return normalize(outputs[name], name=name)
 
     def predict_all(self, x: Any) -> Any:
         """Every output: the array for a one-output model, else a dict of arrays by name."""
