@@ -26,6 +26,8 @@ SAMPLE = {
     "alias": "production",
     "digest": DIGEST,
     "key_id": "000000000000",
+    "name": "calc",
+    "action": "promote",
 }
 READ_ONLY = {"GET", "HEAD"}
 

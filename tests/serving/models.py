@@ -82,3 +82,26 @@ class Slow:
     def predict(self, x: Any) -> Any:
         time.sleep(min(float(np.asarray(x).reshape(-1)[0]), 5.0))
         return np.asarray(x)
+
+
+class Drifting:
+    """Doubles x, but triples it where FAKE_MODEL_DRIFT is set: a version whose served outputs
+    differ from its golden examples (as after a library upgrade in the serving image)."""
+
+    def load(self, path: Path) -> None:
+        pass
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        x = np.asarray(inputs["x"])
+        return {"double": x * (3 if os.environ.get("FAKE_MODEL_DRIFT") else 2)}
+
+
+class CrashOnLoad:
+    """Loads fine, except where FAKE_MODEL_CRASH is set (e.g. in a revision's runtime env)."""
+
+    def load(self, path: Path) -> None:
+        if os.environ.get("FAKE_MODEL_CRASH"):
+            raise RuntimeError("FAKE_MODEL_CRASH is set")
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"double": np.asarray(inputs["x"]) * 2}

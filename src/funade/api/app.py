@@ -12,9 +12,11 @@ from funade.api import errors
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
 from funade.api.routes import artifacts as artifact_routes
-from funade.api.routes import audit, health, keys, models, projects, versions
+from funade.api.routes import audit, deployments, health, keys, models, projects, versions
 from funade.api.state import AppState
 from funade.artifacts import ArtifactStore
+from funade.deploy import service as deploy_service
+from funade.registry import service as registry
 from funade.settings import Settings
 from funade.store import Database
 
@@ -25,8 +27,11 @@ Errors are `{"error": {"code", "message", "field", "value", "fix"}}`.
 """
 
 
-def create_app(settings: Settings, db: Database, artifacts: ArtifactStore) -> FastAPI:
-    """The API over ``db`` and ``artifacts``; the caller owns both (and their migrations)."""
+def create_app(
+    settings: Settings, db: Database, artifacts: ArtifactStore, *, controller: bool = False
+) -> FastAPI:
+    """The API over ``db`` and ``artifacts``; the caller owns both (and their migrations).
+    ``controller``: whether the caller runs a deployment controller beside it."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -38,9 +43,13 @@ def create_app(settings: Settings, db: Database, artifacts: ArtifactStore) -> Fa
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.funade = AppState(settings=settings, db=db, artifacts=artifacts)
+    app.state.funade = AppState(
+        settings=settings, db=db, artifacts=artifacts, controller=controller
+    )
+    # A version that a deployment's revision runs cannot be deleted.
+    registry.register_version_holder(deploy_service.holder)
     errors.install(app)
-    for module in (health, projects, models, versions, artifact_routes, keys, audit):
+    for module in (health, projects, models, versions, artifact_routes, keys, audit, deployments):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)

@@ -7,6 +7,11 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# pydantic-only modules: the server's and the client's view of deployment options
+from funade.deploy.backends.base import RuntimeConfig
+from funade.deploy.policy import Policy
+from funade.deploy.rollout import Analysis, Strategy
+
 T = TypeVar("T")
 
 
@@ -175,3 +180,113 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+
+
+# Deployments ----------------------------------------------------------------------------------
+
+
+class SmokeRequest(Strict):
+    """An Open Inference Protocol request and the outputs it must give, within tolerances."""
+
+    inputs: list[dict[str, Any]] = Field(min_length=1)
+    outputs: list[dict[str, Any]] = Field(min_length=1)
+    rtol: float = Field(default=1e-5, ge=0)
+    atol: float = Field(default=1e-8, ge=0)
+
+
+class RolloutIn(Strict):
+    """How a new revision is rolled out (the defaults of funade.deploy.rollout apply)."""
+
+    strategy: Strategy = "direct"
+    steps: list[int] | None = Field(default=None, description="Canary weights, e.g. [10, 50, 100].")
+    pause_seconds: float | None = Field(default=None, ge=0)
+    warm_seconds: float | None = Field(default=None, ge=0)
+    ready_timeout_seconds: float | None = Field(default=None, gt=0)
+    analysis: Analysis | None = None
+
+
+class DeploymentIn(Strict):
+    name: str | None = Field(default=None, description="Default: the model's name.")
+    project: str | None = Field(default=None, description="Default: the key's project.")
+    model: str
+    version: str | None = Field(
+        default=None, description="A number or an alias, pinned now (default: the latest)."
+    )
+    replicas: int = 1
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    policy: Policy = Field(default_factory=Policy)
+    smoke: list[SmokeRequest] = Field(default_factory=list)
+    description: str = ""
+
+
+class DeploymentPatch(Strict):
+    version: str | None = None
+    replicas: int | None = None
+    runtime: RuntimeConfig | None = None
+    smoke: list[SmokeRequest] | None = None
+    policy: Policy | None = None
+    description: str | None = None
+    rollout: RolloutIn = Field(default_factory=RolloutIn)
+
+
+class TrafficIn(Strict):
+    weights: dict[int, int] | None = Field(
+        default=None, description="Percent by revision number, adding up to 100."
+    )
+    shadow: int | None = Field(default=None, description="Revision to mirror requests to.")
+    clear_shadow: bool = False
+
+
+class ReplicaOut(BaseModel):
+    id: str
+    revision: int
+    url: str
+    state: str
+
+
+class RevisionOut(BaseModel):
+    number: int
+    model: str
+    version: int
+    replicas: int
+    runtime: dict[str, Any]
+    status: str
+    detail: dict[str, Any]
+    warm_until: datetime | None
+    created_at: datetime
+
+
+class RolloutOut(BaseModel):
+    id: int
+    deployment: str
+    revision: int
+    stable_revision: int | None
+    strategy: str
+    state: str
+    step: int
+    options: dict[str, Any]
+    next_at: datetime | None
+    reason: str
+    history: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentOut(BaseModel):
+    project: str
+    name: str
+    model: str
+    description: str
+    state: str
+    traffic: dict[int, int]
+    shadow: int | None
+    policy: dict[str, Any]
+    revisions: list[RevisionOut]
+    replicas: list[ReplicaOut]
+    rollout: RolloutOut | None = Field(description="The newest rollout.")
+    controller: bool = Field(
+        default=True,
+        description="False when no controller runs with this API (start one with `funade up`).",
+    )
+    created_at: datetime
+    updated_at: datetime

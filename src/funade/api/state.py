@@ -14,3 +14,5 @@ class AppState:
     settings: Settings
     db: Database
     artifacts: ArtifactStore
+    controller: bool = False
+    """Whether a deployment controller runs with this API (``funade up`` starts one)."""

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from funade.cli import audit, db, keys, models, projects, serve, up
+from funade.cli import audit, db, deployments, keys, models, projects, serve, up
 from funade.cli.output import console_err
 from funade.errors import FunadeError
 
@@ -24,6 +24,11 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(projects.app, name="projects")
 app.add_typer(db.app, name="db")
 app.command("audit")(audit.audit)
+app.command("deploy")(deployments.deploy)
+app.add_typer(deployments.app, name="deployments")
+app.command("traffic")(deployments.traffic)
+app.add_typer(deployments.rollout_app, name="rollout")
+app.command("rollback")(deployments.rollback)
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from funade.cli.output import console
+from funade.fileutil import write_atomically
 from funade.serving.config import make_config
 from funade.settings import load_settings
 
@@ -30,6 +32,10 @@ def serve(
     timeout_ms: Annotated[float, typer.Option(help="Per-request timeout (504 past it).")] = 30_000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 64
     * 1024**2,
+    url_file: Annotated[
+        str | None,
+        typer.Option(help="Write the bound URL to this file (for supervisors).", hidden=True),
+    ] = None,
 ) -> None:
     """Serve one model version over HTTP (v2 Open Inference Protocol, v1, /metrics)."""
     config = make_config(
@@ -49,5 +55,7 @@ def serve(
 
     def announce(url: str) -> None:
         console.print(f"funade serve: {source} at {url} (ready at {url}/v2/health/ready)")
+        if url_file is not None:
+            write_atomically(Path(url_file), url)
 
     run_server(config, settings, announce=announce)

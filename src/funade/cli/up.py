@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from funade.cli.output import console, console_err
 from funade.settings import load_settings
+
+if TYPE_CHECKING:
+    from funade.deploy.backends.local import LocalBackend
 
 
 def up(
@@ -27,12 +30,23 @@ def up(
     from funade.api.app import create_app
     from funade.artifacts import ArtifactStore
     from funade.bootstrap import bootstrap, open_database
+    from funade.deploy.backends.local import LocalBackend
+    from funade.deploy.controller import ControllerLock, start_controller
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings(**overrides)
     db = open_database(settings, migrate=True)
     home = bootstrap(settings, db)
-    app = create_app(settings, db, ArtifactStore.from_settings(settings))
+    lock = ControllerLock(settings.home / "controller.lock")
+    if not lock.acquire():
+        console_err.print(
+            f"[red]Another `funade up` runs over {settings.home}[/] (it holds "
+            f"{lock.path}); stop it first, or set FUNADE_HOME to another directory."
+        )
+        raise typer.Exit(1)
+    backend = LocalBackend(settings.home / "replicas")
+    _controller, stop_controller = start_controller(db, backend)
+    app = create_app(settings, db, ArtifactStore.from_settings(settings), controller=True)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     )
@@ -60,5 +74,22 @@ def up(
         console.print("Press Ctrl-C to stop.", style="dim")
 
     threading.Thread(target=announce, name="funade-announce", daemon=True).start()
-    server.run()
-    db.dispose()
+    try:
+        server.run()
+    finally:
+        stop_controller()
+        stop_replicas(backend)
+        lock.release()
+        db.dispose()
+
+
+def stop_replicas(backend: LocalBackend, grace_seconds: float = 30.0) -> None:
+    """On a graceful stop, the replicas go too (they drain first); the next `funade up` starts
+    them again from the store. After a crash they keep running and are adopted instead."""
+    replicas = backend.replicas()
+    for replica in replicas:
+        backend.stop(replica.id, grace_seconds=grace_seconds)
+    deadline = time.monotonic() + grace_seconds + 5
+    while list(backend.root.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    backend.close()

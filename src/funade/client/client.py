@@ -16,11 +16,14 @@ from funade.api.schemas import (
     AliasOut,
     ArtifactRef,
     AuditOut,
+    DeploymentOut,
     KeyOut,
     ModelOut,
     NewKeyOut,
     Page,
     ProjectOut,
+    RolloutOut,
+    TrafficIn,
     VersionIn,
     VersionOut,
     WhoAmI,
@@ -369,6 +372,65 @@ class Client:
     ) -> Page[AuditOut]:
         params = {"project": project, "action": action, "cursor": cursor, "limit": limit}
         return self._get("/api/v1/audit", Page[AuditOut], **params)
+
+    # Deployments --------------------------------------------------------------------------
+
+    def create_deployment(self, model: str, **fields: Any) -> DeploymentOut:
+        """``create_deployment("churn", version="3", replicas=2)``: see ``DeploymentIn``
+        (the server checks the fields)."""
+        body = {"model": model, **fields}
+        body.setdefault("project", self.project)
+        response = self._request("POST", "/api/v1/deployments", json=body)
+        return DeploymentOut.model_validate(response.json())
+
+    def list_deployments(self, *, project: str | None = None) -> list[DeploymentOut]:
+        rows = self._request(
+            "GET", "/api/v1/deployments", params={"project": project or self.project}
+        ).json()
+        return [DeploymentOut.model_validate(r) for r in rows]
+
+    def get_deployment(self, name: str) -> DeploymentOut:
+        return self._get(f"/api/v1/deployments/{name}", DeploymentOut)
+
+    def update_deployment(self, name: str, **changes: Any) -> DeploymentOut:
+        """A new ``version``/``replicas``/``runtime``/``smoke`` rolls out a new revision by
+        ``rollout={"strategy": "canary", "steps": [10, 50, 100]}``; see ``DeploymentPatch``."""
+        body = {k: v for k, v in changes.items() if v is not None}
+        response = self._request("PATCH", f"/api/v1/deployments/{name}", json=body)
+        return DeploymentOut.model_validate(response.json())
+
+    def delete_deployment(self, name: str) -> DeploymentOut:
+        response = self._request("DELETE", f"/api/v1/deployments/{name}")
+        return DeploymentOut.model_validate(response.json())
+
+    def set_traffic(
+        self,
+        name: str,
+        weights: dict[int, int] | None = None,
+        *,
+        shadow: int | None = None,
+        clear_shadow: bool = False,
+    ) -> DeploymentOut:
+        body = TrafficIn(weights=weights, shadow=shadow, clear_shadow=clear_shadow)
+        response = self._request(
+            "PUT", f"/api/v1/deployments/{name}/traffic", json=body.model_dump(mode="json")
+        )
+        return DeploymentOut.model_validate(response.json())
+
+    def list_rollouts(self, name: str, *, limit: int = 20) -> list[RolloutOut]:
+        rows = self._request(
+            "GET", f"/api/v1/deployments/{name}/rollouts", params={"limit": limit}
+        ).json()
+        return [RolloutOut.model_validate(r) for r in rows]
+
+    def rollout_action(self, name: str, action: str) -> RolloutOut:
+        """``promote`` or ``abort`` the deployment's rollout in progress."""
+        response = self._request("POST", f"/api/v1/deployments/{name}/rollout/{action}")
+        return RolloutOut.model_validate(response.json())
+
+    def rollback(self, name: str) -> RolloutOut:
+        response = self._request("POST", f"/api/v1/deployments/{name}/rollback")
+        return RolloutOut.model_validate(response.json())
 
 
 def raise_for_error(response: httpx.Response) -> None:

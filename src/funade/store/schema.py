@@ -190,3 +190,100 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(512))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class Deployment(Base):
+    """A named live endpoint of one model; what serves it is its revisions, weighted by
+    ``traffic``. ``generation`` grows with every change the gateway must see."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    # Unique across projects: the gateway routes /v2/models/<name> by it alone.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # {"weights": {"<revision>": percent}, "shadow": <revision> | None, "sticky": {...}}
+    traffic: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Gateway rules: allowlist, rate limits, body size (see funade.deploy.policy).
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    next_revision: Mapped[int] = mapped_column(Integer, default=1)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    project: Mapped[Project] = relationship(lazy="joined")
+    model: Mapped[Model] = relationship(lazy="joined")
+    revisions: Mapped[list[Revision]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="Revision.number"
+    )
+
+
+class Revision(Base):
+    """An immutable pairing of a model version with a runtime config and a replica count."""
+
+    __tablename__ = "deployment_revisions"
+    __table_args__ = (UniqueConstraint("deployment_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    runtime: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    smoke: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # pending → verifying → verified | failed; retired once no traffic or rollout needs it.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Kept running (warm) until then, although no traffic goes to it.
+    warm_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+
+
+class Rollout(Base):
+    """Moving traffic to a revision by a strategy; its state machine is funade.deploy.rollout."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    stable_revision: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(16))
+    # Strategy options: steps, pause_seconds, warm_seconds, analysis thresholds.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime | None]
+    # Why it stopped (a verification diff, an analysis that failed, who aborted it).
+    reason: Mapped[str] = mapped_column(Text, default="")
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class ReplicaRecord(Base):
+    """A replica as the controller last saw it; the gateway routes to the ready ones."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(256), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

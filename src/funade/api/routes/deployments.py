@@ -1,0 +1,334 @@
+"""Deployments: live endpoints, their revisions, traffic and rollouts.
+
+Deployment names are unique across projects (the gateway routes ``/v2/models/<name>`` by name
+alone), so the routes take no project in the path; a key sees only its project's deployments.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from funade import audit
+from funade.api.deps import State, current_principal
+from funade.api.schemas import (
+    DeploymentIn,
+    DeploymentOut,
+    DeploymentPatch,
+    ReplicaOut,
+    RevisionOut,
+    RolloutIn,
+    RolloutOut,
+    TrafficIn,
+)
+from funade.auth.principal import Principal, Scope
+from funade.deploy import rollout as machine
+from funade.deploy import service
+from funade.deploy.controller import apply_decision, view_of
+from funade.deploy.service import now
+from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.projects import DEFAULT_PROJECT, get_project
+from funade.store.schema import Deployment, Project, ReplicaRecord, Rollout
+
+router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+
+
+def _granted(scope: Scope) -> Any:
+    """A dependency: the key has ``scope`` somewhere (its project is checked per deployment);
+    it runs before the body is read, so a key without the scope learns nothing more."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if scope not in principal.granted:
+            principal.require(scope, principal.project)
+        return principal
+
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(_granted("read"))]
+Writer = Annotated[Principal, Depends(_granted("write"))]
+
+
+def _options(spec: RolloutIn) -> machine.RolloutOptions:
+    given = spec.model_dump(exclude_none=True, exclude={"strategy"})
+    try:
+        return machine.RolloutOptions.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(["rollout", *(str(p) for p in first["loc"])])
+        raise InvalidInputError(
+            f"{field!r} is invalid: {first['msg']}.",
+            field=field,
+            value=first.get("input"),
+            fix="e.g. {'strategy': 'canary', 'steps': [10, 50, 100], 'pause_seconds': 30}.",
+        ) from None
+
+
+def rollout_out(row: Rollout, name: str) -> RolloutOut:
+    return RolloutOut(
+        id=row.id,
+        deployment=name,
+        revision=row.revision,
+        stable_revision=row.stable_revision,
+        strategy=row.strategy,
+        state=row.state,
+        step=row.step,
+        options=row.options,
+        next_at=row.next_at,
+        reason=row.reason,
+        history=row.history,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def deployment_out(session: Session, row: Deployment, *, controller: bool) -> DeploymentOut:
+    replicas = session.scalars(
+        select(ReplicaRecord)
+        .where(ReplicaRecord.deployment_id == row.id)
+        .order_by(ReplicaRecord.revision, ReplicaRecord.id)
+    )
+    newest = service.rollouts(session, row, limit=1)
+    return DeploymentOut(
+        project=row.project.name,
+        name=row.name,
+        model=row.model.name,
+        description=row.description,
+        state=row.state,
+        traffic=service.weights(row),
+        shadow=(row.traffic or {}).get("shadow"),
+        policy=row.policy,
+        revisions=[
+            RevisionOut(
+                number=r.number,
+                model=r.version.model.name,
+                version=r.version.number,
+                replicas=r.replicas,
+                runtime=r.runtime,
+                status=r.status,
+                detail=r.detail,
+                warm_until=r.warm_until,
+                created_at=r.created_at,
+            )
+            for r in row.revisions
+        ],
+        replicas=[
+            ReplicaOut(id=r.id, revision=r.revision, url=r.url, state=r.state) for r in replicas
+        ],
+        rollout=rollout_out(newest[0], row.name) if newest else None,
+        controller=controller,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _find(session: Session, principal: Principal, name: str, scope: Scope) -> Deployment:
+    row = session.scalar(select(Deployment).where(Deployment.name == name))
+    if row is None or not principal.can_see(row.project.name):
+        raise NotFoundError(
+            f"Deployment {name!r} does not exist.",
+            field="deployment",
+            value=name,
+            fix="List deployments with `funade deployments list`.",
+        )
+    principal.require(scope, row.project.name)
+    return row
+
+
+def _project(session: Session, principal: Principal, name: str | None, scope: Scope) -> Project:
+    project = name or principal.project or DEFAULT_PROJECT
+    principal.require(scope, project)
+    return get_project(session, project)
+
+
+@router.post("", response_model=DeploymentOut, status_code=201)
+def create_deployment(body: DeploymentIn, state: State, principal: Writer) -> DeploymentOut:
+    """Create revision 1 and start its rollout; it takes traffic once verified."""
+    with state.db.session() as session:
+        project = _project(session, principal, body.project, "write")
+        row, _ = service.create_deployment(
+            session,
+            project,
+            body.name or body.model,
+            model=body.model,
+            version=body.version,
+            replicas=body.replicas,
+            runtime=body.runtime,
+            policy=body.policy,
+            smoke=[s.model_dump() for s in body.smoke],
+            description=body.description,
+            created_by=principal.key_id,
+        )
+        audit.record(
+            session,
+            principal,
+            "deployment.create",
+            row.name,
+            project=project,
+            model=f"{row.revisions[0].version.model.name}:{row.revisions[0].version.number}",
+            replicas=body.replicas,
+            runtime=body.runtime.model_dump(),
+            policy=row.policy,
+        )
+        session.flush()
+        return deployment_out(session, row, controller=state.controller)
+
+
+@router.get("", response_model=list[DeploymentOut])
+def list_deployments(
+    state: State,
+    principal: Reader,
+    project: Annotated[str | None, Query(description="Default: the key's project.")] = None,
+) -> list[DeploymentOut]:
+    with state.db.read() as session:
+        proj = _project(session, principal, project, "read")
+        rows = service.list_deployments(session, proj)
+        return [deployment_out(session, r, controller=state.controller) for r in rows]
+
+
+@router.get("/{name}", response_model=DeploymentOut)
+def get_deployment(name: str, state: State, principal: Reader) -> DeploymentOut:
+    with state.db.read() as session:
+        row = _find(session, principal, name, "read")
+        return deployment_out(session, row, controller=state.controller)
+
+
+@router.patch("/{name}", response_model=DeploymentOut)
+def update_deployment(
+    name: str, body: DeploymentPatch, state: State, principal: Writer
+) -> DeploymentOut:
+    """A new version, replica count, runtime or smoke requests make a new revision, rolled out
+    by ``rollout.strategy``; ``policy`` and ``description`` change in place."""
+    with state.db.session() as session:
+        row = _find(session, principal, name, "write")
+        rollout = service.update_deployment(
+            session,
+            row,
+            version=body.version,
+            replicas=body.replicas,
+            runtime=body.runtime,
+            smoke=[s.model_dump() for s in body.smoke] if body.smoke is not None else None,
+            strategy=body.rollout.strategy,
+            options=_options(body.rollout),
+            policy=body.policy,
+            description=body.description,
+            created_by=principal.key_id,
+        )
+        changes = body.model_dump(exclude_none=True, exclude={"rollout"}, mode="json")
+        if rollout is not None:
+            changes["rollout"] = {"revision": rollout.revision, "strategy": rollout.strategy}
+        audit.record(
+            session, principal, "deployment.update", row.name, project=row.project, **changes
+        )
+        session.flush()
+        return deployment_out(session, row, controller=state.controller)
+
+
+@router.delete("/{name}", response_model=DeploymentOut, status_code=202)
+def delete_deployment(name: str, state: State, principal: Writer) -> DeploymentOut:
+    """Stop routing to it; the controller drains its replicas, then removes it."""
+    with state.db.session() as session:
+        row = _find(session, principal, name, "write")
+        running = service.active_rollout(session, row)
+        if running is not None:
+            apply_decision(row, running, machine.abort(view_of(running), principal.name), now())
+        service.delete_deployment(row)
+        audit.record(session, principal, "deployment.delete", row.name, project=row.project)
+        return deployment_out(session, row, controller=state.controller)
+
+
+@router.put("/{name}/traffic", response_model=DeploymentOut)
+def set_traffic(name: str, body: TrafficIn, state: State, principal: Writer) -> DeploymentOut:
+    with state.db.session() as session:
+        row = _find(session, principal, name, "write")
+        if body.weights is not None:
+            service.set_traffic(session, row, body.weights)
+        if body.shadow is not None or body.clear_shadow:
+            service.set_shadow(session, row, None if body.clear_shadow else body.shadow)
+        audit.record(
+            session,
+            principal,
+            "deployment.traffic",
+            row.name,
+            project=row.project,
+            weights=service.weights(row),
+            shadow=(row.traffic or {}).get("shadow"),
+        )
+        return deployment_out(session, row, controller=state.controller)
+
+
+@router.get("/{name}/rollouts", response_model=list[RolloutOut])
+def list_rollouts(
+    name: str, state: State, principal: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> list[RolloutOut]:
+    """Newest first."""
+    with state.db.read() as session:
+        row = _find(session, principal, name, "read")
+        return [rollout_out(r, row.name) for r in service.rollouts(session, row, limit)]
+
+
+@router.post("/{name}/rollout/{action}", response_model=RolloutOut)
+def rollout_action(name: str, action: str, state: State, principal: Writer) -> RolloutOut:
+    """``promote`` (all traffic to the new revision now) or ``abort`` (all back to stable)."""
+    with state.db.session() as session:
+        row = _find(session, principal, name, "write")
+        running = service.active_rollout(session, row)
+        if action not in ("promote", "abort"):
+            raise NotFoundError(
+                f"There is no rollout action {action!r}.",
+                field="action",
+                value=action,
+                fix="Use 'promote' or 'abort'.",
+            )
+        if running is None:
+            raise ConflictError(
+                f"Deployment {name!r} has no rollout in progress to {action}.",
+                field="deployment",
+                value=name,
+                fix=f"See its rollouts with `funade rollout status {name}`.",
+            )
+        if action == "promote" and running.state != "progressing":
+            raise ConflictError(
+                f"The rollout to revision {running.revision} is {running.state}: it can be "
+                "promoted once its revision is verified and taking canary traffic.",
+                field="action",
+                value=action,
+                fix="Wait for verification, or abort it.",
+            )
+        view = view_of(running)
+        decision = (
+            machine.promote(view) if action == "promote" else machine.abort(view, principal.name)
+        )
+        apply_decision(row, running, decision, now())
+        audit.record(
+            session,
+            principal,
+            f"rollout.{action}",
+            row.name,
+            project=row.project,
+            revision=running.revision,
+        )
+        session.flush()
+        return rollout_out(running, row.name)
+
+
+@router.post("/{name}/rollback", response_model=RolloutOut, status_code=201)
+def rollback(name: str, state: State, principal: Writer) -> RolloutOut:
+    """Back to the revision that served before the last rollout (instant while it is warm)."""
+    with state.db.session() as session:
+        row = _find(session, principal, name, "write")
+        rollout = service.rollback(session, row, principal.key_id)
+        audit.record(
+            session,
+            principal,
+            "deployment.rollback",
+            row.name,
+            project=row.project,
+            revision=rollout.revision,
+        )
+        return rollout_out(rollout, row.name)

@@ -1,0 +1,330 @@
+"""`funade deploy`, `deployments …`, `traffic`, `rollout …` and `rollback`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from funade.cli.output import JSON_HELP, PROJECT_HELP, client, console, print_json, table, when
+from funade.errors import InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from funade.api.schemas import DeploymentOut, RolloutOut
+    from funade.client import Client
+
+app = typer.Typer(help="Live model endpoints: list, show, delete.", no_args_is_help=True)
+rollout_app = typer.Typer(help="A deployment's rollout: status, promote, abort.")
+
+FINAL = ("succeeded", "failed", "aborted", "rolled_back")
+
+
+def parse_duration(text: str, field: str) -> float:
+    """'30s', '5m', '1h' or a number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"--{field} {text!r} is not a duration.",
+            field=field,
+            value=text,
+            fix="Give seconds, or a number with s, m or h, e.g. '30s' or '5m'.",
+        ) from None
+
+
+def parse_steps(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInputError(
+            f"--steps {text!r} is not a list of percentages.",
+            field="steps",
+            value=text,
+            fix="Give rising percentages ending at 100, e.g. '10,50,100'.",
+        ) from None
+
+
+def parse_weights(pairs: list[str]) -> dict[int, int]:
+    """``rev-3=90 rev-4=10`` (or ``3=90``) → {3: 90, 4: 10}."""
+    weights: dict[int, int] = {}
+    for pair in pairs:
+        name, _, percent = pair.partition("=")
+        number = name.strip().removeprefix("rev-").removeprefix("r")
+        if not number.isdigit() or not percent.strip().isdigit():
+            raise InvalidInputError(
+                f"{pair!r} is not a revision weight.",
+                field="traffic",
+                value=pair,
+                fix="Write REVISION=PERCENT, e.g. `funade traffic churn rev-3=90 rev-4=10`.",
+            )
+        weights[int(number)] = int(percent)
+    return weights
+
+
+def _summary(deployment: DeploymentOut) -> str:
+    traffic = ", ".join(f"rev-{n} {w}%" for n, w in sorted(deployment.traffic.items()))
+    return traffic or "no traffic yet"
+
+
+def _print_rollout(rollout: RolloutOut) -> None:
+    console.print(
+        f"Rollout {rollout.id} of [bold]{rollout.deployment}[/]: {rollout.strategy} to "
+        f"revision {rollout.revision} (stable: {rollout.stable_revision or 'none'}) — "
+        f"[bold]{rollout.state}[/]"
+    )
+    if rollout.reason:
+        console.print(f"  reason: {rollout.reason}")
+    for entry in rollout.history:
+        console.print(f"  {entry['at'][11:19]}  {entry['event']}", style="dim")
+
+
+def wait_for_rollout(api: Client, name: str, timeout: float) -> RolloutOut:
+    """Show the rollout's state live until it ends (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    with console.status(f"Rolling out {name}…") as status:
+        while True:
+            deployment = api.get_deployment(name)
+            rollout = deployment.rollout
+            assert rollout is not None
+            ready = sum(
+                1
+                for r in deployment.replicas
+                if r.revision == rollout.revision and r.state == "ready"
+            )
+            status.update(
+                f"{name}: revision {rollout.revision} {rollout.state}"
+                f" ({ready} replica(s) ready; traffic: {_summary(deployment)})"
+            )
+            if rollout.state in FINAL or time.monotonic() > deadline:
+                return rollout
+            time.sleep(0.3)
+
+
+def deploy(
+    model: Annotated[str, typer.Argument(help="The registered model to serve.")],
+    version: Annotated[
+        str | None, typer.Option("--version", "-v", help="A number or alias (default: latest).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Deployment name (default: the model's).")
+    ] = None,
+    replicas: Annotated[int | None, typer.Option(help="Replica processes.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes per replica.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Most rows per model call.")] = None,
+    strategy: Annotated[
+        str, typer.Option(help="direct, bluegreen or canary (for a change to a live deployment).")
+    ] = "direct",
+    steps: Annotated[str | None, typer.Option(help="Canary weights, e.g. '10,50,100'.")] = None,
+    pause: Annotated[str | None, typer.Option(help="Time at each canary step, e.g. '30s'.")] = None,
+    warm: Annotated[
+        str | None, typer.Option(help="Blue/green: keep the old revision running this long.")
+    ] = None,
+    public: Annotated[
+        bool | None, typer.Option("--public/--private", help="Serve without an API key.")
+    ] = None,
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="Allowed client CIDR; repeat for more.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the rollout to end.")] = True,
+    timeout: Annotated[str, typer.Option(help="How long to wait.")] = "10m",
+    project: Annotated[str | None, typer.Option("--project", "-p", help=PROJECT_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Deploy a model version: a new deployment, or a new revision of an existing one."""
+    target = name or model
+    runtime = {k: v for k, v in {"workers": workers, "max_batch_size": max_batch_size}.items() if v}
+    policy: dict[str, Any] = {}
+    if public is not None:
+        policy["public"] = public
+    if allow:
+        policy["allow_cidrs"] = allow
+    rollout: dict[str, Any] = {"strategy": strategy}
+    if steps is not None:
+        rollout["steps"] = parse_steps(steps)
+    if pause is not None:
+        rollout["pause_seconds"] = parse_duration(pause, "pause")
+    if warm is not None:
+        rollout["warm_seconds"] = parse_duration(warm, "warm")
+    wait_seconds = parse_duration(timeout, "timeout")
+    with client(project) as api:
+        try:
+            existing = api.get_deployment(target)
+        except NotFoundError:
+            existing = None
+        if existing is None:
+            deployment = api.create_deployment(
+                model,
+                name=target,
+                version=version,
+                replicas=replicas or 1,
+                runtime=runtime,
+                policy=policy,
+            )
+        else:
+            current = existing.revisions[-1]
+            deployment = api.update_deployment(
+                target,
+                version=version or "latest",
+                replicas=replicas,
+                runtime={**current.runtime, **runtime} if runtime else None,
+                policy={**existing.policy, **policy} if policy else None,
+                rollout=rollout,
+            )
+        if not deployment.controller:
+            console.print(
+                f"Stored deployment [bold]{target}[/]; no controller runs with this API, so "
+                "nothing starts until `funade up` runs over this home."
+            )
+            wait = False
+        final = wait_for_rollout(api, target, wait_seconds) if wait else deployment.rollout
+        deployment = api.get_deployment(target)
+    if as_json:
+        print_json(deployment)
+        return
+    if final is not None:
+        _print_rollout(final)
+    console.print(f"[bold]{target}[/]: {_summary(deployment)}")
+    if final is not None and final.state in ("failed", "rolled_back", "aborted"):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_deployments(
+    project: Annotated[str | None, typer.Option("--project", "-p", help=PROJECT_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """The project's deployments, their traffic and rollouts."""
+    with client(project) as api:
+        rows = api.list_deployments()
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        "Deployments",
+        ["name", "model", "state", "traffic", "replicas ready", "rollout", "updated"],
+        [
+            [
+                d.name,
+                d.model,
+                d.state,
+                _summary(d),
+                f"{sum(r.state == 'ready' for r in d.replicas)}/{len(d.replicas)}",
+                f"{d.rollout.state} → rev-{d.rollout.revision}" if d.rollout else "",
+                when(d.updated_at),
+            ]
+            for d in rows
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """A deployment's revisions, replicas, traffic and latest rollout."""
+    with client() as api:
+        deployment = api.get_deployment(name)
+    if as_json:
+        print_json(deployment)
+        return
+    console.print(
+        f"[bold]{deployment.name}[/] ({deployment.project}) — {deployment.state}; "
+        f"traffic: {_summary(deployment)}"
+        + (f"; shadow: rev-{deployment.shadow}" if deployment.shadow else "")
+    )
+    table(
+        "Revisions",
+        ["revision", "version", "replicas", "status", "created"],
+        [
+            [f"rev-{r.number}", f"{r.model}:{r.version}", r.replicas, r.status, when(r.created_at)]
+            for r in deployment.revisions
+        ],
+    )
+    table(
+        "Replicas",
+        ["id", "revision", "state", "url"],
+        [[r.id, f"rev-{r.revision}", r.state, r.url] for r in deployment.replicas],
+    )
+    if deployment.rollout is not None:
+        _print_rollout(deployment.rollout)
+
+
+@app.command("delete")
+def delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Stop routing to a deployment; its replicas drain, then it is removed."""
+    if not yes:
+        typer.confirm(f"Delete deployment {name!r}?", abort=True)
+    with client() as api:
+        api.delete_deployment(name)
+    console.print(f"Deleting [bold]{name}[/]: replicas drain, then it is removed.")
+
+
+def traffic(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    weights: Annotated[
+        list[str] | None, typer.Argument(help="REVISION=PERCENT pairs, e.g. rev-3=90 rev-4=10.")
+    ] = None,
+    shadow: Annotated[
+        int | None, typer.Option(help="Mirror requests to this revision (answers discarded).")
+    ] = None,
+    no_shadow: Annotated[bool, typer.Option("--no-shadow", help="Stop mirroring.")] = False,
+) -> None:
+    """Split a deployment's traffic between verified revisions (weights add up to 100)."""
+    with client() as api:
+        parsed = parse_weights(weights) if weights else None
+        deployment = api.set_traffic(name, parsed, shadow=shadow, clear_shadow=no_shadow)
+    console.print(f"[bold]{name}[/]: {_summary(deployment)}")
+
+
+@rollout_app.command("status")
+def rollout_status(
+    name: str,
+    history: Annotated[int, typer.Option(help="How many past rollouts to show.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """The deployment's latest rollout(s), with their history."""
+    with client() as api:
+        rows = api.list_rollouts(name, limit=history)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"{name} has no rollouts.")
+    for row in rows:
+        _print_rollout(row)
+
+
+@rollout_app.command("promote")
+def rollout_promote(name: str) -> None:
+    """Send all traffic to the canary now."""
+    with client() as api:
+        _print_rollout(api.rollout_action(name, "promote"))
+
+
+@rollout_app.command("abort")
+def rollout_abort(name: str) -> None:
+    """Stop the rollout; all traffic goes back to the stable revision."""
+    with client() as api:
+        _print_rollout(api.rollout_action(name, "abort"))
+
+
+def rollback(
+    name: str,
+    wait: Annotated[bool, typer.Option(help="Wait for the rollback to end.")] = True,
+) -> None:
+    """Back to the revision that served before the last rollout (instant while it is warm)."""
+    with client() as api:
+        rollout = api.rollback(name)
+        if wait:
+            rollout = wait_for_rollout(api, name, 600)
+    _print_rollout(rollout)
+    if rollout.state != "succeeded":
+        raise typer.Exit(1)

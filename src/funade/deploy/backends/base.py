@@ -1,0 +1,90 @@
+"""The backend interface: start a replica of a spec, say what runs and how it is, stop one.
+
+A backend owns no desired state: the reconciler tells it what to start and stop, and asks it
+what runs (``replicas``), also after a restart of the control plane, so replicas that still run
+are adopted rather than started twice. Every replica is one ``funade serve`` process (or
+container, or pod) answering the Open Inference Protocol at its ``url``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RuntimeConfig(BaseModel):
+    """How a revision's replicas serve its model version (fixed for the revision's life)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes per replica.")
+    max_batch_size: int = Field(default=64, ge=1, description="Most rows per model call.")
+    max_latency_ms: float = Field(default=0.0, ge=0, description="Wait to fill a batch.")
+    timeout_ms: float = Field(default=30_000, gt=0, description="Per-request timeout.")
+    max_body_bytes: int = Field(default=64 * 1024**2, gt=0, description="Largest request body.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of the model server."
+    )
+
+
+class ReplicaSpec(BaseModel):
+    """What one replica runs: a deployment's revision of a pinned model version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str = Field(default="default", min_length=1)
+    deployment: str = Field(min_length=1)
+    revision: int = Field(ge=1)
+    source: str = Field(min_length=1, description="The pinned model version, e.g. 'churn:3'.")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @property
+    def key(self) -> str:
+        """The revision the replica belongs to, ``deployment/revision``."""
+        return f"{self.deployment}/{self.revision}"
+
+
+class ReplicaState(StrEnum):
+    STARTING = "starting"
+    """Running, not ready yet (loading the model)."""
+    READY = "ready"
+    """Answers inference."""
+    FAILED = "failed"
+    """Running but broken (its model failed to load, or it stopped answering)."""
+    EXITED = "exited"
+    """No longer running (crashed, killed, or its model failed to load)."""
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A replica as the backend sees it now."""
+
+    id: str
+    spec: ReplicaSpec
+    url: str
+    state: ReplicaState
+    started_at: float
+    """Wall-clock time (``time.time()``) the replica was started."""
+    detail: str = ""
+    """Why it failed or exited, when known."""
+
+
+class Backend(Protocol):
+    """Runs replicas."""
+
+    def start(self, spec: ReplicaSpec) -> Replica:
+        """Start one replica of ``spec``; it is STARTING until it reports ready."""
+        ...
+
+    def replicas(self) -> list[Replica]:
+        """Every replica this backend has started and not yet forgotten, with its state now
+        (health-checked), including ones started before a restart of the control plane."""
+        ...
+
+    def stop(self, replica_id: str, *, grace_seconds: float = 30.0) -> None:
+        """Drain and stop a replica: in-flight requests finish (up to ``grace_seconds``), then
+        it is gone and forgotten. Stopping an unknown or exited replica just forgets it."""
+        ...

@@ -1,0 +1,297 @@
+"""The local backend: each replica is a ``funade serve`` subprocess on a free loopback port.
+
+Every replica leaves a record in the backend's directory (``<id>.json``: its spec, pid and the
+process's start time), its log (``<id>.log``) and, once its socket is bound, its URL
+(``<id>.url``). The records are what lets a restarted control plane adopt the replicas that still
+run: a pid is trusted only if the process with it started at the recorded time, so a reused pid
+is never mistaken for a replica. Replicas run in sessions of their own, so a control plane that
+dies (even by ``kill -9``) does not take them down, and a stop signals the whole process group
+(the server and its workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
+from funade.fileutil import write_atomically
+
+# Failed health checks in a row after which a replica that was ready counts as FAILED.
+UNHEALTHY_AFTER = 3
+
+
+@dataclass
+class _Health:
+    ever_ready: bool = False
+    failures: int = 0
+
+
+@dataclass
+class _Record:
+    id: str
+    spec: ReplicaSpec
+    pid: int
+    start_ticks: int
+    started_at: float
+    stopping_until: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "spec": self.spec.model_dump(mode="json"),
+                "pid": self.pid,
+                "start_ticks": self.start_ticks,
+                "started_at": self.started_at,
+                "stopping_until": self.stopping_until,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> _Record:
+        data = json.loads(text)
+        return cls(
+            id=str(data["id"]),
+            spec=ReplicaSpec.model_validate(data["spec"]),
+            pid=int(data["pid"]),
+            start_ticks=int(data["start_ticks"]),
+            started_at=float(data["started_at"]),
+            stopping_until=data.get("stopping_until"),
+        )
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):  # a zombie has exited; only its parent has yet to reap it
+        return None
+    return int(fields[19])
+
+
+class LocalBackend:
+    """Replicas as supervised subprocesses of this machine; see the module's docstring."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        python: str = sys.executable,
+        health_timeout: float = 2.0,
+    ) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.env = dict(env or {})
+        self.host = host
+        self.python = python
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._health: dict[str, _Health] = {}
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=health_timeout, trust_env=False)
+        for record in self._records():  # finish stops a previous control plane began
+            if record.stopping_until is not None:
+                self._finish_stop_later(record)
+
+    # The interface --------------------------------------------------------------------------
+
+    def start(self, spec: ReplicaSpec) -> Replica:
+        replica_id = f"{_slug(spec.deployment)}-r{spec.revision}-{secrets.token_hex(3)}"
+        url_file = self._path(replica_id, "url")
+        runtime = spec.runtime
+        command = [
+            self.python,
+            "-m",
+            "funade",
+            "serve",
+            spec.source,
+            "--host",
+            self.host,
+            "--port",
+            "0",
+            "--name",
+            spec.deployment,
+            "--workers",
+            str(runtime.workers),
+            "--max-batch-size",
+            str(runtime.max_batch_size),
+            "--max-latency-ms",
+            str(runtime.max_latency_ms),
+            "--timeout-ms",
+            str(runtime.timeout_ms),
+            "--max-body-bytes",
+            str(runtime.max_body_bytes),
+            "--url-file",
+            str(url_file),
+        ]
+        # One line per message in the log (the CLI wraps to COLUMNS), read back as exit details.
+        env = {**os.environ, **self.env, **runtime.env, "PYTHONUNBUFFERED": "1", "COLUMNS": "1000"}
+        env["FUNADE_PROJECT"] = spec.project
+        with open(self._path(replica_id, "log"), "ab") as log:
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # survives the control plane; stopped as a group
+            )
+        ticks = process_start_ticks(child.pid) or 0
+        record = _Record(replica_id, spec, child.pid, ticks, time.time())
+        with self._lock:
+            self._children[child.pid] = child
+        write_atomically(self._path(replica_id, "json"), record.to_json())
+        return Replica(replica_id, spec, "", ReplicaState.STARTING, record.started_at)
+
+    def replicas(self) -> list[Replica]:
+        out = []
+        for record in self._records():
+            if record.stopping_until is None:
+                out.append(self._observe(record))
+        return out
+
+    def stop(self, replica_id: str, *, grace_seconds: float = 30.0) -> None:
+        """Signal the replica to drain (SIGTERM), and return; a thread kills it after the grace
+        time if it has not exited by then, and forgets it once it has."""
+        record = self._record(replica_id)
+        if record is None:
+            return
+        record.stopping_until = time.time() + grace_seconds
+        write_atomically(self._path(replica_id, "json"), record.to_json())
+        if self._alive(record):
+            _signal_group(record.pid, signal.SIGTERM)
+        self._finish_stop_later(record)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # Helpers --------------------------------------------------------------------------------
+
+    def log_path(self, replica_id: str) -> Path:
+        return self._path(replica_id, "log")
+
+    def _path(self, replica_id: str, suffix: str) -> Path:
+        return self.root / f"{replica_id}.{suffix}"
+
+    def _records(self) -> list[_Record]:
+        records = []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                records.append(_Record.from_json(path.read_text()))
+            except (OSError, ValueError, KeyError):
+                continue  # a record being replaced, or not ours
+        return records
+
+    def _record(self, replica_id: str) -> _Record | None:
+        try:
+            return _Record.from_json(self._path(replica_id, "json").read_text())
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _alive(self, record: _Record) -> bool:
+        with self._lock:
+            child = self._children.get(record.pid)
+        if child is not None and child.poll() is not None:
+            return False
+        ticks = process_start_ticks(record.pid)
+        return ticks is not None and (record.start_ticks == 0 or ticks == record.start_ticks)
+
+    def _observe(self, record: _Record) -> Replica:
+        url = _read(self._path(record.id, "url"))
+        health = self._health.setdefault(record.id, _Health())
+
+        def replica(state: ReplicaState, detail: str = "") -> Replica:
+            return Replica(record.id, record.spec, url, state, record.started_at, detail)
+
+        if not self._alive(record):
+            return replica(ReplicaState.EXITED, self._exit_detail(record))
+        if not url:
+            return replica(ReplicaState.STARTING)
+        try:
+            response = self._http.get(f"{url}/v2/health/ready")
+        except httpx.HTTPError as exc:
+            health.failures += 1
+            if health.ever_ready and health.failures >= UNHEALTHY_AFTER:
+                return replica(ReplicaState.FAILED, f"health check failed: {exc!r}")
+            return replica(ReplicaState.READY if health.ever_ready else ReplicaState.STARTING)
+        if response.status_code == 200:
+            health.ever_ready, health.failures = True, 0
+            return replica(ReplicaState.READY)
+        health.failures += 1
+        if health.ever_ready and health.failures >= UNHEALTHY_AFTER:
+            return replica(ReplicaState.FAILED, f"not ready: {response.text[:200]}")
+        return replica(ReplicaState.READY if health.ever_ready else ReplicaState.STARTING)
+
+    def _exit_detail(self, record: _Record) -> str:
+        with self._lock:
+            child = self._children.get(record.pid)
+        code = None
+        if child is not None:  # it has exited (or is a zombie): reap it for its status
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = child.wait(timeout=1)
+        lines = [line for line in _tail(self._path(record.id, "log")).splitlines() if line.strip()]
+        said = lines[-1].strip() if lines else ""
+        status = f"exited with status {code}" if code is not None else "no longer running"
+        return f"{status}: {said}" if said else status
+
+    def _finish_stop_later(self, record: _Record) -> None:
+        threading.Thread(
+            target=self._finish_stop, args=(record,), name=f"stop-{record.id}", daemon=True
+        ).start()
+
+    def _finish_stop(self, record: _Record) -> None:
+        deadline = record.stopping_until or time.time()
+        while self._alive(record) and time.time() < deadline:
+            time.sleep(0.05)
+        if self._alive(record):
+            _signal_group(record.pid, signal.SIGKILL)
+            while self._alive(record) and time.time() < deadline + 5:
+                time.sleep(0.05)
+        with self._lock:
+            child = self._children.pop(record.pid, None)
+        if child is not None:
+            child.wait()
+        self._health.pop(record.id, None)
+        for suffix in ("json", "url", "log"):
+            self._path(record.id, suffix).unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # the replica leads its own session and process group
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]

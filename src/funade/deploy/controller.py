@@ -1,0 +1,333 @@
+"""The deployment controller: the store says what should serve; this makes it so.
+
+Each pass (``step``) reads the deployments, revisions and active rollouts, works out which
+revisions need replicas (those with traffic, the shadow, a rollout's target and stable, and
+revisions kept warm or draining), lets the reconciler converge the backend to that, publishes
+the replicas it sees (the gateway routes to the ready ones), and advances every active rollout
+through ``rollout.decide``, verifying targets when it asks. A control plane runs one controller
+per store; ``ControllerLock`` makes sure of it on one machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from sqlalchemy import delete, select
+
+from funade.deploy import service
+from funade.deploy.backends.base import Backend, Replica, ReplicaSpec, ReplicaState, RuntimeConfig
+from funade.deploy.reconcile import Desired, Reconciler
+from funade.deploy.rollout import (
+    ACTIVE,
+    Decision,
+    Facts,
+    Figures,
+    RolloutOptions,
+    RolloutView,
+    decide,
+)
+from funade.deploy.verify import verify
+from funade.store import Database
+from funade.store.schema import Deployment, ReplicaRecord, Revision, Rollout
+
+log = logging.getLogger("funade.controller")
+
+
+@dataclass(frozen=True)
+class _RevisionView:
+    deployment_id: int
+    number: int
+    spec: ReplicaSpec
+    replicas: int
+    golden: list[Any]
+    smoke: list[Any]
+    wanted: bool
+
+
+@dataclass
+class Controller:
+    """Runs deployments on ``backend``; ``step`` once per ``interval`` seconds in ``run``."""
+
+    db: Database
+    backend: Backend
+    interval: float = 0.5
+    grace_seconds: float = 30.0
+    verify_timeout: float = 30.0
+    figures: Any = None
+    """Optional ``(deployment_id, revision, since) -> Figures`` for canary analysis."""
+    reconciler: Reconciler = field(init=False)
+    _published: dict[int, set[tuple[str, int, str, str]]] = field(default_factory=dict)
+    _http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reconciler = Reconciler(self.backend, grace_seconds=self.grace_seconds)
+        self._http = httpx.Client(timeout=self.verify_timeout, trust_env=False)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:  # a bad pass must not end the loop; the next one retries
+                log.exception("controller pass failed")
+            stop.wait(self.interval)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # One pass --------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        at = datetime.now(UTC)
+        revisions, deleting = self._snapshot(at)
+        desired = {
+            r.spec.key: Desired(r.spec, r.replicas if r.wanted else 0) for r in revisions.values()
+        }
+        running = self.reconciler.step({k: d for k, d in desired.items() if d.count > 0})
+        self._publish(running)
+        by_key: dict[str, list[Replica]] = {}
+        for replica in running:
+            by_key.setdefault(replica.spec.key, []).append(replica)
+        self._advance_rollouts(revisions, by_key, at)
+        self._remove_deleted(deleting, by_key)
+
+    def _snapshot(
+        self, at: datetime
+    ) -> tuple[dict[tuple[int, int], _RevisionView], list[tuple[int, str]]]:
+        out: dict[tuple[int, int], _RevisionView] = {}
+        deleting: list[tuple[int, str]] = []
+        with self.db.read() as session:
+            active = {
+                (r.deployment_id, n)
+                for r in session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE)))
+                for n in (r.revision, r.stable_revision)
+                if n is not None
+            }
+            for deployment in session.scalars(select(Deployment)):
+                if deployment.state == "deleting":
+                    deleting.append((deployment.id, deployment.name))
+                keep = set(service.weights(deployment)) if deployment.state == "active" else set()
+                shadow = (deployment.traffic or {}).get("shadow")
+                if shadow is not None and deployment.state == "active":
+                    keep.add(int(shadow))
+                for revision in deployment.revisions:
+                    wanted = (
+                        revision.number in keep
+                        or (deployment.id, revision.number) in active
+                        or (revision.warm_until is not None and revision.warm_until > at)
+                    )
+                    version = revision.version
+                    spec = ReplicaSpec(
+                        project=deployment.project.name,
+                        deployment=deployment.name,
+                        revision=revision.number,
+                        source=f"{version.model.name}:{version.number}",
+                        runtime=RuntimeConfig.model_validate(revision.runtime),
+                    )
+                    out[(deployment.id, revision.number)] = _RevisionView(
+                        deployment.id,
+                        revision.number,
+                        spec,
+                        revision.replicas,
+                        list(version.golden_examples or []),
+                        list(revision.smoke or []),
+                        wanted,
+                    )
+        return out, deleting
+
+    def _publish(self, running: list[Replica]) -> None:
+        """Write the replicas the gateway may route to, when they changed."""
+        with self.db.read() as session:
+            ids = {name: i for i, name in session.execute(select(Deployment.id, Deployment.name))}
+        seen: dict[int, set[tuple[str, int, str, str]]] = {i: set() for i in ids.values()}
+        for replica in running:
+            deployment_id = ids.get(replica.spec.deployment)
+            if deployment_id is not None:
+                seen[deployment_id].add(
+                    (replica.id, replica.spec.revision, replica.url, replica.state.value)
+                )
+        changed = {i: rows for i, rows in seen.items() if self._published.get(i) != rows}
+        if not changed:
+            return
+        with self.db.session() as session:
+            for deployment_id, rows in changed.items():
+                session.execute(
+                    delete(ReplicaRecord).where(ReplicaRecord.deployment_id == deployment_id)
+                )
+                for rid, revision, url, state in sorted(rows):
+                    session.add(
+                        ReplicaRecord(
+                            id=rid,
+                            deployment_id=deployment_id,
+                            revision=revision,
+                            url=url,
+                            state=state,
+                        )
+                    )
+        self._published.update(changed)
+
+    def _advance_rollouts(
+        self,
+        revisions: dict[tuple[int, int], _RevisionView],
+        by_key: dict[str, list[Replica]],
+        at: datetime,
+    ) -> None:
+        with self.db.read() as session:
+            active = list(session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))))
+        for rollout in active:
+            target = revisions.get((rollout.deployment_id, rollout.revision))
+            if target is None:
+                continue
+            view = view_of(rollout)
+            ready = [r for r in by_key.get(target.spec.key, []) if r.state is ReplicaState.READY]
+            backoff = self.reconciler.backoff.get(target.spec.key)
+            facts = Facts(
+                ready=len(ready),
+                wanted=target.replicas,
+                crashes=backoff.failures if backoff else 0,
+                crash_detail=backoff.last_detail if backoff else "",
+                canary=self._figures(rollout, rollout.revision),
+                stable=self._figures(rollout, rollout.stable_revision),
+            )
+            decision = decide(view, facts, at.timestamp())
+            if decision.verify:
+                problems = []
+                for replica in ready:
+                    problems += verify(
+                        self._http,
+                        replica.url,
+                        target.spec.deployment,
+                        target.golden,
+                        target.smoke,
+                    )
+                facts = Facts(**{**facts.__dict__, "verification": problems})
+                decision = decide(view, facts, at.timestamp())
+            if decision.state != rollout.state or decision.weights is not None or decision.event:
+                self._apply(rollout.id, decision, at)
+
+    def _remove_deleted(
+        self, deleting: list[tuple[int, str]], by_key: dict[str, list[Replica]]
+    ) -> None:
+        """A deployment being deleted goes once its last replica has drained and stopped."""
+        for deployment_id, name in deleting:
+            if any(key.startswith(f"{name}/") for key in by_key):
+                continue
+            with self.db.session() as session:
+                session.execute(delete(Deployment).where(Deployment.id == deployment_id))
+            self._published.pop(deployment_id, None)
+            log.info("deployment %s removed", name)
+
+    def _figures(self, rollout: Rollout, revision: int | None) -> Figures | None:
+        if self.figures is None or revision is None:
+            return None
+        since = (rollout.updated_at or rollout.created_at).timestamp()
+        result: Figures | None = self.figures(rollout.deployment_id, revision, since)
+        return result
+
+    def _apply(self, rollout_id: int, decision: Decision, at: datetime) -> None:
+        with self.db.session() as session:
+            rollout = session.get(Rollout, rollout_id)
+            if rollout is None or rollout.state not in ACTIVE:
+                return  # aborted or promoted through the API meanwhile
+            deployment = session.get(Deployment, rollout.deployment_id)
+            assert deployment is not None
+            apply_decision(deployment, rollout, decision, at)
+
+
+def view_of(row: Rollout) -> RolloutView:
+    """A stored rollout as the state machine's input."""
+    return RolloutView(
+        strategy=row.strategy,  # type: ignore[arg-type]
+        revision=row.revision,
+        stable=row.stable_revision,
+        state=row.state,
+        step=row.step,
+        started_at=row.created_at.timestamp(),
+        next_at=row.next_at.timestamp() if row.next_at else None,
+        options=RolloutOptions.model_validate(row.options),
+    )
+
+
+def apply_decision(
+    deployment: Deployment, rollout: Rollout, decision: Decision, at: datetime
+) -> None:
+    """Carry a decision out in the caller's transaction: traffic, warm revisions, the record."""
+    target = service.get_revision(deployment, rollout.revision)
+    if decision.weights is not None:
+        service.set_weights(deployment, decision.weights)
+    if decision.keep_warm and rollout.stable_revision is not None:
+        options = RolloutOptions.model_validate(rollout.options)
+        stable = service.get_revision(deployment, rollout.stable_revision)
+        service.keep_warm(stable, at + timedelta(seconds=options.warm_seconds))
+    finish(rollout, target, decision)
+
+
+def finish(rollout: Rollout, target: Revision, decision: Decision) -> None:
+    """Record a decision on the rollout and its target revision (the caller moved traffic)."""
+    if decision.state == "failed":
+        target.status = "failed"
+        target.detail = {"reason": decision.reason}
+    elif decision.state in ("progressing", "succeeded") and target.status != "verified":
+        target.status = "verified"
+    elif decision.state == "verifying" and target.status == "pending":
+        target.status = "verifying"
+    rollout.state = decision.state
+    rollout.step = decision.step
+    rollout.next_at = (
+        datetime.fromtimestamp(decision.next_at, UTC) if decision.next_at is not None else None
+    )
+    if decision.reason:
+        rollout.reason = decision.reason
+    if decision.event:
+        service.event(rollout, decision.event + (f": {decision.reason}" if decision.reason else ""))
+
+
+class ControllerLock:
+    """At most one controller per funade home on this machine (an advisory file lock, released
+    when its process ends, also by ``kill -9``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def start_controller(db: Database, backend: Backend, **options: Any) -> tuple[Controller, Any]:
+    """A controller running in a daemon thread; returns it and a function that stops it."""
+    controller = Controller(db, backend, **options)
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), name="funade-controller")
+    thread.daemon = True
+    thread.start()
+
+    def shutdown() -> None:
+        stop.set()
+        thread.join(timeout=30)
+        controller.close()
+
+    return controller, shutdown

@@ -1,0 +1,87 @@
+"""The deployment commands against a control plane with a running controller."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from funade.cli.deployments import parse_duration, parse_steps, parse_weights
+from funade.errors import InvalidInputError
+from tests.cli.conftest import Result
+from tests.deploy.conftest import Plane
+from tests.serving.models import Arithmetic
+
+
+@pytest.fixture
+def remote(plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Plane:
+    monkeypatch.setenv("FUNADE_URL", plane.url)
+    monkeypatch.setenv("FUNADE_API_KEY", plane.client._http.headers["authorization"][7:])
+    return plane
+
+
+def test_deploy_canary_traffic_rollback_and_delete(
+    remote: Plane, cli: Callable[..., Result]
+) -> None:
+    remote.log(Arithmetic())
+    first = cli("deploy", "calc")
+    assert first.code == 0, first.err
+    assert "direct to revision 1" in first.out
+    assert "calc: rev-1 100%" in first.out
+
+    remote.log(Arithmetic())
+    canary = cli(
+        "deploy",
+        "calc",
+        "--version",
+        "2",
+        "--strategy",
+        "canary",
+        "--steps",
+        "50,100",
+        "--pause",
+        "0.5s",
+    )
+    assert canary.code == 0, canary.err
+    assert "verified; canary at 50%" in canary.out
+    assert "calc: rev-2 100%" in canary.out
+    unchanged = cli("deploy", "calc", "--version", "2")
+    assert unchanged.code == 0, unchanged.err
+    assert len(remote.client.get_deployment("calc").revisions) == 2, "nothing new to roll out"
+
+    split = cli("traffic", "calc", "rev-1=80", "rev-2=20")
+    assert split.out.strip() == "calc: rev-1 80%, rev-2 20%"
+    listed = cli("deployments", "list")
+    assert "calc" in listed.out
+    assert json.loads(cli("deployments", "list", "--json").out)[0]["traffic"] == {"1": 80, "2": 20}
+    shown = json.loads(cli("deployments", "show", "calc", "--json").out)
+    assert [r["status"] for r in shown["revisions"]] == ["verified", "verified"]
+    status = cli("rollout", "status", "calc")
+    assert "canary to revision 2" in status.out
+    assert "succeeded" in status.out
+
+    cli("traffic", "calc", "rev-2=100")
+    back = cli("rollback", "calc")
+    assert back.code == 0, back.err
+    assert "rollback from revision 2" in back.out
+    assert remote.client.get_deployment("calc").traffic == {1: 100}
+
+    aborting = cli("rollout", "abort", "calc")
+    assert aborting.code == 2
+    assert "no rollout in progress" in aborting.err
+    gone = cli("deployments", "delete", "calc", "--yes")
+    assert "replicas drain" in gone.out
+
+
+def test_bad_arguments_name_the_option() -> None:
+    with pytest.raises(InvalidInputError, match="'soon' is not a duration") as info:
+        parse_duration("soon", "pause")
+    assert info.value.field == "pause"
+    assert parse_duration("2m", "pause") == 120.0
+    assert parse_steps("10, 50,100") == [10, 50, 100]
+    with pytest.raises(InvalidInputError, match="not a list of percentages"):
+        parse_steps("10,half")
+    assert parse_weights(["rev-3=90", "4=10"]) == {3: 90, 4: 10}
+    with pytest.raises(InvalidInputError, match="'rev-x=5' is not a revision weight"):
+        parse_weights(["rev-x=5"])

@@ -1,0 +1,155 @@
+"""The local backend and the reconciler with real ``funade serve`` subprocesses: converging,
+restarting after ``kill -9``, adopting replicas after a control-plane restart, stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from funade.deploy.backends import ReplicaSpec, ReplicaState
+from funade.deploy.backends.local import LocalBackend, process_start_ticks
+from funade.deploy.reconcile import Desired, Reconciler
+from tests.serving.fakes import arithmetic_package
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[LocalBackend]:
+    backend = LocalBackend(tmp_path / "replicas", env={"FUNADE_HOME": str(tmp_path / "home")})
+    yield backend
+    for replica in backend.replicas():
+        backend.stop(replica.id, grace_seconds=5)
+    _until(lambda: not list(backend.root.glob("*.json")), 15, "replicas stopped")
+    backend.close()
+
+
+def _until(condition: Callable[[], object], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def converge(reconciler: Reconciler, desired: dict[str, Desired], ready: int) -> list[str]:
+    """Step until ``ready`` replicas are ready; their ids."""
+    seen: list[str] = []
+
+    def done() -> bool:
+        replicas = reconciler.step(desired)
+        seen[:] = [r.id for r in replicas if r.state is ReplicaState.READY]
+        return len(seen) == ready and len(replicas) == ready
+
+    _until(done, 60, f"{ready} ready replicas")
+    return sorted(seen)
+
+
+def predict(url: str) -> list[float]:
+    """The ``double`` output for the row [1, 2]."""
+    body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
+    response = httpx.post(f"{url}/v2/models/churn/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+    return list(outputs["double"])
+
+
+def test_converges_restarts_after_kill_9_adopts_and_stops(
+    backend: LocalBackend, source: str, tmp_path: Path
+) -> None:
+    spec = ReplicaSpec(deployment="churn", revision=1, source=source)
+    desired = {spec.key: Desired(spec, 2)}
+    reconciler = Reconciler(backend, grace_seconds=5)
+    first = converge(reconciler, desired, 2)
+    by_id = {r.id: r for r in backend.replicas()}
+    for rid in first:
+        assert predict(by_id[rid].url) == [2.0, 4.0]
+    record = json.loads((backend.root / f"{first[0]}.json").read_text())
+
+    os.kill(record["pid"], signal.SIGKILL)
+    _until(lambda: process_start_ticks(record["pid"]) is None, 10, "the replica to die")
+    after_kill = converge(reconciler, desired, 2)
+    assert first[1] in after_kill
+    assert first[0] not in after_kill
+    assert any("exited" in e and first[0] in e for e in reconciler.events), "\n".join(
+        reconciler.events
+    )
+
+    # A new control plane: a fresh backend and reconciler over the same directory adopt both.
+    adopted = LocalBackend(backend.root, env=backend.env)
+    again = Reconciler(adopted, grace_seconds=5)
+    assert converge(again, desired, 2) == after_kill
+    assert not any("started" in event for event in again.events)
+    adopted.close()
+
+    pids = [json.loads((backend.root / f"{r}.json").read_text())["pid"] for r in after_kill]
+    assert reconciler.step({}) == []
+    _until(lambda: all(process_start_ticks(pid) is None for pid in pids), 15, "processes gone")
+    _until(lambda: not list(backend.root.iterdir()), 15, "records removed")
+
+
+def test_a_replica_that_cannot_load_exits_with_its_error_and_backs_off(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    spec = ReplicaSpec(deployment="broken", revision=1, source=str(tmp_path / "missing"))
+    desired = {spec.key: Desired(spec, 1)}
+    reconciler = Reconciler(backend, grace_seconds=1)
+    _until(
+        lambda: (
+            reconciler.step(desired) is not None
+            and reconciler.backoff.get(spec.key) is not None
+            and reconciler.backoff[spec.key].failures >= 2
+        ),
+        60,
+        "two crashes",
+    )
+    entry = reconciler.backoff[spec.key]
+    assert "exited with status" in entry.last_detail
+    assert "missing" in entry.last_detail, entry.last_detail
+    assert entry.until > time.time() - 1
+
+
+def test_a_reused_pid_is_not_taken_for_a_replica(backend: LocalBackend, source: str) -> None:
+    spec = ReplicaSpec(deployment="churn", revision=1, source=source)
+    replica = backend.start(spec)
+    path = backend.root / f"{replica.id}.json"
+    record = json.loads(path.read_text())
+    real_pid = record["pid"]
+    record["start_ticks"] += 1  # as if the pid now belonged to a process started later
+    path.write_text(json.dumps(record))
+    fresh = LocalBackend(backend.root)
+    [seen] = fresh.replicas()
+    assert seen.state is ReplicaState.EXITED
+    assert seen.detail.startswith("no longer running")
+    fresh.close()
+    os.killpg(real_pid, signal.SIGKILL)
+
+
+def test_stopping_an_unknown_replica_is_a_no_op(backend: LocalBackend) -> None:
+    backend.stop("nobody-r1-000000")
+    assert backend.replicas() == []
+
+
+def test_runtime_options_reach_the_model_server(backend: LocalBackend, source: str) -> None:
+    from funade.deploy.backends import RuntimeConfig
+
+    runtime = RuntimeConfig(max_batch_size=1, env={"FUNADE_MARKER": "yes"})
+    spec = ReplicaSpec(deployment="churn", revision=3, source=source, runtime=runtime)
+    reconciler = Reconciler(backend)
+    [rid] = converge(reconciler, {spec.key: Desired(spec, 1)}, 1)
+    record = json.loads((backend.root / f"{rid}.json").read_text())
+    environ = Path(f"/proc/{record['pid']}/environ").read_bytes().split(b"\0")
+    assert b"FUNADE_MARKER=yes" in environ
+    cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[cmdline.index(b"--max-batch-size") + 1] == b"1"
+    assert np.allclose(predict(next(r.url for r in backend.replicas())), [2.0, 4.0])

@@ -1,0 +1,134 @@
+"""The rollout state machine with plain values."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from funade.deploy.rollout import (
+    Analysis,
+    Facts,
+    Figures,
+    RolloutOptions,
+    RolloutView,
+    abort,
+    analyse,
+    decide,
+    promote,
+)
+
+READY = Facts(ready=2, wanted=2)
+
+
+def view(strategy: str = "canary", state: str = "verifying", **fields: object) -> RolloutView:
+    options = fields.pop("options", RolloutOptions(steps=[10, 50, 100], pause_seconds=30))
+    values: dict[str, object] = {
+        "strategy": strategy,
+        "revision": 2,
+        "stable": 1,
+        "state": state,
+        "step": 0,
+        "started_at": 0.0,
+        "next_at": None,
+        "options": options,
+        **fields,
+    }
+    return RolloutView(**values)  # type: ignore[arg-type]
+
+
+def test_verifying_waits_for_every_replica_then_asks_for_verification() -> None:
+    assert decide(view(), Facts(ready=1, wanted=2), 10.0).state == "verifying"
+    decision = decide(view(), READY, 10.0)
+    assert decision.verify
+    assert decision.weights is None
+
+
+def test_a_verified_canary_takes_its_first_step() -> None:
+    decision = decide(view(), Facts(2, 2, verification=[]), 10.0)
+    assert (decision.state, decision.step, decision.next_at) == ("progressing", 0, 40.0)
+    assert decision.weights == {2: 10, 1: 90}
+    assert decision.event == "verified; canary at 10%"
+
+
+def test_blue_green_moves_everything_and_keeps_the_old_revision_warm() -> None:
+    decision = decide(view("bluegreen"), Facts(2, 2, verification=[]), 10.0)
+    assert (decision.state, decision.weights, decision.keep_warm) == ("succeeded", {2: 100}, True)
+
+
+def test_a_canary_without_a_stable_revision_goes_straight_to_full() -> None:
+    decision = decide(view(stable=None), Facts(1, 1, verification=[]), 1.0)
+    assert (decision.state, decision.weights) == ("succeeded", {2: 100})
+
+
+def test_verification_differences_fail_it_and_keep_traffic_on_stable() -> None:
+    decision = decide(view(), Facts(2, 2, verification=["output 'y' differs"]), 10.0)
+    assert (decision.state, decision.weights) == ("failed", {1: 100})
+    assert decision.reason == "verification failed: output 'y' differs"
+
+
+def test_crashing_replicas_and_a_ready_timeout_fail_it() -> None:
+    crashed = decide(view(), Facts(0, 2, crashes=3, crash_detail="exited with status 2"), 1.0)
+    assert crashed.state == "failed"
+    assert crashed.reason.endswith("crashed 3 times in a row; last: exited with status 2")
+    options = RolloutOptions(ready_timeout_seconds=60)
+    late = decide(view(options=options), Facts(1, 2), 61.0)
+    assert late.reason == "revision 2 had 1 of 2 replicas ready after 60 s"
+    assert decide(view(options=options), Facts(1, 2), 59.0).state == "verifying"
+
+
+def test_a_skipped_verification_goes_on_without_asking() -> None:
+    options = RolloutOptions(verified=True)
+    decision = decide(view("direct", options=options), READY, 1.0)
+    assert (decision.state, decision.weights, decision.verify) == ("succeeded", {2: 100}, False)
+
+
+def progressing(step: int, next_at: float = 40.0) -> RolloutView:
+    return view(state="progressing", step=step, next_at=next_at)
+
+
+def test_a_canary_waits_out_its_pause_then_steps_on_when_analysis_passes() -> None:
+    assert decide(progressing(0), READY, 39.0).weights is None
+    healthy = Facts(2, 2, canary=Figures(100, 0, 20.0), stable=Figures(900, 1, 18.0))
+    decision = decide(progressing(0), healthy, 40.0)
+    assert (decision.state, decision.step, decision.weights) == ("progressing", 1, {2: 50, 1: 50})
+    final = decide(progressing(1, next_at=70.0), healthy, 70.0)
+    assert (final.state, final.weights, final.event) == ("succeeded", {2: 100}, "promoted to 100%")
+
+
+def test_a_failing_analysis_rolls_the_canary_back() -> None:
+    sick = Facts(2, 2, canary=Figures(100, 5, 20.0), stable=Figures(900, 0, 18.0))
+    decision = decide(progressing(1), sick, 40.0)
+    assert (decision.state, decision.weights) == ("rolled_back", {1: 100})
+    assert decision.reason == "analysis at 50% failed: error rate 5.00% (5 of 100) is above 1.00%"
+
+
+def test_analysis_compares_latency_absolutely_and_with_the_stable_revision() -> None:
+    analysis = Analysis(max_p99_ms=100, max_p99_ratio=2.0, min_requests=10)
+    assert analyse(analysis, Figures(50, 0, 30.0), Figures(500, 0, 20.0)) == []
+    assert analyse(analysis, Figures(5, 0, 30.0), None) == [
+        "only 5 canary requests, 10 needed for analysis"
+    ]
+    assert analyse(analysis, Figures(50, 0, 150.0), Figures(500, 0, 20.0)) == [
+        "p99 150.0 ms is above 100 ms",
+        "p99 150.0 ms is over 2x the stable revision's 20.0 ms",
+    ]
+
+
+def test_promote_and_abort() -> None:
+    assert promote(progressing(0)).weights == {2: 100}
+    aborted = abort(progressing(1), "alice")
+    assert (aborted.state, aborted.weights, aborted.reason) == (
+        "aborted",
+        {1: 100},
+        "aborted by alice",
+    )
+    assert abort(view(stable=None), "bob").weights == {}
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [([], "end at 100"), ([10, 50], "end at 100"), ([50, 20, 100], "rise strictly")],
+)
+def test_canary_steps_must_rise_to_100(steps: list[int], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RolloutOptions(steps=steps)
