@@ -42,7 +42,7 @@ def test_funade_up_demo_registers_the_example_model(tmp_path: Path) -> None:
     env["FUNADE_HOME"] = str(tmp_path / "home")
     env["COLUMNS"] = "400"
     with subprocess.Popen(
-        [sys.executable, "-m", "funade", "up", "--demo", "--port", "0"],
+        [sys.executable, "-m", "funade", "up", "--demo", "--port", "0", "--gateway-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -56,7 +56,7 @@ def _check_demo(process: subprocess.Popen[str], tmp_path: Path) -> None:
     lines: list[str] = []
     url = None
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         assert process.stdout is not None
         while time.monotonic() < deadline:
             line = process.stdout.readline()
@@ -80,6 +80,25 @@ def _check_demo(process: subprocess.Popen[str], tmp_path: Path) -> None:
         assert version["flavor"] == "sklearn"
         assert version["metrics"]["auc"] > 0.6
         assert version["lineage"]["datasets"]["train"]["digest"].startswith("sha256:")
+        # The demo deployed the model behind the gateway; its curl command predicts.
+        assert "Demo: deployed churn (revision 1); predict with:" in output, output
+        curl = next(line.strip() for line in lines if "/v1/models/churn:predict" in line)
+        predict_key = re.search(r"Bearer (fnd_\S+)'", curl).group(1)  # type: ignore[union-attr]
+        body = re.search(r"-d '(.*?)'", curl).group(1)  # type: ignore[union-attr]
+        gateway = re.search(r"(http://\S+)/v1/models/churn:predict", curl).group(1)  # type: ignore[union-attr]
+        answer = httpx.post(
+            f"{gateway}/v1/models/churn:predict",
+            content=body,
+            headers={"authorization": f"Bearer {predict_key}", "content-type": "application/json"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"][0] in (0, 1)
+        assert answer.headers["funade-model-version"] == "churn:1"
+        refused = httpx.get(
+            f"{url}/api/v1/projects/default/models",
+            headers={"authorization": f"Bearer {predict_key}"},
+        )
+        assert refused.status_code == 403, "the printed key may only predict"
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -62,7 +62,7 @@ def train_churn(seed: int = 0) -> tuple[Any, Any, dict[str, float], dict[str, An
     return model, x_train, metrics, params
 
 
-def run_demo(*, url: str, api_key: str, settings: Settings) -> None:
+def run_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str | None = None) -> None:
     from funade.sdk import log_model
 
     console.print("Demo: training a churn model on a synthetic customer table...")
@@ -91,3 +91,64 @@ def run_demo(*, url: str, api_key: str, settings: Settings) -> None:
         soft_wrap=True,
     )
     console.print("  funade models show churn@production", soft_wrap=True)
+    if gateway_url is not None:
+        deploy_demo(url=url, api_key=api_key, settings=settings, gateway_url=gateway_url)
+
+
+def deploy_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str) -> None:
+    """Deploy churn@production behind the gateway and print a curl that predicts with a new
+    predict-only key."""
+    import json
+    import time
+
+    from funade.errors import NotFoundError
+
+    frame, _ = churn_data(rows=1)
+    with Client(url=url, api_key=api_key, settings=settings) as client:
+        try:
+            client.get_deployment("churn")
+        except NotFoundError:
+            client.create_deployment("churn", version="production")
+        with console.status("Demo: deploying churn (starting a replica, verifying it)..."):
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                rollout = client.get_deployment("churn").rollout
+                if rollout is None or rollout.state not in ("verifying", "progressing"):
+                    break
+                time.sleep(0.3)
+        deployment = client.get_deployment("churn")
+        if deployment.traffic == {} or rollout is None or rollout.state == "failed":
+            reason = rollout.reason if rollout is not None else "no rollout"
+            console.print(f"[red]Demo: the deployment did not go live:[/] {reason}")
+            return
+        key = client.create_key("demo-predict", ["predict"], project=deployment.project).key
+    _wait_for_gateway(gateway_url, key)
+    row = {name: float(frame[name].iloc[0]) for name in FEATURES}
+    body = json.dumps({"instances": [row]})
+    console.print(
+        f"Demo: deployed [bold]churn[/] (revision {max(deployment.traffic)}); predict with:"
+    )
+    console.print(
+        f"  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        f"-d '{body}' {gateway_url}/v1/models/churn:predict",
+        soft_wrap=True,
+    )
+
+
+def _wait_for_gateway(gateway_url: str, key: str, timeout: float = 15) -> None:
+    """The gateway reloads its routing table every second: wait until it routes to churn."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(
+                f"{gateway_url}/v2/models/churn/ready", headers={"authorization": f"Bearer {key}"}
+            )
+            if answer.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     port: int = Field(
         default=DEFAULT_PORT, ge=0, le=65535, description="Port of the control plane."
     )
+    gateway_port: int = Field(
+        default=8480,
+        ge=0,
+        le=65535,
+        description="Port of the gateway `funade up` starts (0 picks a free one).",
+    )
     url: str | None = Field(
         default=None,
         description="URL of a running control plane. When set, the SDK and CLI talk to it over "

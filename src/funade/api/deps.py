@@ -66,6 +66,20 @@ def scoped(scope: Scope) -> Callable[..., Principal]:
     return dependency
 
 
+def granted(scope: Scope) -> Callable[..., Principal]:
+    """A dependency for routes whose project comes from the row they touch (deployments): the
+    key must hold ``scope`` at all; the route checks the row's project. It runs before the body
+    is read, so a key without the scope learns nothing more."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if scope not in principal.granted:
+            principal.require(scope, principal.project)
+        return principal
+
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    return dependency
+
+
 Reader = Annotated[Principal, Depends(scoped("read"))]
 Writer = Annotated[Principal, Depends(scoped("write"))]
 Admin = Annotated[Principal, Depends(scoped("admin"))]

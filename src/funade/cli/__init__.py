@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from funade.cli import audit, db, deployments, keys, models, projects, serve, up
+from funade.cli import audit, db, deployments, gateway, keys, models, projects, serve, up
 from funade.cli.output import console_err
 from funade.errors import FunadeError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("up")(up.up)
 app.command("serve")(serve.serve)
+app.command("gateway")(gateway.gateway)
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
 app.add_typer(projects.app, name="projects")

@@ -21,8 +21,11 @@ def up(
         int | None, typer.Option(help="Port (FUNADE_PORT; 0 picks a free one).")
     ] = None,
     demo: Annotated[
-        bool, typer.Option("--demo", help="Train and register an example model.")
+        bool, typer.Option("--demo", help="Train, register and deploy an example model.")
     ] = False,
+    gateway_port: Annotated[
+        int | None, typer.Option(help="Port of the gateway (FUNADE_GATEWAY_PORT; 0: a free one).")
+    ] = None,
 ) -> None:
     """Start the control plane over $FUNADE_HOME (SQLite and local files by default)."""
     import uvicorn
@@ -32,8 +35,10 @@ def up(
     from funade.bootstrap import bootstrap, open_database
     from funade.deploy.backends.local import LocalBackend
     from funade.deploy.controller import ControllerLock, start_controller
+    from funade.gateway.server import ensure_gateway, stop_gateway
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    given = {"host": host, "port": port, "gateway_port": gateway_port}
+    overrides = {k: v for k, v in given.items() if v is not None}
     settings = load_settings(**overrides)
     db = open_database(settings, migrate=True)
     home = bootstrap(settings, db)
@@ -46,6 +51,7 @@ def up(
         raise typer.Exit(1)
     backend = LocalBackend(settings.home / "replicas")
     _controller, stop_controller = start_controller(db, backend)
+    gateway = ensure_gateway(settings, settings.host, settings.gateway_port)
     app = create_app(settings, db, ArtifactStore.from_settings(settings), controller=True)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
@@ -59,6 +65,10 @@ def up(
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
         url = f"http://{settings.host}:{bound}"
         console.print(f"[bold green]funade is up[/] at {url}  (API docs: {url}/docs)")
+        console.print(
+            f"gateway at {gateway.url} (pid {gateway.pid}"
+            + (", adopted from an earlier run)" if gateway.adopted else ")")
+        )
         console.print(f"home: {settings.home}  database: {db.url}")
         if home.created_key:
             console.print("New admin key (shown once; also saved for the CLI):")
@@ -68,7 +78,9 @@ def up(
             from funade.demo import run_demo
 
             try:
-                run_demo(url=url, api_key=home.admin_key, settings=settings)
+                run_demo(
+                    url=url, api_key=home.admin_key, settings=settings, gateway_url=gateway.url
+                )
             except Exception as exc:  # the server keeps running; say what failed
                 console_err.print(f"[red]The demo failed:[/] {exc}")
         console.print("Press Ctrl-C to stop.", style="dim")
@@ -78,6 +90,7 @@ def up(
         server.run()
     finally:
         stop_controller()
+        stop_gateway(settings)
         stop_replicas(backend)
         lock.release()
         db.dispose()

@@ -6,7 +6,7 @@ alone), so the routes take no project in the path; a key sees only its project's
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import ValidationError
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from funade import audit
-from funade.api.deps import State, current_principal
+from funade.api.deps import State, granted
 from funade.api.schemas import (
     DeploymentIn,
     DeploymentOut,
@@ -37,21 +37,8 @@ from funade.store.schema import Deployment, Project, ReplicaRecord, Rollout
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 
 
-def _granted(scope: Scope) -> Any:
-    """A dependency: the key has ``scope`` somewhere (its project is checked per deployment);
-    it runs before the body is read, so a key without the scope learns nothing more."""
-
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if scope not in principal.granted:
-            principal.require(scope, principal.project)
-        return principal
-
-    dependency.required_scope = scope  # type: ignore[attr-defined]
-    return dependency
-
-
-Reader = Annotated[Principal, Depends(_granted("read"))]
-Writer = Annotated[Principal, Depends(_granted("write"))]
+Reader = Annotated[Principal, Depends(granted("read"))]
+Writer = Annotated[Principal, Depends(granted("write"))]
 
 
 def _options(spec: RolloutIn) -> machine.RolloutOptions:

@@ -1,0 +1,93 @@
+"""The routing table: what the gateway knows of every deployment, read from the store.
+
+The gateway reloads it every second and keeps the last good one when the store cannot be read,
+so inference goes on while the store or the control plane is away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from funade.auth.ipallow import Network, parse_networks
+from funade.deploy.policy import Policy
+from funade.store import Database
+from funade.store.schema import Deployment, ReplicaRecord
+
+
+@dataclass(frozen=True)
+class Route:
+    """One deployment as the gateway routes it."""
+
+    name: str
+    project: str
+    policy: Policy
+    networks: tuple[Network, ...]
+    weights: tuple[tuple[int, int], ...]
+    """(revision, percent), in revision order; percents add up to 100."""
+    shadow: int | None
+    replicas: dict[int, tuple[str, ...]]
+    """Ready replica URLs by revision."""
+    versions: dict[int, str]
+    """``model:version`` by revision (the funade-model-version header)."""
+
+    def pick(self, sticky: str | None) -> list[int]:
+        """Revisions to try, best first: one drawn by weight (stably for a ``sticky`` key), then
+        the others that take traffic, then any with ready replicas."""
+        order: list[int] = []
+        if self.weights:
+            if sticky is not None:
+                digest = hashlib.sha256(f"{self.name}\0{sticky}".encode()).digest()
+                point = int.from_bytes(digest[:8], "big") % 100
+            else:
+                point = random.randrange(100)  # noqa: S311 - load spreading, not security
+            total = 0
+            for revision, percent in self.weights:
+                total += percent
+                if point < total:
+                    order.append(revision)
+                    break
+            order += [r for r, _ in self.weights if r not in order]
+        return order
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    routes: dict[str, Route] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+
+def load_table(db: Database, now: float) -> RoutingTable:
+    """The routes of every active deployment, from one read transaction."""
+    routes: dict[str, Route] = {}
+    with db.read() as session:
+        ready: dict[int, dict[int, list[str]]] = {}
+        for row in session.scalars(select(ReplicaRecord).where(ReplicaRecord.state == "ready")):
+            ready.setdefault(row.deployment_id, {}).setdefault(row.revision, []).append(row.url)
+        for deployment in session.scalars(select(Deployment).where(Deployment.state == "active")):
+            policy = Policy.model_validate(deployment.policy or {})
+            traffic = deployment.traffic or {}
+            weights = tuple(
+                sorted((int(k), int(v)) for k, v in traffic.get("weights", {}).items() if v)
+            )
+            shadow = traffic.get("shadow")
+            routes[deployment.name] = Route(
+                name=deployment.name,
+                project=deployment.project.name,
+                policy=policy,
+                networks=parse_networks(policy.allow_cidrs),
+                weights=weights,
+                shadow=int(shadow) if shadow is not None else None,
+                replicas={
+                    revision: tuple(sorted(urls))
+                    for revision, urls in ready.get(deployment.id, {}).items()
+                },
+                versions={
+                    r.number: f"{r.version.model.name}:{r.version.number}"
+                    for r in deployment.revisions
+                },
+            )
+    return RoutingTable(routes, now)

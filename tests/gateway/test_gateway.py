@@ -1,0 +1,189 @@
+"""The gateway in front of a live deployment: routing and headers, keys and scopes, allowlists,
+rate limits, body limits, retries when a replica dies, and the last good routing table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from funade.deploy.policy import RateLimit
+from funade.gateway.app import Gateway
+from funade.gateway.limits import Buckets, retry_after
+from funade.store import create_database
+from tests.deploy.conftest import Plane, until
+from tests.servers import serve
+
+BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
+
+
+def admin_headers(plane: Plane) -> dict[str, str]:
+    return {"authorization": plane.client._http.headers["authorization"]}
+
+
+def post(url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+    kwargs.setdefault("json", BODY)
+    return httpx.post(f"{url}/v2/models/calc/infer", headers=headers or {}, **kwargs)
+
+
+def test_routes_to_the_deployment_with_revision_headers(
+    calc: Plane, gateway: tuple[str, Gateway]
+) -> None:
+    url, _ = gateway
+    response = post(url, admin_headers(calc))
+    assert response.status_code == 200, response.text
+    assert response.headers["funade-revision"] == "1"
+    assert response.headers["funade-model-version"] == "calc:1"
+    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+    assert outputs["double"] == [2.0, 4.0]
+    v1 = httpx.post(
+        f"{url}/v1/models/calc:predict", json={"instances": [[1, 2]]}, headers=admin_headers(calc)
+    )
+    assert v1.status_code == 200, v1.text
+    meta = httpx.get(f"{url}/v2/models/calc", headers=admin_headers(calc))
+    assert meta.json()["name"] == "calc"
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'funade_gateway_requests_total{deployment="calc",revision="1",status="200"}' in metrics
+    health = httpx.get(f"{url}/healthz").json()
+    assert health["deployments"] == 1
+    assert health["table_error"] is None
+
+
+def test_unknown_deployments_and_paths(gateway: tuple[str, Gateway], calc: Plane) -> None:
+    url, _ = gateway
+    response = httpx.post(f"{url}/v2/models/nope/infer", json=BODY)
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Deployment 'nope' does not exist."
+    assert httpx.get(f"{url}/api/v1/whoami").status_code == 404
+
+
+def test_keys_need_the_predict_scope_in_the_deployments_project(
+    calc: Plane, gateway: tuple[str, Gateway]
+) -> None:
+    url, _ = gateway
+    missing = post(url)
+    assert missing.status_code == 401
+    assert missing.json()["error"]["message"] == "Deployment 'calc' needs an API key."
+    assert missing.headers["www-authenticate"] == "Bearer"
+    wrong = post(url, {"x-api-key": "fnd_000000000000_nope"})
+    assert wrong.status_code == 401
+    reader = calc.client.create_key("reader", ["read"], project="default").key
+    refused = post(url, {"authorization": f"Bearer {reader}"})
+    assert refused.status_code == 403
+    assert "--scope predict --project default" in refused.json()["error"]["fix"]
+    calc.client.create_project("other")
+    stranger = calc.client.create_key("stranger", ["predict"], project="other").key
+    assert post(url, {"authorization": f"Bearer {stranger}"}).status_code == 403
+    predictor = calc.client.create_key("app", ["predict"], project="default")
+    assert post(url, {"x-api-key": predictor.key}).status_code == 200
+    calc.client.revoke_key(predictor.id)
+    time.sleep(5.2)  # the gateway caches a key's check for 5 s
+    revoked = post(url, {"x-api-key": predictor.key})
+    assert revoked.status_code == 401
+    assert "was revoked" in revoked.json()["error"]["message"]
+
+
+def test_public_deployments_allowlists_and_body_limits(
+    calc: Plane, gateway: tuple[str, Gateway]
+) -> None:
+    url, app = gateway
+    calc.client.update_deployment("calc", policy={"public": True, "max_body_bytes": 200})
+    until(lambda: app.table.routes["calc"].policy.public, 5, "the policy")
+    assert post(url).status_code == 200
+    big = post(
+        url,
+        json={"inputs": [{"name": "x", "datatype": "FP64", "shape": [40, 2], "data": [1.0] * 80}]},
+    )
+    assert big.status_code == 413
+    assert "at most 200" in big.json()["error"]["message"]
+    calc.client.update_deployment("calc", policy={"public": True, "allow_cidrs": ["10.0.0.0/8"]})
+    until(lambda: app.table.routes["calc"].policy.allow_cidrs, 5, "the allowlist")
+    denied = post(url)
+    assert denied.status_code == 403
+    assert denied.json()["error"]["message"] == "Address 127.0.0.1 may not call 'calc'."
+    calc.client.update_deployment("calc", policy={"public": True, "allow_cidrs": ["127.0.0.0/8"]})
+    until(
+        lambda: app.table.routes["calc"].policy.allow_cidrs == ["127.0.0.0/8"], 5, "the allowlist"
+    )
+    assert post(url).status_code == 200
+    audit = [e.details.get("policy") for e in calc.client.audit(action="deployment.update").items]
+    assert audit[0]["allow_cidrs"] == ["127.0.0.0/8"], "each change is in the audit log"
+
+
+def test_rate_limits_per_deployment_and_per_key(calc: Plane, gateway: tuple[str, Gateway]) -> None:
+    url, app = gateway
+    calc.client.update_deployment(
+        "calc", policy={"key_rate_limit": {"per_second": 0.5, "burst": 2}}
+    )
+    until(lambda: app.table.routes["calc"].policy.key_rate_limit is not None, 5, "the limit")
+    headers = admin_headers(calc)
+    assert [post(url, headers).status_code for _ in range(2)] == [200, 200]
+    limited = post(url, headers)
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "2"
+    assert "Key 'local-admin' is over its rate limit" in limited.json()["error"]["message"]
+    other = calc.client.create_key("other", ["predict"], project="default").key
+    assert post(url, {"x-api-key": other}).status_code == 200, "each key has its own bucket"
+
+    calc.client.update_deployment(
+        "calc", policy={"public": True, "rate_limit": {"per_second": 1, "burst": 1}}
+    )
+    until(lambda: app.table.routes["calc"].policy.rate_limit is not None, 5, "the limit")
+    codes = [post(url).status_code for _ in range(3)]
+    assert codes[0] == 200
+    assert 429 in codes
+    assert 'reason="rate_limited"' in httpx.get(f"{url}/metrics").text
+
+
+def test_token_buckets_refill_continuously() -> None:
+    buckets = Buckets()
+    limit = RateLimit(per_second=2, burst=3)
+    assert [buckets.take("k", limit, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("k", limit, 0.0) == pytest.approx(0.5)
+    assert buckets.take("k", limit, 0.5) == 0.0
+    assert retry_after(0.01) == "1"
+    assert retry_after(2.2) == "3"
+
+
+def test_a_dead_replica_is_retried_on_another(calc: Plane, gateway: tuple[str, Gateway]) -> None:
+    url, app = gateway
+    calc.client.update_deployment(
+        "calc", replicas=2, rollout={"strategy": "bluegreen", "warm_seconds": 0}
+    )
+    calc.wait_rollout("calc", ("succeeded",))
+    until(lambda: len(app.table.routes["calc"].replicas.get(2, ())) == 2, 10, "two replicas routed")
+    headers = admin_headers(calc)
+    assert all(post(url, headers).status_code == 200 for _ in range(10))
+    record = next((calc.home / "replicas").glob("calc-r2-*.json"))
+    os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
+    codes = [post(url, headers).status_code for _ in range(40)]
+    assert codes == [200] * 40
+    assert "funade_gateway_retries_total" in httpx.get(f"{url}/metrics").text
+
+
+def test_the_last_good_table_serves_while_the_store_is_away(
+    calc: Plane, tmp_path: Path, settings: Any
+) -> None:
+    source = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(source) as live, sqlite3.connect(copy) as backup:
+        live.backup(backup)  # the store as it is now, WAL included
+    db = create_database(f"sqlite:///{copy}")
+    app = Gateway(db, refresh_seconds=0.1)
+    with serve(app) as url:
+        assert post(url, admin_headers(calc)).status_code == 200
+        copy.unlink()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        db.engine.dispose()  # open connections kept the deleted file; new ones find no store
+        until(lambda: app.table_error, 5, "the gateway to notice")
+        assert post(url, admin_headers(calc)).status_code == 200
+        assert httpx.get(f"{url}/healthz").json()["table_error"]
+    db.dispose()
