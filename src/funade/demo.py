@@ -99,8 +99,8 @@ def deploy_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str)
     """Deploy churn@production behind the gateway and print a curl that predicts with a new
     predict-only key."""
     import json
-    import time
 
+    from funade.cli.deployments import wait_for_rollout
     from funade.errors import NotFoundError
 
     frame, _ = churn_data(rows=1)
@@ -109,17 +109,11 @@ def deploy_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str)
             client.get_deployment("churn")
         except NotFoundError:
             client.create_deployment("churn", version="production")
-        with console.status("Demo: deploying churn (starting a replica, verifying it)..."):
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                rollout = client.get_deployment("churn").rollout
-                if rollout is None or rollout.state not in ("verifying", "progressing"):
-                    break
-                time.sleep(0.3)
+        console.print("Demo: deploying churn (starting a replica, verifying it)...")
+        rollout = wait_for_rollout(client, "churn", timeout=180)
         deployment = client.get_deployment("churn")
-        if deployment.traffic == {} or rollout is None or rollout.state == "failed":
-            reason = rollout.reason if rollout is not None else "no rollout"
-            console.print(f"[red]Demo: the deployment did not go live:[/] {reason}")
+        if not deployment.traffic:
+            console.print(f"[red]Demo: the deployment did not go live:[/] {rollout.reason}")
             return
         key = client.create_key("demo-predict", ["predict"], project=deployment.project).key
     _wait_for_gateway(gateway_url, key)

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ import pytest
 from funade.deploy.backends import ReplicaSpec, ReplicaState
 from funade.deploy.backends.local import LocalBackend, process_start_ticks
 from funade.deploy.reconcile import Desired, Reconciler
+from tests.deploy.conftest import until
 from tests.serving.fakes import arithmetic_package
 
 
@@ -31,15 +32,8 @@ def backend(tmp_path: Path) -> Iterator[LocalBackend]:
     yield backend
     for replica in backend.replicas():
         backend.stop(replica.id, grace_seconds=5)
-    _until(lambda: not list(backend.root.glob("*.json")), 15, "replicas stopped")
+    until(lambda: not list(backend.root.glob("*.json")), 15, "replicas stopped")
     backend.close()
-
-
-def _until(condition: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def converge(reconciler: Reconciler, desired: dict[str, Desired], ready: int) -> list[str]:
@@ -51,7 +45,7 @@ def converge(reconciler: Reconciler, desired: dict[str, Desired], ready: int) ->
         seen[:] = [r.id for r in replicas if r.state is ReplicaState.READY]
         return len(seen) == ready and len(replicas) == ready
 
-    _until(done, 60, f"{ready} ready replicas")
+    until(done, 60, f"{ready} ready replicas")
     return sorted(seen)
 
 
@@ -77,7 +71,7 @@ def test_converges_restarts_after_kill_9_adopts_and_stops(
     record = json.loads((backend.root / f"{first[0]}.json").read_text())
 
     os.kill(record["pid"], signal.SIGKILL)
-    _until(lambda: process_start_ticks(record["pid"]) is None, 10, "the replica to die")
+    until(lambda: process_start_ticks(record["pid"]) is None, 10, "the replica to die")
     after_kill = converge(reconciler, desired, 2)
     assert first[1] in after_kill
     assert first[0] not in after_kill
@@ -94,8 +88,8 @@ def test_converges_restarts_after_kill_9_adopts_and_stops(
 
     pids = [json.loads((backend.root / f"{r}.json").read_text())["pid"] for r in after_kill]
     assert reconciler.step({}) == []
-    _until(lambda: all(process_start_ticks(pid) is None for pid in pids), 15, "processes gone")
-    _until(lambda: not list(backend.root.iterdir()), 15, "records removed")
+    until(lambda: all(process_start_ticks(pid) is None for pid in pids), 15, "processes gone")
+    until(lambda: not list(backend.root.iterdir()), 15, "records removed")
 
 
 def test_a_replica_that_cannot_load_exits_with_its_error_and_backs_off(
@@ -104,7 +98,7 @@ def test_a_replica_that_cannot_load_exits_with_its_error_and_backs_off(
     spec = ReplicaSpec(deployment="broken", revision=1, source=str(tmp_path / "missing"))
     desired = {spec.key: Desired(spec, 1)}
     reconciler = Reconciler(backend, grace_seconds=1)
-    _until(
+    until(
         lambda: (
             reconciler.step(desired) is not None
             and reconciler.backoff.get(spec.key) is not None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # pydantic-only modules: the server's and the client's view of deployment options
 from funade.deploy.backends.base import RuntimeConfig
 from funade.deploy.policy import Policy
-from funade.deploy.rollout import Analysis, Strategy
+from funade.deploy.rollout import Analysis, Strategy, check_steps
 
 T = TypeVar("T")
 
@@ -203,6 +203,11 @@ class RolloutIn(Strict):
     warm_seconds: float | None = Field(default=None, ge=0)
     ready_timeout_seconds: float | None = Field(default=None, gt=0)
     analysis: Analysis | None = None
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[int] | None) -> list[int] | None:
+        return None if steps is None else check_steps(steps)
 
 
 class DeploymentIn(Strict):

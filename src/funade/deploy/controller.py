@@ -91,7 +91,7 @@ class Controller:
             r.spec.key: Desired(r.spec, r.replicas if r.wanted else 0) for r in revisions.values()
         }
         running = self.reconciler.step({k: d for k, d in desired.items() if d.count > 0})
-        self._publish(running)
+        self._publish(running, {r.spec.deployment: r.deployment_id for r in revisions.values()})
         by_key: dict[str, list[Replica]] = {}
         for replica in running:
             by_key.setdefault(replica.spec.key, []).append(replica)
@@ -142,10 +142,9 @@ class Controller:
                     )
         return out, deleting
 
-    def _publish(self, running: list[Replica]) -> None:
-        """Write the replicas the gateway may route to, when they changed."""
-        with self.db.read() as session:
-            ids = {name: i for i, name in session.execute(select(Deployment.id, Deployment.name))}
+    def _publish(self, running: list[Replica], ids: dict[str, int]) -> None:
+        """Write the replicas the gateway may route to, when they changed (``ids``: deployment
+        ids by name, from this pass's snapshot)."""
         seen: dict[int, set[tuple[str, int, str, str]]] = {i: set() for i in ids.values()}
         for replica in running:
             deployment_id = ids.get(replica.spec.deployment)

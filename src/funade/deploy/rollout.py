@@ -77,11 +77,16 @@ class RolloutOptions(BaseModel):
     @field_validator("steps")
     @classmethod
     def _rising_to_100(cls, steps: list[int]) -> list[int]:
-        if not steps or steps[-1] != 100:
-            raise ValueError("canary steps must end at 100, e.g. [10, 50, 100]")
-        if any(not 0 < s <= 100 for s in steps) or any(a >= b for a, b in pairwise(steps)):
-            raise ValueError("canary steps must rise strictly, each between 1 and 100")
-        return steps
+        return check_steps(steps)
+
+
+def check_steps(steps: list[int]) -> list[int]:
+    """Canary weights: rising strictly, each 1-100, ending at 100 (a pydantic validator)."""
+    if not steps or steps[-1] != 100:
+        raise ValueError("canary steps must end at 100, e.g. [10, 50, 100]")
+    if any(not 0 < s <= 100 for s in steps) or any(a >= b for a, b in pairwise(steps)):
+        raise ValueError("canary steps must rise strictly, each between 1 and 100")
+    return steps
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,11 @@ def _back_to_stable(view: RolloutView) -> dict[int, int] | None:
     return all_to(view.stable) if view.stable is not None else {}
 
 
+def _stop(view: RolloutView, state: str, reason: str, event: str) -> Decision:
+    """End the rollout in ``state`` (failed, rolled_back, aborted): all traffic to stable."""
+    return Decision(state, view.step, None, _back_to_stable(view), event=event, reason=reason)
+
+
 def _verifying(view: RolloutView, facts: Facts, now: float) -> Decision:
     stay = Decision("verifying", 0, view.next_at)
     if facts.crashes >= CRASHES_TO_FAIL:
@@ -173,20 +183,20 @@ def _verifying(view: RolloutView, facts: Facts, now: float) -> Decision:
             f"revision {view.revision}'s replicas crashed {facts.crashes} times in a row; "
             f"last: {facts.crash_detail or 'no detail'}"
         )
-        return Decision("failed", 0, None, _back_to_stable(view), event="failed", reason=reason)
+        return _stop(view, "failed", reason, "failed")
     if facts.ready < facts.wanted:
         if now - view.started_at > view.options.ready_timeout_seconds:
             reason = (
                 f"revision {view.revision} had {facts.ready} of {facts.wanted} replicas ready "
                 f"after {view.options.ready_timeout_seconds:g} s"
             )
-            return Decision("failed", 0, None, _back_to_stable(view), event="failed", reason=reason)
+            return _stop(view, "failed", reason, "failed")
         return stay
     if facts.verification is None and not view.options.verified:
         return Decision("verifying", 0, view.next_at, verify=True)
     if facts.verification:
         reason = "verification failed: " + "; ".join(facts.verification)
-        return Decision("failed", 0, None, _back_to_stable(view), event="failed", reason=reason)
+        return _stop(view, "failed", reason, "failed")
     if view.strategy == "canary" and view.stable is not None:
         first = view.options.steps[0]
         if first < 100:
@@ -239,28 +249,14 @@ def analyse(analysis: Analysis, canary: Figures | None, stable: Figures | None) 
 def _progressing(view: RolloutView, facts: Facts, now: float) -> Decision:
     if facts.crashes >= CRASHES_TO_FAIL:
         reason = f"canary replicas crashed {facts.crashes} times: {facts.crash_detail}"
-        return Decision(
-            "rolled_back",
-            view.step,
-            None,
-            _back_to_stable(view),
-            event="rolled back",
-            reason=reason,
-        )
+        return _stop(view, "rolled_back", reason, "rolled back")
     if view.next_at is not None and now < view.next_at:
         return Decision("progressing", view.step, view.next_at)
     problems = analyse(view.options.analysis, facts.canary, facts.stable)
     steps = view.options.steps
     if problems:
         reason = f"analysis at {steps[view.step]}% failed: " + "; ".join(problems)
-        return Decision(
-            "rolled_back",
-            view.step,
-            None,
-            _back_to_stable(view),
-            event="rolled back",
-            reason=reason,
-        )
+        return _stop(view, "rolled_back", reason, "rolled back")
     step = view.step + 1
     if step >= len(steps) - 1:
         return Decision(
@@ -288,11 +284,4 @@ def promote(view: RolloutView) -> Decision:
 
 
 def abort(view: RolloutView, who: str) -> Decision:
-    return Decision(
-        "aborted",
-        view.step,
-        None,
-        _back_to_stable(view),
-        event=f"aborted by {who}",
-        reason=f"aborted by {who}",
-    )
+    return _stop(view, "aborted", f"aborted by {who}", f"aborted by {who}")

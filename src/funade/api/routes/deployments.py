@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,7 +29,7 @@ from funade.deploy import rollout as machine
 from funade.deploy import service
 from funade.deploy.controller import apply_decision, view_of
 from funade.deploy.service import now
-from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.errors import ConflictError, NotFoundError
 from funade.projects import DEFAULT_PROJECT, get_project
 from funade.store.schema import Deployment, Project, ReplicaRecord, Rollout
 
@@ -42,18 +41,10 @@ Writer = Annotated[Principal, Depends(granted("write"))]
 
 
 def _options(spec: RolloutIn) -> machine.RolloutOptions:
-    given = spec.model_dump(exclude_none=True, exclude={"strategy"})
-    try:
-        return machine.RolloutOptions.model_validate(given)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(["rollout", *(str(p) for p in first["loc"])])
-        raise InvalidInputError(
-            f"{field!r} is invalid: {first['msg']}.",
-            field=field,
-            value=first.get("input"),
-            fix="e.g. {'strategy': 'canary', 'steps': [10, 50, 100], 'pause_seconds': 30}.",
-        ) from None
+    """The rollout's options (``RolloutIn`` checked them as the body was read)."""
+    return machine.RolloutOptions.model_validate(
+        spec.model_dump(exclude_none=True, exclude={"strategy"})
+    )
 
 
 def rollout_out(row: Rollout, name: str) -> RolloutOut:

@@ -1,0 +1,133 @@
+"""The gateway's plain-ASGI plumbing: refusals as JSON errors, bodies read under a limit, and
+the parts of a request the gateway looks at (deployment, key, sticky user)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
+from typing import Any
+
+import orjson
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+STICKY_HEADER = b"x-funade-user"
+STICKY_COOKIE = "funade-user"
+# Request headers passed to replicas (everything else, credentials included, stays here).
+FORWARD = frozenset(
+    {
+        b"content-type",
+        b"content-encoding",
+        b"accept",
+        b"accept-encoding",
+        b"inference-header-content-length",
+        b"x-request-id",
+    }
+)
+
+
+class Refused(Exception):
+    """A request the gateway answers itself, with a JSON error (and headers such as
+    Retry-After)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fix: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fix = status, code, message, fix
+        self.headers = headers or {}
+
+
+def deployment_of(path: str) -> str:
+    rest = path[len("/v2/models/") :]
+    if path.startswith("/v1/"):
+        return rest.split("/", 1)[0].split(":", 1)[0]
+    return rest.split("/", 1)[0]
+
+
+def token_of(headers: dict[bytes, bytes]) -> str | None:
+    header = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    return key or None
+
+
+def sticky_of(headers: dict[bytes, bytes]) -> str | None:
+    """Who the request is for, to keep them on one variant: the X-Funade-User header, the
+    funade-user cookie, else none (each request drawn anew)."""
+    value = headers.get(STICKY_HEADER)
+    if value:
+        return value.decode("latin-1")
+    cookie = headers.get(b"cookie")
+    if cookie:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(cookie.decode("latin-1"))
+        except Exception:
+            return None
+        if STICKY_COOKIE in jar:
+            return jar[STICKY_COOKIE].value
+    return None
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Refused(
+            413,
+            "payload_too_large",
+            f"The body has {int(declared):,} bytes; this deployment takes at most {limit:,}.",
+            "Send fewer rows per request.",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refused(
+                400, "invalid_input", "The client went away before sending the whole body."
+            )
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refused(
+                413,
+                "payload_too_large",
+                f"The body is over the {limit:,} bytes this deployment takes.",
+                "Send fewer rows per request.",
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def error(send: Send, refusal: Refused) -> None:
+    body = {"error": {"code": refusal.code, "message": refusal.message, "fix": refusal.fix}}
+    extra = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+    await respond(send, refusal.status, orjson.dumps(body), b"application/json", extra)

@@ -1,0 +1,96 @@
+"""API keys at the gateway: each key's check is cached for a few seconds (so a revocation takes
+effect within them), and kept while the store cannot be read."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+
+from funade.auth.principal import Principal
+from funade.auth.service import check_key
+from funade.errors import AuthenticationError, FunadeError, InvalidInputError
+from funade.gateway.http import Refused, token_of
+from funade.gateway.table import Route
+from funade.store import Database
+
+KEY_TTL = 5.0
+MAX_ENTRIES = 10_000
+
+
+@dataclass
+class _Key:
+    principal: Principal | None
+    error: FunadeError | None
+    until: float
+
+
+class KeyCache:
+    """Checks keys against the store, caching each answer for ``ttl`` seconds."""
+
+    def __init__(self, db: Database, ttl: float = KEY_TTL) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._keys: dict[str, _Key] = {}
+
+    async def authorize(self, headers: dict[bytes, bytes], route: Route) -> Principal:
+        """The key's principal, if it may predict on ``route`` (else a 401/403 refusal)."""
+        token = token_of(headers)
+        if token is None:
+            raise Refused(
+                401,
+                "unauthenticated",
+                f"Deployment {route.name!r} needs an API key.",
+                "Send `Authorization: Bearer fnd_...` with a key that has the predict scope.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        principal = await self._check(token)
+        if not principal.can_see(route.project) or "predict" not in principal.granted:
+            raise Refused(
+                403,
+                "permission_denied",
+                f"Key {principal.name!r} may not call deployment {route.name!r}.",
+                f"Use a key with the predict scope in project {route.project!r} "
+                f"(`funade keys create NAME --scope predict --project {route.project}`).",
+            )
+        return principal
+
+    async def _check(self, token: str) -> Principal:
+        cache_key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._keys.get(cache_key)
+        if cached is None or cached.until < now:
+            try:
+                principal = await asyncio.to_thread(self._lookup, token)
+                cached = _Key(principal, None, now + self.ttl)
+            except (AuthenticationError, InvalidInputError) as exc:
+                cached = _Key(None, exc, now + self.ttl)
+            except Exception as exc:  # the store is away: a key seen before still works
+                if cached is None:
+                    raise Refused(
+                        503,
+                        "unavailable",
+                        f"The key cannot be checked now ({type(exc).__name__}).",
+                        "Retry in a moment.",
+                        {"Retry-After": "1"},
+                    ) from None
+                cached = _Key(cached.principal, cached.error, now + self.ttl)
+            if len(self._keys) > MAX_ENTRIES:
+                self._keys.clear()
+            self._keys[cache_key] = cached
+        if cached.principal is None:
+            error = cached.error
+            raise Refused(
+                401,
+                "unauthenticated",
+                error.message if error else "The API key is not valid.",
+                (error.fix or "") if error else "",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return cached.principal
+
+    def _lookup(self, token: str) -> Principal:
+        with self.db.read() as session:
+            principal, _ = check_key(session, token, client_ip=None)
+        return principal
