@@ -14,6 +14,6 @@ from tests.servers import serve
 
 @pytest.fixture
 def gateway(calc: Plane, database: Database) -> Iterator[tuple[str, Gateway]]:  # noqa: F811
-    app = Gateway(database, refresh_seconds=0.1)
+    app = Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)
     with serve(app) as url:
         yield url, app

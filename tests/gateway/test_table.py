@@ -10,6 +10,7 @@ from funade.gateway.table import Route
 
 def route(weights: tuple[tuple[int, int], ...]) -> Route:
     return Route(
+        id=1,
         name="calc",
         project="default",
         policy=Policy(),

@@ -105,3 +105,18 @@ class CrashOnLoad:
 
     def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"double": np.asarray(inputs["x"]) * 2}
+
+
+class Picky:
+    """Doubles x, and fails on values above FAKE_MODEL_FAIL_ABOVE where that is set: passes
+    verification (its golden inputs are small) but errors on live traffic."""
+
+    def load(self, path: Path) -> None:
+        pass
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        x = np.asarray(inputs["x"])
+        limit = os.environ.get("FAKE_MODEL_FAIL_ABOVE")
+        if limit and (x > float(limit)).any():
+            raise ValueError(f"a value is above {limit}")
+        return {"double": x * 2}

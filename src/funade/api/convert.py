@@ -75,6 +75,7 @@ def key_out(row: ApiKey) -> KeyOut:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        deployment=row.deployment,
     )
 
 

@@ -135,6 +135,9 @@ class KeyIn(Strict):
         default=None, description="Project the key works in; omit for a global admin key."
     )
     expires_at: datetime | None = None
+    deployment: str | None = Field(
+        default=None, description="Limit a predict key to this deployment."
+    )
 
 
 class KeyOut(BaseModel):
@@ -147,6 +150,7 @@ class KeyOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    deployment: str | None = None
 
 
 class NewKeyOut(KeyOut):
@@ -295,3 +299,19 @@ class DeploymentOut(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+
+
+class RevisionStatsOut(BaseModel):
+    revision: int
+    requests: int
+    errors: int
+    error_rate: float
+    requests_per_second: float
+    p50_ms: float | None = Field(description="Upper bound of the latency bucket of the median.")
+    p99_ms: float | None
+
+
+class DeploymentStatsOut(BaseModel):
+    deployment: str
+    seconds: float = Field(description="The span the figures cover, ending now.")
+    revisions: list[RevisionStatsOut]

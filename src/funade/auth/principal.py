@@ -35,6 +35,8 @@ class Principal:
     scopes: frozenset[str]
     project: str | None
     client_ip: str | None = None
+    deployment: str | None = None
+    """A predict key limited to this one deployment."""
     granted: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -43,9 +43,19 @@ def create_key(
     project: Project | None,
     created_by: str | None,
     expires_at: datetime | None = None,
+    deployment: str | None = None,
 ) -> tuple[str, ApiKey]:
-    """Store a new key; return its full text (to be shown once) and its row."""
+    """Store a new key; return its full text (to be shown once) and its row. A ``deployment``
+    key is a predict key of one project that works for that deployment only."""
     scopes = check_scopes(scopes)
+    if deployment is not None and (scopes != ["predict"] or project is None):
+        raise InvalidInputError(
+            f"A key for deployment {deployment!r} may only predict, in one project; got scopes "
+            f"{scopes}{' and no project' if project is None else ''}.",
+            field="deployment",
+            value=deployment,
+            fix="Create it with `--scope predict --project P --deployment NAME`.",
+        )
     if not name or len(name) > 128:
         raise InvalidInputError(
             f"Key name {name!r} must have 1 to 128 characters.",
@@ -69,6 +79,7 @@ def create_key(
         secret_hash=hash_secret(parts.secret),
         created_by=created_by,
         expires_at=expires_at,
+        deployment=deployment,
     )
     row.project = project
     session.add(row)
@@ -121,6 +132,7 @@ def principal_for(row: ApiKey, *, client_ip: str | None = None) -> Principal:
         scopes=frozenset(row.scopes),
         project=row.project.name if row.project is not None else None,
         client_ip=client_ip,
+        deployment=row.deployment,
     )
 
 

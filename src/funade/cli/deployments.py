@@ -254,6 +254,36 @@ def show(
         _print_rollout(deployment.rollout)
 
 
+@app.command("stats")
+def stats(
+    name: str,
+    last: Annotated[str, typer.Option(help="Span, ending now, e.g. '5m'.")] = "5m",
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Requests, errors and latency per revision, as the gateways measured them."""
+    with client() as api:
+        figures = api.deployment_stats(name, seconds=parse_duration(last, "last"))
+    if as_json:
+        print_json(figures)
+        return
+    table(
+        f"{name}, last {last}",
+        ["revision", "requests", "req/s", "errors", "error rate", "p50 ms", "p99 ms"],
+        [
+            [
+                f"rev-{r.revision}",
+                r.requests,
+                f"{r.requests_per_second:.1f}",
+                r.errors,
+                f"{r.error_rate:.2%}",
+                f"≤{r.p50_ms:g}" if r.p50_ms is not None else "",
+                f"≤{r.p99_ms:g}" if r.p99_ms is not None else "",
+            ]
+            for r in figures.revisions
+        ],
+    )
+
+
 @app.command("delete")
 def delete(
     name: str,

@@ -43,11 +43,16 @@ def create(
         ),
     ] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. '30d' or '12h'.")] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="Limit a predict key to this deployment.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Create a key. It is printed once; only its hash is stored."""
     with client() as api:
-        row = api.create_key(name, scope, project=project, expires_at=_expiry(expires))
+        row = api.create_key(
+            name, scope, project=project, expires_at=_expiry(expires), deployment=deployment
+        )
     if as_json:
         print_json(row)
         return

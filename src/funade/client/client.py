@@ -17,6 +17,7 @@ from funade.api.schemas import (
     ArtifactRef,
     AuditOut,
     DeploymentOut,
+    DeploymentStatsOut,
     KeyOut,
     ModelOut,
     NewKeyOut,
@@ -341,12 +342,14 @@ class Client:
         *,
         project: str | None = None,
         expires_at: datetime | None = None,
+        deployment: str | None = None,
     ) -> NewKeyOut:
         body = {
             "name": name,
             "scopes": scopes,
             "project": project,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            "deployment": deployment,
         }
         return NewKeyOut.model_validate(self._request("POST", "/api/v1/keys", json=body).json())
 
@@ -427,6 +430,10 @@ class Client:
         """``promote`` or ``abort`` the deployment's rollout in progress."""
         response = self._request("POST", f"/api/v1/deployments/{name}/rollout/{action}")
         return RolloutOut.model_validate(response.json())
+
+    def deployment_stats(self, name: str, *, seconds: float = 300) -> DeploymentStatsOut:
+        """Per-revision requests, errors and latency over the last ``seconds``."""
+        return self._get(f"/api/v1/deployments/{name}/stats", DeploymentStatsOut, seconds=seconds)
 
     def rollback(self, name: str) -> RolloutOut:
         response = self._request("POST", f"/api/v1/deployments/{name}/rollback")

@@ -14,7 +14,7 @@ import fcntl
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +34,7 @@ from funade.deploy.rollout import (
     RolloutView,
     decide,
 )
+from funade.deploy.stats import read_figures
 from funade.deploy.verify import verify
 from funade.store import Database
 from funade.store.schema import Deployment, ReplicaRecord, Revision, Rollout
@@ -61,8 +62,6 @@ class Controller:
     interval: float = 0.5
     grace_seconds: float = 30.0
     verify_timeout: float = 30.0
-    figures: Any = None
-    """Optional ``(deployment_id, revision, since) -> Figures`` for canary analysis."""
     reconciler: Reconciler = field(init=False)
     _published: dict[int, set[tuple[str, int, str, str]]] = field(default_factory=dict)
     _http: httpx.Client = field(init=False)
@@ -187,13 +186,14 @@ class Controller:
             view = view_of(rollout)
             ready = [r for r in by_key.get(target.spec.key, []) if r.state is ReplicaState.READY]
             backoff = self.reconciler.backoff.get(target.spec.key)
+            canary, stable = self._figures(rollout)
             facts = Facts(
                 ready=len(ready),
                 wanted=target.replicas,
                 crashes=backoff.failures if backoff else 0,
                 crash_detail=backoff.last_detail if backoff else "",
-                canary=self._figures(rollout, rollout.revision),
-                stable=self._figures(rollout, rollout.stable_revision),
+                canary=canary,
+                stable=stable,
             )
             decision = decide(view, facts, at.timestamp())
             if decision.verify:
@@ -206,7 +206,7 @@ class Controller:
                         target.golden,
                         target.smoke,
                     )
-                facts = Facts(**{**facts.__dict__, "verification": problems})
+                facts = replace(facts, verification=problems)
                 decision = decide(view, facts, at.timestamp())
             if decision.state != rollout.state or decision.weights is not None or decision.event:
                 self._apply(rollout.id, decision, at)
@@ -223,12 +223,20 @@ class Controller:
             self._published.pop(deployment_id, None)
             log.info("deployment %s removed", name)
 
-    def _figures(self, rollout: Rollout, revision: int | None) -> Figures | None:
-        if self.figures is None or revision is None:
-            return None
+    def _figures(self, rollout: Rollout) -> tuple[Figures | None, Figures | None]:
+        """The canary's and the stable revision's figures since the current step began (what
+        the gateways wrote); only a progressing canary is analysed."""
+        if rollout.state != "progressing":
+            return None, None
         since = (rollout.updated_at or rollout.created_at).timestamp()
-        result: Figures | None = self.figures(rollout.deployment_id, revision, since)
-        return result
+        with self.db.read() as session:
+            figures = read_figures(session, rollout.deployment_id, since)
+        canary = figures.get(rollout.revision)
+        stable = figures.get(rollout.stable_revision) if rollout.stable_revision else None
+        return (
+            canary.figures() if canary else None,
+            stable.figures() if stable else None,
+        )
 
     def _apply(self, rollout_id: int, decision: Decision, at: datetime) -> None:
         with self.db.session() as session:

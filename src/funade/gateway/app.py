@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 
 import aiohttp
@@ -22,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from funade.auth.ipallow import ip_allowed
 from funade.auth.principal import Principal
+from funade.deploy.stats import Recorder
 from funade.gateway.http import (
     FORWARD,
     Receive,
@@ -49,9 +51,14 @@ SHADOW_MAX_INFLIGHT = 64
 class Gateway:
     """The ASGI app; ``db`` is the store the routing table and keys are read from."""
 
-    def __init__(self, db: Database, *, refresh_seconds: float = 1.0) -> None:
+    def __init__(
+        self, db: Database, *, refresh_seconds: float = 1.0, stats_seconds: float = 2.0
+    ) -> None:
         self.db = db
         self.refresh_seconds = refresh_seconds
+        self.stats_seconds = stats_seconds
+        self.stats = Recorder(secrets.token_hex(8))
+        self._flushed = 0.0
         self.table = RoutingTable()
         self.table_error = ""
         self.keys = KeyCache(db)
@@ -104,6 +111,7 @@ class Gateway:
             self._refresher.cancel()
         if self._session is not None:
             await self._session.close()
+        await self.flush_stats()
 
     async def refresh(self) -> None:
         """Reload the routing table; on failure keep the last good one and say why."""
@@ -115,10 +123,20 @@ class Gateway:
                 log.warning("routing table not reloaded, keeping the last good one: %s", exc)
             self.table_error = f"{type(exc).__name__}: {exc}"
 
+    async def flush_stats(self) -> None:
+        """Write the traffic figures to the store (kept here, and retried, when it is away)."""
+        self._flushed = time.monotonic()
+        try:
+            await asyncio.to_thread(self.stats.flush, self.db, time.time())
+        except Exception as exc:
+            log.warning("traffic figures not written (kept for the next try): %s", exc)
+
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             await self.refresh()
+            if time.monotonic() - self._flushed >= self.stats_seconds:
+                await self.flush_stats()
 
     # ASGI --------------------------------------------------------------------------------
 
@@ -202,9 +220,15 @@ class Gateway:
         sticky = sticky_of(headers)
         forward = [(k.decode(), v.decode()) for k, v in headers.items() if k in FORWARD]
         target = path + ("?" + scope["query_string"].decode() if scope.get("query_string") else "")
-        status, response_headers, payload, revision = await self._forward(
-            route, scope["method"], target, forward, body, sticky
-        )
+        try:
+            status, response_headers, payload, revision = await self._forward(
+                route, scope["method"], target, forward, body, sticky
+            )
+        except Refused as refusal:
+            if refusal.revision is not None:
+                elapsed = time.perf_counter() - started
+                self.stats.record(route.id, refusal.revision, elapsed, error=True, now=time.time())
+            raise
         extra = [
             (b"content-length", str(len(payload)).encode()),
             (b"funade-revision", str(revision).encode()),
@@ -214,8 +238,10 @@ class Gateway:
             {"type": "http.response.start", "status": status, "headers": response_headers + extra}
         )
         await send({"type": "http.response.body", "body": payload})
+        elapsed = time.perf_counter() - started
         self.requests.labels(name, str(revision), str(status)).inc()
-        self.latency.labels(name, str(revision)).observe(time.perf_counter() - started)
+        self.latency.labels(name, str(revision)).observe(elapsed)
+        self.stats.record(route.id, revision, elapsed, error=status >= 500, now=time.time())
         if route.shadow is not None and route.shadow in route.replicas and route.shadow != revision:
             self._mirror(route, scope["method"], target, forward, body)
 
@@ -299,22 +325,26 @@ class Gateway:
                 last = exc
                 self._ejected[url] = time.monotonic() + EJECT_SECONDS
             except TimeoutError:
-                raise Refused(
+                timed_out = Refused(
                     504,
                     "timeout",
                     f"Deployment {route.name!r} did not answer within "
                     f"{route.policy.timeout_seconds:g} s.",
                     "Retry, or raise the deployment's timeout.",
-                ) from None
+                )
+                timed_out.revision = revision
+                raise timed_out from None
             finally:
                 self._inflight[url] -= 1
-        raise Refused(
+        unreachable = Refused(
             502,
             "bad_gateway",
             f"No replica of {route.name!r} could be reached ({last!r}).",
             "Retry in a moment.",
             {"Retry-After": "1"},
         )
+        unreachable.revision = candidates[0][0]
+        raise unreachable
 
     def _mirror(
         self, route: Route, method: str, target: str, headers: list[tuple[str, str]], body: bytes
@@ -326,8 +356,12 @@ class Gateway:
         url = min(urls, key=lambda u: self._inflight.get(u, 0))
         self._shadows += 1
 
+        shadow = route.shadow or 0
+
         async def send_copy() -> None:
             assert self._session is not None
+            started = time.perf_counter()
+            error = True
             try:
                 async with self._session.request(
                     method,
@@ -337,6 +371,7 @@ class Gateway:
                     timeout=aiohttp.ClientTimeout(total=30),
                 ) as response:
                     await response.read()
+                    error = response.status >= 500
                     self.requests.labels(
                         route.name, f"shadow-{route.shadow}", str(response.status)
                     ).inc()
@@ -344,5 +379,7 @@ class Gateway:
                 self.requests.labels(route.name, f"shadow-{route.shadow}", "error").inc()
             finally:
                 self._shadows -= 1
+                elapsed = time.perf_counter() - started
+                self.stats.record(route.id, shadow, elapsed, error=error, now=time.time())
 
         asyncio.get_running_loop().create_task(send_copy())

@@ -32,6 +32,9 @@ class Refused(Exception):
     """A request the gateway answers itself, with a JSON error (and headers such as
     Retry-After)."""
 
+    revision: int | None = None
+    """The revision that failed to answer (502, 504), counted as its error."""
+
     def __init__(
         self,
         status: int,

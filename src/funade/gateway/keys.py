@@ -46,6 +46,14 @@ class KeyCache:
                 {"WWW-Authenticate": "Bearer"},
             )
         principal = await self._check(token)
+        if principal.deployment not in (None, route.name):
+            raise Refused(
+                403,
+                "permission_denied",
+                f"Key {principal.name!r} works only for deployment {principal.deployment!r}.",
+                f"Use a key for {route.name!r} (`funade keys create NAME --scope predict "
+                f"--project {route.project} --deployment {route.name}`).",
+            )
         if not principal.can_see(route.project) or "predict" not in principal.granted:
             raise Refused(
                 403,

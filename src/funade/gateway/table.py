@@ -22,6 +22,7 @@ from funade.store.schema import Deployment, ReplicaRecord
 class Route:
     """One deployment as the gateway routes it."""
 
+    id: int
     name: str
     project: str
     policy: Policy
@@ -75,6 +76,7 @@ def load_table(db: Database, now: float) -> RoutingTable:
             )
             shadow = traffic.get("shadow")
             routes[deployment.name] = Route(
+                id=deployment.id,
                 name=deployment.name,
                 project=deployment.project.name,
                 policy=policy,

@@ -82,6 +82,8 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    # A predict key limited to one deployment (by name); None: every deployment of its project.
+    deployment: Mapped[str | None] = mapped_column(String(64))
 
     project: Mapped[Project | None] = relationship(lazy="joined")
 
@@ -287,3 +289,22 @@ class ReplicaRecord(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TrafficStat(Base):
+    """What one gateway measured for one revision in one window of ``WINDOW`` seconds: counts
+    and a latency histogram (``funade.deploy.stats``), for canary analysis and the API."""
+
+    __tablename__ = "traffic_stats"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """Start of the window, in seconds since the epoch."""
+    gateway: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    buckets: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Requests per latency bucket (bounds in funade.deploy.stats.BOUNDS_MS)."""

@@ -18,8 +18,10 @@ from funade.api.schemas import (
     DeploymentIn,
     DeploymentOut,
     DeploymentPatch,
+    DeploymentStatsOut,
     ReplicaOut,
     RevisionOut,
+    RevisionStatsOut,
     RolloutIn,
     RolloutOut,
     TrafficIn,
@@ -29,6 +31,7 @@ from funade.deploy import rollout as machine
 from funade.deploy import service
 from funade.deploy.controller import apply_decision, view_of
 from funade.deploy.service import now
+from funade.deploy.stats import read_figures
 from funade.errors import ConflictError, NotFoundError
 from funade.projects import DEFAULT_PROJECT, get_project
 from funade.store.schema import Deployment, Project, ReplicaRecord, Rollout
@@ -310,3 +313,33 @@ def rollback(name: str, state: State, principal: Writer) -> RolloutOut:
             revision=rollout.revision,
         )
         return rollout_out(rollout, row.name)
+
+
+@router.get("/{name}/stats", response_model=DeploymentStatsOut)
+def deployment_stats(
+    name: str,
+    state: State,
+    principal: Reader,
+    seconds: Annotated[float, Query(gt=0, le=86400, description="Span, ending now.")] = 300,
+) -> DeploymentStatsOut:
+    """Requests, errors and latency per revision (the variants of a split), as the gateways
+    measured them."""
+    with state.db.read() as session:
+        row = _find(session, principal, name, "read")
+        figures = read_figures(session, row.id, now().timestamp() - seconds)
+    return DeploymentStatsOut(
+        deployment=name,
+        seconds=seconds,
+        revisions=[
+            RevisionStatsOut(
+                revision=f.revision,
+                requests=f.requests,
+                errors=f.errors,
+                error_rate=f.errors / f.requests if f.requests else 0.0,
+                requests_per_second=f.requests / seconds,
+                p50_ms=f.p50_ms,
+                p99_ms=f.p99_ms,
+            )
+            for f in figures.values()
+        ],
+    )

@@ -40,9 +40,17 @@ def create_key(body: KeyIn, state: State, principal: Admin) -> NewKeyOut:
             project=proj,
             created_by=principal.key_id,
             expires_at=body.expires_at,
+            deployment=body.deployment,
         )
         audit.record(
-            session, principal, "key.create", row.id, project=proj, name=row.name, scopes=row.scopes
+            session,
+            principal,
+            "key.create",
+            row.id,
+            project=proj,
+            name=row.name,
+            scopes=row.scopes,
+            **({"deployment": row.deployment} if row.deployment else {}),
         )
         return NewKeyOut(**key_out(row).model_dump(), key=text)
 

@@ -1,0 +1,107 @@
+"""Traffic figures: what the gateway measures per revision reaches the API and the canary
+analysis, which rolls back a canary that fails on live traffic; keys limited to a deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from funade.errors import InvalidInputError
+from funade.gateway.app import Gateway
+from tests.deploy.conftest import Plane, until
+from tests.serving.models import Picky
+
+
+def body(value: float) -> dict[str, Any]:
+    return {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [value, 1]}]}
+
+
+def headers(plane: Plane) -> dict[str, str]:
+    return {"authorization": plane.client._http.headers["authorization"]}
+
+
+def test_figures_per_revision_reach_the_api_and_the_cli(
+    calc: Plane, gateway: tuple[str, Gateway], cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = gateway
+    for value in (1, 2, -1):  # -1 makes the model raise: a 500, counted as an error
+        httpx.post(f"{url}/v2/models/calc/infer", json=body(value), headers=headers(calc))
+
+    def counted() -> bool:
+        return any(r.requests >= 3 for r in calc.client.deployment_stats("calc").revisions)
+
+    until(counted, 10, "the figures to be written")
+    [revision] = calc.client.deployment_stats("calc", seconds=60).revisions
+    assert (revision.revision, revision.requests, revision.errors) == (1, 3, 1)
+    assert revision.error_rate == pytest.approx(1 / 3)
+    assert revision.p99_ms is not None
+    assert revision.requests_per_second == pytest.approx(3 / 60)
+    monkeypatch.setenv("FUNADE_URL", calc.url)
+    monkeypatch.setenv("FUNADE_API_KEY", headers(calc)["authorization"][7:])
+    shown = cli("deployments", "stats", "calc", "--last", "1m")
+    assert shown.code == 0, shown.err
+    assert "rev-1" in shown.out
+    assert "33.33%" in shown.out
+
+
+def test_a_canary_that_fails_on_live_traffic_is_rolled_back(
+    calc: Plane, gateway: tuple[str, Gateway]
+) -> None:
+    url, _ = gateway
+    calc.log(Picky())
+    calc.client.update_deployment(
+        "calc",
+        version="2",
+        runtime={"env": {"FAKE_MODEL_FAIL_ABOVE": "5"}},
+        rollout={
+            "strategy": "canary",
+            "steps": [50, 100],
+            "pause_seconds": 4,
+            "analysis": {"max_error_rate": 0.05, "min_requests": 5},
+        },
+    )
+    calc.wait_rollout("calc", ("progressing",))
+    until(lambda: len(gateway[1].table.routes["calc"].weights) == 2, 5, "the canary to be routed")
+    codes = [
+        httpx.post(f"{url}/v2/models/calc/infer", json=body(10), headers=headers(calc)).status_code
+        for _ in range(40)
+    ]
+    assert set(codes) == {200, 500}, "the stable revision answers; the canary fails"
+    rollout = calc.wait_rollout("calc", ("rolled_back", "succeeded"))
+    assert rollout.state == "rolled_back"
+    assert rollout.reason.startswith("analysis at 50% failed: error rate ")
+    assert calc.client.get_deployment("calc").traffic == {1: 100}
+    app = gateway[1]
+    until(lambda: app.table.routes["calc"].weights == ((1, 100),), 5, "the gateway to see it")
+    after = [
+        httpx.post(f"{url}/v2/models/calc/infer", json=body(10), headers=headers(calc)).status_code
+        for _ in range(10)
+    ]
+    assert after == [200] * 10
+
+
+def test_a_key_for_one_deployment_works_only_there(
+    calc: Plane, gateway: tuple[str, Gateway]
+) -> None:
+    url, app = gateway
+    scoped = calc.client.create_key("calc-app", ["predict"], project="default", deployment="calc")
+    assert scoped.deployment == "calc"
+    answer = httpx.post(
+        f"{url}/v2/models/calc/infer", json=body(1), headers={"x-api-key": scoped.key}
+    )
+    assert answer.status_code == 200
+    calc.client.create_deployment("calc", name="calc-b")
+    calc.wait_rollout("calc-b", ("succeeded",))
+    until(lambda: "calc-b" in app.table.routes, 5, "the second deployment to be routed")
+    refused = httpx.post(
+        f"{url}/v2/models/calc-b/infer", json=body(1), headers={"x-api-key": scoped.key}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == "Key 'calc-app' works only for deployment 'calc'."
+    with pytest.raises(InvalidInputError, match="may only predict, in one project") as info:
+        calc.client.create_key("bad", ["write"], project="default", deployment="calc")
+    assert info.value.field == "deployment"
+    [event] = calc.client.audit(action="key.create").items[:1]
+    assert event.details["deployment"] == "calc"
