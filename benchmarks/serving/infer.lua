@@ -1,6 +1,7 @@
 -- wrk script: POST one fixed body, then print the run's numbers as one JSON line.
 --
---   wrk -t1 -c64 -d10s -s infer.lua http://127.0.0.1:8080/v2/models/lr/infer -- body.json
+--   wrk -t1 -c64 -d10s -s infer.lua http://127.0.0.1:8080/v2/models/lr/infer -- body.json \
+--       ['X-API-Key: fnd_...']
 --
 -- The body is read once per thread (in init), so wrk builds the request once and sends it
 -- as is: no Lua runs per request. done() prints a line starting with WRK_JSON; latencies are
@@ -11,6 +12,10 @@ function init(args)
   wrk.method = "POST"
   wrk.body = file:read("*a")
   wrk.headers["Content-Type"] = "application/json"
+  for i = 2, #args do -- optional "Name: value" headers, e.g. an API key
+    local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+    wrk.headers[name] = value
+  end
   file:close()
 end
 

@@ -50,6 +50,7 @@ def run_wrk(
     seconds: float,
     rows: int,
     core: int,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """``wrk -t1 -c<connections> -d<seconds>s`` on ``core``, POSTing ``body_file`` to ``url``."""
     command = [
@@ -67,6 +68,7 @@ def run_wrk(
         url,
         "--",
         str(body_file),
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=seconds + 60

@@ -159,3 +159,19 @@ def test_delete_drains_then_removes_the_deployment(calc: Plane) -> None:
     # The name can be used anew.
     calc.client.create_deployment("calc")
     calc.wait_rollout("calc", ("succeeded",))
+
+
+def test_smoke_requests_with_tolerances_are_part_of_verification(plane: Plane) -> None:
+    plane.log(Arithmetic())
+    x = [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]
+    close = {"inputs": x, "outputs": [{"name": "double", "datatype": "FP64", "shape": [1, 2],
+                                       "data": [2.001, 4.0]}], "atol": 0.01}  # fmt: skip
+    plane.client.create_deployment("calc", smoke=[close])
+    assert plane.wait_rollout("calc", ("succeeded", "failed")).state == "succeeded"
+    wrong = {**close, "atol": 0.0}
+    plane.client.update_deployment("calc", smoke=[close, wrong], rollout={})
+    rollout = plane.wait_rollout("calc", ("failed",))
+    assert rollout.reason.startswith(
+        "verification failed: smoke request 2: output 'double' differs in 1 of 2 values"
+    )
+    assert plane.client.get_deployment("calc").traffic == {1: 100}

@@ -20,6 +20,7 @@ from funade.gateway.limits import Buckets, retry_after
 from funade.store import create_database
 from tests.deploy.conftest import Plane, until
 from tests.servers import serve
+from tests.serving.models import Arithmetic
 
 BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
 
@@ -187,3 +188,20 @@ def test_the_last_good_table_serves_while_the_store_is_away(
         assert post(url, admin_headers(calc)).status_code == 200
         assert httpx.get(f"{url}/healthz").json()["table_error"]
     db.dispose()
+
+
+def test_a_shadow_revision_gets_copies_and_the_client_only_the_primary_answer(
+    calc: Plane, gateway: tuple[str, Gateway]
+) -> None:
+    url, app = gateway
+    calc.log(Arithmetic())
+    calc.client.update_deployment("calc", version="2", rollout={"strategy": "bluegreen"})
+    calc.wait_rollout("calc", ("succeeded",))
+    calc.client.set_traffic("calc", {1: 100})
+    calc.client.set_traffic("calc", shadow=2)
+    until(lambda: app.table.routes["calc"].shadow == 2, 5, "the gateway to see the shadow")
+    until(lambda: 2 in app.table.routes["calc"].replicas, 10, "the shadow's replica routed")
+    answers = [post(url, admin_headers(calc)) for _ in range(5)]
+    assert [a.headers["funade-revision"] for a in answers] == ["1"] * 5
+    mirrored = 'funade_gateway_requests_total{deployment="calc",revision="shadow-2",status="200"}'
+    until(lambda: mirrored in httpx.get(f"{url}/metrics").text, 5, "the copies to be answered")

@@ -40,3 +40,12 @@ def test_unsticky_requests_follow_the_weights() -> None:
     split = route(((1, 70), (2, 30)))
     share = Counter(split.pick(None)[0] for _ in range(5000))[2] / 5000
     assert 0.26 < share < 0.34, share
+
+
+def test_the_sticky_user_comes_from_a_header_or_a_cookie() -> None:
+    from funade.gateway.http import sticky_of
+
+    assert sticky_of({b"x-funade-user": b"alice"}) == "alice"
+    assert sticky_of({b"cookie": b"theme=dark; funade-user=bob"}) == "bob"
+    assert sticky_of({b"cookie": b"theme=dark"}) is None
+    assert sticky_of({}) is None

@@ -16,6 +16,8 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -38,6 +40,7 @@ from funade.gateway.http import (
 )
 from funade.gateway.keys import KeyCache
 from funade.gateway.limits import Buckets, retry_after
+from funade.gateway.merge import Answer, Merger, Request, mergeable
 from funade.gateway.table import Route, RoutingTable, load_table
 from funade.store import Database
 
@@ -52,9 +55,16 @@ class Gateway:
     """The ASGI app; ``db`` is the store the routing table and keys are read from."""
 
     def __init__(
-        self, db: Database, *, refresh_seconds: float = 1.0, stats_seconds: float = 2.0
+        self,
+        db: Database,
+        *,
+        refresh_seconds: float = 1.0,
+        stats_seconds: float = 2.0,
+        merge: bool = True,
     ) -> None:
         self.db = db
+        self.merge = merge
+        self.merger = Merger()
         self.refresh_seconds = refresh_seconds
         self.stats_seconds = stats_seconds
         self.stats = Recorder(secrets.token_hex(8))
@@ -220,10 +230,21 @@ class Gateway:
         sticky = sticky_of(headers)
         forward = [(k.decode(), v.decode()) for k, v in headers.items() if k in FORWARD]
         target = path + ("?" + scope["query_string"].decode() if scope.get("query_string") else "")
+        method: str = scope["method"]
+        order = route.pick(sticky)
         try:
-            status, response_headers, payload, revision = await self._forward(
-                route, scope["method"], target, forward, body, sticky
-            )
+            merge = self._mergeable(method, target, headers, body)
+            if merge is not None:
+                doc, rows, shapes = merge
+                key = (route.name, target, order[0] if order else None, shapes)
+
+                def send_body(payload: bytes) -> Awaitable[Answer]:
+                    return self._forward(route, method, target, forward, payload, order)
+
+                answer = await self.merger.submit(key, Request(body, doc, rows), send_body)
+            else:
+                answer = await self._forward(route, method, target, forward, body, order)
+            status, response_headers, payload, revision = answer
         except Refused as refusal:
             if refusal.revision is not None:
                 elapsed = time.perf_counter() - started
@@ -273,12 +294,27 @@ class Gateway:
                     {"Retry-After": retry_after(wait)},
                 )
 
-    def _candidates(self, route: Route, sticky: str | None) -> list[tuple[int, str]]:
+    def _mergeable(
+        self, method: str, target: str, headers: dict[bytes, bytes], body: bytes
+    ) -> tuple[dict[str, Any], int, tuple[Any, ...]] | None:
+        """The parsed request if it may be merged with others (see ``merge.py``)."""
+        if (
+            not self.merge
+            or method != "POST"
+            or not target.endswith("/infer")
+            or "/versions/" in target
+            or b"inference-header-content-length" in headers
+            or b"content-encoding" in headers
+        ):
+            return None
+        return mergeable(body)
+
+    def _candidates(self, route: Route, order: list[int]) -> list[tuple[int, str]]:
         """(revision, replica URL) pairs to try in order: the picked revision's replicas by
         fewest in flight, then the other revisions'."""
         now = time.monotonic()
         out: list[tuple[int, str]] = []
-        for revision in route.pick(sticky):
+        for revision in order:
             urls = [u for u in route.replicas.get(revision, ()) if self._ejected.get(u, 0) <= now]
             urls.sort(key=lambda u: self._inflight.get(u, 0))
             out += [(revision, u) for u in urls]
@@ -291,10 +327,12 @@ class Gateway:
         target: str,
         headers: list[tuple[str, str]],
         body: bytes,
-        sticky: str | None,
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, int]:
+        order: list[int],
+    ) -> Answer:
+        """Send ``body`` to a replica of the first revision in ``order`` that has one; on a
+        connection failure, to the next replica (at most ``ATTEMPTS`` in all)."""
         assert self._session is not None
-        candidates = self._candidates(route, sticky)
+        candidates = self._candidates(route, order)
         if not candidates:
             raise Refused(
                 503,
