@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,6 @@ CONFIG_ENV = "FUNADE_SERVE_CONFIG"
 PEERS_ENV = "FUNADE_SERVE_PEERS"
 PARENT_ENV = "FUNADE_SERVE_PARENT"
 GRACEFUL_SECONDS = 30
-SWITCH_INTERVAL = 0.0005  # seconds; measured in benchmarks/serving (5 ms is the default)
 
 
 def build_app(
@@ -37,9 +35,6 @@ def build_app(
     on_load_failure: Callable[[BaseException], None] | None = None,
     peers: WorkerPeers | None = None,
 ) -> InferenceFastPath:
-    # The event loop and the model thread hand the GIL back and forth on every request; with
-    # Python's default 5 ms switch interval one waits out the other's whole slice.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     return create_model_app(
         config,
         lambda: load_source(config.source, settings, name=config.name),
