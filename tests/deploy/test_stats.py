@@ -57,3 +57,20 @@ def test_gateways_windows_add_up_and_old_windows_are_left_out(
     assert figures[1].p50_ms == 5.0
     assert figures[1].p99_ms == 100.0
     assert older[2].requests == 2
+
+
+def test_rows_that_could_not_be_written_go_out_with_the_next_take(
+    database: Database, admin_key: str
+) -> None:
+    deployment = _deployment(database)
+    recorder = Recorder("gw")
+    now = 2000.0 * WINDOW
+    recorder.record(deployment, 1, 0.004, error=False, now=now)
+    rows = recorder.take(now)
+    assert [r.requests for r in rows] == [1]
+    assert recorder.take(now) == [], "nothing changed since"
+    recorder.again(rows)  # as if the store had been away
+    later = now + 10 * WINDOW
+    [again] = recorder.take(later)
+    assert again.requests == 1, "kept although its window closed long ago"
+    assert recorder.take(later + WINDOW) == []

@@ -53,28 +53,53 @@ class Recorder:
         window.buckets[bisect.bisect_left(BOUNDS_MS, seconds * 1000)] += 1
         window.dirty = True
 
-    def flush(self, db: Database, now: float) -> None:
-        """Write the windows that changed; forget closed ones once written."""
-        dirty = [(key, w) for key, w in self._windows.items() if w.dirty]
-        if dirty:
-            with db.session() as session:
-                for (deployment_id, revision, start), window in dirty:
-                    session.merge(
-                        TrafficStat(
-                            deployment_id=deployment_id,
-                            revision=revision,
-                            window_start=start,
-                            gateway=self.gateway,
-                            requests=window.requests,
-                            errors=window.errors,
-                            buckets=list(window.buckets),
-                        )
-                    )
-            for _, window in dirty:
-                window.dirty = False
-        oldest = now - KEEP_WINDOWS * WINDOW
+    def take(self, now: float) -> list[TrafficStat]:
+        """The windows that changed since the last take, as rows to write (and forget closed
+        windows). Call it where ``record`` is called (the gateway's event loop), so the counts
+        are read whole; ``write`` the rows anywhere."""
+        oldest = now - KEEP_WINDOWS * WINDOW  # closed, and written by an earlier take
         for key in [k for k, w in self._windows.items() if k[2] < oldest and not w.dirty]:
             del self._windows[key]
+        rows = []
+        for (deployment_id, revision, start), window in self._windows.items():
+            if window.dirty:
+                window.dirty = False
+                rows.append(
+                    TrafficStat(
+                        deployment_id=deployment_id,
+                        revision=revision,
+                        window_start=start,
+                        gateway=self.gateway,
+                        requests=window.requests,
+                        errors=window.errors,
+                        buckets=list(window.buckets),
+                    )
+                )
+        return rows
+
+    def again(self, rows: list[TrafficStat]) -> None:
+        """Rows that could not be written: their windows go out with the next ``take``."""
+        for row in rows:
+            window = self._windows.get((row.deployment_id, row.revision, row.window_start))
+            if window is not None:
+                window.dirty = True
+
+    def flush(self, db: Database, now: float) -> None:
+        """``take`` and ``write`` in one go (for callers on one thread)."""
+        rows = self.take(now)
+        try:
+            write(db, rows)
+        except Exception:
+            self.again(rows)
+            raise
+
+
+def write(db: Database, rows: list[TrafficStat]) -> None:
+    """Store window rows, replacing this gateway's earlier rows of the same windows."""
+    if rows:
+        with db.session() as session:
+            for row in rows:
+                session.merge(row)
 
 
 def percentile(buckets: list[int], q: float) -> float | None:

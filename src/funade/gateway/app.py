@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from funade.auth.ipallow import ip_allowed
 from funade.auth.principal import Principal
 from funade.deploy.stats import Recorder
+from funade.deploy.stats import write as write_stats
 from funade.gateway.http import (
     FORWARD,
     Receive,
@@ -136,9 +137,11 @@ class Gateway:
     async def flush_stats(self) -> None:
         """Write the traffic figures to the store (kept here, and retried, when it is away)."""
         self._flushed = time.monotonic()
+        rows = self.stats.take(time.time())  # on the loop, where requests are counted
         try:
-            await asyncio.to_thread(self.stats.flush, self.db, time.time())
+            await asyncio.to_thread(write_stats, self.db, rows)
         except Exception as exc:
+            self.stats.again(rows)
             log.warning("traffic figures not written (kept for the next try): %s", exc)
 
     async def _refresh_forever(self) -> None:
