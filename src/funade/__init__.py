@@ -5,6 +5,13 @@ The SDK surface is the names below (a test guards the list)::
     import funade
     version = funade.log_model(model, "churn", sample_input=X[:5])
     model = funade.load_model("churn@production")
+
+    @funade.step
+    def train(rows: int) -> float: ...
+
+    @funade.pipeline
+    def training(rows: int = 1000) -> None:
+        train(rows)
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from funade.errors import (
 
 if TYPE_CHECKING:
     from funade.client import Client
+    from funade.pipelines.dsl import pipeline, step, when
+    from funade.pipelines.runner import resume_run, run_pipeline
     from funade.registry.images import ImageInput
     from funade.sdk import load_model, log_model
 
@@ -42,6 +51,11 @@ _LAZY = {
     "ImageInput": "funade.registry.images",
     "load_model": "funade.sdk",
     "log_model": "funade.sdk",
+    "pipeline": "funade.pipelines.dsl",
+    "step": "funade.pipelines.dsl",
+    "when": "funade.pipelines.dsl",
+    "run_pipeline": "funade.pipelines.runner",
+    "resume_run": "funade.pipelines.runner",
 }
 
 
@@ -76,4 +90,9 @@ __all__ = [
     "__version__",
     "load_model",
     "log_model",
+    "pipeline",
+    "resume_run",
+    "run_pipeline",
+    "step",
+    "when",
 ]

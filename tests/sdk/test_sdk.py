@@ -131,6 +131,11 @@ def test_public_surface_is_curated() -> None:
         "__version__",
         "load_model",
         "log_model",
+        "pipeline",
+        "resume_run",
+        "run_pipeline",
+        "step",
+        "when",
     }
     for name in funade.__all__:
         assert hasattr(funade, name), name

@@ -12,7 +12,16 @@ from funade.api import errors
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
 from funade.api.routes import artifacts as artifact_routes
-from funade.api.routes import audit, deployments, health, keys, models, projects, versions
+from funade.api.routes import (
+    audit,
+    deployments,
+    health,
+    keys,
+    models,
+    projects,
+    runs,
+    versions,
+)
 from funade.api.state import AppState
 from funade.artifacts import ArtifactStore
 from funade.deploy import service as deploy_service
@@ -49,7 +58,17 @@ def create_app(
     # A version that a deployment's revision runs cannot be deleted.
     registry.register_version_holder(deploy_service.holder)
     errors.install(app)
-    for module in (health, projects, models, versions, artifact_routes, keys, audit, deployments):
+    for module in (
+        health,
+        projects,
+        models,
+        versions,
+        artifact_routes,
+        keys,
+        audit,
+        deployments,
+        runs,
+    ):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)

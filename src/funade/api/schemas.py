@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # pydantic-only modules: the server's and the client's view of deployment options
 from funade.deploy.backends.base import RuntimeConfig
@@ -315,3 +315,98 @@ class DeploymentStatsOut(BaseModel):
     deployment: str
     seconds: float = Field(description="The span the figures cover, ending now.")
     revisions: list[RevisionStatsOut]
+
+
+# Pipelines --------------------------------------------------------------------------------
+
+
+class StepRecord(Strict):
+    """One step instance of a run, as the runner reports it and the API shows it."""
+
+    instance: str
+    node: str
+    index: int | None = None
+    position: int = 0
+    state: str
+    attempt: int = 0
+    cache_key: str = ""
+    cached: bool = False
+    cache_write: bool = Field(
+        default=False, description="Store the outputs under cache_key (a cacheable success)."
+    )
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    log_digest: str | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    run_attempt: int = 1
+
+
+class RunIn(Strict):
+    pipeline: str
+    source: str = ""
+    env: str | None = None
+    spec: dict[str, Any]
+    params: dict[str, Any] = Field(default_factory=dict)
+    trigger: str = "manual"
+    schedule_id: int | None = None
+    scheduled_for: AwareDatetime | None = None
+    use_cache: bool = True
+    lineage: dict[str, Any] = Field(default_factory=dict)
+    runner: dict[str, Any] = Field(default_factory=dict)
+    state: str = "running"
+
+
+class RunUpdate(Strict):
+    state: str | None = None
+    reason: str | None = None
+    slo_breached: bool | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    attempt: int | None = None
+    spec: dict[str, Any] | None = None
+    runner: dict[str, Any] | None = None
+
+
+class RunEventsIn(Strict):
+    steps: list[StepRecord] = Field(default_factory=list)
+    run: RunUpdate | None = None
+
+
+class RunEventsOut(BaseModel):
+    cancel_requested: bool
+
+
+class RunOut(BaseModel):
+    id: int
+    project: str
+    pipeline: str
+    source: str
+    env: str | None
+    params: dict[str, Any]
+    state: str
+    reason: str
+    trigger: str
+    schedule_id: int | None
+    scheduled_for: datetime | None
+    attempt: int
+    use_cache: bool
+    cancel_requested: bool
+    slo_breached: bool
+    lineage: dict[str, Any]
+    runner: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    created_by: str | None
+    steps: list[StepRecord] = Field(default_factory=list)
+    spec: dict[str, Any] | None = None
+
+
+class CacheEntryOut(BaseModel):
+    key: str
+    outputs: dict[str, Any]
+    run_id: int
+    instance: str
+    created_at: datetime

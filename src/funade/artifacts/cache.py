@@ -55,6 +55,19 @@ class ArtifactCache:
                 self._ensure_blob(digest)
         return path
 
+    def adopt(self, digest: str, path: Path) -> Path:
+        """Move ``path``, a local file already known to hash to ``digest``, into the cache
+        (made on this machine, so it need not be fetched again); returns the cached path."""
+        digest = parse_digest(digest)
+        target = self._blob(digest)
+        if self._has_blob(digest):
+            path.unlink(missing_ok=True)
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o644)
+        os.replace(path, target)
+        return target
+
     def unpacked(self, digest: str) -> Path:
         """The directory the blob (a package tar) is extracted into, extracting it once."""
         digest = parse_digest(digest)

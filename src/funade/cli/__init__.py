@@ -6,7 +6,18 @@ import sys
 
 import typer
 
-from funade.cli import audit, db, deployments, gateway, keys, models, projects, serve, up
+from funade.cli import (
+    audit,
+    db,
+    deployments,
+    gateway,
+    keys,
+    models,
+    pipelines,
+    projects,
+    serve,
+    up,
+)
 from funade.cli.output import console_err
 from funade.errors import FunadeError
 
@@ -30,6 +41,9 @@ app.add_typer(deployments.app, name="deployments")
 app.command("traffic")(deployments.traffic)
 app.add_typer(deployments.rollout_app, name="rollout")
 app.command("rollback")(deployments.rollback)
+app.add_typer(pipelines.app, name="pipeline")
+pipelines.app.command("run")(pipelines.run)
+app.add_typer(pipelines.runs_app, name="runs")
 
 
 def main() -> None:

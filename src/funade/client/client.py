@@ -16,6 +16,7 @@ from funade.api.schemas import (
     AliasOut,
     ArtifactRef,
     AuditOut,
+    CacheEntryOut,
     DeploymentOut,
     DeploymentStatsOut,
     KeyOut,
@@ -24,6 +25,10 @@ from funade.api.schemas import (
     Page,
     ProjectOut,
     RolloutOut,
+    RunEventsIn,
+    RunEventsOut,
+    RunIn,
+    RunOut,
     TrafficIn,
     VersionIn,
     VersionOut,
@@ -438,6 +443,58 @@ class Client:
     def rollback(self, name: str) -> RolloutOut:
         response = self._request("POST", f"/api/v1/deployments/{name}/rollback")
         return RolloutOut.model_validate(response.json())
+
+    # Pipeline runs ------------------------------------------------------------------------
+
+    def create_run(self, run: RunIn, *, project: str | None = None) -> RunOut:
+        response = self._request(
+            "POST", f"{self._p(project)}/runs", json=run.model_dump(mode="json")
+        )
+        return RunOut.model_validate(response.json())
+
+    def list_runs(
+        self,
+        *,
+        project: str | None = None,
+        pipeline: str | None = None,
+        state: str | None = None,
+        schedule_id: int | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[RunOut]:
+        return self._get(
+            f"{self._p(project)}/runs",
+            Page[RunOut],
+            pipeline=pipeline,
+            state=state,
+            schedule_id=schedule_id,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    def get_run(self, run_id: int, *, spec: bool = False) -> RunOut:
+        return self._get(f"/api/v1/runs/{run_id}", RunOut, spec=spec or None)
+
+    def report_run(self, run_id: int, events: RunEventsIn) -> bool:
+        """Report step records and run changes; True when a cancel was requested."""
+        response = self._request(
+            "POST", f"/api/v1/runs/{run_id}/events", json=events.model_dump(mode="json")
+        )
+        return RunEventsOut.model_validate(response.json()).cancel_requested
+
+    def cancel_run(self, run_id: int) -> RunOut:
+        return RunOut.model_validate(self._request("POST", f"/api/v1/runs/{run_id}/cancel").json())
+
+    def run_logs(self, run_id: int, *, step: str | None = None) -> str:
+        params = {"step": step} if step else {}
+        return self._request("GET", f"/api/v1/runs/{run_id}/logs", params=params).text
+
+    def cache_lookup(self, key: str, *, project: str | None = None) -> CacheEntryOut | None:
+        response = self._http.get(f"{self._p(project)}/pipeline-cache/{key}")
+        if response.status_code == 404:
+            return None
+        raise_for_error(response)
+        return CacheEntryOut.model_validate(response.json())
 
 
 def raise_for_error(response: httpx.Response) -> None:

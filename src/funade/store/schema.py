@@ -308,3 +308,112 @@ class TrafficStat(Base):
     errors: Mapped[int] = mapped_column(Integer, default=0)
     buckets: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """Requests per latency bucket (bounds in funade.deploy.stats.BOUNDS_MS)."""
+
+
+class PipelineRun(Base):
+    """One run of a pipeline: its compiled spec, parameters and state (``funade.pipelines``)."""
+
+    __tablename__ = "pipeline_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    pipeline: Mapped[str] = mapped_column(String(128), index=True)
+    source: Mapped[str] = mapped_column(String(1024), default="")
+    """Where the code is: ``path/to/file.py:function`` or ``module:function``."""
+    env: Mapped[str | None] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # running → succeeded | failed | cancelled; a resume sets it running again.
+    state: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    schedule_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    scheduled_for: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    """1, then one more for every resume."""
+    use_cache: Mapped[bool] = mapped_column(Boolean, default=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    slo_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Git state, Python and package versions where the run was started."""
+    runner: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Host and pid of the process running it, and when it last reported."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+
+    project: Mapped[Project] = relationship(lazy="joined")
+    steps: Mapped[list[PipelineStep]] = relationship(
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        order_by="PipelineStep.position",
+    )
+
+
+class PipelineStep(Base):
+    """One instance of one step in a run (``train``, or ``train[3]`` of a fan-out)."""
+
+    __tablename__ = "pipeline_steps"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance: Mapped[str] = mapped_column(String(160), primary_key=True)
+    node: Mapped[str] = mapped_column(String(128))
+    index: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    """The node's place in the spec's topological order, then the fan-out index."""
+    state: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    cache_key: Mapped[str] = mapped_column(String(71), default="")
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    log_digest: Mapped[str | None] = mapped_column(String(71))
+    run_attempt: Mapped[int] = mapped_column(Integer, default=1)
+    """The run attempt (1, or more after resumes) this step's record is from."""
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class PipelineCacheEntry(Base):
+    """Outputs of a step that succeeded, by cache key: a later run with the same key reuses
+    them instead of running the step."""
+
+    __tablename__ = "pipeline_cache"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(71), primary_key=True)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_id: Mapped[int] = mapped_column(Integer)
+    instance: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PipelineSchedule(Base):
+    """A cron schedule that starts runs of a pipeline (run by the control plane)."""
+
+    __tablename__ = "pipeline_schedules"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(1024))
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    env: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    misfire: Mapped[str] = mapped_column(String(16), default="skip")
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=1)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_tick: Mapped[datetime | None]
+    """The latest fire time a run was started (or skipped) for: each tick starts one run."""
+    next_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+
+    project: Mapped[Project] = relationship(lazy="joined")

@@ -1,0 +1,287 @@
+"""`funade pipeline run`, `funade runs list|show|logs|cancel|resume`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from funade.cli.output import JSON_HELP, PROJECT_HELP, client, console, print_json, table, when
+
+if TYPE_CHECKING:
+    from funade.api.schemas import RunOut, StepRecord
+    from funade.pipelines.spec import PipelineSpec
+
+app = typer.Typer(help="Training pipelines: run one here.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Pipeline runs: list, show, logs, cancel, resume.", no_args_is_help=True
+)
+
+_STYLE = {
+    "pending": "dim",
+    "running": "bold cyan",
+    "succeeded": "green",
+    "cached": "green",
+    "failed": "bold red",
+    "upstream_failed": "red",
+    "skipped": "yellow",
+    "cancelled": "magenta",
+}
+
+
+def _duration(record: StepRecord) -> str:
+    if record.started_at is None:
+        return ""
+    end = record.finished_at or datetime.now(UTC)
+    return f"{(end - record.started_at).total_seconds():.2f}s"
+
+
+def _note(record: StepRecord) -> str:
+    if record.cached:
+        return "cache hit"
+    if record.error:
+        return record.error if len(record.error) <= 90 else record.error[:87] + "..."
+    return ""
+
+
+class LiveDisplay:
+    """The steps of a run as a table that updates in place, with their logs streamed above."""
+
+    def __init__(self, *, logs: bool = True) -> None:
+        self.logs = logs
+        self.records: dict[str, StepRecord] = {}
+        self.order: list[str] = []
+        self.title = ""
+        self.live: Live | None = None
+
+    def started(self, run: RunOut, spec: PipelineSpec) -> None:
+        self.title = f"Run {run.id} of {spec.name}" + (
+            f" (attempt {run.attempt})" if run.attempt > 1 else ""
+        )
+        self.order = [n.id for n in spec.nodes]
+        for step in run.steps:
+            self.records[step.instance] = step
+        if console.is_terminal:
+            self.live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
+            self.live.start()
+        else:
+            console.print(self.title)
+
+    def step(self, record: StepRecord) -> None:
+        previous = self.records.get(record.instance)
+        self.records[record.instance] = record
+        if self.live is not None:
+            self.live.update(self._table())
+        elif previous is None or previous.state != record.state:
+            note = _note(record)
+            console.print(f"  {record.instance}: {record.state}" + (f" ({note})" if note else ""))
+
+    def log(self, instance: str, line: str) -> None:
+        if self.logs:
+            console.print(
+                f"[dim]{instance} |[/] {line}", markup=True, highlight=False, soft_wrap=True
+            )
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.stop()
+            self.live = None
+
+    def _table(self) -> Table:
+        grid = Table(title=self.title, title_justify="left", header_style="bold")
+        for column in ("step", "state", "attempt", "time", "note"):
+            grid.add_column(column)
+        position = {n: i for i, n in enumerate(self.order)}
+        rows = sorted(self.records.values(), key=lambda r: (position.get(r.node, 0), r.index or 0))
+        for record in rows:
+            grid.add_row(
+                record.instance,
+                f"[{_STYLE.get(record.state, '')}]{record.state}[/]",
+                str(record.attempt or ""),
+                _duration(record),
+                _note(record),
+            )
+        return grid
+
+
+def _finished(run: RunOut) -> None:
+    style = "green" if run.state == "succeeded" else "bold red"
+    cached = sum(1 for s in run.steps if s.cached)
+    took = f" in {run.duration_seconds:.2f}s" if run.duration_seconds is not None else ""
+    console.print(
+        f"Run {run.id} [{style}]{run.state}[/]{took}"
+        + (f" ({cached} of {len(run.steps)} steps from the cache)" if cached else "")
+    )
+    if run.reason:
+        console.print(f"  {run.reason}")
+    if run.state in ("failed", "cancelled"):
+        console.print(f"  Fix the cause, then: funade runs resume {run.id}", style="dim")
+
+
+def run(
+    target: Annotated[str, typer.Argument(help="The pipeline: train.py:training or pkg.mod:fn.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step.")] = False,
+    logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
+    project: Annotated[str | None, typer.Option(help=PROJECT_HELP)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Run a pipeline here, showing its steps live; exits 1 if the run fails."""
+    from funade.pipelines.params import parse_assignments
+    from funade.pipelines.runner import run_pipeline
+
+    text = parse_assignments(param or [])
+    display = LiveDisplay(logs=logs and not json_out)
+    with client(project) as api:
+        try:
+            result = run_pipeline(
+                target,
+                text_params=text,
+                env=env,
+                use_cache=not no_cache,
+                client=api,
+                observer=display if not json_out else None,
+            )
+        finally:
+            display.stop()
+    if json_out:
+        print_json(result)
+    else:
+        _finished(result)
+    if result.state != "succeeded":
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def list_runs(
+    pipeline: Annotated[str | None, typer.Option(help="Only this pipeline's runs.")] = None,
+    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    limit: Annotated[int, typer.Option(help="How many (newest first).")] = 20,
+    project: Annotated[str | None, typer.Option(help=PROJECT_HELP)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Runs, newest first."""
+    with client(project) as api:
+        page = api.list_runs(pipeline=pipeline, state=state, limit=limit)
+    if json_out:
+        print_json(page.items)
+        return
+    table(
+        None,
+        ("id", "pipeline", "state", "trigger", "env", "started", "took"),
+        [
+            (
+                r.id,
+                r.pipeline,
+                r.state,
+                r.trigger,
+                r.env,
+                when(r.started_at),
+                f"{r.duration_seconds:.1f}s" if r.duration_seconds is not None else None,
+            )
+            for r in page.items
+        ],
+    )
+
+
+def _show(run: RunOut) -> None:
+    console.print(
+        f"Run [bold]{run.id}[/] of [bold]{run.pipeline}[/] — {run.state}"
+        + (f" (attempt {run.attempt})" if run.attempt > 1 else "")
+    )
+    console.print(f"  source: {run.source}")
+    console.print(f"  params: {run.params}" + (f"  env: {run.env}" if run.env else ""))
+    git = (run.lineage or {}).get("git") or {}
+    if git:
+        console.print(
+            f"  git: {git.get('commit', '')[:12]}" + (" (dirty)" if git.get("dirty") else "")
+        )
+    if run.slo_breached:
+        console.print("  [bold red]over its maximum duration (SLO breached)[/]")
+    if run.reason:
+        console.print(f"  reason: {run.reason}")
+    table(
+        None,
+        ("step", "state", "attempt", "time", "note"),
+        [(s.instance, s.state, s.attempt, _duration(s), _note(s)) for s in run.steps],
+    )
+
+
+@runs_app.command("show")
+def show(
+    run_id: Annotated[int, typer.Argument(help="The run's id.")],
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """A run's parameters, state and steps (which were cache hits, which failed and why)."""
+    with client() as api:
+        result = api.get_run(run_id)
+    if json_out:
+        print_json(result)
+    else:
+        _show(result)
+
+
+@runs_app.command("logs")
+def logs(
+    run_id: Annotated[int, typer.Argument(help="The run's id.")],
+    step: Annotated[str | None, typer.Option(help="Only this step (train, or train[2]).")] = None,
+) -> None:
+    """The logs of a run's finished steps."""
+    with client() as api:
+        text = api.run_logs(run_id, step=step)
+    sys.stdout.write(text)
+
+
+@runs_app.command("cancel")
+def cancel(run_id: Annotated[int, typer.Argument(help="The run's id.")]) -> None:
+    """Stop a run: its runner kills the running steps within about a second."""
+    with client() as api:
+        result = api.cancel_run(run_id)
+        deadline = time.monotonic() + 15
+        while result.state == "running" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            result = api.get_run(run_id)
+    console.print(
+        f"Run {run_id}: {result.state}"
+        + ("" if result.state != "running" else " (cancel requested)")
+    )
+
+
+@runs_app.command("resume")
+def resume(
+    run_id: Annotated[int, typer.Argument(help="The run's id.")],
+    logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
+    force: Annotated[
+        bool, typer.Option(help="Resume although the run's runner on another host may live.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Run again the failed and cancelled steps of a run (with the code as it is now) and what
+    depends on them, reusing every output that succeeded."""
+    from funade.pipelines.runner import resume_run
+
+    display = LiveDisplay(logs=logs and not json_out)
+    with client() as api:
+        try:
+            result = resume_run(
+                run_id, client=api, observer=display if not json_out else None, force=force
+            )
+        finally:
+            display.stop()
+    if json_out:
+        print_json(result)
+    else:
+        _finished(result)
+    if result.state != "succeeded":
+        raise typer.Exit(1)

@@ -1,0 +1,244 @@
+"""Runs, their steps and the step cache in the metadata store (the API's side of pipelines).
+
+A runner reports what happens as batches of step records (:func:`apply_events`), upserted by
+instance, so a report sent twice changes nothing; a success whose step may be cached writes its
+cache entry in the same transaction, so a cache entry never exists without its step's record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from funade.api.schemas import RunEventsIn, RunIn, RunOut, StepRecord
+from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.pagination import check_limit, decode_cursor, page_of
+from funade.store.schema import PipelineCacheEntry, PipelineRun, PipelineStep, Project
+
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+STEP_STATES = (
+    "pending",
+    "running",
+    "succeeded",
+    "cached",
+    "failed",
+    "skipped",
+    "upstream_failed",
+    "cancelled",
+)
+
+
+def _check_state(value: str, allowed: tuple[str, ...], field: str) -> str:
+    if value not in allowed:
+        raise InvalidInputError(
+            f"{field} {value!r} is not a known state.",
+            field=field,
+            value=value,
+            fix=f"Use one of: {', '.join(allowed)}.",
+        )
+    return value
+
+
+def create_run(
+    session: Session, project: Project, body: RunIn, created_by: str | None
+) -> PipelineRun:
+    _check_state(body.state, RUN_STATES, "state")
+    now = datetime.now(UTC)
+    row = PipelineRun(
+        project_id=project.id,
+        pipeline=body.pipeline,
+        source=body.source,
+        env=body.env,
+        spec=body.spec,
+        params=body.params,
+        state=body.state,
+        trigger=body.trigger,
+        schedule_id=body.schedule_id,
+        scheduled_for=body.scheduled_for,
+        use_cache=body.use_cache,
+        lineage=body.lineage,
+        runner=body.runner,
+        started_at=now if body.state == "running" else None,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_run(session: Session, run_id: int) -> PipelineRun:
+    row = session.get(PipelineRun, run_id)
+    if row is None:
+        raise NotFoundError(
+            f"Run {run_id} does not exist.",
+            field="run",
+            value=run_id,
+            fix="List runs with `funade runs list`.",
+        )
+    return row
+
+
+def list_runs(
+    session: Session,
+    project: Project,
+    *,
+    pipeline: str | None = None,
+    state: str | None = None,
+    schedule_id: int | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[PipelineRun], str | None]:
+    """Newest first."""
+    check_limit(limit)
+    query = (
+        select(PipelineRun)
+        .where(PipelineRun.project_id == project.id)
+        .order_by(PipelineRun.id.desc())
+        .limit(limit + 1)
+    )
+    if pipeline:
+        query = query.where(PipelineRun.pipeline == pipeline)
+    if state:
+        query = query.where(PipelineRun.state == _check_state(state, RUN_STATES, "state"))
+    if schedule_id is not None:
+        query = query.where(PipelineRun.schedule_id == schedule_id)
+    position = decode_cursor(cursor)
+    if position is not None:
+        query = query.where(PipelineRun.id < int(position.get("id", 0)))
+    return page_of(list(session.scalars(query)), limit, lambda row: {"id": row.id})
+
+
+def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> None:
+    """Upsert the reported step records and apply the run's changes."""
+    existing = {s.instance: s for s in run.steps}
+    for record in events.steps:
+        _check_state(record.state, STEP_STATES, "steps[].state")
+        row = existing.get(record.instance)
+        if row is None:
+            row = PipelineStep(run_id=run.id, instance=record.instance)
+            run.steps.append(row)
+            existing[record.instance] = row
+        for name in (
+            "node",
+            "index",
+            "position",
+            "state",
+            "attempt",
+            "cache_key",
+            "cached",
+            "outputs",
+            "error",
+            "log_digest",
+            "started_at",
+            "finished_at",
+            "run_attempt",
+        ):
+            setattr(row, name, getattr(record, name))
+        if record.cache_write and record.state == "succeeded" and record.cache_key:
+            _remember(session, run, record)
+    if events.run is not None:
+        changes = events.run.model_dump(exclude_none=True)
+        if "state" in changes:
+            _check_state(changes["state"], RUN_STATES, "run.state")
+            if changes["state"] == "running":  # a new attempt (a resume)
+                run.cancel_requested = False
+                run.finished_at = None
+                run.reason = ""
+        for name, value in changes.items():
+            setattr(run, name, value)
+
+
+def _remember(session: Session, run: PipelineRun, record: StepRecord) -> None:
+    key = (run.project_id, record.cache_key)
+    entry = session.get(PipelineCacheEntry, key)
+    if entry is None:
+        session.add(
+            PipelineCacheEntry(
+                project_id=run.project_id,
+                key=record.cache_key,
+                outputs=record.outputs,
+                run_id=run.id,
+                instance=record.instance,
+            )
+        )
+    else:
+        entry.outputs, entry.run_id, entry.instance = record.outputs, run.id, record.instance
+
+
+def request_cancel(run: PipelineRun) -> None:
+    if run.state in FINISHED:
+        raise ConflictError(
+            f"Run {run.id} has already {run.state}; there is nothing to cancel.",
+            field="run",
+            value=run.id,
+            fix=f"Resume it with `funade runs resume {run.id}` to run what did not succeed.",
+        )
+    run.cancel_requested = True
+    if run.state == "queued":
+        run.state, run.reason = "cancelled", "cancelled before it started"
+        run.finished_at = datetime.now(UTC)
+
+
+def cache_get(session: Session, project: Project, key: str) -> PipelineCacheEntry | None:
+    return session.get(PipelineCacheEntry, (project.id, key))
+
+
+def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunOut:
+    duration = None
+    if row.started_at is not None:
+        end = row.finished_at or datetime.now(UTC)
+        duration = max(0.0, (end - row.started_at).total_seconds())
+    return RunOut(
+        id=row.id,
+        project=row.project.name,
+        pipeline=row.pipeline,
+        source=row.source,
+        env=row.env,
+        params=row.params,
+        state=row.state,
+        reason=row.reason,
+        trigger=row.trigger,
+        schedule_id=row.schedule_id,
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempt,
+        use_cache=row.use_cache,
+        cancel_requested=row.cancel_requested,
+        slo_breached=row.slo_breached,
+        lineage=row.lineage,
+        runner=row.runner,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_seconds=duration,
+        created_by=row.created_by,
+        steps=[step_record(s) for s in row.steps] if steps else [],
+        spec=row.spec if spec else None,
+    )
+
+
+def step_record(row: PipelineStep) -> StepRecord:
+    return StepRecord(
+        instance=row.instance,
+        node=row.node,
+        index=row.index,
+        position=row.position,
+        state=row.state,
+        attempt=row.attempt,
+        cache_key=row.cache_key,
+        cached=row.cached,
+        outputs=row.outputs,
+        error=row.error,
+        log_digest=row.log_digest,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        run_attempt=row.run_attempt,
+    )
+
+
+def outputs_of(row: PipelineRun) -> dict[str, dict[str, Any]]:
+    """Instance → outputs, for the steps that succeeded (what a resume reuses)."""
+    return {s.instance: s.outputs for s in row.steps if s.state in ("succeeded", "cached")}

@@ -1,0 +1,815 @@
+"""The local runner: performs the engine's intents with step processes and the control plane.
+
+One :class:`Runner` drives one attempt of one run. It starts a zygote (``zygote.py``) that
+imports the pipeline's code once and forks a process per step; it feeds what happens to the
+:class:`~funade.pipelines.engine.Engine` and does what the engine decides: start a step,
+reuse a cache hit, settle, stop, finish. Everything it learns is reported to the control plane
+through ``funade.Client`` (``POST /api/v1/runs/{id}/events``), batched, and always before a
+step that depends on it starts, so a runner killed at any moment leaves records a resume can
+trust: a step recorded as succeeded has its outputs stored.
+
+Outputs are stored by digest in the artifact store (small JSON values inline in the step's
+record) and kept in the local artifact cache, so the next step reads them from disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from funade.api.schemas import RunEventsIn, RunIn, RunOut, RunUpdate, StepRecord
+from funade.artifacts import ArtifactCache
+from funade.artifacts.digest import sha256_file
+from funade.client import Client
+from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
+from funade.pipelines import notify
+from funade.pipelines.config import apply_env, load_env
+from funade.pipelines.dsl import Pipeline
+from funade.pipelines.engine import (
+    CancelRequested,
+    Engine,
+    Event,
+    Failed,
+    Finish,
+    Input,
+    Intent,
+    Reuse,
+    Settle,
+    Start,
+    Stop,
+    Stopped,
+    Stored,
+    Succeeded,
+)
+from funade.pipelines.loader import load_pipeline, normalize_target
+from funade.pipelines.params import bind_params
+from funade.pipelines.spec import PipelineSpec
+from funade.pipelines.task import RESULT
+
+__all__ = ["Observer", "Runner", "resume_run", "run_pipeline"]
+
+_POLL_SECONDS = 1.0
+"""How often the runner reports and so learns of a cancel request, at the least."""
+
+
+class Observer(Protocol):
+    """What a live display is told (the CLI's rich table; nothing by default)."""
+
+    def started(self, run: RunOut, spec: PipelineSpec) -> None: ...
+    def step(self, record: StepRecord) -> None: ...
+    def log(self, instance: str, line: str) -> None: ...
+
+
+class _Quiet:
+    def started(self, run: RunOut, spec: PipelineSpec) -> None:
+        pass
+
+    def step(self, record: StepRecord) -> None:
+        pass
+
+    def log(self, instance: str, line: str) -> None:
+        pass
+
+
+@dataclass
+class _Running:
+    start: Start
+    out_dir: Path
+    log_path: Path
+    started_at: datetime
+    pid: int | None = None
+    deadline: float | None = None
+    timed_out: bool = False
+    stopping: bool = False
+    log_offset: int = 0
+    partial: bytes = b""
+
+
+@dataclass
+class _Records:
+    """Step records waiting to be reported; the newest per instance wins."""
+
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.steps or self.run)
+
+
+class _Zygote:
+    def __init__(self, target: str, log: IO[bytes]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "funade.pipelines.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,  # Ctrl-C in a terminal reaches the runner, not the steps
+        )
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.buffer = b""
+        self.send({"op": "load", "target": target})
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.stdin.write(json.dumps(message, default=str).encode() + b"\n")
+        self.stdin.flush()
+
+    def read(self, timeout: float) -> list[dict[str, Any]]:
+        fd = self.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+        if not ready:
+            return []
+        data = os.read(fd, 65536)
+        if not data:
+            raise EOFError
+        self.buffer += data
+        messages = []
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            messages.append(json.loads(line))
+        return messages
+
+    def wait_ready(self, timeout: float = 300.0) -> str | None:
+        """None when the pipeline's code is imported; else the error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                for message in self.read(deadline - time.monotonic()):
+                    if message["op"] == "ready":
+                        return None
+                    if message["op"] == "error":
+                        return str(message["error"])
+            except EOFError:
+                return f"the step process factory exited with code {self.proc.wait()}"
+        return "importing the pipeline's code took longer than 5 minutes"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            self.stdout.close()
+
+
+def _safe(instance: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", instance)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runner:
+    """Runs one attempt of ``run`` (already recorded) to its end and returns it as stored."""
+
+    def __init__(
+        self,
+        client: Client,
+        spec: PipelineSpec,
+        run: RunOut,
+        *,
+        target: str,
+        params: Mapping[str, Any],
+        done: Mapping[str, Mapping[str, Stored]] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.client = client
+        self.spec = spec
+        self.run = run
+        self.target = target
+        self.params = dict(params)
+        self.project = run.project
+        self.observer = observer or _Quiet()
+        self.attempt = run.attempt
+        home = client.settings.home
+        self.work = home / "runs" / str(run.id) / f"attempt-{self.attempt}"
+        self.cache = ArtifactCache(
+            client.settings.resolved_cache_dir,
+            lambda digest: client.open_artifact(digest, project=self.project),
+        )
+        self.engine = Engine(
+            spec,
+            self.params,
+            lookup=self._lookup if run.use_cache else None,
+            done=done,
+        )
+        self.positions = {n.id: i for i, n in enumerate(spec.nodes)}
+        self.records = _Records()
+        self.running: dict[str, _Running] = {}
+        self.delayed: list[tuple[float, Start]] = []
+        self.hooks = notify.check_webhooks(spec.notify, where=f"pipeline {spec.name!r}, notify")
+        self.cancel_seen = False
+        self.slo_reported = run.slo_breached
+        self.zygote: _Zygote | None = None
+
+    # The loop -----------------------------------------------------------------------------
+
+    def execute(self) -> RunOut:
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "logs").mkdir(exist_ok=True)
+        began = time.monotonic()
+        self.records.run = {"state": "running", "attempt": self.attempt}
+        self.observer.started(self.run, self.spec)
+        with (self.work / "zygote.log").open("ab") as zlog:
+            self.zygote = _Zygote(self.target, zlog)
+            try:
+                error = self.zygote.wait_ready()
+                if error is not None:
+                    return self._abandon(f"the pipeline's code could not be loaded: {error}")
+                self._perform(self.engine.start())
+                last_report = time.monotonic()
+                while self.engine.finished is None or self.running:
+                    for message in self.zygote.read(self._wait_seconds()):
+                        self._message(message)
+                    self._tick(began)
+                    if time.monotonic() - last_report >= _POLL_SECONDS:
+                        self._report()
+                        last_report = time.monotonic()
+            except KeyboardInterrupt:
+                self._perform(self.engine.on(CancelRequested("interrupted (Ctrl-C)")))
+                self._drain()
+            except EOFError:
+                return self._abandon("the step process factory exited unexpectedly")
+            finally:
+                self.zygote.close()
+        assert self.engine.finished is not None
+        return self._finish(self.engine.finished)
+
+    def _drain(self) -> None:
+        """After a cancel: wait for the stopped step processes to be gone."""
+        assert self.zygote is not None
+        deadline = time.monotonic() + 10
+        while self.running and time.monotonic() < deadline:
+            for message in self.zygote.read(0.2):
+                self._message(message)
+
+    def _wait_seconds(self) -> float:
+        now = time.monotonic()
+        wake = [now + _POLL_SECONDS]
+        wake += [at for at, _ in self.delayed]
+        wake += [r.deadline for r in self.running.values() if r.deadline is not None]
+        if self.running:
+            wake.append(now + 0.2)  # stream the logs
+        return max(0.0, min(wake) - now)
+
+    def _tick(self, began: float) -> None:
+        now = time.monotonic()
+        due = [s for at, s in self.delayed if at <= now]
+        self.delayed = [(at, s) for at, s in self.delayed if at > now]
+        for start in due:
+            self._launch(start)
+        for inst, running in list(self.running.items()):
+            if running.deadline is not None and now >= running.deadline and not running.timed_out:
+                running.timed_out = True
+                self._kill(inst)
+            self._stream(inst, running)
+        limit = self.spec.max_duration
+        if limit is not None and not self.slo_reported and now - began > limit:
+            self.slo_reported = True
+            self.records.run["slo_breached"] = True
+            self._notify("slo_breach", f"running for longer than its {_human(limit)} limit")
+
+    # Intents ------------------------------------------------------------------------------
+
+    def _perform(self, intents: list[Intent]) -> None:
+        starts = []
+        for intent in intents:
+            if isinstance(intent, Start):
+                starts.append(intent)
+            elif isinstance(intent, Reuse):
+                self._record(
+                    intent.instance,
+                    intent.node,
+                    intent.index,
+                    "cached",
+                    cache_key=intent.cache_key,
+                    cached=True,
+                    outputs=intent.outputs,
+                    started_at=_now(),
+                    finished_at=_now(),
+                )
+            elif isinstance(intent, Settle):
+                self._record(
+                    intent.instance, intent.node, intent.index, intent.state, error=intent.reason
+                )
+            elif isinstance(intent, Stop):
+                if intent.instance in self.running:
+                    self.running[intent.instance].stopping = True
+                    self._kill(intent.instance)
+                else:  # waiting for a retry: nothing runs
+                    self.delayed = [
+                        (a, s) for a, s in self.delayed if s.instance != intent.instance
+                    ]
+                    self._perform(self.engine.on(Stopped(intent.instance)))
+            elif isinstance(intent, Finish):
+                pass
+        if starts:
+            # What the new steps depend on is recorded before they start.
+            self._report()
+            now = time.monotonic()
+            for start in starts:
+                if start.delay > 0:
+                    self.delayed.append((now + start.delay, start))
+                else:
+                    self._launch(start)
+
+    def _launch(self, start: Start) -> None:
+        assert self.zygote is not None
+        node = self.spec.node(start.node)
+        safe = _safe(start.instance)
+        out_dir = self.work / "steps" / safe / str(start.attempt)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        log_path = self.work / "logs" / f"{safe}.log"
+        where = f"pipeline {self.spec.name!r}, step {start.instance!r}"
+        try:
+            env = self._environment(node.options.env, node.options.secrets, start, where)
+            inputs = {name: self._input(value) for name, value in start.inputs.items()}
+        except FunadeError as exc:  # nothing ran: the step fails as it would have
+            running = _Running(start, out_dir, log_path, _now())
+            intents = self.engine.on(Failed(start.instance, str(exc), retryable=False))
+            self._settled(start.instance, running)
+            self._perform(intents)
+            return
+        if start.attempt > 1:
+            with log_path.open("a") as log:
+                log.write(f"--- attempt {start.attempt} ---\n")
+        running = _Running(start, out_dir, log_path, _now())
+        if log_path.exists():
+            running.log_offset = log_path.stat().st_size
+        if node.options.timeout is not None:
+            running.deadline = time.monotonic() + node.options.timeout
+        self.running[start.instance] = running
+        task = {
+            "function": node.function,
+            "inputs": inputs,
+            "out_dir": str(out_dir),
+            "log": str(log_path),
+            "env": env,
+            "where": where,
+        }
+        self.zygote.send({"op": "run", "id": start.instance, "task": task})
+        self._record(
+            start.instance,
+            start.node,
+            start.index,
+            "running",
+            attempt=start.attempt,
+            cache_key=start.cache_key,
+            started_at=running.started_at,
+        )
+
+    def _environment(
+        self, env: Mapping[str, str], secrets: Mapping[str, str], start: Start, where: str
+    ) -> dict[str, str]:
+        out = {
+            "FUNADE_RUN_ID": str(self.run.id),
+            "FUNADE_RUN_STEP": start.instance,
+            "FUNADE_PIPELINE": self.spec.name,
+            "FUNADE_PROJECT": self.project,
+            **env,
+        }
+        for name, reference in secrets.items():
+            out[name] = _secret(name, reference, where)
+        return out
+
+    def _input(self, value: Input) -> dict[str, Any]:
+        if value.kind == "value":
+            return {"kind": "value", "value": value.value}
+        if value.kind == "list":
+            return {"kind": "list", "items": [self._stored(s) for s in value.items]}
+        assert value.stored is not None
+        return {"kind": value.kind, "stored": self._stored(value.stored), "index": value.index}
+
+    def _stored(self, stored: Stored) -> dict[str, Any]:
+        data = stored.model_dump()
+        if not stored.inline:
+            data["path"] = str(self.cache.blob_path(stored.digest))
+        return data
+
+    def _kill(self, instance: str) -> None:
+        assert self.zygote is not None
+        self.zygote.send({"op": "kill", "id": instance})
+
+    # Events -------------------------------------------------------------------------------
+
+    def _message(self, message: dict[str, Any]) -> None:
+        running = self.running.get(message.get("id", ""))
+        if running is None:
+            return
+        if message["op"] == "started":
+            running.pid = int(message["pid"])
+        elif message["op"] == "exited":
+            self._stream(message["id"], running, final=True)
+            intents = self.engine.on(self._outcome(running, int(message["code"])))
+            self._settled(message["id"], running)  # recorded before what depends on it starts
+            self._perform(intents)
+
+    def _outcome(self, running: _Running, code: int) -> Event:
+        instance = running.start.instance
+        if running.stopping:
+            return Stopped(instance)
+        if running.timed_out:
+            timeout = self.spec.node(running.start.node).options.timeout or 0
+            return Failed(instance, f"timed out after {_human(timeout)} and was killed")
+        result_path = running.out_dir / RESULT
+        if not result_path.exists():
+            if code < 0:
+                name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+                hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+                return Failed(instance, f"the step's process was killed by {name}{hint}")
+            return Failed(
+                instance, f"the step's process exited with code {code} before it finished"
+            )
+        result = json.loads(result_path.read_text())
+        if not result["ok"]:
+            return Failed(instance, result["error"], retryable=bool(result.get("retryable")))
+        try:
+            outputs = {name: self._keep(o) for name, o in result["outputs"].items()}
+        except FunadeError as exc:
+            return Failed(instance, f"storing its outputs failed: {exc}")
+        return Succeeded(instance, outputs)
+
+    def _keep(self, output: dict[str, Any]) -> Stored:
+        """Store one output: inline in the record when small JSON, else as an artifact."""
+        path = Path(output.pop("path"))
+        stored = Stored.model_validate(output)
+        if stored.inline:
+            path.unlink(missing_ok=True)
+            return stored
+        self.client.upload_artifact(path, digest=stored.digest, project=self.project)
+        self.cache.adopt(stored.digest, path)
+        return stored.model_copy(update={"value": None})
+
+    def _settled(self, instance: str, running: _Running) -> None:
+        """After an attempt ended: drop it from the running set, record the final state."""
+        self.running.pop(instance, None)
+        state = self.engine.instances[instance]
+        if state.state == "running":  # a retry was scheduled
+            self._record(
+                instance,
+                state.node,
+                state.index,
+                "running",
+                attempt=state.attempt,
+                cache_key=state.cache_key,
+                error=f"attempt {state.attempt - 1} failed: {state.error}; retrying",
+                started_at=running.started_at,
+            )
+            return
+        log_digest = self._upload_log(running.log_path)
+        self._record(
+            instance,
+            state.node,
+            state.index,
+            state.state,
+            attempt=state.attempt,
+            cache_key=state.cache_key,
+            cache_write=state.state == "succeeded" and running.start.cacheable,
+            outputs=state.outputs,
+            error=state.error,
+            log_digest=log_digest,
+            started_at=running.started_at,
+            finished_at=_now(),
+        )
+        with contextlib.suppress(OSError):
+            shutil.rmtree(running.out_dir)
+
+    def _upload_log(self, path: Path) -> str | None:
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        digest = sha256_file(path)
+        try:
+            self.client.upload_artifact(path, digest=digest, project=self.project)
+        except FunadeError:
+            return None
+        return digest
+
+    def _stream(self, instance: str, running: _Running, *, final: bool = False) -> None:
+        try:
+            with running.log_path.open("rb") as log:
+                log.seek(running.log_offset)
+                data = log.read(1 << 20)
+        except FileNotFoundError:
+            return
+        running.log_offset += len(data)
+        data = running.partial + data
+        lines = data.split(b"\n")
+        running.partial = b"" if final else lines.pop()
+        for line in lines:
+            if line or not final:
+                self.observer.log(instance, line.decode(errors="replace"))
+
+    # Reporting ----------------------------------------------------------------------------
+
+    def _record(
+        self,
+        instance: str,
+        node: str,
+        index: int | None,
+        state: str,
+        *,
+        outputs: Mapping[str, Stored] | None = None,
+        **fields: Any,
+    ) -> None:
+        previous = self.records.steps.get(instance)
+        record = StepRecord(
+            instance=instance,
+            node=node,
+            index=index,
+            position=self.positions[node] * 100_000 + (index or 0),
+            state=state,
+            outputs={k: v.model_dump() for k, v in (outputs or {}).items()},
+            run_attempt=self.attempt,
+            **fields,
+        )
+        if previous is not None and previous.started_at and record.started_at is None:
+            record = record.model_copy(update={"started_at": previous.started_at})
+        self.records.steps[instance] = record
+        self.observer.step(record)
+
+    def _report(self) -> None:
+        records, self.records = self.records, _Records()
+        body = RunEventsIn(
+            steps=list(records.steps.values()),
+            run=RunUpdate(**records.run) if records.run else None,
+        )
+        try:
+            cancel = self.client.report_run(self.run.id, body)
+        except FunadeError:
+            # The control plane is away: keep the records for the next report.
+            for key, value in records.steps.items():
+                self.records.steps.setdefault(key, value)
+            self.records.run = records.run | self.records.run
+            return
+        if cancel and not self.cancel_seen:
+            self.cancel_seen = True
+            self._perform(self.engine.on(CancelRequested()))
+
+    def _lookup(self, key: str) -> dict[str, Stored] | None:
+        entry = self.client.cache_lookup(key, project=self.project)
+        if entry is None:
+            return None
+        return {name: Stored.model_validate(o) for name, o in entry.outputs.items()}
+
+    def _finish(self, finish: Finish) -> RunOut:
+        self.records.run.update(state=finish.state, reason=finish.reason, finished_at=_now())
+        self._report()
+        while self.records:  # the control plane was away: try a little longer
+            time.sleep(1)
+            self._report()
+        run = self.client.get_run(self.run.id)
+        if finish.state == "failed":
+            self._notify("failure", finish.reason, run)
+        elif finish.state == "succeeded":
+            self._notify("success", "", run)
+        return run
+
+    def _abandon(self, reason: str) -> RunOut:
+        self.engine.finished = Finish("failed", reason)
+        return self._finish(self.engine.finished)
+
+    def _notify(self, event: str, message: str, run: RunOut | None = None) -> None:
+        if not self.hooks:
+            return
+        run = run or self.run
+        failed = [s.instance for s in run.steps if s.state == "failed"]
+        notify.send(
+            self.hooks,
+            notify.RunEvent(
+                event=event,  # type: ignore[arg-type]
+                pipeline=self.spec.name,
+                run_id=str(self.run.id),
+                state=run.state if event != "slo_breach" else "running",
+                url=f"{self.client.url}/api/v1/runs/{self.run.id}",
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+                duration_seconds=run.duration_seconds,
+                max_duration_seconds=self.spec.max_duration,
+                failed_steps=failed,
+                message=message,
+            ),
+        )
+
+
+def _secret(name: str, reference: str, where: str) -> str:
+    scheme, _, rest = reference.partition(":")
+    if scheme == "env" and rest:
+        if rest not in os.environ:
+            raise InvalidInputError(
+                f"{where}: secret {name} refers to the environment variable {rest}, which "
+                "is not set.",
+                field=f"secrets.{name}",
+                value=reference,
+                fix=f"Set {rest} where the runner runs.",
+            )
+        return os.environ[rest]
+    if scheme == "file" and rest:
+        try:
+            return Path(rest).read_text().strip()
+        except OSError as exc:
+            raise InvalidInputError(
+                f"{where}: secret {name} refers to {rest}, which cannot be read ({exc.strerror}).",
+                field=f"secrets.{name}",
+                value=reference,
+                fix="Give a readable file.",
+            ) from None
+    raise InvalidInputError(
+        f"{where}: secret {name} = {reference!r} is not a reference.",
+        field=f"secrets.{name}",
+        value=reference,
+        fix="Write env:NAME (an environment variable) or file:/path (a file's contents).",
+    )
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+# Entry points -----------------------------------------------------------------------------
+
+
+def _runner_info() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started_at": _now().isoformat()}
+
+
+def prepare(
+    pipeline: Pipeline | str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    text_params: Mapping[str, str] | None = None,
+    env: str | None = None,
+) -> tuple[Pipeline, str, PipelineSpec, dict[str, Any]]:
+    """Load, compile and configure a pipeline and bind its parameters: every check that can
+    be made before anything runs."""
+    if isinstance(pipeline, str):
+        target = normalize_target(pipeline)
+        pipeline = load_pipeline(target)
+    else:
+        target = _target_of(pipeline)
+    config = load_env(pipeline, env)
+    spec = apply_env(pipeline.compile(source=target), config, env=env)
+    values = bind_params(
+        pipeline, given=params, text=text_params, env=config.get("params"), env_name=env
+    )
+    return pipeline, target, spec, values
+
+
+def _target_of(pipeline: Pipeline) -> str:
+    module = sys.modules.get(pipeline.fn.__module__)
+    path = getattr(module, "__file__", None)
+    name = next((k for k, v in vars(module).items() if v is pipeline), None) if module else None
+    if name is None:
+        raise InvalidInputError(
+            f"pipeline {pipeline.name!r} is not defined at the top level of a module.",
+            fix="Define it with @funade.pipeline at module level.",
+        )
+    if pipeline.fn.__module__ == "__main__" and path:
+        return f"{Path(path).resolve()}:{name}"
+    return f"{pipeline.fn.__module__}:{name}"
+
+
+def run_pipeline(
+    pipeline: Pipeline | str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    text_params: Mapping[str, str] | None = None,
+    env: str | None = None,
+    use_cache: bool = True,
+    client: Client | None = None,
+    observer: Observer | None = None,
+    trigger: str = "manual",
+    schedule_id: int | None = None,
+    scheduled_for: datetime | None = None,
+    on_created: Callable[[RunOut], None] | None = None,
+) -> RunOut:
+    """Check, record and run a pipeline here, and return the finished run."""
+    from funade.registry.lineage import capture_lineage
+    from funade.sdk import default_client
+
+    pipeline, target, spec, values = prepare(
+        pipeline, params=params, text_params=text_params, env=env
+    )
+    client = client or default_client()
+    source_dir = Path(target.partition(":")[0]).parent if ".py" in target else Path.cwd()
+    lineage = capture_lineage(cwd=source_dir if source_dir.is_dir() else None)
+    run = client.create_run(
+        RunIn(
+            pipeline=spec.name,
+            source=target,
+            env=env,
+            spec=spec.model_dump(),
+            params=values,
+            trigger=trigger,
+            schedule_id=schedule_id,
+            scheduled_for=scheduled_for,
+            use_cache=use_cache,
+            lineage=lineage,
+            runner=_runner_info(),
+        )
+    )
+    if on_created is not None:
+        on_created(run)
+    return Runner(client, spec, run, target=target, params=values, observer=observer).execute()
+
+
+def resume_run(
+    run_id: int,
+    *,
+    client: Client | None = None,
+    observer: Observer | None = None,
+    force: bool = False,
+) -> RunOut:
+    """Run again what did not succeed in run ``run_id`` (and what depends on it), reusing
+    every output that did, with the pipeline's code as it is now."""
+    from funade.sdk import default_client
+
+    client = client or default_client()
+    run = client.get_run(run_id, spec=True)
+    if run.state == "succeeded":
+        raise ConflictError(
+            f"Run {run_id} succeeded; there is nothing to resume.",
+            field="run",
+            value=run_id,
+            fix="Start a new run with `funade pipeline run`.",
+        )
+    if run.state == "running" and not force and _alive(run.runner):
+        raise ConflictError(
+            f"Run {run_id} is still running (pid {run.runner.get('pid')} on "
+            f"{run.runner.get('host')}).",
+            field="run",
+            value=run_id,
+            fix=f"Wait for it, or cancel it with `funade runs cancel {run_id}` first "
+            "(--force resumes a run whose runner on another host is known to be gone).",
+        )
+    if not run.source:
+        raise NotFoundError(
+            f"Run {run_id} does not record where its code is, so it cannot be resumed.",
+            field="run",
+            value=run_id,
+        )
+    _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
+    done = {
+        s.instance: {name: Stored.model_validate(o) for name, o in s.outputs.items()}
+        for s in run.steps
+        if s.state in ("succeeded", "cached")
+    }
+    client.report_run(
+        run_id,
+        RunEventsIn(
+            run=RunUpdate(
+                state="running",
+                attempt=run.attempt + 1,
+                spec=spec.model_dump(),
+                runner=_runner_info(),
+            )
+        ),
+    )
+    run = client.get_run(run_id)
+    return Runner(
+        client, spec, run, target=target, params=values, done=done, observer=observer
+    ).execute()
+
+
+def _alive(runner: Mapping[str, Any]) -> bool:
+    """Whether the runner a run records still runs (only knowable on its own host)."""
+    if runner.get("host") != socket.gethostname():
+        return True
+    pid = runner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) runs no more
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True

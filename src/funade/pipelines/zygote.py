@@ -1,0 +1,175 @@
+"""The step process factory: imports the pipeline's code once, then forks a process per step.
+
+``python -m funade.pipelines.zygote`` is started by the runner and talks JSON lines over its
+stdin and stdout. Forking from a process that already imported the pipeline's modules (numpy,
+pandas, scikit-learn …) starts a step in a few milliseconds instead of the seconds a fresh
+interpreter takes, and every step still has a process of its own: a crash, an ``os._exit`` or
+the OOM killer ends that step only. This process runs no threads, so forking it is safe.
+
+    runner → zygote   {"op": "load", "target": "train.py:training"}
+                      {"op": "run", "id": "train[2]", "task": {...}}
+                      {"op": "kill", "id": "train[2]"}
+    zygote → runner   {"op": "ready"} | {"op": "error", "error": "..."}
+                      {"op": "started", "id": ..., "pid": ...}
+                      {"op": "exited", "id": ..., "pid": ..., "code": 0 | 1 | -9 ...}
+
+When the runner goes away (its end of stdin closes, also after ``kill -9``), the zygote kills
+the step processes it started and exits; a step process dies with the zygote (Linux
+``PR_SET_PDEATHSIG``), so nothing keeps running unowned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import select
+import signal
+import sys
+import traceback
+from typing import Any, BinaryIO
+
+__all__ = ["main"]
+
+
+class _Zygote:
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.children: dict[int, str] = {}
+        self.by_id: dict[str, int] = {}
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.out.write(json.dumps(message).encode() + b"\n")
+        self.out.flush()
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+        buffer = b""
+        while True:
+            try:
+                readable, _, _ = select.select([0, self.wake_r], [], [])
+            except InterruptedError:
+                continue
+            if self.wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.wake_r, 512):
+                        pass
+                self.reap()
+            if 0 in readable:
+                data = os.read(0, 65536)
+                if not data:
+                    self.shutdown()
+                    return
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        self.handle(json.loads(line))
+            self.reap()
+
+    def handle(self, message: dict[str, Any]) -> None:
+        if message["op"] == "run":
+            self.fork(message["id"], message["task"])
+        elif message["op"] == "kill":
+            pid = self.by_id.get(message["id"])
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
+    def fork(self, instance: str, task: dict[str, Any]) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            self.child(task, parent)
+        self.children[pid] = instance
+        self.by_id[instance] = pid
+        self.send({"op": "started", "id": instance, "pid": pid})
+
+    def child(self, task: dict[str, Any], parent: int) -> None:
+        code = 70
+        try:
+            os.setpgid(0, 0)
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            _die_with(parent)
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            log = os.open(task["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            self.out.close()
+            os.environ.update(task.get("env", {}))
+            from funade.pipelines.task import run_task
+
+            code = run_task(task)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            instance = self.children.pop(pid, None)
+            if instance is None:
+                continue
+            self.by_id.pop(instance, None)
+            code = os.waitstatus_to_exitcode(status)
+            self.send({"op": "exited", "id": instance, "pid": pid, "code": code})
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _die_with(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # what the pipeline's code prints while imported goes to stderr
+    first = json.loads(sys.stdin.buffer.readline() or b'{"op": "eof"}')
+    if first.get("op") != "load":
+        return
+    zygote = _Zygote(out)
+    try:
+        # What every step needs, imported once here instead of in each step process.
+        import funade.pipelines.serializers
+        import funade.pipelines.task  # noqa: F401
+        from funade.pipelines.loader import load_pipeline
+
+        load_pipeline(first["target"])
+    except Exception as exc:
+        zygote.send({"op": "error", "error": str(exc)})
+        return
+    zygote.send({"op": "ready"})
+    zygote.serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,521 @@
+"""The pipeline-runs API through the real client: creating and listing runs, the runner's
+reports (step records upserted by instance, run changes), the step cache, cancelling, step
+logs and who may do what; every refusal by its error type, message and field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from funade.api.schemas import RunEventsIn, RunIn, RunOut, RunUpdate, StepRecord
+from funade.client import Client
+from funade.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+SPEC = {"name": "p", "nodes": []}
+MADE_UP_DIGEST = "sha256:" + "0" * 64
+
+KeyFor = Callable[..., Client]
+
+
+def _new_run(client: Client, pipeline: str = "p", **fields: Any) -> RunOut:
+    return client.create_run(RunIn(pipeline=pipeline, spec=SPEC, **fields))
+
+
+def _step(instance: str, state: str = "succeeded", **fields: Any) -> StepRecord:
+    fields.setdefault("node", instance.split("[")[0])
+    return StepRecord(instance=instance, state=state, **fields)
+
+
+def _report(client: Client, run_id: int, *steps: StepRecord, **run: Any) -> bool:
+    update = RunUpdate(**run) if run else None
+    return client.report_run(run_id, RunEventsIn(steps=list(steps), run=update))
+
+
+def _headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _text_blob(client: Client, tmp_path: Path, text: str, **kw: Any) -> str:
+    path = tmp_path / f"log-{abs(hash(text))}.txt"
+    path.write_text(text)
+    return client.upload_artifact(path, **kw).digest
+
+
+# Creating, listing, reading -------------------------------------------------------------------
+
+
+def test_create_records_a_running_run_and_audits_it(
+    admin: Client, app_url: str, admin_key: str
+) -> None:
+    body = {
+        "pipeline": "p",
+        "spec": SPEC,
+        "params": {"lr": 0.1},
+        "env": "dev",
+        "source": "flows.py:p",
+        "trigger": "manual",
+    }
+    response = httpx.post(
+        f"{app_url}/api/v1/projects/default/runs", json=body, headers=_headers(admin_key)
+    )
+    assert response.status_code == 201, response.text
+    run = RunOut.model_validate(response.json())
+    assert (run.project, run.pipeline, run.source, run.env) == ("default", "p", "flows.py:p", "dev")
+    assert run.params == {"lr": 0.1}
+    assert (run.state, run.attempt, run.reason) == ("running", 1, "")
+    assert run.started_at is not None
+    assert run.finished_at is None
+    assert run.cancel_requested is False
+    assert run.steps == []
+    assert run.created_by == admin.whoami().key_id
+    assert admin.get_run(run.id, spec=True).spec == SPEC, "the spec is stored as given"
+    [event] = admin.audit(action="run.create").items
+    assert (event.target, event.project) == (f"p#{run.id}", "default")
+    assert event.details == {"params": {"lr": 0.1}, "env": "dev", "trigger": "manual"}
+
+
+def test_create_refuses_an_unknown_state(admin: Client) -> None:
+    with pytest.raises(InvalidInputError, match="'paused' is not a known state") as info:
+        _new_run(admin, state="paused")
+    assert (info.value.field, info.value.value) == ("state", "paused")
+    assert admin.list_runs().items == [], "nothing was stored"
+
+
+def test_list_is_newest_first_and_filters_by_pipeline_and_state(admin: Client) -> None:
+    first = _new_run(admin, "train")
+    second = _new_run(admin, "score")
+    third = _new_run(admin, "train")
+    _report(admin, first.id, state="failed", reason="boom")
+    assert [r.id for r in admin.list_runs().items] == [third.id, second.id, first.id]
+    assert [r.id for r in admin.list_runs(pipeline="train").items] == [third.id, first.id]
+    assert [r.id for r in admin.list_runs(state="failed").items] == [first.id]
+    assert [r.id for r in admin.list_runs(pipeline="score", state="failed").items] == []
+    listed = admin.list_runs().items[0]
+    assert listed.spec is None
+
+
+def test_list_pages_with_limit_and_cursor(admin: Client) -> None:
+    ids = [_new_run(admin).id for _ in range(5)]
+    page = admin.list_runs(limit=2)
+    seen = [r.id for r in page.items]
+    while page.next_cursor is not None:
+        page = admin.list_runs(limit=2, cursor=page.next_cursor)
+        seen += [r.id for r in page.items]
+    assert seen == ids[::-1]
+    assert admin.list_runs(limit=5).next_cursor is None, "no cursor after the last page"
+
+
+def test_list_refuses_an_unknown_state_filter(admin: Client) -> None:
+    with pytest.raises(InvalidInputError, match="state 'done' is not a known state") as info:
+        admin.list_runs(state="done")
+    assert (info.value.field, info.value.value) == ("state", "done")
+    assert "succeeded" in (info.value.fix or "")
+
+
+def test_get_shows_the_spec_only_when_asked(admin: Client) -> None:
+    run = _new_run(admin)
+    plain = admin.get_run(run.id)
+    assert plain.spec is None
+    assert (plain.id, plain.pipeline, plain.state) == (run.id, "p", "running")
+    assert admin.get_run(run.id, spec=True).spec == SPEC
+
+
+def test_an_unknown_run_is_not_found(admin: Client, app_url: str, admin_key: str) -> None:
+    for call in (
+        lambda: admin.get_run(999),
+        lambda: _report(admin, 999, _step("a")),
+        lambda: admin.cancel_run(999),
+        lambda: admin.run_logs(999),
+    ):
+        with pytest.raises(NotFoundError, match=r"^Run 999 does not exist\.") as info:
+            call()
+        assert (info.value.field, info.value.value) == ("run", 999)
+    response = httpx.get(f"{app_url}/api/v1/runs/999", headers=_headers(admin_key))
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert (error["field"], error["value"]) == ("run", 999)
+    assert "funade runs list" in error["fix"]
+
+
+# Events ---------------------------------------------------------------------------------------
+
+
+def test_step_records_are_upserted_by_instance(admin: Client) -> None:
+    run = _new_run(admin)
+    assert _report(admin, run.id, _step("train", "running", attempt=1)) is False
+    latest = _step("train", "succeeded", attempt=2, outputs={"model": "m1"}, error="")
+    _report(admin, run.id, latest)
+    _report(admin, run.id, latest)  # a report sent twice changes nothing
+    [step] = admin.get_run(run.id).steps
+    assert (step.instance, step.node, step.state, step.attempt) == (
+        "train",
+        "train",
+        "succeeded",
+        2,
+    )
+    assert step.outputs == {"model": "m1"}
+    assert step.cache_write is False, "cache_write is an instruction, not stored"
+
+
+def test_steps_are_ordered_by_position(admin: Client) -> None:
+    run = _new_run(admin)
+    _report(
+        admin,
+        run.id,
+        _step("evaluate", position=2),
+        _step("train[0]", position=0, index=0),
+    )
+    _report(admin, run.id, _step("train[1]", position=1, index=1))
+    steps = admin.get_run(run.id).steps
+    assert [(s.instance, s.node, s.index) for s in steps] == [
+        ("train[0]", "train", 0),
+        ("train[1]", "train", 1),
+        ("evaluate", "evaluate", None),
+    ]
+
+
+def test_a_run_update_finishes_the_run(admin: Client) -> None:
+    run = _new_run(admin)
+    assert run.started_at is not None
+    finished = run.started_at + timedelta(seconds=90)
+    _report(admin, run.id, state="succeeded", finished_at=finished, reason="all steps succeeded")
+    got = admin.get_run(run.id)
+    assert (got.state, got.reason) == ("succeeded", "all steps succeeded")
+    assert got.finished_at == finished
+    assert got.duration_seconds == pytest.approx(90.0)
+
+
+def test_a_bad_step_state_is_refused_and_nothing_is_stored(
+    admin: Client, app_url: str, admin_key: str
+) -> None:
+    run = _new_run(admin)
+    with pytest.raises(InvalidInputError, match="'done' is not a known state") as info:
+        _report(admin, run.id, _step("ok"), _step("bad", "done"))
+    assert (info.value.field, info.value.value) == ("steps[].state", "done")
+    response = httpx.post(
+        f"{app_url}/api/v1/runs/{run.id}/events",
+        json={"steps": [{"instance": "bad", "node": "bad", "state": "done"}]},
+        headers=_headers(admin_key),
+    )
+    assert response.status_code == 422  # InvalidInputError's status (funade.api.errors)
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "field", "value", "fix"}
+    assert (error["code"], error["field"], error["value"]) == (
+        "invalid_input",
+        "steps[].state",
+        "done",
+    )
+    assert "upstream_failed" in error["fix"]
+    assert admin.get_run(run.id).steps == [], "the whole report was rolled back"
+
+
+def test_a_bad_run_state_is_refused(admin: Client, app_url: str, admin_key: str) -> None:
+    run = _new_run(admin)
+    with pytest.raises(InvalidInputError, match=r"run\.state 'done' is not a known state") as info:
+        _report(admin, run.id, state="done")
+    assert (info.value.field, info.value.value) == ("run.state", "done")
+    response = httpx.post(
+        f"{app_url}/api/v1/runs/{run.id}/events",
+        json={"run": {"state": "done"}},
+        headers=_headers(admin_key),
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "run.state"
+    assert admin.get_run(run.id).state == "running"
+
+
+def test_a_resume_clears_finished_at_reason_and_cancel_request(admin: Client) -> None:
+    run = _new_run(admin)
+    admin.cancel_run(run.id)
+    assert run.started_at is not None
+    _report(
+        admin,
+        run.id,
+        state="cancelled",
+        reason="cancelled by a user",
+        finished_at=run.started_at + timedelta(seconds=5),
+    )
+    assert _report(admin, run.id, state="running", attempt=2) is False
+    resumed = admin.get_run(run.id)
+    assert (resumed.state, resumed.attempt, resumed.reason) == ("running", 2, "")
+    assert resumed.finished_at is None
+    assert resumed.cancel_requested is False
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/runs/{id}/events",
+            {"steps": [{"instance": "a", "node": "a", "state": "running", "started_at": "NAIVE"}]},
+            "steps.0.started_at",
+        ),
+        ("/runs/{id}/events", {"run": {"state": "succeeded", "finished_at": "NAIVE"}}, "run"),
+        ("/projects/default/runs", {"pipeline": "p", "spec": {}, "scheduled_for": "NAIVE"}, ""),
+    ],
+    ids=["step.started_at", "run.finished_at", "create.scheduled_for"],
+)
+def test_a_timestamp_without_a_zone_is_refused_not_a_500(
+    admin: Client, app_url: str, admin_key: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    run = _new_run(admin)
+    raw = json.dumps(body).replace('"NAIVE"', '"2024-01-01T00:00:00"')
+    response = httpx.post(
+        f"{app_url}/api/v1{path.format(id=run.id)}",
+        content=raw,
+        headers={**_headers(admin_key), "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["field"].startswith(field)
+
+
+# The step cache -------------------------------------------------------------------------------
+
+
+def test_a_cacheable_success_writes_the_cache(admin: Client) -> None:
+    run = _new_run(admin)
+    assert admin.cache_lookup("k1") is None
+    _report(
+        admin, run.id, _step("train", cache_key="k1", cache_write=True, outputs={"model": "m1"})
+    )
+    entry = admin.cache_lookup("k1")
+    assert entry is not None
+    assert (entry.key, entry.outputs, entry.run_id, entry.instance) == (
+        "k1",
+        {"model": "m1"},
+        run.id,
+        "train",
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "cache_write", "cache_key"),
+    [
+        ("succeeded", False, "k1"),
+        ("failed", True, "k1"),
+        ("cached", True, "k1"),
+        ("running", True, "k1"),
+        ("succeeded", True, ""),
+    ],
+)
+def test_only_a_cacheable_success_with_a_key_writes_the_cache(
+    admin: Client, state: str, cache_write: bool, cache_key: str
+) -> None:
+    run = _new_run(admin)
+    _report(
+        admin,
+        run.id,
+        _step("train", state, cache_key=cache_key, cache_write=cache_write, outputs={"m": 1}),
+    )
+    assert admin.cache_lookup("k1") is None
+    assert admin.get_run(run.id).steps[0].state == state, "the step itself is recorded"
+
+
+def test_a_later_success_overwrites_the_cache_entry(admin: Client) -> None:
+    first, second = _new_run(admin), _new_run(admin)
+    _report(admin, first.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
+    _report(admin, second.id, _step("fit", cache_key="k1", cache_write=True, outputs={"v": 2}))
+    entry = admin.cache_lookup("k1")
+    assert entry is not None
+    assert (entry.outputs, entry.run_id, entry.instance) == ({"v": 2}, second.id, "fit")
+
+
+def test_one_report_with_two_successes_of_one_key_keeps_the_later(admin: Client) -> None:
+    run = _new_run(admin)
+    _report(
+        admin,
+        run.id,
+        _step("a", cache_key="k1", cache_write=True, outputs={"v": 1}),
+        _step("b", cache_key="k1", cache_write=True, outputs={"v": 2}),
+    )
+    entry = admin.cache_lookup("k1")
+    assert entry is not None
+    assert (entry.outputs, entry.instance) == ({"v": 2}, "b")
+
+
+def test_cache_entries_are_per_project(admin: Client) -> None:
+    admin.create_project("other")
+    mine = _new_run(admin)
+    _report(admin, mine.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
+    assert admin.cache_lookup("k1", project="other") is None
+    theirs = admin.create_run(RunIn(pipeline="p", spec=SPEC), project="other")
+    assert theirs.project == "other"
+    _report(admin, theirs.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 9}))
+    ours, other = admin.cache_lookup("k1"), admin.cache_lookup("k1", project="other")
+    assert ours is not None
+    assert other is not None
+    assert (ours.outputs, ours.run_id) == ({"v": 1}, mine.id), "the other project's write is apart"
+    assert (other.outputs, other.run_id) == ({"v": 9}, theirs.id)
+
+
+# Cancelling -----------------------------------------------------------------------------------
+
+
+def test_cancel_asks_a_running_runs_runner_to_stop(admin: Client) -> None:
+    run = _new_run(admin)
+    cancelled = admin.cancel_run(run.id)
+    assert cancelled.cancel_requested is True
+    assert cancelled.state == "running", "the runner stops its steps and reports the state"
+    assert _report(admin, run.id, _step("train", "running")) is True
+    [event] = admin.audit(action="run.cancel").items
+    assert event.target == f"p#{run.id}"
+
+
+def test_cancel_of_a_queued_run_cancels_it_at_once(admin: Client) -> None:
+    run = _new_run(admin, state="queued")
+    assert (run.state, run.started_at, run.duration_seconds) == ("queued", None, None)
+    cancelled = admin.cancel_run(run.id)
+    assert (cancelled.state, cancelled.reason) == ("cancelled", "cancelled before it started")
+    assert cancelled.finished_at is not None
+    assert cancelled.cancel_requested is True
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "cancelled"])
+def test_a_finished_run_cannot_be_cancelled(
+    admin: Client, app_url: str, admin_key: str, state: str
+) -> None:
+    run = _new_run(admin)
+    _report(admin, run.id, state=state)
+    with pytest.raises(ConflictError, match=f"has already {state}; there is nothing to cancel"):
+        admin.cancel_run(run.id)
+    response = httpx.post(f"{app_url}/api/v1/runs/{run.id}/cancel", headers=_headers(admin_key))
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert (error["code"], error["field"], error["value"]) == ("conflict", "run", run.id)
+    assert f"funade runs resume {run.id}" in error["fix"]
+    assert admin.get_run(run.id).cancel_requested is False
+    assert admin.audit(action="run.cancel").items == [], "a refusal is not audited"
+
+
+# Logs -----------------------------------------------------------------------------------------
+
+
+def test_logs_of_all_steps_and_of_one(admin: Client, tmp_path: Path) -> None:
+    run = _new_run(admin)
+    prep = _text_blob(admin, tmp_path, "loading data\n")
+    train = _text_blob(admin, tmp_path, "epoch 1 loss 0.5\n")
+    _report(
+        admin,
+        run.id,
+        _step("prep", log_digest=prep, position=0),
+        _step("train", log_digest=train, position=1),
+        _step("evaluate", "running", position=2),
+    )
+    assert admin.run_logs(run.id) == (
+        "==> prep <==\nloading data\n==> train <==\nepoch 1 loss 0.5\n"
+    ), "steps without a log are left out"
+    assert admin.run_logs(run.id, step="train") == "epoch 1 loss 0.5\n"
+    assert admin.run_logs(run.id, step="evaluate") == ""
+
+
+def test_logs_of_an_unknown_step_are_not_found(admin: Client) -> None:
+    run = _new_run(admin)
+    _report(admin, run.id, _step("train"))
+    with pytest.raises(NotFoundError, match=f"Run {run.id} has no step 'nope'") as info:
+        admin.run_logs(run.id, step="nope")
+    assert (info.value.field, info.value.value) == ("step", "nope")
+    assert f"funade runs show {run.id}" in (info.value.fix or "")
+
+
+def test_logs_never_serve_a_blob_the_project_did_not_upload(
+    admin: Client, tmp_path: Path, app_url: str, admin_key: str
+) -> None:
+    admin.create_project("other")
+    secret = _text_blob(admin, tmp_path, "the other project's secret\n", project="other")
+    own = _text_blob(admin, tmp_path, "own log\n")
+    run = _new_run(admin)
+    _report(
+        admin,
+        run.id,
+        _step("mine", log_digest=own, position=0),
+        _step("stolen", log_digest=secret, position=1),
+        _step("invented", log_digest=MADE_UP_DIGEST, position=2),
+    )
+    logs = admin.run_logs(run.id)
+    assert logs == "==> mine <==\nown log\n"
+    assert admin.run_logs(run.id, step="stolen") == ""
+    assert admin.run_logs(run.id, step="invented") == ""
+    response = httpx.get(f"{app_url}/api/v1/runs/{run.id}/logs", headers=_headers(admin_key))
+    assert response.status_code == 200
+    assert "secret" not in response.text
+
+
+# Who may do what ------------------------------------------------------------------------------
+
+
+def test_a_read_only_key_can_read_but_not_report_or_cancel(admin: Client, key_for: KeyFor) -> None:
+    run = _new_run(admin)
+    reader = key_for(["read"])
+    assert [r.id for r in reader.list_runs().items] == [run.id]
+    assert reader.get_run(run.id).id == run.id
+    assert reader.run_logs(run.id) == ""
+    with pytest.raises(PermissionDeniedError, match="needs 'write'"):
+        _report(reader, run.id, _step("train"))
+    with pytest.raises(PermissionDeniedError, match="needs 'write'"):
+        reader.cancel_run(run.id)
+    with pytest.raises(PermissionDeniedError, match="needs 'write'"):
+        _new_run(reader)
+    got = admin.get_run(run.id)
+    assert (got.steps, got.cancel_requested) == ([], False)
+
+
+def test_a_writer_key_records_itself_as_the_creator(admin: Client, key_for: KeyFor) -> None:
+    writer = key_for(["read", "write"])
+    run = _new_run(writer)
+    assert run.created_by == writer.whoami().key_id
+    assert run.created_by != admin.whoami().key_id
+
+
+def test_a_key_of_another_project_cannot_see_the_run(admin: Client, key_for: KeyFor) -> None:
+    run = _new_run(admin)
+    admin.create_project("other")
+    stranger = key_for(["read", "write"], project="other")
+    for call in (
+        lambda: stranger.get_run(run.id),
+        lambda: _report(stranger, run.id, _step("train")),
+        lambda: stranger.cancel_run(run.id),
+        lambda: stranger.run_logs(run.id),
+    ):
+        with pytest.raises(NotFoundError, match=rf"^Run {run.id} does not exist\.") as info:
+            call()
+        assert info.value.field == "run"
+    with pytest.raises(NotFoundError, match="Project 'default' does not exist"):
+        stranger.list_runs(project="default")
+    assert stranger.list_runs().items == []
+    assert admin.get_run(run.id).cancel_requested is False
+
+
+def test_requests_without_a_key_are_refused(admin: Client, app_url: str) -> None:
+    run = _new_run(admin)
+    for method, path in (
+        ("GET", "/api/v1/projects/default/runs"),
+        ("POST", "/api/v1/projects/default/runs"),
+        ("GET", f"/api/v1/runs/{run.id}"),
+        ("POST", f"/api/v1/runs/{run.id}/events"),
+        ("POST", f"/api/v1/runs/{run.id}/cancel"),
+        ("GET", f"/api/v1/runs/{run.id}/logs"),
+        ("GET", "/api/v1/projects/default/pipeline-cache/k1"),
+    ):
+        response = httpx.request(method, f"{app_url}{path}", json={})
+        assert response.status_code == 401, (method, path)
+        assert response.json()["error"]["code"] == "unauthenticated"
+    with (
+        Client(url=app_url, api_key="fk_nope", settings=admin.settings) as anonymous,
+        pytest.raises(AuthenticationError),
+    ):
+        anonymous.get_run(run.id)
