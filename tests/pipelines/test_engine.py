@@ -291,7 +291,7 @@ def test_a_cache_hit_reuses_outputs_without_running() -> None:
     start = first.start()[0]
     assert isinstance(start, Start)
     hits = {start.cache_key: {"output": inline(6)}}
-    engine = Engine(spec, {"n": 3}, lookup=hits.get)
+    engine = Engine(spec, {"n": 3}, lookup=lambda keys: {k: hits[k] for k in keys if k in hits})
     intents = engine.start()
     assert isinstance(intents[0], Reuse)
     assert intents[0].outputs == {"output": inline(6)}
@@ -306,9 +306,9 @@ def test_a_step_with_the_cache_off_is_never_looked_up() -> None:
     spec = uncached.compile()
     asked: list[str] = []
 
-    def lookup(key: str) -> dict[str, Stored] | None:
-        asked.append(key)
-        return {"output": inline(6)}
+    def lookup(keys: list[str]) -> dict[str, dict[str, Stored]]:
+        asked.extend(keys)
+        return {k: {"output": inline(6)} for k in keys}
 
     engine = Engine(spec, {}, lookup=lookup)
     assert starts(engine.start()) == ["double"]

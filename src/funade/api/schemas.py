@@ -410,3 +410,11 @@ class CacheEntryOut(BaseModel):
     run_id: int
     instance: str
     created_at: datetime
+
+
+class CacheLookupIn(Strict):
+    keys: list[str] = Field(max_length=10_000)
+
+
+class CacheLookupOut(BaseModel):
+    entries: dict[str, CacheEntryOut]

@@ -17,6 +17,7 @@ from funade.api.schemas import (
     ArtifactRef,
     AuditOut,
     CacheEntryOut,
+    CacheLookupOut,
     DeploymentOut,
     DeploymentStatsOut,
     KeyOut,
@@ -495,6 +496,15 @@ class Client:
             return None
         raise_for_error(response)
         return CacheEntryOut.model_validate(response.json())
+
+    def cache_lookup_many(
+        self, keys: list[str], *, project: str | None = None
+    ) -> dict[str, CacheEntryOut]:
+        """The cached entries among ``keys`` (the missing ones are left out)."""
+        response = self._request(
+            "POST", f"{self._p(project)}/pipeline-cache/lookup", json={"keys": keys}
+        )
+        return CacheLookupOut.model_validate(response.json()).entries
 
 
 def raise_for_error(response: httpx.Response) -> None:

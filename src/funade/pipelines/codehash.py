@@ -42,17 +42,34 @@ def imported_packages(fn: Callable[..., Any]) -> dict[str, str]:
         glob = getattr(code_fn, "__globals__", None) or vars(sys.modules[code_fn.__module__])
         for code in _code_objects(code_fn):
             tops |= _imported_tops(code, glob)
-    distributions = _distributions()
     found: dict[str, str] = {}
     for top in sorted(tops):
-        if top in sys.stdlib_module_names:
+        if top in sys.stdlib_module_names or top not in sys.modules:
             continue
-        for dist in distributions.get(top, []):
-            try:
-                found[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+        for dist in _distributions_of(top):
+            version = _version(dist)
+            if version is not None:
+                found[dist] = version
     return found
+
+
+@functools.cache
+def _distributions_of(top: str) -> tuple[str, ...]:
+    """The distributions that provide the top-level module ``top`` (numpy → numpy, sklearn →
+    scikit-learn); scanning every installed distribution only when the name is not one."""
+    try:
+        importlib.metadata.distribution(top)
+    except importlib.metadata.PackageNotFoundError:
+        return tuple(_distributions().get(top, []))
+    return (top,)
+
+
+@functools.cache
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @functools.cache

@@ -256,9 +256,21 @@ class NodeSpecBuilder:
             when=self.when,
             after=self.after,
             options=self.step.options,
-            code_digest=code_digest(fn),
-            packages=imported_packages(fn),
+            code_digest=_cached(code_digest, fn),
+            packages=_cached(imported_packages, fn),
         )
+
+
+_memo: dict[tuple[str, int], Any] = {}
+
+
+def _cached(compute: Callable[[Callable[..., Any]], R], fn: Callable[..., Any]) -> R:
+    """``compute(fn)`` once per function and build (a step called 100 times is read once)."""
+    key = (compute.__name__, id(fn))
+    if key not in _memo:
+        _memo[key] = compute(fn)
+    result: R = _memo[key]
+    return result
 
 
 class _Builder:
@@ -605,14 +617,15 @@ class Pipeline:
         token = _current.set(builder)
         try:
             self.fn(**placeholders)
+            nodes = {node_id: b.build() for node_id, b in builder.nodes.items()}
         finally:
             _current.reset(token)
+            _memo.clear()
         if not builder.nodes:
             raise InvalidInputError(
                 f"pipeline {self.name!r} calls no steps.",
                 fix="Call functions decorated with @funade.step inside the pipeline function.",
             )
-        nodes = {node_id: b.build() for node_id, b in builder.nodes.items()}
         return PipelineSpec(
             name=self.name,
             source=source,

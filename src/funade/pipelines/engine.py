@@ -200,7 +200,8 @@ def _input_key(value: Input) -> Any:
     return [s.digest for s in value.items]
 
 
-Lookup = Callable[[str], Mapping[str, Stored] | None]
+Lookup = Callable[[list[str]], Mapping[str, Mapping[str, Stored]]]
+"""Cache keys → the outputs stored under those that are cached."""
 
 
 class Engine:
@@ -219,10 +220,15 @@ class Engine:
         self.lookup = lookup
         self.done = dict(done or {})
         self.instances: dict[str, Instance] = {}
+        self.known: dict[str, Mapping[str, Stored] | None] = {}
+        """What the cache said of each key asked about (asked once per run)."""
         self.expanded: dict[str, list[str]] = {}
         self.cancelled = False
         self.finished: Finish | None = None
         self._nodes = {n.id: n for n in spec.nodes}
+        self._upstream = {n.id: n.upstream() for n in spec.nodes}
+        self._settled_nodes: set[str] = set()
+        """Nodes all of whose instances are final (never looked at again)."""
 
     # Public -------------------------------------------------------------------------------
 
@@ -273,10 +279,15 @@ class Engine:
         return intents
 
     def _consider(self, node: NodeSpec, intents: list[Intent]) -> None:
-        if node.id in self.expanded and not any(
-            self.instances[i].state == "pending" for i in self.expanded[node.id]
-        ):
+        if node.id in self._settled_nodes:
             return
+        if node.id in self.expanded:
+            states = [self.instances[i].state for i in self.expanded[node.id]]
+            if all(s in FINAL for s in states):
+                self._settled_nodes.add(node.id)
+                return
+            if "pending" not in states:
+                return
         status = self._upstream_status(node)
         if status == "wait":
             return
@@ -315,19 +326,29 @@ class Engine:
                 inst.state, inst.error = settle_as, reason
                 intents.append(Settle(inst.id, node.id, inst.index, settle_as, reason))
             return
+        todo = []
         for inst in pending:
             if inst.id in self.done:
                 inst.state, inst.outputs = "succeeded", dict(self.done[inst.id])
                 continue
             inputs = self._inputs(node, inst)
-            key = cache_key(node, inputs)
-            inst.cache_key = key
-            if self.lookup is not None and node.options.cache:
-                hit = self.lookup(key)
-                if hit is not None and set(hit) == set(node.outputs):
-                    inst.state, inst.outputs = "cached", dict(hit)
-                    intents.append(Reuse(inst.id, node.id, inst.index, key, dict(hit)))
-                    continue
+            if not inst.cache_key:
+                inst.cache_key = cache_key(node, inputs)
+            todo.append((inst, inputs))
+        use_cache = self.lookup is not None and node.options.cache
+        asked = sorted({i.cache_key for i, _ in todo if i.cache_key not in self.known})
+        if use_cache and asked:
+            assert self.lookup is not None
+            found = self.lookup(asked)  # one question for a whole fan-out
+            for key in asked:
+                self.known[key] = found.get(key)
+        for inst, inputs in todo:
+            key = inst.cache_key
+            hit = self.known.get(key) if use_cache else None
+            if hit is not None and set(hit) == set(node.outputs):
+                inst.state, inst.outputs = "cached", dict(hit)
+                intents.append(Reuse(inst.id, node.id, inst.index, key, dict(hit)))
+                continue
             if len(self.running) >= self.spec.max_parallel:
                 return
             inst.state, inst.attempt = "running", 1
@@ -359,7 +380,7 @@ class Engine:
     def _upstream_status(self, node: NodeSpec) -> str:
         """``wait``, ``ok``, ``failed:<node>`` or ``skipped:<node>``."""
         skipped = None
-        for up in node.upstream():
+        for up in self._upstream[node.id]:
             instances = self.expanded.get(up)
             if instances is None:
                 return "wait"

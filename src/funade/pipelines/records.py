@@ -114,13 +114,25 @@ def list_runs(
 
 def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> None:
     """Upsert the reported step records and apply the run's changes."""
-    existing = {s.instance: s for s in run.steps}
+    names = [r.instance for r in events.steps]
+    existing = (
+        {
+            s.instance: s
+            for s in session.scalars(
+                select(PipelineStep).where(
+                    PipelineStep.run_id == run.id, PipelineStep.instance.in_(names)
+                )
+            )
+        }
+        if names
+        else {}
+    )
     for record in events.steps:
         _check_state(record.state, STEP_STATES, "steps[].state")
         row = existing.get(record.instance)
         if row is None:
             row = PipelineStep(run_id=run.id, instance=record.instance)
-            run.steps.append(row)
+            session.add(row)
             existing[record.instance] = row
         for name in (
             "node",
@@ -155,6 +167,7 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
 def _remember(session: Session, run: PipelineRun, record: StepRecord) -> None:
     key = (run.project_id, record.cache_key)
     entry = session.get(PipelineCacheEntry, key)
+
     if entry is None:
         session.add(
             PipelineCacheEntry(
@@ -183,8 +196,14 @@ def request_cancel(run: PipelineRun) -> None:
         run.finished_at = datetime.now(UTC)
 
 
-def cache_get(session: Session, project: Project, key: str) -> PipelineCacheEntry | None:
-    return session.get(PipelineCacheEntry, (project.id, key))
+def cache_get(session: Session, project: Project, keys: list[str]) -> list[PipelineCacheEntry]:
+    return list(
+        session.scalars(
+            select(PipelineCacheEntry).where(
+                PipelineCacheEntry.project_id == project.id, PipelineCacheEntry.key.in_(keys)
+            )
+        )
+    )
 
 
 def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunOut:

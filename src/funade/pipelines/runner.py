@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ __all__ = ["Observer", "Runner", "resume_run", "run_pipeline"]
 
 _POLL_SECONDS = 1.0
 """How often the runner reports and so learns of a cancel request, at the least."""
+_BATCH_SECONDS = 0.1
+"""How long news no new step depends on may wait to be reported with more."""
 
 
 class Observer(Protocol):
@@ -111,12 +114,14 @@ class _Records:
 
 
 class _Zygote:
-    def __init__(self, target: str, log: IO[bytes]) -> None:
+    def __init__(self, target: str) -> None:
+        # What importing the code printed; closed in close().
+        self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "funade.pipelines.zygote"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=log,
+            stderr=self.log,
             start_new_session=True,  # Ctrl-C in a terminal reaches the runner, not the steps
         )
         assert self.proc.stdin is not None
@@ -168,6 +173,15 @@ class _Zygote:
             self.proc.wait()
         with contextlib.suppress(OSError):
             self.stdout.close()
+        self.log.close()
+
+    def output(self, limit: int = 4000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-limit:]
+
+
+class _LoadFailed(Exception):
+    pass
 
 
 def _safe(instance: str) -> str:
@@ -191,6 +205,7 @@ class Runner:
         params: Mapping[str, Any],
         done: Mapping[str, Mapping[str, Stored]] | None = None,
         observer: Observer | None = None,
+        zygote: _Zygote | None = None,
     ) -> None:
         self.client = client
         self.spec = spec
@@ -219,7 +234,13 @@ class Runner:
         self.hooks = notify.check_webhooks(spec.notify, where=f"pipeline {spec.name!r}, notify")
         self.cancel_seen = False
         self.slo_reported = run.slo_breached
-        self.zygote: _Zygote | None = None
+        self.zygote = zygote
+        """Started by the caller while it records the run, or here."""
+        self.zygote_ready = False
+        self.upstream = {n.id: n.upstream() for n in spec.nodes}
+        self.unreported: set[str] = set()
+        """Nodes with a success recorded here but not yet reported."""
+        self.last_report = time.monotonic()
 
     # The loop -----------------------------------------------------------------------------
 
@@ -229,28 +250,28 @@ class Runner:
         began = time.monotonic()
         self.records.run = {"state": "running", "attempt": self.attempt}
         self.observer.started(self.run, self.spec)
-        with (self.work / "zygote.log").open("ab") as zlog:
-            self.zygote = _Zygote(self.target, zlog)
-            try:
-                error = self.zygote.wait_ready()
-                if error is not None:
-                    return self._abandon(f"the pipeline's code could not be loaded: {error}")
-                self._perform(self.engine.start())
-                last_report = time.monotonic()
-                while self.engine.finished is None or self.running:
-                    for message in self.zygote.read(self._wait_seconds()):
-                        self._message(message)
-                    self._tick(began)
-                    if time.monotonic() - last_report >= _POLL_SECONDS:
-                        self._report()
-                        last_report = time.monotonic()
-            except KeyboardInterrupt:
-                self._perform(self.engine.on(CancelRequested("interrupted (Ctrl-C)")))
-                self._drain()
-            except EOFError:
-                return self._abandon("the step process factory exited unexpectedly")
-            finally:
-                self.zygote.close()
+        if self.zygote is None:
+            self.zygote = _Zygote(self.target)
+        try:
+            self._perform(self.engine.start())
+            while self.engine.finished is None or self.running:
+                intents: list[Intent] = []
+                for message in self.zygote.read(self._wait_seconds()):
+                    intents += self._message(message)
+                self._perform(intents)  # all that ended at once, decided and reported together
+                self._tick(began)
+                if time.monotonic() - self.last_report >= _POLL_SECONDS:
+                    self._report()
+        except _LoadFailed as exc:
+            (self.work / "zygote.log").write_text(self.zygote.output())
+            return self._abandon(f"the pipeline's code could not be loaded: {exc}")
+        except KeyboardInterrupt:
+            self._perform(self.engine.on(CancelRequested("interrupted (Ctrl-C)")))
+            self._drain()
+        except EOFError:
+            return self._abandon("the step process factory exited unexpectedly")
+        finally:
+            self.zygote.close()
         assert self.engine.finished is not None
         return self._finish(self.engine.finished)
 
@@ -260,7 +281,7 @@ class Runner:
         deadline = time.monotonic() + 10
         while self.running and time.monotonic() < deadline:
             for message in self.zygote.read(0.2):
-                self._message(message)
+                self._perform(self._message(message))
 
     def _wait_seconds(self) -> float:
         now = time.monotonic()
@@ -323,8 +344,13 @@ class Runner:
             elif isinstance(intent, Finish):
                 pass
         if starts:
-            # What the new steps depend on is recorded before they start.
-            self._report()
+            # What a new step depends on is reported before it starts, so a step a resume finds
+            # recorded as succeeded has never been re-run; other news waits at most 0.1 s.
+            depends = any(
+                up in self.unreported for start in starts for up in self.upstream[start.node]
+            )
+            if depends or time.monotonic() - self.last_report > _BATCH_SECONDS:
+                self._report()
             now = time.monotonic()
             for start in starts:
                 if start.delay > 0:
@@ -334,6 +360,11 @@ class Runner:
 
     def _launch(self, start: Start) -> None:
         assert self.zygote is not None
+        if not self.zygote_ready:  # a fully cached run never waits for the code to import
+            error = self.zygote.wait_ready()
+            if error is not None:
+                raise _LoadFailed(error)
+            self.zygote_ready = True
         node = self.spec.node(start.node)
         safe = _safe(start.instance)
         out_dir = self.work / "steps" / safe / str(start.attempt)
@@ -413,17 +444,17 @@ class Runner:
 
     # Events -------------------------------------------------------------------------------
 
-    def _message(self, message: dict[str, Any]) -> None:
+    def _message(self, message: dict[str, Any]) -> list[Intent]:
         running = self.running.get(message.get("id", ""))
         if running is None:
-            return
+            return []
         if message["op"] == "started":
             running.pid = int(message["pid"])
-        elif message["op"] == "exited":
-            self._stream(message["id"], running, final=True)
-            intents = self.engine.on(self._outcome(running, int(message["code"])))
-            self._settled(message["id"], running)  # recorded before what depends on it starts
-            self._perform(intents)
+            return []
+        self._stream(message["id"], running, final=True)
+        intents = self.engine.on(self._outcome(running, int(message["code"])))
+        self._settled(message["id"], running)  # recorded before what depends on it starts
+        return intents
 
     def _outcome(self, running: _Running, code: int) -> Event:
         instance = running.start.instance
@@ -546,10 +577,14 @@ class Runner:
         if previous is not None and previous.started_at and record.started_at is None:
             record = record.model_copy(update={"started_at": previous.started_at})
         self.records.steps[instance] = record
+        if state in ("succeeded", "cached"):
+            self.unreported.add(node)
         self.observer.step(record)
 
     def _report(self) -> None:
+        self.last_report = time.monotonic()
         records, self.records = self.records, _Records()
+        unreported, self.unreported = self.unreported, set()
         body = RunEventsIn(
             steps=list(records.steps.values()),
             run=RunUpdate(**records.run) if records.run else None,
@@ -560,17 +595,23 @@ class Runner:
             # The control plane is away: keep the records for the next report.
             for key, value in records.steps.items():
                 self.records.steps.setdefault(key, value)
+            self.unreported |= unreported
             self.records.run = records.run | self.records.run
             return
         if cancel and not self.cancel_seen:
             self.cancel_seen = True
             self._perform(self.engine.on(CancelRequested()))
 
-    def _lookup(self, key: str) -> dict[str, Stored] | None:
-        entry = self.client.cache_lookup(key, project=self.project)
-        if entry is None:
-            return None
-        return {name: Stored.model_validate(o) for name, o in entry.outputs.items()}
+    def _lookup(self, keys: list[str]) -> dict[str, dict[str, Stored]]:
+        if len(keys) == 1:
+            entry = self.client.cache_lookup(keys[0], project=self.project)
+            found = {keys[0]: entry} if entry is not None else {}
+        else:
+            found = self.client.cache_lookup_many(keys, project=self.project)
+        return {
+            key: {name: Stored.model_validate(o) for name, o in entry.outputs.items()}
+            for key, entry in found.items()
+        }
 
     def _finish(self, finish: Finish) -> RunOut:
         self.records.run.update(state=finish.state, reason=finish.reason, finished_at=_now())
@@ -715,26 +756,34 @@ def run_pipeline(
         pipeline, params=params, text_params=text_params, env=env
     )
     client = client or default_client()
+    zygote = _Zygote(target)  # imports the code while the run is being recorded
     source_dir = Path(target.partition(":")[0]).parent if ".py" in target else Path.cwd()
     lineage = capture_lineage(cwd=source_dir if source_dir.is_dir() else None)
-    run = client.create_run(
-        RunIn(
-            pipeline=spec.name,
-            source=target,
-            env=env,
-            spec=spec.model_dump(),
-            params=values,
-            trigger=trigger,
-            schedule_id=schedule_id,
-            scheduled_for=scheduled_for,
-            use_cache=use_cache,
-            lineage=lineage,
-            runner=_runner_info(),
+    try:
+        run = client.create_run(
+            RunIn(
+                pipeline=spec.name,
+                source=target,
+                env=env,
+                spec=spec.model_dump(),
+                params=values,
+                trigger=trigger,
+                schedule_id=schedule_id,
+                scheduled_for=scheduled_for,
+                use_cache=use_cache,
+                lineage=lineage,
+                runner=_runner_info(),
+            )
         )
-    )
+    except BaseException:
+        zygote.close()
+        raise
     if on_created is not None:
         on_created(run)
-    return Runner(client, spec, run, target=target, params=values, observer=observer).execute()
+    runner = Runner(
+        client, spec, run, target=target, params=values, observer=observer, zygote=zygote
+    )
+    return runner.execute()
 
 
 def resume_run(

@@ -285,9 +285,9 @@ def _store(
     os.close(fd)
     temp = Path(name)
     try:
+        # No fsync: this is a working file the runner hands to the artifact store, which makes
+        # it durable; after a crash the step runs again.
         write(temp)
-        with temp.open("rb") as file:  # on disk before it has its final name
-            os.fsync(file.fileno())
         digest = sha256_file(temp)
         final = dest_dir / f"{digest_hex(digest)}{ext}"
         os.replace(temp, final)

@@ -321,7 +321,8 @@ class PipelineRun(Base):
     source: Mapped[str] = mapped_column(String(1024), default="")
     """Where the code is: ``path/to/file.py:function`` or ``module:function``."""
     env: Mapped[str | None] = mapped_column(String(64))
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Deferred: a large pipeline's spec is read when asked for, not on every runner report.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # running → succeeded | failed | cancelled; a resume sets it running again.
     state: Mapped[str] = mapped_column(String(16), default="running", index=True)
@@ -345,8 +346,9 @@ class PipelineRun(Base):
     created_by: Mapped[str | None] = mapped_column(String(32))
 
     project: Mapped[Project] = relationship(lazy="joined")
+    # Loaded when used: a runner's report touches only the steps it names.
     steps: Mapped[list[PipelineStep]] = relationship(
-        lazy="selectin",
+        lazy="select",
         cascade="all, delete-orphan",
         order_by="PipelineStep.position",
     )

@@ -12,12 +12,21 @@ from sqlalchemy.orm import Session
 
 from funade import audit
 from funade.api.deps import State, granted
-from funade.api.schemas import CacheEntryOut, Page, RunEventsIn, RunEventsOut, RunIn, RunOut
+from funade.api.schemas import (
+    CacheEntryOut,
+    CacheLookupIn,
+    CacheLookupOut,
+    Page,
+    RunEventsIn,
+    RunEventsOut,
+    RunIn,
+    RunOut,
+)
 from funade.auth.principal import Principal, Scope
 from funade.errors import NotFoundError
 from funade.pipelines import records
 from funade.projects import get_project
-from funade.store.schema import Artifact, PipelineRun
+from funade.store.schema import Artifact, PipelineCacheEntry, PipelineRun
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
@@ -150,18 +159,32 @@ def run_logs(
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
 
+def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
+    return CacheEntryOut(
+        key=entry.key,
+        outputs=entry.outputs,
+        run_id=entry.run_id,
+        instance=entry.instance,
+        created_at=entry.created_at,
+    )
+
+
 @router.get("/projects/{project}/pipeline-cache/{key}", response_model=CacheEntryOut)
 def cache_lookup(project: str, key: str, state: State, principal: Reader) -> CacheEntryOut:
     principal.require("read", project)
     with state.db.read() as session:
-        proj = get_project(session, project)
-        entry = records.cache_get(session, proj, key)
-        if entry is None:
+        found = records.cache_get(session, get_project(session, project), [key])
+        if not found:
             raise NotFoundError(f"No cached step has key {key}.", field="key", value=key)
-        return CacheEntryOut(
-            key=entry.key,
-            outputs=entry.outputs,
-            run_id=entry.run_id,
-            instance=entry.instance,
-            created_at=entry.created_at,
-        )
+        return _entry(found[0])
+
+
+@router.post("/projects/{project}/pipeline-cache/lookup", response_model=CacheLookupOut)
+def cache_lookup_many(
+    project: str, body: CacheLookupIn, state: State, principal: Reader
+) -> CacheLookupOut:
+    """The entries of those of ``keys`` that are cached (a runner asks for a whole fan-out)."""
+    principal.require("read", project)
+    with state.db.read() as session:
+        found = records.cache_get(session, get_project(session, project), body.keys)
+        return CacheLookupOut(entries={e.key: _entry(e) for e in found})
