@@ -20,6 +20,7 @@ from funade.api.routes import (
     models,
     projects,
     runs,
+    schedules,
     versions,
 )
 from funade.api.state import AppState
@@ -68,6 +69,7 @@ def create_app(
         audit,
         deployments,
         runs,
+        schedules,
     ):
         app.include_router(module.router)
     app.add_middleware(

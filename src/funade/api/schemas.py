@@ -418,3 +418,50 @@ class CacheLookupIn(Strict):
 
 class CacheLookupOut(BaseModel):
     entries: dict[str, CacheEntryOut]
+
+
+class ScheduleIn(Strict):
+    name: str
+    source: str = Field(description="The pipeline: /abs/path/train.py:training or pkg.mod:fn.")
+    cron: str
+    timezone: str = "UTC"
+    env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    misfire: str = "skip"
+    max_concurrent: int = 1
+    paused: bool = False
+
+
+class SchedulePatch(Strict):
+    source: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    env: str | None = None
+    params: dict[str, Any] | None = None
+    misfire: str | None = None
+    max_concurrent: int | None = None
+    paused: bool | None = None
+
+
+class ScheduleOut(BaseModel):
+    project: str
+    name: str
+    source: str
+    cron: str
+    timezone: str
+    env: str | None
+    params: dict[str, Any]
+    misfire: str
+    max_concurrent: int
+    paused: bool
+    last_tick: datetime | None
+    next_runs: list[datetime]
+    created_at: datetime
+    updated_at: datetime
+
+
+class LaunchIn(Strict):
+    source: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    env: str | None = None
+    use_cache: bool = True

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from funade.artifacts import ArtifactStore
 from funade.settings import Settings
 from funade.store import Database
+
+if TYPE_CHECKING:
+    from funade.pipelines.schedules import Launcher
 
 
 @dataclass
@@ -16,3 +20,5 @@ class AppState:
     artifacts: ArtifactStore
     controller: bool = False
     """Whether a deployment controller runs with this API (``funade up`` starts one)."""
+    launcher: Launcher | None = None
+    """Starts runner processes for queued runs (``funade up`` sets it once it is serving)."""

@@ -15,6 +15,7 @@ from funade.cli import (
     models,
     pipelines,
     projects,
+    schedules,
     serve,
     up,
 )
@@ -43,7 +44,9 @@ app.add_typer(deployments.rollout_app, name="rollout")
 app.command("rollback")(deployments.rollback)
 app.add_typer(pipelines.app, name="pipeline")
 pipelines.app.command("run")(pipelines.run)
+pipelines.app.command("start")(pipelines.start)
 app.add_typer(pipelines.runs_app, name="runs")
+app.add_typer(schedules.app, name="schedule")
 
 
 def main() -> None:

@@ -163,6 +163,24 @@ def run(
         raise typer.Exit(1)
 
 
+def start(
+    run_id: Annotated[int, typer.Argument(help="A queued run's id.")],
+    logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
+) -> None:
+    """Run a run the control plane queued (what its scheduler starts for each tick)."""
+    from funade.pipelines.runner import start_queued
+
+    display = LiveDisplay(logs=logs)
+    with client() as api:
+        try:
+            result = start_queued(run_id, client=api, observer=display)
+        finally:
+            display.stop()
+    _finished(result)
+    if result.state != "succeeded":
+        raise typer.Exit(1)
+
+
 @runs_app.command("list")
 def list_runs(
     pipeline: Annotated[str | None, typer.Option(help="Only this pipeline's runs.")] = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -36,6 +37,7 @@ def up(
     from funade.deploy.backends.local import LocalBackend
     from funade.deploy.controller import ControllerLock, start_controller
     from funade.gateway.server import ensure_gateway, stop_gateway
+    from funade.pipelines.schedules import Launcher, start_scheduler
 
     given = {"host": host, "port": port, "gateway_port": gateway_port}
     overrides = {k: v for k, v in given.items() if v is not None}
@@ -57,6 +59,8 @@ def up(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     )
 
+    stoppers: list[Callable[[], None]] = []
+
     def announce() -> None:
         while not server.started:
             if server.should_exit:
@@ -64,6 +68,9 @@ def up(
             time.sleep(0.02)
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
         url = f"http://{settings.host}:{bound}"
+        launcher = Launcher(url, home.admin_key, settings.home)
+        app.state.funade.launcher = launcher
+        stoppers.append(start_scheduler(db, launcher))
         console.print(f"[bold green]funade is up[/] at {url}  (API docs: {url}/docs)")
         console.print(
             f"gateway at {gateway.url} (pid {gateway.pid}"
@@ -89,6 +96,8 @@ def up(
     try:
         server.run()
     finally:
+        for stop in stoppers:
+            stop()
         stop_controller()
         stop_gateway(settings)
         stop_replicas(backend)

@@ -21,6 +21,7 @@ from funade.api.schemas import (
     DeploymentOut,
     DeploymentStatsOut,
     KeyOut,
+    LaunchIn,
     ModelOut,
     NewKeyOut,
     Page,
@@ -30,6 +31,9 @@ from funade.api.schemas import (
     RunEventsOut,
     RunIn,
     RunOut,
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePatch,
     TrafficIn,
     VersionIn,
     VersionOut,
@@ -496,6 +500,41 @@ class Client:
             return None
         raise_for_error(response)
         return CacheEntryOut.model_validate(response.json())
+
+    def create_schedule(self, schedule: ScheduleIn, *, project: str | None = None) -> ScheduleOut:
+        response = self._request(
+            "POST", f"{self._p(project)}/schedules", json=schedule.model_dump(mode="json")
+        )
+        return ScheduleOut.model_validate(response.json())
+
+    def list_schedules(self, *, project: str | None = None) -> list[ScheduleOut]:
+        rows = self._request("GET", f"{self._p(project)}/schedules").json()
+        return [ScheduleOut.model_validate(r) for r in rows]
+
+    def get_schedule(self, name: str, *, project: str | None = None) -> ScheduleOut:
+        return self._get(f"{self._p(project)}/schedules/{name}", ScheduleOut)
+
+    def update_schedule(
+        self, name: str, *, project: str | None = None, **changes: Any
+    ) -> ScheduleOut:
+        """Change fields of a schedule, e.g. ``paused=True`` or ``cron="0 4 * * *"``."""
+        body = SchedulePatch(**changes).model_dump(mode="json", exclude_unset=True)
+        response = self._request("PATCH", f"{self._p(project)}/schedules/{name}", json=body)
+        return ScheduleOut.model_validate(response.json())
+
+    def delete_schedule(self, name: str, *, project: str | None = None) -> None:
+        self._request("DELETE", f"{self._p(project)}/schedules/{name}")
+
+    def launch_run(self, launch: LaunchIn, *, project: str | None = None) -> RunOut:
+        """Have the control plane run a pipeline whose code is on its machine."""
+        response = self._request(
+            "POST", f"{self._p(project)}/runs/launch", json=launch.model_dump(mode="json")
+        )
+        return RunOut.model_validate(response.json())
+
+    def resume_run_remote(self, run_id: int) -> RunOut:
+        """Have the control plane resume the run on its machine."""
+        return RunOut.model_validate(self._request("POST", f"/api/v1/runs/{run_id}/resume").json())
 
     def cache_lookup_many(
         self, keys: list[str], *, project: str | None = None

@@ -18,8 +18,8 @@ from funade.errors import ConflictError, InvalidInputError, NotFoundError
 from funade.pagination import check_limit, decode_cursor, page_of
 from funade.store.schema import PipelineCacheEntry, PipelineRun, PipelineStep, Project
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
+FINISHED = ("succeeded", "failed", "cancelled", "skipped")
 STEP_STATES = (
     "pending",
     "running",

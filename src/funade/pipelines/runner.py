@@ -61,7 +61,7 @@ from funade.pipelines.params import bind_params
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.task import RESULT
 
-__all__ = ["Observer", "Runner", "resume_run", "run_pipeline"]
+__all__ = ["Observer", "Runner", "resume_run", "run_pipeline", "start_queued"]
 
 _POLL_SECONDS = 1.0
 """How often the runner reports and so learns of a cancel request, at the least."""
@@ -842,6 +842,52 @@ def resume_run(
     return Runner(
         client, spec, run, target=target, params=values, done=done, observer=observer
     ).execute()
+
+
+def start_queued(
+    run_id: int, *, client: Client | None = None, observer: Observer | None = None
+) -> RunOut:
+    """Run a run the control plane queued (a schedule's tick, or a start through the API)."""
+    from funade.sdk import default_client
+
+    client = client or default_client()
+    run = client.get_run(run_id)
+    if run.state != "queued":
+        raise ConflictError(
+            f"Run {run_id} is {run.state}, not queued; it cannot be started again.",
+            field="run",
+            value=run_id,
+            fix=f"Resume it with `funade runs resume {run_id}` if it did not succeed.",
+        )
+    try:
+        _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
+    except FunadeError as exc:
+        client.report_run(
+            run_id,
+            RunEventsIn(
+                run=RunUpdate(
+                    state="failed",
+                    reason=f"it could not be started: {exc}",
+                    started_at=_now(),
+                    finished_at=_now(),
+                    runner=_runner_info(),
+                )
+            ),
+        )
+        return client.get_run(run_id)
+    client.report_run(
+        run_id,
+        RunEventsIn(
+            run=RunUpdate(
+                state="running",
+                spec=spec.model_dump(),
+                started_at=_now(),
+                runner=_runner_info(),
+            )
+        ),
+    )
+    run = client.get_run(run_id)
+    return Runner(client, spec, run, target=target, params=values, observer=observer).execute()
 
 
 def _alive(runner: Mapping[str, Any]) -> bool:

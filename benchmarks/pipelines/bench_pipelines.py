@@ -1,0 +1,393 @@
+"""Pipelines: 100 no-op steps as a chain and as a fan-out, uncached and fully cached, against a
+plain Python loop and against forking a process per call, in one run.
+
+    .venv/bin/python -m benchmarks.pipelines.bench_pipelines --rounds 3
+
+What it does, in a fresh temporary FUNADE_HOME (set, with every other FUNADE_* variable removed,
+before funade is imported; the client serves the API in-process over it):
+
+1. loads ``noop_pipelines.py`` by path, as ``funade pipeline run`` does: ``noop(x) -> x + 1`` and
+   the pipelines ``chain`` (100 steps, each taking the previous output) and ``fan``
+   (``noop.map(x=list(range(100)))``), both with the default ``max_parallel`` (4);
+2. warms up (discarded): one cached-mode run of each pipeline, which also fills the cache, and
+   each floor once;
+3. per round, in an order rotated by one each round, times (``time.perf_counter`` around the
+   call, command to result):
+   - ``run_pipeline("…/noop_pipelines.py:chain", use_cache=False)`` and with ``use_cache=True``
+     (every step then comes from the cache), and the same for ``fan``; each run is checked
+     (succeeded, every step ``succeeded`` or ``cached``, the right outputs);
+   - floor (a): a plain loop calling ``noop`` 100 times (chained, or over ``range(100)``);
+   - floor (b): ``os.fork`` + ``waitpid`` per call from this process (which has imported
+     ``noop``), the child calling ``noop`` and writing the result to a pipe: one at a time for
+     the chain, at most ``os.cpu_count() * 2`` at once for the fan — the cost of isolation
+     itself;
+4. prints the table (median and min over the rounds), the per-step overhead over floor (b), and
+   where each funade run's time goes: before the first step starts, per step, after the last,
+   and the calls to the control plane (counted and timed on the client).
+
+The machine is shared and noisy: read the ratios within a run, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PIPELINES = HERE / "noop_pipelines.py"
+STEPS = 100
+CASES = ("chain uncached", "chain cached", "fan uncached", "fan cached")
+TARGETS = {"chain uncached": 3.0, "chain cached": 1.0, "fan uncached": 2.0, "fan cached": 1.0}
+FLOORS = ("floor-a chain", "floor-a fan", "floor-b chain", "floor-b fan")
+CLIENT_CALLS = (
+    "create_run",
+    "report_run",
+    "get_run",
+    "cache_lookup",
+    "cache_lookup_many",
+    "upload_artifact",
+    "open_artifact",
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median and min)")
+    return parser.parse_args()
+
+
+def isolate(home: Path) -> None:
+    """Only ``FUNADE_HOME=home`` of the FUNADE_* settings, for this process and its children."""
+    for name in [n for n in os.environ if n.startswith("FUNADE_")]:
+        del os.environ[name]
+    os.environ["FUNADE_HOME"] = str(home)
+
+
+# The floors ----------------------------------------------------------------------------------
+
+
+def loop_chain(fn: Callable[[int], int]) -> int:
+    x = 0
+    for _ in range(STEPS):
+        x = fn(x)
+    return x
+
+
+def loop_fan(fn: Callable[[int], int]) -> list[int]:
+    return [fn(i) for i in range(STEPS)]
+
+
+def _fork_call(fn: Callable[[int], int], x: int) -> tuple[int, int]:
+    """Fork a child that calls ``fn(x)`` and writes the result to a pipe; (pid, read end)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: call, write, exit without Python's shutdown
+        code = 1
+        try:
+            os.close(read)
+            os.write(write, str(fn(x)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read
+
+
+def _result(read: int, status: int) -> int:
+    data = os.read(read, 64)
+    os.close(read)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"a forked call failed with status {status}")
+    return int(data)
+
+
+def fork_chain(fn: Callable[[int], int]) -> int:
+    x = 0
+    for _ in range(STEPS):
+        pid, read = _fork_call(fn, x)
+        _, status = os.waitpid(pid, 0)
+        x = _result(read, status)
+    return x
+
+
+def fork_fan(fn: Callable[[int], int], limit: int) -> list[int]:
+    waiting = deque(range(STEPS))
+    running: dict[int, tuple[int, int]] = {}
+    results: dict[int, int] = {}
+    while waiting or running:
+        while waiting and len(running) < limit:
+            i = waiting.popleft()
+            pid, read = _fork_call(fn, i)
+            running[pid] = (i, read)
+        pid, status = os.waitpid(-1, 0)
+        if pid in running:
+            i, read = running.pop(pid)
+            results[i] = _result(read, status)
+    return [results[i] for i in range(STEPS)]
+
+
+# Timing funade -------------------------------------------------------------------------------
+
+
+@dataclass
+class Calls:
+    """Calls this client made to the control plane during one run: count and seconds."""
+
+    count: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def wrap(self, client: Any) -> None:
+        for name in CLIENT_CALLS:
+            method = getattr(client, name)
+
+            def timed(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return _method(*args, **kw)
+                finally:
+                    self.count[_name] = self.count.get(_name, 0) + 1
+                    self.seconds[_name] = self.seconds.get(_name, 0.0) + time.perf_counter() - began
+
+            setattr(client, name, timed)
+
+    def reset(self) -> None:
+        self.count.clear()
+        self.seconds.clear()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One funade run, from its step records (the runner's clock) and the call around it."""
+
+    wall: float
+    before_first: float
+    """From the call to the first step starting (load, compile, record the run, zygote)."""
+    span_ms: float
+    """Mean per step from its launch to its end being recorded (fork, run, exit, result)."""
+    between_ms: float | None
+    """Chain only: mean from one step's end being recorded to the next one's launch."""
+    after_last: float
+    """From the last step's end to the call returning (final report, reading the run back)."""
+    calls: int
+    call_seconds: float
+    by_call: dict[str, tuple[int, float]]
+
+
+def timeline(run: Any, began: datetime, ended: datetime, wall: float, calls: Calls) -> Timeline:
+    steps = sorted(run.steps, key=lambda s: s.started_at)
+    starts = [s.started_at for s in steps]
+    ends = [s.finished_at for s in steps]
+    between = None
+    if run.pipeline == "chain":
+        between = statistics.mean(
+            (b.started_at - a.finished_at).total_seconds() for a, b in zip(steps, steps[1:])
+        )
+    return Timeline(
+        wall=wall,
+        before_first=(min(starts) - began).total_seconds(),
+        span_ms=1000 * statistics.mean((e - s).total_seconds() for s, e in zip(starts, ends)),
+        between_ms=None if between is None else 1000 * between,
+        after_last=(ended - max(ends)).total_seconds(),
+        calls=sum(calls.count.values()),
+        call_seconds=sum(calls.seconds.values()),
+        by_call={k: (calls.count[k], calls.seconds[k]) for k in sorted(calls.count)},
+    )
+
+
+def check_run(case: str, run: Any) -> None:
+    want = "succeeded" if "uncached" in case else "cached"
+    states = {s.state for s in run.steps}
+    if run.state != "succeeded" or states != {want} or len(run.steps) != STEPS:
+        raise RuntimeError(f"{case}: run {run.id} {run.state} ({run.reason}), steps {states}")
+    values = sorted(s.outputs["output"]["value"] for s in run.steps)
+    if values != list(range(1, STEPS + 1)):
+        raise RuntimeError(f"{case}: run {run.id} gave the wrong outputs")
+
+
+# Reporting -----------------------------------------------------------------------------------
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(HERE), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src")
+    return git("rev-parse", "--short", "HEAD") + (
+        " (src/ has uncommitted changes)" if dirty else ""
+    )
+
+
+def machine() -> str:
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs "
+        f"({platform.processor() or platform.machine()}) · Linux {platform.release()} · "
+        f"Python {platform.python_version()} · funade @ {commit()}"
+    )
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main_table(times: dict[str, list[float]]) -> str:
+    lines = [
+        "| case | funade median s | funade min s | target s | met? | floor (a) loop s | "
+        "floor (b) fork s | funade / floor (b) | funade ms/step | over floor (b) ms/step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in CASES:
+        shape = case.split()[0]
+        median, low = statistics.median(times[case]), min(times[case])
+        floor_a = statistics.median(times[f"floor-a {shape}"])
+        floor_b = statistics.median(times[f"floor-b {shape}"])
+        met = "yes" if median < TARGETS[case] else "**no**"
+        lines.append(
+            f"| {case} | {median:.3f} | {low:.3f} | < {TARGETS[case]:g} | {met} | "
+            f"{floor_a:.6f} | {floor_b:.3f} | {median / floor_b:.1f}x | "
+            f"{1000 * median / STEPS:.2f} | {1000 * (median - floor_b) / STEPS:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def breakdown_table(lines_of: dict[str, list[Timeline]]) -> str:
+    lines = [
+        "| case | wall s | before 1st step s | per step: launch→recorded ms | "
+        "chain: between steps ms | after last step s | control-plane calls | in them s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for case in CASES:
+        runs = lines_of[case]
+
+        def med(get: Callable[[Timeline], float], runs: list[Timeline] = runs) -> float:
+            return statistics.median(get(t) for t in runs)
+
+        between = "—"
+        if runs[0].between_ms is not None:
+            between = f"{med(lambda t: t.between_ms or 0.0):.2f}"
+        lines.append(
+            f"| {case} | {med(lambda t: t.wall):.3f} | {med(lambda t: t.before_first):.3f} | "
+            f"{med(lambda t: t.span_ms):.2f} | {between} | {med(lambda t: t.after_last):.3f} | "
+            f"{med(lambda t: t.calls):.0f} | {med(lambda t: t.call_seconds):.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def calls_table(lines_of: dict[str, list[Timeline]]) -> str:
+    lines = ["| case | calls (count, seconds; median round) |", "|---|---|"]
+    for case in CASES:
+        runs = sorted(lines_of[case], key=lambda t: t.wall)
+        middle = runs[len(runs) // 2]
+        text = ", ".join(f"{k} {n} / {s:.3f} s" for k, (n, s) in middle.by_call.items())
+        lines.append(f"| {case} | {text} |")
+    return "\n".join(lines)
+
+
+# The run -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    began_all = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="funade-bench-pipelines-"))
+    try:
+        home = tmp / "home"
+        home.mkdir()
+        isolate(home)  # before funade is imported and the client made
+        import funade
+        from funade.pipelines.loader import load_pipeline
+        from funade.pipelines.runner import run_pipeline
+
+        targets = {shape: f"{PIPELINES}:{shape}" for shape in ("chain", "fan")}
+        module = sys.modules[load_pipeline(targets["chain"]).fn.__module__]
+        noop: Callable[[int], int] = module.noop.fn
+        max_parallel = load_pipeline(targets["fan"]).max_parallel
+        limit = (os.cpu_count() or 1) * 2
+        expected = {"chain": STEPS, "fan": list(range(1, STEPS + 1))}
+        floors: dict[str, Callable[[], Any]] = {
+            "floor-a chain": lambda: loop_chain(noop),
+            "floor-a fan": lambda: loop_fan(noop),
+            "floor-b chain": lambda: fork_chain(noop),
+            "floor-b fan": lambda: fork_fan(noop, limit),
+        }
+        times: dict[str, list[float]] = {c: [] for c in (*CASES, *FLOORS)}
+        lines_of: dict[str, list[Timeline]] = {c: [] for c in CASES}
+        calls = Calls()
+        load = os.getloadavg()
+        with funade.Client() as client:
+            calls.wrap(client)
+
+            def run(case: str) -> tuple[Any, float]:
+                shape = case.split()[0]
+                calls.reset()
+                began, start = datetime.now(UTC), time.perf_counter()
+                use_cache = "uncached" not in case
+                got = run_pipeline(targets[shape], client=client, use_cache=use_cache)
+                wall = time.perf_counter() - start
+                ended = datetime.now(UTC)
+                check_run(case, got)
+                lines_of[case].append(timeline(got, began, ended, wall, calls))
+                return got, wall
+
+            for shape in ("chain", "fan"):  # warm-up: fills the cache, imports, the database
+                got = run_pipeline(targets[shape], client=client, use_cache=True)
+                if got.state != "succeeded":
+                    raise RuntimeError(f"warm-up {shape}: {got.state} ({got.reason})")
+            for name, floor in floors.items():
+                if floor() != expected[name.split()[1]]:
+                    raise RuntimeError(f"{name} gave the wrong result")
+            rss = rss_mib()
+            order = (*CASES, *FLOORS)
+            for round_ in range(args.rounds):
+                shift = round_ % len(order)
+                for case in order[shift:] + order[:shift]:
+                    if case in CASES:
+                        _, wall = run(case)
+                    else:
+                        start = time.perf_counter()
+                        result = floors[case]()
+                        wall = time.perf_counter() - start
+                        if result != expected[case.split()[1]]:
+                            raise RuntimeError(f"{case} gave the wrong result")
+                    times[case].append(wall)
+                    print(f"round {round_ + 1}  {case:<15} {wall:8.4f} s", flush=True)
+        load_after = os.getloadavg()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    command = " ".join(["python -m benchmarks.pipelines.bench_pipelines", *sys.argv[1:]])
+    print()
+    print(machine())
+    print(f"\n`.venv/bin/{command}`\n")
+    print(
+        f"{STEPS} no-op steps (`noop(x) -> x + 1`); pipelines with the default max_parallel "
+        f"({max_parallel}); floor (b) fan at most os.cpu_count() * 2 = {limit} at once; "
+        f"{args.rounds} round(s) after a discarded warm-up, median and min; load average "
+        f"{load[0]:.2f} before, {load_after[0]:.2f} after; this process's RSS when forking "
+        f"floor (b): {rss:.0f} MiB. Run took {time.perf_counter() - began_all:.0f} s.\n"
+    )
+    print(main_table(times))
+    print("\nWhere each funade run's time goes (medians over the rounds):\n")
+    print(breakdown_table(lines_of))
+    print()
+    print(calls_table(lines_of))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Cron schedules of pipelines, and the scheduler that starts their runs.
+
+Exactly one run per tick, also across restarts and with two control planes on one store: the
+scheduler claims a schedule's ticks by moving its ``last_tick`` forward with a compare-and-set
+(``UPDATE … WHERE last_tick IS <what it read>``) in the same transaction that records the
+runs, so a tick is either claimed with its run or not at all. The control plane never imports
+pipeline code: it records a *queued* run and a launcher starts a runner process for it
+(``funade pipeline start <run>``), which reports to the control plane like any other runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.pipelines import cron
+from funade.store import Database
+from funade.store.schema import PipelineRun, PipelineSchedule, Project
+
+__all__ = ["Launcher", "Scheduler", "create_schedule", "start_scheduler"]
+
+log = logging.getLogger("funade.pipelines.schedules")
+
+ACTIVE = ("queued", "running")
+MISFIRE = ("skip", "catch_up")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_schedule_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"Schedule name {name!r} is not allowed.",
+            field="name",
+            value=name,
+            fix="Use letters, digits, '_', '.' or '-' (up to 128), starting with a letter or "
+            "digit.",
+        )
+    return name
+
+
+def check_misfire(value: str) -> str:
+    if value not in MISFIRE:
+        raise InvalidInputError(
+            f"misfire {value!r} is not a misfire policy.",
+            field="misfire",
+            value=value,
+            fix="Use 'skip' (one run for all missed ticks) or 'catch_up' (one run per tick).",
+        )
+    return value
+
+
+def check_max_concurrent(value: int) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            f"max_concurrent {value!r} must be a whole number of at least 1.",
+            field="max_concurrent",
+            value=value,
+            fix="Use 1 to never overlap runs of this schedule.",
+        )
+    return value
+
+
+def find_schedule(session: Session, project: Project, name: str) -> PipelineSchedule:
+    row = session.scalar(
+        select(PipelineSchedule).where(
+            PipelineSchedule.project_id == project.id, PipelineSchedule.name == name
+        )
+    )
+    if row is None:
+        raise NotFoundError(
+            f"Schedule {name!r} does not exist in project {project.name!r}.",
+            field="schedule",
+            value=name,
+            fix="List schedules with `funade schedule list`.",
+        )
+    return row
+
+
+def create_schedule(
+    session: Session,
+    project: Project,
+    *,
+    name: str,
+    source: str,
+    cron_expr: str,
+    timezone: str,
+    env: str | None,
+    params: dict[str, Any],
+    misfire: str,
+    max_concurrent: int,
+    paused: bool,
+    created_by: str | None,
+) -> PipelineSchedule:
+    check_schedule_name(name)
+    expr = cron.check_cron(cron_expr)
+    cron.check_timezone(timezone)
+    existing = session.scalar(
+        select(PipelineSchedule.id).where(
+            PipelineSchedule.project_id == project.id, PipelineSchedule.name == name
+        )
+    )
+    if existing is not None:
+        raise ConflictError(
+            f"Schedule {name!r} already exists in project {project.name!r}.",
+            field="name",
+            value=name,
+            fix="Pick another --name, or change it with `funade schedule update`.",
+        )
+    now = _now()
+    row = PipelineSchedule(
+        project_id=project.id,
+        name=name,
+        source=source,
+        cron=expr,
+        timezone=timezone,
+        env=env,
+        params=params,
+        misfire=check_misfire(misfire),
+        max_concurrent=check_max_concurrent(max_concurrent),
+        paused=paused,
+        created_at=now,
+        next_at=cron.next_times(expr, timezone, now, 1)[0],
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_schedule(row: PipelineSchedule, changes: dict[str, Any]) -> None:
+    """Apply checked changes; moving the cron or zone counts from now (no burst of old ticks)."""
+    now = _now()
+    if "cron" in changes:
+        changes["cron"] = cron.check_cron(changes["cron"])
+    if "timezone" in changes:
+        cron.check_timezone(changes["timezone"])
+    if "misfire" in changes:
+        check_misfire(changes["misfire"])
+    if "max_concurrent" in changes:
+        check_max_concurrent(changes["max_concurrent"])
+    resumed = row.paused and changes.get("paused") is False
+    for name, value in changes.items():
+        setattr(row, name, value)
+    if resumed or {"cron", "timezone"} & set(changes):
+        # Ticks missed while paused, or under the old timing, are not run later.
+        row.last_tick = now
+    row.next_at = cron.next_times(row.cron, row.timezone, now, 1)[0]
+
+
+def next_runs(row: PipelineSchedule, count: int = 5) -> list[datetime]:
+    return cron.next_times(row.cron, row.timezone, _now(), count)
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: int
+    schedule: str
+    tick: datetime
+
+
+class Scheduler:
+    """One pass (:meth:`step`) claims the due ticks of every schedule and records their runs;
+    ``launch`` then starts a runner for each queued run."""
+
+    def __init__(self, db: Database, launch: Callable[[int], None]) -> None:
+        self.db = db
+        self.launch = launch
+
+    def step(self, now: datetime | None = None) -> list[Started]:
+        now = now or _now()
+        started: list[Started] = []
+        with self.db.read() as session:
+            ids = list(
+                session.scalars(
+                    select(PipelineSchedule.id).where(PipelineSchedule.paused.is_(False))
+                )
+            )
+        for schedule_id in ids:
+            started += self._claim(schedule_id, now)
+        for item in started:
+            try:
+                self.launch(item.run_id)
+            except Exception:  # one schedule's trouble stops no other
+                log.exception("could not start run %s of schedule %s", item.run_id, item.schedule)
+        return started
+
+    def _claim(self, schedule_id: int, now: datetime) -> list[Started]:
+        with self.db.session() as session:
+            row = session.get(PipelineSchedule, schedule_id)
+            if row is None or row.paused:
+                return []
+            due = cron.due_ticks(
+                row.cron,
+                row.timezone,
+                last_tick=row.last_tick,
+                created_at=row.created_at,
+                now=now,
+                misfire=row.misfire,  # type: ignore[arg-type]
+            )
+            if not due.ticks:
+                if row.next_at != due.next_at:
+                    row.next_at = due.next_at
+                return []
+            condition = (
+                PipelineSchedule.last_tick.is_(None)
+                if row.last_tick is None
+                else PipelineSchedule.last_tick == row.last_tick
+            )
+            claimed = session.execute(
+                update(PipelineSchedule)
+                .where(PipelineSchedule.id == row.id, condition)
+                .values(last_tick=due.ticks[-1], next_at=due.next_at)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return []  # another scheduler took these ticks
+            active = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(PipelineRun)
+                    .where(PipelineRun.schedule_id == row.id, PipelineRun.state.in_(ACTIVE))
+                )
+                or 0
+            )
+            out: list[Started] = []
+            for tick in due.ticks:
+                run = PipelineRun(
+                    project_id=row.project_id,
+                    pipeline=row.name,
+                    source=row.source,
+                    env=row.env,
+                    spec={},
+                    params=row.params,
+                    trigger="schedule",
+                    schedule_id=row.id,
+                    scheduled_for=tick,
+                    created_by=row.created_by,
+                )
+                if active >= row.max_concurrent:
+                    run.state = "skipped"
+                    run.reason = (
+                        f"skipped: {active} run(s) of schedule {row.name!r} still going "
+                        f"(max_concurrent {row.max_concurrent})"
+                    )
+                    run.finished_at = now
+                else:
+                    run.state = "queued"
+                    active += 1
+                session.add(run)
+                session.flush()
+                if run.state == "queued":
+                    out.append(Started(run.id, row.name, tick))
+            if due.skipped:
+                log.info("schedule %s: %d missed tick(s) skipped", row.name, due.skipped)
+            return out
+
+    def orphans(self) -> list[int]:
+        """Queued runs no runner took (the control plane stopped between claim and launch)."""
+        with self.db.read() as session:
+            return list(
+                session.scalars(
+                    select(PipelineRun.id).where(
+                        PipelineRun.state == "queued", PipelineRun.trigger != "manual"
+                    )
+                )
+            )
+
+
+class Launcher:
+    """Starts runner processes for queued runs and for resumes, talking to the control plane at
+    ``url`` with ``api_key``; each one's output goes to ``$FUNADE_HOME/runs/<id>/runner.log``."""
+
+    def __init__(self, url: str, api_key: str, home: Path) -> None:
+        self.url, self.api_key, self.home = url, api_key, home
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, run_id: int) -> None:
+        self._spawn(run_id, ["pipeline", "start", str(run_id)])
+
+    def resume(self, run_id: int) -> None:
+        self._spawn(run_id, ["runs", "resume", str(run_id), "--no-logs"])
+
+    def _spawn(self, run_id: int, args: list[str]) -> None:
+        self.processes = [p for p in self.processes if p.poll() is None]
+        directory = self.home / "runs" / str(run_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {"FUNADE_URL": self.url, "FUNADE_API_KEY": self.api_key}
+        env["FUNADE_HOME"] = str(self.home)
+        with (directory / "runner.log").open("ab") as out:
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "funade", *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # a control-plane restart does not stop the run
+                )
+            )
+
+
+def start_scheduler(
+    db: Database, launcher: Launcher, *, interval: float = 1.0
+) -> Callable[[], None]:
+    """The scheduler in a daemon thread (``funade up``); returns a function that stops it."""
+    scheduler = Scheduler(db, launcher.start)
+    stop = threading.Event()
+
+    def loop() -> None:
+        for run_id in scheduler.orphans():
+            launcher.start(run_id)
+        while not stop.is_set():
+            try:
+                scheduler.step()
+            except Exception:
+                log.exception("scheduler pass failed")
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="funade-scheduler", daemon=True)
+    thread.start()
+
+    def shutdown() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return shutdown
