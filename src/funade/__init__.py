@@ -42,13 +42,14 @@ if TYPE_CHECKING:
     from funade.pipelines.dsl import pipeline, step, when
     from funade.pipelines.runner import resume_run, run_pipeline
     from funade.registry.images import ImageInput
-    from funade.sdk import load_model, log_model
+    from funade.sdk import deploy, load_model, log_model
 
 # Imported on first use, so `import funade` (and every process that imports a funade module, such
 # as a model server) does not pay for the HTTP client, the registry and their dependencies.
 _LAZY = {
     "Client": "funade.client",
     "ImageInput": "funade.registry.images",
+    "deploy": "funade.sdk",
     "load_model": "funade.sdk",
     "log_model": "funade.sdk",
     "pipeline": "funade.pipelines.dsl",
@@ -88,6 +89,7 @@ __all__ = [
     "PermissionDeniedError",
     "UnknownFlavorError",
     "__version__",
+    "deploy",
     "load_model",
     "log_model",
     "pipeline",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from funade.api.schemas import VersionIn, VersionOut
+from funade.api.schemas import DeploymentOut, VersionIn, VersionOut
 from funade.artifacts import ArtifactCache, pack_directory
 from funade.client import Client
 from funade.names import check_alias_name, check_model_name, parse_model_ref
@@ -139,3 +139,42 @@ def load_model(
     model.name = name
     model.version = version.version
     return model
+
+
+def deploy(
+    model: str,
+    version: int | str | None = None,
+    *,
+    name: str | None = None,
+    strategy: str = "direct",
+    steps: list[int] | None = None,
+    pause_seconds: float | None = None,
+    replicas: int | None = None,
+    project: str | None = None,
+    client: Client | None = None,
+) -> DeploymentOut:
+    """Serve ``model``'s ``version`` (default: the latest) behind the gateway: create the
+    deployment ``name`` (default: the model's name), or roll the new version out to it by
+    ``strategy`` ("direct", "bluegreen" or "canary" with ``steps``). The hook a pipeline step
+    calls after ``log_model`` to ship what it trained; the rollout's verification and
+    analysis decide whether it takes traffic."""
+    from funade.errors import NotFoundError
+
+    client = client or default_client()
+    target = name or model
+    pinned = None if version is None else str(version)
+    try:
+        client.get_deployment(target)
+    except NotFoundError:
+        fields: dict[str, Any] = {"name": target, "version": pinned}
+        if replicas is not None:
+            fields["replicas"] = replicas
+        if project is not None:
+            fields["project"] = project
+        return client.create_deployment(model, **fields)
+    rollout: dict[str, Any] = {"strategy": strategy}
+    if steps is not None:
+        rollout["steps"] = steps
+    if pause_seconds is not None:
+        rollout["pause_seconds"] = pause_seconds
+    return client.update_deployment(target, version=pinned, replicas=replicas, rollout=rollout)

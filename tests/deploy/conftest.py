@@ -19,7 +19,6 @@ from funade.deploy.backends.local import LocalBackend
 from funade.deploy.controller import Controller, start_controller
 from funade.settings import Settings
 from funade.store import Database
-from tests.cli.conftest import cli  # noqa: F401 - the CLI runner fixture, for test_cli.py
 from tests.servers import serve
 from tests.serving.models import Arithmetic
 

@@ -129,6 +129,7 @@ def test_public_surface_is_curated() -> None:
         "PermissionDeniedError",
         "UnknownFlavorError",
         "__version__",
+        "deploy",
         "load_model",
         "log_model",
         "pipeline",

@@ -17,6 +17,7 @@ from funade.api.routes import (
     deployments,
     health,
     keys,
+    metrics,
     models,
     projects,
     runs,
@@ -70,6 +71,7 @@ def create_app(
         deployments,
         runs,
         schedules,
+        metrics,
     ):
         app.include_router(module.router)
     app.add_middleware(

@@ -12,6 +12,7 @@ from funade.cli import (
     deployments,
     gateway,
     keys,
+    lineage,
     models,
     pipelines,
     projects,
@@ -47,11 +48,14 @@ pipelines.app.command("run")(pipelines.run)
 pipelines.app.command("start")(pipelines.start)
 app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(schedules.app, name="schedule")
+app.command("lineage")(lineage.lineage)
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except FunadeError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)

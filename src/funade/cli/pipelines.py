@@ -232,7 +232,7 @@ def _show(run: RunOut) -> None:
     table(
         None,
         ("step", "state", "attempt", "time", "note"),
-        [(s.instance, s.state, s.attempt, _duration(s), _note(s)) for s in run.steps],
+        [(s.instance, s.state, s.attempt or "", _duration(s), _note(s)) for s in run.steps],
     )
 
 

@@ -414,8 +414,11 @@ class Runner:
         self, env: Mapping[str, str], secrets: Mapping[str, str], start: Start, where: str
     ) -> dict[str, str]:
         out = {
+            # Lineage: a model logged in the step links to the run, step and input digests.
             "FUNADE_RUN_ID": str(self.run.id),
             "FUNADE_RUN_STEP": start.instance,
+            "FUNADE_RUN_ATTEMPT": str(self.attempt),
+            "FUNADE_RUN_INPUTS": json.dumps(_input_digests(start.inputs)),
             "FUNADE_PIPELINE": self.spec.name,
             "FUNADE_PROJECT": self.project,
             **env,
@@ -651,6 +654,19 @@ class Runner:
                 message=message,
             ),
         )
+
+
+def _input_digests(inputs: Mapping[str, Input]) -> dict[str, Any]:
+    """Each input's digest (a list of them for a fan-in), and the element of a fan-out."""
+    out: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if value.kind == "value":
+            out[name] = {"value": value.value} if len(json.dumps(value.value)) <= 256 else "value"
+        elif value.kind == "list":
+            out[name] = [s.digest for s in value.items]
+        elif value.stored is not None:
+            out[name] = value.stored.digest + (f"[{value.index}]" if value.kind == "item" else "")
+    return out
 
 
 def _secret(name: str, reference: str, where: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -37,12 +38,34 @@ def capture_lineage(
     ``cwd`` is where to look for the repository: by default the directory of the running script
     (``__main__.__file__``), else the current directory.
     """
-    return {
+    lineage = {
         "git": git_state(cwd if cwd is not None else _script_dir()),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(KEY_PACKAGES),
         "datasets": {name: describe_dataset(name, data) for name, data in (datasets or {}).items()},
+    }
+    run = pipeline_run()
+    if run is not None:
+        lineage["run"] = run
+    return lineage
+
+
+def pipeline_run() -> dict[str, Any] | None:
+    """The pipeline run and step this process is (the runner sets FUNADE_RUN_*), or None."""
+    run_id = os.environ.get("FUNADE_RUN_ID")
+    if not run_id or not run_id.isdigit():
+        return None
+    try:
+        inputs = json.loads(os.environ.get("FUNADE_RUN_INPUTS", "{}"))
+    except ValueError:
+        inputs = {}
+    return {
+        "id": int(run_id),
+        "pipeline": os.environ.get("FUNADE_PIPELINE", ""),
+        "step": os.environ.get("FUNADE_RUN_STEP", ""),
+        "attempt": int(os.environ.get("FUNADE_RUN_ATTEMPT", "1") or 1),
+        "inputs": inputs if isinstance(inputs, dict) else {},
     }
 
 
