@@ -17,13 +17,19 @@ before funade is imported; the client serves the API in-process over it):
      (every step then comes from the cache), and the same for ``fan``; each run is checked
      (succeeded, every step ``succeeded`` or ``cached``, the right outputs);
    - floor (a): a plain loop calling ``noop`` 100 times (chained, or over ``range(100)``);
-   - floor (b): ``os.fork`` + ``waitpid`` per call from this process (which has imported
-     ``noop``), the child calling ``noop`` and writing the result to a pipe: one at a time for
-     the chain, at most ``os.cpu_count() * 2`` at once for the fan — the cost of isolation
-     itself;
+   - floor (b): ``os.fork`` + ``waitpid`` per call, the child calling ``noop`` and writing the
+     result to a pipe: one at a time for the chain, at most ``os.cpu_count() * 2`` at once for
+     the fan — the cost of isolation itself. Forked from a helper process that has imported
+     what funade's zygote imports (``funade.pipelines.task`` and the pipeline file, loaded the
+     same way) and nothing else, as funade forks its steps from its zygote; and, as floor
+     (b'), from this process (which has imported ``noop`` too, but also runs the in-process
+     API: more than twice the memory, and threads), to show how much forking depends on
+     the process forked;
 4. prints the table (median and min over the rounds), the per-step overhead over floor (b), and
    where each funade run's time goes: before the first step starts, per step, after the last,
-   and the calls to the control plane (counted and timed on the client).
+   the calls to the control plane (counted and timed on the client) and the waits for the
+   zygote (timed around the runner's ``_Zygote.wait_ready`` and ``close``; only timers are
+   added, nothing of funade is changed).
 
 The machine is shared and noisy: read the ratios within a run, not the absolute numbers.
 """
@@ -31,6 +37,8 @@ The machine is shared and noisy: read the ratios within a run, not the absolute 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -47,11 +55,19 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
 PIPELINES = HERE / "noop_pipelines.py"
 STEPS = 100
 CASES = ("chain uncached", "chain cached", "fan uncached", "fan cached")
 TARGETS = {"chain uncached": 3.0, "chain cached": 1.0, "fan uncached": 2.0, "fan cached": 1.0}
-FLOORS = ("floor-a chain", "floor-a fan", "floor-b chain", "floor-b fan")
+FLOORS = (
+    "floor-a chain",
+    "floor-a fan",
+    "floor-b chain",
+    "floor-b fan",
+    "floor-b' chain",
+    "floor-b' fan",
+)
 CLIENT_CALLS = (
     "create_run",
     "report_run",
@@ -66,6 +82,7 @@ CLIENT_CALLS = (
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median and min)")
+    parser.add_argument("--fork-floor", metavar="TARGET", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -139,29 +156,87 @@ def fork_fan(fn: Callable[[int], int], limit: int) -> list[int]:
     return [results[i] for i in range(STEPS)]
 
 
+def fork_floor_server(target: str) -> None:
+    """``--fork-floor TARGET``: import what the zygote imports, then time floor (b) on request.
+
+    Reads ``chain`` or ``fan <limit>`` lines on stdin; answers ``<seconds> <ok>`` lines."""
+    import funade.pipelines.serializers
+    import funade.pipelines.task  # noqa: F401
+    from funade.pipelines.loader import load_pipeline
+
+    pipeline = load_pipeline(target)
+    fn = sys.modules[pipeline.fn.__module__].noop.fn
+    print(f"ready {rss_mib():.0f}", flush=True)
+    for line in sys.stdin:
+        shape, *rest = line.split()
+        start = time.perf_counter()
+        if shape == "chain":
+            ok = fork_chain(fn) == STEPS
+        else:
+            ok = fork_fan(fn, int(rest[0])) == list(range(1, STEPS + 1))
+        print(f"{time.perf_counter() - start!r} {int(ok)}", flush=True)
+
+
+class ForkFloor:
+    """The ``--fork-floor`` helper process."""
+
+    def __init__(self, target: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.pipelines.bench_pipelines", "--fork-floor", target],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        ready = self.stdout.readline().split()
+        if not ready or ready[0] != "ready":
+            raise RuntimeError("the fork floor helper did not start")
+        self.rss_mib = float(ready[1])
+
+    def time(self, request: str) -> float:
+        self.stdin.write(request + "\n")
+        self.stdin.flush()
+        seconds, ok = self.stdout.readline().split()
+        if ok != "1":
+            raise RuntimeError(f"floor (b) {request} gave the wrong result")
+        return float(seconds)
+
+    def close(self) -> None:
+        self.stdin.close()
+        self.process.wait(timeout=30)
+        self.stdout.close()
+
+
 # Timing funade -------------------------------------------------------------------------------
 
 
 @dataclass
 class Calls:
-    """Calls this client made to the control plane during one run: count and seconds."""
+    """Calls made during one run, by name: how many, and the seconds spent in them."""
 
     count: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def wrap(self, client: Any) -> None:
-        for name in CLIENT_CALLS:
-            method = getattr(client, name)
+    def wrap(self, owner: Any, names: tuple[str, ...], prefix: str = "") -> None:
+        """Replace ``owner.<name>`` (an instance's method, or a class's function) by a timer
+        that calls it."""
+        for name in names:
+            original = getattr(owner, name)
 
-            def timed(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            def timed(
+                *args: Any, _key: str = prefix + name, _call: Any = original, **kw: Any
+            ) -> Any:
                 began = time.perf_counter()
                 try:
-                    return _method(*args, **kw)
+                    return _call(*args, **kw)
                 finally:
-                    self.count[_name] = self.count.get(_name, 0) + 1
-                    self.seconds[_name] = self.seconds.get(_name, 0.0) + time.perf_counter() - began
+                    self.count[_key] = self.count.get(_key, 0) + 1
+                    self.seconds[_key] = self.seconds.get(_key, 0.0) + time.perf_counter() - began
 
-            setattr(client, name, timed)
+            setattr(owner, name, timed)
 
     def reset(self) -> None:
         self.count.clear()
@@ -181,6 +256,10 @@ class Timeline:
     """Chain only: mean from one step's end being recorded to the next one's launch."""
     after_last: float
     """From the last step's end to the call returning (final report, reading the run back)."""
+    zygote_ready: float
+    """Waiting for the zygote to have imported the code (0 when no step is launched)."""
+    zygote_close: float
+    """Waiting for the zygote to exit at the end."""
     calls: int
     call_seconds: float
     by_call: dict[str, tuple[int, float]]
@@ -193,17 +272,21 @@ def timeline(run: Any, began: datetime, ended: datetime, wall: float, calls: Cal
     between = None
     if run.pipeline == "chain":
         between = statistics.mean(
-            (b.started_at - a.finished_at).total_seconds() for a, b in zip(steps, steps[1:])
+            (b.started_at - a.finished_at).total_seconds() for a, b in itertools.pairwise(steps)
         )
+    client = {k: v for k, v in calls.count.items() if not k.startswith("zygote.")}
     return Timeline(
         wall=wall,
         before_first=(min(starts) - began).total_seconds(),
-        span_ms=1000 * statistics.mean((e - s).total_seconds() for s, e in zip(starts, ends)),
+        span_ms=1000
+        * statistics.mean((e - s).total_seconds() for s, e in zip(starts, ends, strict=True)),
         between_ms=None if between is None else 1000 * between,
         after_last=(ended - max(ends)).total_seconds(),
-        calls=sum(calls.count.values()),
-        call_seconds=sum(calls.seconds.values()),
-        by_call={k: (calls.count[k], calls.seconds[k]) for k in sorted(calls.count)},
+        zygote_ready=calls.seconds.get("zygote.wait_ready", 0.0),
+        zygote_close=calls.seconds.get("zygote.close", 0.0),
+        calls=sum(client.values()),
+        call_seconds=sum(calls.seconds[k] for k in client),
+        by_call={k: (calls.count[k], calls.seconds[k]) for k in sorted(client)},
     )
 
 
@@ -221,22 +304,29 @@ def check_run(case: str, run: Any) -> None:
 
 
 def commit() -> str:
+    """``git rev-parse --short HEAD``, and what is uncommitted under src/ (others edit it)."""
+
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "-C", str(HERE), *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+        ).stdout
 
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src")
-    return git("rev-parse", "--short", "HEAD") + (
-        " (src/ has uncommitted changes)" if dirty else ""
+    head = git("rev-parse", "--short", "HEAD").strip()
+    changed = git("diff", "HEAD", "--name-only", "--", "src").split()
+    if not changed:
+        return head
+    digest = hashlib.sha256(git("diff", "HEAD", "--", "src").encode()).hexdigest()[:8]
+    return f"{head} + uncommitted changes in {len(changed)} files under src/ (diff {digest})"
+
+
+def machine(source: str, source_after: str) -> str:
+    measured = (
+        source if source == source_after else f"{source} at the start, {source_after} at the end"
     )
-
-
-def machine() -> str:
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs "
         f"({platform.processor() or platform.machine()}) · Linux {platform.release()} · "
-        f"Python {platform.python_version()} · funade @ {commit()}"
+        f"Python {platform.python_version()} · funade @ {measured}"
     )
 
 
@@ -250,18 +340,20 @@ def rss_mib() -> float:
 def main_table(times: dict[str, list[float]]) -> str:
     lines = [
         "| case | funade median s | funade min s | target s | met? | floor (a) loop s | "
-        "floor (b) fork s | funade / floor (b) | funade ms/step | over floor (b) ms/step |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "floor (b) fork s | floor (b') fork s | funade / floor (b) | funade ms/step | "
+        "over floor (b) ms/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in CASES:
         shape = case.split()[0]
         median, low = statistics.median(times[case]), min(times[case])
         floor_a = statistics.median(times[f"floor-a {shape}"])
         floor_b = statistics.median(times[f"floor-b {shape}"])
+        floor_b2 = statistics.median(times[f"floor-b' {shape}"])
         met = "yes" if median < TARGETS[case] else "**no**"
         lines.append(
             f"| {case} | {median:.3f} | {low:.3f} | < {TARGETS[case]:g} | {met} | "
-            f"{floor_a:.6f} | {floor_b:.3f} | {median / floor_b:.1f}x | "
+            f"{floor_a:.6f} | {floor_b:.3f} | {floor_b2:.3f} | {median / floor_b:.1f}x | "
             f"{1000 * median / STEPS:.2f} | {1000 * (median - floor_b) / STEPS:+.2f} |"
         )
     return "\n".join(lines)
@@ -269,9 +361,10 @@ def main_table(times: dict[str, list[float]]) -> str:
 
 def breakdown_table(lines_of: dict[str, list[Timeline]]) -> str:
     lines = [
-        "| case | wall s | before 1st step s | per step: launch→recorded ms | "
-        "chain: between steps ms | after last step s | control-plane calls | in them s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | wall s | before 1st step s | of it: zygote import wait s | "
+        "per step: launch→recorded ms | chain: between steps ms | after last step s | "
+        "of it: zygote exit wait s | control-plane calls | in them s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in CASES:
         runs = lines_of[case]
@@ -284,18 +377,19 @@ def breakdown_table(lines_of: dict[str, list[Timeline]]) -> str:
             between = f"{med(lambda t: t.between_ms or 0.0):.2f}"
         lines.append(
             f"| {case} | {med(lambda t: t.wall):.3f} | {med(lambda t: t.before_first):.3f} | "
-            f"{med(lambda t: t.span_ms):.2f} | {between} | {med(lambda t: t.after_last):.3f} | "
+            f"{med(lambda t: t.zygote_ready):.3f} | {med(lambda t: t.span_ms):.2f} | {between} | "
+            f"{med(lambda t: t.after_last):.3f} | {med(lambda t: t.zygote_close):.3f} | "
             f"{med(lambda t: t.calls):.0f} | {med(lambda t: t.call_seconds):.3f} |"
         )
     return "\n".join(lines)
 
 
 def calls_table(lines_of: dict[str, list[Timeline]]) -> str:
-    lines = ["| case | calls (count, seconds; median round) |", "|---|---|"]
+    lines = ["| case | control-plane calls: count / seconds (the median round) |", "|---|---|"]
     for case in CASES:
         runs = sorted(lines_of[case], key=lambda t: t.wall)
         middle = runs[len(runs) // 2]
-        text = ", ".join(f"{k} {n} / {s:.3f} s" for k, (n, s) in middle.by_call.items())
+        text = ", ".join(f"{k} {n} / {s:.3f}" for k, (n, s) in middle.by_call.items())
         lines.append(f"| {case} | {text} |")
     return "\n".join(lines)
 
@@ -305,15 +399,20 @@ def calls_table(lines_of: dict[str, list[Timeline]]) -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.fork_floor:
+        fork_floor_server(args.fork_floor)
+        return
     began_all = time.perf_counter()
+    source = commit()
     tmp = Path(tempfile.mkdtemp(prefix="funade-bench-pipelines-"))
+    helper: ForkFloor | None = None
     try:
         home = tmp / "home"
         home.mkdir()
         isolate(home)  # before funade is imported and the client made
         import funade
+        from funade.pipelines import runner
         from funade.pipelines.loader import load_pipeline
-        from funade.pipelines.runner import run_pipeline
 
         targets = {shape: f"{PIPELINES}:{shape}" for shape in ("chain", "fan")}
         module = sys.modules[load_pipeline(targets["chain"]).fn.__module__]
@@ -321,66 +420,72 @@ def main() -> None:
         max_parallel = load_pipeline(targets["fan"]).max_parallel
         limit = (os.cpu_count() or 1) * 2
         expected = {"chain": STEPS, "fan": list(range(1, STEPS + 1))}
+        helper = ForkFloor(targets["chain"])
+        fork_helper = helper
         floors: dict[str, Callable[[], Any]] = {
             "floor-a chain": lambda: loop_chain(noop),
             "floor-a fan": lambda: loop_fan(noop),
-            "floor-b chain": lambda: fork_chain(noop),
-            "floor-b fan": lambda: fork_fan(noop, limit),
+            "floor-b' chain": lambda: fork_chain(noop),
+            "floor-b' fan": lambda: fork_fan(noop, limit),
         }
         times: dict[str, list[float]] = {c: [] for c in (*CASES, *FLOORS)}
         lines_of: dict[str, list[Timeline]] = {c: [] for c in CASES}
         calls = Calls()
+        calls.wrap(runner._Zygote, ("wait_ready", "close"), prefix="zygote.")
         load = os.getloadavg()
         with funade.Client() as client:
-            calls.wrap(client)
+            calls.wrap(client, CLIENT_CALLS)
 
-            def run(case: str) -> tuple[Any, float]:
+            def measure(case: str) -> float:
+                if case.startswith("floor-b "):
+                    return fork_helper.time("chain" if "chain" in case else f"fan {limit}")
+                if case in floors:
+                    start = time.perf_counter()
+                    result = floors[case]()
+                    wall = time.perf_counter() - start
+                    if result != expected[case.split()[1]]:
+                        raise RuntimeError(f"{case} gave the wrong result")
+                    return wall
                 shape = case.split()[0]
+                use_cache = "uncached" not in case
                 calls.reset()
                 began, start = datetime.now(UTC), time.perf_counter()
-                use_cache = "uncached" not in case
-                got = run_pipeline(targets[shape], client=client, use_cache=use_cache)
+                got = runner.run_pipeline(targets[shape], client=client, use_cache=use_cache)
                 wall = time.perf_counter() - start
                 ended = datetime.now(UTC)
                 check_run(case, got)
                 lines_of[case].append(timeline(got, began, ended, wall, calls))
-                return got, wall
+                return wall
 
             for shape in ("chain", "fan"):  # warm-up: fills the cache, imports, the database
-                got = run_pipeline(targets[shape], client=client, use_cache=True)
+                got = runner.run_pipeline(targets[shape], client=client, use_cache=True)
                 if got.state != "succeeded":
                     raise RuntimeError(f"warm-up {shape}: {got.state} ({got.reason})")
-            for name, floor in floors.items():
-                if floor() != expected[name.split()[1]]:
-                    raise RuntimeError(f"{name} gave the wrong result")
+            for case in FLOORS:
+                measure(case)
             rss = rss_mib()
             order = (*CASES, *FLOORS)
             for round_ in range(args.rounds):
                 shift = round_ % len(order)
                 for case in order[shift:] + order[:shift]:
-                    if case in CASES:
-                        _, wall = run(case)
-                    else:
-                        start = time.perf_counter()
-                        result = floors[case]()
-                        wall = time.perf_counter() - start
-                        if result != expected[case.split()[1]]:
-                            raise RuntimeError(f"{case} gave the wrong result")
-                    times[case].append(wall)
+                    times[case].append(wall := measure(case))
                     print(f"round {round_ + 1}  {case:<15} {wall:8.4f} s", flush=True)
         load_after = os.getloadavg()
     finally:
+        if helper is not None:
+            helper.close()
         shutil.rmtree(tmp, ignore_errors=True)
     command = " ".join(["python -m benchmarks.pipelines.bench_pipelines", *sys.argv[1:]])
     print()
-    print(machine())
+    print(machine(source, commit()))
     print(f"\n`.venv/bin/{command}`\n")
     print(
         f"{STEPS} no-op steps (`noop(x) -> x + 1`); pipelines with the default max_parallel "
         f"({max_parallel}); floor (b) fan at most os.cpu_count() * 2 = {limit} at once; "
         f"{args.rounds} round(s) after a discarded warm-up, median and min; load average "
-        f"{load[0]:.2f} before, {load_after[0]:.2f} after; this process's RSS when forking "
-        f"floor (b): {rss:.0f} MiB. Run took {time.perf_counter() - began_all:.0f} s.\n"
+        f"{load[0]:.2f} before, {load_after[0]:.2f} after. RSS when forking: the floor (b) "
+        f"helper {helper.rss_mib if helper else 0:.0f} MiB, this process (floor (b')) "
+        f"{rss:.0f} MiB. Run took {time.perf_counter() - began_all:.0f} s.\n"
     )
     print(main_table(times))
     print("\nWhere each funade run's time goes (medians over the rounds):\n")

@@ -8,7 +8,7 @@ import pytest
 
 from funade.gateway.app import Gateway
 from funade.store import Database
-from tests.deploy.conftest import Plane, calc, cli, plane  # noqa: F401 - shared fixtures
+from tests.deploy.conftest import Plane, calc, plane  # noqa: F401 - shared fixtures
 from tests.servers import serve
 
 

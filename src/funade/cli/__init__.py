@@ -54,7 +54,8 @@ app.command("lineage")(lineage.lineage)
 def main() -> None:
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
-        if isinstance(code, int) and code:
+        # 130 is Ctrl-C, which is how `funade up` is stopped: a clean stop, exit 0.
+        if isinstance(code, int) and code and code != 130:
             sys.exit(code)
     except FunadeError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from funade.cli.output import JSON_HELP, PROJECT_HELP, client, console, print_json, table, when
+from funade.durations import parse_seconds
 from funade.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -22,18 +23,7 @@ FINAL = ("succeeded", "failed", "aborted", "rolled_back")
 
 def parse_duration(text: str, field: str) -> float:
     """'30s', '5m', '1h' or a number of seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise InvalidInputError(
-            f"--{field} {text!r} is not a duration.",
-            field=field,
-            value=text,
-            fix="Give seconds, or a number with s, m or h, e.g. '30s' or '5m'.",
-        ) from None
+    return parse_seconds(text, field=field, label=f"--{field}")
 
 
 def parse_steps(text: str) -> list[int]:

@@ -124,6 +124,16 @@ def _finished(run: RunOut) -> None:
         console.print(f"  Fix the cause, then: funade runs resume {run.id}", style="dim")
 
 
+def _end(result: RunOut, *, json_out: bool) -> None:
+    """Print how the run ended; exit 1 unless it succeeded."""
+    if json_out:
+        print_json(result)
+    else:
+        _finished(result)
+    if result.state != "succeeded":
+        raise typer.Exit(1)
+
+
 def run(
     target: Annotated[str, typer.Argument(help="The pipeline: train.py:training or pkg.mod:fn.")],
     param: Annotated[
@@ -155,12 +165,7 @@ def run(
             )
         finally:
             display.stop()
-    if json_out:
-        print_json(result)
-    else:
-        _finished(result)
-    if result.state != "succeeded":
-        raise typer.Exit(1)
+    _end(result, json_out=json_out)
 
 
 def start(
@@ -176,9 +181,7 @@ def start(
             result = start_queued(run_id, client=api, observer=display)
         finally:
             display.stop()
-    _finished(result)
-    if result.state != "succeeded":
-        raise typer.Exit(1)
+    _end(result, json_out=False)
 
 
 @runs_app.command("list")
@@ -297,9 +300,4 @@ def resume(
             )
         finally:
             display.stop()
-    if json_out:
-        print_json(result)
-    else:
-        _finished(result)
-    if result.state != "succeeded":
-        raise typer.Exit(1)
+    _end(result, json_out=json_out)

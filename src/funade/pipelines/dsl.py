@@ -34,6 +34,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
 
+from funade.durations import parse_seconds
 from funade.errors import InvalidInputError
 from funade.pipelines.codehash import code_digest, imported_packages
 from funade.pipelines.spec import (
@@ -57,21 +58,7 @@ SINGLE = "output"
 
 def seconds(value: float | str | None, *, field: str, where: str) -> float | None:
     """A duration: a number of seconds, or text like '30s', '10m', '2h'."""
-    if value is None or isinstance(value, int | float):
-        return None if value is None else float(value)
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    text = value.strip()
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise InvalidInputError(
-            f"{where}: {field} {value!r} is not a duration.",
-            field=field,
-            value=value,
-            fix="Give seconds, or a number with s, m, h or d, e.g. '30s' or '10m'.",
-        ) from None
+    return None if value is None else parse_seconds(value, field=field, label=f"{where}: {field}")
 
 
 # References: what a step call returns while a pipeline is being built --------------------

@@ -164,13 +164,11 @@ class _Zygote:
         return "importing the pipeline's code took longer than 5 minutes"
 
     def close(self) -> None:
+        """End it; called when no step runs, so there is nothing to wait for."""
         with contextlib.suppress(OSError):
-            self.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.stdin.close()  # (were any step left, the zygote would kill it on this EOF)
+        self.proc.kill()
+        self.proc.wait()
         with contextlib.suppress(OSError):
             self.stdout.close()
         self.log.close()

@@ -1,0 +1,28 @@
+"""Durations as people write them: a number of seconds, or a number with s, m, h or d."""
+
+from __future__ import annotations
+
+from funade.errors import InvalidInputError
+
+__all__ = ["parse_seconds"]
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_seconds(value: float | str, *, field: str, label: str) -> float:
+    """``30``, ``"30s"``, ``"10m"``, ``"2h"``, ``"1d"`` → seconds. ``label`` starts the error
+    message (``--pause``, or ``step 'train': timeout``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        if text and text[-1] in _UNITS:
+            return float(text[:-1]) * _UNITS[text[-1]]
+        return float(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"{label} {value!r} is not a duration.",
+            field=field,
+            value=value,
+            fix="Give seconds, or a number with s, m, h or d, e.g. '30s' or '10m'.",
+        ) from None
