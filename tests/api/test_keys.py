@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -105,3 +106,13 @@ def test_use_is_recorded(admin: Client, key_for: Callable[..., Client]) -> None:
     key_id = reader.whoami().key_id
     used = {k.id: k.last_used_at for k in admin.list_keys()}
     assert used[key_id] is not None
+
+
+def test_an_expiry_without_a_time_zone_is_refused(app_url: str, admin_key: str) -> None:
+    response = httpx.post(
+        f"{app_url}/api/v1/keys",
+        json={"name": "x", "scopes": ["read"], "expires_at": "2030-01-01T00:00:00"},
+        headers={"authorization": f"Bearer {admin_key}"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"].startswith("expires_at")

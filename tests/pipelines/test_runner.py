@@ -575,3 +575,36 @@ def test_failure_and_slo_breach_are_notified(
     slack = [b for b in receiver.bodies if "blocks" in b]
     assert len(slack) == 1
     assert "failed" in slack[0]["text"]
+
+
+def test_numpy_scalars_are_stored_as_numbers_that_conditions_compare(
+    admin: Client, write_pipeline: Write
+) -> None:
+    target = write_pipeline(
+        """
+        import numpy as np
+
+        @funade.step
+        def score() -> float:
+            return np.float64(0.75)
+
+        @funade.step
+        def count() -> int:
+            return np.int64(3)
+
+        @funade.step
+        def publish(n: int) -> int:
+            return n
+
+        @funade.pipeline
+        def flow() -> None:
+            with funade.when(score() > 0.5):
+                publish(count())
+        """
+    )
+    run = run_pipeline(target, client=admin)
+    assert states(run) == {"score": "succeeded", "count": "succeeded", "publish": "succeeded"}
+    outputs = {s.instance: s.outputs["output"] for s in run.steps}
+    assert outputs["score"]["value"] == 0.75
+    assert outputs["score"]["inline"] is True
+    assert outputs["publish"]["value"] == 3

@@ -134,7 +134,7 @@ class KeyIn(Strict):
     project: str | None = Field(
         default=None, description="Project the key works in; omit for a global admin key."
     )
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
     deployment: str | None = Field(
         default=None, description="Limit a predict key to this deployment."
     )

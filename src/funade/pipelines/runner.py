@@ -65,6 +65,8 @@ __all__ = ["Observer", "Runner", "resume_run", "run_pipeline", "start_queued"]
 
 _POLL_SECONDS = 1.0
 """How often the runner reports and so learns of a cancel request, at the least."""
+_AWAY_SECONDS = 120.0
+"""How long the end of a run waits for a control plane that does not answer."""
 _BATCH_SECONDS = 0.1
 """How long news no new step depends on may wait to be reported with more."""
 
@@ -617,9 +619,17 @@ class Runner:
     def _finish(self, finish: Finish) -> RunOut:
         self.records.run.update(state=finish.state, reason=finish.reason, finished_at=_now())
         self._report()
-        while self.records:  # the control plane was away: try a little longer
+        deadline = time.monotonic() + _AWAY_SECONDS
+        while self.records and time.monotonic() < deadline:  # the control plane was away
             time.sleep(1)
             self._report()
+        if self.records:
+            raise FunadeError(
+                f"Run {self.run.id} ended ({finish.state}), but the control plane at "
+                f"{self.client.url} could not be told for {_AWAY_SECONDS:.0f} s.",
+                fix=f"When it is back, `funade runs resume {self.run.id}` reuses every output "
+                "that was recorded.",
+            )
         run = self.client.get_run(self.run.id)
         if finish.state == "failed":
             self._notify("failure", finish.reason, run)

@@ -78,6 +78,7 @@ def run_task(task: dict[str, Any]) -> int:
         outputs = _split(step, returned, where)
         encoded = {}
         for name, value in outputs.items():
+            value = _plain(value)
             out_where = f"{where}, output {name!r}"
             serializers.check_type(value, step.outputs[name], where=out_where)
             encoded[name] = _describe(serializers.encode(value, out_dir, where=out_where))
@@ -113,6 +114,17 @@ def _split(step: Step[..., Any], returned: Any, where: str) -> dict[str, Any]:
             fix="Return the NamedTuple of its return annotation.",
         )
     return dict(zip(names, returned, strict=True))
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (``np.float64(0.93)`` from ``arr.mean()``) as the Python number it is, so
+    it is stored as JSON, fits an ``int``/``float`` annotation, and conditions can compare it."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.generic) and value.ndim == 0:
+        item = value.item()
+        if isinstance(item, bool | int | float | str):
+            return item
+    return value
 
 
 def _describe(encoded: serializers.Encoded) -> dict[str, Any]:
