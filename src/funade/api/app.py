@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from funade import __version__
-from funade.api import errors
+from funade.api import errors, graph
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
 from funade.api.routes import artifacts as artifact_routes
@@ -72,6 +72,7 @@ def create_app(
         runs,
         schedules,
         metrics,
+        graph,
     ):
         app.include_router(module.router)
     app.add_middleware(
