@@ -75,6 +75,7 @@ def create_app(
         graph,
     ):
         app.include_router(module.router)
+    graph.mount_explorer(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
     )

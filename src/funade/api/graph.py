@@ -14,13 +14,16 @@ Types are generated from the REST response models (``api/schemas.py``); free-for
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import strawberry
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from graphql import GraphQLError
 from pydantic import BaseModel
 from strawberry.extensions import MaskErrors
@@ -41,7 +44,7 @@ from funade.auth.principal import Principal, Scope
 from funade.errors import FunadeError
 from funade.projects import DEFAULT_PROJECT
 
-__all__ = ["router", "schema"]
+__all__ = ["mount_explorer", "router", "schema"]
 
 
 class Context:
@@ -544,8 +547,40 @@ def execute(
     return JSONResponse(payload)
 
 
+STATIC = Path(__file__).parent / "static" / "graphiql"
+"""GraphiQL's scripts and styles, vendored (static/graphiql/README.md)."""
+_VENDORED = {
+    "https://unpkg.com/react@18.2.0/umd/react.production.min.js": "react.production.min.js",
+    "https://unpkg.com/react-dom@18.2.0/umd/react-dom.production.min.js": (
+        "react-dom.production.min.js"
+    ),
+    "https://unpkg.com/js-cookie@3.0.5/dist/js.cookie.min.js": "js.cookie.min.js",
+    "https://unpkg.com/graphiql@3.8.3/graphiql.min.css": "graphiql.min.css",
+    "https://unpkg.com/graphiql@3.8.3/graphiql.min.js": "graphiql.min.js",
+    "https://unpkg.com/@graphiql/plugin-explorer@1.0.2/dist/style.css": "plugin-explorer.css",
+    "https://unpkg.com/@graphiql/plugin-explorer@1.0.2/dist/index.umd.js": (
+        "plugin-explorer.umd.js"
+    ),
+}
+
+
+@functools.cache
+def _explorer_html() -> str:
+    """strawberry's GraphiQL page, loading the vendored copies instead of unpkg.com (the
+    integrity hashes stay: the bytes are the same)."""
+    html = get_graphql_ide_html("graphiql")
+    for remote, local in _VENDORED.items():
+        html = html.replace(remote, f"/static/graphiql/{local}")
+    return html
+
+
 @router.get("/graphql", response_class=HTMLResponse)
 def explorer() -> HTMLResponse:
     """The GraphiQL explorer; put your key in its Headers tab as
     ``{"Authorization": "Bearer fnd_..."}``."""
-    return HTMLResponse(get_graphql_ide_html("graphiql"))
+    return HTMLResponse(_explorer_html())
+
+
+def mount_explorer(app: FastAPI) -> None:
+    """Serve the explorer's vendored files at /static/graphiql (public: they hold no data)."""
+    app.mount("/static/graphiql", StaticFiles(directory=STATIC), name="graphiql")
