@@ -40,7 +40,7 @@ from funade.errors import (
 if TYPE_CHECKING:
     from funade.client import Client
     from funade.pipelines.dsl import pipeline, step, when
-    from funade.pipelines.runner import resume_run, run_pipeline
+    from funade.pipelines.runs import resume_run, run_pipeline
     from funade.registry.images import ImageInput
     from funade.sdk import deploy, load_model, log_model
 
@@ -55,8 +55,8 @@ _LAZY = {
     "pipeline": "funade.pipelines.dsl",
     "step": "funade.pipelines.dsl",
     "when": "funade.pipelines.dsl",
-    "run_pipeline": "funade.pipelines.runner",
-    "resume_run": "funade.pipelines.runner",
+    "run_pipeline": "funade.pipelines.runs",
+    "resume_run": "funade.pipelines.runs",
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from funade.client import Client
 from funade.errors import InvalidInputError
-from funade.pipelines.runner import resume_run, run_pipeline
+from funade.pipelines.runs import resume_run, run_pipeline
 from tests.pipelines.conftest import Receiver, counts
 
 Write = Callable[..., str]

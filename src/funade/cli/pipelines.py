@@ -149,7 +149,7 @@ def run(
 ) -> None:
     """Run a pipeline here, showing its steps live; exits 1 if the run fails."""
     from funade.pipelines.params import parse_assignments
-    from funade.pipelines.runner import run_pipeline
+    from funade.pipelines.runs import run_pipeline
 
     text = parse_assignments(param or [])
     display = LiveDisplay(logs=logs and not json_out)
@@ -173,7 +173,7 @@ def start(
     logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
 ) -> None:
     """Run a run the control plane queued (what its scheduler starts for each tick)."""
-    from funade.pipelines.runner import start_queued
+    from funade.pipelines.runs import start_queued
 
     display = LiveDisplay(logs=logs)
     with client() as api:
@@ -290,7 +290,7 @@ def resume(
 ) -> None:
     """Run again the failed and cancelled steps of a run (with the code as it is now) and what
     depends on them, reusing every output that succeeded."""
-    from funade.pipelines.runner import resume_run
+    from funade.pipelines.runs import resume_run
 
     display = LiveDisplay(logs=logs and not json_out)
     with client() as api:

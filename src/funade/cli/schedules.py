@@ -60,7 +60,7 @@ def create(
     """Schedule a pipeline. It is loaded and its parameters checked here first."""
     from funade.api.schemas import ScheduleIn
     from funade.pipelines.params import parse_assignments
-    from funade.pipelines.runner import prepare
+    from funade.pipelines.runs import prepare
 
     _, source, spec, values = prepare(target, text_params=parse_assignments(param or []), env=env)
     given = set(parse_assignments(param or []))

@@ -30,7 +30,7 @@ import json
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -125,7 +125,7 @@ class Output(_Operand):
     def _binding(self) -> Binding:
         return Binding(kind="output", node=self.node.id, output=self.name)
 
-    def after(self, *others: Output | Outputs | Mapped) -> Output:
+    def after(self, *others: Output | _Results) -> Output:
         self.node.wait_for(others)
         return self
 
@@ -133,35 +133,38 @@ class Output(_Operand):
         return f"output {self.node.id}.{self.name}"
 
 
-class Outputs:
-    """The outputs of a step that returns a NamedTuple (by attribute), or none."""
+class _Results:
+    """The outputs of one node, by name; ``after`` orders it after others."""
 
     def __init__(self, node: NodeSpecBuilder, outputs: Mapping[str, Any]) -> None:
         self._node = node
         self._outputs = dict(outputs)
 
+    def _has(self, name: str) -> bool:
+        return not name.startswith("_") and name in self._outputs
+
+    def after(self, *others: Output | _Results) -> Self:
+        self._node.wait_for(others)
+        return self
+
+
+class Outputs(_Results):
+    """The outputs of a step that returns a NamedTuple (by attribute), or none."""
+
     def __getattr__(self, name: str) -> Output:
-        if name.startswith("_") or name not in self._outputs:
+        if not self._has(name):
             raise AttributeError(
                 f"step {self._node.id!r} has no output {name!r}; "
                 f"it has {sorted(self._outputs) or 'none'}"
             )
         return Output(self._node, name, self._outputs[name])
 
-    def after(self, *others: Output | Outputs | Mapped) -> Outputs:
-        self._node.wait_for(others)
-        return self
 
-
-class Mapped:
+class Mapped(_Results):
     """The outputs of a fanned-out step: passed to another step, one output becomes a list."""
 
-    def __init__(self, node: NodeSpecBuilder, outputs: Mapping[str, Any]) -> None:
-        self._node = node
-        self._outputs = dict(outputs)
-
     def __getattr__(self, name: str) -> Mapped:
-        if name.startswith("_") or name not in self._outputs:
+        if not self._has(name):
             raise AttributeError(f"step {self._node.id!r} has no output {name!r}")
         return Mapped(self._node, {name: self._outputs[name]})
 
@@ -173,10 +176,6 @@ class Mapped:
                 fix=f"Pass e.g. `{self._node.id}_results.{next(iter(self._outputs), 'x')}`.",
             )
         return Binding(kind="collect", node=self._node.id, output=next(iter(self._outputs)))
-
-    def after(self, *others: Output | Outputs | Mapped) -> Mapped:
-        self._node.wait_for(others)
-        return self
 
 
 class Comparison:
@@ -226,7 +225,7 @@ class NodeSpecBuilder:
         self.when: list[Condition] = []
         self.after: list[str] = []
 
-    def wait_for(self, others: Sequence[Output | Outputs | Mapped]) -> None:
+    def wait_for(self, others: Sequence[Output | _Results]) -> None:
         for other in others:
             node = other.node if isinstance(other, Output) else other._node
             if node.id not in self.after:
@@ -626,7 +625,7 @@ class Pipeline:
 
     def __call__(self, **params: Any) -> Any:
         """Run the pipeline locally (blocking) and return the finished run."""
-        from funade.pipelines.runner import run_pipeline
+        from funade.pipelines.runs import run_pipeline
 
         return run_pipeline(self, params=params)
 

@@ -226,7 +226,8 @@ class Engine:
         self.cancelled = False
         self.finished: Finish | None = None
         self._nodes = {n.id: n for n in spec.nodes}
-        self._upstream = {n.id: n.upstream() for n in spec.nodes}
+        self.upstream = {n.id: n.upstream() for n in spec.nodes}
+        """Node → the nodes it waits for."""
         self._settled_nodes: set[str] = set()
         """Nodes all of whose instances are final (never looked at again)."""
 
@@ -380,7 +381,7 @@ class Engine:
     def _upstream_status(self, node: NodeSpec) -> str:
         """``wait``, ``ok``, ``failed:<node>`` or ``skipped:<node>``."""
         skipped = None
-        for up in self._upstream[node.id]:
+        for up in self.upstream[node.id]:
             instances = self.expanded.get(up)
             if instances is None:
                 return "wait"

@@ -1,6 +1,7 @@
 """The local runner: performs the engine's intents with step processes and the control plane.
 
-One :class:`Runner` drives one attempt of one run. It starts a zygote (``zygote.py``) that
+One :class:`Runner` drives one attempt of one run (``runs.py`` checks, records and starts
+runs, and makes runners). It starts a zygote (``zygote.py``) that
 imports the pipeline's code once and forks a process per step; it feeds what happens to the
 :class:`~funade.pipelines.engine.Engine` and does what the engine decides: start a step,
 reuse a cache hit, settle, stop, finish. Everything it learns is reported to the control plane
@@ -18,28 +19,21 @@ import contextlib
 import json
 import os
 import re
-import select
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from funade.api.schemas import RunEventsIn, RunIn, RunOut, RunUpdate, StepRecord
+from funade.api.schemas import RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.artifacts import ArtifactCache
 from funade.artifacts.digest import sha256_file
 from funade.client import Client
-from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
+from funade.errors import FunadeError, InvalidInputError
 from funade.pipelines import notify
-from funade.pipelines.config import apply_env, load_env
-from funade.pipelines.dsl import Pipeline
 from funade.pipelines.engine import (
     CancelRequested,
     Engine,
@@ -56,12 +50,11 @@ from funade.pipelines.engine import (
     Stored,
     Succeeded,
 )
-from funade.pipelines.loader import load_pipeline, normalize_target
-from funade.pipelines.params import bind_params
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.task import RESULT
+from funade.pipelines.zygote import ZygoteProcess
 
-__all__ = ["Observer", "Runner", "resume_run", "run_pipeline", "start_queued"]
+__all__ = ["Observer", "Runner", "utc_now"]
 
 _POLL_SECONDS = 1.0
 """How often the runner reports and so learns of a cancel request, at the least."""
@@ -115,71 +108,6 @@ class _Records:
         return bool(self.steps or self.run)
 
 
-class _Zygote:
-    def __init__(self, target: str) -> None:
-        # What importing the code printed; closed in close().
-        self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "funade.pipelines.zygote"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            start_new_session=True,  # Ctrl-C in a terminal reaches the runner, not the steps
-        )
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
-        self.buffer = b""
-        self.send({"op": "load", "target": target})
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.stdin.write(json.dumps(message, default=str).encode() + b"\n")
-        self.stdin.flush()
-
-    def read(self, timeout: float) -> list[dict[str, Any]]:
-        fd = self.stdout.fileno()
-        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
-        if not ready:
-            return []
-        data = os.read(fd, 65536)
-        if not data:
-            raise EOFError
-        self.buffer += data
-        messages = []
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            messages.append(json.loads(line))
-        return messages
-
-    def wait_ready(self, timeout: float = 300.0) -> str | None:
-        """None when the pipeline's code is imported; else the error."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                for message in self.read(deadline - time.monotonic()):
-                    if message["op"] == "ready":
-                        return None
-                    if message["op"] == "error":
-                        return str(message["error"])
-            except EOFError:
-                return f"the step process factory exited with code {self.proc.wait()}"
-        return "importing the pipeline's code took longer than 5 minutes"
-
-    def close(self) -> None:
-        """End it; called when no step runs, so there is nothing to wait for."""
-        with contextlib.suppress(OSError):
-            self.stdin.close()  # (were any step left, the zygote would kill it on this EOF)
-        self.proc.kill()
-        self.proc.wait()
-        with contextlib.suppress(OSError):
-            self.stdout.close()
-        self.log.close()
-
-    def output(self, limit: int = 4000) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-limit:]
-
-
 class _LoadFailed(Exception):
     pass
 
@@ -188,7 +116,7 @@ def _safe(instance: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", instance)
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -205,7 +133,7 @@ class Runner:
         params: Mapping[str, Any],
         done: Mapping[str, Mapping[str, Stored]] | None = None,
         observer: Observer | None = None,
-        zygote: _Zygote | None = None,
+        zygote: ZygoteProcess | None = None,
     ) -> None:
         self.client = client
         self.spec = spec
@@ -237,7 +165,6 @@ class Runner:
         self.zygote = zygote
         """Started by the caller while it records the run, or here."""
         self.zygote_ready = False
-        self.upstream = {n.id: n.upstream() for n in spec.nodes}
         self.unreported: set[str] = set()
         """Nodes with a success recorded here but not yet reported."""
         self.last_report = time.monotonic()
@@ -251,7 +178,7 @@ class Runner:
         self.records.run = {"state": "running", "attempt": self.attempt}
         self.observer.started(self.run, self.spec)
         if self.zygote is None:
-            self.zygote = _Zygote(self.target)
+            self.zygote = ZygoteProcess(self.target)
         try:
             self._perform(self.engine.start())
             while self.engine.finished is None or self.running:
@@ -325,8 +252,8 @@ class Runner:
                     cache_key=intent.cache_key,
                     cached=True,
                     outputs=intent.outputs,
-                    started_at=_now(),
-                    finished_at=_now(),
+                    started_at=utc_now(),
+                    finished_at=utc_now(),
                 )
             elif isinstance(intent, Settle):
                 self._record(
@@ -347,7 +274,7 @@ class Runner:
             # What a new step depends on is reported before it starts, so a step a resume finds
             # recorded as succeeded has never been re-run; other news waits at most 0.1 s.
             depends = any(
-                up in self.unreported for start in starts for up in self.upstream[start.node]
+                up in self.unreported for start in starts for up in self.engine.upstream[start.node]
             )
             if depends or time.monotonic() - self.last_report > _BATCH_SECONDS:
                 self._report()
@@ -377,7 +304,7 @@ class Runner:
             env = self._environment(node.options.env, node.options.secrets, start, where)
             inputs = {name: self._input(value) for name, value in start.inputs.items()}
         except FunadeError as exc:  # nothing ran: the step fails as it would have
-            running = _Running(start, out_dir, log_path, _now())
+            running = _Running(start, out_dir, log_path, utc_now())
             intents = self.engine.on(Failed(start.instance, str(exc), retryable=False))
             self._settled(start.instance, running)
             self._perform(intents)
@@ -385,7 +312,7 @@ class Runner:
         if start.attempt > 1:
             with log_path.open("a") as log:
                 log.write(f"--- attempt {start.attempt} ---\n")
-        running = _Running(start, out_dir, log_path, _now())
+        running = _Running(start, out_dir, log_path, utc_now())
         if log_path.exists():
             running.log_offset = log_path.stat().st_size
         if node.options.timeout is not None:
@@ -524,7 +451,7 @@ class Runner:
             error=state.error,
             log_digest=log_digest,
             started_at=running.started_at,
-            finished_at=_now(),
+            finished_at=utc_now(),
         )
         with contextlib.suppress(OSError):
             shutil.rmtree(running.out_dir)
@@ -617,7 +544,7 @@ class Runner:
         }
 
     def _finish(self, finish: Finish) -> RunOut:
-        self.records.run.update(state=finish.state, reason=finish.reason, finished_at=_now())
+        self.records.run.update(state=finish.state, reason=finish.reason, finished_at=utc_now())
         self._report()
         deadline = time.monotonic() + _AWAY_SECONDS
         while self.records and time.monotonic() < deadline:  # the control plane was away
@@ -713,222 +640,3 @@ def _human(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
-
-
-# Entry points -----------------------------------------------------------------------------
-
-
-def _runner_info() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started_at": _now().isoformat()}
-
-
-def prepare(
-    pipeline: Pipeline | str,
-    *,
-    params: Mapping[str, Any] | None = None,
-    text_params: Mapping[str, str] | None = None,
-    env: str | None = None,
-) -> tuple[Pipeline, str, PipelineSpec, dict[str, Any]]:
-    """Load, compile and configure a pipeline and bind its parameters: every check that can
-    be made before anything runs."""
-    if isinstance(pipeline, str):
-        target = normalize_target(pipeline)
-        pipeline = load_pipeline(target)
-    else:
-        target = _target_of(pipeline)
-    config = load_env(pipeline, env)
-    spec = apply_env(pipeline.compile(source=target), config, env=env)
-    values = bind_params(
-        pipeline, given=params, text=text_params, env=config.get("params"), env_name=env
-    )
-    return pipeline, target, spec, values
-
-
-def _target_of(pipeline: Pipeline) -> str:
-    module = sys.modules.get(pipeline.fn.__module__)
-    path = getattr(module, "__file__", None)
-    name = next((k for k, v in vars(module).items() if v is pipeline), None) if module else None
-    if name is None:
-        raise InvalidInputError(
-            f"pipeline {pipeline.name!r} is not defined at the top level of a module.",
-            fix="Define it with @funade.pipeline at module level.",
-        )
-    if pipeline.fn.__module__ == "__main__" and path:
-        return f"{Path(path).resolve()}:{name}"
-    return f"{pipeline.fn.__module__}:{name}"
-
-
-def run_pipeline(
-    pipeline: Pipeline | str,
-    *,
-    params: Mapping[str, Any] | None = None,
-    text_params: Mapping[str, str] | None = None,
-    env: str | None = None,
-    use_cache: bool = True,
-    client: Client | None = None,
-    observer: Observer | None = None,
-    trigger: str = "manual",
-    schedule_id: int | None = None,
-    scheduled_for: datetime | None = None,
-    on_created: Callable[[RunOut], None] | None = None,
-) -> RunOut:
-    """Check, record and run a pipeline here, and return the finished run."""
-    from funade.registry.lineage import capture_lineage
-    from funade.sdk import default_client
-
-    pipeline, target, spec, values = prepare(
-        pipeline, params=params, text_params=text_params, env=env
-    )
-    client = client or default_client()
-    zygote = _Zygote(target)  # imports the code while the run is being recorded
-    source_dir = Path(target.partition(":")[0]).parent if ".py" in target else Path.cwd()
-    lineage = capture_lineage(cwd=source_dir if source_dir.is_dir() else None)
-    try:
-        run = client.create_run(
-            RunIn(
-                pipeline=spec.name,
-                source=target,
-                env=env,
-                spec=spec.model_dump(),
-                params=values,
-                trigger=trigger,
-                schedule_id=schedule_id,
-                scheduled_for=scheduled_for,
-                use_cache=use_cache,
-                lineage=lineage,
-                runner=_runner_info(),
-            )
-        )
-    except BaseException:
-        zygote.close()
-        raise
-    if on_created is not None:
-        on_created(run)
-    runner = Runner(
-        client, spec, run, target=target, params=values, observer=observer, zygote=zygote
-    )
-    return runner.execute()
-
-
-def resume_run(
-    run_id: int,
-    *,
-    client: Client | None = None,
-    observer: Observer | None = None,
-    force: bool = False,
-) -> RunOut:
-    """Run again what did not succeed in run ``run_id`` (and what depends on it), reusing
-    every output that did, with the pipeline's code as it is now."""
-    from funade.sdk import default_client
-
-    client = client or default_client()
-    run = client.get_run(run_id, spec=True)
-    if run.state == "succeeded":
-        raise ConflictError(
-            f"Run {run_id} succeeded; there is nothing to resume.",
-            field="run",
-            value=run_id,
-            fix="Start a new run with `funade pipeline run`.",
-        )
-    if run.state == "running" and not force and _alive(run.runner):
-        raise ConflictError(
-            f"Run {run_id} is still running (pid {run.runner.get('pid')} on "
-            f"{run.runner.get('host')}).",
-            field="run",
-            value=run_id,
-            fix=f"Wait for it, or cancel it with `funade runs cancel {run_id}` first "
-            "(--force resumes a run whose runner on another host is known to be gone).",
-        )
-    if not run.source:
-        raise NotFoundError(
-            f"Run {run_id} does not record where its code is, so it cannot be resumed.",
-            field="run",
-            value=run_id,
-        )
-    _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
-    done = {
-        s.instance: {name: Stored.model_validate(o) for name, o in s.outputs.items()}
-        for s in run.steps
-        if s.state in ("succeeded", "cached")
-    }
-    client.report_run(
-        run_id,
-        RunEventsIn(
-            run=RunUpdate(
-                state="running",
-                attempt=run.attempt + 1,
-                spec=spec.model_dump(),
-                runner=_runner_info(),
-            )
-        ),
-    )
-    run = client.get_run(run_id)
-    return Runner(
-        client, spec, run, target=target, params=values, done=done, observer=observer
-    ).execute()
-
-
-def start_queued(
-    run_id: int, *, client: Client | None = None, observer: Observer | None = None
-) -> RunOut:
-    """Run a run the control plane queued (a schedule's tick, or a start through the API)."""
-    from funade.sdk import default_client
-
-    client = client or default_client()
-    run = client.get_run(run_id)
-    if run.state != "queued":
-        raise ConflictError(
-            f"Run {run_id} is {run.state}, not queued; it cannot be started again.",
-            field="run",
-            value=run_id,
-            fix=f"Resume it with `funade runs resume {run_id}` if it did not succeed.",
-        )
-    try:
-        _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
-    except FunadeError as exc:
-        client.report_run(
-            run_id,
-            RunEventsIn(
-                run=RunUpdate(
-                    state="failed",
-                    reason=f"it could not be started: {exc}",
-                    started_at=_now(),
-                    finished_at=_now(),
-                    runner=_runner_info(),
-                )
-            ),
-        )
-        return client.get_run(run_id)
-    client.report_run(
-        run_id,
-        RunEventsIn(
-            run=RunUpdate(
-                state="running",
-                spec=spec.model_dump(),
-                started_at=_now(),
-                runner=_runner_info(),
-            )
-        ),
-    )
-    run = client.get_run(run_id)
-    return Runner(client, spec, run, target=target, params=values, observer=observer).execute()
-
-
-def _alive(runner: Mapping[str, Any]) -> bool:
-    """Whether the runner a run records still runs (only knowable on its own host)."""
-    if runner.get("host") != socket.gethostname():
-        return True
-    pid = runner.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped by its parent) runs no more
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True

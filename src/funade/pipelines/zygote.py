@@ -26,11 +26,14 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
+import tempfile
+import time
 import traceback
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
-__all__ = ["main"]
+__all__ = ["ZygoteProcess", "main"]
 
 
 class _Zygote:
@@ -139,6 +142,73 @@ class _Zygote:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+class ZygoteProcess:
+    """The runner's end: starts ``python -m funade.pipelines.zygote`` and speaks its protocol."""
+
+    def __init__(self, target: str) -> None:
+        # What importing the code printed; closed in close().
+        self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "funade.pipelines.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            start_new_session=True,  # Ctrl-C in a terminal reaches the runner, not the steps
+        )
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.buffer = b""
+        self.send({"op": "load", "target": target})
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.stdin.write(json.dumps(message, default=str).encode() + b"\n")
+        self.stdin.flush()
+
+    def read(self, timeout: float) -> list[dict[str, Any]]:
+        fd = self.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+        if not ready:
+            return []
+        data = os.read(fd, 65536)
+        if not data:
+            raise EOFError
+        self.buffer += data
+        messages = []
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            messages.append(json.loads(line))
+        return messages
+
+    def wait_ready(self, timeout: float = 300.0) -> str | None:
+        """None when the pipeline's code is imported; else the error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                for message in self.read(deadline - time.monotonic()):
+                    if message["op"] == "ready":
+                        return None
+                    if message["op"] == "error":
+                        return str(message["error"])
+            except EOFError:
+                return f"the step process factory exited with code {self.proc.wait()}"
+        return "importing the pipeline's code took longer than 5 minutes"
+
+    def close(self) -> None:
+        """End it; called when no step runs, so there is nothing to wait for."""
+        with contextlib.suppress(OSError):
+            self.stdin.close()  # (were any step left, the zygote would kill it on this EOF)
+        self.proc.kill()
+        self.proc.wait()
+        with contextlib.suppress(OSError):
+            self.stdout.close()
+        self.log.close()
+
+    def output(self, limit: int = 4000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-limit:]
 
 
 def _die_with(parent: int) -> None:

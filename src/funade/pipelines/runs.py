@@ -1,0 +1,245 @@
+"""Runs from start to end: check and record a new run, resume one, start a queued one.
+
+Each entry point does every check that can be made before anything runs (``prepare``), records
+the run through the API, and hands it to a :class:`~funade.pipelines.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from funade.api.schemas import RunEventsIn, RunIn, RunOut, RunUpdate
+from funade.client import Client
+from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
+from funade.pipelines.config import apply_env, load_env
+from funade.pipelines.dsl import Pipeline
+from funade.pipelines.engine import Stored
+from funade.pipelines.loader import load_pipeline, normalize_target
+from funade.pipelines.params import bind_params
+from funade.pipelines.runner import Observer, Runner, utc_now
+from funade.pipelines.spec import PipelineSpec
+from funade.pipelines.zygote import ZygoteProcess
+
+__all__ = ["prepare", "resume_run", "run_pipeline", "start_queued"]
+
+
+def _runner_info() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started_at": utc_now().isoformat()}
+
+
+def prepare(
+    pipeline: Pipeline | str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    text_params: Mapping[str, str] | None = None,
+    env: str | None = None,
+) -> tuple[Pipeline, str, PipelineSpec, dict[str, Any]]:
+    """Load, compile and configure a pipeline and bind its parameters: every check that can
+    be made before anything runs."""
+    if isinstance(pipeline, str):
+        target = normalize_target(pipeline)
+        pipeline = load_pipeline(target)
+    else:
+        target = _target_of(pipeline)
+    config = load_env(pipeline, env)
+    spec = apply_env(pipeline.compile(source=target), config, env=env)
+    values = bind_params(
+        pipeline, given=params, text=text_params, env=config.get("params"), env_name=env
+    )
+    return pipeline, target, spec, values
+
+
+def _target_of(pipeline: Pipeline) -> str:
+    module = sys.modules.get(pipeline.fn.__module__)
+    path = getattr(module, "__file__", None)
+    name = next((k for k, v in vars(module).items() if v is pipeline), None) if module else None
+    if name is None:
+        raise InvalidInputError(
+            f"pipeline {pipeline.name!r} is not defined at the top level of a module.",
+            fix="Define it with @funade.pipeline at module level.",
+        )
+    if pipeline.fn.__module__ == "__main__" and path:
+        return f"{Path(path).resolve()}:{name}"
+    return f"{pipeline.fn.__module__}:{name}"
+
+
+def run_pipeline(
+    pipeline: Pipeline | str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    text_params: Mapping[str, str] | None = None,
+    env: str | None = None,
+    use_cache: bool = True,
+    client: Client | None = None,
+    observer: Observer | None = None,
+    trigger: str = "manual",
+    schedule_id: int | None = None,
+    scheduled_for: datetime | None = None,
+    on_created: Callable[[RunOut], None] | None = None,
+) -> RunOut:
+    """Check, record and run a pipeline here, and return the finished run."""
+    from funade.registry.lineage import capture_lineage
+    from funade.sdk import default_client
+
+    pipeline, target, spec, values = prepare(
+        pipeline, params=params, text_params=text_params, env=env
+    )
+    client = client or default_client()
+    zygote = ZygoteProcess(target)  # imports the code while the run is being recorded
+    source_dir = Path(target.partition(":")[0]).parent if ".py" in target else Path.cwd()
+    lineage = capture_lineage(cwd=source_dir if source_dir.is_dir() else None)
+    try:
+        run = client.create_run(
+            RunIn(
+                pipeline=spec.name,
+                source=target,
+                env=env,
+                spec=spec.model_dump(),
+                params=values,
+                trigger=trigger,
+                schedule_id=schedule_id,
+                scheduled_for=scheduled_for,
+                use_cache=use_cache,
+                lineage=lineage,
+                runner=_runner_info(),
+            )
+        )
+    except BaseException:
+        zygote.close()
+        raise
+    if on_created is not None:
+        on_created(run)
+    runner = Runner(
+        client, spec, run, target=target, params=values, observer=observer, zygote=zygote
+    )
+    return runner.execute()
+
+
+def resume_run(
+    run_id: int,
+    *,
+    client: Client | None = None,
+    observer: Observer | None = None,
+    force: bool = False,
+) -> RunOut:
+    """Run again what did not succeed in run ``run_id`` (and what depends on it), reusing
+    every output that did, with the pipeline's code as it is now."""
+    from funade.sdk import default_client
+
+    client = client or default_client()
+    run = client.get_run(run_id, spec=True)
+    if run.state == "succeeded":
+        raise ConflictError(
+            f"Run {run_id} succeeded; there is nothing to resume.",
+            field="run",
+            value=run_id,
+            fix="Start a new run with `funade pipeline run`.",
+        )
+    if run.state == "running" and not force and _alive(run.runner):
+        raise ConflictError(
+            f"Run {run_id} is still running (pid {run.runner.get('pid')} on "
+            f"{run.runner.get('host')}).",
+            field="run",
+            value=run_id,
+            fix=f"Wait for it, or cancel it with `funade runs cancel {run_id}` first "
+            "(--force resumes a run whose runner on another host is known to be gone).",
+        )
+    if not run.source:
+        raise NotFoundError(
+            f"Run {run_id} does not record where its code is, so it cannot be resumed.",
+            field="run",
+            value=run_id,
+        )
+    _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
+    done = {
+        s.instance: {name: Stored.model_validate(o) for name, o in s.outputs.items()}
+        for s in run.steps
+        if s.state in ("succeeded", "cached")
+    }
+    client.report_run(
+        run_id,
+        RunEventsIn(
+            run=RunUpdate(
+                state="running",
+                attempt=run.attempt + 1,
+                spec=spec.model_dump(),
+                runner=_runner_info(),
+            )
+        ),
+    )
+    run = client.get_run(run_id)
+    return Runner(
+        client, spec, run, target=target, params=values, done=done, observer=observer
+    ).execute()
+
+
+def start_queued(
+    run_id: int, *, client: Client | None = None, observer: Observer | None = None
+) -> RunOut:
+    """Run a run the control plane queued (a schedule's tick, or a start through the API)."""
+    from funade.sdk import default_client
+
+    client = client or default_client()
+    run = client.get_run(run_id)
+    if run.state != "queued":
+        raise ConflictError(
+            f"Run {run_id} is {run.state}, not queued; it cannot be started again.",
+            field="run",
+            value=run_id,
+            fix=f"Resume it with `funade runs resume {run_id}` if it did not succeed.",
+        )
+    try:
+        _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
+    except FunadeError as exc:
+        client.report_run(
+            run_id,
+            RunEventsIn(
+                run=RunUpdate(
+                    state="failed",
+                    reason=f"it could not be started: {exc}",
+                    started_at=utc_now(),
+                    finished_at=utc_now(),
+                    runner=_runner_info(),
+                )
+            ),
+        )
+        return client.get_run(run_id)
+    client.report_run(
+        run_id,
+        RunEventsIn(
+            run=RunUpdate(
+                state="running",
+                spec=spec.model_dump(),
+                started_at=utc_now(),
+                runner=_runner_info(),
+            )
+        ),
+    )
+    run = client.get_run(run_id)
+    return Runner(client, spec, run, target=target, params=values, observer=observer).execute()
+
+
+def _alive(runner: Mapping[str, Any]) -> bool:
+    """Whether the runner a run records still runs (only knowable on its own host)."""
+    if runner.get("host") != socket.gethostname():
+        return True
+    pid = runner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) runs no more
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
