@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of the gateway `funade up` starts (0 picks a free one).",
     )
+    gateway_url: str | None = Field(
+        default=None,
+        description="The gateway's address as browsers and phones reach it (for try-it links "
+        "and QR codes), e.g. `http://192.168.1.5:8480`. Default: this host at `gateway_port`.",
+    )
     url: str | None = Field(
         default=None,
         description="URL of a running control plane. When set, the SDK and CLI talk to it over "

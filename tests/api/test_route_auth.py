@@ -35,6 +35,12 @@ READ_ONLY = {"GET", "HEAD"}
 # POSTs that change nothing by themselves (GraphQL checks each mutation's scope: test_graphql.py)
 QUERIES = {"/api/v1/projects/default/pipeline-cache/lookup", "/graphql"}
 EXPLORERS = {("GET", "/graphql")}  # pages a browser opens without a key; they hold no data
+SIGN_IN = {"/signin", "/signout"}  # the dashboard's own sign-in, open to all
+
+
+def _is_page(route: APIRoute) -> bool:
+    """A dashboard page (``funade.ui``): signed in by the session cookie, not by a key."""
+    return not route.include_in_schema and not route.path.startswith(("/api/", "/graphql"))
 
 
 def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
@@ -50,10 +56,20 @@ def _templates(settings: Settings, database: Database) -> set[tuple[str, str]]:
     return {
         (method, route.path)
         for route in _api_routes(app.routes)
-        if route.path not in PUBLIC
+        if route.path not in PUBLIC and not _is_page(route)
         for method in route.methods
         if (method, route.path) not in EXPLORERS
     }
+
+
+def _pages(settings: Settings, database: Database) -> list[tuple[str, str]]:
+    app = create_app(settings, database, ArtifactStore.from_settings(settings))
+    return sorted(
+        (method, re.sub(r"{(\w+)}", lambda m: SAMPLE[m.group(1)], route.path))
+        for route in _api_routes(app.routes)
+        if _is_page(route) and route.path not in SIGN_IN
+        for method in route.methods
+    )
 
 
 def _routes(settings: Settings, database: Database) -> list[tuple[str, str]]:
@@ -87,6 +103,25 @@ def test_every_route_needs_a_key(app_url: str, settings: Settings, database: Dat
                 method, path, headers={"authorization": "Bearer fnd_123456789012_nope"}
             )
             assert bad.status_code == 401, (method, path, bad.text)
+
+
+def test_every_page_needs_a_session(
+    app_url: str, admin_key: str, settings: Settings, database: Database
+) -> None:
+    """Pages go to the sign-in page without a session cookie, even given a key in a header
+    (a browser never sends one); they come back after signing in."""
+    pages = _pages(settings, database)
+    assert ("GET", "/") in pages
+    with httpx.Client(base_url=app_url) as http:
+        for method, path in pages:
+            for headers in ({}, {"authorization": f"Bearer {admin_key}"}):
+                response = http.request(method, path, headers=headers)
+                assert response.status_code == 303, (method, path, response.text)
+                assert response.headers["location"].startswith("/signin?next="), (method, path)
+        http.cookies.set("funade_session", "fnd_123456789012_nope")
+        response = http.get("/")
+        assert response.status_code == 303
+        assert "reason=" in response.headers["location"]
 
 
 def test_predict_keys_cannot_use_the_control_plane(

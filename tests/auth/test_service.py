@@ -36,7 +36,7 @@ def test_key_lifecycle(database_url: str) -> None:
             authenticate(session, text[:-2] + "xx", client_ip=None)
         stored = session.get(ApiKey, key_id)
         assert stored is not None
-        revoke_key(stored)
+        revoke_key(session, stored)
     with db.session() as session:
         with pytest.raises(AuthenticationError, match="revoked"):
             authenticate(session, text, client_ip=None)

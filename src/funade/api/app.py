@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from funade import __version__
+from funade import __version__, ui
 from funade.api import errors, graph
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
@@ -76,6 +76,7 @@ def create_app(
     ):
         app.include_router(module.router)
     graph.mount_explorer(app)
+    ui.install(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
     )

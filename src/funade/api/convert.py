@@ -76,6 +76,9 @@ def key_out(row: ApiKey) -> KeyOut:
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
         deployment=row.deployment,
+        kind=row.kind,
+        allow_cidrs=row.allow_cidrs,
+        predictions=row.predictions,
     )
 
 

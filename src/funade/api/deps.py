@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from funade.api.state import AppState
 from funade.auth.principal import Principal, Scope
 from funade.auth.service import check_key, touch_key
-from funade.errors import AuthenticationError
+from funade.errors import AuthenticationError, PermissionDeniedError
 
 
 def get_state(request: Request) -> AppState:
@@ -19,6 +19,15 @@ def get_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+
+
+SESSION_COOKIE = "funade_session"
+"""The dashboard's sign-in: a session key (``ui/session.py``), HttpOnly and SameSite=Strict."""
+UI_HEADER = "x-funade-ui"
+"""Sent by the dashboard's scripts with every change. A cookie rides along on any request to
+this host, but another site's page cannot add a custom header without a CORS preflight, which
+this API never answers: so a change authorised by the cookie alone is refused (CSRF)."""
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _bearer(request: Request) -> str:
@@ -30,6 +39,17 @@ def _bearer(request: Request) -> str:
     key = request.headers.get("x-api-key")
     if key:
         return key.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        if request.method not in _SAFE and request.headers.get(UI_HEADER) != "1":
+            raise PermissionDeniedError(
+                "A change signed in by the dashboard's cookie must come from the dashboard.",
+                field="headers",
+                value=UI_HEADER,
+                fix=f"Send the key as `Authorization: Bearer fnd_...`, or the `{UI_HEADER}: 1` "
+                "header from the dashboard's own pages.",
+            )
+        return cookie
     raise AuthenticationError(
         "This endpoint needs an API key.",
         fix="Send it as `Authorization: Bearer fnd_...` (funade up stored one in "
@@ -42,6 +62,7 @@ def current_principal(request: Request, state: State) -> Principal:
     client_ip = request.client.host if request.client else None
     with state.db.read() as session:
         principal, stale = check_key(session, text, client_ip=client_ip)
+    principal.check_address(client_ip)
     if stale and principal.key_id is not None:
         # At most once a minute per key, so most requests stay read-only.
         with state.db.session() as session:

@@ -44,7 +44,7 @@ def error_response(error: e.FunadeError) -> JSONResponse:
     return JSONResponse({"error": error.to_dict()}, status_code=status, headers=headers)
 
 
-async def _funade_error(_request: Request, exc: Exception) -> JSONResponse:
+async def handle_funade_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FunadeError)
     if isinstance(exc, e.ArtifactCorruptError):
         log.error("%s", exc)
@@ -109,7 +109,7 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(e.FunadeError, _funade_error)
+    app.add_exception_handler(e.FunadeError, handle_funade_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

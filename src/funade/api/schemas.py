@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -138,6 +138,14 @@ class KeyIn(Strict):
     deployment: str | None = Field(
         default=None, description="Limit a predict key to this deployment."
     )
+    kind: Literal["key", "group"] = Field(
+        default="key",
+        description="group: a try-it token for one deployment, with an expiry, handed to a "
+        "group of people as a QR code.",
+    )
+    allow_cidrs: list[str] | None = Field(
+        default=None, description="Networks the key may be used from (omit: anywhere)."
+    )
 
 
 class KeyOut(BaseModel):
@@ -151,10 +159,19 @@ class KeyOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     deployment: str | None = None
+    kind: str = "key"
+    allow_cidrs: list[str] | None = None
+    predictions: int = Field(default=0, description="Predictions made with it at the gateway.")
 
 
 class NewKeyOut(KeyOut):
     key: str = Field(description="The full key. It is shown once and cannot be read again.")
+    try_url: str | None = Field(
+        default=None,
+        description="For a deployment key: the gateway's try-it page, signed in with this key "
+        "(shown once, like the key).",
+    )
+    qr_svg: str | None = Field(default=None, description="``try_url`` as a QR code (SVG).")
 
 
 class WhoAmI(BaseModel):

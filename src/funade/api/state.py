@@ -22,3 +22,5 @@ class AppState:
     """Whether a deployment controller runs with this API (``funade up`` starts one)."""
     launcher: Launcher | None = None
     """Starts runner processes for queued runs (``funade up`` sets it once it is serving)."""
+    gateway_port: int | None = None
+    """The port the gateway listens on, once ``funade up`` has started it."""

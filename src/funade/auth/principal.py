@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from funade.auth.ipallow import ip_allowed, parse_networks
 from funade.errors import NotFoundError, PermissionDeniedError
 
 Scope = Literal["admin", "write", "read", "predict"]
@@ -37,6 +38,10 @@ class Principal:
     client_ip: str | None = None
     deployment: str | None = None
     """A predict key limited to this one deployment."""
+    kind: str = "key"
+    """key, session (a dashboard sign-in), link (a one-time sign-in link) or group."""
+    allow_cidrs: tuple[str, ...] = ()
+    """Networks the key may be used from; empty: anywhere."""
     granted: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +50,17 @@ class Principal:
     @property
     def is_global(self) -> bool:
         return self.project is None
+
+    def check_address(self, address: str | None) -> None:
+        """Raise unless the key may be used from ``address`` (its own allowlist, if any)."""
+        if self.allow_cidrs and not ip_allowed(address, parse_networks(self.allow_cidrs)):
+            raise PermissionDeniedError(
+                f"Key {self.name!r} may be used only from {', '.join(self.allow_cidrs)}; this "
+                f"request came from {address}.",
+                field="client_ip",
+                value=address,
+                fix="Use it from an allowed network, or ask an admin for a key without the limit.",
+            )
 
     def can_see(self, project: str) -> bool:
         return self.project is None or self.project == project

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -14,6 +15,8 @@ from funade.store.schema import ApiKey, Project, utcnow
 
 # last_used_at is refreshed at most this often, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+KINDS = ("key", "session", "link", "group")
 
 
 def check_scopes(scopes: list[str]) -> list[str]:
@@ -44,10 +47,30 @@ def create_key(
     created_by: str | None,
     expires_at: datetime | None = None,
     deployment: str | None = None,
+    kind: str = "key",
+    parent_id: str | None = None,
+    allow_cidrs: list[str] | None = None,
 ) -> tuple[str, ApiKey]:
     """Store a new key; return its full text (to be shown once) and its row. A ``deployment``
-    key is a predict key of one project that works for that deployment only."""
+    key is a predict key of one project that works for that deployment only; a ``group`` key
+    is one of those with an expiry, handed to a group of people (as a QR code). ``allow_cidrs``
+    limits where the key may be used from."""
     scopes = check_scopes(scopes)
+    if kind not in KINDS:
+        raise InvalidInputError(
+            f"Key kind {kind!r} does not exist.",
+            field="kind",
+            value=kind,
+            fix=f"Use one of {list(KINDS)}.",
+        )
+    if kind == "group" and (deployment is None or expires_at is None):
+        raise InvalidInputError(
+            "A group token needs a deployment and an expiry.",
+            field="deployment" if deployment is None else "expires_at",
+            value=None,
+            fix="Create it with `--group --deployment NAME --expires-in 8h`.",
+        )
+    cidrs = check_cidrs(allow_cidrs) if allow_cidrs else None
     if deployment is not None and (scopes != ["predict"] or project is None):
         raise InvalidInputError(
             f"A key for deployment {deployment!r} may only predict, in one project; got scopes "
@@ -80,11 +103,29 @@ def create_key(
         created_by=created_by,
         expires_at=expires_at,
         deployment=deployment,
+        kind=kind,
+        parent_id=parent_id,
+        allow_cidrs=cidrs,
     )
     row.project = project
     session.add(row)
     session.flush()
     return text, row
+
+
+def check_cidrs(cidrs: list[str]) -> list[str]:
+    """The allowlist, each entry a valid address or network (InvalidInputError otherwise)."""
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise InvalidInputError(
+                f"{cidr!r} is not an IP address or network.",
+                field="allow_cidrs",
+                value=cidr,
+                fix="Give addresses or networks such as 192.168.1.0/24 or 10.0.0.7.",
+            ) from None
+    return list(cidrs)
 
 
 def check_key(session: Session, text: str, *, client_ip: str | None) -> tuple[Principal, bool]:
@@ -133,6 +174,8 @@ def principal_for(row: ApiKey, *, client_ip: str | None = None) -> Principal:
         project=row.project.name if row.project is not None else None,
         client_ip=client_ip,
         deployment=row.deployment,
+        kind=row.kind,
+        allow_cidrs=tuple(row.allow_cidrs or ()),
     )
 
 
@@ -160,7 +203,22 @@ def list_keys(session: Session, *, project: Project | None, include_revoked: boo
     return list(session.scalars(query))
 
 
-def revoke_key(row: ApiKey) -> ApiKey:
+def revoke_key(session: Session, row: ApiKey) -> ApiKey:
+    """Revoke the key and the dashboard sessions signed in with it."""
+    now = utcnow()
     if row.revoked_at is None:
-        row.revoked_at = utcnow()
+        row.revoked_at = now
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.parent_id == row.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
     return row
+
+
+def add_predictions(session: Session, counts: dict[str, int]) -> None:
+    """Add each key's new prediction count (from a gateway) to its total."""
+    for key_id, count in counts.items():
+        session.execute(
+            update(ApiKey).where(ApiKey.id == key_id).values(predictions=ApiKey.predictions + count)
+        )

@@ -13,6 +13,7 @@ A shadow revision gets a copy of the request in the background; its answer is dr
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 import time
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from funade.auth.ipallow import ip_allowed
 from funade.auth.principal import Principal
+from funade.auth.service import add_predictions
 from funade.deploy.stats import Recorder
 from funade.deploy.stats import write as write_stats
 from funade.gateway.http import (
@@ -69,6 +71,8 @@ class Gateway:
         self.refresh_seconds = refresh_seconds
         self.stats_seconds = stats_seconds
         self.stats = Recorder(secrets.token_hex(8))
+        self.key_predictions: collections.Counter[str] = collections.Counter()
+        """Answered predictions by key id since the last flush (which group made them)."""
         self._flushed = 0.0
         self.table = RoutingTable()
         self.table_error = ""
@@ -138,11 +142,18 @@ class Gateway:
         """Write the traffic figures to the store (kept here, and retried, when it is away)."""
         self._flushed = time.monotonic()
         rows = self.stats.take(time.time())  # on the loop, where requests are counted
+        counts, self.key_predictions = self.key_predictions, collections.Counter()
         try:
             await asyncio.to_thread(write_stats, self.db, rows)
         except Exception as exc:
             self.stats.again(rows)
             log.warning("traffic figures not written (kept for the next try): %s", exc)
+        if counts:
+            try:
+                await asyncio.to_thread(_add_predictions, self.db, counts)
+            except Exception as exc:
+                self.key_predictions.update(counts)
+                log.warning("per-key prediction counts not written (kept): %s", exc)
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -224,7 +235,9 @@ class Gateway:
                     f"Address {address} may not call {name!r}.",
                     "Call from an allowed network, or have the deployment's allowlist changed.",
                 )
-            principal = None if route.policy.public else await self.keys.authorize(headers, route)
+            principal = (
+                None if route.policy.public else await self.keys.authorize(headers, route, address)
+            )
             self._limit(route, principal)
             body = await read_body(receive, headers, route.policy.max_body_bytes)
         except Refused as refusal:
@@ -266,6 +279,8 @@ class Gateway:
         self.requests.labels(name, str(revision), str(status)).inc()
         self.latency.labels(name, str(revision)).observe(elapsed)
         self.stats.record(route.id, revision, elapsed, error=status >= 500, now=time.time())
+        if principal is not None and principal.key_id is not None and status < 400:
+            self.key_predictions[principal.key_id] += 1
         if route.shadow is not None and route.shadow in route.replicas and route.shadow != revision:
             self._mirror(route, scope["method"], target, forward, body)
 
@@ -424,3 +439,8 @@ class Gateway:
                 self.stats.record(route.id, shadow, elapsed, error=error, now=time.time())
 
         asyncio.get_running_loop().create_task(send_copy())
+
+
+def _add_predictions(db: Database, counts: dict[str, int]) -> None:
+    with db.session() as session:
+        add_predictions(session, counts)

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 from funade.auth.principal import Principal
 from funade.auth.service import check_key
-from funade.errors import AuthenticationError, FunadeError, InvalidInputError
+from funade.errors import (
+    AuthenticationError,
+    FunadeError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
 from funade.gateway.http import Refused, token_of
 from funade.gateway.table import Route
 from funade.store import Database
@@ -34,8 +39,11 @@ class KeyCache:
         self.ttl = ttl
         self._keys: dict[str, _Key] = {}
 
-    async def authorize(self, headers: dict[bytes, bytes], route: Route) -> Principal:
-        """The key's principal, if it may predict on ``route`` (else a 401/403 refusal)."""
+    async def authorize(
+        self, headers: dict[bytes, bytes], route: Route, address: str | None
+    ) -> Principal:
+        """The key's principal, if it may predict on ``route`` from ``address`` (else a 401/403
+        refusal)."""
         token = token_of(headers)
         if token is None:
             raise Refused(
@@ -46,6 +54,10 @@ class KeyCache:
                 {"WWW-Authenticate": "Bearer"},
             )
         principal = await self._check(token)
+        try:
+            principal.check_address(address)
+        except PermissionDeniedError as exc:
+            raise Refused(403, "permission_denied", exc.message, exc.fix or "") from None
         if principal.deployment not in (None, route.name):
             raise Refused(
                 403,

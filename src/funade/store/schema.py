@@ -84,6 +84,15 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
     # A predict key limited to one deployment (by name); None: every deployment of its project.
     deployment: Mapped[str | None] = mapped_column(String(64))
+    # "key" (made by a person), "session" (a dashboard sign-in, child of ``parent_id``),
+    # "link" (a one-time sign-in link) or "group" (a try-it token for one deployment).
+    kind: Mapped[str] = mapped_column(String(16), default="key", server_default="key")
+    # The key a session was signed in with: revoking it ends the session too.
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Networks the key may be used from (CIDRs); None: anywhere.
+    allow_cidrs: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Predictions made with the key through the gateway (added up by each gateway).
+    predictions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     project: Mapped[Project | None] = relationship(lazy="joined")
 

@@ -1,0 +1,9 @@
+"""The dashboard's pages, one module per section; each has a ``router``."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from funade.ui.pages import auth, overview
+
+PAGES: tuple[ModuleType, ...] = (auth, overview)

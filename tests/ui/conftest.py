@@ -1,0 +1,88 @@
+"""Browser tests: Playwright driving Debian's Chromium against a real control plane on a free
+port. Every page a test visits is saved as a screenshot under ``test-artifacts/screenshots/``
+(``shot``), which CI keeps; ``docs/ui.md`` shows some of them."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from funade.client import Client
+from funade.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+TABLET = {"width": 820, "height": 1180}
+"""An iPad Air's viewport, in CSS pixels."""
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing in CI (.ci/run installs Debian's chromium)")
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
+
+__all__ = ["TABLET", "Page", "expect"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
+    """``shot(page, "name")`` saves the page as ``<test>--<name>.png``; returns the path."""
+    test = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+
+    def take(page: Page, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{test}--{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def signed_in(page: Page, app_url: str, admin_key: str) -> Page:
+    """A page signed in to the dashboard with the admin key (through the sign-in form)."""
+    page.goto(f"{app_url}/signin")
+    page.get_by_label("API key").fill(admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name=re.compile("^Overview"))).to_be_visible()
+    return page
+
+
+@pytest.fixture
+def ui_admin(admin: Client) -> Client:
+    """The same admin as a client, to set up what a page should show."""
+    return admin
+
+
+@pytest.fixture
+def ui_settings(settings: Settings) -> Settings:
+    return settings
