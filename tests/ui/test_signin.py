@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from funade.auth.keys import parse_key
 from funade.store import Database
 from funade.ui import session
-from funade.auth.keys import parse_key
 from tests.ui.conftest import Page, expect
 
 
@@ -53,9 +53,7 @@ def test_a_sign_in_link_works_once(
         fresh.close()
 
 
-def test_a_change_needs_the_dashboard_header_with_the_cookie(
-    app_url: str, admin_key: str
-) -> None:
+def test_a_change_needs_the_dashboard_header_with_the_cookie(app_url: str, admin_key: str) -> None:
     with httpx.Client(base_url=app_url) as http:
         signed = http.post("/signin", data={"key": admin_key, "next": "/"})
         assert signed.status_code == 303
@@ -63,7 +61,5 @@ def test_a_change_needs_the_dashboard_header_with_the_cookie(
         assert refused.status_code == 403
         assert refused.json()["error"]["field"] == "headers"
         assert "must come from the dashboard" in refused.json()["error"]["message"]
-        made = http.post(
-            "/api/v1/projects", json={"name": "made"}, headers={"X-Funade-UI": "1"}
-        )
+        made = http.post("/api/v1/projects", json={"name": "made"}, headers={"X-Funade-UI": "1"})
         assert made.status_code == 201
