@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from funade.ui.pages import auth, overview
+from funade.ui.pages import admin, auth, deployments, models, overview, runs
 
-PAGES: tuple[ModuleType, ...] = (auth, overview)
+PAGES: tuple[ModuleType, ...] = (auth, overview, models, deployments, runs, admin)
