@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -71,7 +72,17 @@ def up(
         launcher = Launcher(url, home.admin_key, settings.home)
         app.state.funade.launcher = launcher
         stoppers.append(start_scheduler(db, launcher))
+        app.state.funade.gateway_port = urlsplit(gateway.url).port
+        from funade.auth.keys import parse_key
+        from funade.ui.session import LINK_MINUTES, create_link
+
+        link = create_link(db, parse_key(home.admin_key).key_id)
         console.print(f"[bold green]funade is up[/] at {url}  (API docs: {url}/docs)")
+        console.print(
+            f"Dashboard: {url}/signin#key={link}  (a sign-in link: it works once, for "
+            f"{LINK_MINUTES} min)",
+            soft_wrap=True,
+        )
         console.print(
             f"gateway at {gateway.url} (pid {gateway.pid}"
             + (", adopted from an earlier run)" if gateway.adopted else ")")
