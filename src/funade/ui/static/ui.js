@@ -24,7 +24,9 @@ const funade = (() => {
 
   class ApiError extends Error {
     constructor(status, error) {
-      const text = [error.message, error.fix].filter(Boolean).join(" ");
+      // The API's message already ends with the fix (FunadeError.__str__); add it only if not.
+      const fix = error.fix && !(error.message || "").includes(error.fix) ? error.fix : "";
+      const text = [error.message, fix].filter(Boolean).join(" ");
       super(text || `The server answered ${status}.`);
       this.status = status;
       this.error = error;
