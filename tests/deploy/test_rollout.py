@@ -117,10 +117,11 @@ def test_analysis_compares_latency_absolutely_and_with_the_stable_revision() -> 
 def test_promote_and_abort() -> None:
     assert promote(progressing(0)).weights == {2: 100}
     aborted = abort(progressing(1), "alice")
-    assert (aborted.state, aborted.weights, aborted.reason) == (
+    assert (aborted.state, aborted.weights, aborted.reason, aborted.event) == (
         "aborted",
         {1: 100},
         "aborted by alice",
+        "aborted",  # the history shows the event with its reason: "aborted: aborted by alice"
     )
     assert abort(view(stable=None), "bob").weights == {}
 

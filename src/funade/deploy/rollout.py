@@ -284,4 +284,4 @@ def promote(view: RolloutView) -> Decision:
 
 
 def abort(view: RolloutView, who: str) -> Decision:
-    return _stop(view, "aborted", f"aborted by {who}", f"aborted by {who}")
+    return _stop(view, "aborted", f"aborted by {who}", "aborted")
