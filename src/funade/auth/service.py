@@ -217,8 +217,10 @@ def revoke_key(session: Session, row: ApiKey) -> ApiKey:
 
 
 def add_predictions(session: Session, counts: dict[str, int]) -> None:
-    """Add each key's new prediction count (from a gateway) to its total."""
+    """Add each key's new prediction count (from a gateway) to its total; it was used now."""
     for key_id, count in counts.items():
         session.execute(
-            update(ApiKey).where(ApiKey.id == key_id).values(predictions=ApiKey.predictions + count)
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(predictions=ApiKey.predictions + count, last_used_at=utcnow())
         )

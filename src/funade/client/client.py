@@ -353,22 +353,33 @@ class Client:
         project: str | None = None,
         expires_at: datetime | None = None,
         deployment: str | None = None,
+        kind: str = "key",
+        allow_cidrs: list[str] | None = None,
     ) -> NewKeyOut:
-        body = {
+        """A new key (its text is in ``.key``, shown once). ``kind="group"``: a try-it token
+        for ``deployment`` with an expiry (``.try_url``, ``.qr_svg``); ``allow_cidrs``: the
+        networks it may be used from."""
+        body: dict[str, Any] = {
             "name": name,
             "scopes": scopes,
             "project": project,
             "expires_at": expires_at.isoformat() if expires_at else None,
             "deployment": deployment,
         }
+        if kind != "key":
+            body["kind"] = kind
+        if allow_cidrs:
+            body["allow_cidrs"] = allow_cidrs
         return NewKeyOut.model_validate(self._request("POST", "/api/v1/keys", json=body).json())
 
     def list_keys(
-        self, *, project: str | None = None, include_revoked: bool = False
+        self, *, project: str | None = None, include_revoked: bool = False, kind: str | None = None
     ) -> list[KeyOut]:
         params: dict[str, Any] = {"include_revoked": include_revoked}
         if project:
             params["project"] = project
+        if kind:
+            params["kind"] = kind
         rows = self._request("GET", "/api/v1/keys", params=params).json()
         return [KeyOut.model_validate(r) for r in rows]
 

@@ -45,6 +45,8 @@ from funade.gateway.keys import KeyCache
 from funade.gateway.limits import Buckets, retry_after
 from funade.gateway.merge import Answer, Merger, Request, mergeable
 from funade.gateway.table import Route, RoutingTable, load_table
+from funade.gateway.tryit import PREFIX as TRY_PREFIX
+from funade.gateway.tryit import TryIt
 from funade.store import Database
 
 log = logging.getLogger("funade.gateway")
@@ -77,6 +79,8 @@ class Gateway:
         self.table = RoutingTable()
         self.table_error = ""
         self.keys = KeyCache(db)
+        self.tryit = TryIt(self)
+        """The try-it page (``/try/<deployment>``) and what it asks the gateway."""
         self._buckets = Buckets()
         self._inflight: dict[str, int] = {}
         self._ejected: dict[str, float] = {}
@@ -180,6 +184,8 @@ class Gateway:
                 )
             elif path.startswith(("/v2/models/", "/v1/models/")):
                 await self._proxy(scope, receive, send)
+            elif path.startswith(TRY_PREFIX):
+                await self.tryit(scope, receive, send)
             else:
                 raise Refused(
                     404,
