@@ -7,6 +7,7 @@
 "use strict";
 
 (() => {
+  const { badge, timeNode } = funade;
   const root = document.getElementById("deployment");
   if (!root) return;
   const data = funade.data("deployment-data");
@@ -18,39 +19,9 @@
 
   // Formatting, as the server's filters do it ------------------------------------------------
 
-  function badge(state) {
-    const el = document.createElement("span");
-    el.className = `badge state-${state}`;
-    el.textContent = state.replace(/_/g, " ");
-    return el;
-  }
 
-  function parseTime(text) {
-    if (!text) return null;
-    const iso = /[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text}Z`;
-    const ms = Date.parse(iso);
-    return isNaN(ms) ? null : ms;
-  }
 
-  function ago(ms) {
-    const seconds = (Date.now() - ms) / 1000;
-    const s = Math.abs(seconds);
-    const text =
-      s < 45 ? `${Math.floor(s)} s` : s < 2700 ? `${Math.round(s / 60)} min`
-      : s < 129600 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
-    return seconds < 0 ? `in ${text}` : `${text} ago`;
-  }
 
-  function timeNode(text) {
-    const ms = parseTime(text);
-    if (ms === null) return document.createTextNode("—");
-    const el = document.createElement("time");
-    const date = new Date(ms);
-    el.setAttribute("datetime", date.toISOString());
-    el.title = `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
-    el.textContent = ago(ms);
-    return el;
-  }
 
   function cell(content, className) {
     const td = document.createElement("td");

@@ -3,6 +3,7 @@
 "use strict";
 
 (() => {
+  const { badge } = funade;
   const data = funade.data("keys-data") || {};
   const $ = (id) => document.getElementById(id);
 
@@ -28,12 +29,6 @@
     return td;
   }
 
-  function badge(state) {
-    const span = document.createElement("span");
-    span.className = `badge state-${state}`;
-    span.textContent = state;
-    return span;
-  }
 
   function revokeButton(key) {
     const button = document.createElement("button");

@@ -3,6 +3,7 @@
 "use strict";
 
 (() => {
+  const { badge, parseTime, timeNode } = funade;
   const root = document.getElementById("run");
   if (!root) return;
   const runId = root.dataset.run;
@@ -15,12 +16,6 @@
 
   const words = (state) => state.replace(/_/g, " ");
 
-  function badge(state) {
-    const el = document.createElement("span");
-    el.className = `badge state-${state}`;
-    el.textContent = words(state);
-    return el;
-  }
 
   function duration(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
@@ -34,33 +29,8 @@
     return `${hours} h ${minutes} min`;
   }
 
-  // The API's times are UTC; one without an offset is read as UTC too, not as local time.
-  function parseTime(text) {
-    if (!text) return null;
-    const iso = /[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text}Z`;
-    const ms = Date.parse(iso);
-    return isNaN(ms) ? null : ms;
-  }
 
-  function ago(ms) {
-    const seconds = (Date.now() - ms) / 1000;
-    const s = Math.abs(seconds);
-    const text =
-      s < 45 ? `${Math.floor(s)} s` : s < 2700 ? `${Math.round(s / 60)} min`
-      : s < 129600 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
-    return seconds < 0 ? `in ${text}` : `${text} ago`;
-  }
 
-  function timeNode(text) {
-    const ms = parseTime(text);
-    if (ms === null) return document.createTextNode("—");
-    const el = document.createElement("time");
-    const date = new Date(ms);
-    el.setAttribute("datetime", date.toISOString());
-    el.title = `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
-    el.textContent = ago(ms);
-    return el;
-  }
 
   function took(step) {
     const start = parseTime(step.started_at);

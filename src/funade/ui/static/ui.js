@@ -181,17 +181,46 @@ const funade = (() => {
     if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
   });
 
+  // Formatting shared by the page scripts, as the server's filters do it.
+  function badge(state) {
+    const el = document.createElement("span");
+    el.className = `badge state-${state}`;
+    el.textContent = state.replace(/_/g, " ");
+    return el;
+  }
+
+  // The API's times are UTC; one without an offset is read as UTC too, not as local time.
+  function parseTime(text) {
+    if (!text) return null;
+    const iso = /[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text}Z`;
+    const ms = Date.parse(iso);
+    return isNaN(ms) ? null : ms;
+  }
+
+  function ago(ms) {
+    const seconds = (Date.now() - ms) / 1000;
+    const s = Math.abs(seconds);
+    const text =
+      s < 45 ? `${Math.floor(s)} s` : s < 2700 ? `${Math.round(s / 60)} min`
+      : s < 129600 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
+    return seconds < 0 ? `in ${text}` : `${text} ago`;
+  }
+
+  function timeNode(text) {
+    const ms = parseTime(text);
+    if (ms === null) return document.createTextNode("—");
+    const el = document.createElement("time");
+    const date = new Date(ms);
+    el.setAttribute("datetime", date.toISOString());
+    el.title = `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+    el.textContent = ago(ms);
+    return el;
+  }
+
   // Times as "3 min ago" keep counting while the page stays open.
   function tickTimes() {
-    const now = Date.now();
     for (const el of document.querySelectorAll("time[datetime]")) {
-      const seconds = (now - Date.parse(el.getAttribute("datetime"))) / 1000;
-      const later = seconds < 0;
-      const s = Math.abs(seconds);
-      const text =
-        s < 45 ? `${Math.floor(s)} s` : s < 2700 ? `${Math.round(s / 60)} min`
-        : s < 129600 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
-      el.textContent = later ? `in ${text}` : `${text} ago`;
+      el.textContent = ago(Date.parse(el.getAttribute("datetime")));
     }
   }
   setInterval(tickTimes, 15000);
@@ -201,5 +230,5 @@ const funade = (() => {
     return el ? JSON.parse(el.textContent) : null;
   }
 
-  return { api, say, poll, chart, data, act, ApiError };
+  return { api, say, poll, chart, data, act, ApiError, badge, parseTime, ago, timeNode };
 })();
