@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,22 @@ def _postgres_reachable() -> str | None:
             return None
     except Exception as exc:
         return str(exc)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The request counts the reliability scenarios attach to their reports (tests/reliability/;
+    here, because with pytest-xdist only the root conftest is loaded where the summary prints)."""
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "reliability"
+    ]
+    if lines:
+        terminalreporter.section("reliability: requests under load")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)

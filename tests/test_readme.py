@@ -29,7 +29,7 @@ def test_readme_opens_with_two_setup_commands() -> None:
     assert len(commands) == 2, commands
     run, test = commands
     assert run.endswith("funade up --demo")
-    assert test.endswith(".venv/bin/pytest")
+    assert test.endswith(".venv/bin/pytest -n 2")
 
 
 def test_ci_runs_the_readme_test_command() -> None:

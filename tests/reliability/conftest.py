@@ -26,14 +26,17 @@ from tests.serving.models import Arithmetic, CrashOnLoad, Drifting
 
 SAMPLE = {"x": np.array([[1.0, 2.0], [3.0, 4.0]])}
 REPORTS: list[str] = []
-"""The request counts of every scenario, printed at the end of the test session."""
+"""The request counts of the scenarios run in this process, not yet attached to a test report."""
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if REPORTS:
-        terminalreporter.section("reliability: requests under load")
-        for line in REPORTS:
-            terminalreporter.write_line(line)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Carry each scenario's counts on its test report (pytest-xdist sends reports, not globals,
+    from its workers to the process that prints the summary)."""
+    outcome = yield
+    report = outcome.get_result()
+    report.user_properties.extend(("reliability", line) for line in REPORTS)
+    REPORTS.clear()
 
 
 BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}

@@ -43,7 +43,15 @@ def test_canary_to_full_traffic(platform: Platform) -> None:
         wait_routed(platform, load.key, "canary")
         with load:
             time.sleep(STEADY)
-            options = {"strategy": "canary", "steps": [25, 50, 100], "pause_seconds": 1.5}
+            # The latency analysis stays off here: this scenario counts failed requests, and the
+            # p99 of 1.5 s of traffic on a shared two-core machine (other tests run beside it)
+            # is noise. The analysis itself is tested in tests/deploy and tests/gateway.
+            options = {
+                "strategy": "canary",
+                "steps": [25, 50, 100],
+                "pause_seconds": 1.5,
+                "analysis": {"max_p99_ratio": None},
+            }
             client.update_deployment("canary", version="2", rollout=options)
             rollout = platform.wait_rollout(client, "canary")
             time.sleep(STEADY + 1)

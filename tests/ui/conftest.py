@@ -29,8 +29,11 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 __all__ = ["TABLET", "Page", "expect"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module-scoped: Playwright's sync API keeps an event loop running on this thread while it is
+    # open, and with pytest-xdist other modules' tests (which call asyncio.run) follow on the
+    # same worker; closing it at the end of each module leaves them a thread without a loop.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
