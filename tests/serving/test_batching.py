@@ -103,6 +103,31 @@ def test_max_batch_size_is_respected_and_the_rest_carried_over() -> None:
     assert max(model.calls) <= 4
 
 
+def test_by_default_many_row_requests_merge_and_an_oversized_one_runs_alone() -> None:
+    """The default limit (256 rows) merges eight queued 64-row requests into two calls; a
+    request with more rows than the limit is not refused, it runs in a call of its own."""
+    model = FakeModel()
+
+    async def main() -> None:
+        with ModelThread() as pool:
+            batcher = Batcher(model, pool)
+            model.gate.clear()
+            first = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 1))}))
+            await asyncio.sleep(0.05)
+            rest = [
+                asyncio.ensure_future(batcher.submit({"x": np.ones((64, 1))})) for _ in range(8)
+            ]
+            big = asyncio.ensure_future(batcher.submit({"x": np.ones((300, 1))}))
+            await asyncio.sleep(0.05)
+            model.gate.set()
+            answers = await asyncio.gather(first, *rest, big)
+            assert [len(a["y"]) for a in answers] == [1] + [64] * 8 + [300]
+            await batcher.stop()
+
+    run(main())
+    assert model.calls == [1, 256, 256, 300]
+
+
 def test_max_latency_waits_to_fill_a_batch() -> None:
     model = FakeModel()
 

@@ -9,7 +9,7 @@ import typer
 
 from funade.cli.output import console
 from funade.fileutil import write_atomically
-from funade.serving.config import make_config
+from funade.serving.config import DEFAULT_MAX_BATCH_SIZE, make_config
 from funade.settings import load_settings
 
 
@@ -25,7 +25,7 @@ def serve(
     ] = None,
     max_batch_size: Annotated[
         int, typer.Option(help="Most rows per model call (1: no batching).")
-    ] = 64,
+    ] = DEFAULT_MAX_BATCH_SIZE,
     max_latency_ms: Annotated[
         float, typer.Option(help="Wait this long to fill a batch (0: never).")
     ] = 0.0,

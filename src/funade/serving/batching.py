@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
 from funade.serving.modelthread import ModelThread
 
 Tensors = dict[str, npt.NDArray[Any]]
@@ -60,7 +61,7 @@ class Batcher:
         run: RunModel,
         thread: ModelThread,
         *,
-        max_batch_size: int = 64,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_latency_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:

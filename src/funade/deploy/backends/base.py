@@ -14,6 +14,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
+
 
 class RuntimeConfig(BaseModel):
     """How a revision's replicas serve its model version (fixed for the revision's life)."""
@@ -21,7 +23,9 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes per replica.")
-    max_batch_size: int = Field(default=64, ge=1, description="Most rows per model call.")
+    max_batch_size: int = Field(
+        default=DEFAULT_MAX_BATCH_SIZE, ge=1, description="Most rows per model call."
+    )
     max_latency_ms: float = Field(default=0.0, ge=0, description="Wait to fill a batch.")
     timeout_ms: float = Field(default=30_000, gt=0, description="Per-request timeout.")
     max_body_bytes: int = Field(default=64 * 1024**2, gt=0, description="Largest request body.")
