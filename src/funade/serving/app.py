@@ -33,6 +33,7 @@ from funade.serving.bodies import (
     Body,
     BodyTimeoutError,
     UnsupportedMediaTypeError,
+    raw_header,
     read_body,
     uploaded_files,
 )
@@ -141,7 +142,7 @@ def create_model_app(
             if body.kind == "image":
                 inputs = await inputs_of(request, loaded, body)
             else:
-                header = request.headers.get(protocol.HEADER_LENGTH)
+                header = raw_header(request, protocol.HEADER_LENGTH.lower().encode())
                 if body.kind == "binary" and header is None:
                     raise _missing_header_length()
                 infer_request = protocol.decode_infer_request(

@@ -25,7 +25,7 @@ from typing import Literal
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from funade.errors import InvalidInputError, PayloadTooLargeError
 
@@ -56,9 +56,10 @@ class Body:
     data: bytes
 
 
-def body_kind(request: Request, *, binary_allowed: bool) -> tuple[Kind, str]:
-    """The kind of ``request``'s body and its media type, or ``UnsupportedMediaTypeError``."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _kind(content_type: bytes, *, binary_allowed: bool) -> tuple[Kind, str]:
+    """The kind of a body of ``content_type`` and its media type, or
+    ``UnsupportedMediaTypeError``."""
+    media_type = content_type.decode("latin-1").split(";")[0].strip().lower()
     if media_type in _JSON_TYPES:
         return "json", media_type
     if media_type == "application/octet-stream" and binary_allowed:
@@ -86,8 +87,9 @@ async def read_body(
     """The whole body, refused past ``limit`` bytes (413) — by its declared length before
     anything is read, else as it streams in — or if it has not arrived within ``timeout``
     seconds (408: a client that stalls or never sends what it declared)."""
-    kind, media_type = body_kind(request, binary_allowed=binary_allowed)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    headers = _raw_headers(request)
+    kind, media_type = _kind(headers.get(b"content-type", b""), binary_allowed=binary_allowed)
+    encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
     if encoding not in _ENCODINGS:
         raise UnsupportedMediaTypeError(
             f"Content encoding {encoding!r} is not accepted here.",
@@ -95,18 +97,26 @@ async def read_body(
             value=encoding,
             fix="Send the body uncompressed, or compressed with gzip or deflate.",
         )
-    declared = request.headers.get("content-length")
+    raw_length = headers.get(b"content-length")
+    declared = raw_length.decode("latin-1") if raw_length is not None else None
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive  # straight from the server: no async generator per request
     try:
         async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(size, limit)
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         of = f" of {declared}" if declared is not None else ""
         raise BodyTimeoutError(
@@ -116,7 +126,7 @@ async def read_body(
             value=size,
             fix="Send the whole body at once, with a Content-Length that matches it.",
         ) from None
-    data = b"".join(chunks)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if encoding != "identity":
         data = _decompress(data, encoding, limit)
     return Body(kind, media_type, data)
@@ -201,6 +211,18 @@ async def uploaded_files(request: Request, body: Body) -> list[bytes]:
         return [await file.read() for file in files]
     finally:
         await form.close()
+
+
+def _raw_headers(request: Request) -> dict[bytes, bytes]:
+    """The request's headers as sent (names lower-case, as ASGI gives them), read in one pass
+    instead of one scan of the list per header looked up."""
+    return dict(request.scope["headers"])
+
+
+def raw_header(request: Request, name: bytes) -> str | None:
+    """One header's value (``name`` lower-case), or None."""
+    value = _raw_headers(request).get(name)
+    return value.decode("latin-1") if value is not None else None
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLargeError:
