@@ -103,14 +103,42 @@ def test_a_failing_analysis_rolls_the_canary_back() -> None:
 
 
 def test_analysis_compares_latency_absolutely_and_with_the_stable_revision() -> None:
-    analysis = Analysis(max_p99_ms=100, max_p99_ratio=2.0, min_requests=10)
+    analysis = Analysis(max_p99_ms=100, max_p99_ratio=2.0, min_requests=10, min_latency_requests=50)
     assert analyse(analysis, Figures(50, 0, 30.0), Figures(500, 0, 20.0)) == []
     assert analyse(analysis, Figures(5, 0, 30.0), None) == [
         "only 5 canary requests, 10 needed for analysis"
     ]
     assert analyse(analysis, Figures(50, 0, 150.0), Figures(500, 0, 20.0)) == [
         "p99 150.0 ms is above 100 ms",
-        "p99 150.0 ms is over 2x the stable revision's 20.0 ms",
+        "p99 150.0 ms is over 2x the stable revision's 20.0 ms and 10 ms above it",
+    ]
+
+
+def test_small_p99s_and_few_requests_are_not_compared_with_the_stable_revision() -> None:
+    """A fast model's p99 doubles with a few ms of jitter (bucket 3 ms against 1 ms), and the
+    p99 of a handful of requests is one slow request: neither rolls a canary back. The absolute
+    limit and the error rate still apply."""
+    default = Analysis()
+    assert (default.max_p99_ratio, default.p99_slack_ms, default.min_latency_requests) == (
+        2.0,
+        10.0,
+        100,
+    )
+    assert analyse(default, Figures(500, 0, 10.0), Figures(5000, 0, 1.0)) == []
+    assert analyse(default, Figures(500, 0, 11.5), Figures(5000, 0, 1.0)) == [
+        "p99 11.5 ms is over 2x the stable revision's 1.0 ms and 10 ms above it"
+    ]
+    few = Figures(99, 0, 500.0)
+    assert analyse(default, few, Figures(5000, 0, 20.0)) == []
+    assert analyse(default, Figures(500, 0, 50.0), Figures(99, 0, 15.0)) == []
+    strict = Analysis(max_p99_ms=100, min_latency_requests=100)
+    assert analyse(strict, few, Figures(5000, 0, 20.0)) == ["p99 500.0 ms is above 100 ms"]
+    assert analyse(strict, Figures(99, 5, 20.0), None) == [
+        "error rate 5.05% (5 of 99) is above 1.00%"
+    ]
+    no_slack = Analysis(p99_slack_ms=0, min_latency_requests=0)
+    assert analyse(no_slack, Figures(3, 0, 3.0), Figures(3, 0, 1.0)) == [
+        "p99 3.0 ms is over 2x the stable revision's 1.0 ms"
     ]
 
 

@@ -49,6 +49,19 @@ class Analysis(BaseModel):
     min_requests: int = Field(
         default=0, ge=0, description="Canary requests needed before a step may pass."
     )
+    p99_slack_ms: float = Field(
+        default=10.0,
+        ge=0,
+        description="The ratio check fails only if the canary's p99 is also this much above the "
+        "stable revision's: p99s are read from histogram buckets (…10, 15, 20, 30 ms), so a "
+        "few milliseconds of jitter can double a small one.",
+    )
+    min_latency_requests: int = Field(
+        default=100,
+        ge=0,
+        description="Requests each revision needs in the step before their p99s are compared "
+        "(the p99 of fewer is one slow request); the error rate and max_p99_ms apply anyway.",
+    )
 
 
 class RolloutOptions(BaseModel):
@@ -233,17 +246,28 @@ def analyse(analysis: Analysis, canary: Figures | None, stable: Figures | None) 
     if canary.p99_ms is not None:
         if analysis.max_p99_ms is not None and canary.p99_ms > analysis.max_p99_ms:
             problems.append(f"p99 {canary.p99_ms:.1f} ms is above {analysis.max_p99_ms:g} ms")
-        if (
-            analysis.max_p99_ratio is not None
-            and stable is not None
-            and stable.p99_ms
-            and canary.p99_ms > stable.p99_ms * analysis.max_p99_ratio
-        ):
-            problems.append(
-                f"p99 {canary.p99_ms:.1f} ms is over {analysis.max_p99_ratio:g}x the stable "
-                f"revision's {stable.p99_ms:.1f} ms"
-            )
+        slower = _slower_than_stable(analysis, canary.p99_ms, canary.requests, stable)
+        if slower is not None:
+            problems.append(slower)
     return problems
+
+
+def _slower_than_stable(
+    analysis: Analysis, p99_ms: float, requests: int, stable: Figures | None
+) -> str | None:
+    """What is wrong with the canary's p99 against the stable revision's, if anything. Compared
+    only when a ratio is set and both revisions served enough requests in the step for a p99 to
+    mean something; it fails past the ratio and the slack both."""
+    ratio = analysis.max_p99_ratio
+    if ratio is None or stable is None or not stable.p99_ms:
+        return None
+    if min(requests, stable.requests) < analysis.min_latency_requests:
+        return None
+    if p99_ms <= max(stable.p99_ms * ratio, stable.p99_ms + analysis.p99_slack_ms):
+        return None
+    slack = f" and {analysis.p99_slack_ms:g} ms above it" if analysis.p99_slack_ms else ""
+    stable_p99 = f"the stable revision's {stable.p99_ms:.1f} ms"
+    return f"p99 {p99_ms:.1f} ms is over {ratio:g}x {stable_p99}{slack}"
 
 
 def _progressing(view: RolloutView, facts: Facts, now: float) -> Decision:
