@@ -519,3 +519,41 @@ def test_requests_without_a_key_are_refused(admin: Client, app_url: str) -> None
         pytest.raises(AuthenticationError),
     ):
         anonymous.get_run(run.id)
+
+
+def test_a_queued_run_is_claimed_by_one_runner_only(admin: Client, app_url: str) -> None:
+    """Two runners starting the same queued run (a launcher race): the claim is one conditional
+    update, so the second is refused with 409 and nothing of the first's is changed."""
+    run = _new_run(admin, state="queued")
+    assert _report(admin, run.id, state="running", from_state="queued", runner={"pid": 1}) is False
+    with pytest.raises(ConflictError, match="is running, not queued: another runner took it"):
+        _report(admin, run.id, state="running", from_state="queued", runner={"pid": 2})
+    after = admin.get_run(run.id)
+    assert (after.state, after.runner) == ("running", {"pid": 1})
+    response = httpx.post(
+        f"{app_url}/api/v1/runs/{run.id}/events",
+        json={"run": {"state": "running", "from_state": "waiting"}},
+        headers={"authorization": admin._http.headers["authorization"]},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["field"], error["value"]) == ("run.from_state", "waiting")
+    assert error["message"].startswith("run.from_state 'waiting' is not a known state.")
+    assert admin.get_run(run.id).runner == {"pid": 1}
+
+
+def test_racing_claims_of_a_queued_run_let_exactly_one_through(admin: Client) -> None:
+    import concurrent.futures
+
+    run = _new_run(admin, state="queued")
+
+    def claim(pid: int) -> str:
+        try:
+            _report(admin, run.id, state="running", from_state="queued", runner={"pid": pid})
+        except ConflictError:
+            return "refused"
+        return "claimed"
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(claim, range(8)))
+    assert sorted(outcomes) == ["claimed"] + ["refused"] * 7

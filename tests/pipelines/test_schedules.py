@@ -124,6 +124,46 @@ def test_racing_schedulers_start_each_tick_once(db: Database) -> None:
     assert len(set(ticks)) == len(ticks)
 
 
+def test_racing_runners_claim_a_queued_run_once(db: Database) -> None:
+    """Two launches of one queued run (an orphan relaunched while its first runner starts):
+    the claim is one conditional update, so on SQLite and PostgreSQL exactly one runner
+    gets the run and the others are refused."""
+    from funade.api.schemas import RunEventsIn, RunUpdate
+    from funade.pipelines import records
+
+    add_schedule(db, cron="* * * * *")
+    Scheduler(db, lambda _: None).step(T0 + timedelta(minutes=1, seconds=1))
+    [queued] = runs(db)
+    assert queued.state == "queued"
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def claim(pid: int) -> None:
+        update = RunUpdate(state="running", from_state="queued", runner={"pid": pid})
+        barrier.wait()
+        try:
+            with db.session() as session:
+                run = session.get(PipelineRun, queued.id)
+                assert run is not None
+                records.apply_events(session, run, RunEventsIn(run=update))
+        except ConflictError as exc:
+            outcomes.append(exc.message)
+        else:
+            outcomes.append(f"claimed by {pid}")
+
+    threads = [threading.Thread(target=claim, args=(pid,)) for pid in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    claimed = [o for o in outcomes if o.startswith("claimed by")]
+    refused = [o for o in outcomes if not o.startswith("claimed by")]
+    assert len(claimed) == 1, outcomes
+    assert refused == [f"Run {queued.id} is running, not queued: another runner took it first."] * 3
+    [after] = runs(db)
+    assert (after.state, after.runner) == ("running", {"pid": int(claimed[0].split()[-1])})
+
+
 def test_paused_schedules_start_nothing_and_resume_from_now(db: Database) -> None:
     schedule_id = add_schedule(db)
     with db.session() as session:

@@ -376,6 +376,11 @@ class RunIn(Strict):
 
 class RunUpdate(Strict):
     state: str | None = None
+    from_state: str | None = Field(
+        default=None,
+        description="Apply the update only if the run is in this state now, atomically (409 if "
+        "not): how a runner claims a queued run, so two runners never both start it.",
+    )
     reason: str | None = None
     slo_breached: bool | None = None
     started_at: AwareDatetime | None = None

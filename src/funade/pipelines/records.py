@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from funade.api.schemas import RunEventsIn, RunIn, RunOut, StepRecord
@@ -154,6 +154,9 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
             _remember(session, run, record)
     if events.run is not None:
         changes = events.run.model_dump(exclude_none=True)
+        claimed = changes.pop("from_state", None)
+        if claimed is not None:
+            _claim(session, run, claimed, changes.get("state", claimed))
         if "state" in changes:
             _check_state(changes["state"], RUN_STATES, "run.state")
             if changes["state"] == "running":  # a new attempt (a resume)
@@ -162,6 +165,29 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
                 run.reason = ""
         for name, value in changes.items():
             setattr(run, name, value)
+
+
+def _claim(session: Session, run: PipelineRun, expected: str, new_state: str) -> None:
+    """Move ``run`` from ``expected`` to ``new_state`` in one conditional UPDATE, so of two
+    runners claiming the same queued run only one gets it (SQLite's writers are serialized,
+    PostgreSQL re-checks the condition on the locked row); ``ConflictError`` for the other."""
+    _check_state(expected, RUN_STATES, "run.from_state")
+    _check_state(new_state, RUN_STATES, "run.state")
+    moved = session.execute(
+        update(PipelineRun)
+        .where(PipelineRun.id == run.id, PipelineRun.state == expected)
+        .values(state=new_state)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(run)
+        raise ConflictError(
+            f"Run {run.id} is {run.state}, not {expected}: another runner took it first.",
+            field="run.from_state",
+            value=expected,
+            fix=f"Nothing to do: `funade runs show {run.id}` shows the runner that has it.",
+        )
+    session.refresh(run)
 
 
 def _remember(session: Session, run: PipelineRun, record: StepRecord) -> None:

@@ -210,11 +210,12 @@ def start_queued(
             ),
         )
         return client.get_run(run_id)
-    client.report_run(
+    client.report_run(  # the claim: refused (409) if another runner started it meanwhile
         run_id,
         RunEventsIn(
             run=RunUpdate(
                 state="running",
+                from_state="queued",
                 spec=spec.model_dump(),
                 started_at=utc_now(),
                 runner=_runner_info(),
