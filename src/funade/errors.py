@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ERROR_FIELD_HEADER",
     "APIError",
     "ArtifactCorruptError",
     "AuthenticationError",
@@ -42,6 +43,12 @@ __all__ = [
     "UnknownFlavorError",
     "error_class_for_code",
 ]
+
+
+ERROR_FIELD_HEADER = "Funade-Error-Field"
+"""The HTTP header naming the field an API error is about, also where there is no body to
+read it from (the answer to a HEAD): a client tells "no such artifact" (``digest``) from "no
+such project" (``project``)."""
 
 
 class FunadeError(Exception):

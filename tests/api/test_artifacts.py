@@ -126,3 +126,23 @@ def test_bad_digest_in_url_is_a_4xx(app_url: str, admin_key: str) -> None:
     )
     assert response.status_code in (404, 422)
     assert "error" in response.json()
+
+
+def test_an_unknown_project_is_an_error_not_a_missing_artifact(
+    admin: Client, app_url: str, admin_key: str
+) -> None:
+    digest = "sha256:" + "0" * 64
+    assert not admin.artifact_exists(digest)
+    with pytest.raises(NotFoundError, match="Project 'nope' does not exist") as info:
+        admin.artifact_exists(digest, project="nope")
+    assert info.value.field == "project"
+    head = httpx.head(
+        f"{app_url}/api/v1/projects/nope/artifacts/{digest}",
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    assert (head.status_code, head.headers["funade-error-field"]) == (404, "project")
+    missing = httpx.head(
+        f"{app_url}/api/v1/projects/default/artifacts/{digest}",
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    assert (missing.status_code, missing.headers["funade-error-field"]) == (404, "digest")

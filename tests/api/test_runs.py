@@ -557,3 +557,10 @@ def test_racing_claims_of_a_queued_run_let_exactly_one_through(admin: Client) ->
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(claim, range(8)))
     assert sorted(outcomes) == ["claimed"] + ["refused"] * 7
+
+
+def test_a_cache_lookup_in_an_unknown_project_is_an_error_not_a_miss(admin: Client) -> None:
+    assert admin.cache_lookup("k-none") is None
+    with pytest.raises(NotFoundError, match="Project 'nope' does not exist") as info:
+        admin.cache_lookup("k-none", project="nope")
+    assert info.value.field == "project"

@@ -40,7 +40,9 @@ def status_for(error: e.FunadeError) -> int:
 
 def error_response(error: e.FunadeError) -> JSONResponse:
     status = status_for(error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if error.field is not None and error.field.isascii():
+        headers[e.ERROR_FIELD_HEADER] = error.field
     return JSONResponse({"error": error.to_dict()}, status_code=status, headers=headers)
 
 

@@ -41,6 +41,7 @@ from funade.api.schemas import (
 )
 from funade.artifacts.digest import sha256_file
 from funade.errors import (
+    ERROR_FIELD_HEADER,
     APIError,
     ArtifactCorruptError,
     AuthenticationError,
@@ -253,10 +254,14 @@ class Client:
     # Artifacts ----------------------------------------------------------------------------
 
     def artifact_exists(self, digest: str, *, project: str | None = None) -> bool:
-        response = self._http.head(f"{self._p(project)}/artifacts/{digest}")
-        if response.status_code == 404:
+        """Whether the project holds ``digest``; an unknown project is an error, not False."""
+        url = f"{self._p(project)}/artifacts/{digest}"
+        response = self._http.head(url)
+        if _missing(response, "digest"):
             return False
-        raise_for_error(response)
+        if response.status_code >= 400:  # a HEAD answer has no body to say why: ask again
+            with self._http.stream("GET", url) as full:
+                raise_for_error(full)
         return True
 
     def upload_artifact(
@@ -507,7 +512,7 @@ class Client:
 
     def cache_lookup(self, key: str, *, project: str | None = None) -> CacheEntryOut | None:
         response = self._http.get(f"{self._p(project)}/pipeline-cache/{key}")
-        if response.status_code == 404:
+        if _missing(response, "key"):
             return None
         raise_for_error(response)
         return CacheEntryOut.model_validate(response.json())
@@ -555,6 +560,11 @@ class Client:
             "POST", f"{self._p(project)}/pipeline-cache/lookup", json={"keys": keys}
         )
         return CacheLookupOut.model_validate(response.json()).entries
+
+
+def _missing(response: httpx.Response, field: str) -> bool:
+    """A 404 about the thing looked up (its ``field``), not about, say, its project."""
+    return response.status_code == 404 and response.headers.get(ERROR_FIELD_HEADER) == field
 
 
 def raise_for_error(response: httpx.Response) -> None:
