@@ -563,8 +563,9 @@ class Client:
 
 
 def _missing(response: httpx.Response, field: str) -> bool:
-    """A 404 about the thing looked up (its ``field``), not about, say, its project."""
-    return response.status_code == 404 and response.headers.get(ERROR_FIELD_HEADER) == field
+    """A 404 about the thing looked up (its ``field``), not about, say, its project. A 404
+    without the header (a control plane from before it) still counts as missing."""
+    return response.status_code == 404 and response.headers.get(ERROR_FIELD_HEADER, field) == field
 
 
 def raise_for_error(response: httpx.Response) -> None:
