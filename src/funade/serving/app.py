@@ -33,7 +33,6 @@ from funade.serving.bodies import (
     Body,
     BodyTimeoutError,
     UnsupportedMediaTypeError,
-    raw_header,
     read_body,
     uploaded_files,
 )
@@ -51,6 +50,7 @@ from funade.serving.workers import WorkerPeers
 log = logging.getLogger("funade.serving")
 
 JSON = "application/json"
+_HEADER_LENGTH = protocol.HEADER_LENGTH.encode()
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -142,7 +142,7 @@ def create_model_app(
             if body.kind == "image":
                 inputs = await inputs_of(request, loaded, body)
             else:
-                header = raw_header(request, protocol.HEADER_LENGTH.lower().encode())
+                header = body.header(_HEADER_LENGTH)
                 if body.kind == "binary" and header is None:
                     raise _missing_header_length()
                 infer_request = protocol.decode_infer_request(

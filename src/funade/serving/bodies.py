@@ -54,6 +54,13 @@ class Body:
     kind: Kind
     media_type: str
     data: bytes
+    headers: dict[bytes, bytes]
+    """The request's headers as sent (names lower-case, as ASGI gives them), read once."""
+
+    def header(self, name: bytes) -> str | None:
+        """One header's value (``name`` lower-case), or None."""
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
 
 
 def _kind(content_type: bytes, *, binary_allowed: bool) -> tuple[Kind, str]:
@@ -87,7 +94,7 @@ async def read_body(
     """The whole body, refused past ``limit`` bytes (413) — by its declared length before
     anything is read, else as it streams in — or if it has not arrived within ``timeout``
     seconds (408: a client that stalls or never sends what it declared)."""
-    headers = _raw_headers(request)
+    headers = dict(request.scope["headers"])  # one pass, not one list scan per lookup
     kind, media_type = _kind(headers.get(b"content-type", b""), binary_allowed=binary_allowed)
     encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
     if encoding not in _ENCODINGS:
@@ -129,7 +136,7 @@ async def read_body(
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if encoding != "identity":
         data = _decompress(data, encoding, limit)
-    return Body(kind, media_type, data)
+    return Body(kind, media_type, data, headers)
 
 
 def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
@@ -211,18 +218,6 @@ async def uploaded_files(request: Request, body: Body) -> list[bytes]:
         return [await file.read() for file in files]
     finally:
         await form.close()
-
-
-def _raw_headers(request: Request) -> dict[bytes, bytes]:
-    """The request's headers as sent (names lower-case, as ASGI gives them), read in one pass
-    instead of one scan of the list per header looked up."""
-    return dict(request.scope["headers"])
-
-
-def raw_header(request: Request, name: bytes) -> str | None:
-    """One header's value (``name`` lower-case), or None."""
-    value = _raw_headers(request).get(name)
-    return value.decode("latin-1") if value is not None else None
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLargeError:
