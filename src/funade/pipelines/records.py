@@ -155,14 +155,14 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
     if events.run is not None:
         changes = events.run.model_dump(exclude_none=True)
         claimed = changes.pop("from_state", None)
-        if claimed is not None:
-            _claim(session, run, claimed, changes.get("state", claimed))
         if "state" in changes:
             _check_state(changes["state"], RUN_STATES, "run.state")
-            if changes["state"] == "running":  # a new attempt (a resume)
-                run.cancel_requested = False
-                run.finished_at = None
-                run.reason = ""
+        if claimed is not None:
+            _claim(session, run, claimed, changes.get("state", claimed))
+        if changes.get("state") == "running":  # a new attempt (a resume)
+            run.cancel_requested = False
+            run.finished_at = None
+            run.reason = ""
         for name, value in changes.items():
             setattr(run, name, value)
 
@@ -170,9 +170,9 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
 def _claim(session: Session, run: PipelineRun, expected: str, new_state: str) -> None:
     """Move ``run`` from ``expected`` to ``new_state`` in one conditional UPDATE, so of two
     runners claiming the same queued run only one gets it (SQLite's writers are serialized,
-    PostgreSQL re-checks the condition on the locked row); ``ConflictError`` for the other."""
+    PostgreSQL re-checks the condition on the locked row); ``ConflictError`` for the other.
+    ``run`` itself is left as loaded: the caller sets the new state on it."""
     _check_state(expected, RUN_STATES, "run.from_state")
-    _check_state(new_state, RUN_STATES, "run.state")
     moved = session.execute(
         update(PipelineRun)
         .where(PipelineRun.id == run.id, PipelineRun.state == expected)
@@ -187,7 +187,6 @@ def _claim(session: Session, run: PipelineRun, expected: str, new_state: str) ->
             value=expected,
             fix=f"Nothing to do: `funade runs show {run.id}` shows the runner that has it.",
         )
-    session.refresh(run)
 
 
 def _remember(session: Session, run: PipelineRun, record: StepRecord) -> None:
