@@ -40,14 +40,8 @@ from funade.api.schemas import (
     WhoAmI,
 )
 from funade.artifacts.digest import sha256_file
-from funade.errors import (
-    ERROR_FIELD_HEADER,
-    APIError,
-    ArtifactCorruptError,
-    AuthenticationError,
-    FunadeError,
-    error_class_for_code,
-)
+from funade.client.responses import is_missing, raise_for_error
+from funade.errors import ArtifactCorruptError, FunadeError
 from funade.settings import Settings, load_settings
 
 Progress = Callable[[int, int], None]
@@ -257,7 +251,7 @@ class Client:
         """Whether the project holds ``digest``; an unknown project is an error, not False."""
         url = f"{self._p(project)}/artifacts/{digest}"
         response = self._http.head(url)
-        if _missing(response, "digest"):
+        if is_missing(response, "digest"):
             return False
         if response.status_code >= 400:  # a HEAD answer has no body to say why: ask again
             with self._http.stream("GET", url) as full:
@@ -512,7 +506,7 @@ class Client:
 
     def cache_lookup(self, key: str, *, project: str | None = None) -> CacheEntryOut | None:
         response = self._http.get(f"{self._p(project)}/pipeline-cache/{key}")
-        if _missing(response, "key"):
+        if is_missing(response, "key"):
             return None
         raise_for_error(response)
         return CacheEntryOut.model_validate(response.json())
@@ -560,33 +554,3 @@ class Client:
             "POST", f"{self._p(project)}/pipeline-cache/lookup", json={"keys": keys}
         )
         return CacheLookupOut.model_validate(response.json()).entries
-
-
-def _missing(response: httpx.Response, field: str) -> bool:
-    """A 404 about the thing looked up (its ``field``), not about, say, its project. A 404
-    without the header (a control plane from before it) still counts as missing."""
-    return response.status_code == 404 and response.headers.get(ERROR_FIELD_HEADER, field) == field
-
-
-def raise_for_error(response: httpx.Response) -> None:
-    """Turn an error response into the funade error class its ``code`` names."""
-    if response.status_code < 400:
-        return
-    response.read()  # a streamed response has not read its body yet
-    try:
-        body = response.json().get("error", {})
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    message = str(body.get("message") or f"HTTP {response.status_code} from {response.url}")
-    code = str(body.get("code", ""))
-    kwargs = {"field": body.get("field"), "value": body.get("value"), "fix": body.get("fix")}
-    cls = error_class_for_code(code)
-    if response.status_code == 401 and cls is None:
-        cls = AuthenticationError
-    if cls is None:
-        raise APIError(
-            message, status_code=response.status_code, code=code or "api_error", **kwargs
-        )
-    raise cls(message, **kwargs)

@@ -1,4 +1,4 @@
-"""How the client reads error answers: which 404s mean "missing", across control-plane versions."""
+"""client/responses.py: which 404s mean "missing", across control-plane versions."""
 
 from __future__ import annotations
 
