@@ -18,7 +18,9 @@ What it does, in a fresh temporary FUNADE_HOME (needs Linux, 2+ cores, ``wrk``, 
    turn (order rotated per case and round): ``wrk`` pinned to core 1 with ``infer.lua``
    (``load``), ``--warmup`` seconds discarded, then ``--duration`` seconds measured; the same
    Open Inference Protocol v2 JSON body for all. The server's CPU time and, for funade, the rows
-   per model call (from ``/metrics``) are read around the measured run;
+   per model call (from ``/metrics``) are read around the measured run; then, for the c1 p50
+   target, ``--pairs`` short c1 runs of the floor and each funade variant back to back (order
+   alternating), whose median difference the target reads (``paired_c1``);
 4. reads each server's RSS (``VmRSS``) and peak (``VmHWM``) after the load, stops it with
    SIGINT, prints the tables (``report``) and replaces each model's section of
    ``serving/RESULTS.md`` (``--no-results`` to only print).
@@ -73,6 +75,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2, help="discarded seconds before each")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the cases; keep the best")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts per server")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=8,
+        help="paired c1 runs (floor and funade back to back) for the p50 target",
+    )
+    parser.add_argument("--pair-seconds", type=float, default=3, help="seconds per paired run")
     parser.add_argument("--models", type=_csv(MODEL_KINDS), default=list(MODEL_KINDS))
     parser.add_argument("--only", type=_csv(CASES), default=list(CASES), help="cases to run")
     parser.add_argument("--systems", type=_csv(SYSTEMS), default=list(SYSTEMS))
@@ -138,11 +147,33 @@ def run_model(prepared: Prepared, args: argparse.Namespace, work: Path) -> Model
                           f"{'  ERRORS ' + str(got.load.errors) if got.load.errors else ''}",
                           flush=True)  # fmt: skip
                     keep(run, system, case.key, got)
+        if "r1c1" in args.only and "floor" in running:
+            for system in (s for s in args.systems if s.startswith("funade")):
+                run.c1_pairs[system] = paired_c1(running["floor"], running[system], files[1], args)
         run.memory = {system: server.memory_mib() for system, server in running.items()}
     finally:
         for system, server in running.items():
             run.exit_codes[system] = server.stop()
     return run
+
+
+def paired_c1(floor: Running, ours: Running, body: Path, args: argparse.Namespace) -> list[float]:
+    """``--pairs`` differences of p50 at concurrency 1 (ours minus the floor's), each from two
+    ``--pair-seconds`` runs back to back, the order alternating: a shared machine's speed
+    drifts by more than the target's 0.3 ms between rounds minutes apart, much less within
+    seconds, so the median of paired differences is the reading the target can trust."""
+    differences = []
+    for index in range(args.pairs):
+        order = [floor, ours] if index % 2 == 0 else [ours, floor]
+        p50 = {}
+        for server in order:
+            load = run_wrk(server.url, body, connections=1, seconds=args.pair_seconds, rows=1,
+                           core=CLIENT_CORE)  # fmt: skip
+            p50[server.system] = load.p50_ms
+        differences.append(p50[ours.system] - p50[floor.system])
+        print(f"  c1 pair {index + 1}/{args.pairs}: {ours.system} {p50[ours.system]:.2f} ms, "
+              f"floor {p50[floor.system]:.2f} ms ({differences[-1]:+.2f})", flush=True)  # fmt: skip
+    return differences
 
 
 def keep(run: ModelRun, system: str, case: str, got: Measured) -> None:
@@ -161,7 +192,9 @@ def section(run: ModelRun, args: argparse.Namespace, elapsed: float) -> str:
         f"`.venv/bin/{command}`",
         f"{run.title} on `make_classification(random_state=0)` (20 features). Server on core "
         f"{SERVER_CORE}, wrk (1 thread) on core {CLIENT_CORE}; {args.warmup:g} s warm-up + "
-        f"{args.duration:g} s measured per run, {args.rounds} round(s) (best kept); KServe with "
+        f"{args.duration:g} s measured per run, {args.rounds} round(s) (best kept), and "
+        f"{args.pairs} paired c1 runs of "
+        f"{args.pair_seconds:g} s (floor and funade back to back) for the p50 target; KServe with "
         f"{kserve}. Run took {elapsed:.0f} s.",
         results_table(run),
         startup_table(run),

@@ -12,6 +12,7 @@ from benchmarks.serving.load import LoadResult
 from benchmarks.serving.servers import SYSTEMS
 
 COLD_START_TARGET_S = 1.5
+C1_P50_SLACK_MS = 0.3
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ModelRun:
     memory: dict[str, tuple[float, float]] = field(default_factory=dict)  # VmRSS, VmHWM MiB
     results: dict[tuple[str, str], Measured] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
+    c1_pairs: dict[str, list[float]] = field(default_factory=dict)  # p50 ms: ours - floor's
 
     def get(self, system: str, case: str) -> Measured | None:
         return self.results.get((system, case))
@@ -160,23 +162,33 @@ def targets_table(run: ModelRun) -> str:
         return f"{ours:.2f} vs {floor:.2f} ms: {_verdict(ours <= floor)}"
 
     def p50_cell(system: str) -> str:
+        differences = run.c1_pairs.get(system)
+        if differences:  # paired runs: the reading a drifting machine leaves trustworthy
+            extra = statistics.median(differences)
+            spread = f"{min(differences):+.2f} to {max(differences):+.2f}"
+            return (
+                f"{extra:+.2f} ms (median of {len(differences)} paired runs, {spread}): "
+                f"{_verdict(extra <= C1_P50_SLACK_MS)}"
+            )
         got = pair(system, "floor", "r1c1")
         if got is None:
             return ""
         extra = got[0].load.p50_ms - got[1].load.p50_ms
-        return f"{extra:+.2f} ms: {_verdict(extra <= 0.3)}"
+        return f"{extra:+.2f} ms (best rounds): {_verdict(extra <= C1_P50_SLACK_MS)}"
 
     def cold_cell(system: str) -> str:
         starts = run.cold_starts.get(system)
         if not starts or run.kind != "lr":
             return ""
         median = statistics.median(starts)
-        return f"{median:.2f} s: {_verdict(median < COLD_START_TARGET_S)}"
+        floor = run.cold_starts.get("floor")
+        than_floor = f" (the floor {statistics.median(floor):.2f} s)" if floor else ""
+        return f"{median:.2f} s{than_floor}: {_verdict(median < COLD_START_TARGET_S)}"
 
     check("c64, 1 row: req/s ≥ 2x the floor's", ratio("floor", "r1c64", 2.0))
     check("c64, 1 row: req/s ≥ 4x KServe's", ratio("kserve", "r1c64", 4.0))
     check("c64, 1 row: p99 ≤ the floor's", p99_cell)
-    check("c1, 1 row: p50 ≤ the floor's + 0.3 ms", p50_cell)
+    check(f"c1, 1 row: p50 ≤ the floor's + {C1_P50_SLACK_MS} ms", p50_cell)
     check("c8, 64 rows: rows/s ≥ 0.9x the floor's", ratio("floor", "r64c8", 0.9, rows=True))
     check(f"cold start < {COLD_START_TARGET_S} s (LogisticRegression)", cold_cell)
     if not checks:
