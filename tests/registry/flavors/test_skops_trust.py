@@ -3,9 +3,11 @@ else (MLflow's sklearn flavor, a user's own skops.io.load), in a fresh process e
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +76,92 @@ def test_skops_imported_by_someone_else_first_is_left_as_it_is() -> None:
         """
     )
     assert out == "list False"
+
+
+def test_the_scipy_ufunc_list_is_deferred_and_computed_as_skops_computes_it() -> None:
+    plain = run(
+        """
+        import json
+        import sklearn.linear_model
+        import skops.io
+        from skops.io import _trusted_types as t
+        print(json.dumps(t.SCIPY_UFUNC_TYPE_NAMES))
+        """
+    )
+    ours = run(
+        """
+        import json
+        import scipy.special
+        import sklearn.linear_model
+        from funade.registry.flavors.skops_trust import exact_trust, skops_io
+        skops_io()
+        from skops.io import _general, _trusted_types as t
+        assert _general.SCIPY_UFUNC_TYPE_NAMES is t.SCIPY_UFUNC_TYPE_NAMES
+        assert "__dir__" not in vars(scipy.special) and "expit" in dir(scipy.special)
+        with exact_trust():
+            print(len(t.SCIPY_UFUNC_TYPE_NAMES), t.SCIPY_UFUNC_TYPE_NAMES._filled)
+        print(json.dumps(list(t.SCIPY_UFUNC_TYPE_NAMES)))
+        """
+    )
+    empty, names = ours.splitlines()
+    assert empty == "0 False"
+    assert json.loads(names) == json.loads(plain)
+    assert len(json.loads(plain)) > 100
+
+
+MODEL_WITH_A_UFUNC = """
+import json
+import numpy as np
+import scipy.special
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.linear_model import LogisticRegression
+{first}
+from funade.registry.flavors.sklearn_files import save_skops
+from pathlib import Path
+model = make_pipeline(FunctionTransformer(scipy.special.expit), LogisticRegression())
+model.fit(np.eye(4), [0, 1, 0, 1])
+print(json.dumps(save_skops(model, Path({file!r}))))
+"""
+
+LOAD_IT = """
+import json, sys
+import numpy as np
+from pathlib import Path
+from funade.registry.flavors.sklearn_files import load_skops
+model = load_skops(Path(sys.argv[1]), json.loads(sys.argv[2]))
+from skops.io import _trusted_types as t
+print(model.predict(np.eye(4)).tolist(), t.SCIPY_UFUNC_TYPE_NAMES._filled)
+"""
+
+
+def _load_in_a_fresh_process(file: Path, trusted: list[str]) -> str:
+    """What LOAD_IT prints: the predictions, and whether skops's ufunc list was computed."""
+    return run(
+        LOAD_IT.replace("sys.argv[1]", repr(str(file))).replace(
+            "sys.argv[2]", repr(json.dumps(trusted))
+        )
+    )
+
+
+def test_a_model_holding_a_scipy_ufunc_records_it_and_loads_with_exact_trust(
+    tmp_path: Path,
+) -> None:
+    deferred_file, plain_file = tmp_path / "deferred.skops", tmp_path / "plain.skops"
+    recorded = json.loads(run(MODEL_WITH_A_UFUNC.format(first="", file=str(deferred_file))))
+    # skops imported by someone else first: its lists filled, the same types recorded
+    plain = run(MODEL_WITH_A_UFUNC.format(first="import skops.io", file=str(plain_file)))
+    assert json.loads(plain) == recorded
+    assert any(name.endswith(".expit") for name in recorded)
+    # loaded without computing the list
+    assert _load_in_a_fresh_process(deferred_file, recorded) == "[0, 1, 0, 1] False"
+
+
+def test_a_package_saved_before_ufuncs_were_recorded_still_loads(tmp_path: Path) -> None:
+    """Packages saved while skops's ufunc list was computed at import did not record the ufuncs
+    it trusted by default; loading them computes the list, once."""
+    file = tmp_path / "model.skops"
+    recorded = json.loads(run(MODEL_WITH_A_UFUNC.format(first="", file=str(file))))
+    older = [name for name in recorded if not name.endswith(".expit")]
+    assert older != recorded
+    assert _load_in_a_fresh_process(file, older) == "[0, 1, 0, 1] True"

@@ -1,26 +1,29 @@
-"""skops, imported without paying for a trust list funade does not use.
+"""skops, imported without paying for trust lists funade does not use.
 
-At import, ``skops.io`` computes the names of every scikit-learn estimator as its default trust
-list (``sklearn.utils.all_estimators``), which imports every module of scikit-learn, and PyTorch
-too when it is installed, through scikit-learn's array API shims: seconds of a model server's
-start. funade never relies on that list: a package records every type its skops file holds
-(each checked to be a scikit-learn, NumPy or SciPy type) and loading trusts exactly those.
+At import, ``skops.io`` computes two default trust lists: the names of every scikit-learn
+estimator (``sklearn.utils.all_estimators``, which imports every module of scikit-learn, and
+PyTorch too when it is installed, through scikit-learn's array API shims: seconds of a model
+server's start), and the names of every SciPy ufunc (a walk over ``scipy.special``: 0.13-0.2 s).
+funade never relies on them: a package records every type its skops file holds (each checked
+to be a scikit-learn, NumPy or SciPy type) and loading trusts exactly those.
 
-So ``skops_io()`` imports skops with that list empty and puts a ``_DeferredNames`` in its place:
-inside ``exact_trust()`` (funade's own saves, checks and loads) it is empty; anyone else who
-reads it (MLflow's sklearn flavor, a user's own ``skops.io.load``) finds it computed on first use,
-as if skops had computed it at import. If skops is already imported, or its internals are not
-laid out as expected, it is left exactly as skops made it.
+So ``skops_io()`` imports skops with both lists empty (``all_estimators`` answering nothing and
+``scipy.special`` listing nothing for that moment) and puts a ``_DeferredNames`` in their place:
+inside ``exact_trust()`` (funade's own saves, checks and loads) they are empty; anyone else who
+reads them (MLflow's sklearn flavor, a user's own ``skops.io.load``) finds them computed on
+first use, as if skops had computed them at import. If skops is already imported, or its
+internals are not laid out as expected, a list is left exactly as skops made it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, SupportsIndex
 
@@ -29,15 +32,17 @@ from funade.registry.flavors.base import require
 __all__ = ["defaults_were_deferred", "exact_trust", "skops_io", "types_beyond_builtins"]
 
 _EXACT = contextvars.ContextVar("funade_skops_exact_trust", default=False)
-_LIST_NAME = "SKLEARN_ESTIMATOR_TYPE_NAMES"
+_ESTIMATORS = "SKLEARN_ESTIMATOR_TYPE_NAMES"
+_SCIPY_UFUNCS = "SCIPY_UFUNC_TYPE_NAMES"
 
 
 class _DeferredNames(list[str]):
-    """skops's default list of estimator names, computed when someone other than funade reads
-    it; empty to funade (inside ``exact_trust``)."""
+    """One of skops's default lists, computed by ``compute`` when someone other than funade
+    reads it; empty to funade (inside ``exact_trust``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, compute: Callable[[], list[str]]) -> None:
         super().__init__()
+        self._compute = compute
         self._filled = False
         self._lock = threading.Lock()
 
@@ -47,18 +52,9 @@ class _DeferredNames(list[str]):
         if not self._filled:
             with self._lock:
                 if not self._filled:
-                    self._fill()
+                    super().extend(self._compute())
+                    self._filled = True
         return list(super().__iter__())
-
-    def _fill(self) -> None:
-        from sklearn.utils import all_estimators
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            classes = [c for _, c in all_estimators()]
-        names = [f"{c.__module__}.{c.__name__}" for c in classes]
-        super().extend(n for n in names if n.startswith("sklearn."))
-        self._filled = True
 
     def __add__(self, other: list[str]) -> list[str]:  # type: ignore[override]
         return self._names() + list(other)
@@ -85,36 +81,76 @@ class _DeferredNames(list[str]):
         return repr(self._names())
 
 
+def _estimator_names() -> list[str]:
+    """skops's SKLEARN_ESTIMATOR_TYPE_NAMES, computed as skops computes it."""
+    from sklearn.utils import all_estimators
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classes = [c for _, c in all_estimators()]
+    names = [f"{c.__module__}.{c.__name__}" for c in classes]
+    return [n for n in names if n.startswith("sklearn.")]
+
+
+def _scipy_ufunc_names() -> list[str]:
+    """skops's SCIPY_UFUNC_TYPE_NAMES, computed as skops computes it."""
+    import numpy as np
+    from skops.io._utils import get_public_type_names
+    from skops.utils._fixes import get_scipy_ufunc_wrapper_type
+
+    special = importlib.import_module("scipy.special")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        names = set(get_public_type_names(module=special, oftype=np.ufunc))
+        wrapper = get_scipy_ufunc_wrapper_type()
+        if wrapper is not None:
+            names |= set(get_public_type_names(module=special, oftype=wrapper))
+    return sorted(names)
+
+
+_DEFERRED: dict[str, Callable[[], list[str]]] = {
+    _ESTIMATORS: _estimator_names,
+    _SCIPY_UFUNCS: _scipy_ufunc_names,
+}
+
+
 def skops_io() -> ModuleType:
-    """``skops.io``, with its default estimator list deferred (see the module docstring)."""
+    """``skops.io``, with its default lists deferred (see the module docstring)."""
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
     sklearn_utils = require("sklearn.utils", extra="sklearn", needed_by="The sklearn flavor")
+    scipy_special = importlib.import_module("scipy.special")  # skops imports it anyway
+    hide_ufuncs = "__dir__" not in vars(scipy_special)
     real = sklearn_utils.all_estimators
     setattr(sklearn_utils, "all_estimators", lambda *_args, **_kwargs: [])  # noqa: B010
+    if hide_ufuncs:
+        setattr(scipy_special, "__dir__", list)  # noqa: B010  dir(scipy.special) == []
     try:
         sio = require("skops.io", extra="sklearn", needed_by="The sklearn flavor")
     finally:
         setattr(sklearn_utils, "all_estimators", real)  # noqa: B010
-    _defer_default_list()
+        if hide_ufuncs:
+            delattr(scipy_special, "__dir__")
+    for name, compute in _DEFERRED.items():
+        _defer_default_list(name, compute)
     return sio
 
 
-def _defer_default_list() -> None:
-    """Swap skops's (empty) default list for a deferred one in every skops module holding it;
-    compute it at once if it is not where it is expected."""
+def _defer_default_list(name: str, compute: Callable[[], list[str]]) -> None:
+    """Swap skops's (empty) default list ``name`` for a deferred one in every skops module
+    holding it; leave it if it is not the empty list expected (skops computed it)."""
     trusted_types = sys.modules.get("skops.io._trusted_types")
-    empty = getattr(trusted_types, _LIST_NAME, None)
-    deferred = _DeferredNames()
+    empty = getattr(trusted_types, name, None)
     if not isinstance(empty, list) or empty:
         return
+    deferred = _DeferredNames(compute)
     holders = [
         module
-        for name, module in list(sys.modules.items())
-        if name.startswith("skops") and getattr(module, _LIST_NAME, None) is empty
+        for module_name, module in list(sys.modules.items())
+        if module_name.startswith("skops") and getattr(module, name, None) is empty
     ]
     for module in holders:
-        setattr(module, _LIST_NAME, deferred)
+        setattr(module, name, deferred)
 
 
 @contextlib.contextmanager
@@ -132,27 +168,33 @@ _PLAIN_LOCK = threading.Lock()
 
 def types_beyond_builtins(sio: ModuleType, **source: Any) -> list[str]:
     """Every type a skops file (``file=`` or ``data=``) holds beyond skops's builtins, whether or
-    not skops's default estimator list is filled, so the same model always records the same
-    list."""
+    not skops's default lists are filled, so the same model always records the same list."""
+    from skops.io import _trusted_types
+
     with exact_trust():
-        if defaults_were_deferred():
+        plain: list[list[str]] = [
+            names
+            for name in _DEFERRED
+            if isinstance(names := getattr(_trusted_types, name, None), list)
+            and not isinstance(names, _DeferredNames)
+        ]
+        if not plain:
             found: list[str] = sio.get_untrusted_types(**source)
             return found
-        from skops.io import _trusted_types  # imported by someone else, with its list filled
-
-        plain: list[str] = getattr(_trusted_types, _LIST_NAME)
-        with _PLAIN_LOCK:
-            kept = plain[:]
-            plain.clear()
+        with _PLAIN_LOCK:  # lists skops filled (imported by someone else): emptied meanwhile
+            kept = [names[:] for names in plain]
+            for names in plain:
+                names.clear()
             try:
                 found = sio.get_untrusted_types(**source)
             finally:
-                plain.extend(kept)
+                for names, back in zip(plain, kept, strict=True):
+                    names.extend(back)
         return found
 
 
 def defaults_were_deferred() -> bool:
-    """True if skops's default list is a deferred one (so a package that relied on it can be
-    retried outside ``exact_trust``)."""
+    """True if one of skops's default lists is a deferred one (so a package that relied on it
+    can be retried outside ``exact_trust``)."""
     trusted_types = sys.modules.get("skops.io._trusted_types")
-    return isinstance(getattr(trusted_types, _LIST_NAME, None), _DeferredNames)
+    return any(isinstance(getattr(trusted_types, n, None), _DeferredNames) for n in _DEFERRED)
