@@ -1,5 +1,6 @@
-"""skops imported with its default estimator list deferred: empty to funade, computed for anyone
-else (MLflow's sklearn flavor, a user's own skops.io.load), in a fresh process each."""
+"""skops imported with its default estimator and SciPy ufunc lists deferred: empty to funade,
+computed for anyone else (MLflow's sklearn flavor, a user's own skops.io.load), in a fresh
+process each."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 pytest.importorskip("skops")
 
 
-def run(code: str) -> str:
+def run(code: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -137,11 +138,7 @@ print(model.predict(np.eye(4)).tolist(), t.SCIPY_UFUNC_TYPE_NAMES._filled)
 
 def _load_in_a_fresh_process(file: Path, trusted: list[str]) -> str:
     """What LOAD_IT prints: the predictions, and whether skops's ufunc list was computed."""
-    return run(
-        LOAD_IT.replace("sys.argv[1]", repr(str(file))).replace(
-            "sys.argv[2]", repr(json.dumps(trusted))
-        )
-    )
+    return run(LOAD_IT, str(file), json.dumps(trusted))
 
 
 def test_a_model_holding_a_scipy_ufunc_records_it_and_loads_with_exact_trust(

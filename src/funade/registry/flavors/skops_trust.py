@@ -120,20 +120,29 @@ def skops_io() -> ModuleType:
         return sys.modules["skops.io"]
     sklearn_utils = require("sklearn.utils", extra="sklearn", needed_by="The sklearn flavor")
     scipy_special = importlib.import_module("scipy.special")  # skops imports it anyway
-    hide_ufuncs = "__dir__" not in vars(scipy_special)
-    real = sklearn_utils.all_estimators
-    setattr(sklearn_utils, "all_estimators", lambda *_args, **_kwargs: [])  # noqa: B010
-    if hide_ufuncs:
-        setattr(scipy_special, "__dir__", list)  # noqa: B010  dir(scipy.special) == []
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_swapped(sklearn_utils, "all_estimators", lambda *_a, **_k: []))
+        if "__dir__" not in vars(scipy_special):  # else scipy lists itself: leave it be
+            stack.enter_context(_swapped(scipy_special, "__dir__", list))  # dir() == []
         sio = require("skops.io", extra="sklearn", needed_by="The sklearn flavor")
-    finally:
-        setattr(sklearn_utils, "all_estimators", real)  # noqa: B010
-        if hide_ufuncs:
-            delattr(scipy_special, "__dir__")
     for name, compute in _DEFERRED.items():
         _defer_default_list(name, compute)
     return sio
+
+
+@contextlib.contextmanager
+def _swapped(module: ModuleType, name: str, value: object) -> Iterator[None]:
+    """``module.name`` is ``value`` within; afterwards as it was (or absent, if it was)."""
+    missing = object()
+    before = vars(module).get(name, missing)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        if before is missing:
+            delattr(module, name)
+        else:
+            setattr(module, name, before)
 
 
 def _defer_default_list(name: str, compute: Callable[[], list[str]]) -> None:
