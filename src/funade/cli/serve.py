@@ -9,6 +9,7 @@ import typer
 
 from funade.cli.output import console
 from funade.fileutil import write_atomically
+from funade.serving.collector import hold_collections
 from funade.serving.config import DEFAULT_MAX_BATCH_SIZE, make_config
 from funade.settings import load_settings
 
@@ -38,6 +39,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve one model version over HTTP (v2 Open Inference Protocol, v1, /metrics)."""
+    hold_collections()  # until the model is loaded: a tenth of the cold start
     config = make_config(
         source=source,
         name=name,

@@ -8,7 +8,6 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 import time
@@ -24,6 +23,11 @@ from funade.registry.model import Model
 from funade.registry.signature import Signature, TensorSpec
 from funade.registry.tensors import numpy_dtype
 from funade.serving.batching import Batcher, BatchStats, Tensors, Wanted
+from funade.serving.collector import (
+    freeze_what_is_loaded,
+    release_what_is_loaded,
+    resume_collections,
+)
 from funade.serving.config import ServeConfig
 from funade.serving.metrics import ServingMetrics
 from funade.serving.modelthread import ModelThread
@@ -88,6 +92,7 @@ class ModelRuntime:
         except Exception as exc:  # reported by readiness and by every request
             self.load_error = str(exc) if isinstance(exc, FunadeError) else _describe_error(exc)
             log.error("the model failed to load: %s", self.load_error)
+            resume_collections()
             if self._on_load_failure is not None:
                 loop.call_soon_threadsafe(self._on_load_failure, exc)
             return
@@ -104,14 +109,14 @@ class ModelRuntime:
             on_batch=self._record_batch,
         )
         self._batcher.start()
-        _freeze_what_is_loaded()
+        freeze_what_is_loaded()
         self.loaded = loaded
         self._ready.set()
         if self._peers is not None:
             self._peers.mark_ready()
 
     async def stop(self) -> None:
-        gc.unfreeze()  # the process may live on (tests, an embedding app): collect it again
+        release_what_is_loaded()
         if self._peers is not None:
             self._peers.mark_gone()
         if self._batcher is not None:
@@ -174,19 +179,6 @@ class ModelRuntime:
         queue = self.metrics.queue_of
         for seconds in stats.queue_seconds:
             queue.observe(seconds)
-
-
-def _freeze_what_is_loaded() -> None:
-    """Move every object alive now (the frameworks, the model, the server) out of the cyclic
-    garbage collector's sight.
-
-    A loaded scikit-learn model brings a quarter of a million tracked objects; each full
-    collection walks them all, 170-190 ms during which every request in flight waits (the
-    serving benchmark's p99). They live as long as the process, so they are frozen once, after
-    loading (and unfrozen when the server stops); what requests leave behind is still
-    collected."""
-    gc.collect()
-    gc.freeze()
 
 
 def _batchable(signature: Signature) -> bool:

@@ -17,6 +17,7 @@ import uvicorn
 
 from funade.errors import FunadeError, ModelLoadError
 from funade.serving.app import InferenceFastPath, create_model_app
+from funade.serving.collector import hold_collections, resume_collections
 from funade.serving.config import ServeConfig
 from funade.serving.source import load_source, pin_source
 from funade.serving.workers import WorkerPeers, watch_parent
@@ -45,6 +46,7 @@ def build_app(
 
 def app_factory() -> InferenceFastPath:
     """What each worker process runs (uvicorn imports it by name)."""
+    hold_collections()  # until its model is loaded
     config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
     watch_parent(int(os.environ[PARENT_ENV]))
     peers = WorkerPeers(Path(os.environ[PEERS_ENV]), config.workers)
@@ -96,6 +98,7 @@ def serve(
         if failures:
             raise _as_load_error(failures[0], config.source)
         return
+    resume_collections()  # this process loads no model; its workers hold theirs
     with tempfile.TemporaryDirectory(prefix="funade-serve-") as state:
         os.environ[CONFIG_ENV] = config.model_dump_json()
         os.environ[PARENT_ENV] = str(os.getpid())
