@@ -23,6 +23,7 @@ from funade.errors import (
     InvalidInputError,
     ModelLoadError,
 )
+from funade.registry.deferred import DEFERRED, deferring
 from funade.registry.flavors import Flavor, LoadedModel, PackageFile, detect_flavor, get_flavor
 from funade.registry.golden import compare_outputs, make_golden_examples
 from funade.registry.images import ImageInput, check_image_input
@@ -243,7 +244,8 @@ def load_package(directory: Path, *, verify: bool = True) -> Model:
     if verify:
         _verify_files(directory, manifest)
     flv = get_flavor(manifest.flavor)
-    loaded = _load(flv, directory, manifest.flavor_metadata, manifest.signature)
+    with deferring(*DEFERRED):  # pandas, until something uses it: a fifth of a cold start
+        loaded = _load(flv, directory, manifest.flavor_metadata, manifest.signature)
     return Model(loaded, manifest)
 
 
