@@ -144,12 +144,14 @@ def server_stack() -> str:
 def machine() -> str:
     """One line saying where and when the numbers were taken."""
     source = Path(funade.__file__).parent  # the funade measured, wherever it was imported from
-    commit = subprocess.run(
-        ["git", "-C", str(source), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    commit = git("describe", "--always")
+    if commit and git("status", "--porcelain", "--untracked-files=no", "--", "."):
+        commit += "-dirty"  # the package measured differs from the commit (not just results)
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs "
         f"({platform.processor() or platform.machine()}) · Linux {platform.release()} · "

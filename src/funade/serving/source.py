@@ -8,10 +8,9 @@ before the flavor unpickles or loads anything. A reference is resolved by the co
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -225,7 +224,7 @@ def _resolve_in_sqlite(file: Path, project: str, model: str, ref: str) -> tuple[
     else:
         query, args = _BY_ALIAS, (project, model, ref)
     try:
-        with contextlib.closing(
+        with closing(
             sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         ) as connection:
             row = connection.execute(query, args).fetchone()
