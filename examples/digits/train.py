@@ -132,6 +132,8 @@ def main(epochs: int = EPOCHS, seed: int = 0) -> Trained:
         # Photos of a digit written in dark ink on paper: inverted to a light digit on black, as
         # in training, contrast stretched, cropped square and shrunk to 8x8, scaled to [0, 1].
         image=funade.ImageInput(invert=True, autocontrast=True),
+        # The class of each of the ten probabilities, which answers and the try-it page name.
+        labels=[str(digit) for digit in range(10)],
         params={"epochs": epochs, "batch_size": BATCH, "seed": seed},
         metrics={"accuracy": accuracy},
         datasets={"train": x_train},

@@ -22,6 +22,7 @@ from funade.registry.images import ImageInput
 
 if TYPE_CHECKING:
     from funade.registry.model import Model
+    from funade.registry.package import Labels
 
 _default: Client | None = None
 _lock = threading.Lock()
@@ -52,6 +53,7 @@ def log_model(
     flavor: str | None = None,
     options: Mapping[str, Any] | None = None,
     image: ImageInput | None = None,
+    labels: Labels | None = None,
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     tags: Mapping[str, str] | None = None,
@@ -69,7 +71,9 @@ def log_model(
     content-addressed artifact, uploaded, and registered with its lineage (git commit, branch,
     dirty flag, package versions, digests of ``datasets``), ``params``, ``metrics`` and ``tags``.
     ``alias`` (e.g. "staging") is then pointed at the new version. ``image`` (an
-    ``ImageInput``) lets the model server take photos for one input (``registry.images``).
+    ``ImageInput``) lets the model server take photos for one input (``registry.images``);
+    ``labels`` names the classes of the outputs that score them (``["cat", "dog"]``, or
+    ``{"probabilities": [...]}``), which classification answers and the try-it page show.
     """
     from funade.registry.lineage import capture_lineage
     from funade.registry.package import build_package
@@ -89,6 +93,7 @@ def log_model(
             flavor=flavor,
             options=options,
             image=image,
+            labels=labels,
         )
         blob = pack_directory(package_dir, Path(tmp) / "package.tar")
         with transfer_progress(progress, f"Uploading {name}", blob.size) as report:

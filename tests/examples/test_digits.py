@@ -84,6 +84,7 @@ def test_the_registered_model_reads_held_out_digits(
             ("label", "INT64", [-1]),
             ("probabilities", "FP32", [-1, 10]),
         ]
+        assert model.signature.outputs[1].labels == [str(d) for d in range(10)]
         labels = model.predict(trained.x_test)
         assert (labels == trained.y_test).mean() >= 0.9
         assert model.predict(trained.x_test[:1]).shape == (1,)  # any batch size

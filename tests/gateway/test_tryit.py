@@ -79,7 +79,10 @@ def test_info_tells_the_signature_of_the_stable_revision(
     assert info["inputs"] == [
         {"name": "x", "datatype": "FP64", "shape": [-1, 2], "image": None, "example": [1.0, 2.0]}
     ]
-    assert [o["name"] for o in info["outputs"]] == ["double", "total"]
+    assert info["outputs"] == [
+        {"name": "double", "datatype": "FP64", "shape": [-1, 2], "labels": None},
+        {"name": "total", "datatype": "FP64", "shape": [-1], "labels": None},
+    ]
     assert info["key"]["name"] == "group for calc"
     assert info["key"]["kind"] == "group"
     assert info["key"]["expires_at"] is not None

@@ -14,7 +14,7 @@ import numpy as np
 
 from funade.registry.images import ImageInput
 from funade.registry.model import Model
-from funade.registry.package import build_package, load_package
+from funade.registry.package import Labels, build_package, load_package
 from funade.serving.app import create_model_app
 from funade.serving.config import ServeConfig
 from funade.serving.runtime import Loaded
@@ -22,9 +22,15 @@ from tests.servers import serve
 from tests.serving.models import Arithmetic
 
 
-def package(model: object, directory: Path, sample: Any, image: ImageInput | None = None) -> Path:
+def package(
+    model: object,
+    directory: Path,
+    sample: Any,
+    image: ImageInput | None = None,
+    labels: Labels | None = None,
+) -> Path:
     """``model`` saved as a package in ``directory`` (python_class flavor)."""
-    build_package(model, directory, sample_input=sample, image=image)
+    build_package(model, directory, sample_input=sample, image=image, labels=labels)
     return directory
 
 

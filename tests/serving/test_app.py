@@ -34,7 +34,7 @@ from tests.serving.fakes import (
     v2_body,
     wait_ready,
 )
-from tests.serving.models import HANG, Fixed
+from tests.serving.models import HANG, Arithmetic, Fixed
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +135,45 @@ def test_collections_held_for_a_model_that_fails_to_load_resume(calc: Path) -> N
         gc.enable()
 
 
+def test_classification_names_the_top_classes_with_the_labels_the_package_records(
+    tmp_path: Path,
+) -> None:
+    labelled = package(
+        Arithmetic(),
+        tmp_path / "labelled",
+        {"x": np.array([[1.0, 2.0]])},
+        labels={"double": ["left", "right"]},
+    )
+    with running(labelled) as (url, app):
+        wanted = [{"name": "double", "parameters": {"classification": 2}}, {"name": "total"}]
+        answer = _infer(url, v2_body([[1, 4], [3, 2]], outputs=wanted))
+        assert answer.status_code == 200, answer.text
+        double, total = answer.json()["outputs"]
+        assert double == {
+            "name": "double",
+            "datatype": "BYTES",
+            "shape": [2, 2],
+            "data": ["8.0:1:right", "2.0:0:left", "6.0:0:left", "4.0:1:right"],
+        }
+        assert total["data"] == [5.0, 5.0]
+        calls = len(native(app).calls)
+        for output, count, message in (
+            ("double", 3, "Output 'double' scores 2 classes; classification 3 asks for more."),
+            ("total", 1, "Output 'total' is FP64[-1], not class scores to classify"),
+        ):
+            wanted = [{"name": output, "parameters": {"classification": count}}]
+            refused = _infer(url, v2_body([[1, 4]], outputs=wanted))
+            assert refused.status_code == 400
+            assert refused.json()["field"] == "outputs[0].parameters.classification"
+            assert message in refused.json()["error"]
+        assert len(native(app).calls) == calls  # refused before the model ran
+
+
 def test_server_and_model_metadata(server: Any) -> None:
     url, _ = server
     meta = httpx.get(f"{url}/v2").json()
     assert meta["name"] == "funade"
-    assert "binary_tensor_data" in meta["extensions"]
+    assert meta["extensions"] == ["binary_tensor_data", "classification"]
     model = httpx.get(f"{url}/v2/models/calc").json()
     assert model == {
         "name": "calc",

@@ -231,7 +231,7 @@ def test_tritonclient_health_and_metadata(echo: Callable[[str], Served]) -> None
         assert client.get_server_metadata() == {
             "name": "funade",
             "version": __version__,
-            "extensions": ["binary_tensor_data"],
+            "extensions": ["binary_tensor_data", "classification"],
         }
         assert client.get_model_metadata(MODEL) == expected_metadata
         assert client.get_model_metadata(MODEL, model_version=VERSION) == expected_metadata
@@ -328,6 +328,21 @@ def test_tritonclient_gets_the_requested_outputs_in_its_order_and_encodings(
     assert result.as_numpy("matrix_out") is None
     assert_exact(result.as_numpy("cube_out"), sent["cube"])
     assert_exact(result.as_numpy("vector_out"), sent["vector"])
+
+
+def test_tritonclient_gets_the_top_classes_of_an_output_it_asks_to_classify(
+    echo: Callable[[str], Served],
+) -> None:
+    sent = echo_tensors("FP32", rows=2)
+    sent["matrix"] = np.array([[0.25, 0.75], [0.5, 0.125]], dtype=np.float32)
+    with triton_client(echo("FP32")) as client:
+        result = client.infer(
+            MODEL,
+            triton_inputs(sent, binary=True),
+            outputs=[triton.InferRequestedOutput("matrix_out", class_count=1)],
+        )
+    assert result.get_output("matrix_out")["datatype"] == "BYTES"
+    assert result.as_numpy("matrix_out").tolist() == [[b"0.75:1"], [b"0.5:0"]]
 
 
 def test_tritonclient_request_id_parameters_and_version(echo: Callable[[str], Served]) -> None:
@@ -616,7 +631,7 @@ def test_tritonclient_bad_requested_outputs_are_400(echo: Callable[[str], Served
     assert unknown.status() == "400"
     assert "The model has no output 'nope_out'" in unknown.message()
     assert classification.status() == "400"
-    assert "does not support classification outputs" in classification.message()
+    assert "INT32[-1], not class scores to classify" in classification.message()
 
 
 NARROWING = {

@@ -87,7 +87,13 @@ def gateway(
 def digits(plane: Plane, gateway: Gateway) -> str:  # noqa: F811
     """``digits``: an image model (8x8 grayscale, ink bright), deployed and taking traffic."""
     sample = np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32)
-    plane.log(Digits(), "digits", sample_input=sample, image=funade.ImageInput(invert=True))
+    plane.log(
+        Digits(),
+        "digits",
+        sample_input=sample,
+        image=funade.ImageInput(invert=True),
+        labels=["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+    )
     plane.client.create_deployment("digits", description="Write a digit on paper, take a photo.")
     plane.wait_rollout("digits", ("succeeded",))
     return "digits"
@@ -158,8 +164,9 @@ def test_a_group_photographs_a_digit_then_its_code_is_switched_off(
             "#photo",
             files=[{"name": "one.png", "mimeType": "image/png", "buffer": photo_of_a_one()}],
         )
-        expect(kid.locator("#headline")).to_have_text("1")
-        expect(kid.locator("#headline-sub")).to_contain_text("% sure")
+        expect(kid.locator("#headline")).to_have_text("one")  # the class's name, not index 1
+        expect(kid.locator("#headline-sub")).to_contain_text("% sure (10 classes)")
+        expect(kid.locator("#ranking li").first).to_contain_text("one")
         expect(kid.get_by_role("img", name="The photo you sent")).to_be_visible()
         expect(kid.get_by_text(re.compile(r"Answered in \d+ ms by digits:1"))).to_be_visible()
         shot(kid, "try-prediction")

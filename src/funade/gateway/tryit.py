@@ -211,8 +211,9 @@ def model_info(
     signature: dict[str, Any],
     examples: list[Any],
 ) -> dict[str, Any]:
-    """The JSON the page builds itself from: inputs with an example row each, outputs, and
-    whether it takes a photo (one image input and nothing else)."""
+    """The JSON the page builds itself from: inputs with an example row each, outputs (with the
+    class names of those that score classes), and whether it takes a photo (one image input and
+    nothing else)."""
     rows = {t.get("name"): _first_row(t) for t in examples if isinstance(t, dict)}
     inputs = [
         {
@@ -225,7 +226,12 @@ def model_info(
         for spec in signature.get("inputs", [])
     ]
     outputs = [
-        {"name": s["name"], "datatype": s["datatype"], "shape": s["shape"]}
+        {
+            "name": s["name"],
+            "datatype": s["datatype"],
+            "shape": s["shape"],
+            "labels": s.get("labels"),
+        }
         for s in signature.get("outputs", [])
     ]
     takes_photo = len(inputs) == 1 and inputs[0]["image"] is not None

@@ -11,9 +11,11 @@ any of it.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from funade.errors import (
     ArtifactCorruptError,
@@ -40,7 +42,7 @@ from funade.registry.manifest import (
     parse_manifest,
 )
 from funade.registry.model import Model
-from funade.registry.signature import Signature, infer_signature, to_tensors
+from funade.registry.signature import Signature, TensorSpec, infer_signature, to_tensors
 from funade.registry.tensors import Tensors, normalize, tensors_to_json
 
 __all__ = [
@@ -68,10 +70,12 @@ def build_package(
     flavor: str | None = None,
     options: Mapping[str, Any] | None = None,
     image: ImageInput | None = None,
+    labels: Labels | None = None,
 ) -> tuple[Manifest, list[dict[str, Any]]]:
     """Save ``model`` into the empty (or new) ``directory`` as a package; return its manifest and
     golden examples (none without a sample input, which only an ONNX model may go without).
-    ``image`` records that one input takes photos, and how they are decoded."""
+    ``image`` records that one input takes photos, and how they are decoded; ``labels`` names
+    the classes of outputs that score them (``with_labels``)."""
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise InvalidInputError(
@@ -110,6 +114,8 @@ def build_package(
     assert signature is not None
     if image is not None:
         signature = with_image_input(signature, image)
+    if labels is not None:
+        signature = with_labels(signature, labels)
     manifest = Manifest(
         flavor=flv.name,
         flavor_metadata=metadata,
@@ -150,6 +156,71 @@ def with_image_input(signature: Signature, image: ImageInput) -> Signature:
             spec = spec.model_copy(update={"image": image.model_copy(update={"input": name})})
         specs.append(spec)
     return signature.model_copy(update={"inputs": specs})
+
+
+Labels = Sequence[str] | Mapping[str, Sequence[str]]
+"""Class names: for every output that scores that many classes, or by output name."""
+
+
+def with_labels(signature: Signature, labels: Labels) -> Signature:
+    """``signature`` with class names recorded on its outputs: a list goes to every output
+    whose last dimension has that many classes, a mapping to the outputs it names."""
+    if isinstance(labels, str):
+        raise _bad_labels(labels, "they are one string, not a list of class names")
+    by_output: dict[str, list[str]]
+    if isinstance(labels, Mapping):
+        known = {spec.name for spec in signature.outputs}
+        for name in labels:
+            if name not in known:
+                raise InvalidInputError(
+                    f"The model has no output {name!r} to label.",
+                    field=f"labels.{name}",
+                    value=name,
+                    fix=f"Name one of the outputs {sorted(known)}.",
+                )
+        by_output = {name: list(names) for name, names in labels.items()}
+    else:
+        names = list(labels)
+        by_output = {
+            spec.name: names
+            for spec in signature.outputs
+            if len(spec.shape) >= 2
+            and spec.shape[-1] == len(names)
+            and spec.datatype not in ("BYTES", "BOOL")
+        }
+        if not by_output:
+            shapes = ", ".join(str(spec) for spec in signature.outputs)
+            raise _bad_labels(
+                names,
+                f"no output scores {len(names)} classes ({shapes})",
+            )
+    for name, names in by_output.items():
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise _bad_labels(names, f"{name!r} needs a non-empty list of non-empty strings")
+        if len(set(names)) != len(names):
+            raise _bad_labels(names, f"a class of {name!r} is named twice")
+    specs = []
+    for spec in signature.outputs:
+        if spec.name in by_output:
+            try:
+                spec = TensorSpec.model_validate(
+                    {**spec.model_dump(), "labels": by_output[spec.name]}
+                )
+            except ValidationError as exc:
+                message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise _bad_labels(by_output[spec.name], message) from None
+        specs.append(spec)
+    return signature.model_copy(update={"outputs": specs})
+
+
+def _bad_labels(value: object, reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"labels {value!r} do not fit the model: {reason}.",
+        field="labels",
+        value=value if isinstance(value, str) else list(value),  # type: ignore[call-overload]
+        fix="Pass labels=[...] with one name per class of the scores output, or "
+        "labels={'output': [...]}.",
+    )
 
 
 def _with_format(declared: Signature, provisional: Signature | None) -> Signature:

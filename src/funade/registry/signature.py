@@ -41,11 +41,23 @@ class TensorSpec(BaseModel):
     shape: list[int] = Field(min_length=1)
     image: ImageInput | None = Field(default=None, exclude_if=lambda value: value is None)
     """How a photo becomes this input, if it takes images (``registry.images``)."""
+    labels: list[str] | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The class of each position along an output's last dimension (``["cat", "dog"]`` for
+    ``probabilities`` of shape ``[-1, 2]``): what a classification answer names."""
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
         if any(d < -1 for d in self.shape):
             raise ValueError(f"shape {self.shape} of '{self.name}' has a size below -1")
+        if self.labels is not None:
+            classes = self.shape[-1]
+            if len(self.shape) < 2 or classes not in (-1, len(self.labels)):
+                raise ValueError(
+                    f"'{self.name}' has shape {self.shape}; {len(self.labels)} labels need a "
+                    f"last dimension of {len(self.labels)} classes"
+                )
+            if self.datatype in ("BYTES", "BOOL"):
+                raise ValueError(f"'{self.name}' is {self.datatype}, not scores to label")
         return self
 
     def __str__(self) -> str:
@@ -67,6 +79,9 @@ class Signature(BaseModel):
             names = [s.name for s in specs]
             if len(set(names)) != len(names):
                 raise ValueError(f"{kind} names are not unique: {names}")
+        labelled = [s.name for s in self.inputs if s.labels is not None]
+        if labelled:
+            raise ValueError(f"inputs {labelled} have labels; only outputs are labelled")
         if self.input_format == "tensor" and len(self.inputs) != 1:
             raise ValueError("input_format 'tensor' needs exactly one input")
         return self

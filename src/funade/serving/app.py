@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from funade import __version__
 from funade.errors import FunadeError, InvalidInputError, PayloadTooLargeError
 from funade.registry.images import decode_images
-from funade.registry.signature import Signature
+from funade.registry.signature import Signature, TensorSpec
 from funade.serving import protocol
 from funade.serving.batching import Tensors, Wanted
 from funade.serving.bodies import (
@@ -51,7 +51,7 @@ log = logging.getLogger("funade.serving")
 
 JSON = "application/json"
 _HEADER_LENGTH = protocol.HEADER_LENGTH.encode()
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = [protocol.BINARY_EXTENSION, protocol.CLASSIFICATION_EXTENSION]
 
 
 class NotServedError(FunadeError):
@@ -96,6 +96,10 @@ def create_model_app(
                 fix=f"Call /v2/models/{loaded.name}/infer.",
             )
         return loaded
+
+    def labels_of(loaded: Loaded) -> dict[str, list[str]]:
+        outputs = loaded.model.signature.outputs
+        return {spec.name: spec.labels for spec in outputs if spec.labels is not None}
 
     async def inputs_of(request: Request, loaded: Loaded, body: Body) -> Tensors:
         """Image bodies decoded into the model's image input (off the event loop)."""
@@ -160,7 +164,9 @@ def create_model_app(
                 id=infer_request.id if infer_request is not None else None,
                 outputs=[protocol.InferOutput(name=n, data=v) for n, v in outputs.items()],
             )
-            payload, headers = protocol.encode_infer_response(response, infer_request)
+            payload, headers = protocol.encode_infer_response(
+                response, infer_request, labels_of(loaded)
+            )
             return Response(payload, headers=headers)
 
         return await _guard(metrics, "v2", handle)
@@ -332,16 +338,40 @@ def _wanted(request: protocol.InferRequest | None, signature: Signature) -> Want
     """The outputs a v2 request asks for (None: all), each checked to exist."""
     if request is None or request.outputs is None:
         return None
-    names = [spec.name for spec in signature.outputs]
-    for output in request.outputs:
-        if names and output.name not in names:
+    specs = {spec.name: spec for spec in signature.outputs}
+    for index, output in enumerate(request.outputs):
+        if specs and output.name not in specs:
             raise InvalidInputError(
                 f"The model has no output '{output.name}'.",
                 field="outputs",
                 value=output.name,
-                fix=f'Request one of {names}, or leave out "outputs" for all.',
+                fix=f'Request one of {list(specs)}, or leave out "outputs" for all.',
             )
+        spec = specs.get(output.name)
+        if output.classification is not None and spec is not None:
+            _check_classification(spec, output.classification, f"outputs[{index}]")
     return frozenset(output.name for output in request.outputs)
+
+
+def _check_classification(spec: TensorSpec, count: int, where: str) -> None:
+    """Refuse, before the model runs, a classification the output's signature cannot give."""
+    field = f"{where}.parameters.classification"
+    if spec.datatype in ("BYTES", "BOOL") or spec.shape == [-1]:  # [-1]: one value per row
+        raise InvalidInputError(
+            f"Output '{spec.name}' is {spec.datatype}{spec.shape}, not class scores to classify "
+            "(a row of scores per input row).",
+            field=field,
+            value=count,
+            fix=f"Ask for '{spec.name}' without classification.",
+        )
+    classes = spec.shape[-1]
+    if classes != -1 and count > classes:
+        raise InvalidInputError(
+            f"Output '{spec.name}' scores {classes} classes; classification {count} asks for more.",
+            field=field,
+            value=count,
+            fix=f"Ask for at most {classes} classes.",
+        )
 
 
 def _missing_header_length() -> InvalidInputError:

@@ -583,12 +583,73 @@ def test_shared_memory_is_refused() -> None:
     assert "does not support shared memory" in str(error)
 
 
-def test_classification_outputs_are_refused() -> None:
-    wanted = [{"name": "y", "parameters": {"classification": 3}}]
-    body = _body(_tensor("x", "FP32", [1], [1.0]), outputs=wanted)
-    error = _refused(body)
+def test_classification_requested_by_tritonclient_is_answered_as_top_classes() -> None:
+    """The classification extension: ``class_count`` asks for the top classes of an output as
+    "<score>:<index>[:<label>]" strings, shape [batch, count], instead of the scores."""
+    wanted = [triton.InferRequestedOutput("p", class_count=2), triton.InferRequestedOutput("q")]
+    x = np.ones((2, 1), dtype=np.float32)
+    body, header_length = _triton_request({"x": x}, binary=True, outputs=wanted)
+    request = decode_infer_request(body, header_length=header_length)
+    assert [(o.name, o.classification) for o in request.outputs or []] == [("p", 2), ("q", None)]
+    scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]], dtype=np.float32)
+    response = _response(InferOutput("p", scores), InferOutput("q", scores))
+    out, headers = encode_infer_response(response, request, {"p": ["cat", "dog", "owl"]})
+    result = _triton_result(out, headers)
+    assert result.as_numpy("p").tolist() == [
+        [b"0.7:1:dog", b"0.2:2:owl"],
+        [b"0.5:0:cat", b"0.25:1:dog"],
+    ]
+    assert result.get_output("p")["datatype"] == "BYTES"
+    np.testing.assert_array_equal(result.as_numpy("q"), scores)  # the other output as it is
+    plain, headers = encode_infer_response(response, request)
+    assert _triton_result(plain, headers).as_numpy("p")[0].tolist() == [b"0.7:1", b"0.2:2"]
+
+
+def test_classification_without_labels_names_indices_and_orders_ties_by_index() -> None:
+    request = decode_infer_request(
+        _body(
+            _tensor("x", "FP32", [1], [1.0]),
+            outputs=[{"name": "p", "parameters": {"classification": 3}}],
+        )
+    )
+    scores = np.array([2, 5, 5], dtype=np.uint8)
+    out, _ = encode_infer_response(_response(InferOutput("p", scores)), request)
+    (entry,) = orjson.loads(out)["outputs"]
+    assert entry == {"name": "p", "datatype": "BYTES", "shape": [3], "data": ["5:1", "5:2", "2:0"]}
+
+
+@pytest.mark.parametrize(
+    ("scores", "count", "message"),
+    [
+        (np.array([[0.1, 0.9]]), 3, "Output 'p' scores 2 classes; classification 3 asks for more."),
+        (np.array([b"a", b"b"], dtype=object), 1, "holds no class scores to classify"),
+        (np.float64(0.5), 1, "holds no class scores to classify"),
+    ],
+)
+def test_classification_an_output_cannot_give_is_refused(
+    scores: Any, count: int, message: str
+) -> None:
+    wanted = [{"name": "p", "parameters": {"classification": count}}]
+    request = decode_infer_request(_body(_tensor("x", "FP32", [1], [1.0]), outputs=wanted))
+    with pytest.raises(InvalidInputError) as info:
+        encode_infer_response(_response(InferOutput("p", scores)), request)
+    assert info.value.field == "outputs.p.parameters.classification"
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("count", [0, -1, "3", True, 1.5])
+def test_a_classification_that_is_not_a_count_is_refused(count: Any) -> None:
+    wanted = [{"name": "y", "parameters": {"classification": count}}]
+    error = _refused(_body(_tensor("x", "FP32", [1], [1.0]), outputs=wanted))
     assert error.field == "outputs[0].parameters.classification"
-    assert "does not support classification outputs" in str(error)
+    assert f"asks for classification {count!r}, which is not a count of classes" in str(error)
+
+
+def test_classification_of_an_input_is_refused() -> None:
+    tensor = {**_tensor("x", "FP32", [1], [1.0]), "parameters": {"classification": 2}}
+    error = _refused(_body(tensor))
+    assert error.field == "inputs[0].parameters.classification"
+    assert "does not support classification of an input" in str(error)
 
 
 @pytest.mark.parametrize(

@@ -358,7 +358,9 @@
     const outputs = [...doc.outputs].sort(
       (a, b) => (order.indexOf(a.name) + 1 || 99) - (order.indexOf(b.name) + 1 || 99),
     );
-    const main = outputs[0];
+    // The first output, unless another one scores named classes (what people want to read).
+    const labelsOf = (output) => (info.outputs.find((o) => o.name === output.name) || {}).labels;
+    const main = outputs.find((o) => labelsOf(o)) || outputs[0];
     const ranking = $("ranking");
     ranking.replaceChildren();
     ranking.hidden = true;
@@ -366,23 +368,27 @@
     let sub = "";
     if (main) {
       const row = firstRow(main);
+      const labels = labelsOf(main) || [];
+      const className = (index) => (index < labels.length ? labels[index] : String(index));
       const numeric = row.length > 0 && row.every((v) => typeof v === "number");
       const sum = numeric ? row.reduce((a, b) => a + b, 0) : 0;
       const probabilities =
         numeric && row.length > 1 && row.every((v) => v >= 0 && v <= 1) && Math.abs(sum - 1) < 0.02;
       // A row of class probabilities (or scores, by the output's name): the top class first.
-      if (numeric && row.length > 1 && (probabilities || /prob|logit|score|class/i.test(main.name))) {
+      const scores = labels.length > 0 || probabilities || /prob|logit|score|class/i.test(main.name);
+      if (numeric && row.length > 1 && scores) {
         const ranked = row.map((v, i) => [i, v]).sort((a, b) => b[1] - a[1]);
         const [top, value] = ranked[0];
-        headline = String(top);
+        headline = className(top);
+        const which = labels.length > 0 ? `${row.length} classes` : `class ${top} of ${row.length}`;
         sub = probabilities
-          ? `${Math.round(value * 100)}% sure (class ${top} of ${row.length})`
-          : `class ${top} of ${row.length}, score ${number(value)}`;
+          ? `${Math.round(value * 100)}% sure (${which})`
+          : `${which}, score ${number(value)}`;
         for (const [index, v] of ranked.slice(0, 5)) {
           const item = document.createElement("li");
           const name = document.createElement("span");
           name.className = "rank-name";
-          name.textContent = String(index);
+          name.textContent = className(index);
           const bar = document.createElement("span");
           bar.className = "bar";
           const fill = document.createElement("span");

@@ -22,6 +22,7 @@ from funade.serving.protocol.v1 import (
 )
 from funade.serving.protocol.v2 import (
     BINARY_EXTENSION,
+    CLASSIFICATION_EXTENSION,
     HEADER_LENGTH,
     JSON_CONTENT_TYPE,
     OCTET_CONTENT_TYPE,
@@ -35,6 +36,7 @@ from funade.serving.protocol.v2 import (
 
 __all__ = [
     "BINARY_EXTENSION",
+    "CLASSIFICATION_EXTENSION",
     "HEADER_LENGTH",
     "JSON_CONTENT_TYPE",
     "OCTET_CONTENT_TYPE",

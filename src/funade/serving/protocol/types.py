@@ -30,11 +30,14 @@ class InferInput:
 @dataclass(slots=True)
 class RequestedOutput:
     """An output the client asked for; ``binary`` is its ``binary_data`` parameter (None: not
-    said, so the request's ``binary_data_output`` decides)."""
+    said, so the request's ``binary_data_output`` decides); ``classification`` its
+    ``classification`` parameter: the top classes to answer with instead of the scores (the
+    classification extension)."""
 
     name: str
     binary: bool | None
     parameters: dict[str, Any]
+    classification: int | None = None
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ Choices where the spec leaves room:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -45,6 +45,7 @@ from funade.serving.protocol.types import (
 
 __all__ = [
     "BINARY_EXTENSION",
+    "CLASSIFICATION_EXTENSION",
     "HEADER_LENGTH",
     "JSON_CONTENT_TYPE",
     "OCTET_CONTENT_TYPE",
@@ -60,11 +61,12 @@ HEADER_LENGTH = "inference-header-content-length"
 JSON_CONTENT_TYPE = "application/json"
 OCTET_CONTENT_TYPE = "application/octet-stream"
 BINARY_EXTENSION = "binary_tensor_data"
+CLASSIFICATION_EXTENSION = "classification"
 
 _DATATYPE_LIST = ", ".join(DATATYPES)
 _UNSUPPORTED = {
     "shared_memory_region": "shared memory",
-    "classification": "classification outputs",
+    "classification": "classification of an input (only outputs are classified)",
 }
 
 
@@ -305,11 +307,23 @@ def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:
             )
         seen.add(name)
         parameters = _parameters(item.get("parameters"), f"{where}.parameters")
-        _refuse_unsupported(parameters, f"{where}.parameters")
+        _refuse_unsupported(parameters, f"{where}.parameters", allowed=("classification",))
         binary = parameters.get("binary_data")
         if binary is not None:
             binary = _flag(binary, f"{where}.parameters.binary_data")
-        outputs.append(RequestedOutput(name=name, binary=binary, parameters=parameters))
+        count = parameters.get("classification")
+        if count is not None and (type(count) is not int or count < 1):
+            raise InvalidInputError(
+                f"Output '{name}' asks for classification {count!r}, which is not a count of "
+                "classes.",
+                field=f"{where}.parameters.classification",
+                value=count,
+                fix="Give classification as a positive integer: how many of the top classes to "
+                "return.",
+            )
+        outputs.append(
+            RequestedOutput(name=name, binary=binary, parameters=parameters, classification=count)
+        )
     return outputs
 
 
@@ -339,9 +353,11 @@ def _flag(raw: Any, field: str) -> bool:
     return raw
 
 
-def _refuse_unsupported(parameters: dict[str, Any], field: str) -> None:
+def _refuse_unsupported(
+    parameters: dict[str, Any], field: str, allowed: tuple[str, ...] = ()
+) -> None:
     for key, feature in _UNSUPPORTED.items():
-        if key in parameters:
+        if key in parameters and key not in allowed:
             raise InvalidInputError(
                 f"This server does not support {feature} ('{key}' in {field}).",
                 field=f"{field}.{key}",
@@ -354,15 +370,21 @@ def _refuse_unsupported(parameters: dict[str, Any], field: str) -> None:
 
 
 def encode_infer_response(
-    response: InferResponse, request: InferRequest | None = None
+    response: InferResponse,
+    request: InferRequest | None = None,
+    labels: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers (``content-type``; with binary outputs also
     ``inference-header-content-length``) of ``response``, with the outputs ``request`` asked
-    for, in its order, each as JSON or binary data as it asked."""
+    for, in its order, each as JSON or binary data as it asked, or as its top classes where it
+    asked for ``classification`` (named by ``labels``, the class names of each output)."""
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     any_binary = False
-    for output, binary in _selected(response.outputs, request):
+    for output, binary, count in _selected(response.outputs, request):
+        if count is not None:
+            names = (labels or {}).get(output.name)
+            output = InferOutput(output.name, classify(output.data, count, names, output.name))
         entry, chunk = _output(output, binary)
         entries.append(entry)
         if chunk is not None:
@@ -385,14 +407,15 @@ def encode_infer_response(
 
 def _selected(
     outputs: list[InferOutput], request: InferRequest | None
-) -> list[tuple[InferOutput, bool]]:
+) -> list[tuple[InferOutput, bool, int | None]]:
+    """Each output to send, whether as binary data, and how many top classes instead."""
     if request is None:
-        return [(output, False) for output in outputs]
+        return [(output, False, None) for output in outputs]
     default = request.binary_output
     if request.outputs is None:
-        return [(output, default) for output in outputs]
+        return [(output, default, None) for output in outputs]
     by_name = {output.name: output for output in outputs}
-    chosen: list[tuple[InferOutput, bool]] = []
+    chosen: list[tuple[InferOutput, bool, int | None]] = []
     for wanted in request.outputs:
         output = by_name.get(wanted.name)
         if output is None:
@@ -402,8 +425,44 @@ def _selected(
                 value=wanted.name,
                 fix=f'Request one of {list(by_name)}, or leave out "outputs" for all.',
             )
-        chosen.append((output, default if wanted.binary is None else wanted.binary))
+        binary = default if wanted.binary is None else wanted.binary
+        chosen.append((output, binary, wanted.classification))
     return chosen
+
+
+def classify(
+    scores: npt.NDArray[Any], count: int, labels: Sequence[str] | None, name: str
+) -> npt.NDArray[Any]:
+    """The ``count`` highest scores along the last dimension as the classification extension
+    writes them: ``BYTES`` strings ``"<score>:<index>[:<label>]"``, best first (ties: the lower
+    index first), of shape ``scores.shape[:-1] + [count]``."""
+    array = np.asarray(scores)
+    if array.ndim == 0 or array.dtype.kind not in "iuf":
+        raise InvalidInputError(
+            f"Output '{name}' ({array.dtype}, shape {list(array.shape)}) holds no class scores "
+            "to classify.",
+            field=f"outputs.{name}.parameters.classification",
+            value=count,
+            fix=f"Ask for '{name}' without classification, or classify an output of scores.",
+        )
+    classes = array.shape[-1]
+    if count > classes:
+        raise InvalidInputError(
+            f"Output '{name}' scores {classes} classes; classification {count} asks for more.",
+            field=f"outputs.{name}.parameters.classification",
+            value=count,
+            fix=f"Ask for at most {classes} classes.",
+        )
+    comparable = array.astype(np.float64) if array.dtype.kind == "u" else array
+    order = np.argsort(-comparable, axis=-1, kind="stable")[..., :count]
+    top = np.take_along_axis(array, order, axis=-1)
+    named = list(labels or [])
+    out = np.empty(order.shape, dtype=object)
+    for at in np.ndindex(order.shape):
+        index = int(order[at])
+        label = f":{named[index]}" if index < len(named) else ""
+        out[at] = f"{top[at]!s}:{index}{label}".encode()  # str: float32 0.7 stays "0.7"
+    return out
 
 
 def _output(output: InferOutput, binary: bool) -> tuple[dict[str, Any], bytes | None]:
