@@ -59,3 +59,18 @@ def test_a_signature_labels_outputs_only() -> None:
         Signature.model_validate({"inputs": [spec], "outputs": []})
     with pytest.raises(ValidationError, match="is BYTES, not scores to label"):
         TensorSpec.model_validate({**spec, "datatype": "BYTES"})
+
+
+def test_a_scikit_learn_classifier_names_its_probabilities_by_its_classes(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[0.0, 0], [1, 1], [0, 1], [1, 0]])
+    model = LogisticRegression().fit(x, ["stays", "leaves", "stays", "leaves"])
+    manifest, _ = build_package(model, tmp_path / "auto", sample_input=x)
+    outputs = {spec.name: spec.labels for spec in manifest.signature.outputs}
+    assert outputs == {"predict": None, "predict_proba": ["leaves", "stays"]}  # classes_ order
+    manifest, _ = build_package(model, tmp_path / "given", sample_input=x, labels=["L", "S"])
+    assert manifest.signature.outputs[1].labels == ["L", "S"]
+    only = {"methods": ["predict"]}
+    manifest, _ = build_package(model, tmp_path / "none", sample_input=x, options=only)
+    assert [spec.labels for spec in manifest.signature.outputs] == [None]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from funade.errors import (
@@ -114,6 +115,7 @@ def build_package(
     assert signature is not None
     if image is not None:
         signature = with_image_input(signature, image)
+    labels = labels if labels is not None else _classes_of(model, signature)
     if labels is not None:
         signature = with_labels(signature, labels)
     manifest = Manifest(
@@ -211,6 +213,19 @@ def with_labels(signature: Signature, labels: Labels) -> Signature:
                 raise _bad_labels(by_output[spec.name], message) from None
         specs.append(spec)
     return signature.model_copy(update={"outputs": specs})
+
+
+def _classes_of(model: object, signature: Signature) -> Labels | None:
+    """The class names a scikit-learn-style classifier keeps in ``classes_``, for its
+    ``predict_proba`` output (the order of its columns), if it has both."""
+    classes = getattr(model, "classes_", None)
+    scores = next((s for s in signature.outputs if s.name == "predict_proba"), None)
+    if classes is None or scores is None or np.ndim(classes) != 1:
+        return None
+    names = [str(c) for c in classes]
+    if scores.shape[-1] != len(names) or len(set(names)) != len(names):
+        return None
+    return {"predict_proba": names}
 
 
 def _bad_labels(value: object, reason: str) -> InvalidInputError:
