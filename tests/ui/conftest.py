@@ -1,6 +1,7 @@
 """Browser tests: Playwright driving Debian's Chromium against a real control plane on a free
 port. Every page a test visits is saved as a screenshot under ``test-artifacts/screenshots/``
-(``shot``), which CI keeps; ``docs/ui.md`` shows some of them."""
+(``shot``), which CI keeps (``docs/ui.md`` shows some of them), and audited with axe-core for
+WCAG 2 A/AA violations (``audit``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing in CI (.ci/run installs Debian's chromium)")
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
 __all__ = ["TABLET", "Page", "expect"]
@@ -58,16 +60,35 @@ def page(context: BrowserContext) -> Page:
 
 @pytest.fixture
 def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
-    """``shot(page, "name")`` saves the page as ``<test>--<name>.png``; returns the path."""
+    """``shot(page, "name")`` saves the page as ``<test>--<name>.png`` and audits it
+    (``audit``); returns the path."""
     test = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
 
     def take(page: Page, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{test}--{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        audit(page, f"{test}--{name}")
         return path
 
     return take
+
+
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def audit(page: Page, where: str) -> None:
+    """Fail if axe-core (the accessibility engine, bundled by ``axe-playwright-python``) finds
+    a WCAG 2.x A or AA violation on the page as it is now: missing names and labels, contrast,
+    roles, landmarks, a control hidden inside another."""
+    results = Axe().run(
+        page, options={"runOnly": {"type": "tag", "values": WCAG}, "resultTypes": ["violations"]}
+    )
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+    ]
+    assert not found, f"accessibility violations on {where}:\n" + "\n".join(found)
 
 
 @pytest.fixture

@@ -239,7 +239,11 @@ def test_try_it_makes_a_key_and_opens_the_gateway_page(
     # The gateway's page is another section's: answer for it here, so only the address counts.
     page.context.route(
         re.compile(r"/try/calc$"),
-        lambda route: route.fulfill(status=200, content_type="text/html", body="<p>try it</p>"),
+        lambda route: route.fulfill(
+            status=200,
+            content_type="text/html",
+            body='<!doctype html><html lang="en"><title>Try calc</title><p>try it</p></html>',
+        ),
     )
     page.goto(f"{app_url}/deployments/calc?project=default")
     before = datetime.now(UTC)
