@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import uvicorn
+import zxingcpp
 from PIL import Image, ImageDraw
 
 import funade
@@ -143,13 +144,16 @@ def test_a_group_photographs_a_digit_then_its_code_is_switched_off(
     shot(admin, "group-sheet")
     admin.emulate_media(media="print")
     shot(admin, "group-sheet-printed")
+    printed = qr.screenshot()  # the code as the sheet prints it
     admin.emulate_media(media="screen")
     url = cards.nth(0).locator(".group-url").inner_text()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/try/digits#key=fnd_\w+_[\w-]+", url), url
+    scanned = [code.text for code in zxingcpp.read_barcodes(Image.open(io.BytesIO(printed)))]
+    assert scanned == [url]  # a scanner (zxing-cpp, what phone apps use) reads the printed code
 
     kid = tablet(admin)
     try:
-        kid.goto(url)
+        kid.goto(scanned[0])
         expect(kid.get_by_role("heading", name="Try digits")).to_be_visible()
         expect(kid.get_by_text("Model digits:1")).to_be_visible()
         expect(kid.get_by_text("Write a digit on paper, take a photo.")).to_be_visible()
