@@ -168,6 +168,36 @@ def test_json_int_out_of_range_is_refused_not_wrapped() -> None:
     assert "0 to 255" in str(info.value)
 
 
+def test_json_uint64_past_int64_round_trips_exactly() -> None:
+    """Integers from 2**63 are not int64s: numpy reads them as floats unless told the type."""
+    for array in (np.array([2**64 - 1, 1], dtype=np.uint64), np.array([[2**63], [5]], np.uint64)):
+        _, back = tensor_from_json(tensor_to_json("h", array))
+        assert back.dtype == np.uint64
+        assert back.tolist() == array.tolist()
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "field", "message"),
+    [
+        (
+            "UINT64",
+            [2**64, 1],
+            "h.data",
+            "from 1 to 18446744073709551616, outside the range of UINT64",
+        ),
+        ("INT64", [2**63], "h", "outside the range of INT64"),
+        ("UINT64", [2**64 - 1, 1.5], "h", "has datatype FP64, but the model expects UINT64"),
+    ],
+)
+def test_json_integers_past_int64_that_do_not_fit_are_refused(
+    datatype: str, data: list[object], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        tensor_from_json({"name": "h", "datatype": datatype, "shape": [len(data)], "data": data})
+    assert info.value.field == field
+    assert message in str(info.value)
+
+
 def test_json_float_for_int_is_refused_not_truncated() -> None:
     with pytest.raises(InvalidInputError) as info:
         tensor_from_json({"name": "n", "datatype": "INT32", "shape": [1], "data": [1.5]})

@@ -186,6 +186,8 @@ def tensor_from_json(obj: Mapping[str, Any]) -> tuple[str, npt.NDArray[Any]]:
             value=f"{raw.size} values",
             fix="Send as many values as the shape's sizes multiply to.",
         )
+    if target.kind in "iu" and raw.dtype.kind in "fO":
+        raw = _big_integers(data, raw, str(datatype), name)  # past int64: not as floats
     if datatype != "BYTES" and raw.dtype.kind not in "biuf":
         raise InvalidInputError(
             f"Tensor '{name}' is {datatype} but its data are not all numbers.",
@@ -194,6 +196,26 @@ def tensor_from_json(obj: Mapping[str, Any]) -> tuple[str, npt.NDArray[Any]]:
             fix=f"Send {datatype} data as JSON numbers.",
         )
     return name, cast(raw.reshape(shape), str(datatype), name=name).astype(target, copy=False)
+
+
+def _big_integers(data: list[Any], raw: npt.NDArray[Any], datatype: str, name: str) -> Any:
+    """JSON integers numpy read as floats or objects (past int64, as UINT64 may be) exactly, as
+    ``datatype``; anything else as ``raw`` was, for the checks that follow."""
+    values = list(_flatten(data))
+    if not all(type(v) is int for v in values):
+        return raw
+    target = numpy_dtype(datatype)
+    try:
+        return np.array(values, dtype=target)
+    except OverflowError:
+        info = np.iinfo(target)
+        raise InvalidInputError(
+            f"Tensor '{name}' has values from {min(values)} to {max(values)}, outside the range "
+            f"of {datatype} ({info.min} to {info.max}).",
+            field=f"{name}.data",
+            value=f"{min(values)}..{max(values)}",
+            fix=f"Send values that fit in {datatype}.",
+        ) from None
 
 
 def _flatten(data: Iterable[Any]) -> Iterable[Any]:
