@@ -22,6 +22,7 @@ from funade.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from funade.pipelines.logtail import LOG_TAIL_CHARS
 
 SPEC = {"name": "p", "nodes": []}
 MADE_UP_DIGEST = "sha256:" + "0" * 64
@@ -421,6 +422,35 @@ def test_logs_of_all_steps_and_of_one(admin: Client, tmp_path: Path) -> None:
     ), "steps without a log are left out"
     assert admin.run_logs(run.id, step="train") == "epoch 1 loss 0.5\n"
     assert admin.run_logs(run.id, step="evaluate") == ""
+
+
+def test_a_running_steps_log_is_its_output_so_far_until_its_whole_log_is_stored(
+    admin: Client, tmp_path: Path
+) -> None:
+    run = _new_run(admin)
+    _report(admin, run.id, _step("train", "running", log="epoch 1\n"))
+    assert admin.run_logs(run.id, step="train") == "epoch 1\n"
+    _report(admin, run.id, _step("train", "running", log="epoch 2\n"))
+    _report(admin, run.id, _step("train", "running"))  # a report with no new output
+    assert admin.run_logs(run.id, step="train") == "epoch 1\nepoch 2\n"
+    assert admin.run_logs(run.id) == "==> train <==\nepoch 1\nepoch 2\n"
+    whole = _text_blob(admin, tmp_path, "epoch 1\nepoch 2\nepoch 3\ndone\n")
+    _report(admin, run.id, _step("train", log_digest=whole))
+    assert admin.run_logs(run.id, step="train") == "epoch 1\nepoch 2\nepoch 3\ndone\n"
+
+
+def test_a_running_steps_log_keeps_the_end_of_a_long_output_from_a_line_start(
+    admin: Client,
+) -> None:
+    run = _new_run(admin)
+    line = "x" * 99 + "\n"
+    for _ in range(3):
+        _report(admin, run.id, _step("spew", "running", log=line * (LOG_TAIL_CHARS // 200)))
+    _report(admin, run.id, _step("spew", "running", log="the last line\n"))
+    kept = admin.run_logs(run.id, step="spew")
+    assert LOG_TAIL_CHARS - len(line) < len(kept) <= LOG_TAIL_CHARS
+    assert kept.startswith("x" * 99 + "\n")  # whole lines only
+    assert kept.endswith(line + "the last line\n")
 
 
 def test_logs_of_an_unknown_step_are_not_found(admin: Client) -> None:

@@ -423,6 +423,50 @@ def test_cancel_stops_the_running_step(admin: Client, write_pipeline: Write) -> 
     assert states(run) == {"slow": "cancelled", "later": "cancelled"}
 
 
+def test_a_running_steps_output_is_readable_while_it_runs(
+    admin: Client, write_pipeline: Write, marks: Path
+) -> None:
+    """The runner reports a running step's new output with its next report (within a second
+    or so), so the run's logs show it before the step ends; then its whole log replaces it."""
+    target = write_pipeline(
+        f"""
+        @funade.step
+        def train() -> int:
+            print("epoch 1 loss 0.50", flush=True)
+            deadline = time.monotonic() + 30
+            while not os.path.exists({str(marks.parent / "go")!r}) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            print("epoch 2 loss 0.25", flush=True)
+            return 2
+
+        @funade.pipeline
+        def flow() -> None:
+            train()
+        """
+    )
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(run_pipeline(target, client=admin)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            items = admin.list_runs().items
+            steps = admin.get_run(items[0].id).steps if items else []
+            logs = admin.run_logs(items[0].id, step="train") if steps else ""
+            if "epoch 1" in logs:
+                break
+            assert time.monotonic() < deadline, "the running step's output never showed"
+            time.sleep(0.1)
+        assert logs == "epoch 1 loss 0.50\n"
+        assert states(admin.get_run(items[0].id)) == {"train": "running"}
+    finally:
+        (marks.parent / "go").touch()
+        thread.join(30)
+    (run,) = result
+    assert states(run) == {"train": "succeeded"}
+    assert admin.run_logs(run.id, step="train") == "epoch 1 loss 0.50\nepoch 2 loss 0.25\n"  # type: ignore[attr-defined]
+
+
 def test_a_wrong_return_type_or_an_unstorable_output_fails_clearly(
     admin: Client, write_pipeline: Write
 ) -> None:

@@ -62,6 +62,7 @@ def flow(n: int = 3) -> None:
 
 @funade.step
 def gate(path: str) -> list[str]:
+    print("waiting at the gate", flush=True)
     deadline = time.monotonic() + 60
     while not Path(path).exists():
         if time.monotonic() > deadline:
@@ -248,6 +249,9 @@ def test_a_running_run_updates_in_place(
         expect(page.locator("#run-state")).to_contain_text("running")
         expect(page.get_by_role("button", name="Cancel run")).to_be_visible()
         expect(page.locator("#live-note")).to_be_visible()
+        # A running step's log is its output so far, and follows it.
+        page.get_by_role("button", name="Show the log of gate").click()
+        expect(page.locator('[id="log-gate"]')).to_have_text("waiting at the gate\n")
         shot(page, "running")
         page.evaluate("window.__notReloaded = true")
         opened.touch()
@@ -265,7 +269,7 @@ def test_a_running_run_updates_in_place(
         expect(page.get_by_role("button", name="Cancel run")).to_be_hidden()
         expect(page.locator("#live-note")).to_be_hidden()
         assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
-        page.get_by_role("button", name="Show the log of gate").click()
+        # The open log became the step's whole log when it ended.
         expect(page.locator('[id="log-gate"]')).to_contain_text("through the gate")
         shot(page, "finished-live")
     finally:

@@ -354,6 +354,11 @@ class StepRecord(Strict):
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str = ""
     log_digest: str | None = None
+    log: str = Field(
+        default="",
+        description="Output of a running step since the runner's last report, appended to what "
+        "the step's log shows until its whole log is stored (log_digest).",
+    )
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
     run_attempt: int = 1

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from funade.api.schemas import RunEventsIn, RunIn, RunOut, StepRecord
 from funade.errors import ConflictError, InvalidInputError, NotFoundError
 from funade.pagination import check_limit, decode_cursor, page_of
+from funade.pipelines.logtail import tail
 from funade.store.schema import PipelineCacheEntry, PipelineRun, PipelineStep, Project
 
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
@@ -150,6 +151,10 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
             "run_attempt",
         ):
             setattr(row, name, getattr(record, name))
+        if record.log_digest:
+            row.log_tail = ""  # the whole log is stored
+        elif record.log:
+            row.log_tail = tail((row.log_tail or "") + record.log)
         if record.cache_write and record.state == "succeeded" and record.cache_key:
             _remember(session, run, record)
     if events.run is not None:

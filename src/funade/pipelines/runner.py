@@ -33,7 +33,7 @@ from funade.artifacts import ArtifactCache
 from funade.artifacts.digest import sha256_file
 from funade.client import Client
 from funade.errors import FunadeError, InvalidInputError
-from funade.pipelines import notify
+from funade.pipelines import logtail, notify
 from funade.pipelines.engine import (
     CancelRequested,
     Engine,
@@ -166,6 +166,7 @@ class Runner:
         """Started by the caller while it records the run, or here."""
         self.zygote_ready = False
         self.unreported: set[str] = set()
+        self.latest: dict[str, StepRecord] = {}  # each step's newest record, to carry its log
         """Nodes with a success recorded here but not yet reported."""
         self.last_report = time.monotonic()
 
@@ -480,6 +481,19 @@ class Runner:
         for line in lines:
             if line or not final:
                 self.observer.log(instance, line.decode(errors="replace"))
+        if lines and not final:  # a finished step's whole log is uploaded instead
+            self._send_log(
+                instance, b"".join(line + b"\n" for line in lines).decode(errors="replace")
+            )
+
+    def _send_log(self, instance: str, text: str) -> None:
+        """``text`` (whole lines of a running step's output) goes out with the next report, so
+        the run's page shows the step's log while it runs."""
+        pending = self.records.steps.get(instance) or self.latest.get(instance)
+        if pending is not None:
+            self.records.steps[instance] = pending.model_copy(
+                update={"log": logtail.tail(pending.log + text)}
+            )
 
     # Reporting ----------------------------------------------------------------------------
 
@@ -506,6 +520,9 @@ class Runner:
         )
         if previous is not None and previous.started_at and record.started_at is None:
             record = record.model_copy(update={"started_at": previous.started_at})
+        self.latest[instance] = record
+        if previous is not None and previous.log and not record.log_digest:
+            record = record.model_copy(update={"log": previous.log})  # not yet sent
         self.records.steps[instance] = record
         if state in ("succeeded", "cached"):
             self.unreported.add(node)

@@ -383,6 +383,9 @@ class PipelineStep(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     log_digest: Mapped[str | None] = mapped_column(String(71))
+    log_tail: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """While the step runs: the end of its output so far (``pipelines.logtail``); emptied
+    once its whole log is stored (``log_digest``)."""
     run_attempt: Mapped[int] = mapped_column(Integer, default=1)
     """The run attempt (1, or more after resumes) this step's record is from."""
     started_at: Mapped[datetime | None]

@@ -125,7 +125,8 @@ def cancel_run(run_id: int, state: State, principal: Writer) -> RunOut:
 def run_logs(
     run_id: int, state: State, principal: Reader, step: str | None = None
 ) -> StreamingResponse:
-    """The logs of the run's finished steps (or of one, ``?step=train``), as plain text."""
+    """The logs of the run's steps (or of one, ``?step=train``), as plain text: a finished
+    step's whole log, a running step's output so far (its last 64 KiB)."""
     with state.db.read() as session:
         row = _run(session, principal, run_id, "read")
         chosen = [s for s in row.steps if step is None or s.instance == step or s.node == step]
@@ -137,21 +138,25 @@ def run_logs(
                 fix=f"See its steps with `funade runs show {run_id}`.",
             )
         # Only blobs the run's project uploaded itself (proof of possession, as for artifacts).
-        logs = [
-            (s.instance, s.log_digest)
-            for s in chosen
+        logs: list[tuple[str, str | None, str]] = [
+            (s.instance, s.log_digest, "")
             if s.log_digest and session.get(Artifact, (row.project_id, s.log_digest)) is not None
+            else (s.instance, None, s.log_tail)
+            for s in chosen
+            if s.log_digest or s.log_tail
         ]
+        logs = [entry for entry in logs if entry[1] is not None or entry[2]]
     artifacts = state.artifacts
 
     headers = step is None or len(logs) > 1
 
     def body() -> Iterator[bytes]:
         last = b"\n"
-        for instance, digest in logs:
+        for instance, digest, tail in logs:
             if headers:
                 yield (b"" if last.endswith(b"\n") else b"\n") + f"==> {instance} <==\n".encode()
-            for chunk in artifacts.open(digest):
+            chunks = artifacts.open(digest) if digest is not None else [tail.encode()]
+            for chunk in chunks:
                 if chunk:
                     last = chunk
                 yield chunk

@@ -142,7 +142,7 @@ def _row(step: StepRecord) -> StepRow:
         attempt=step.attempt,
         cached=step.cached,
         error=step.error,
-        has_log=bool(step.log_digest),
+        has_log=bool(step.log_digest) or step.state == "running",  # running: its output so far
         started_at=step.started_at,
         finished_at=step.finished_at,
     )

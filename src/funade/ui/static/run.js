@@ -123,10 +123,19 @@
     button.setAttribute("aria-label", `Hide the log of ${instance}`);
     if (pre.dataset.loaded) return;
     pre.textContent = "Loading the log…";
+    await loadLog(instance, pre, button.dataset.live === "true");
+  }
+
+  // A running step's log is its output so far: read again on each refresh while it is shown,
+  // and once more, whole, when the step ends.
+  async function loadLog(instance, pre, live) {
     try {
       const text = await fetchLog(instance);
-      pre.textContent = text || "(The log is empty.)";
-      pre.dataset.loaded = "true";
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = text || (live ? "(No output yet.)" : "(The log is empty.)");
+      if (atEnd) pre.scrollTop = pre.scrollHeight; // follow the output, unless scrolled back
+      if (live) delete pre.dataset.loaded;
+      else pre.dataset.loaded = "true";
     } catch (exc) {
       pre.textContent = `The log could not be read: ${exc.message}`;
       funade.say(exc.message);
@@ -210,7 +219,14 @@
     setCell(row, "duration", duration(took(step)));
     setCell(row, "error", step.error || "");
     const button = row.querySelector("button.show-log");
-    if (button) button.hidden = !step.log_digest;
+    if (button) {
+      const live = step.state === "running";
+      const wasLive = button.dataset.live === "true";
+      button.hidden = !(step.log_digest || live);
+      button.dataset.live = String(live);
+      const open = document.getElementById(`log-row-${step.instance}`);
+      if (open && !open.hidden && (live || wasLive)) loadLog(step.instance, open.querySelector("pre"), live);
+    }
   }
 
   function updateNode(el, state, cached, sub) {
