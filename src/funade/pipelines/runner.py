@@ -166,8 +166,9 @@ class Runner:
         """Started by the caller while it records the run, or here."""
         self.zygote_ready = False
         self.unreported: set[str] = set()
-        self.latest: dict[str, StepRecord] = {}  # each step's newest record, to carry its log
         """Nodes with a success recorded here but not yet reported."""
+        self.latest: dict[str, StepRecord] = {}
+        """Each step's newest record, which carries its new output to the next report."""
         self.last_report = time.monotonic()
 
     # The loop -----------------------------------------------------------------------------
