@@ -228,11 +228,11 @@ def _classes_of(model: object, signature: Signature) -> Labels | None:
     return {"predict_proba": names}
 
 
-def _bad_labels(value: object, reason: str) -> InvalidInputError:
+def _bad_labels(value: str | Sequence[str], reason: str) -> InvalidInputError:
     return InvalidInputError(
         f"labels {value!r} do not fit the model: {reason}.",
         field="labels",
-        value=value if isinstance(value, str) else list(value),  # type: ignore[call-overload]
+        value=value if isinstance(value, str) else list(value),
         fix="Pass labels=[...] with one name per class of the scores output, or "
         "labels={'output': [...]}.",
     )

@@ -9,6 +9,7 @@ which is how requests arriving over the Open Inference Protocol are checked.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -85,6 +86,11 @@ class Signature(BaseModel):
         if self.input_format == "tensor" and len(self.inputs) != 1:
             raise ValueError("input_format 'tensor' needs exactly one input")
         return self
+
+    @cached_property
+    def labels(self) -> dict[str, list[str]]:
+        """The class names of each output that has them (read once: every answer may use it)."""
+        return {spec.name: spec.labels for spec in self.outputs if spec.labels is not None}
 
 
 def infer_signature(sample_input: Any, outputs: Mapping[str, npt.NDArray[Any]]) -> Signature:

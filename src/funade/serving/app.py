@@ -38,6 +38,7 @@ from funade.serving.bodies import (
 )
 from funade.serving.config import ServeConfig
 from funade.serving.metrics import ServingMetrics
+from funade.serving.protocol.classification import check_count
 from funade.serving.runtime import (
     Loaded,
     ModelRuntime,
@@ -96,10 +97,6 @@ def create_model_app(
                 fix=f"Call /v2/models/{loaded.name}/infer.",
             )
         return loaded
-
-    def labels_of(loaded: Loaded) -> dict[str, list[str]]:
-        outputs = loaded.model.signature.outputs
-        return {spec.name: spec.labels for spec in outputs if spec.labels is not None}
 
     async def inputs_of(request: Request, loaded: Loaded, body: Body) -> Tensors:
         """Image bodies decoded into the model's image input (off the event loop)."""
@@ -165,7 +162,7 @@ def create_model_app(
                 outputs=[protocol.InferOutput(name=n, data=v) for n, v in outputs.items()],
             )
             payload, headers = protocol.encode_infer_response(
-                response, infer_request, labels_of(loaded)
+                response, infer_request, loaded.model.signature.labels
             )
             return Response(payload, headers=headers)
 
@@ -364,14 +361,7 @@ def _check_classification(spec: TensorSpec, count: int, where: str) -> None:
             value=count,
             fix=f"Ask for '{spec.name}' without classification.",
         )
-    classes = spec.shape[-1]
-    if classes != -1 and count > classes:
-        raise InvalidInputError(
-            f"Output '{spec.name}' scores {classes} classes; classification {count} asks for more.",
-            field=field,
-            value=count,
-            fix=f"Ask for at most {classes} classes.",
-        )
+    check_count(spec.name, count, spec.shape[-1], field)
 
 
 def _missing_header_length() -> InvalidInputError:

@@ -137,15 +137,14 @@ def run_logs(
                 value=step,
                 fix=f"See its steps with `funade runs show {run_id}`.",
             )
-        # Only blobs the run's project uploaded itself (proof of possession, as for artifacts).
-        logs: list[tuple[str, str | None, str]] = [
-            (s.instance, s.log_digest, "")
-            if s.log_digest and session.get(Artifact, (row.project_id, s.log_digest)) is not None
-            else (s.instance, None, s.log_tail)
-            for s in chosen
-            if s.log_digest or s.log_tail
-        ]
-        logs = [entry for entry in logs if entry[1] is not None or entry[2]]
+        # A stored log only from a blob the run's project uploaded itself (proof of possession,
+        # as for artifacts); else a running step's output so far, if any.
+        logs: list[tuple[str, str | None, str]] = []
+        for s in chosen:
+            if s.log_digest and session.get(Artifact, (row.project_id, s.log_digest)) is not None:
+                logs.append((s.instance, s.log_digest, ""))
+            elif s.log_tail:
+                logs.append((s.instance, None, s.log_tail))
     artifacts = state.artifacts
 
     headers = step is None or len(logs) > 1

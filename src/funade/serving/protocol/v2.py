@@ -34,6 +34,7 @@ import orjson
 from funade.errors import InvalidInputError
 from funade.registry.tensors import DATATYPES, datatype_of, numpy_dtype
 from funade.serving.protocol.binary import Buffer, tensor_from_bytes, tensor_to_bytes
+from funade.serving.protocol.classification import classify
 from funade.serving.protocol.jsondata import array_from_json, json_kind, texts
 from funade.serving.protocol.types import (
     InferInput,
@@ -428,41 +429,6 @@ def _selected(
         binary = default if wanted.binary is None else wanted.binary
         chosen.append((output, binary, wanted.classification))
     return chosen
-
-
-def classify(
-    scores: npt.NDArray[Any], count: int, labels: Sequence[str] | None, name: str
-) -> npt.NDArray[Any]:
-    """The ``count`` highest scores along the last dimension as the classification extension
-    writes them: ``BYTES`` strings ``"<score>:<index>[:<label>]"``, best first (ties: the lower
-    index first), of shape ``scores.shape[:-1] + [count]``."""
-    array = np.asarray(scores)
-    if array.ndim == 0 or array.dtype.kind not in "iuf":
-        raise InvalidInputError(
-            f"Output '{name}' ({array.dtype}, shape {list(array.shape)}) holds no class scores "
-            "to classify.",
-            field=f"outputs.{name}.parameters.classification",
-            value=count,
-            fix=f"Ask for '{name}' without classification, or classify an output of scores.",
-        )
-    classes = array.shape[-1]
-    if count > classes:
-        raise InvalidInputError(
-            f"Output '{name}' scores {classes} classes; classification {count} asks for more.",
-            field=f"outputs.{name}.parameters.classification",
-            value=count,
-            fix=f"Ask for at most {classes} classes.",
-        )
-    comparable = array.astype(np.float64) if array.dtype.kind == "u" else array
-    order = np.argsort(-comparable, axis=-1, kind="stable")[..., :count]
-    top = np.take_along_axis(array, order, axis=-1)
-    named = list(labels or [])
-    out = np.empty(order.shape, dtype=object)
-    for at in np.ndindex(order.shape):
-        index = int(order[at])
-        label = f":{named[index]}" if index < len(named) else ""
-        out[at] = f"{top[at]!s}:{index}{label}".encode()  # str: float32 0.7 stays "0.7"
-    return out
 
 
 def _output(output: InferOutput, binary: bool) -> tuple[dict[str, Any], bytes | None]:
