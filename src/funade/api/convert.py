@@ -15,7 +15,12 @@ from funade.store.schema import Alias, ApiKey, AuditEvent, Model, ModelVersion, 
 
 
 def project_out(row: Project) -> ProjectOut:
-    return ProjectOut(name=row.name, description=row.description, created_at=row.created_at)
+    return ProjectOut(
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        trust_code=row.trust_code,
+    )
 
 
 def model_out(

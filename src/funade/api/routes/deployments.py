@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from funade import audit
-from funade.api.deps import State, granted
+from funade.api.deps import Deployer, State, granted
 from funade.api.schemas import (
     DeploymentIn,
     DeploymentOut,
@@ -34,7 +34,8 @@ from funade.deploy.service import now
 from funade.deploy.stats import read_figures
 from funade.errors import ConflictError, NotFoundError
 from funade.projects import DEFAULT_PROJECT, get_project
-from funade.store.schema import Deployment, Project, ReplicaRecord, Rollout
+from funade.registry.flavors import loads_code
+from funade.store.schema import Deployment, ModelVersion, Project, ReplicaRecord, Rollout
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 
@@ -121,6 +122,24 @@ def _find(session: Session, principal: Principal, name: str, scope: Scope) -> De
     return row
 
 
+def _deployable(session: Session, principal: Principal, name: str) -> Deployment:
+    """The deployment, if ``principal`` may deploy its model (write, or a run's grant)."""
+    row = _find(session, principal, name, "read")
+    principal.require_model("deploy", row.project.name, row.model.name)
+    return row
+
+
+def check_code(principal: Principal, project: Project, version: ModelVersion) -> None:
+    """Refuse a deployment of ``version`` whose loading runs code, unless ``principal`` may
+    deploy code (the deploy-code scope) or the project trusts code."""
+    if loads_code(version.manifest):
+        principal.require_code(
+            project.name,
+            trusted=project.trust_code,
+            what=f"Model {version.model.name!r} version {version.number} ({version.flavor})",
+        )
+
+
 def _project(session: Session, principal: Principal, name: str | None, scope: Scope) -> Project:
     project = name or principal.project or DEFAULT_PROJECT
     principal.require(scope, project)
@@ -128,10 +147,12 @@ def _project(session: Session, principal: Principal, name: str | None, scope: Sc
 
 
 @router.post("", response_model=DeploymentOut, status_code=201)
-def create_deployment(body: DeploymentIn, state: State, principal: Writer) -> DeploymentOut:
+def create_deployment(body: DeploymentIn, state: State, principal: Deployer) -> DeploymentOut:
     """Create revision 1 and start its rollout; it takes traffic once verified."""
     with state.db.session() as session:
-        project = _project(session, principal, body.project, "write")
+        name = body.project or principal.project or DEFAULT_PROJECT
+        principal.require_model("deploy", name, body.model)
+        project = get_project(session, name)
         row, _ = service.create_deployment(
             session,
             project,
@@ -145,6 +166,7 @@ def create_deployment(body: DeploymentIn, state: State, principal: Writer) -> De
             description=body.description,
             created_by=principal.key_id,
         )
+        check_code(principal, project, row.revisions[0].version)
         audit.record(
             session,
             principal,
@@ -181,12 +203,12 @@ def get_deployment(name: str, state: State, principal: Reader) -> DeploymentOut:
 
 @router.patch("/{name}", response_model=DeploymentOut)
 def update_deployment(
-    name: str, body: DeploymentPatch, state: State, principal: Writer
+    name: str, body: DeploymentPatch, state: State, principal: Deployer
 ) -> DeploymentOut:
     """A new version, replica count, runtime or smoke requests make a new revision, rolled out
     by ``rollout.strategy``; ``policy`` and ``description`` change in place."""
     with state.db.session() as session:
-        row = _find(session, principal, name, "write")
+        row = _deployable(session, principal, name)
         rollout = service.update_deployment(
             session,
             row,
@@ -202,6 +224,7 @@ def update_deployment(
         )
         changes = body.model_dump(exclude_none=True, exclude={"rollout"}, mode="json")
         if rollout is not None:
+            check_code(principal, row.project, service.get_revision(row, rollout.revision).version)
             changes["rollout"] = {"revision": rollout.revision, "strategy": rollout.strategy}
         audit.record(
             session, principal, "deployment.update", row.name, project=row.project, **changes
@@ -224,9 +247,9 @@ def delete_deployment(name: str, state: State, principal: Writer) -> DeploymentO
 
 
 @router.put("/{name}/traffic", response_model=DeploymentOut)
-def set_traffic(name: str, body: TrafficIn, state: State, principal: Writer) -> DeploymentOut:
+def set_traffic(name: str, body: TrafficIn, state: State, principal: Deployer) -> DeploymentOut:
     with state.db.session() as session:
-        row = _find(session, principal, name, "write")
+        row = _deployable(session, principal, name)
         if body.weights is not None:
             service.set_traffic(session, row, body.weights)
         if body.shadow is not None or body.clear_shadow:
@@ -254,10 +277,10 @@ def list_rollouts(
 
 
 @router.post("/{name}/rollout/{action}", response_model=RolloutOut)
-def rollout_action(name: str, action: str, state: State, principal: Writer) -> RolloutOut:
+def rollout_action(name: str, action: str, state: State, principal: Deployer) -> RolloutOut:
     """``promote`` (all traffic to the new revision now) or ``abort`` (all back to stable)."""
     with state.db.session() as session:
-        row = _find(session, principal, name, "write")
+        row = _deployable(session, principal, name)
         running = service.active_rollout(session, row)
         if action not in ("promote", "abort"):
             raise NotFoundError(
@@ -299,10 +322,10 @@ def rollout_action(name: str, action: str, state: State, principal: Writer) -> R
 
 
 @router.post("/{name}/rollback", response_model=RolloutOut, status_code=201)
-def rollback(name: str, state: State, principal: Writer) -> RolloutOut:
+def rollback(name: str, state: State, principal: Deployer) -> RolloutOut:
     """Back to the revision that served before the last rollout (instant while it is warm)."""
     with state.db.session() as session:
-        row = _find(session, principal, name, "write")
+        row = _deployable(session, principal, name)
         rollout = service.rollback(session, row, principal.key_id)
         audit.record(
             session,

@@ -22,6 +22,7 @@ __all__ = [
     "PackageFile",
     "detect_flavor",
     "get_flavor",
+    "loads_code",
 ]
 
 # In the order detect_flavor tries them: the most specific first (xgboost's and lightgbm's
@@ -74,3 +75,15 @@ def detect_flavor(model: object) -> Flavor:
         "methods load(self, path) and predict(self, inputs) (and save(self, path)) to log it as "
         "a python_class model.",
     )
+
+
+def loads_code(manifest: dict[str, object]) -> bool:
+    """Whether loading the package with ``manifest`` (``funade.json``) runs code that came with
+    it; a flavor this funade does not know is taken to."""
+    name = manifest.get("flavor")
+    metadata = manifest.get("flavor_metadata")
+    try:
+        flavor = get_flavor(str(name))
+    except UnknownFlavorError:
+        return True
+    return flavor.runs_code(metadata if isinstance(metadata, dict) else {})

@@ -120,6 +120,11 @@ class Flavor(Protocol):
         file is the model itself, byte for byte (nothing to compare)."""
         ...
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether loading a package of this flavor (with this metadata) runs code that came
+        with it (a pickle, a class's source): deploying one needs the deploy-code scope."""
+        ...
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         """Check, without executing any of it, that the package's files are what ``load`` needs.
 

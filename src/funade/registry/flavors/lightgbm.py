@@ -154,6 +154,10 @@ class LightGBMFlavor:
         meta = parse_metadata(LightGBMMetadata, metadata, flavor=self.name)
         return _Estimator(model, meta, signature)
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """LightGBM's text model is data."""
+        return False
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(LightGBMMetadata, metadata, flavor=self.name, on_server=True)
         file = files.get(meta.file)

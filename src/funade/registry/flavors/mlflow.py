@@ -179,6 +179,10 @@ class MlflowFlavor:
     def wrap(self, model: object, metadata: Mapping[str, Any], signature: Signature | None) -> None:
         return None  # the saved directory is the model, byte for byte
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """An MLflow pyfunc unpickles (cloudpickle) what its flavor saved."""
+        return True
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(MlflowMetadata, metadata, flavor=self.name, on_server=True)
         mlmodel = files.get(MLMODEL)

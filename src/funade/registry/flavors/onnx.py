@@ -115,6 +115,10 @@ class OnnxFlavor:
     def wrap(self, model: object, metadata: Mapping[str, Any], signature: Signature | None) -> None:
         return None  # the saved file is the model, byte for byte
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """An ONNX graph is data that onnxruntime interprets."""
+        return False
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(OnnxMetadata, metadata, flavor=self.name, on_server=True)
         file = files.get(meta.file)

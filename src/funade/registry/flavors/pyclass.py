@@ -148,6 +148,10 @@ class PyClassFlavor:
     ) -> PyClassModel:
         return PyClassModel(model, signature)
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """Loading runs the captured source of the user's class."""
+        return True
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(PyClassMetadata, metadata, flavor=self.name, on_server=True)
         check_class_source(files, meta, flavor=self.name)

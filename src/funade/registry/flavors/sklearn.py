@@ -160,6 +160,10 @@ class SklearnFlavor:
             )
         return SklearnModel(model, list(meta.methods), signature)
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """A joblib file is a pickle; a skops file loads trusting a list of types only."""
+        return metadata.get("serialization") != "skops"
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(SklearnMetadata, metadata, flavor=self.name, on_server=True)
         if meta.file not in files:

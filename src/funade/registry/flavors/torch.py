@@ -210,6 +210,11 @@ class TorchFlavor:
     ) -> TorchModel:
         return TorchModel(model)
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """A state dict is rebuilt by running its class's captured source; a TorchScript file
+        carries TorchScript, which torch.jit interprets without Python."""
+        return metadata.get("serialization") != "torchscript"
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(TorchMetadata, metadata, flavor=self.name, on_server=True)
         file = files.get(meta.file)

@@ -157,6 +157,10 @@ class XGBoostFlavor:
         meta = parse_metadata(XGBoostMetadata, metadata, flavor=self.name)
         return XGBoostModel(model, list(meta.methods), signature)
 
+    def runs_code(self, metadata: Mapping[str, Any]) -> bool:
+        """XGBoost's JSON/UBJSON model is data."""
+        return False
+
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(XGBoostMetadata, metadata, flavor=self.name, on_server=True)
         file = files.get(meta.file)
