@@ -299,7 +299,7 @@ def update_deployment(
         else base.version
     )
     count = check_replicas(replicas) if replicas is not None else base.replicas
-    config = runtime if runtime is not None else RuntimeConfig.model_validate(base.runtime)
+    config = runtime if runtime is not None else RuntimeConfig.stored(base.runtime)
     checks = smoke if smoke is not None else base.smoke
     if (
         target.id == base.version_id

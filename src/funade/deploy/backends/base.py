@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from funade.sandbox.env import forbidden_names
 from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
 
 
@@ -30,8 +31,30 @@ class RuntimeConfig(BaseModel):
     timeout_ms: float = Field(default=30_000, gt=0, description="Per-request timeout.")
     max_body_bytes: int = Field(default=64 * 1024**2, gt=0, description="Largest request body.")
     env: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables of the model server."
+        default_factory=dict,
+        description="Environment variables of the model server (not ones that make it load "
+        "other code, such as PYTHONPATH or LD_PRELOAD: see docs/security.md).",
     )
+
+    @field_validator("env")
+    @classmethod
+    def _safe_env(cls, env: dict[str, str]) -> dict[str, str]:
+        bad = forbidden_names(env)
+        if bad:
+            raise ValueError(
+                f"it may not set {bad[0]}, which would make the model server load code or "
+                "files of its own choosing; ship code inside the model package instead"
+            )
+        return env
+
+    @classmethod
+    def stored(cls, data: dict[str, object]) -> RuntimeConfig:
+        """A revision's stored runtime, without environment variables this version refuses
+        (a revision made by an earlier version may hold some; its replicas never get them)."""
+        env = data.get("env")
+        if isinstance(env, dict) and forbidden_names(env):
+            data = {**data, "env": {k: v for k, v in env.items() if k not in forbidden_names(env)}}
+        return cls.model_validate(data)
 
 
 class ReplicaSpec(BaseModel):
@@ -44,6 +67,13 @@ class ReplicaSpec(BaseModel):
     revision: int = Field(ge=1)
     source: str = Field(min_length=1, description="The pinned model version, e.g. 'churn:3'.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    project_id: int = Field(default=0, ge=0, description="Whose user and files it gets.")
+    digest: str = Field(default="", description="The version's package, sha256:<hex>.")
+
+    @property
+    def version(self) -> str:
+        """The model version's number, from ``source``."""
+        return self.source.rpartition(":")[2]
 
     @property
     def key(self) -> str:
@@ -74,6 +104,8 @@ class Replica:
     """Wall-clock time (``time.time()``) the replica was started."""
     detail: str = ""
     """Why it failed or exited, when known."""
+    token: str = ""
+    """What a caller presents to the replica (``Authorization: Bearer``); empty: nothing."""
 
 
 class Backend(Protocol):
