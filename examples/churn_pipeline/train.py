@@ -102,7 +102,7 @@ def ship(version: int) -> str:
     return deployment.name
 
 
-@funade.pipeline(max_duration="30m")
+@funade.pipeline(max_duration="30m", permissions=["register:churn", "deploy:churn"])
 def training(
     rows: int = 2000,
     seed: int = 0,

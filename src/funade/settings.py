@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -106,7 +106,37 @@ class Settings(BaseSettings):
         description="Largest JSON request body the control plane accepts, in bytes.",
     )
 
-    @field_validator("home", "cache_dir", "config", mode="after")
+    run_token_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a pipeline run's token lasts at most (it is also revoked when "
+        "the run ends). A run that takes longer loses its credential: raise this for it.",
+    )
+    isolation: Literal["auto", "users", "none"] = Field(
+        default="auto",
+        description="How model code (replicas) and pipelines started by the control plane are "
+        "kept from the platform and from each other. `users`: each project's processes run "
+        "as a user of their own (needs root); `none`: as the control plane's own user, one "
+        "trust domain (the container and Kubernetes backends are the boundary then); `auto`: "
+        "`users` when funade runs as root.",
+    )
+    sandbox_dir: Path | None = Field(
+        default=None,
+        description="Where projects' processes get their files (read-only model packages, "
+        "private home and temp directories). Every directory above it must be searchable by "
+        "other users (mode o+x) when isolation is `users`. Default: `$FUNADE_HOME/sandbox`, "
+        "or `/var/lib/funade/sandbox-<hash of home>` when the home is not reachable.",
+    )
+    sandbox_uid_base: int = Field(
+        default=2_000_000_000,
+        ge=1000,
+        le=4_000_000_000,
+        description="Project N's processes run as uid and gid `sandbox_uid_base + N` (with "
+        "isolation `users`). Pick a range no real user or container mapping uses.",
+    )
+
+    @field_validator("home", "cache_dir", "config", "sandbox_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

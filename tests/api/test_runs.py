@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from funade.api.schemas import RunEventsIn, RunIn, RunOut, RunUpdate, StepRecord
+from funade.api.schemas import RunAttemptIn, RunEventsIn, RunIn, RunOut, RunUpdate, StepRecord
 from funade.client import Client
 from funade.errors import (
     AuthenticationError,
@@ -24,14 +24,22 @@ from funade.errors import (
 )
 from funade.pipelines.logtail import LOG_TAIL_CHARS
 
-SPEC = {"name": "p", "nodes": []}
+STEPS = ("train", "fit", "a", "b", "prep", "evaluate", "mine", "stolen", "invented", "spew", "ok")
+SPEC = {"name": "p", "nodes": [{"id": n, "function": f"flows:{n}"} for n in STEPS]}
 MADE_UP_DIGEST = "sha256:" + "0" * 64
 
 KeyFor = Callable[..., Client]
+_TOKENS: dict[tuple[str, int], str] = {}
+"""Each run's token (by control plane and run id): what its runner reports with."""
 
 
-def _new_run(client: Client, pipeline: str = "p", **fields: Any) -> RunOut:
-    return client.create_run(RunIn(pipeline=pipeline, spec=SPEC, **fields))
+def _new_run(
+    client: Client, pipeline: str = "p", *, project: str | None = None, **fields: Any
+) -> RunOut:
+    run = client.create_run(RunIn(pipeline=pipeline, spec=SPEC, **fields), project=project)
+    assert run.token is not None
+    _TOKENS[(client.url, run.id)] = run.token
+    return run
 
 
 def _step(instance: str, state: str = "succeeded", **fields: Any) -> StepRecord:
@@ -40,8 +48,22 @@ def _step(instance: str, state: str = "succeeded", **fields: Any) -> StepRecord:
 
 
 def _report(client: Client, run_id: int, *steps: StepRecord, **run: Any) -> bool:
+    """Report as the run's runner does, with its token (or as ``client`` for a run it made
+    none for)."""
     update = RunUpdate(**run) if run else None
-    return client.report_run(run_id, RunEventsIn(steps=list(steps), run=update))
+    token = _TOKENS.get((client.url, run_id))
+    reporter = client.with_key(token) if token else client
+    try:
+        return reporter.report_run(
+            run_id, RunEventsIn(steps=list(steps), run=update)
+        ).cancel_requested
+    finally:
+        if reporter is not client:
+            reporter.close()
+
+
+def _token(client: Client, run_id: int) -> str:
+    return _TOKENS[(client.url, run_id)]
 
 
 def _headers(key: str) -> dict[str, str]:
@@ -84,7 +106,14 @@ def test_create_records_a_running_run_and_audits_it(
     assert admin.get_run(run.id, spec=True).spec == SPEC, "the spec is stored as given"
     [event] = admin.audit(action="run.create").items
     assert (event.target, event.project) == (f"p#{run.id}", "default")
-    assert event.details == {"params": {"lr": 0.1}, "env": "dev", "trigger": "manual"}
+    assert event.details == {
+        "params": {"lr": 0.1},
+        "env": "dev",
+        "trigger": "manual",
+        "permissions": [],
+    }
+    assert run.token is not None, "the runner gets the run's token, once"
+    assert admin.get_run(run.id).token is None
 
 
 def test_create_refuses_an_unknown_state(admin: Client) -> None:
@@ -136,7 +165,6 @@ def test_get_shows_the_spec_only_when_asked(admin: Client) -> None:
 def test_an_unknown_run_is_not_found(admin: Client, app_url: str, admin_key: str) -> None:
     for call in (
         lambda: admin.get_run(999),
-        lambda: _report(admin, 999, _step("a")),
         lambda: admin.cancel_run(999),
         lambda: admin.run_logs(999),
     ):
@@ -209,7 +237,7 @@ def test_a_bad_step_state_is_refused_and_nothing_is_stored(
     response = httpx.post(
         f"{app_url}/api/v1/runs/{run.id}/events",
         json={"steps": [{"instance": "bad", "node": "bad", "state": "done"}]},
-        headers=_headers(admin_key),
+        headers=_headers(_token(admin, run.id)),
     )
     assert response.status_code == 422  # InvalidInputError's status (funade.api.errors)
     error = response.json()["error"]
@@ -231,7 +259,7 @@ def test_a_bad_run_state_is_refused(admin: Client, app_url: str, admin_key: str)
     response = httpx.post(
         f"{app_url}/api/v1/runs/{run.id}/events",
         json={"run": {"state": "done"}},
-        headers=_headers(admin_key),
+        headers=_headers(_token(admin, run.id)),
     )
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "run.state"
@@ -249,11 +277,15 @@ def test_a_resume_clears_finished_at_reason_and_cancel_request(admin: Client) ->
         reason="cancelled by a user",
         finished_at=run.started_at + timedelta(seconds=5),
     )
-    assert _report(admin, run.id, state="running", attempt=2) is False
-    resumed = admin.get_run(run.id)
+    resumed = admin.start_attempt(run.id, RunAttemptIn(spec=SPEC, runner={"pid": 7}))
+    assert resumed.token is not None
+    assert resumed.token != run.token
     assert (resumed.state, resumed.attempt, resumed.reason) == ("running", 2, "")
     assert resumed.finished_at is None
     assert resumed.cancel_requested is False
+    assert resumed.runner == {"pid": 7}
+    [event] = admin.audit(action="run.resume").items
+    assert event.details == {"attempt": 2}
 
 
 @pytest.mark.parametrize(
@@ -274,10 +306,11 @@ def test_a_timestamp_without_a_zone_is_refused_not_a_500(
 ) -> None:
     run = _new_run(admin)
     raw = json.dumps(body).replace('"NAIVE"', '"2024-01-01T00:00:00"')
+    key = _token(admin, run.id) if "events" in path else admin_key
     response = httpx.post(
         f"{app_url}/api/v1{path.format(id=run.id)}",
         content=raw,
-        headers={**_headers(admin_key), "content-type": "application/json"},
+        headers={**_headers(key), "content-type": "application/json"},
     )
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -354,7 +387,7 @@ def test_cache_entries_are_per_project(admin: Client) -> None:
     mine = _new_run(admin)
     _report(admin, mine.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
     assert admin.cache_lookup("k1", project="other") is None
-    theirs = admin.create_run(RunIn(pipeline="p", spec=SPEC), project="other")
+    theirs = _new_run(admin, project="other")
     assert theirs.project == "other"
     _report(admin, theirs.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 9}))
     ours, other = admin.cache_lookup("k1"), admin.cache_lookup("k1", project="other")
@@ -494,8 +527,8 @@ def test_a_read_only_key_can_read_but_not_report_or_cancel(admin: Client, key_fo
     assert [r.id for r in reader.list_runs().items] == [run.id]
     assert reader.get_run(run.id).id == run.id
     assert reader.run_logs(run.id) == ""
-    with pytest.raises(PermissionDeniedError, match="needs 'write'"):
-        _report(reader, run.id, _step("train"))
+    with pytest.raises(PermissionDeniedError, match="Only a run's own token may report it"):
+        reader.report_run(run.id, RunEventsIn(steps=[_step("train")]))
     with pytest.raises(PermissionDeniedError, match="needs 'write'"):
         reader.cancel_run(run.id)
     with pytest.raises(PermissionDeniedError, match="needs 'write'"):
@@ -517,7 +550,6 @@ def test_a_key_of_another_project_cannot_see_the_run(admin: Client, key_for: Key
     stranger = key_for(["read", "write"], project="other")
     for call in (
         lambda: stranger.get_run(run.id),
-        lambda: _report(stranger, run.id, _step("train")),
         lambda: stranger.cancel_run(run.id),
         lambda: stranger.run_logs(run.id),
     ):
@@ -563,7 +595,7 @@ def test_a_queued_run_is_claimed_by_one_runner_only(admin: Client, app_url: str)
     response = httpx.post(
         f"{app_url}/api/v1/runs/{run.id}/events",
         json={"run": {"state": "running", "from_state": "waiting"}},
-        headers={"authorization": admin._http.headers["authorization"]},
+        headers=_headers(_token(admin, run.id)),
     )
     assert response.status_code == 422, response.text
     error = response.json()["error"]

@@ -139,7 +139,7 @@ def register(tag: str) -> int:
                                params={"tag": tag}, progress=False)
     return version.version
 
-@funade.pipeline
+@funade.pipeline(permissions=["register:doubler"])
 def shipping(tag: str = "a") -> None:
     register(tag)
 """

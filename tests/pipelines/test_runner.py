@@ -48,7 +48,7 @@ def test_values_of_every_kind_flow_between_steps(admin: Client, write_pipeline: 
         def frame(n: int) -> pd.DataFrame:
             return pd.DataFrame({"a": range(n), "b": ["x"] * n})
 
-        @funade.step
+        @funade.step(secrets={"OUT": "env:OUT"})
         def folder(n: int) -> Path:
             out = Path(os.environ["OUT"]) / "folder"
             (out / "sub").mkdir(parents=True, exist_ok=True)
@@ -214,13 +214,13 @@ def test_a_hung_step_is_killed_at_its_timeout(admin: Client, write_pipeline: Wri
 
 
 CACHED = """
-@funade.step
+@funade.step(secrets={"MARKS": "env:MARKS"})
 def first(n: int) -> int:
     with open(os.environ["MARKS"], "a") as f:
         f.write("first\\n")
     return n + 1
 
-@funade.step
+@funade.step(secrets={"MARKS": "env:MARKS"})
 def second(x: int) -> int:
     with open(os.environ["MARKS"], "a") as f:
         f.write("second\\n")
@@ -262,19 +262,19 @@ def test_resume_after_fixing_the_code_reuses_what_succeeded(
 ) -> None:
     monkeypatch.setenv("MARKS", str(marks))
     broken = """
-    @funade.step
+    @funade.step(secrets={"MARKS": "env:MARKS"})
     def prepare() -> int:
         with open(os.environ["MARKS"], "a") as f:
             f.write("prepare\\n")
         return 20
 
-    @funade.step
+    @funade.step(secrets={"MARKS": "env:MARKS"})
     def train(x: int) -> int:
         with open(os.environ["MARKS"], "a") as f:
             f.write("train\\n")
         return x // DIVISOR
 
-    @funade.step
+    @funade.step(secrets={"MARKS": "env:MARKS"})
     def side() -> int:
         with open(os.environ["MARKS"], "a") as f:
             f.write("side\\n")

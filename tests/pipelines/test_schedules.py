@@ -22,6 +22,7 @@ from funade.errors import ConflictError, InvalidInputError, PermissionDeniedErro
 from funade.pipelines import schedules as service
 from funade.pipelines.schedules import Launcher, Scheduler
 from funade.projects import get_project
+from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from funade.store import Database, create_database, upgrade
 from funade.store.schema import PipelineRun, PipelineSchedule
@@ -145,7 +146,7 @@ def test_racing_runners_claim_a_queued_run_once(db: Database) -> None:
             with db.session() as session:
                 run = session.get(PipelineRun, queued.id)
                 assert run is not None
-                records.apply_events(session, run, RunEventsIn(run=update))
+                records.apply_events(session, run, RunEventsIn(run=update), trust=[])
         except ConflictError as exc:
             outcomes.append(exc.message)
         else:
@@ -211,7 +212,7 @@ def plane(
     """A control plane that starts runners (as `funade up` makes), and an admin client of it."""
     app = create_app(settings, database, ArtifactStore.from_settings(settings))
     with serve(app) as url, Client(url=url, api_key=admin_key, settings=settings) as client:
-        launcher = Launcher(url, admin_key, settings.home)
+        launcher = Launcher(url, database, settings, Sandbox.from_settings(settings))
         app.state.funade.launcher = launcher
         yield client, launcher
         for process in launcher.processes:
@@ -273,9 +274,10 @@ def training(x: int = 2, limit: int = 100) -> None:
 
 
 def test_the_control_plane_starts_resumes_and_schedules_runs(
-    plane: tuple[Client, Launcher], tmp_path: Path, database: Database
+    plane: tuple[Client, Launcher], public_dir: Path, database: Database
 ) -> None:
     admin, launcher = plane
+    tmp_path = public_dir
     source = tmp_path / "train.py"
     source.write_text(PIPELINE)
     launched = admin.launch_run(LaunchIn(source=f"{source}:training", params={"x": 3}))

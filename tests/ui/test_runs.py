@@ -292,7 +292,9 @@ def test_pause_and_resume_a_schedule_by_its_buttons(
             select(PipelineSchedule.id).where(PipelineSchedule.name == "hourly")
         )
     ticked = _new_run(admin, "score", trigger="schedule", schedule_id=hourly)
-    admin.report_run(ticked.id, RunEventsIn(steps=[], run=RunUpdate(state="succeeded")))
+    assert ticked.token is not None
+    with admin.with_key(ticked.token) as runner:
+        runner.report_run(ticked.id, RunEventsIn(steps=[], run=RunUpdate(state="succeeded")))
     page = signed_in
     page.get_by_role("link", name="Schedules", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("^Schedules"))).to_be_visible()
@@ -346,7 +348,9 @@ def test_a_read_keys_session_sees_no_controls(
 ) -> None:
     running = _new_run(admin)
     failed = _new_run(admin)
-    admin.report_run(failed.id, RunEventsIn(steps=[], run=RunUpdate(state="failed", reason="x")))
+    assert failed.token is not None
+    with admin.with_key(failed.token) as runner:
+        runner.report_run(failed.id, RunEventsIn(steps=[], run=RunUpdate(state="failed")))
     admin.create_schedule(ScheduleIn(name="nightly", source=f"{flow_file}:flow", cron="0 3 * * *"))
     reader = admin.create_key("reader", ["read"], project="default").key
     with _session(app_url, reader) as http:
@@ -376,8 +380,11 @@ def test_the_runs_list_filters_and_pages(
     app_url: str, admin: Client, admin_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(run_pages, "PAGE", 2)
-    ids = [_new_run(admin, name).id for name in ("train", "score", "train", "train")]
-    admin.report_run(ids[2], RunEventsIn(steps=[], run=RunUpdate(state="failed")))
+    made = [_new_run(admin, name) for name in ("train", "score", "train", "train")]
+    ids = [run.id for run in made]
+    assert made[2].token is not None
+    with admin.with_key(made[2].token) as runner:
+        runner.report_run(ids[2], RunEventsIn(steps=[], run=RunUpdate(state="failed")))
     with _session(app_url, admin_key) as http:
         first = http.get("/runs")
         assert first.status_code == 200
@@ -403,7 +410,9 @@ def test_a_large_fan_out_is_one_node_with_a_count(admin: Client) -> None:
         StepRecord(instance=f"b[{i}]", node="b", index=i, state="succeeded" if i else "running")
         for i in range(30)
     ]
-    admin.report_run(run.id, RunEventsIn(steps=steps))
+    assert run.token is not None
+    with admin.with_key(run.token) as runner:
+        runner.report_run(run.id, RunEventsIn(steps=steps))
     full = admin.get_run(run.id, spec=True)
     spec = run_pages._spec_of(full)
     graph = run_pages.run_graph(full, spec)

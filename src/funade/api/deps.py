@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from funade.api.state import AppState
-from funade.auth.principal import Principal, Scope
+from funade.auth.principal import ModelAction, Principal, Scope
 from funade.auth.service import check_key, touch_key
 from funade.errors import AuthenticationError, PermissionDeniedError
 
@@ -101,6 +101,39 @@ def granted(scope: Scope) -> Callable[..., Principal]:
     return dependency
 
 
+def acting(action: ModelAction) -> Callable[..., Principal]:
+    """A dependency for routes that register versions of a model, or deploy it: the key needs
+    the write scope in the project, or (a run's token) the ``register:<model>`` /
+    ``deploy:<model>`` grant for the path's model. Where the model comes from the body or the
+    row, the route checks it (``Principal.require_model``); this refuses, before the body is
+    read, keys that could not do it for any model."""
+
+    def dependency(
+        request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> Principal:
+        project = request.path_params.get("project")
+        model = request.path_params.get("model")
+        if project is not None and model is not None:
+            principal.require_model(action, project, model)
+        elif not any(grant.startswith(f"{action}:") for grant in principal.grants):
+            if project is not None:
+                principal.require("write", project)
+            elif "write" not in principal.granted:
+                principal.require("write", principal.project)
+        elif project is not None and not principal.can_see(project):
+            principal.require("read", project)  # the 404 of a project it cannot see
+        return principal
+
+    dependency.required_scope = "write"  # type: ignore[attr-defined]
+    return dependency
+
+
 Reader = Annotated[Principal, Depends(scoped("read"))]
 Writer = Annotated[Principal, Depends(scoped("write"))]
 Admin = Annotated[Principal, Depends(scoped("admin"))]
+Uploader = Annotated[Principal, Depends(scoped("upload"))]
+"""Artifact uploads: write keys, and runs' tokens (which store their steps' outputs)."""
+Registrar = Annotated[Principal, Depends(acting("register"))]
+"""Registering versions and moving aliases: write keys, or runs granted ``register:<model>``."""
+Deployer = Annotated[Principal, Depends(acting("deploy"))]
+"""Deploying: write keys, or runs granted ``deploy:<model>``."""

@@ -34,10 +34,23 @@ class ProjectIn(Strict):
     description: str = ""
 
 
+class ProjectPatch(Strict):
+    description: str | None = None
+    trust_code: bool | None = Field(
+        default=None,
+        description="Let write keys deploy models whose loading runs code (pickles, Python "
+        "classes) and schedule pipelines, without the deploy-code scope. Admins only.",
+    )
+
+
 class ProjectOut(BaseModel):
     name: str
     description: str
     created_at: datetime
+    trust_code: bool = Field(
+        default=False,
+        description="Whether write keys may deploy code without the deploy-code scope.",
+    )
 
 
 # Models and versions --------------------------------------------------------------------------
@@ -400,8 +413,11 @@ class RunEventsIn(Strict):
     run: RunUpdate | None = None
 
 
-class RunEventsOut(BaseModel):
-    cancel_requested: bool
+class RunAttemptIn(Strict):
+    """A new attempt of a run that did not succeed (``funade runs resume``)."""
+
+    spec: dict[str, Any] = Field(description="The pipeline as compiled now.")
+    runner: dict[str, Any] = Field(default_factory=dict)
 
 
 class RunOut(BaseModel):
@@ -429,6 +445,18 @@ class RunOut(BaseModel):
     created_by: str | None
     steps: list[StepRecord] = Field(default_factory=list)
     spec: dict[str, Any] | None = None
+    token: str | None = Field(
+        default=None,
+        description="The run's token, given once to whoever creates the run (or starts an "
+        "attempt): its runner and steps report and store outputs with it, and nothing else can.",
+    )
+
+
+class RunEventsOut(BaseModel):
+    cancel_requested: bool
+    run: RunOut | None = Field(
+        default=None, description="The run as stored, once the report has ended it."
+    )
 
 
 class CacheEntryOut(BaseModel):

@@ -9,17 +9,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from funade.auth.keys import generate_key, hash_secret, parse_key, secret_matches
-from funade.auth.principal import SCOPES, Principal
+from funade.auth.principal import RUN_SCOPE, SCOPES, Principal
 from funade.errors import AuthenticationError, InvalidInputError, NotFoundError
 from funade.store.schema import ApiKey, Project, utcnow
 
 # last_used_at is refreshed at most this often, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-KINDS = ("key", "session", "link", "group")
+KINDS = ("key", "session", "link", "group", "run")
 
 
-def check_scopes(scopes: list[str]) -> list[str]:
+def check_scopes(scopes: list[str], *, kind: str = "key") -> list[str]:
     if not scopes:
         raise InvalidInputError(
             "A key needs at least one scope.",
@@ -27,15 +27,16 @@ def check_scopes(scopes: list[str]) -> list[str]:
             value=scopes,
             fix=f"Give one or more of {list(SCOPES)}.",
         )
+    allowed = (*SCOPES, RUN_SCOPE) if kind == "run" else SCOPES
     for scope in scopes:
-        if scope not in SCOPES:
+        if scope not in allowed:
             raise InvalidInputError(
                 f"Scope {scope!r} does not exist.",
                 field="scopes",
                 value=scope,
                 fix=f"Use one of {list(SCOPES)}.",
             )
-    return sorted(set(scopes), key=SCOPES.index)
+    return sorted(set(scopes), key=allowed.index)
 
 
 def create_key(
@@ -50,12 +51,15 @@ def create_key(
     kind: str = "key",
     parent_id: str | None = None,
     allow_cidrs: list[str] | None = None,
+    run_id: int | None = None,
+    grants: list[str] | None = None,
 ) -> tuple[str, ApiKey]:
     """Store a new key; return its full text (to be shown once) and its row. A ``deployment``
     key is a predict key of one project that works for that deployment only; a ``group`` key
     is one of those with an expiry, handed to a group of people (as a QR code). ``allow_cidrs``
-    limits where the key may be used from."""
-    scopes = check_scopes(scopes)
+    limits where the key may be used from. A ``run`` token (``auth.runtokens``) belongs to run
+    ``run_id`` and holds its pipeline's ``grants``."""
+    scopes = check_scopes(scopes, kind=kind)
     if kind not in KINDS:
         raise InvalidInputError(
             f"Key kind {kind!r} does not exist.",
@@ -106,6 +110,8 @@ def create_key(
         kind=kind,
         parent_id=parent_id,
         allow_cidrs=cidrs,
+        run_id=run_id,
+        grants=grants,
     )
     row.project = project
     session.add(row)
@@ -176,6 +182,8 @@ def principal_for(row: ApiKey, *, client_ip: str | None = None) -> Principal:
         deployment=row.deployment,
         kind=row.kind,
         allow_cidrs=tuple(row.allow_cidrs or ()),
+        run_id=row.run_id,
+        grants=frozenset(row.grants or ()),
     )
 
 

@@ -27,6 +27,7 @@ from funade.api.schemas import (
     Page,
     ProjectOut,
     RolloutOut,
+    RunAttemptIn,
     RunEventsIn,
     RunEventsOut,
     RunIn,
@@ -45,6 +46,8 @@ from funade.errors import ArtifactCorruptError, FunadeError
 from funade.settings import Settings, load_settings
 
 Progress = Callable[[int, int], None]
+UNIX_PREFIX = "unix:"
+UNIX_BASE = "http://funade.local"
 M = TypeVar("M", bound=BaseModel)
 CHUNK = 1024 * 1024
 
@@ -75,8 +78,16 @@ class Client:
             self.settings.api_key.get_secret_value() if self.settings.api_key else None
         )
         self._local = None
-        if url:
-            transport: httpx.BaseTransport | None = None
+        self._owns_local = True
+        if url and url.startswith(UNIX_PREFIX):
+            # A control plane on a Unix socket: the in-process API of a runner, as its steps
+            # reach it (``unix:/path/api.sock``).
+            transport: httpx.BaseTransport | None = httpx.HTTPTransport(
+                uds=url.removeprefix(UNIX_PREFIX)
+            )
+            base_url = UNIX_BASE
+        elif url:
+            transport = None
             base_url = url.rstrip("/")
             key = key or read_credentials(self.settings)
         else:
@@ -85,26 +96,57 @@ class Client:
             self._local = LocalServer(self.settings)
             self._local.start()
             transport = httpx.HTTPTransport(uds=str(self._local.socket_path))
-            base_url = "http://funade.local"
+            base_url = UNIX_BASE
             key = key or self._local.admin_key
         self.url = base_url
+        self._transport = transport
+        self._timeout = timeout
+        self._http = self._make_http(key)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key this client authenticates with."""
+        header = self._http.headers.get("authorization", "")
+        return header.removeprefix("Bearer ") or None
+
+    def _make_http(self, key: str | None) -> httpx.Client:
         headers = {"user-agent": "funade-python"}
         if key:
             headers["authorization"] = f"Bearer {key}"
-        self._http = httpx.Client(
-            base_url=base_url,
+        return httpx.Client(
+            base_url=self.url,
             headers=headers,
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=self._transport,
+            timeout=httpx.Timeout(self._timeout, connect=10.0),
         )
+
+    def with_key(self, key: str) -> Client:
+        """A client of the same control plane (the in-process one included, which it shares
+        and does not stop) that authenticates with ``key``, e.g. a run's token."""
+        other = Client.__new__(Client)
+        other.settings, other.project, other.url = self.settings, self.project, self.url
+        other._local, other._owns_local = self._local, False
+        other._transport, other._timeout = self._transport, self._timeout
+        other._http = other._make_http(key)
+        return other
+
+    @property
+    def address(self) -> str:
+        """Where another process on this machine reaches this control plane: its URL, or
+        ``unix:<socket>`` for the in-process one."""
+        if self._local is not None:
+            return UNIX_PREFIX + str(self._local.socket_path)
+        if self.settings.url and self.settings.url.startswith(UNIX_PREFIX):
+            return self.settings.url
+        return self.url
 
     # Lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
         self._http.close()
-        if self._local is not None:
+        if self._local is not None and self._owns_local:
             self._local.stop()
-            self._local = None
+        self._local = None
 
     def __enter__(self) -> Client:
         return self
@@ -149,6 +191,18 @@ class Client:
         body = {"name": name, "description": description}
         return ProjectOut.model_validate(
             self._request("POST", "/api/v1/projects", json=body).json()
+        )
+
+    def update_project(
+        self, name: str, *, description: str | None = None, trust_code: bool | None = None
+    ) -> ProjectOut:
+        body = {
+            k: v
+            for k, v in {"description": description, "trust_code": trust_code}.items()
+            if v is not None
+        }
+        return ProjectOut.model_validate(
+            self._request("PATCH", f"/api/v1/projects/{name}", json=body).json()
         )
 
     # Models -------------------------------------------------------------------------------
@@ -490,12 +544,20 @@ class Client:
     def get_run(self, run_id: int, *, spec: bool = False) -> RunOut:
         return self._get(f"/api/v1/runs/{run_id}", RunOut, spec=spec or None)
 
-    def report_run(self, run_id: int, events: RunEventsIn) -> bool:
-        """Report step records and run changes; True when a cancel was requested."""
+    def report_run(self, run_id: int, events: RunEventsIn) -> RunEventsOut:
+        """Report step records and run changes (with the run's own token): whether a cancel was
+        requested, and the run once the report ended it."""
         response = self._request(
             "POST", f"/api/v1/runs/{run_id}/events", json=events.model_dump(mode="json")
         )
-        return RunEventsOut.model_validate(response.json()).cancel_requested
+        return RunEventsOut.model_validate(response.json())
+
+    def start_attempt(self, run_id: int, attempt: RunAttemptIn) -> RunOut:
+        """Start the run's next attempt; the answer holds its new token."""
+        response = self._request(
+            "POST", f"/api/v1/runs/{run_id}/attempts", json=attempt.model_dump(mode="json")
+        )
+        return RunOut.model_validate(response.json())
 
     def cancel_run(self, run_id: int) -> RunOut:
         return RunOut.model_validate(self._request("POST", f"/api/v1/runs/{run_id}/cancel").json())

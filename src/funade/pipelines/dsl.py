@@ -34,6 +34,7 @@ from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from pydantic import ValidationError
 
+from funade.auth.permissions import check_permissions
 from funade.durations import parse_seconds
 from funade.errors import InvalidInputError
 from funade.pipelines.codehash import code_digest, imported_packages
@@ -561,6 +562,7 @@ class Pipeline:
         max_duration: float | str | None = None,
         notify: Sequence[Mapping[str, Any]] = (),
         config: str | Path | None = None,
+        permissions: Sequence[str] = (),
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -571,6 +573,9 @@ class Pipeline:
         self.max_duration = seconds(max_duration, field="max_duration", where=where)
         self.notify = [dict(n) for n in notify]
         self.config = config
+        if isinstance(permissions, str):
+            permissions = [permissions]
+        self.permissions = check_permissions(list(permissions), field=f"{where}, permissions")
         self.signature = inspect.signature(fn)
         try:
             self.hints = typing.get_type_hints(fn)
@@ -621,6 +626,7 @@ class Pipeline:
             max_parallel=self.max_parallel,
             max_duration=self.max_duration,
             notify=self.notify,
+            permissions=self.permissions,
         )
 
     def __call__(self, **params: Any) -> Any:
@@ -668,6 +674,7 @@ def pipeline(
     max_duration: float | str | None = None,
     notify: Sequence[Mapping[str, Any]] = (),
     config: str | Path | None = None,
+    permissions: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Pipeline]: ...
 def pipeline(
     fn: Callable[..., Any] | None = None,
@@ -679,12 +686,17 @@ def pipeline(
     max_duration: float | str | None = None,
     notify: Sequence[Mapping[str, Any]] = (),
     config: str | Path | None = None,
+    permissions: Sequence[str] = (),
 ) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
     """Make a function of steps a pipeline (``@funade.pipeline`` or with options).
 
     ``max_parallel`` bounds the steps running at once; ``max_duration`` is the run-time SLO;
     ``notify`` lists webhooks (``{"url": ..., "kind": "slack"|"json", "on": [...]}``);
-    ``config`` is the per-environment YAML file (default: ``funade.yaml`` beside the file).
+    ``config`` is the per-environment YAML file (default: ``funade.yaml`` beside the file);
+    ``permissions`` are what the run's steps may do beyond reading the project and storing
+    outputs: ``register:<model>`` (register versions of a model and move its aliases),
+    ``deploy:<model>`` (deploy it), ``deploy-code`` (deploy a model whose loading runs code).
+    The run's token gets them only if the key that starts the run may do the same.
     """
 
     def wrap(f: Callable[..., Any]) -> Pipeline:
@@ -696,6 +708,7 @@ def pipeline(
             max_duration=max_duration,
             notify=notify,
             config=config,
+            permissions=permissions,
         )
 
     return wrap(fn) if fn is not None else wrap

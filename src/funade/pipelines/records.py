@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from funade.api.schemas import RunEventsIn, RunIn, RunOut, StepRecord
-from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from funade.pagination import check_limit, decode_cursor, page_of
 from funade.pipelines.logtail import tail
 from funade.store.schema import PipelineCacheEntry, PipelineRun, PipelineStep, Project
@@ -113,8 +113,13 @@ def list_runs(
     return page_of(list(session.scalars(query)), limit, lambda row: {"id": row.id})
 
 
-def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> None:
-    """Upsert the reported step records and apply the run's changes."""
+def apply_events(
+    session: Session, run: PipelineRun, events: RunEventsIn, *, trust: list[str]
+) -> bool:
+    """Upsert the reported step records and apply the run's changes; True if they ended the
+    run. Cache entries written record ``trust``, what the reporting run's token can do."""
+    if events.run is not None and events.run.spec is not None:
+        run.spec = events.run.spec  # the steps below are checked against the spec they run
     names = [r.instance for r in events.steps]
     existing = (
         {
@@ -156,7 +161,9 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
         elif record.log:
             row.log_tail = tail((row.log_tail or "") + record.log)
         if record.cache_write and record.state == "succeeded" and record.cache_key:
-            _remember(session, run, record)
+            _check_step_of(run, record)
+            _remember(session, run, record, trust)
+    ended = False
     if events.run is not None:
         changes = events.run.model_dump(exclude_none=True)
         claimed = changes.pop("from_state", None)
@@ -170,6 +177,44 @@ def apply_events(session: Session, run: PipelineRun, events: RunEventsIn) -> Non
             run.reason = ""
         for name, value in changes.items():
             setattr(run, name, value)
+        ended = changes.get("state") in FINISHED
+    return ended
+
+
+def _check_step_of(run: PipelineRun, record: StepRecord) -> None:
+    """A cache entry is written only for a step of the run's own pipeline, under its name."""
+    nodes = {n.get("id") for n in (run.spec or {}).get("nodes", []) if isinstance(n, dict)}
+    instance_ok = record.instance == record.node or (
+        record.index is not None and record.instance == f"{record.node}[{record.index}]"
+    )
+    if record.node not in nodes or not instance_ok:
+        raise PermissionDeniedError(
+            f"Step {record.instance!r} is not a step of run {run.id}'s pipeline "
+            f"{run.pipeline!r}, so its outputs cannot be cached.",
+            field="steps[].instance",
+            value=record.instance,
+            fix="Report only the steps of the run's own spec.",
+        )
+
+
+def start_attempt(run: PipelineRun, *, spec: dict[str, Any], runner: dict[str, Any]) -> None:
+    """The run's next attempt begins: running again, with ``spec`` as compiled now."""
+    run.attempt += 1
+    run.state = "running"
+    run.spec = spec
+    run.runner = runner
+    run.cancel_requested = False
+    run.finished_at = None
+    run.reason = ""
+
+
+def queue_attempt(run: PipelineRun) -> None:
+    """The run's next attempt waits for a runner the control plane starts (an API resume)."""
+    run.attempt += 1
+    run.state = "queued"
+    run.cancel_requested = False
+    run.finished_at = None
+    run.reason = ""
 
 
 def _claim(session: Session, run: PipelineRun, expected: str, new_state: str) -> None:
@@ -194,10 +239,10 @@ def _claim(session: Session, run: PipelineRun, expected: str, new_state: str) ->
         )
 
 
-def _remember(session: Session, run: PipelineRun, record: StepRecord) -> None:
+def _remember(session: Session, run: PipelineRun, record: StepRecord, trust: list[str]) -> None:
+    """The step's outputs under its cache key, bound to the run and step that produced them."""
     key = (run.project_id, record.cache_key)
     entry = session.get(PipelineCacheEntry, key)
-
     if entry is None:
         session.add(
             PipelineCacheEntry(
@@ -206,10 +251,12 @@ def _remember(session: Session, run: PipelineRun, record: StepRecord) -> None:
                 outputs=record.outputs,
                 run_id=run.id,
                 instance=record.instance,
+                trust=trust,
             )
         )
-    else:
+    elif set(trust) >= set(entry.trust or ()):  # never downgrade an entry's provenance
         entry.outputs, entry.run_id, entry.instance = record.outputs, run.id, record.instance
+        entry.trust = trust
 
 
 def request_cancel(run: PipelineRun) -> None:
@@ -226,14 +273,22 @@ def request_cancel(run: PipelineRun) -> None:
         run.finished_at = datetime.now(UTC)
 
 
-def cache_get(session: Session, project: Project, keys: list[str]) -> list[PipelineCacheEntry]:
-    return list(
-        session.scalars(
+def cache_get(
+    session: Session, project: Project, keys: list[str], *, trust: list[str]
+) -> list[PipelineCacheEntry]:
+    """The entries of ``keys`` a run that can do ``trust`` may reuse: those written by a run
+    that could do at least as much (a less trusted run's output never feeds a more trusted
+    one, whose steps would load it)."""
+    wanted = set(trust)
+    return [
+        entry
+        for entry in session.scalars(
             select(PipelineCacheEntry).where(
                 PipelineCacheEntry.project_id == project.id, PipelineCacheEntry.key.in_(keys)
             )
         )
-    )
+        if wanted <= set(entry.trust or ())
+    ]
 
 
 def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunOut:

@@ -134,8 +134,11 @@ class Runner:
         done: Mapping[str, Mapping[str, Stored]] | None = None,
         observer: Observer | None = None,
         zygote: ZygoteProcess | None = None,
+        token: str = "",
     ) -> None:
         self.client = client
+        self.token = token
+        """The run's own token, which the steps get too (``client`` reports with it)."""
         self.spec = spec
         self.run = run
         self.target = target
@@ -170,6 +173,8 @@ class Runner:
         self.latest: dict[str, StepRecord] = {}
         """Each step's newest record, which carries its new output to the next report."""
         self.last_report = time.monotonic()
+        self.ended: RunOut | None = None
+        """The run as stored, from the report that ended it (its token is revoked then)."""
 
     # The loop -----------------------------------------------------------------------------
 
@@ -350,6 +355,10 @@ class Runner:
             "FUNADE_RUN_INPUTS": json.dumps(_input_digests(start.inputs)),
             "FUNADE_PIPELINE": self.spec.name,
             "FUNADE_PROJECT": self.project,
+            # The step's credential: the run's token, for the control plane the runner uses.
+            "FUNADE_URL": self.client.address,
+            "FUNADE_API_KEY": self.token,
+            "FUNADE_HOME": str(self.client.settings.home),
             **env,
         }
         for name, reference in secrets.items():
@@ -538,7 +547,7 @@ class Runner:
             run=RunUpdate(**records.run) if records.run else None,
         )
         try:
-            cancel = self.client.report_run(self.run.id, body)
+            answer = self.client.report_run(self.run.id, body)
         except FunadeError:
             # The control plane is away: keep the records for the next report.
             for key, value in records.steps.items():
@@ -546,7 +555,9 @@ class Runner:
             self.unreported |= unreported
             self.records.run = records.run | self.records.run
             return
-        if cancel and not self.cancel_seen:
+        if answer.run is not None:
+            self.ended = answer.run
+        if answer.cancel_requested and not self.cancel_seen:
             self.cancel_seen = True
             self._perform(self.engine.on(CancelRequested()))
 
@@ -575,7 +586,7 @@ class Runner:
                 fix=f"When it is back, `funade runs resume {self.run.id}` reuses every output "
                 "that was recorded.",
             )
-        run = self.client.get_run(self.run.id)
+        run = self.ended or self.client.get_run(self.run.id)
         if finish.state == "failed":
             self._notify("failure", finish.reason, run)
         elif finish.state == "succeeded":

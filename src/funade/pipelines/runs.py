@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from funade.api.schemas import RunEventsIn, RunIn, RunOut, RunUpdate
+from funade.api.schemas import RunAttemptIn, RunEventsIn, RunIn, RunOut, RunUpdate
 from funade.client import Client
 from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
 from funade.pipelines.config import apply_env, load_env
@@ -115,10 +115,47 @@ def run_pipeline(
         raise
     if on_created is not None:
         on_created(run)
-    runner = Runner(
-        client, spec, run, target=target, params=values, observer=observer, zygote=zygote
+    return _execute(
+        client, run, spec, target=target, params=values, observer=observer, zygote=zygote
     )
-    return runner.execute()
+
+
+def _execute(
+    client: Client,
+    run: RunOut,
+    spec: PipelineSpec,
+    *,
+    target: str,
+    params: Mapping[str, Any],
+    observer: Observer | None,
+    zygote: ZygoteProcess | None = None,
+    done: Mapping[str, Mapping[str, Stored]] | None = None,
+    token: str | None = None,
+) -> RunOut:
+    """Run ``run`` with its own token (``run.token``, or ``token``), never the starter's key."""
+    token = token or run.token
+    if not token:
+        raise ConflictError(
+            f"Run {run.id} came without its token, so it cannot be reported.",
+            field="token",
+            fix="Upgrade the control plane: runs report with their own token.",
+        )
+    reporter = client.with_key(token)
+    try:
+        runner = Runner(
+            reporter,
+            spec,
+            run.model_copy(update={"token": None}),
+            target=target,
+            params=params,
+            observer=observer,
+            zygote=zygote,
+            done=done,
+            token=token,
+        )
+        return runner.execute()
+    finally:
+        reporter.close()
 
 
 def resume_run(
@@ -157,26 +194,18 @@ def resume_run(
             value=run_id,
         )
     _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
-    done = {
+    done = _done(run)
+    run = client.start_attempt(run_id, RunAttemptIn(spec=spec.model_dump(), runner=_runner_info()))
+    return _execute(client, run, spec, target=target, params=values, done=done, observer=observer)
+
+
+def _done(run: RunOut) -> dict[str, dict[str, Stored]]:
+    """The outputs of the steps that succeeded in earlier attempts (a resume reuses them)."""
+    return {
         s.instance: {name: Stored.model_validate(o) for name, o in s.outputs.items()}
         for s in run.steps
         if s.state in ("succeeded", "cached")
     }
-    client.report_run(
-        run_id,
-        RunEventsIn(
-            run=RunUpdate(
-                state="running",
-                attempt=run.attempt + 1,
-                spec=spec.model_dump(),
-                runner=_runner_info(),
-            )
-        ),
-    )
-    run = client.get_run(run_id)
-    return Runner(
-        client, spec, run, target=target, params=values, done=done, observer=observer
-    ).execute()
 
 
 def start_queued(
@@ -223,7 +252,16 @@ def start_queued(
         ),
     )
     run = client.get_run(run_id)
-    return Runner(client, spec, run, target=target, params=values, observer=observer).execute()
+    return _execute(
+        client,
+        run,
+        spec,
+        target=target,
+        params=values,
+        observer=observer,
+        done=_done(run) if run.attempt > 1 else None,
+        token=client.api_key,
+    )
 
 
 def _alive(runner: Mapping[str, Any]) -> bool:

@@ -131,6 +131,9 @@ class PipelineSpec(_Frozen):
     max_duration: float | None = None
     """Seconds; a run that takes longer breaches the pipeline's SLO (a notification)."""
     notify: list[dict[str, Any]] = Field(default_factory=list)
+    permissions: list[str] = Field(default_factory=list)
+    """What the run's token may do beyond reading its project (``register:<model>``,
+    ``deploy:<model>``, ``deploy-code``), as the pipeline declares."""
 
     def node(self, node_id: str) -> NodeSpec:
         for node in self.nodes:

@@ -147,7 +147,12 @@ class _Zygote:
 class ZygoteProcess:
     """The runner's end: starts ``python -m funade.pipelines.zygote`` and speaks its protocol."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, env: dict[str, str] | None = None) -> None:
+        """``env``: the zygote's whole environment (default: the minimal one of
+        ``funade.sandbox``; never the runner's, which may hold credentials). Each step adds
+        its own variables, its run's token among them."""
+        from funade.sandbox.env import STEP_PASSED, minimal_env
+
         # What importing the code printed; closed in close().
         self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -155,6 +160,7 @@ class ZygoteProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
+            env=env if env is not None else minimal_env(keep=STEP_PASSED),
             start_new_session=True,  # Ctrl-C in a terminal reaches the runner, not the steps
         )
         assert self.proc.stdin is not None

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -64,6 +65,9 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by an admin: write keys may deploy models whose loading runs code (pickles, Python
+    # classes) and schedule pipelines without the deploy-code scope.
+    trust_code: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiKey(Base):
@@ -93,6 +97,10 @@ class ApiKey(Base):
     allow_cidrs: Mapped[list[Any] | None] = mapped_column(JSON)
     # Predictions made with the key through the gateway (added up by each gateway).
     predictions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A run token (kind "run"): the run it reports, and the model permissions its pipeline
+    # declared (e.g. "register:churn"), capped by what the key that started the run may do.
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    grants: Mapped[list[Any] | None] = mapped_column(JSON)
 
     project: Mapped[Project | None] = relationship(lazy="joined")
 
@@ -294,6 +302,9 @@ class ReplicaRecord(Base):
     )
     revision: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(String(256), default="")
+    # What the gateway presents to the replica (``Authorization: Bearer``): a replica answers
+    # nobody else on its port.
+    token: Mapped[str] = mapped_column(String(128), default="", server_default="")
     state: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -404,6 +415,9 @@ class PipelineCacheEntry(Base):
     run_id: Mapped[int] = mapped_column(Integer)
     instance: Mapped[str] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the producing run's token could do beyond reading (its scopes and grants): a run
+    # reuses an entry only from a run that could do at least as much.
+    trust: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class PipelineSchedule(Base):

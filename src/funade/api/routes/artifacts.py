@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from funade import audit
-from funade.api.deps import Reader, State, Writer
+from funade.api.deps import Reader, State, Uploader
 from funade.api.schemas import ArtifactRef
 from funade.artifacts import parse_digest
 from funade.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
@@ -56,7 +56,7 @@ def download_artifact(project: str, digest: str, state: State, principal: Reader
 
 @router.put("/{digest}", response_model=ArtifactRef)
 async def upload_artifact(
-    project: str, digest: str, request: Request, state: State, principal: Writer
+    project: str, digest: str, request: Request, state: State, principal: Uploader
 ) -> ArtifactRef:
     expected = parse_digest(digest)
     limit = state.settings.max_artifact_bytes

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from funade import audit
 from funade.api.convert import alias_out, model_out
-from funade.api.deps import Reader, State, Writer
+from funade.api.deps import Reader, Registrar, State, Writer
 from funade.api.schemas import AliasIn, AliasOut, ModelIn, ModelOut, ModelPatch, Page
 from funade.projects import get_project
 from funade.registry import service as registry
@@ -48,7 +48,8 @@ def list_models(
 
 
 @router.post("", response_model=ModelOut, status_code=201)
-def create_model(project: str, body: ModelIn, state: State, principal: Writer) -> ModelOut:
+def create_model(project: str, body: ModelIn, state: State, principal: Registrar) -> ModelOut:
+    principal.require_model("register", project, body.name)
     with state.db.session() as session:
         proj = get_project(session, project)
         model = registry.create_model(
@@ -108,7 +109,7 @@ def get_alias(project: str, model: str, alias: str, state: State, principal: Rea
 
 @router.put("/{model}/aliases/{alias}", response_model=AliasOut)
 def set_alias(
-    project: str, model: str, alias: str, body: AliasIn, state: State, principal: Writer
+    project: str, model: str, alias: str, body: AliasIn, state: State, principal: Registrar
 ) -> AliasOut:
     with state.db.session() as session:
         proj = get_project(session, project)
@@ -130,7 +131,9 @@ def set_alias(
 
 
 @router.delete("/{model}/aliases/{alias}", status_code=204)
-def delete_alias(project: str, model: str, alias: str, state: State, principal: Writer) -> Response:
+def delete_alias(
+    project: str, model: str, alias: str, state: State, principal: Registrar
+) -> Response:
     with state.db.session() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)

@@ -17,21 +17,26 @@ from funade.api.schemas import (
     CacheLookupIn,
     CacheLookupOut,
     Page,
+    RunAttemptIn,
     RunEventsIn,
     RunEventsOut,
     RunIn,
     RunOut,
 )
-from funade.auth.principal import Principal, Scope
-from funade.errors import NotFoundError
+from funade.auth import runtokens
+from funade.auth.principal import RUN_SCOPE, Principal, Scope
+from funade.auth.service import principal_for
+from funade.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from funade.pipelines import records
 from funade.projects import get_project
-from funade.store.schema import Artifact, PipelineCacheEntry, PipelineRun
+from funade.settings import Settings
+from funade.store.schema import ApiKey, Artifact, PipelineCacheEntry, PipelineRun, Project
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
 Reader = Annotated[Principal, Depends(granted("read"))]
 Writer = Annotated[Principal, Depends(granted("write"))]
+Reporter = Annotated[Principal, Depends(granted(RUN_SCOPE))]
 
 
 def _run(session: Session, principal: Principal, run_id: int, scope: Scope) -> PipelineRun:
@@ -47,13 +52,47 @@ def _run(session: Session, principal: Principal, run_id: int, scope: Scope) -> P
     return row
 
 
+def permissions_of(spec: dict[str, object]) -> list[str]:
+    """What a compiled pipeline declares it needs (``PipelineSpec.permissions``)."""
+    declared = spec.get("permissions", [])
+    if not isinstance(declared, list) or not all(isinstance(p, str) for p in declared):
+        raise InvalidInputError(
+            "spec.permissions must be a list of strings.",
+            field="spec.permissions",
+            value=declared,
+            fix="Compile the spec with funade (Pipeline.compile).",
+        )
+    return [str(p) for p in declared]
+
+
+def issue_token(
+    session: Session,
+    settings: Settings,
+    run: PipelineRun,
+    project: Project,
+    starter: Principal,
+    spec: dict[str, object],
+) -> str:
+    """A new token for ``run``, with its pipeline's permissions as ``starter`` may give them."""
+    return runtokens.issue(
+        session,
+        run_id=run.id,
+        project=project,
+        starter=starter,
+        permissions=permissions_of(spec),
+        hours=settings.run_token_hours,
+    )
+
+
 @router.post("/projects/{project}/runs", response_model=RunOut, status_code=201)
 def create_run(project: str, body: RunIn, state: State, principal: Writer) -> RunOut:
-    """Record a new run (the runner that will run it calls this first)."""
+    """Record a new run (the runner that will run it calls this first). The answer holds the
+    run's token (``token``), shown once: the runner reports with it."""
     principal.require("write", project)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = records.create_run(session, proj, body, principal.key_id)
+        token = issue_token(session, state.settings, row, proj, principal, body.spec)
         audit.record(
             session,
             principal,
@@ -63,8 +102,9 @@ def create_run(project: str, body: RunIn, state: State, principal: Writer) -> Ru
             params=body.params,
             env=body.env,
             trigger=body.trigger,
+            permissions=permissions_of(body.spec),
         )
-        return records.run_out(row)
+        return records.run_out(row).model_copy(update={"token": token})
 
 
 @router.get("/projects/{project}/runs", response_model=Page[RunOut])
@@ -100,13 +140,70 @@ def get_run(run_id: int, state: State, principal: Reader, spec: bool = False) ->
 
 
 @router.post("/runs/{run_id}/events", response_model=RunEventsOut)
-def report(run_id: int, body: RunEventsIn, state: State, principal: Writer) -> RunEventsOut:
-    """What the runner saw: step records (upserted by instance) and changes to the run. The
-    answer says whether someone asked to cancel the run."""
+def report(run_id: int, body: RunEventsIn, state: State, principal: Reporter) -> RunEventsOut:
+    """What the runner saw: step records (upserted by instance) and changes to the run, sent
+    with the run's own token (no other key may write a run's records or cache entries). The
+    answer says whether someone asked to cancel the run, and holds the run once it ended (its
+    token is revoked then)."""
+    with state.db.session() as session:
+        row = _run(session, principal, run_id, "read")
+        if principal.run_id != row.id:
+            raise PermissionDeniedError(
+                f"Run {principal.run_id}'s token may report only run {principal.run_id}, not "
+                f"run {row.id}.",
+                field="authorization",
+                value=principal.run_id,
+                fix="Report each run with the token its creation (or attempt) gave.",
+            )
+        update = body.run
+        if update is not None and update.from_state == "queued" and update.spec is not None:
+            # A queued run's runner compiled its pipeline: its token gets what it declares, as
+            # far as the key that queued the run may give it.
+            runtokens.grant_declared(
+                session,
+                principal.key_id or "",
+                project=row.project,
+                starter_id=row.created_by,
+                spec_permissions=permissions_of(update.spec),
+            )
+            session.flush()
+            token = session.get(ApiKey, principal.key_id)
+            assert token is not None
+            principal = principal_for(token, client_ip=principal.client_ip)
+        ended = records.apply_events(session, row, body, trust=runtokens.trust_of(principal))
+        if ended:
+            runtokens.revoke_for_run(session, row.id)
+            session.flush()
+            return RunEventsOut(cancel_requested=row.cancel_requested, run=records.run_out(row))
+        return RunEventsOut(cancel_requested=row.cancel_requested)
+
+
+@router.post("/runs/{run_id}/attempts", response_model=RunOut, status_code=201)
+def start_attempt(run_id: int, body: RunAttemptIn, state: State, principal: Writer) -> RunOut:
+    """Start the next attempt of a run that did not succeed (``funade runs resume``): it is
+    running again, with the spec as compiled now, and a new token (in the answer, shown once;
+    the earlier attempt's token stops working)."""
     with state.db.session() as session:
         row = _run(session, principal, run_id, "write")
-        records.apply_events(session, row, body)
-        return RunEventsOut(cancel_requested=row.cancel_requested)
+        if row.state in ("succeeded", "queued", "skipped"):
+            raise ConflictError(
+                f"Run {run_id} is {row.state}; only failed, cancelled or abandoned runs resume.",
+                field="run",
+                value=run_id,
+                fix="Start a new run with `funade pipeline run`.",
+            )
+        token = issue_token(session, state.settings, row, row.project, principal, body.spec)
+        records.start_attempt(row, spec=body.spec, runner=body.runner)
+        audit.record(
+            session,
+            principal,
+            "run.resume",
+            f"{row.pipeline}#{row.id}",
+            project=row.project,
+            attempt=row.attempt,
+        )
+        session.flush()
+        return records.run_out(row).model_copy(update={"token": token})
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
@@ -175,9 +272,13 @@ def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
 
 @router.get("/projects/{project}/pipeline-cache/{key}", response_model=CacheEntryOut)
 def cache_lookup(project: str, key: str, state: State, principal: Reader) -> CacheEntryOut:
+    """The entry a run with this token may reuse: one written by a run that could do at least
+    what this one can (see docs/security.md)."""
     principal.require("read", project)
     with state.db.read() as session:
-        found = records.cache_get(session, get_project(session, project), [key])
+        found = records.cache_get(
+            session, get_project(session, project), [key], trust=_trust(principal)
+        )
         if not found:
             raise NotFoundError(f"No cached step has key {key}.", field="key", value=key)
         return _entry(found[0])
@@ -190,5 +291,11 @@ def cache_lookup_many(
     """The entries of those of ``keys`` that are cached (a runner asks for a whole fan-out)."""
     principal.require("read", project)
     with state.db.read() as session:
-        found = records.cache_get(session, get_project(session, project), body.keys)
+        found = records.cache_get(
+            session, get_project(session, project), body.keys, trust=_trust(principal)
+        )
         return CacheLookupOut(entries={e.key: _entry(e) for e in found})
+
+
+def _trust(principal: Principal) -> list[str]:
+    return runtokens.trust_of(principal) if principal.kind == "run" else []

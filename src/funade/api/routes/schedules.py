@@ -1,7 +1,9 @@
 """Pipeline schedules, and starting or resuming runs on the control plane's machine.
 
-Both make the control plane run code from a file on its own machine, so they need an admin
-key: a write key records runs it runs itself, but cannot make the server execute a file.
+Both make the control plane run code from a file on its own machine, so, like deploying a model
+whose loading runs code, they need the write scope and the ``deploy-code`` scope (or a project an
+admin marked as trusting code). The runs they start run with their own token, as their
+project's user (docs/security.md).
 """
 
 from __future__ import annotations
@@ -9,23 +11,34 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
 
 from funade import audit
 from funade.api.deps import State, granted
 from funade.api.schemas import LaunchIn, RunOut, ScheduleIn, ScheduleOut, SchedulePatch
 from funade.api.state import AppState
 from funade.auth.principal import Principal
-from funade.errors import ConflictError
+from funade.errors import ConflictError, NotFoundError
 from funade.pipelines import records
 from funade.pipelines import schedules as service
 from funade.pipelines.schedules import Launcher
 from funade.projects import get_project
-from funade.store.schema import PipelineRun, PipelineSchedule
+from funade.store.schema import PipelineRun, PipelineSchedule, Project
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
 Reader = Annotated[Principal, Depends(granted("read"))]
-Admin = Annotated[Principal, Depends(granted("admin"))]
+Writer = Annotated[Principal, Depends(granted("write"))]
+
+
+def _may_run_code(session: Session, principal: Principal, project: str) -> Project:
+    """The project, if ``principal`` may make the control plane run pipeline code in it."""
+    principal.require("write", project)
+    proj = get_project(session, project)
+    principal.require_code(
+        project, trusted=proj.trust_code, what="A pipeline started on the control plane"
+    )
+    return proj
 
 
 def schedule_out(row: PipelineSchedule) -> ScheduleOut:
@@ -58,11 +71,11 @@ def _launcher(state: AppState) -> Launcher:
 
 
 @router.post("/projects/{project}/schedules", response_model=ScheduleOut, status_code=201)
-def create_schedule(project: str, body: ScheduleIn, state: State, principal: Admin) -> ScheduleOut:
-    """A cron schedule; its runs start from the control plane's scheduler (``funade up``)."""
-    principal.require("admin", project)
+def create_schedule(project: str, body: ScheduleIn, state: State, principal: Writer) -> ScheduleOut:
+    """A cron schedule; its runs start from the control plane's scheduler (``funade up``), as
+    this key (revoking it stops them)."""
     with state.db.session() as session:
-        proj = get_project(session, project)
+        proj = _may_run_code(session, principal, project)
         row = service.create_schedule(
             session,
             proj,
@@ -115,25 +128,25 @@ def get_schedule(project: str, name: str, state: State, principal: Reader) -> Sc
 
 @router.patch("/projects/{project}/schedules/{name}", response_model=ScheduleOut)
 def update_schedule(
-    project: str, name: str, body: SchedulePatch, state: State, principal: Admin
+    project: str, name: str, body: SchedulePatch, state: State, principal: Writer
 ) -> ScheduleOut:
     """Change a schedule, or pause it (``{"paused": true}``) and resume it; ticks missed while
-    it was paused are not run later."""
-    principal.require("admin", project)
+    it was paused are not run later. Its runs start as the key that changed it last."""
     changes = body.model_dump(exclude_unset=True)
     with state.db.session() as session:
-        proj = get_project(session, project)
+        proj = _may_run_code(session, principal, project)
         row = service.find_schedule(session, proj, name)
         service.update_schedule(row, changes)
+        row.created_by = principal.key_id
         audit.record(session, principal, "schedule.update", row.name, project=proj, **changes)
         session.flush()
         return schedule_out(row)
 
 
 @router.delete("/projects/{project}/schedules/{name}", status_code=204)
-def delete_schedule(project: str, name: str, state: State, principal: Admin) -> None:
+def delete_schedule(project: str, name: str, state: State, principal: Writer) -> None:
     """Delete the schedule; its runs stay."""
-    principal.require("admin", project)
+    principal.require("write", project)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = service.find_schedule(session, proj, name)
@@ -142,13 +155,12 @@ def delete_schedule(project: str, name: str, state: State, principal: Admin) -> 
 
 
 @router.post("/projects/{project}/runs/launch", response_model=RunOut, status_code=202)
-def launch_run(project: str, body: LaunchIn, state: State, principal: Admin) -> RunOut:
+def launch_run(project: str, body: LaunchIn, state: State, principal: Writer) -> RunOut:
     """Queue a run of a pipeline whose code is on the control plane's machine and start a
     runner for it; follow it with ``GET /runs/{id}``."""
-    principal.require("admin", project)
     launcher = _launcher(state)
     with state.db.session() as session:
-        proj = get_project(session, project)
+        proj = _may_run_code(session, principal, project)
         row = PipelineRun(
             project_id=proj.id,
             pipeline=body.source.rpartition(":")[2] or body.source,
@@ -170,21 +182,37 @@ def launch_run(project: str, body: LaunchIn, state: State, principal: Admin) -> 
 
 
 @router.post("/runs/{run_id}/resume", response_model=RunOut, status_code=202)
-def resume_run(run_id: int, state: State, principal: Admin) -> RunOut:
-    """Start a runner on the control plane's machine that resumes the run."""
+def resume_run(run_id: int, state: State, principal: Writer) -> RunOut:
+    """Start a runner on the control plane's machine that resumes the run (its next attempt,
+    queued, started as this key)."""
     launcher = _launcher(state)
     with state.db.session() as session:
         row = records.find_run(session, run_id)
-        principal.require("admin", row.project.name)
+        if not principal.can_see(row.project.name):
+            raise NotFoundError(
+                f"Run {run_id} does not exist.",
+                field="run",
+                value=run_id,
+                fix="List runs with `funade runs list`.",
+            )
+        _may_run_code(session, principal, row.project.name)
         if row.state not in ("failed", "cancelled", "running"):
             raise ConflictError(
                 f"Run {run_id} is {row.state}; only failed, cancelled or abandoned runs resume.",
                 field="run",
                 value=run_id,
             )
+        records.queue_attempt(row)
+        row.created_by = principal.key_id
         audit.record(
-            session, principal, "run.resume", f"{row.pipeline}#{row.id}", project=row.project
+            session,
+            principal,
+            "run.resume",
+            f"{row.pipeline}#{row.id}",
+            project=row.project,
+            attempt=row.attempt,
         )
+        session.flush()
         out = records.run_out(row)
-    launcher.resume(run_id)
+    launcher.start(run_id)
     return out

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from funade import audit
 from funade.api.convert import version_out
-from funade.api.deps import Reader, State, Writer
+from funade.api.deps import Reader, Registrar, State, Writer
 from funade.api.schemas import Page, VersionIn, VersionOut, VersionPatch
 from funade.artifacts import iter_members, parse_digest
 from funade.errors import NotFoundError
@@ -26,7 +26,7 @@ CHECK_BYTES = 1024 * 1024
 
 @router.post("", response_model=VersionOut, status_code=201)
 def create_version(
-    project: str, model: str, body: VersionIn, state: State, principal: Writer
+    project: str, model: str, body: VersionIn, state: State, principal: Registrar
 ) -> VersionOut:
     digest = parse_digest(body.artifact, field="artifact")
     with state.db.read() as session:

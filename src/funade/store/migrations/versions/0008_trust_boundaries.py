@@ -1,0 +1,52 @@
+"""trust boundaries: run tokens, projects that trust code, replica tokens, cache provenance
+
+Run tokens are keys of kind "run" bound to one run (``run_id``) with the model permissions its
+pipeline declared (``grants``). Cache entries record what their producing run could do
+(``trust``); entries written before this version had no such record and could have been
+written by any write key, so they are dropped (the next run of each step fills the cache again).
+
+Revision ID: 0008
+Revises: 0006
+Create Date: 2026-12-07 08:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("trust_code", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("run_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("grants", sa.JSON(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_api_keys_run_id"), ["run_id"], unique=False)
+    with op.batch_alter_table("replicas", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("token", sa.String(length=128), server_default="", nullable=False)
+        )
+    op.execute("DELETE FROM pipeline_cache")
+    with op.batch_alter_table("pipeline_cache", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("trust", sa.JSON(), nullable=False, server_default="[]"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("pipeline_cache", schema=None) as batch_op:
+        batch_op.drop_column("trust")
+    with op.batch_alter_table("replicas", schema=None) as batch_op:
+        batch_op.drop_column("token")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_keys_run_id"))
+        batch_op.drop_column("grants")
+        batch_op.drop_column("run_id")
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.drop_column("trust_code")
