@@ -4,7 +4,9 @@ control-plane server on a free port, and clients with keys of each scope."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,13 +55,35 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(scope="session")
+def sandboxes() -> Iterator[Path]:
+    """Where tests' sandboxes go: a directory other users can reach (pytest's own temp
+    directory is private to root), so projects' processes run as their own users in tests as
+    they do under `funade up` as root."""
+    base = Path(tempfile.mkdtemp(prefix="funade-test-sandboxes-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def public_dir(sandboxes: Path) -> Path:
+    """A directory every user can read (pytest's temp directories are private to root): for
+    pipeline files the control plane starts, which run as their project's user."""
+    path = sandboxes / f"public-{uuid.uuid4().hex[:12]}"
+    path.mkdir(mode=0o755)
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandboxes: Path) -> None:
     """Tests never see the developer's FUNADE_* settings or home."""
     for name in list(os.environ):
         if name.startswith("FUNADE_") and name != "FUNADE_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
     monkeypatch.setenv("FUNADE_HOME", str(tmp_path / "default-home"))
+    monkeypatch.setenv("FUNADE_SANDBOX_DIR", str(sandboxes / uuid.uuid4().hex[:12]))
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,39 @@ def bootstrap(settings: Settings, db: Database) -> Home:
     return Home(db=db, admin_key=text, created_key=True)
 
 
+def rotate_admin_key(settings: Settings, db: Database) -> tuple[str, str | None]:
+    """Replace the admin key in the credentials file with a new global admin key, and revoke the
+    one it held (with its dashboard sessions and the run tokens it started), in one transaction.
+    Returns the new key's text and the revoked key's id (None if the file held no valid key)."""
+    from funade import audit
+    from funade.auth.principal import Principal
+    from funade.auth.service import principal_for, revoke_key
+
+    stored = read_credentials(settings)
+    old_id: str | None = None
+    with db.session() as session:
+        old = None
+        if stored is not None:
+            try:
+                old = session.get(ApiKey, parse_key(stored).key_id)
+            except AuthenticationError:
+                old = None
+        text, row = create_key(
+            session,
+            name="local-admin",
+            scopes=["admin"],
+            project=None,
+            created_by=old.id if old is not None else None,
+        )
+        actor: Principal = principal_for(old) if old is not None else principal_for(row)
+        if old is not None and old.revoked_at is None:
+            revoke_key(session, old)
+            old_id = old.id
+        audit.record(session, actor, "key.rotate", row.id, replaced=old_id)
+    write_credentials(settings, text)
+    return text, old_id
+
+
 def _valid_admin(db: Database, text: str) -> bool:
     try:
         parse_key(text)

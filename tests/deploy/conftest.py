@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 import funade
 from funade.api.app import create_app
@@ -17,8 +18,10 @@ from funade.artifacts import ArtifactStore
 from funade.client import Client
 from funade.deploy.backends.local import LocalBackend
 from funade.deploy.controller import Controller, start_controller
+from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from funade.store import Database
+from funade.store.schema import ReplicaRecord
 from tests.servers import serve
 from tests.serving.models import Arithmetic
 
@@ -40,6 +43,13 @@ class Plane:
             model, name, sample_input=sample, client=self.client, progress=False, **options
         ).version
 
+    def replica_token(self, url: str) -> str:
+        """What the gateway presents to the replica at ``url``."""
+        with self.controller.db.read() as session:
+            token = session.scalar(select(ReplicaRecord.token).where(ReplicaRecord.url == url))
+        assert token, f"no replica at {url}"
+        return token
+
     def wait_rollout(self, name: str, states: tuple[str, ...], timeout: float = 90) -> Any:
         """Poll until the newest rollout of ``name`` is in one of ``states``; return it."""
         deadline = time.monotonic() + timeout
@@ -54,8 +64,11 @@ class Plane:
 
 @pytest.fixture
 def plane(settings: Settings, database: Database, admin_key: str) -> Iterator[Plane]:
-    env = {"FUNADE_HOME": str(settings.home), "FUNADE_DATABASE_URL": settings.resolved_database_url}
-    backend = LocalBackend(settings.home / "replicas", env=env)
+    backend = LocalBackend(
+        settings.home / "replicas",
+        sandbox=Sandbox.from_settings(settings),
+        fetch=ArtifactStore.from_settings(settings).open,
+    )
     controller, stop = start_controller(database, backend, interval=0.1, grace_seconds=5)
     app = create_app(settings, database, ArtifactStore.from_settings(settings), controller=True)
     try:

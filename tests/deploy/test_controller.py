@@ -12,9 +12,11 @@ from tests.deploy.conftest import Plane, until
 from tests.serving.models import Arithmetic, CrashOnLoad, Drifting
 
 
-def infer(url: str, name: str = "calc") -> dict[str, list[float]]:
+def infer(plane: Plane, url: str, name: str = "calc") -> dict[str, list[float]]:
+    """A replica's answer, asked as the gateway asks (with the replica's token)."""
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
-    response = httpx.post(f"{url}/v2/models/{name}/infer", json=body)
+    headers = {"authorization": f"Bearer {plane.replica_token(url)}"}
+    response = httpx.post(f"{url}/v2/models/{name}/infer", json=body, headers=headers)
     assert response.status_code == 200, response.text
     return {o["name"]: o["data"] for o in response.json()["outputs"]}
 
@@ -38,7 +40,9 @@ def test_a_deployment_is_verified_then_takes_traffic(calc: Plane) -> None:
         "verified; all traffic moved",
     ]
     [url] = ready_urls(calc, "calc", 1)
-    assert infer(url)["double"] == [2.0, 4.0]
+    assert infer(calc, url)["double"] == [2.0, 4.0]
+    anonymous = httpx.post(f"{url}/v2/models/calc/infer", json={"inputs": []})
+    assert anonymous.status_code == 401, anonymous.text  # only the gateway may call it
     actions = [e.action for e in calc.client.audit(action="deployment").items]
     assert actions == ["deployment.create"]
     assert [d.name for d in calc.client.list_deployments()] == ["calc"]

@@ -9,26 +9,68 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
+from funade.artifacts.tarball import pack_directory
 from funade.deploy.backends import ReplicaSpec, ReplicaState
 from funade.deploy.backends.local import LocalBackend, process_start_ticks
 from funade.deploy.reconcile import Desired, Reconciler
+from funade.sandbox.layout import Sandbox
+from funade.settings import Settings
 from tests.deploy.conftest import until
 from tests.serving.fakes import arithmetic_package
 
 
+class Blobs:
+    """Package tars by digest, as the artifact store would give them."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def add(self, directory: Path) -> str:
+        tar = directory.with_suffix(".tar")
+        info = pack_directory(directory, tar)
+        self.blobs[info.digest] = tar.read_bytes()
+        return info.digest
+
+    def open(self, digest: str) -> Iterator[bytes]:
+        yield self.blobs[digest]
+
+
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
+def blobs(tmp_path_factory: pytest.TempPathFactory) -> Blobs:
+    return Blobs()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, blobs: Blobs) -> str:
+    """The digest of the arithmetic package."""
+    return blobs.add(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
+
+
+def spec_of(digest: str, deployment: str = "churn", revision: int = 1, **more: Any) -> ReplicaSpec:
+    return ReplicaSpec(
+        deployment=deployment,
+        revision=revision,
+        source=f"{deployment}:{revision}",
+        digest=digest,
+        project_id=1,
+        **more,
+    )
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> Iterator[LocalBackend]:
-    backend = LocalBackend(tmp_path / "replicas", env={"FUNADE_HOME": str(tmp_path / "home")})
+def sandbox(tmp_path: Path) -> Sandbox:
+    return Sandbox.from_settings(Settings(home=tmp_path / "home"))
+
+
+@pytest.fixture
+def backend(tmp_path: Path, sandbox: Sandbox, blobs: Blobs) -> Iterator[LocalBackend]:
+    backend = LocalBackend(tmp_path / "replicas", sandbox=sandbox, fetch=blobs.open)
     yield backend
     for replica in backend.replicas():
         backend.stop(replica.id, grace_seconds=5)
@@ -49,10 +91,12 @@ def converge(reconciler: Reconciler, desired: dict[str, Desired], ready: int) ->
     return sorted(seen)
 
 
-def predict(url: str) -> list[float]:
+def predict(url: str, token: str) -> list[float]:
     """The ``double`` output for the row [1, 2]."""
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
-    response = httpx.post(f"{url}/v2/models/churn/infer", json=body)
+    response = httpx.post(
+        f"{url}/v2/models/churn/infer", json=body, headers={"authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
     return list(outputs["double"])
@@ -61,13 +105,13 @@ def predict(url: str) -> list[float]:
 def test_converges_restarts_after_kill_9_adopts_and_stops(
     backend: LocalBackend, source: str, tmp_path: Path
 ) -> None:
-    spec = ReplicaSpec(deployment="churn", revision=1, source=source)
+    spec = spec_of(source)
     desired = {spec.key: Desired(spec, 2)}
     reconciler = Reconciler(backend, grace_seconds=5)
     first = converge(reconciler, desired, 2)
     by_id = {r.id: r for r in backend.replicas()}
     for rid in first:
-        assert predict(by_id[rid].url) == [2.0, 4.0]
+        assert predict(by_id[rid].url, by_id[rid].token) == [2.0, 4.0]
     record = json.loads((backend.root / f"{first[0]}.json").read_text())
 
     os.kill(record["pid"], signal.SIGKILL)
@@ -80,7 +124,7 @@ def test_converges_restarts_after_kill_9_adopts_and_stops(
     )
 
     # A new control plane: a fresh backend and reconciler over the same directory adopt both.
-    adopted = LocalBackend(backend.root, env=backend.env)
+    adopted = LocalBackend(backend.root, sandbox=backend.sandbox, fetch=backend.fetch)
     again = Reconciler(adopted, grace_seconds=5)
     assert converge(again, desired, 2) == after_kill
     assert not any("started" in event for event in again.events)
@@ -93,9 +137,11 @@ def test_converges_restarts_after_kill_9_adopts_and_stops(
 
 
 def test_a_replica_that_cannot_load_exits_with_its_error_and_backs_off(
-    backend: LocalBackend, tmp_path: Path
+    backend: LocalBackend, tmp_path: Path, blobs: Blobs
 ) -> None:
-    spec = ReplicaSpec(deployment="broken", revision=1, source=str(tmp_path / "missing"))
+    broken = arithmetic_package(tmp_path / "broken")
+    (broken / "funade.json").write_text("{}")  # its manifest names no flavor: it cannot load
+    spec = spec_of(blobs.add(broken), deployment="broken")
     desired = {spec.key: Desired(spec, 1)}
     reconciler = Reconciler(backend, grace_seconds=1)
     until(
@@ -109,19 +155,30 @@ def test_a_replica_that_cannot_load_exits_with_its_error_and_backs_off(
     )
     entry = reconciler.backoff[spec.key]
     assert "exited with status" in entry.last_detail
-    assert "missing" in entry.last_detail, entry.last_detail
+    assert "funade.json" in entry.last_detail, entry.last_detail
     assert entry.until > time.time() - 1
 
 
+def test_a_package_that_cannot_be_fetched_makes_a_replica_that_exited(
+    backend: LocalBackend,
+) -> None:
+    spec = spec_of("sha256:" + "0" * 64, deployment="gone")
+    replica = backend.start(spec)
+    assert replica.state is ReplicaState.EXITED
+    [seen] = backend.replicas()
+    assert seen.state is ReplicaState.EXITED
+    assert "the model package could not be prepared" in seen.detail, seen.detail
+
+
 def test_a_reused_pid_is_not_taken_for_a_replica(backend: LocalBackend, source: str) -> None:
-    spec = ReplicaSpec(deployment="churn", revision=1, source=source)
+    spec = spec_of(source)
     replica = backend.start(spec)
     path = backend.root / f"{replica.id}.json"
     record = json.loads(path.read_text())
     real_pid = record["pid"]
     record["start_ticks"] += 1  # as if the pid now belonged to a process started later
     path.write_text(json.dumps(record))
-    fresh = LocalBackend(backend.root)
+    fresh = LocalBackend(backend.root, sandbox=backend.sandbox, fetch=backend.fetch)
     [seen] = fresh.replicas()
     assert seen.state is ReplicaState.EXITED
     assert seen.detail.startswith("no longer running")
@@ -137,13 +194,14 @@ def test_stopping_an_unknown_replica_is_a_no_op(backend: LocalBackend) -> None:
 def test_runtime_options_reach_the_model_server(backend: LocalBackend, source: str) -> None:
     from funade.deploy.backends import RuntimeConfig
 
-    runtime = RuntimeConfig(max_batch_size=1, env={"FUNADE_MARKER": "yes"})
-    spec = ReplicaSpec(deployment="churn", revision=3, source=source, runtime=runtime)
+    runtime = RuntimeConfig(max_batch_size=1, env={"MODEL_MARKER": "yes"})
+    spec = spec_of(source, revision=3, runtime=runtime)
     reconciler = Reconciler(backend)
     [rid] = converge(reconciler, {spec.key: Desired(spec, 1)}, 1)
     record = json.loads((backend.root / f"{rid}.json").read_text())
     environ = Path(f"/proc/{record['pid']}/environ").read_bytes().split(b"\0")
-    assert b"FUNADE_MARKER=yes" in environ
+    assert b"MODEL_MARKER=yes" in environ
     cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")
     assert cmdline[cmdline.index(b"--max-batch-size") + 1] == b"1"
-    assert np.allclose(predict(next(r.url for r in backend.replicas())), [2.0, 4.0])
+    [replica] = backend.replicas()
+    assert np.allclose(predict(replica.url, replica.token), [2.0, 4.0])

@@ -21,6 +21,7 @@ from funade.client import Client
 from funade.deploy.backends.local import LocalBackend
 from funade.deploy.controller import start_controller
 from funade.gateway.app import Gateway
+from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
@@ -54,8 +55,11 @@ class Stage(Plane):
 
 @pytest.fixture
 def stage(settings: Settings, database: Database, admin_key: str) -> Iterator[Stage]:
-    env = {"FUNADE_HOME": str(settings.home), "FUNADE_DATABASE_URL": settings.resolved_database_url}
-    backend = LocalBackend(settings.home / "replicas", env=env)
+    backend = LocalBackend(
+        settings.home / "replicas",
+        sandbox=Sandbox.from_settings(settings),
+        fetch=ArtifactStore.from_settings(settings).open,
+    )
     controller, stop = start_controller(database, backend, interval=0.1, grace_seconds=5)
     try:
         with serve(Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)) as gateway_url:

@@ -1,4 +1,4 @@
-"""`funade keys create|list|revoke`."""
+"""`funade keys create|list|revoke|rotate-admin`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def create(
         typer.Option(
             "--scope",
             "-s",
-            help="admin, write, read or predict; repeat for more (a --group token: predict).",
+            help="admin, write, read, predict or deploy-code (deploying models whose loading "
+            "runs code); repeat for more (a --group token: predict).",
         ),
     ] = None,
     project: Annotated[
@@ -198,3 +199,45 @@ def revoke(key_id: str) -> None:
     with client() as api:
         row = api.revoke_key(key_id)
     typer.echo(f"Revoked key {row.id} ({row.name}).")
+
+
+@app.command("rotate-admin")
+def rotate_admin() -> None:
+    """Replace the admin key with a new one and revoke the old one (with its dashboard sessions
+    and the runs it started). Do it after upgrading from a version that let model code read
+    the key (see docs/security.md), or whenever the key may have leaked.
+
+    Without FUNADE_URL it rewrites $FUNADE_HOME/credentials (the control plane need not be
+    stopped); with it, it asks that control plane and prints the new key once."""
+    from funade.settings import load_settings
+
+    settings = load_settings()
+    if settings.url:
+        with client() as api:
+            me = api.whoami()
+            if me.project is not None or "admin" not in me.scopes or me.key_id is None:
+                raise InvalidInputError(
+                    f"Key {me.name!r} is not a global admin key, so it cannot be rotated here.",
+                    field="api_key",
+                    value=me.key_id,
+                    fix="Run it with the global admin key in FUNADE_API_KEY.",
+                )
+            new = api.create_key("admin", ["admin"])
+            api.with_key(new.key).revoke_key(me.key_id)
+        console.print(f"New admin key [bold]{new.id}[/]; the old one ({me.key_id}) is revoked.")
+        console.print("It is shown only now; put it where FUNADE_API_KEY came from:")
+        typer.echo(new.key)
+        return
+    from funade.bootstrap import open_database, rotate_admin_key
+
+    db = open_database(settings, migrate=True)
+    try:
+        text, old = rotate_admin_key(settings, db)
+    finally:
+        db.dispose()
+    from funade.auth.keys import parse_key
+
+    console.print(
+        f"New admin key [bold]{parse_key(text).key_id}[/] saved to {settings.credentials_file}"
+        + (f"; the old one ({old}) is revoked." if old else ".")
+    )

@@ -37,6 +37,19 @@ def serve(
         str | None,
         typer.Option(help="Write the bound URL to this file (for supervisors).", hidden=True),
     ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option(help="The version a package directory is served as.", hidden=True),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer only requests with `Authorization: Bearer <token>` (health excepted).",
+            envvar="FUNADE_REPLICA_TOKEN",
+            hidden=True,
+            show_envvar=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve one model version over HTTP (v2 Open Inference Protocol, v1, /metrics)."""
     hold_collections()  # until the model is loaded: a tenth of the cold start
@@ -50,6 +63,8 @@ def serve(
         max_latency_ms=max_latency_ms,
         timeout_ms=timeout_ms,
         max_body_bytes=max_body_bytes,
+        model_version=model_version,
+        token=token or None,
     )
     from funade.serving.server import serve as run_server
 

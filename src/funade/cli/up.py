@@ -15,6 +15,7 @@ from funade.settings import load_settings
 
 if TYPE_CHECKING:
     from funade.deploy.backends.local import LocalBackend
+    from funade.sandbox.layout import Sandbox
 
 
 def up(
@@ -39,10 +40,13 @@ def up(
     from funade.deploy.controller import ControllerLock, start_controller
     from funade.gateway.server import ensure_gateway, stop_gateway
     from funade.pipelines.schedules import Launcher, start_scheduler
+    from funade.sandbox.layout import Sandbox, secure_home
 
     given = {"host": host, "port": port, "gateway_port": gateway_port}
     overrides = {k: v for k, v in given.items() if v is not None}
     settings = load_settings(**overrides)
+    sandbox = Sandbox.from_settings(settings)
+    secure_home(settings.home)
     db = open_database(settings, migrate=True)
     home = bootstrap(settings, db)
     lock = ControllerLock(settings.home / "controller.lock")
@@ -52,10 +56,11 @@ def up(
             f"{lock.path}); stop it first, or set FUNADE_HOME to another directory."
         )
         raise typer.Exit(1)
-    backend = LocalBackend(settings.home / "replicas")
+    artifacts = ArtifactStore.from_settings(settings)
+    backend = LocalBackend(settings.home / "replicas", sandbox=sandbox, fetch=artifacts.open)
     _controller, stop_controller = start_controller(db, backend)
     gateway = ensure_gateway(settings, settings.host, settings.gateway_port)
-    app = create_app(settings, db, ArtifactStore.from_settings(settings), controller=True)
+    app = create_app(settings, db, artifacts, controller=True)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     )
@@ -69,7 +74,7 @@ def up(
             time.sleep(0.02)
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
         url = f"http://{settings.host}:{bound}"
-        launcher = Launcher(url, home.admin_key, settings.home)
+        launcher = Launcher(url, db, settings, sandbox)
         app.state.funade.launcher = launcher
         stoppers.append(start_scheduler(db, launcher))
         app.state.funade.gateway_port = urlsplit(gateway.url).port
@@ -88,6 +93,7 @@ def up(
             + (", adopted from an earlier run)" if gateway.adopted else ")")
         )
         console.print(f"home: {settings.home}  database: {db.url}")
+        console.print(f"isolation: {_isolation(sandbox)}", soft_wrap=True)
         if home.created_key:
             console.print("New admin key (shown once; also saved for the CLI):")
             console.print(home.admin_key, soft_wrap=True)
@@ -114,6 +120,21 @@ def up(
         stop_replicas(backend)
         lock.release()
         db.dispose()
+
+
+def _isolation(sandbox: Sandbox) -> str:
+    """How model code is kept apart here, in a line."""
+    if sandbox.users:
+        return (
+            f"users (project N's replicas and pipelines run as uid {sandbox.uid_base}+N; files "
+            f"in {sandbox.root})"
+        )
+    if sandbox.reason:
+        return (
+            f"none, although funade runs as root: {sandbox.reason} (model code runs as this "
+            "user; see docs/security.md)"
+        )
+    return "none (model code runs as this user, one trust domain; see docs/security.md)"
 
 
 def stop_replicas(backend: LocalBackend, grace_seconds: float = 30.0) -> None:

@@ -63,7 +63,7 @@ class Controller:
     grace_seconds: float = 30.0
     verify_timeout: float = 30.0
     reconciler: Reconciler = field(init=False)
-    _published: dict[int, set[tuple[str, int, str, str]]] = field(default_factory=dict)
+    _published: dict[int, set[tuple[str, int, str, str, str]]] = field(default_factory=dict)
     _http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -128,7 +128,9 @@ class Controller:
                         deployment=deployment.name,
                         revision=revision.number,
                         source=f"{version.model.name}:{version.number}",
-                        runtime=RuntimeConfig.model_validate(revision.runtime),
+                        runtime=RuntimeConfig.stored(revision.runtime),
+                        project_id=deployment.project_id,
+                        digest=version.artifact_digest,
                     )
                     out[(deployment.id, revision.number)] = _RevisionView(
                         deployment.id,
@@ -144,12 +146,18 @@ class Controller:
     def _publish(self, running: list[Replica], ids: dict[str, int]) -> None:
         """Write the replicas the gateway may route to, when they changed (``ids``: deployment
         ids by name, from this pass's snapshot)."""
-        seen: dict[int, set[tuple[str, int, str, str]]] = {i: set() for i in ids.values()}
+        seen: dict[int, set[tuple[str, int, str, str, str]]] = {i: set() for i in ids.values()}
         for replica in running:
             deployment_id = ids.get(replica.spec.deployment)
             if deployment_id is not None:
                 seen[deployment_id].add(
-                    (replica.id, replica.spec.revision, replica.url, replica.state.value)
+                    (
+                        replica.id,
+                        replica.spec.revision,
+                        replica.url,
+                        replica.state.value,
+                        replica.token,
+                    )
                 )
         changed = {i: rows for i, rows in seen.items() if self._published.get(i) != rows}
         if not changed:
@@ -159,7 +167,7 @@ class Controller:
                 session.execute(
                     delete(ReplicaRecord).where(ReplicaRecord.deployment_id == deployment_id)
                 )
-                for rid, revision, url, state in sorted(rows):
+                for rid, revision, url, state, token in sorted(rows):
                     session.add(
                         ReplicaRecord(
                             id=rid,
@@ -167,6 +175,7 @@ class Controller:
                             revision=revision,
                             url=url,
                             state=state,
+                            token=token,
                         )
                     )
         self._published.update(changed)
@@ -205,6 +214,7 @@ class Controller:
                         target.spec.deployment,
                         target.golden,
                         target.smoke,
+                        token=replica.token,
                     )
                 facts = replace(facts, verification=problems)
                 decision = decide(view, facts, at.timestamp())

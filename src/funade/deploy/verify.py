@@ -21,6 +21,8 @@ def verify(
     name: str,
     golden: Sequence[dict[str, Any]],
     smoke: Sequence[dict[str, Any]],
+    *,
+    token: str = "",
 ) -> list[str]:
     """The differences found replaying every example against ``url`` (empty: it passed)."""
     problems: list[str] = []
@@ -40,7 +42,11 @@ def verify(
         if wanted:
             body["outputs"] = [{"name": n} for n in wanted]
         try:
-            response = client.post(f"{url}/v2/models/{name}/infer", json=body)
+            response = client.post(
+                f"{url}/v2/models/{name}/infer",
+                json=body,
+                headers={"authorization": f"Bearer {token}"} if token else None,
+            )
         except httpx.HTTPError as exc:
             problems.append(f"{label}: the replica did not answer ({exc!r})")
             continue

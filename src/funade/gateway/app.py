@@ -373,7 +373,11 @@ class Gateway:
             self._inflight[url] = self._inflight.get(url, 0) + 1
             try:
                 async with self._session.request(
-                    method, url + target, data=body, headers=headers, timeout=timeout
+                    method,
+                    url + target,
+                    data=body,
+                    headers=headers + route.credential(url),
+                    timeout=timeout,
                 ) as response:
                     payload = await response.read()
                     out = [
@@ -429,7 +433,7 @@ class Gateway:
                     method,
                     url + target,
                     data=body,
-                    headers=headers,
+                    headers=headers + route.credential(url),
                     timeout=aiohttp.ClientTimeout(total=30),
                 ) as response:
                     await response.read()

@@ -34,6 +34,13 @@ class Route:
     """Ready replica URLs by revision."""
     versions: dict[int, str]
     """``model:version`` by revision (the funade-model-version header)."""
+    tokens: dict[str, str] = field(default_factory=dict)
+    """What each replica (by URL) wants presented: ``Authorization: Bearer <token>``."""
+
+    def credential(self, url: str) -> list[tuple[str, str]]:
+        """The header that lets the gateway in at replica ``url`` (none if it wants none)."""
+        token = self.tokens.get(url)
+        return [("authorization", f"Bearer {token}")] if token else []
 
     def pick(self, sticky: str | None) -> list[int]:
         """Revisions to try, best first: one drawn by weight (stably for a ``sticky`` key), then
@@ -66,8 +73,11 @@ def load_table(db: Database, now: float) -> RoutingTable:
     routes: dict[str, Route] = {}
     with db.read() as session:
         ready: dict[int, dict[int, list[str]]] = {}
+        tokens: dict[int, dict[str, str]] = {}
         for row in session.scalars(select(ReplicaRecord).where(ReplicaRecord.state == "ready")):
             ready.setdefault(row.deployment_id, {}).setdefault(row.revision, []).append(row.url)
+            if row.token:
+                tokens.setdefault(row.deployment_id, {})[row.url] = row.token
         for deployment in session.scalars(select(Deployment).where(Deployment.state == "active")):
             policy = Policy.model_validate(deployment.policy or {})
             traffic = deployment.traffic or {}
@@ -91,5 +101,6 @@ def load_table(db: Database, now: float) -> RoutingTable:
                     r.number: f"{r.version.model.name}:{r.version.number}"
                     for r in deployment.revisions
                 },
+                tokens=tokens.get(deployment.id, {}),
             )
     return RoutingTable(routes, now)

@@ -5,13 +5,13 @@ scheduler claims a schedule's ticks by moving its ``last_tick`` forward with a c
 (``UPDATE … WHERE last_tick IS <what it read>``) in the same transaction that records the
 runs, so a tick is either claimed with its run or not at all. The control plane never imports
 pipeline code: it records a *queued* run and a launcher starts a runner process for it
-(``funade pipeline start <run>``), which reports to the control plane like any other runner.
+(``funade pipeline start <run>``) with the run's own token, which reports to the control plane
+like any other runner.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -19,16 +19,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
 from funade.pipelines import cron
+from funade.sandbox.env import minimal_env
+from funade.sandbox.layout import Sandbox
+from funade.settings import Settings
 from funade.store import Database
-from funade.store.schema import PipelineRun, PipelineSchedule, Project
+from funade.store.schema import ApiKey, PipelineRun, PipelineSchedule, Project
 
 __all__ = ["Launcher", "Scheduler", "create_schedule", "start_scheduler"]
 
@@ -286,36 +288,93 @@ class Scheduler:
 
 
 class Launcher:
-    """Starts runner processes for queued runs and for resumes, talking to the control plane at
-    ``url`` with ``api_key``; each one's output goes to ``$FUNADE_HOME/runs/<id>/runner.log``."""
+    """Starts runner processes on this machine for queued runs (a schedule's tick, an API
+    launch or resume), talking to the control plane at ``url``. Each gets its run's own token
+    (made here, never a key of the control plane's), a minimal environment and, with isolation
+    ``users``, its project's own user; its output goes to ``$FUNADE_HOME/runs/<id>/runner.log``.
+    """
 
-    def __init__(self, url: str, api_key: str, home: Path) -> None:
-        self.url, self.api_key, self.home = url, api_key, home
+    def __init__(self, url: str, db: Database, settings: Settings, sandbox: Sandbox) -> None:
+        self.url, self.db, self.settings, self.sandbox = url, db, settings, sandbox
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, run_id: int) -> None:
-        self._spawn(run_id, ["pipeline", "start", str(run_id)])
+        issued = self._issue(run_id)
+        if issued is not None:
+            self._spawn(run_id, *issued)
 
-    def resume(self, run_id: int) -> None:
-        self._spawn(run_id, ["runs", "resume", str(run_id), "--no-logs"])
+    def _issue(self, run_id: int) -> tuple[str, int, str] | None:
+        """The run's token (its project id and name too), made as the key that queued it; None
+        (and the run failed, saying why) when that key can no longer start runs."""
+        from funade.auth import runtokens
+        from funade.auth.service import principal_for
 
-    def _spawn(self, run_id: int, args: list[str]) -> None:
+        with self.db.session() as session:
+            run = session.get(PipelineRun, run_id)
+            if run is None or run.state != "queued":
+                return None
+            starter = session.get(ApiKey, run.created_by) if run.created_by else None
+            problem = _invalid_starter(starter)
+            if problem is None:
+                assert starter is not None
+                try:
+                    token = runtokens.issue(
+                        session,
+                        run_id=run.id,
+                        project=run.project,
+                        starter=principal_for(starter),
+                        permissions=[],
+                        hours=self.settings.run_token_hours,
+                    )
+                except FunadeError as exc:
+                    problem = exc.message
+                else:
+                    return token, run.project_id, run.project.name
+            run.state, run.reason = "failed", f"it could not be started: {problem}"
+            run.finished_at = _now()
+            log.warning("run %s not started: %s", run_id, problem)
+            return None
+
+    def _spawn(self, run_id: int, token: str, project_id: int, project: str) -> None:
         self.processes = [p for p in self.processes if p.poll() is None]
-        directory = self.home / "runs" / str(run_id)
+        directory = self.settings.home / "runs" / str(run_id)
         directory.mkdir(parents=True, exist_ok=True)
-        env = os.environ | {"FUNADE_URL": self.url, "FUNADE_API_KEY": self.api_key}
-        env["FUNADE_HOME"] = str(self.home)
+        home = self.sandbox.runner_home(project_id)
+        env = minimal_env(
+            {
+                "FUNADE_URL": self.url,
+                "FUNADE_API_KEY": token,
+                "FUNADE_HOME": str(home),
+                "FUNADE_PROJECT": project,
+                "HOME": str(home),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        who = self.sandbox.run_as(project_id)
         with (directory / "runner.log").open("ab") as out:
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "funade", *args],
+                    [sys.executable, "-m", "funade", "pipeline", "start", str(run_id)],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     env=env,
+                    cwd=home,
                     start_new_session=True,  # a control-plane restart does not stop the run
+                    **(who.popen() if who is not None else {}),
                 )
             )
+
+
+def _invalid_starter(key: ApiKey | None) -> str | None:
+    """Why ``key`` (the one that queued a run, or made its schedule) cannot start it now."""
+    if key is None:
+        return "the key that queued it no longer exists"
+    if key.revoked_at is not None:
+        return f"key {key.name!r} ({key.id}), which queued it, was revoked"
+    if key.expires_at is not None and key.expires_at <= _now():
+        return f"key {key.name!r} ({key.id}), which queued it, has expired"
+    return None
 
 
 def start_scheduler(

@@ -9,6 +9,7 @@ when the model raises, 503 while loading and 504 past the timeout.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -211,7 +212,7 @@ def create_model_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
-    return InferenceFastPath(app, v2=infer, v1=v1_predict)
+    return InferenceFastPath(app, v2=infer, v1=v1_predict, token=config.token)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -225,13 +226,24 @@ class InferenceFastPath:
     error themselves (``_guard``), so they need none of it; health, metadata and metrics keep
     Starlette's routing."""
 
-    def __init__(self, app: Starlette, *, v2: Handler, v1: Handler) -> None:
+    def __init__(
+        self, app: Starlette, *, v2: Handler, v1: Handler, token: str | None = None
+    ) -> None:
         self.app = app
         self.state = app.state
         self._v2 = v2
         self._v1 = v1
+        self._expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self._expected is not None
+            and scope["type"] == "http"
+            and scope["path"] not in OPEN_PATHS
+            and not _presents(scope["headers"], self._expected)
+        ):
+            await _unauthorized(send)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             found = _inference_route(scope["path"])
             if found is not None:
@@ -242,6 +254,39 @@ class InferenceFastPath:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+"""What a replica answers without its token: the probes of supervisors (kubelet, the backend)."""
+
+
+def _presents(headers: list[tuple[bytes, bytes]], expected: bytes) -> bool:
+    for name, value in headers:
+        if name == b"authorization":
+            return hmac.compare_digest(value, expected)
+    return False
+
+
+async def _unauthorized(send: Send) -> None:
+    body = orjson.dumps(
+        {
+            "error": "This model server answers only its gateway.",
+            "code": "unauthenticated",
+            "fix": "Call the deployment through the gateway (/v2/models/<deployment>/infer).",
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _inference_route(path: str) -> tuple[str, dict[str, str]] | None:

@@ -44,6 +44,17 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(
         default=64 * 1024**2, gt=0, description="Largest request body accepted (413 above)."
     )
+    model_version: str | None = Field(
+        default=None,
+        description="The version a package directory or tar is served as (a deployment's "
+        "replica serves the version's package unpacked for it).",
+    )
+    token: str | None = Field(
+        default=None,
+        repr=False,
+        description="When set, every request but the health probes must carry "
+        "`Authorization: Bearer <token>` (a deployment's replica answers only its gateway).",
+    )
     hang_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -11,6 +11,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -19,6 +20,7 @@ from funade.errors import FunadeError, ModelLoadError
 from funade.serving.app import InferenceFastPath, create_model_app
 from funade.serving.collector import hold_collections, resume_collections
 from funade.serving.config import ServeConfig
+from funade.serving.runtime import Loaded
 from funade.serving.source import load_source, pin_source
 from funade.serving.workers import WorkerPeers, watch_parent
 from funade.settings import Settings, load_settings
@@ -36,12 +38,16 @@ def build_app(
     on_load_failure: Callable[[BaseException], None] | None = None,
     peers: WorkerPeers | None = None,
 ) -> InferenceFastPath:
-    return create_model_app(
-        config,
-        lambda: load_source(config.source, settings, name=config.name),
-        on_load_failure=on_load_failure,
-        peers=peers,
-    )
+
+    def load() -> Loaded:
+        loaded = load_source(config.source, settings, name=config.name)
+        if config.model_version is not None:
+            loaded = replace(loaded, version=config.model_version)
+            if config.model_version.isdigit():
+                loaded.model.version = int(config.model_version)
+        return loaded
+
+    return create_model_app(config, load, on_load_failure=on_load_failure, peers=peers)
 
 
 def app_factory() -> InferenceFastPath:

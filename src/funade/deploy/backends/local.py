@@ -1,12 +1,17 @@
 """The local backend: each replica is a ``funade serve`` subprocess on a free loopback port.
 
-Every replica leaves a record in the backend's directory (``<id>.json``: its spec, pid and the
-process's start time), its log (``<id>.log``) and, once its socket is bound, its URL
-(``<id>.url``). The records are what lets a restarted control plane adopt the replicas that still
-run: a pid is trusted only if the process with it started at the recorded time, so a reused pid
-is never mistaken for a replica. Replicas run in sessions of their own, so a control plane that
-dies (even by ``kill -9``) does not take them down, and a stop signals the whole process group
-(the server and its workers).
+A replica runs as its project's own user when funade runs as root (``funade.sandbox``), with a
+minimal environment, a private home and temp directory, and its model package unpacked for it
+read-only (fetched and verified by digest here, so it needs no credential and no store of its
+own), and answers only callers that present its token (the gateway and the controller).
+
+Every replica leaves a record in the backend's directory (``<id>.json``: its spec, pid, token
+and the process's start time), its log (``<id>.log``) and, once its socket is bound, its URL
+(in its private directory). The records are what lets a restarted control plane adopt the
+replicas that still run: a pid is trusted only if the process with it started at the recorded
+time, so a reused pid is never mistaken for a replica. Replicas run in sessions of their own, so
+a control plane that dies (even by ``kill -9``) does not take them down, and a stop signals the
+whole process group (the server and its workers).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,8 @@ import httpx
 
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.fileutil import write_atomically
+from funade.sandbox.env import forbidden_names, minimal_env
+from funade.sandbox.layout import Sandbox
 
 # Failed health checks in a row after which a replica that was ready counts as FAILED.
 UNHEALTHY_AFTER = 3
@@ -46,6 +54,8 @@ class _Record:
     start_ticks: int
     started_at: float
     stopping_until: float | None = None
+    token: str = ""
+    url_file: str = ""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -56,6 +66,8 @@ class _Record:
                 "start_ticks": self.start_ticks,
                 "started_at": self.started_at,
                 "stopping_until": self.stopping_until,
+                "token": self.token,
+                "url_file": self.url_file,
             }
         )
 
@@ -69,6 +81,8 @@ class _Record:
             start_ticks=int(data["start_ticks"]),
             started_at=float(data["started_at"]),
             stopping_until=data.get("stopping_until"),
+            token=str(data.get("token") or ""),
+            url_file=str(data.get("url_file") or ""),
         )
 
 
@@ -91,14 +105,19 @@ class LocalBackend:
         self,
         root: Path,
         *,
-        env: dict[str, str] | None = None,
+        sandbox: Sandbox,
+        fetch: Callable[[str], Iterable[bytes]],
         host: str = "127.0.0.1",
         python: str = sys.executable,
         health_timeout: float = 2.0,
     ) -> None:
+        """``root``: the records (private to funade's user); ``sandbox``: where and as whom
+        replicas run; ``fetch``: an artifact's bytes by digest (the artifact store's)."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        self.env = dict(env or {})
+        self.root.chmod(0o700)
+        self.sandbox = sandbox
+        self.fetch = fetch
         self.host = host
         self.python = python
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -113,20 +132,33 @@ class LocalBackend:
 
     def start(self, spec: ReplicaSpec) -> Replica:
         replica_id = f"{_slug(spec.deployment)}-r{spec.revision}-{secrets.token_hex(3)}"
-        url_file = self._path(replica_id, "url")
+        token = secrets.token_urlsafe(32)
+        log_path = self._path(replica_id, "log")
+        try:
+            package = self.sandbox.package(spec.project_id, spec.digest, self.fetch)
+            private = self.sandbox.private_dir(spec.project_id, replica_id)
+        except Exception as exc:  # the package cannot be had: the replica fails to start
+            with open(log_path, "ab") as log:
+                log.write(f"the model package could not be prepared: {exc}\n".encode())
+            record = _Record(replica_id, spec, 0, 0, time.time(), token=token)
+            write_atomically(self._path(replica_id, "json"), record.to_json(), mode=0o600)
+            return Replica(replica_id, spec, "", ReplicaState.EXITED, record.started_at)
+        url_file = private / "url"
         runtime = spec.runtime
         command = [
             self.python,
             "-m",
             "funade",
             "serve",
-            spec.source,
+            str(package),
             "--host",
             self.host,
             "--port",
             "0",
             "--name",
             spec.deployment,
+            "--model-version",
+            spec.version,
             "--workers",
             str(runtime.workers),
             "--max-batch-size",
@@ -140,24 +172,40 @@ class LocalBackend:
             "--url-file",
             str(url_file),
         ]
-        # One line per message in the log (the CLI wraps to COLUMNS), read back as exit details.
-        env = {**os.environ, **self.env, **runtime.env, "PYTHONUNBUFFERED": "1", "COLUMNS": "1000"}
-        env["FUNADE_PROJECT"] = spec.project
-        with open(self._path(replica_id, "log"), "ab") as log:
+        refused = set(forbidden_names(runtime.env))  # a revision from an earlier version
+        env = minimal_env(
+            {
+                **{k: v for k, v in runtime.env.items() if k not in refused},
+                "HOME": str(private / "home"),
+                "TMPDIR": str(private / "tmp"),
+                # One line per message in the log (the CLI wraps to COLUMNS), read back as
+                # exit details.
+                "PYTHONUNBUFFERED": "1",
+                "COLUMNS": "1000",
+                "FUNADE_PROJECT": spec.project,
+                "FUNADE_REPLICA_TOKEN": token,
+            }
+        )
+        who = self.sandbox.run_as(spec.project_id)
+        with open(log_path, "ab") as log:
             child = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=private,
                 start_new_session=True,  # survives the control plane; stopped as a group
+                **(who.popen() if who is not None else {}),
             )
         ticks = process_start_ticks(child.pid) or 0
-        record = _Record(replica_id, spec, child.pid, ticks, time.time())
+        record = _Record(
+            replica_id, spec, child.pid, ticks, time.time(), token=token, url_file=str(url_file)
+        )
         with self._lock:
             self._children[child.pid] = child
-        write_atomically(self._path(replica_id, "json"), record.to_json())
-        return Replica(replica_id, spec, "", ReplicaState.STARTING, record.started_at)
+        write_atomically(self._path(replica_id, "json"), record.to_json(), mode=0o600)
+        return Replica(replica_id, spec, "", ReplicaState.STARTING, record.started_at, token=token)
 
     def replicas(self) -> list[Replica]:
         out = []
@@ -173,7 +221,7 @@ class LocalBackend:
         if record is None:
             return
         record.stopping_until = time.time() + grace_seconds
-        write_atomically(self._path(replica_id, "json"), record.to_json())
+        write_atomically(self._path(replica_id, "json"), record.to_json(), mode=0o600)
         if self._alive(record):
             _signal_group(record.pid, signal.SIGTERM)
         self._finish_stop_later(record)
@@ -213,18 +261,22 @@ class LocalBackend:
         return ticks is not None and (record.start_ticks == 0 or ticks == record.start_ticks)
 
     def _observe(self, record: _Record) -> Replica:
-        url = _read(self._path(record.id, "url"))
+        url = _read(Path(record.url_file)) if record.url_file else ""
         health = self._health.setdefault(record.id, _Health())
 
         def replica(state: ReplicaState, detail: str = "") -> Replica:
-            return Replica(record.id, record.spec, url, state, record.started_at, detail)
+            return Replica(
+                record.id, record.spec, url, state, record.started_at, detail, record.token
+            )
 
         if not self._alive(record):
             return replica(ReplicaState.EXITED, self._exit_detail(record))
         if not url:
             return replica(ReplicaState.STARTING)
         try:
-            response = self._http.get(f"{url}/v2/health/ready")
+            response = self._http.get(
+                f"{url}/v2/health/ready", headers={"authorization": f"Bearer {record.token}"}
+            )
         except httpx.HTTPError as exc:
             health.failures += 1
             if health.ever_ready and health.failures >= UNHEALTHY_AFTER:
@@ -270,9 +322,12 @@ class LocalBackend:
         self._health.pop(record.id, None)
         for suffix in ("json", "url", "log"):
             self._path(record.id, suffix).unlink(missing_ok=True)
+        self.sandbox.remove_private(record.spec.project_id, record.id)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
+    if pid <= 0:  # a replica that never started
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)  # the replica leads its own session and process group
 
