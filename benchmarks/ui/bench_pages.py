@@ -202,7 +202,7 @@ def run(url: str, key: str, last_run: int, args: argparse.Namespace) -> None:
     bearer = {"authorization": f"Bearer {key}"}
     targets = pages(last_run, args.versions)
     with httpx.Client(base_url=url, timeout=30) as client:
-        signed = client.post("/signin", data={"key": key, "next": "/"})
+        signed = client.post("/signin", data={"key": key, "next": "/"}, headers={"origin": url})
         if signed.status_code != 303:
             raise SystemExit(f"sign-in failed: {signed.status_code} {signed.text[:300]}")
         for _name, page, floor in targets:  # warm up: templates compiled, caches filled

@@ -92,7 +92,7 @@ def app_url(stage: Stage) -> str:
 @contextmanager
 def signed_in_http(url: str, key: str) -> Iterator[httpx.Client]:
     """An HTTP client with a dashboard session made from ``key``."""
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, headers={"origin": url}) as http:
         response = http.post("/signin", data={"key": key, "next": "/"})
         assert response.status_code == 303, response.text
         yield http

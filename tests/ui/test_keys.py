@@ -123,7 +123,7 @@ def test_only_admins_open_the_keys_and_audit_pages(
     app_url: str, admin: Client, admin_key: str
 ) -> None:
     reader = admin.create_key("reader", ["read", "write"], project="default").key
-    with httpx.Client(base_url=app_url) as http:
+    with httpx.Client(base_url=app_url, headers={"origin": app_url}) as http:
         assert http.post("/signin", data={"key": reader, "next": "/"}).status_code == 303
         for path in ("/keys?project=default", "/audit?project=default", "/audit?all=true"):
             page = http.get(path)
@@ -138,7 +138,7 @@ def test_only_admins_open_the_keys_and_audit_pages(
         other = http.get("/keys?project=elsewhere")
         assert other.status_code == 404
         assert "Project &#39;elsewhere&#39; does not exist." in other.text
-    with httpx.Client(base_url=app_url) as http:
+    with httpx.Client(base_url=app_url, headers={"origin": app_url}) as http:
         assert http.post("/signin", data={"key": admin_key, "next": "/"}).status_code == 303
         page = http.get("/keys?project=default")
         assert page.status_code == 200

@@ -23,7 +23,7 @@ SAMPLE = {"x": np.array([[1.0, 2.0], [3.0, 4.0]])}
 @contextmanager
 def signed(app_url: str, key: str) -> Iterator[httpx.Client]:
     """An HTTP client holding a dashboard session signed in with ``key``."""
-    with httpx.Client(base_url=app_url) as http:
+    with httpx.Client(base_url=app_url, headers={"origin": app_url}) as http:
         response = http.post("/signin", data={"key": key, "next": "/"})
         assert response.status_code == 303, response.text
         yield http

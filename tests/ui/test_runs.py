@@ -94,7 +94,7 @@ def flow_file(tmp_path: Path) -> Path:
 @contextmanager
 def _session(app_url: str, key: str) -> Iterator[httpx.Client]:
     """An httpx client signed in to the dashboard with ``key`` (its session cookie)."""
-    with httpx.Client(base_url=app_url) as http:
+    with httpx.Client(base_url=app_url, headers={"origin": app_url}) as http:
         signed = http.post("/signin", data={"key": key, "next": "/"})
         assert signed.status_code == 303, signed.text
         yield http

@@ -12,7 +12,7 @@ from funade.errors import AuthenticationError
 from funade.projects import create_project
 from funade.store import Database
 from funade.store.schema import ApiKey, utcnow
-from funade.ui import session
+from funade.ui import links, session
 
 
 def test_a_session_has_its_keys_scopes_and_ends_at_sign_out(database: Database) -> None:
@@ -55,14 +55,14 @@ def test_a_link_signs_in_once_as_its_admin(database: Database) -> None:
     with database.session() as s:
         _, admin = create_key(s, name="root", scopes=["admin"], project=None, created_by=None)
         admin_id = admin.id
-    link = session.create_link(database, admin_id)
+    link = links.create_link(database, admin_id)
     text, principal = session.sign_in(database, link, client_ip=None)
     assert principal.granted >= {"admin", "read"}
     with database.read() as s:
         row = s.get(ApiKey, parse_key(text).key_id)
         assert row is not None
         assert row.parent_id == admin_id
-    with pytest.raises(AuthenticationError, match="revoked"):
+    with pytest.raises(AuthenticationError, match="already used; a link works once"):
         session.sign_in(database, link, client_ip=None)
     with pytest.raises(AuthenticationError, match="does not exist"):
-        session.create_link(database, "000000000000")
+        links.create_link(database, "000000000000")

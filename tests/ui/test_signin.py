@@ -10,7 +10,7 @@ import httpx
 
 from funade.auth.keys import parse_key
 from funade.store import Database
-from funade.ui import session
+from funade.ui import links
 from tests.ui.conftest import Page, expect
 
 
@@ -40,21 +40,21 @@ def test_sign_in_with_a_key_then_out(
 def test_a_sign_in_link_works_once(
     page: Page, app_url: str, admin_key: str, database: Database
 ) -> None:
-    link = session.create_link(database, parse_key(admin_key).key_id)
-    page.goto(f"{app_url}/signin#key={link}")
+    link = links.create_link(database, parse_key(admin_key).key_id)
+    page.goto(f"{app_url}/signin#link={link}")
     expect(page.get_by_role("heading", name=re.compile("^Overview"))).to_be_visible()
-    assert "#" not in page.url  # the one-time key left the address bar
+    assert "#" not in page.url  # the one-time link left the address bar
     fresh = page.context.browser.new_context()  # type: ignore[union-attr]
     try:
         again = fresh.new_page()
-        again.goto(f"{app_url}/signin#key={link}")
-        expect(again.get_by_role("alert").filter(has_text="revoked")).to_be_visible()
+        again.goto(f"{app_url}/signin#link={link}")
+        expect(again.get_by_role("alert").filter(has_text="already used")).to_be_visible()
     finally:
         fresh.close()
 
 
 def test_a_change_needs_the_dashboard_header_with_the_cookie(app_url: str, admin_key: str) -> None:
-    with httpx.Client(base_url=app_url) as http:
+    with httpx.Client(base_url=app_url, headers={"origin": app_url}) as http:
         signed = http.post("/signin", data={"key": admin_key, "next": "/"})
         assert signed.status_code == 303
         refused = http.post("/api/v1/projects", json={"name": "forged"})

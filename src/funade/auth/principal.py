@@ -115,11 +115,12 @@ class Principal:
                 "and reports with it; nothing else can write a run's steps or cache entries.",
             )
         if scope not in self.granted:
+            needed = "write" if scope == "upload" else scope  # a capability of write keys
             raise PermissionDeniedError(
-                f"Key {self.name!r} has scopes {sorted(self.scopes)}; this needs {scope!r}.",
+                f"Key {self.name!r} has scopes {sorted(self.scopes)}; this needs {needed!r}.",
                 field="scope",
                 value=sorted(self.scopes),
-                fix=f"Use a key with the {scope!r} scope (`funade keys create --scope {scope}`).",
+                fix=f"Use a key with the {needed!r} scope (`funade keys create --scope {needed}`).",
             )
 
     def may(self, action: ModelAction, project: str, model: str) -> bool:

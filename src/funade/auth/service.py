@@ -16,7 +16,9 @@ from funade.store.schema import ApiKey, Project, utcnow
 # last_used_at is refreshed at most this often, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-KINDS = ("key", "session", "link", "group", "run")
+KINDS = ("key", "session", "group", "run")
+"""Kinds of key. Rows of kind "link" (sign-in links before migration 0007) never authenticate:
+sign-in links are a secret of their own now (``ui/links.py``)."""
 
 
 def check_scopes(scopes: list[str], *, kind: str = "key") -> list[str]:
@@ -143,6 +145,12 @@ def check_key(session: Session, text: str, *, client_ip: str | None) -> tuple[Pr
         raise AuthenticationError(
             "The API key is not valid.",
             fix="Check for a typo, or create a new key with `funade keys create`.",
+        )
+    if row.kind == "link":
+        raise AuthenticationError(
+            f"API key {row.id!r} ({row.name}) was a one-time sign-in link: links are not API "
+            "keys, and this one no longer works.",
+            fix="Sign in to the dashboard with a new link from `funade up`, or with an API key.",
         )
     now = utcnow()
     if row.revoked_at is not None:

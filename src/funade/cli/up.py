@@ -79,12 +79,12 @@ def up(
         stoppers.append(start_scheduler(db, launcher))
         app.state.funade.gateway_port = urlsplit(gateway.url).port
         from funade.auth.keys import parse_key
-        from funade.ui.session import LINK_MINUTES, create_link
+        from funade.ui.links import LINK_MINUTES, create_link
 
         link = create_link(db, parse_key(home.admin_key).key_id)
         console.print(f"[bold green]funade is up[/] at {url}  (API docs: {url}/docs)")
         console.print(
-            f"Dashboard: {url}/signin#key={link}  (a sign-in link: it works once, for "
+            f"Dashboard: {url}/signin#link={link}  (a sign-in link: it works once, for "
             f"{LINK_MINUTES} min)",
             soft_wrap=True,
         )

@@ -88,8 +88,9 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
     # A predict key limited to one deployment (by name); None: every deployment of its project.
     deployment: Mapped[str | None] = mapped_column(String(64))
-    # "key" (made by a person), "session" (a dashboard sign-in, child of ``parent_id``),
-    # "link" (a one-time sign-in link) or "group" (a try-it token for one deployment).
+    # "key" (made by a person), "session" (a dashboard sign-in, child of ``parent_id``) or
+    # "group" (a try-it token for one deployment). "link" rows are one-time sign-in links made
+    # before 0007: revoked by that migration and refused by check_key (links: SigninLink).
     kind: Mapped[str] = mapped_column(String(16), default="key", server_default="key")
     # The key a session was signed in with: revoking it ends the session too.
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -103,6 +104,22 @@ class ApiKey(Base):
     grants: Mapped[list[Any] | None] = mapped_column(JSON)
 
     project: Mapped[Project | None] = relationship(lazy="joined")
+
+
+class SigninLink(Base):
+    """A one-time dashboard sign-in link (``funade up`` prints one): ``fndlink_<id>_<secret>``,
+    not an API key (no route takes it as one). It signs in as its key; signing in sets
+    ``used_at`` with one conditional UPDATE, so of two sign-ins with one link exactly one wins."""
+
+    __tablename__ = "signin_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The key a sign-in with the link acts as (the admin key `funade up` made).
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class Model(Base):

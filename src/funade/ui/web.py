@@ -2,14 +2,15 @@
 
 A page handler is a sync function (FastAPI runs it in its thread pool) that takes the signed-in
 ``Viewer``, reads what it shows by calling the REST route functions (so the dashboard sees what
-the API and CLI see, with the same scope checks), and returns ``render(...)``. Changes are made
-by the page's scripts (``static/ui.js``) calling the REST API itself.
+the API and CLI see, with the same scope checks, which each route function makes itself) or,
+for what no route answers, ``ui/reads.py`` (which checks the same way), and returns
+``render(...)``. Changes are made by the page's scripts (``static/ui.js``) calling the REST API.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -143,7 +144,17 @@ class SignInRequired(Exception):
 
 
 def viewer(request: Request) -> Viewer:
-    """The dependency of every page: the session from the cookie, else off to /signin."""
+    """The dependency of every page: the session from the cookie (else off to /signin), and
+    the project in view (``?project=``, else the key's own), which the session must be able to
+    read. A project the key cannot see is a 404, the REST API's answer for a project that does
+    not exist, so no page ever runs for another project's names."""
+    who = _signed_in(request)
+    who.principal.require("read", who.project)
+    return who
+
+
+def _signed_in(request: Request) -> Viewer:
+    """The session from the cookie and the project asked for, not checked yet."""
     state = get_state(request)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     text = request.cookies.get(SESSION_COOKIE)
@@ -199,9 +210,12 @@ def error_page(request: Request, error: FunadeError) -> HTMLResponse:
     """A domain error as a page: what went wrong and how to fix it, in plain words."""
     status = status_for(error)
     try:
-        who = viewer(request)
+        who: Viewer | None = _signed_in(request)
     except SignInRequired:
         who = None
+    if who is not None and not who.principal.can_see(who.project):
+        # The header shows the key's own project, never the name it asked for.
+        who = replace(who, project=who.principal.project or DEFAULT_PROJECT)
     return render(
         who,
         "error.html",

@@ -38,12 +38,14 @@ def _owned(state: State, project: str, digest: str) -> Artifact:
 
 @router.head("/{digest}")
 def artifact_exists(project: str, digest: str, state: State, principal: Reader) -> Response:
+    principal.require("read", project)
     row = _owned(state, project, parse_digest(digest))
     return Response(headers={"content-length": str(row.size), "funade-digest": row.digest})
 
 
 @router.get("/{digest}", response_class=StreamingResponse)
 def download_artifact(project: str, digest: str, state: State, principal: Reader) -> Response:
+    principal.require("read", project)
     row = _owned(state, project, parse_digest(digest))
     # store.open verifies the digest as it streams; a damaged blob aborts the download and the
     # client, which verifies too, reports ArtifactCorruptError.
@@ -58,6 +60,7 @@ def download_artifact(project: str, digest: str, state: State, principal: Reader
 async def upload_artifact(
     project: str, digest: str, request: Request, state: State, principal: Uploader
 ) -> ArtifactRef:
+    principal.require("upload", project)
     expected = parse_digest(digest)
     limit = state.settings.max_artifact_bytes
     declared = request.headers.get("content-length")

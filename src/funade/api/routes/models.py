@@ -39,6 +39,7 @@ def list_models(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[ModelOut]:
+    principal.require("read", project)
     with state.db.read() as session:
         proj = get_project(session, project)
         rows, next_cursor = registry.list_models(
@@ -61,6 +62,7 @@ def create_model(project: str, body: ModelIn, state: State, principal: Registrar
 
 @router.get("/{model}", response_model=ModelOut)
 def get_model(project: str, model: str, state: State, principal: Reader) -> ModelOut:
+    principal.require("read", project)
     with state.db.read() as session:
         proj = get_project(session, project)
         return _out(session, proj, [registry.get_model(session, proj, model)])[0]
@@ -70,6 +72,7 @@ def get_model(project: str, model: str, state: State, principal: Reader) -> Mode
 def update_model(
     project: str, model: str, body: ModelPatch, state: State, principal: Writer
 ) -> ModelOut:
+    principal.require("write", project)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = registry.update_model(
@@ -86,6 +89,7 @@ def update_model(
 
 @router.delete("/{model}", status_code=204)
 def delete_model(project: str, model: str, state: State, principal: Writer) -> Response:
+    principal.require("write", project)
     with state.db.session() as session:
         proj = get_project(session, project)
         registry.delete_model(session, registry.get_model(session, proj, model))
@@ -95,6 +99,7 @@ def delete_model(project: str, model: str, state: State, principal: Writer) -> R
 
 @router.get("/{model}/aliases", response_model=list[AliasOut])
 def list_aliases(project: str, model: str, state: State, principal: Reader) -> list[AliasOut]:
+    principal.require("read", project)
     with state.db.read() as session:
         row = registry.get_model(session, get_project(session, project), model)
         return [alias_out(a, row) for a in registry.list_aliases(session, row)]
@@ -102,6 +107,7 @@ def list_aliases(project: str, model: str, state: State, principal: Reader) -> l
 
 @router.get("/{model}/aliases/{alias}", response_model=AliasOut)
 def get_alias(project: str, model: str, alias: str, state: State, principal: Reader) -> AliasOut:
+    principal.require("read", project)
     with state.db.read() as session:
         row = registry.get_model(session, get_project(session, project), model)
         return alias_out(registry.get_alias(session, row, alias), row)
@@ -111,6 +117,7 @@ def get_alias(project: str, model: str, alias: str, state: State, principal: Rea
 def set_alias(
     project: str, model: str, alias: str, body: AliasIn, state: State, principal: Registrar
 ) -> AliasOut:
+    principal.require_model("register", project, model)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)
@@ -134,6 +141,7 @@ def set_alias(
 def delete_alias(
     project: str, model: str, alias: str, state: State, principal: Registrar
 ) -> Response:
+    principal.require_model("register", project, model)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)

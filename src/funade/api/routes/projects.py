@@ -41,6 +41,7 @@ def new_project(body: ProjectIn, state: State, principal: Admin) -> ProjectOut:
 
 @router.get("/projects/{project}", response_model=ProjectOut)
 def one_project(project: str, state: State, principal: Reader) -> ProjectOut:
+    principal.require("read", project)
     with state.db.read() as session:
         return project_out(get_project(session, project))
 

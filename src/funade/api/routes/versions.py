@@ -28,6 +28,7 @@ CHECK_BYTES = 1024 * 1024
 def create_version(
     project: str, model: str, body: VersionIn, state: State, principal: Registrar
 ) -> VersionOut:
+    principal.require_model("register", project, model)
     digest = parse_digest(body.artifact, field="artifact")
     with state.db.read() as session:
         proj = get_project(session, project)
@@ -82,6 +83,7 @@ def list_versions(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[VersionOut]:
+    principal.require("read", project)
     with state.db.read() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)
@@ -96,6 +98,7 @@ def list_versions(
 @router.get("/{ref}", response_model=VersionOut)
 def get_version(project: str, model: str, ref: str, state: State, principal: Reader) -> VersionOut:
     """``ref`` is a version number, an alias, or ``latest``."""
+    principal.require("read", project)
     with state.db.read() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)
@@ -108,6 +111,7 @@ def get_version(project: str, model: str, ref: str, state: State, principal: Rea
 def update_version(
     project: str, model: str, number: int, body: VersionPatch, state: State, principal: Writer
 ) -> VersionOut:
+    principal.require("write", project)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)
@@ -130,6 +134,7 @@ def update_version(
 def delete_version(
     project: str, model: str, number: int, state: State, principal: Writer
 ) -> Response:
+    principal.require("write", project)
     with state.db.session() as session:
         proj = get_project(session, project)
         row = registry.get_model(session, proj, model)

@@ -16,7 +16,8 @@ from funade.api.routes import deployments as deployment_routes
 from funade.api.routes import keys as key_routes
 from funade.api.schemas import KeyOut
 from funade.auth.principal import SCOPES
-from funade.store.schema import ApiKey, utcnow
+from funade.store.schema import utcnow
+from funade.ui import reads
 from funade.ui.web import Signed, render
 
 router = APIRouter(include_in_schema=False)
@@ -100,9 +101,7 @@ def keys_page(
         if k.kind != "group" and (show == "everything" or k.kind not in HIDDEN_KINDS)
     ]
     deployments = [d.name for d in deployment_routes.list_deployments(state, principal, project)]
-    with state.db.read() as session:
-        own = session.get(ApiKey, principal.key_id) if principal.key_id else None
-        signed_with = own.parent_id if own is not None else None
+    signed_with = reads.signed_with(viewer)
     by_deployment: dict[str, int] = {}
     for key in groups:
         by_deployment[key.deployment or ""] = by_deployment.get(key.deployment or "", 0) + (

@@ -11,7 +11,6 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
 from funade.api.routes import deployments as deployment_routes
 from funade.api.routes import models as model_routes
@@ -19,7 +18,7 @@ from funade.api.routes import runs as run_routes
 from funade.api.routes import versions as version_routes
 from funade.api.schemas import DeploymentOut, RunOut, VersionOut
 from funade.errors import FunadeError
-from funade.store.schema import ApiKey
+from funade.ui import reads
 from funade.ui.graphs import Graph, Node, clip, layout
 from funade.ui.web import Signed, Viewer, render
 
@@ -51,16 +50,6 @@ def short_digest(digest: str | None, length: int = 12) -> str:
     if not digest:
         return ""
     return digest.split(":", 1)[-1][:length]
-
-
-def _key_names(viewer: Viewer, ids: set[str | None]) -> dict[str, str]:
-    """Who registered versions, by key name: admins see key names (as in the audit log)."""
-    wanted = {i for i in ids if i}
-    if not wanted or not viewer.can("admin"):
-        return {}
-    with viewer.state.db.read() as session:
-        rows = session.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(wanted)))
-        return {str(key_id): str(name) for key_id, name in rows.all()}
 
 
 def _home(viewer: Viewer) -> str:
@@ -117,7 +106,7 @@ def model_page(viewer: Signed, model: str, cursor: str | None = None) -> HTMLRes
         versions=page.items,
         next_cursor=page.next_cursor,
         metric_names=_key_metrics(page.items),
-        key_names=_key_names(viewer, {v.created_by for v in page.items}),
+        key_names=reads.key_names(viewer, project, {v.created_by for v in page.items}),
         can_write=viewer.can("write"),
         api=f"/api/v1/projects/{quote(project, safe='')}/models/{quote(row.name, safe='')}",
     )
@@ -335,7 +324,7 @@ def version_page(viewer: Signed, model: str, number: str) -> HTMLResponse:
         data_inputs=_data_inputs(version.lineage),
         git=git,
         repository=_repository(git) if git is not None else "",
-        key_names=_key_names(viewer, {version.created_by}),
+        key_names=reads.key_names(viewer, project, {version.created_by}),
         can_write=viewer.can("write"),
         size=human_size,
         short=short_digest,

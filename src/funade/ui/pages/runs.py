@@ -6,24 +6,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlalchemy import func, select
 
 from funade.api.routes import runs as run_routes
 from funade.api.routes import schedules as schedule_routes
 from funade.api.schemas import RunOut, ScheduleOut, StepRecord
 from funade.pipelines.records import FINISHED, RUN_STATES
 from funade.pipelines.spec import NodeSpec, PipelineSpec
-from funade.projects import get_project
-from funade.store.schema import Model, ModelVersion, PipelineRun, PipelineSchedule
+from funade.ui import reads
 from funade.ui.graphs import Graph, Node, layout
-from funade.ui.web import Signed, Viewer, duration, render
+from funade.ui.web import Signed, duration, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,25 +57,8 @@ def runs_page(
         cursor=cursor or None,
         limit=PAGE,
     )
-    with viewer.state.db.read() as session:
-        proj = get_project(session, project)
-        pipelines = list(
-            session.scalars(
-                select(PipelineRun.pipeline)
-                .distinct()
-                .where(PipelineRun.project_id == proj.id)
-                .order_by(PipelineRun.pipeline)
-            )
-        )
-        schedule_name = (
-            session.scalar(
-                select(PipelineSchedule.name).where(
-                    PipelineSchedule.id == schedule_id, PipelineSchedule.project_id == proj.id
-                )
-            )
-            if schedule_id is not None
-            else None
-        )
+    pipelines = reads.pipelines(viewer, project)
+    schedule_name = reads.schedule_name(viewer, project, schedule_id)
     return render(
         viewer,
         "runs.html",
@@ -280,39 +260,6 @@ def run_graph(run: RunOut, spec: PipelineSpec | None) -> Graph:
     return layout(graph)
 
 
-def _registered(viewer: Viewer, run: RunOut) -> list[dict[str, Any]]:
-    """Model versions a step of this run registered (their lineage names the run)."""
-    with viewer.state.db.read() as session:
-        proj = get_project(session, run.project)
-        rows = session.execute(
-            select(Model.name, ModelVersion.number, ModelVersion.lineage, ModelVersion.created_at)
-            .join(Model, ModelVersion.model_id == Model.id)
-            .where(
-                Model.project_id == proj.id,
-                ModelVersion.lineage[("run", "id")].as_integer() == run.id,
-            )
-            .order_by(ModelVersion.id)
-        ).all()
-    return [
-        {
-            "model": name,
-            "number": number,
-            "step": ((lineage or {}).get("run") or {}).get("step", ""),
-            "created_at": created,
-        }
-        for name, number, lineage, created in rows
-    ]
-
-
-def _schedule_name(viewer: Viewer, schedule_id: int | None) -> str | None:
-    if schedule_id is None:
-        return None
-    with viewer.state.db.read() as session:
-        return session.scalar(
-            select(PipelineSchedule.name).where(PipelineSchedule.id == schedule_id)
-        )
-
-
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(viewer: Signed, run_id: int) -> HTMLResponse:
     run = run_routes.get_run(run_id, viewer.state, viewer.principal, spec=True)
@@ -329,8 +276,8 @@ def run_page(viewer: Signed, run_id: int) -> HTMLResponse:
         steps=step_rows(run, spec),
         finished=run.state in FINISHED,
         max_duration=spec.max_duration if spec is not None else None,
-        registered=_registered(viewer, run),
-        schedule_name=_schedule_name(viewer, run.schedule_id),
+        registered=reads.registered(viewer, run.project, run.id),
+        schedule_name=reads.schedule_name(viewer, run.project, run.schedule_id),
         can_cancel=viewer.can("write"),
         can_resume=viewer.can("admin"),
         cancellable=run.state in CANCELLABLE and not run.cancel_requested,
@@ -340,40 +287,6 @@ def run_page(viewer: Signed, run_id: int) -> HTMLResponse:
 
 
 # Schedules --------------------------------------------------------------------------------------
-
-
-def _last_runs(viewer: Viewer, project: str) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-    """Schedule name → its id, and → its newest run (two queries for the whole page)."""
-    with viewer.state.db.read() as session:
-        proj = get_project(session, project)
-        rows = session.execute(
-            select(PipelineSchedule.name, PipelineSchedule.id).where(
-                PipelineSchedule.project_id == proj.id
-            )
-        ).all()
-        ids: dict[str, int] = {row.name: row.id for row in rows}
-        if not ids:
-            return {}, {}
-        newest = (
-            select(func.max(PipelineRun.id))
-            .where(
-                PipelineRun.project_id == proj.id,
-                PipelineRun.schedule_id.in_(list(ids.values())),
-            )
-            .group_by(PipelineRun.schedule_id)
-        )
-        runs = {
-            schedule_id: {"id": run_id, "state": state, "created_at": created}
-            for run_id, schedule_id, state, created in session.execute(
-                select(
-                    PipelineRun.id,
-                    PipelineRun.schedule_id,
-                    PipelineRun.state,
-                    PipelineRun.created_at,
-                ).where(PipelineRun.id.in_(newest))
-            ).all()
-        }
-    return ids, {name: runs[i] for name, i in ids.items() if i in runs}
 
 
 def next_local(schedule: ScheduleOut) -> str:
@@ -398,7 +311,7 @@ def pipeline_of(schedule: ScheduleOut) -> str:
 def schedules_page(viewer: Signed) -> HTMLResponse:
     project = viewer.project
     schedules = schedule_routes.list_schedules(project, viewer.state, viewer.principal)
-    ids, last = _last_runs(viewer, project)
+    ids, last = reads.last_runs(viewer, project)
     return render(
         viewer,
         "schedules.html",
