@@ -115,11 +115,13 @@ def rival(admin: Client, app_url: str, admin_key: str, settings: Settings) -> It
         run = owner.create_run(
             RunIn(
                 pipeline="rival-pipeline",
-                spec={"name": "rival-pipeline", "nodes": []},
+                spec={"name": "rival-pipeline", "nodes": [{"id": "train", "function": "m:t"}]},
                 params={"secret": SECRET},
             )
         )
-        owner.report_run(
+        assert run.token is not None
+        runner = owner.with_key(run.token)
+        runner.report_run(
             run.id,
             RunEventsIn(
                 steps=[
@@ -134,7 +136,8 @@ def rival(admin: Client, app_url: str, admin_key: str, settings: Settings) -> It
                 ]
             ),
         )
-        assert owner.cache_lookup(CACHE_KEY) is not None
+        assert runner.cache_lookup(CACHE_KEY) is not None
+        runner.close()
         assert owner.list_schedules()[0].name == schedule.name
         yield Rival(
             sample={

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import MetaData, Table, func, select, update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -31,11 +31,10 @@ from starlette.routing import Route
 from funade.api.app import create_app
 from funade.artifacts import ArtifactStore
 from funade.auth.keys import generate_key, hash_secret, parse_key
-from funade.auth.service import check_key, create_key
+from funade.auth.service import check_key
 from funade.bootstrap import bootstrap
 from funade.client import Client
 from funade.errors import AuthenticationError
-from funade.projects import create_project
 from funade.store import Database, create_database, upgrade
 from funade.store.schema import ApiKey, AuditEvent, SigninLink, utcnow
 from funade.ui import links, session
@@ -216,37 +215,45 @@ def test_link_keys_left_by_an_earlier_version_stop_working(database_url: str) ->
     db = create_database(database_url)
     upgrade(db, "0006")
     made: dict[str, str] = {}
-    with db.session() as s:
-        project = create_project(s, "default")
-        admin_text, admin = create_key(
-            s, name="root", scopes=["admin"], project=None, created_by=None
-        )
-        made["admin"] = admin_text
-        _, user = create_key(s, name="user", scopes=["read"], project=project, created_by=None)
-        for name in ("old-link", "late-link"):
+    ids: dict[str, str] = {}
+    # The rows as an earlier version wrote them, in the schema of then (not today's classes).
+    keys = Table("api_keys", MetaData(), autoload_with=db.engine)
+    projects = Table("projects", MetaData(), autoload_with=db.engine)
+    with db.engine.begin() as connection:
+        [project_id] = connection.execute(
+            projects.insert().values(name="default", description="", created_at=utcnow())
+        ).inserted_primary_key or [None]
+        for name, kind, scopes, project in (
+            ("admin", "key", ["admin"], None),
+            ("user", "key", ["read"], project_id),
+            ("old-link", "link", ["admin"], None),
+            ("late-link", "link", ["admin"], None),
+        ):
             text, parts = generate_key()
-            s.add(
-                ApiKey(
+            connection.execute(
+                keys.insert().values(
                     id=parts.key_id,
-                    name=f"sign-in link: {name}",
-                    scopes=["admin"],
-                    project_id=None,
+                    name=name,
+                    scopes=scopes,
+                    project_id=project,
                     secret_hash=hash_secret(parts.secret),
-                    created_by=admin.id,
-                    expires_at=utcnow() + timedelta(minutes=60),
-                    kind="link",
-                    parent_id=admin.id,
+                    created_at=utcnow(),
+                    created_by=ids.get("admin"),
+                    expires_at=utcnow() + timedelta(minutes=60) if kind == "link" else None,
+                    kind=kind,
+                    parent_id=ids.get("admin") if kind == "link" else None,
+                    predictions=0,
                 )
             )
-            made[name] = text
-    upgrade(db, "0007")
+            made[name], ids[name] = text, parts.key_id
+    upgrade(db)
     with db.session() as s:
-        old = s.get(ApiKey, parse_key(made["old-link"]).key_id)
+        old = s.get(ApiKey, ids["old-link"])
         assert old is not None
         assert old.revoked_at is not None
-        assert s.get(ApiKey, admin.id).revoked_at is None  # type: ignore[union-attr]
-        assert s.get(ApiKey, user.id).revoked_at is None  # type: ignore[union-attr]
-        late = s.get(ApiKey, parse_key(made["late-link"]).key_id)
+        assert s.get(ApiKey, ids["admin"]).revoked_at is None  # type: ignore[union-attr]
+        assert s.get(ApiKey, ids["user"]).revoked_at is None  # type: ignore[union-attr]
+        late = s.get(ApiKey, ids["late-link"])
         assert late is not None
         late.revoked_at = None  # as if an old process wrote it after the upgrade
     with db.read() as s:
@@ -255,7 +262,7 @@ def test_link_keys_left_by_an_earlier_version_stop_working(database_url: str) ->
                 check_key(s, made[name], client_ip=None)
             assert "was a one-time sign-in link: links are not API keys" in caught.value.message
         principal, _ = check_key(s, made["admin"], client_ip=None)
-        assert principal.name == "root"
+        assert principal.name == "admin"
     with pytest.raises(AuthenticationError, match="one-time sign-in link"):
         session.sign_in(db, made["late-link"], client_ip=None)
     db.dispose()

@@ -32,3 +32,55 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     upgrade(db)
     assert is_current(db)
     db.dispose()
+
+
+def test_upgrade_of_a_home_with_data_keeps_it(database_url: str) -> None:
+    """A home an earlier version filled upgrades in place: its projects and keys stay, the
+    new columns take their defaults, and the step cache (whose entries carry no provenance)
+    is emptied."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, Table, select
+
+    from funade.store.schema import ApiKey, PipelineCacheEntry, Project
+
+    db = create_database(database_url)
+    upgrade(db, "0006")
+    tables = {
+        name: Table(name, MetaData(), autoload_with=db.engine)
+        for name in ("projects", "api_keys", "pipeline_cache")
+    }
+    now = datetime.now(UTC)
+    with db.engine.begin() as connection:
+        [project_id] = connection.execute(
+            tables["projects"].insert().values(name="default", description="", created_at=now)
+        ).inserted_primary_key or [None]
+        connection.execute(
+            tables["api_keys"]
+            .insert()
+            .values(
+                id="a" * 12,
+                name="ci",
+                scopes=["write"],
+                project_id=project_id,
+                secret_hash="0" * 64,
+                created_at=now,
+                kind="key",
+                predictions=0,
+            )
+        )
+        connection.execute(
+            tables["pipeline_cache"]
+            .insert()
+            .values(
+                project_id=project_id, key="k", outputs={}, run_id=1, instance="a", created_at=now
+            )
+        )
+    upgrade(db)
+    with db.read() as session:
+        project = session.scalars(select(Project)).one()
+        assert project.trust_code is False
+        key = session.scalars(select(ApiKey)).one()
+        assert (key.name, key.scopes, key.run_id, key.grants) == ("ci", ["write"], None, None)
+        assert session.scalars(select(PipelineCacheEntry)).all() == []
+    db.dispose()

@@ -22,21 +22,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("projects", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("trust_code", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("run_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("grants", sa.JSON(), nullable=True))
-        batch_op.create_index(batch_op.f("ix_api_keys_run_id"), ["run_id"], unique=False)
-    with op.batch_alter_table("replicas", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("token", sa.String(length=128), server_default="", nullable=False)
-        )
+    # Plain ADD COLUMNs (SQLite does them in place; a batch copy of a table that others refer
+    # to fails on a home with data).
+    op.add_column(
+        "projects", sa.Column("trust_code", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.add_column("api_keys", sa.Column("run_id", sa.Integer(), nullable=True))
+    op.add_column("api_keys", sa.Column("grants", sa.JSON(), nullable=True))
+    op.create_index(op.f("ix_api_keys_run_id"), "api_keys", ["run_id"], unique=False)
+    op.add_column(
+        "replicas", sa.Column("token", sa.String(length=128), server_default="", nullable=False)
+    )
     op.execute("DELETE FROM pipeline_cache")
-    with op.batch_alter_table("pipeline_cache", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("trust", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column(
+        "pipeline_cache", sa.Column("trust", sa.JSON(), nullable=False, server_default="[]")
+    )
 
 
 def downgrade() -> None:
