@@ -50,6 +50,7 @@ def list_models(
 
 @router.post("", response_model=ModelOut, status_code=201)
 def create_model(project: str, body: ModelIn, state: State, principal: Registrar) -> ModelOut:
+    principal.require("read", project)  # the project first: another's key learns nothing
     principal.require_model("register", project, body.name)
     with state.db.session() as session:
         proj = get_project(session, project)
