@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
@@ -104,6 +106,10 @@ def up(
         console.print("Press Ctrl-C to stop.", style="dim")
 
     threading.Thread(target=announce, name="funade-announce", daemon=True).start()
+    # SIGTERM (systemd, Docker, Kubernetes) stops as Ctrl-C does. uvicorn shuts down on either,
+    # then raises the signal again under the handler it found: SIGTERM's default one would end
+    # the process before the `finally` below stops the gateway and the replicas.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run()
     finally:
@@ -114,6 +120,10 @@ def up(
         stop_replicas(backend)
         lock.release()
         db.dispose()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def stop_replicas(backend: LocalBackend, grace_seconds: float = 30.0) -> None:
