@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 
 from funade.auth.ipallow import ip_allowed
 from funade.auth.principal import Principal
@@ -37,6 +37,7 @@ from funade.gateway.http import (
     Send,
     deployment_of,
     error,
+    missing_deployment,
     read_body,
     respond,
     sticky_of,
@@ -44,6 +45,7 @@ from funade.gateway.http import (
 from funade.gateway.keys import KeyCache
 from funade.gateway.limits import Buckets, retry_after
 from funade.gateway.merge import Answer, Merger, Request, mergeable
+from funade.gateway.metrics import exposition
 from funade.gateway.table import Route, RoutingTable, load_table
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
 from funade.gateway.tryit import TryIt
@@ -179,9 +181,7 @@ class Gateway:
             if path == "/healthz":
                 await self._health(send)
             elif path == "/metrics":
-                await respond(
-                    send, 200, generate_latest(self.registry), b"text/plain; version=0.0.4"
-                )
+                await self._metrics(scope, send)
             elif path.startswith(("/v2/models/", "/v1/models/")):
                 await self._proxy(scope, receive, send)
             elif path.startswith(TRY_PREFIX):
@@ -216,6 +216,17 @@ class Gateway:
         }
         await respond(send, 200, orjson.dumps(body), b"application/json")
 
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus metrics for a read key: a project's key sees its deployments only."""
+        client = scope.get("client")
+        principal = await self.keys.reader(dict(scope["headers"]), client[0] if client else None)
+        names = None
+        if principal.project is not None:
+            routes = self.table.routes.values()
+            names = frozenset(r.name for r in routes if r.project == principal.project)
+        body = exposition(self.registry, names)
+        await respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
+
     # The proxy ---------------------------------------------------------------------------
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -224,12 +235,7 @@ class Gateway:
         name = deployment_of(path)
         route = self.table.routes.get(name)
         if route is None:
-            raise Refused(
-                404,
-                "not_found",
-                f"Deployment {name!r} does not exist.",
-                "List deployments with `funade deployments list`.",
-            )
+            raise missing_deployment(name)
         headers = dict(scope["headers"])
         client = scope.get("client")
         address = client[0] if client else None
