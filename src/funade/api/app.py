@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from funade import __version__, ui
 from funade.api import errors, graph
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
+from funade.api.middleware.forwarded import ForwardedMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
 from funade.api.routes import artifacts as artifact_routes
 from funade.api.routes import (
@@ -82,4 +83,6 @@ def create_app(
     )
     if settings.allow_cidrs:
         app.add_middleware(IPAllowlistMiddleware, cidrs=settings.allow_cidrs)
+    if settings.trusted_proxies:  # outermost: every layer inside sees the client's address
+        app.add_middleware(ForwardedMiddleware, trusted_proxies=settings.trusted_proxies)
     return app

@@ -59,7 +59,13 @@ def up(
     gateway = ensure_gateway(settings, settings.host, settings.gateway_port)
     app = create_app(settings, db, ArtifactStore.from_settings(settings), controller=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            proxy_headers=False,  # forwarded headers: only from trusted_proxies (api/app.py)
+        )
     )
 
     stoppers: list[Callable[[], None]] = []

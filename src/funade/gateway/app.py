@@ -17,13 +17,14 @@ import collections
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import aiohttp
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 
+from funade.auth.forwarded import TrustedProxies
 from funade.auth.ipallow import ip_allowed
 from funade.auth.principal import Principal
 from funade.auth.service import add_predictions
@@ -68,8 +69,11 @@ class Gateway:
         refresh_seconds: float = 1.0,
         stats_seconds: float = 2.0,
         merge: bool = True,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.db = db
+        self.proxies = TrustedProxies(trusted_proxies)
+        """Peers whose X-Forwarded-For is believed (``auth/forwarded.py``); none by default."""
         self.merge = merge
         self.merger = Merger()
         self.refresh_seconds = refresh_seconds
@@ -176,6 +180,7 @@ class Gateway:
             return
         if scope["type"] != "http":
             return
+        self.proxies.apply(scope)  # the client's address, as allowlists and keys read it
         path: str = scope["path"]
         try:
             if path == "/healthz":
