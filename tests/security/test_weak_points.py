@@ -5,14 +5,25 @@ that named another project, and a policy PATCH that dropped the IP allowlist it 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from funade.api.app import create_app
+from funade.artifacts import ArtifactStore
+from funade.artifacts.digest import digest_hex
+from funade.client import Client
+from funade.errors import ArtifactCorruptError
 from funade.gateway.app import Gateway
+from funade.settings import Settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane, until  # noqa: F401 - shared fixtures
 from tests.servers import serve
@@ -63,6 +74,120 @@ def test_an_expired_group_token_is_refused_the_moment_it_expires(
     assert expired["fix"] == "Ask an admin for a new key (`funade keys create`)."
     page = httpx.get(f"{url}/try/calc/info", headers=bearer(token))  # its try-it page too
     assert "(kiosk) expired at" in error_of(page, 401)["message"]
+
+
+# A damaged blob ------------------------------------------------------------------------------
+
+
+def _blob_file(settings: Settings, digest: str) -> Path:
+    hex_ = digest_hex(digest)
+    return settings.home / "artifacts" / "blobs" / "sha256" / hex_[:2] / hex_
+
+
+def _upload(admin: Client, tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / f"blob-{uuid.uuid4().hex}"
+    path.write_bytes(data)
+    return admin.upload_artifact(path).digest
+
+
+def test_a_damaged_small_blob_is_a_500_error_before_any_byte(
+    admin: Client, app_url: str, admin_key: str, settings: Settings, tmp_path: Path
+) -> None:
+    digest = _upload(admin, tmp_path, b"weights " * 1000)
+    blob = _blob_file(settings, digest)
+    blob.write_bytes(b"Weights " + blob.read_bytes()[8:])  # one letter changed, same size
+    url = f"{app_url}/api/v1/projects/default/artifacts/{digest}"
+    error = error_of(httpx.get(url, headers=bearer(admin_key)), 500)
+    assert error["code"] == "artifact_corrupt"
+    assert error["field"] == "digest"
+    assert f"Stored blob {digest} is damaged: its bytes hash to sha256:" in error["message"]
+    assert error["fix"] == "Restore it from a backup or re-register the model."
+    with pytest.raises(ArtifactCorruptError, match="is damaged"):
+        admin.download_artifact(digest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", ["changed", "longer", "shorter"])
+def test_a_damaged_large_blob_never_arrives_whole(
+    damage: str,
+    admin: Client,
+    app_url: str,
+    admin_key: str,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 1000)  # over the size verified before sending
+    digest = _upload(admin, tmp_path, data)
+    blob = _blob_file(settings, digest)
+    if damage == "changed":
+        blob.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    elif damage == "longer":  # the right bytes, then more: still not the blob
+        blob.write_bytes(data[: 1024 * 1024] + bytes(1) + data[1024 * 1024 :])
+    else:
+        blob.write_bytes(data[:-10])
+    url = f"{app_url}/api/v1/projects/default/artifacts/{digest}"
+    received = bytearray()
+    with httpx.stream("GET", url, headers=bearer(admin_key)) as response:
+        assert response.status_code == 200  # the answer started before the end was read
+        assert int(response.headers["content-length"]) == len(data)
+        with pytest.raises(httpx.RemoteProtocolError):
+            _read_into(received, response)
+    assert len(received) < len(data), "the transfer broke off short of its length"
+    with pytest.raises(ArtifactCorruptError, match="was cut off"):
+        admin.download_artifact(digest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ArtifactCorruptError, match="was cut off"):  # what the model cache reads
+        b"".join(admin.open_artifact(digest))
+
+
+def _read_into(received: bytearray, response: httpx.Response) -> None:
+    for chunk in response.iter_raw():
+        received += chunk
+
+
+def test_a_sound_large_blob_streams_whole(
+    admin: Client, app_url: str, admin_key: str, tmp_path: Path
+) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 1000)
+    digest = _upload(admin, tmp_path, data)
+    got = httpx.get(
+        f"{app_url}/api/v1/projects/default/artifacts/{digest}", headers=bearer(admin_key)
+    )
+    assert got.status_code == 200
+    assert hashlib.sha256(got.content).hexdigest() == digest_hex(digest)
+
+
+# Partial uploads -----------------------------------------------------------------------------
+
+
+def _leftover(uploads: Path, age_seconds: float) -> Path:
+    uploads.mkdir(parents=True, exist_ok=True)
+    path = uploads / uuid.uuid4().hex
+    path.write_bytes(b"half a model")
+    then = time.time() - age_seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_partial_uploads_left_by_a_crash_are_removed_at_start_and_by_age(
+    settings: Settings, database: Database, admin_key: str
+) -> None:
+    uploads = settings.home / "artifacts" / "uploads"
+    abandoned = _leftover(uploads, age_seconds=2 * 86400)
+    in_flight = _leftover(uploads, age_seconds=5)
+    app = create_app(settings, database, ArtifactStore.from_settings(settings))
+    with serve(app):
+        assert not abandoned.exists(), "removed when the control plane starts"
+        assert in_flight.exists(), "an upload written to a moment ago is left alone"
+
+    # While it runs, a writer looks again now and then (here: at every upload).
+    store = ArtifactStore(str(settings.home / "artifacts"), sweep_seconds=0)
+    later = _leftover(uploads, age_seconds=2 * 3600)
+    store.put_bytes(b"another model")
+    assert not later.exists()
+    assert in_flight.exists()
+    assert store.clean_uploads(older_than=0) == 1  # what a test may ask for: all of them
+    assert list(uploads.iterdir()) == []
 
 
 # /metrics ------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +34,8 @@ from funade.registry import service as registry
 from funade.settings import Settings
 from funade.store import Database
 
+log = logging.getLogger("funade.api")
+
 DESCRIPTION = """\
 The control plane of funade: projects, models, immutable versions, aliases, artifacts, API keys
 and the audit log. Every route except health needs `Authorization: Bearer <key>`.
@@ -47,6 +51,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:  # uploads a crash cut off (writers sweep again now and then)
+            await asyncio.to_thread(artifacts.clean_uploads)
+        except Exception as exc:  # the store is away: the API still starts
+            log.warning("abandoned uploads not cleaned from %s: %s", artifacts.url, exc)
         yield
 
     app = FastAPI(
