@@ -21,7 +21,7 @@ from funade.api.app import create_app
 from funade.artifacts import ArtifactStore
 from funade.artifacts.digest import digest_hex
 from funade.client import Client
-from funade.errors import ArtifactCorruptError
+from funade.errors import ArtifactCorruptError, ConflictError
 from funade.gateway.app import Gateway
 from funade.settings import Settings
 from funade.store import Database
@@ -233,6 +233,36 @@ def test_the_control_planes_metrics_need_a_read_key(calc: Plane) -> None:  # noq
     predictor = calc.client.create_key("app", ["predict"], project="default").key
     refused = error_of(httpx.get(f"{calc.url}/metrics", headers=bearer(predictor)), 403)
     assert refused["code"] == "permission_denied"
+
+
+# The last global admin key -------------------------------------------------------------------
+
+
+def test_the_only_global_admin_key_cannot_revoke_itself(
+    admin: Client, app_url: str, admin_key: str, settings: Settings
+) -> None:
+    me = admin.whoami().key_id
+    assert me is not None
+    with pytest.raises(ConflictError) as caught:
+        admin.revoke_key(me)
+    assert "is the only global admin key" in caught.value.message
+    assert caught.value.field == "key_id"
+    assert "`funade keys rotate-admin`" in (caught.value.fix or "")
+    assert "`funade keys create NAME --scope admin`" in (caught.value.fix or "")
+    raw = httpx.delete(f"{app_url}/api/v1/keys/{me}", headers=bearer(admin_key))
+    assert error_of(raw, 409)["code"] == "conflict"
+    assert admin.whoami().key_id == me, "it still works"
+
+    # A project's admin key is no global one: it goes. With a second global admin key, so
+    # does the first; then the second is the only one left.
+    admin.create_project("p")
+    project_admin = admin.create_key("p-admin", ["admin"], project="p")
+    assert admin.revoke_key(project_admin.id).revoked_at is not None
+    spare = admin.create_key("spare-admin", ["admin"])
+    assert admin.revoke_key(me).revoked_at is not None
+    second = Client(url=app_url, api_key=spare.key, settings=settings)
+    with second, pytest.raises(ConflictError):
+        second.revoke_key(spare.id)
 
 
 # A key of another project at the gateway -----------------------------------------------------
