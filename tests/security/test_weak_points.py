@@ -293,3 +293,46 @@ def test_a_key_of_another_project_finds_no_deployment_at_the_gateway(
     reader = calc.client.create_key("reader", ["read"], project="default").key
     refused = error_of(httpx.post(f"{url}{PREDICT}", json=BODY, headers=bearer(reader)), 403)
     assert refused["message"] == "Key 'reader' may not call deployment 'calc'."
+
+
+# A partial policy ----------------------------------------------------------------------------
+
+
+def test_a_policy_patch_merges_and_never_drops_the_allowlist(
+    calc: Plane,  # noqa: F811
+    gateway: tuple[str, Gateway],
+) -> None:
+    url, app = gateway
+    calc.client.update_deployment("calc", policy={"allow_cidrs": ["10.0.0.0/8"]})
+    changed = calc.client.update_deployment(
+        "calc", policy={"rate_limit": {"per_second": 100, "burst": 100}}
+    )
+    assert changed.policy["allow_cidrs"] == ["10.0.0.0/8"], "the allowlist stays"
+    assert changed.policy["rate_limit"] == {"per_second": 100.0, "burst": 100}
+    until(lambda: app.table.routes["calc"].policy.rate_limit is not None, 10, "the new policy")
+    outside = httpx.post(f"{url}{PREDICT}", json=BODY, headers=bearer(admin_key(calc)))
+    assert error_of(outside, 403)["message"] == "Address 127.0.0.1 may not call 'calc'."
+
+    # A rate limit merges field by field; null puts a field back to its default.
+    burst = calc.client.update_deployment("calc", policy={"rate_limit": {"burst": 5}})
+    assert burst.policy["rate_limit"] == {"per_second": 100.0, "burst": 5}
+    reset = calc.client.update_deployment("calc", policy={"rate_limit": None})
+    assert reset.policy["rate_limit"] is None
+    assert reset.policy["allow_cidrs"] == ["10.0.0.0/8"]
+    audit = calc.client.audit(action="deployment.update").items[0]
+    assert audit.details["policy"]["allow_cidrs"] == ["10.0.0.0/8"], "the audit row has it all"
+
+    # What the merge makes is checked as a whole, and named.
+    raw = httpx.Client(base_url=calc.url, headers=bearer(admin_key(calc)))
+    with raw:
+        bad = raw.patch(
+            "/api/v1/deployments/calc", json={"policy": {"rate_limit": {"per_second": -1}}}
+        )
+        error = error_of(bad, 422)
+        assert error["code"] == "invalid_input"
+        assert error["field"] == "policy.rate_limit.per_second"
+        assert error["value"] == -1
+        assert "null resets one to its default" in error["fix"]
+        unknown = error_of(raw.patch("/api/v1/deployments/calc", json={"policy": {"open": 1}}), 422)
+        assert unknown["field"] == "policy.open"
+    assert calc.client.get_deployment("calc").policy["allow_cidrs"] == ["10.0.0.0/8"]
