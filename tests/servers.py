@@ -15,7 +15,10 @@ from starlette.types import ASGIApp
 def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``app`` on a free port; yield its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
+        # As funade serves: uvicorn believes no X-Forwarded-For (funade reads it itself).
+        uvicorn.Config(
+            app, host=host, port=0, log_level="warning", lifespan="on", proxy_headers=False
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

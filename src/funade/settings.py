@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         description="If not empty, the control plane answers only clients whose address is in "
         'one of these networks, e.g. `["127.0.0.1/32", "10.0.0.0/8"]`.',
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` headers the control plane and the gateway believe, e.g. "
+        '`["10.0.0.5/32"]`. Default: none, so the client\'s address is always the peer that '
+        "connected. The client is the right-most forwarded address that is not a trusted proxy.",
+    )
     max_artifact_bytes: int = Field(
         default=64 * 1024**3,
         gt=0,
@@ -141,9 +148,9 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
-    @field_validator("allow_cidrs", mode="after")
+    @field_validator("allow_cidrs", "trusted_proxies", mode="after")
     @classmethod
-    def _check_cidrs(cls, value: list[str]) -> list[str]:
+    def _check_cidrs(cls, value: list[str], info: ValidationInfo) -> list[str]:
         import ipaddress
 
         for cidr in value:
@@ -151,7 +158,7 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(
-                    f"allow_cidrs entry {cidr!r} is not an IP network; "
+                    f"{info.field_name} entry {cidr!r} is not an IP network; "
                     "write it like '10.0.0.0/8' or '127.0.0.1/32'"
                 ) from None
         return value

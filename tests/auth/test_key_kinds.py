@@ -76,6 +76,8 @@ def test_revoking_a_key_ends_its_sessions_and_counts_add_up(database: Database) 
             parent_id=parent.id,
         )
         _, other = create_key(session, name="other", scopes=["read"], project=None, created_by=None)
+        # Another global admin key: the only one may not be revoked (tests/security/).
+        create_key(session, name="spare", scopes=["admin"], project=None, created_by=None)
         ids = parent.id, child.id, other.id
     with database.session() as session:
         add_predictions(session, {ids[2]: 3})

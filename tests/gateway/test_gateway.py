@@ -50,7 +50,7 @@ def test_routes_to_the_deployment_with_revision_headers(
     assert v1.status_code == 200, v1.text
     meta = httpx.get(f"{url}/v2/models/calc", headers=admin_headers(calc))
     assert meta.json()["name"] == "calc"
-    metrics = httpx.get(f"{url}/metrics").text
+    metrics = httpx.get(f"{url}/metrics", headers=admin_headers(calc)).text
     assert 'funade_gateway_requests_total{deployment="calc",revision="1",status="200"}' in metrics
     health = httpx.get(f"{url}/healthz").json()
     assert health["deployments"] == 1
@@ -81,7 +81,9 @@ def test_keys_need_the_predict_scope_in_the_deployments_project(
     assert "--scope predict --project default" in refused.json()["error"]["fix"]
     calc.client.create_project("other")
     stranger = calc.client.create_key("stranger", ["predict"], project="other").key
-    assert post(url, {"authorization": f"Bearer {stranger}"}).status_code == 403
+    hidden = post(url, {"authorization": f"Bearer {stranger}"})  # as if there were no 'calc'
+    assert hidden.status_code == 404
+    assert hidden.json()["error"]["message"] == "Deployment 'calc' does not exist."
     predictor = calc.client.create_key("app", ["predict"], project="default")
     assert post(url, {"x-api-key": predictor.key}).status_code == 200
     calc.client.revoke_key(predictor.id)
@@ -140,7 +142,7 @@ def test_rate_limits_per_deployment_and_per_key(calc: Plane, gateway: tuple[str,
     codes = [post(url).status_code for _ in range(3)]
     assert codes[0] == 200
     assert 429 in codes
-    assert 'reason="rate_limited"' in httpx.get(f"{url}/metrics").text
+    assert 'reason="rate_limited"' in httpx.get(f"{url}/metrics", headers=admin_headers(calc)).text
 
 
 def test_token_buckets_refill_continuously() -> None:
@@ -166,7 +168,10 @@ def test_a_dead_replica_is_retried_on_another(calc: Plane, gateway: tuple[str, G
     os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
     codes = [post(url, headers).status_code for _ in range(40)]
     assert codes == [200] * 40
-    assert "funade_gateway_retries_total" in httpx.get(f"{url}/metrics").text
+    assert (
+        "funade_gateway_retries_total"
+        in httpx.get(f"{url}/metrics", headers=admin_headers(calc)).text
+    )
 
 
 def test_the_last_good_table_serves_while_the_store_is_away(
@@ -204,4 +209,8 @@ def test_a_shadow_revision_gets_copies_and_the_client_only_the_primary_answer(
     answers = [post(url, admin_headers(calc)) for _ in range(5)]
     assert [a.headers["funade-revision"] for a in answers] == ["1"] * 5
     mirrored = 'funade_gateway_requests_total{deployment="calc",revision="shadow-2",status="200"}'
-    until(lambda: mirrored in httpx.get(f"{url}/metrics").text, 5, "the copies to be answered")
+    until(
+        lambda: mirrored in httpx.get(f"{url}/metrics", headers=admin_headers(calc)).text,
+        5,
+        "the copies to be answered",
+    )

@@ -133,7 +133,8 @@ def test_the_deployments_allowlist_and_public_policy_apply(
     assert refused.status_code == 403
     assert refused.json()["error"]["message"] == "Address 127.0.0.1 may not call 'calc'."
 
-    calc.client.update_deployment("calc", policy={"public": True})
+    # A policy change merges: the allowlist goes only when it is reset (null) explicitly.
+    calc.client.update_deployment("calc", policy={"public": True, "allow_cidrs": None})
     until(lambda: app.table.routes["calc"].policy.public, 10, "the deployment to become public")
     public = httpx.get(f"{url}/try/calc/info")  # a public deployment's page needs no key
     assert public.status_code == 200, public.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from funade import __version__, ui
 from funade.api import errors, graph
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
+from funade.api.middleware.forwarded import ForwardedMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
 from funade.api.routes import artifacts as artifact_routes
 from funade.api.routes import (
@@ -31,6 +34,8 @@ from funade.registry import service as registry
 from funade.settings import Settings
 from funade.store import Database
 
+log = logging.getLogger("funade.api")
+
 DESCRIPTION = """\
 The control plane of funade: projects, models, immutable versions, aliases, artifacts, API keys
 and the audit log. Every route except health needs `Authorization: Bearer <key>`.
@@ -46,6 +51,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:  # uploads a crash cut off (writers sweep again now and then)
+            await asyncio.to_thread(artifacts.clean_uploads)
+        except Exception as exc:  # the store is away: the API still starts
+            log.warning("abandoned uploads not cleaned from %s: %s", artifacts.url, exc)
         yield
 
     app = FastAPI(
@@ -82,4 +91,6 @@ def create_app(
     )
     if settings.allow_cidrs:
         app.add_middleware(IPAllowlistMiddleware, cidrs=settings.allow_cidrs)
+    if settings.trusted_proxies:  # outermost: every layer inside sees the client's address
+        app.add_middleware(ForwardedMiddleware, trusted_proxies=settings.trusted_proxies)
     return app

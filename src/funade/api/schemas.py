@@ -263,7 +263,13 @@ class DeploymentPatch(Strict):
     replicas: int | None = None
     runtime: RuntimeConfig | None = None
     smoke: list[SmokeRequest] | None = None
-    policy: Policy | None = None
+    policy: dict[str, Any] | None = Field(
+        default=None,
+        description="Changes to the gateway policy, merged into the stored one (a JSON merge "
+        "patch, RFC 7396): fields left out keep their values, a field set to null goes back to "
+        "its default, a rate limit merges field by field, `allow_cidrs` is replaced whole. "
+        "The fields are those of `policy` on a new deployment.",
+    )
     description: str | None = None
     rollout: RolloutIn = Field(default_factory=RolloutIn)
 

@@ -8,17 +8,27 @@ Layout under the store's root (a local directory, ``s3://bucket/prefix``, ``memo
 Writes stream through a :class:`BlobWriter` (constant memory; a multipart upload on S3) that
 hashes as it goes and only moves the bytes under their digest once they are complete and match.
 Reads (:meth:`ArtifactStore.open`) hash again, so a blob damaged at rest is reported as
-:class:`~funade.errors.ArtifactCorruptError` instead of being served.
+:class:`~funade.errors.ArtifactCorruptError` instead of being served: the stream holds its last
+chunk back until the whole blob has been verified, so a reader of a damaged blob never gets all
+of its bytes (a download over HTTP ends short, which every client sees as a broken transfer).
+
+An upload cut off by a crash leaves its file under ``uploads/``; :meth:`ArtifactStore.
+clean_uploads` removes those not written to for ``ABANDONED_SECONDS`` (the control plane calls
+it when it starts, and writers at most once per ``SWEEP_SECONDS``, an hour).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,7 +48,13 @@ from funade.errors import (
 if TYPE_CHECKING:
     from funade.settings import Settings
 
-__all__ = ["ArtifactStore", "BlobInfo", "BlobWriter"]
+__all__ = ["ABANDONED_SECONDS", "ArtifactStore", "BlobInfo", "BlobWriter"]
+
+log = logging.getLogger("funade.artifacts")
+
+ABANDONED_SECONDS = 3600.0
+"""A partial upload not written to for this long is abandoned (its writer crashed or hung)."""
+SWEEP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -52,11 +68,21 @@ class BlobInfo:
 class ArtifactStore:
     """Content-addressed blobs under ``url``; ``options`` are fsspec storage options."""
 
-    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        sweep_seconds: float = SWEEP_SECONDS,
+    ) -> None:
         self._url = url
+        self.sweep_seconds = sweep_seconds
+        """How often writers look for abandoned uploads, at most."""
         self._fs, root = fsspec.core.url_to_fs(url, **dict(options or {}))
         self._root = str(root).rstrip("/")
         self._local = isinstance(self._fs, LocalFileSystem)
+        self._swept = time.monotonic()
+        self._sweeping = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactStore:
@@ -86,39 +112,55 @@ class ArtifactStore:
         except FileNotFoundError:
             raise self._not_found(digest) from None
 
-    def open(self, digest: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """Stream the blob in chunks; raise ``ArtifactCorruptError`` at the end if it is damaged.
+    def open(
+        self, digest: str, *, size: int | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        """Stream the blob in chunks; raise ``ArtifactCorruptError`` if it is damaged, before
+        the last chunk is given (so a damaged blob is never read whole). With ``size`` (the
+        size recorded for it), a blob that turns out longer fails as soon as it passes that.
 
         ``NotFoundError`` is raised by this call, before any iteration, if the blob is absent.
         """
         digest = parse_digest(digest)
         if not self.exists(digest):
             raise self._not_found(digest)
-        return self._stream(digest, chunk_size)
+        return self._stream(digest, chunk_size, size)
 
     def read_bytes(self, digest: str) -> bytes:
         """The whole blob, verified. For small blobs; use :meth:`open` for large ones."""
         return b"".join(self.open(digest))
 
-    def _stream(self, digest: str, chunk_size: int) -> Iterator[bytes]:
+    def _stream(self, digest: str, chunk_size: int, size: int | None) -> Iterator[bytes]:
         hasher = hashlib.sha256()
         try:
             file = self._fs.open(self._blob_path(digest), "rb")
         except FileNotFoundError:  # deleted between the check in open() and now
             raise self._not_found(digest) from None
+        held = b""  # the chunk read last, given only once the next is read (or all verified)
+        read = 0
         with file:
             while chunk := file.read(chunk_size):
+                read += len(chunk)
+                if size is not None and read > size:
+                    raise self._corrupt(digest, f"it has more than the {size} bytes recorded")
                 hasher.update(chunk)
-                yield chunk
+                if held:
+                    yield held
+                held = chunk
         actual = format_digest(hasher)
         if actual != digest:
-            raise ArtifactCorruptError(
-                f"Stored blob {digest} is damaged: its bytes hash to {actual}. "
-                f"The copy in the artifact store at {self._url} no longer matches its digest.",
-                field="digest",
-                value=digest,
-                fix="Restore it from a backup or re-register the model.",
-            )
+            raise self._corrupt(digest, f"its bytes hash to {actual}")
+        if held:
+            yield held
+
+    def _corrupt(self, digest: str, why: str) -> ArtifactCorruptError:
+        return ArtifactCorruptError(
+            f"Stored blob {digest} is damaged: {why}. "
+            f"The copy in the artifact store at {self._url} no longer matches its digest.",
+            field="digest",
+            value=digest,
+            fix="Restore it from a backup or re-register the model.",
+        )
 
     # Writing -------------------------------------------------------------------------------
 
@@ -139,6 +181,46 @@ class ArtifactStore:
         with self.writer() as writer:
             writer.write(data)
             return writer.commit()
+
+    def clean_uploads(self, older_than: float = ABANDONED_SECONDS) -> int:
+        """Remove partial uploads not written to for ``older_than`` seconds (left by a crash);
+        return how many. An upload in flight writes all the time, so it is never one of them.
+        (On S3 an unfinished multipart upload is not an object: a bucket lifecycle rule
+        removes those.)"""
+        self._swept = time.monotonic()
+        base = f"{self._root}/uploads"
+        self._fs.invalidate_cache(base)
+        try:
+            entries = self._fs.ls(base, detail=True)
+        except FileNotFoundError:
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for entry in entries:
+            modified = _modified(entry)
+            if entry.get("type") != "file" or modified is None or modified > cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.rm_file(entry["name"])
+                removed += 1
+        if removed:
+            self._fs.invalidate_cache(base)
+            log.warning("removed %d abandoned partial upload(s) from %s", removed, self._url)
+        return removed
+
+    def _sweep_now_and_then(self) -> None:
+        """``clean_uploads`` at most once per ``SWEEP_SECONDS`` (writers call it); a failure
+        is logged, never raised (the upload goes on)."""
+        if time.monotonic() - self._swept < self.sweep_seconds:
+            return
+        if not self._sweeping.acquire(blocking=False):
+            return
+        try:
+            self.clean_uploads()
+        except Exception as exc:
+            log.warning("abandoned uploads not cleaned from %s: %s", self._url, exc)
+        finally:
+            self._sweeping.release()
 
     def delete(self, digest: str) -> None:
         """Remove the blob; no error if it is not there."""
@@ -270,6 +352,7 @@ class BlobWriter:
 
     def _open_sink(self) -> Any:
         if self._sink is None:
+            self._store._sweep_now_and_then()
             if self._store._local:
                 os.makedirs(os.path.dirname(self._upload_path), exist_ok=True)
                 self._sink = open(self._upload_path, "wb")  # noqa: SIM115 - closed in commit/abort
@@ -291,3 +374,15 @@ class BlobWriter:
             sink.close()  # completes the (multipart) upload
             fs.mv(self._upload_path, final)
             fs.invalidate_cache(final)
+
+
+def _modified(entry: Mapping[str, Any]) -> float | None:
+    """An ``ls`` entry's last change as a Unix time (local ``mtime``, S3 ``LastModified``,
+    memory ``created``), or None if the filesystem does not say."""
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = entry.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from funade.auth.keys import generate_key, hash_secret, parse_key, secret_matches
 from funade.auth.principal import RUN_SCOPE, SCOPES, Principal
-from funade.errors import AuthenticationError, InvalidInputError, NotFoundError
+from funade.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 from funade.store.schema import ApiKey, Project, utcnow
 
 # last_used_at is refreshed at most this often, so reads do not all become writes.
@@ -220,9 +220,11 @@ def list_keys(session: Session, *, project: Project | None, include_revoked: boo
 
 
 def revoke_key(session: Session, row: ApiKey) -> ApiKey:
-    """Revoke the key and the dashboard sessions signed in with it."""
+    """Revoke the key and the dashboard sessions signed in with it. ConflictError for the only
+    global admin key that still works: that would leave no one to administer the platform."""
     now = utcnow()
     if row.revoked_at is None:
+        refuse_last_admin(session, row, now)
         row.revoked_at = now
     session.execute(
         update(ApiKey)
@@ -230,6 +232,38 @@ def revoke_key(session: Session, row: ApiKey) -> ApiKey:
         .values(revoked_at=now)
     )
     return row
+
+
+def refuse_last_admin(session: Session, row: ApiKey, now: datetime) -> None:
+    """ConflictError if ``row`` is a global admin key and no other one works (unrevoked and
+    unexpired; sessions and sign-in links, which end with their key, do not count)."""
+    if not _global_admin(row, now):
+        return
+    others = session.scalars(
+        select(ApiKey).where(
+            ApiKey.project_id.is_(None), ApiKey.revoked_at.is_(None), ApiKey.id != row.id
+        )
+    )
+    if any(_global_admin(other, now) for other in others):
+        return
+    raise ConflictError(
+        f"Key {row.id!r} ({row.name}) is the only global admin key; revoking it would leave "
+        "no key that can administer funade.",
+        field="key_id",
+        value=row.id,
+        fix="Create another global admin key first (`funade keys create NAME --scope admin`), "
+        "or replace this one in one step with `funade keys rotate-admin`.",
+    )
+
+
+def _global_admin(row: ApiKey, now: datetime) -> bool:
+    return (
+        row.kind == "key"
+        and row.project_id is None
+        and "admin" in (row.scopes or [])
+        and row.revoked_at is None
+        and (row.expires_at is None or row.expires_at > now)
+    )
 
 
 def add_predictions(session: Session, counts: dict[str, int]) -> None:

@@ -161,7 +161,7 @@ def deploy(
                 version=version or "latest",
                 replicas=replicas,
                 runtime={**current.runtime, **runtime} if runtime else None,
-                policy={**existing.policy, **policy} if policy else None,
+                policy=policy or None,  # merged into the stored policy by the server
                 rollout=rollout,
             )
         if not deployment.controller:

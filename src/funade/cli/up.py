@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
@@ -62,7 +64,13 @@ def up(
     gateway = ensure_gateway(settings, settings.host, settings.gateway_port)
     app = create_app(settings, db, artifacts, controller=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            proxy_headers=False,  # forwarded headers: only from trusted_proxies (api/app.py)
+        )
     )
 
     stoppers: list[Callable[[], None]] = []
@@ -110,6 +118,10 @@ def up(
         console.print("Press Ctrl-C to stop.", style="dim")
 
     threading.Thread(target=announce, name="funade-announce", daemon=True).start()
+    # SIGTERM (systemd, Docker, Kubernetes) stops as Ctrl-C does. uvicorn shuts down on either,
+    # then raises the signal again under the handler it found: SIGTERM's default one would end
+    # the process before the `finally` below stops the gateway and the replicas.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run()
     finally:
@@ -135,6 +147,10 @@ def _isolation(sandbox: Sandbox) -> str:
             "user; see docs/security.md)"
         )
     return "none (model code runs as this user, one trust domain; see docs/security.md)"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def stop_replicas(backend: LocalBackend, grace_seconds: float = 30.0) -> None:

@@ -391,10 +391,19 @@ class Client:
         return dest
 
     def open_artifact(self, digest: str, *, project: str | None = None) -> Iterator[bytes]:
-        """The artifact's bytes as a stream (the caller verifies, e.g. ArtifactCache does)."""
+        """The artifact's bytes as a stream (the caller verifies, e.g. ArtifactCache does); a
+        transfer cut off (the server breaks off a damaged blob's) is ArtifactCorruptError."""
         with self._http.stream("GET", f"{self._p(project)}/artifacts/{digest}") as response:
             raise_for_error(response)
-            yield from response.iter_bytes(CHUNK)
+            try:
+                yield from response.iter_bytes(CHUNK)
+            except httpx.HTTPError as exc:
+                raise ArtifactCorruptError(
+                    f"The download of {digest} was cut off: {exc}.",
+                    field="digest",
+                    value=digest,
+                    fix="Download it again; if this repeats, the stored copy may be damaged.",
+                ) from exc
 
     # Keys and audit -----------------------------------------------------------------------
 

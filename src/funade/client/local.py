@@ -38,7 +38,12 @@ class LocalServer:
         self.admin_key = home.admin_key
         app = create_app(self.settings, db, ArtifactStore.from_settings(self.settings))
         config = uvicorn.Config(
-            app, uds=str(self.socket_path), log_level="warning", access_log=False, lifespan="on"
+            app,
+            uds=str(self.socket_path),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from funade.errors import InvalidInputError
 
 
 class RateLimit(BaseModel):
@@ -55,3 +59,36 @@ class Policy(BaseModel):
                     f"{value!r} is not an address or CIDR block (e.g. '192.168.1.0/24')"
                 ) from None
         return values
+
+
+def merge_policy(stored: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> Policy:
+    """``patch`` applied to the ``stored`` policy as a JSON merge patch (RFC 7396): a field left
+    out keeps its value, a field set to null goes back to its default, an object (a rate limit)
+    merges field by field, a list (``allow_cidrs``) is replaced whole. So a change of one field
+    never resets another, and never opens a deployment by omission."""
+    base = Policy.model_validate(stored or {}).model_dump(mode="json")
+    merged = _merge(base, patch)
+    try:
+        return Policy.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(["policy", *(str(p) for p in first["loc"])])
+        raise InvalidInputError(
+            f"{field!r} is invalid: {first['msg']}.",
+            field=field,
+            value=first.get("input"),
+            fix="Send only the policy fields to change (the rest keep their values; null resets "
+            "one to its default); see the Policy schema at /docs.",
+        ) from None
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, Mapping):
+        return patch
+    out = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out

@@ -8,6 +8,7 @@ a process or calls a replica.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from funade.deploy.backends.base import RuntimeConfig
-from funade.deploy.policy import Policy
+from funade.deploy.policy import Policy, merge_policy
 from funade.deploy.rollout import ACTIVE, RolloutOptions, Strategy
 from funade.errors import ConflictError, InvalidInputError, InvalidNameError, NotFoundError
 from funade.registry import service as registry
@@ -277,17 +278,19 @@ def update_deployment(
     smoke: list[dict[str, Any]] | None = None,
     strategy: Strategy = "direct",
     options: RolloutOptions | None = None,
-    policy: Policy | None = None,
+    policy: Mapping[str, Any] | None = None,
     description: str | None = None,
     created_by: str | None = None,
 ) -> Rollout | None:
     """Apply a change. A new version, replica count, runtime or smoke requests make a new
-    revision, rolled out by ``strategy``; policy and description change in place."""
+    revision, rolled out by ``strategy``; description changes in place, and so does the policy:
+    ``policy`` is a merge patch onto the stored one (``merge_policy``: fields left out keep
+    their values)."""
     _refuse_if_deleting(deployment)
     if description is not None:
         deployment.description = description
     if policy is not None:
-        deployment.policy = policy.model_dump(mode="json")
+        deployment.policy = merge_policy(deployment.policy, policy).model_dump(mode="json")
         deployment.generation += 1
     if version is None and replicas is None and runtime is None and smoke is None:
         return None

@@ -17,13 +17,14 @@ import collections
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 
+from funade.auth.forwarded import TrustedProxies
 from funade.auth.ipallow import ip_allowed
 from funade.auth.principal import Principal
 from funade.auth.service import add_predictions
@@ -37,6 +38,7 @@ from funade.gateway.http import (
     Send,
     deployment_of,
     error,
+    missing_deployment,
     read_body,
     respond,
     sticky_of,
@@ -44,6 +46,7 @@ from funade.gateway.http import (
 from funade.gateway.keys import KeyCache
 from funade.gateway.limits import Buckets, retry_after
 from funade.gateway.merge import Answer, Merger, Request, mergeable
+from funade.gateway.metrics import exposition
 from funade.gateway.table import Route, RoutingTable, load_table
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
 from funade.gateway.tryit import TryIt
@@ -66,8 +69,11 @@ class Gateway:
         refresh_seconds: float = 1.0,
         stats_seconds: float = 2.0,
         merge: bool = True,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.db = db
+        self.proxies = TrustedProxies(trusted_proxies)
+        """Peers whose X-Forwarded-For is believed (``auth/forwarded.py``); none by default."""
         self.merge = merge
         self.merger = Merger()
         self.refresh_seconds = refresh_seconds
@@ -174,14 +180,13 @@ class Gateway:
             return
         if scope["type"] != "http":
             return
+        self.proxies.apply(scope)  # the client's address, as allowlists and keys read it
         path: str = scope["path"]
         try:
             if path == "/healthz":
                 await self._health(send)
             elif path == "/metrics":
-                await respond(
-                    send, 200, generate_latest(self.registry), b"text/plain; version=0.0.4"
-                )
+                await self._metrics(scope, send)
             elif path.startswith(("/v2/models/", "/v1/models/")):
                 await self._proxy(scope, receive, send)
             elif path.startswith(TRY_PREFIX):
@@ -216,6 +221,17 @@ class Gateway:
         }
         await respond(send, 200, orjson.dumps(body), b"application/json")
 
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus metrics for a read key: a project's key sees its deployments only."""
+        client = scope.get("client")
+        principal = await self.keys.reader(dict(scope["headers"]), client[0] if client else None)
+        names = None
+        if principal.project is not None:
+            routes = self.table.routes.values()
+            names = frozenset(r.name for r in routes if r.project == principal.project)
+        body = exposition(self.registry, names)
+        await respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
+
     # The proxy ---------------------------------------------------------------------------
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -224,12 +240,7 @@ class Gateway:
         name = deployment_of(path)
         route = self.table.routes.get(name)
         if route is None:
-            raise Refused(
-                404,
-                "not_found",
-                f"Deployment {name!r} does not exist.",
-                "List deployments with `funade deployments list`.",
-            )
+            raise missing_deployment(name)
         headers = dict(scope["headers"])
         client = scope.get("client")
         address = client[0] if client else None

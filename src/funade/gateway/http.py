@@ -48,6 +48,18 @@ class Refused(Exception):
         self.headers = headers or {}
 
 
+def missing_deployment(name: str) -> Refused:
+    """The answer for a deployment that does not exist, and the same answer, byte for byte, for
+    one in a project the caller's key cannot see (so a key learns nothing about other
+    projects)."""
+    return Refused(
+        404,
+        "not_found",
+        f"Deployment {name!r} does not exist.",
+        "Check the name (or the link you were given); `funade deployments list` lists them.",
+    )
+
+
 def deployment_of(path: str) -> str:
     rest = path[len("/v2/models/") :]
     if path.startswith("/v1/"):

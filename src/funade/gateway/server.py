@@ -33,8 +33,9 @@ def serve_gateway(
     if announce is not None:
         announce(f"http://{host}:{sock.getsockname()[1]}")
     config = uvicorn.Config(
-        Gateway(db),
+        Gateway(db, trusted_proxies=settings.trusted_proxies),
         log_level="warning",
+        proxy_headers=False,  # the gateway reads them itself, from trusted_proxies only
         access_log=False,
         http="httptools",
         loop="uvloop",

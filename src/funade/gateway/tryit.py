@@ -20,7 +20,7 @@ import orjson
 
 from funade import __version__
 from funade.auth.ipallow import ip_allowed
-from funade.gateway.http import Receive, Refused, Scope, Send, respond
+from funade.gateway.http import Receive, Refused, Scope, Send, missing_deployment, respond
 from funade.gateway.table import Route
 from funade.store import Database
 from funade.store.schema import ApiKey, Deployment
@@ -97,12 +97,7 @@ class TryIt:
         gateway = self.gateway
         route = gateway.table.routes.get(name)
         if route is None:
-            raise Refused(
-                404,
-                "not_found",
-                f"Deployment {name!r} does not exist.",
-                "Check the link; the deployment may have been deleted.",
-            )
+            raise missing_deployment(name)
         client = scope.get("client")
         address = client[0] if client else None
         if not ip_allowed(address, route.networks):

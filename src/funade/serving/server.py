@@ -90,6 +90,7 @@ def serve(
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "http": "httptools",
         "loop": "uvloop",
+        "proxy_headers": False,  # believe no X-Forwarded-For (replicas listen on loopback)
     }
     if config.workers == 1:
         failures: list[BaseException] = []

@@ -206,7 +206,8 @@ def update_deployment(
     name: str, body: DeploymentPatch, state: State, principal: Deployer
 ) -> DeploymentOut:
     """A new version, replica count, runtime or smoke requests make a new revision, rolled out
-    by ``rollout.strategy``; ``policy`` and ``description`` change in place."""
+    by ``rollout.strategy``; ``policy`` and ``description`` change in place (``policy`` is
+    merged into the stored one: fields left out keep their values)."""
     with state.db.session() as session:
         row = _deployable(session, principal, name)
         rollout = service.update_deployment(
@@ -223,6 +224,8 @@ def update_deployment(
             created_by=principal.key_id,
         )
         changes = body.model_dump(exclude_none=True, exclude={"rollout"}, mode="json")
+        if body.policy is not None:
+            changes["policy"] = row.policy  # what it is now, after the merge
         if rollout is not None:
             check_code(principal, row.project, service.get_revision(row, rollout.revision).version)
             changes["rollout"] = {"revision": rollout.revision, "strategy": rollout.strategy}
