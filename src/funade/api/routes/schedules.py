@@ -132,6 +132,7 @@ def update_schedule(
 ) -> ScheduleOut:
     """Change a schedule, or pause it (``{"paused": true}``) and resume it; ticks missed while
     it was paused are not run later. Its runs start as the key that changed it last."""
+    principal.require("write", project)
     changes = body.model_dump(exclude_unset=True)
     with state.db.session() as session:
         proj = _may_run_code(session, principal, project)
@@ -158,6 +159,7 @@ def delete_schedule(project: str, name: str, state: State, principal: Writer) ->
 def launch_run(project: str, body: LaunchIn, state: State, principal: Writer) -> RunOut:
     """Queue a run of a pipeline whose code is on the control plane's machine and start a
     runner for it; follow it with ``GET /runs/{id}``."""
+    principal.require("write", project)
     launcher = _launcher(state)
     with state.db.session() as session:
         proj = _may_run_code(session, principal, project)
