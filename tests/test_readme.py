@@ -40,6 +40,7 @@ def test_funade_up_demo_registers_the_example_model(tmp_path: Path) -> None:
     """What the README's first command starts, end to end, as a user would run it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
     env["FUNADE_HOME"] = str(tmp_path / "home")
+    env["FUNADE_SANDBOX_DIR"] = os.environ["FUNADE_SANDBOX_DIR"]  # not under /var/lib in tests
     env["COLUMNS"] = "400"
     with subprocess.Popen(
         [sys.executable, "-m", "funade", "up", "--demo", "--port", "0", "--gateway-port", "0"],

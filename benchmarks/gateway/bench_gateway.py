@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,15 @@ def start_platform(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str,
     """`funade up` on SERVER_CORE; its process, API URL and gateway URL."""
     command = ["taskset", "-c", str(SERVER_CORE), str(Path(sys.executable).with_name("funade")),
                "up", "--port", "0", "--gateway-port", "0"]  # fmt: skip
-    env = {**os.environ, "FUNADE_HOME": str(home), "COLUMNS": "400"}
+    # As root, the replica runs as its project's user: its sandbox must be reachable by it.
+    sandbox = home.parent / "sandbox"
+    home.parent.chmod(0o711)
+    env = {
+        **os.environ,
+        "FUNADE_HOME": str(home),
+        "FUNADE_SANDBOX_DIR": str(sandbox),
+        "COLUMNS": "400",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
@@ -82,8 +91,8 @@ def start_platform(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str,
     return process, api[1], gateway[1]
 
 
-def deploy(api: str, home: Path) -> tuple[str, str]:
-    """Deploy lr:1; the replica's URL and a predict key."""
+def deploy(api: str, home: Path) -> tuple[str, str, str]:
+    """Deploy lr:1; the replica's URL, the token the gateway presents to it, a predict key."""
     key = json.loads((home / "credentials").read_text())["api_key"]
     with funade.Client(url=api, api_key=key) as client:
         limit = {"per_second": 1_000_000, "burst": 1_000_000}
@@ -97,7 +106,9 @@ def deploy(api: str, home: Path) -> tuple[str, str]:
             raise RuntimeError(f"the rollout failed: {rollout}")
         replica = client.get_deployment("lr").replicas[0].url
         predict_key = client.create_key("bench", ["predict"], project="default").key
-    return replica, predict_key
+    with sqlite3.connect(home / "funade.db") as db:  # a replica answers only with its token
+        (token,) = db.execute("SELECT token FROM replicas WHERE url = ?", (replica,)).fetchone()
+    return replica, str(token), predict_key
 
 
 def check(url: str, body: bytes, expected: list[int], headers: dict[str, str]) -> None:
@@ -161,13 +172,16 @@ def main() -> None:
         floor = start("floor", prepared, body, expected, core=SERVER_CORE, log_dir=work)
         platform, api, gateway = start_platform(home, work / "up.log")
         try:
-            replica, key = deploy(api, home)
+            replica, token, key = deploy(api, home)
             urls = {
                 "floor": floor.url,
                 "replica": f"{replica}/v2/models/lr/infer",
                 "gateway": f"{gateway}/v2/models/lr/infer",
             }
-            headers = {"gateway": {"X-API-Key": key}}
+            headers = {
+                "gateway": {"X-API-Key": key},
+                "replica": {"Authorization": f"Bearer {token}"},
+            }
             for target, url in urls.items():
                 check(url, body, expected, headers.get(target, {}))
             print("predictions checked on every path", flush=True)

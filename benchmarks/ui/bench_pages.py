@@ -114,7 +114,7 @@ def seed_runs(settings: Settings, count: int) -> int:
                     started_at=began,
                     finished_at=began + timedelta(seconds=len(nodes) + 1),
                 )
-                records.apply_events(session, run, RunEventsIn(steps=steps, run=update))
+                records.apply_events(session, run, RunEventsIn(steps=steps, run=update), trust=[])
                 session.flush()
                 last = run.id
     db.dispose()

@@ -301,7 +301,10 @@ def test_resume_after_fixing_the_code_reuses_what_succeeded(
     write_pipeline(broken.replace("DIVISOR", "4"))
     resumed = resume_run(run.id, client=admin)
     assert resumed.id == run.id
-    assert resumed.state == "succeeded"
+    assert resumed.state == "succeeded", (
+        resumed.reason,
+        [(s.instance, s.error) for s in resumed.steps],
+    )
     assert resumed.attempt == 2
     assert {s.instance: s.outputs.get("output", {}).get("value") for s in resumed.steps} == {
         "prepare": 20,
@@ -358,7 +361,10 @@ def test_kill_9_of_the_runner_then_resume_completes_without_repeating_steps(
     assert {"link", "link-2"} <= finished_before
 
     resumed = resume_run(run_id, client=admin)
-    assert resumed.state == "succeeded"
+    assert resumed.state == "succeeded", (
+        resumed.reason,
+        [(s.instance, s.error) for s in resumed.steps],
+    )
     assert resumed.steps[-1].outputs["output"]["value"] == 6
     ran = counts(marks)
     ids = ["link", *[f"link-{i}" for i in range(2, 7)]]

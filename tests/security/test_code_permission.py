@@ -119,3 +119,26 @@ def test_scheduling_code_needs_the_same_permission(admin: Client, key_for: KeyFo
     reader = key_for(["read"])
     with pytest.raises(PermissionDeniedError, match="needs 'write'"):
         reader.create_schedule(body.model_copy(update={"name": "other"}))
+
+
+def test_skops_packages_deploy_with_write_only_on_the_explicit_list(
+    admin: Client, key_for: KeyFor
+) -> None:
+    """A skops file loads trusting the types it recorded; only those on skops's own default
+    list (estimators, ufuncs, dtypes) count as data. Tree internals, which skops leaves off
+    because it cannot check their content, count as code."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.2], [0.9, 0.9]])
+    y = np.array([0, 1, 0, 1])
+    writer = key_for(["read", "write"])
+    for name, model in (
+        ("linear", LogisticRegression().fit(x, y)),
+        ("forest", RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y)),
+    ):
+        funade.log_model(model, name, sample_input=x, client=writer, progress=False)
+    assert writer.create_deployment("linear").name == "linear"
+    with pytest.raises(PermissionDeniedError, match="Model 'forest' version 1 \\(sklearn\\)"):
+        writer.create_deployment("forest")
+    assert admin.create_deployment("forest").name == "forest", "admin has deploy-code"

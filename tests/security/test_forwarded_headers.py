@@ -107,7 +107,9 @@ def test_a_forwarded_header_from_loopback_passes_no_allowlist_of_the_control_pla
         assert_error(spoofed, 403, "permission_denied", "this request came from 127.0.0.1")
         assert spoofed.json()["error"]["field"] == "client_ip"
         # The dashboard reads the same address.
-        signin = http.post("/signin", data={"key": limited, "next": "/"}, headers=SPOOF)
+        signin = http.post(
+            "/signin", data={"key": limited, "next": "/"}, headers={**SPOOF, "origin": url}
+        )
         assert signin.status_code == 403
         assert "this request came from 127.0.0.1" in signin.text
 

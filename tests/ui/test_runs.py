@@ -367,7 +367,7 @@ def test_a_read_keys_session_sees_no_controls(
         assert schedules.status_code == 200
         assert "nightly" in schedules.text
         assert 'data-method="PATCH"' not in schedules.text
-        assert "Pausing and resuming need an admin key." in schedules.text
+        assert "Pausing and resuming need a key with the write and deploy-code" in schedules.text
     with _session(app_url, admin_key) as http:  # the same pages with the controls
         assert 'id="cancel-run"' in http.get(f"/runs/{running.id}").text
         resumable = http.get(f"/runs/{failed.id}").text

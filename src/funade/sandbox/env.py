@@ -19,8 +19,12 @@ __all__ = ["FORBIDDEN", "check_runtime_env", "forbidden_names", "minimal_env"]
 
 PASSED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TZDIR", "TERM", "NO_COLOR"})
 """Variables of the parent that every child keeps (plus every ``LC_*``)."""
-STEP_PASSED = frozenset({"HOME", "USER", "LOGNAME", "TMPDIR", "PYTHONPATH"})
-"""More that a pipeline step started from a person's shell keeps (its code runs anyway)."""
+STEP_PASSED = frozenset(
+    {"HOME", "USER", "LOGNAME", "TMPDIR", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"}
+)
+"""More that a pipeline step started from a person's shell keeps (its code runs anyway): where
+its imports are, and whether Python may cache their bytecode (a pipeline file rewritten within
+a second at the same size would otherwise load from a stale cache)."""
 
 FORBIDDEN = re.compile(
     r"(PYTHON.*|LD_.*|DYLD_.*|GCONV_PATH|GETCONF_DIR|LOCPATH|NLSPATH|HOSTALIASES|RES_OPTIONS"

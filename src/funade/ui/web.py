@@ -134,6 +134,16 @@ class Viewer:
     def can(self, scope: str) -> bool:
         return scope in self.principal.granted
 
+    def can_run_code(self, project: str) -> bool:
+        """Whether the signed-in key may make the control plane run pipeline code in
+        ``project`` (schedules, resumes there): write, and deploy-code or a project that
+        trusts code."""
+        if not self.can("write"):
+            return False
+        if self.can("deploy-code"):
+            return True
+        return project_routes.one_project(project, self.state, self.principal).trust_code
+
 
 class SignInRequired(Exception):
     """Raised by ``viewer`` for a page opened without a session: a redirect to /signin."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import sys
 import threading
@@ -29,7 +30,13 @@ from typing import Any, SupportsIndex
 
 from funade.registry.flavors.base import require
 
-__all__ = ["defaults_were_deferred", "exact_trust", "skops_io", "types_beyond_builtins"]
+__all__ = [
+    "defaults_were_deferred",
+    "exact_trust",
+    "safe_type_names",
+    "skops_io",
+    "types_beyond_builtins",
+]
 
 _EXACT = contextvars.ContextVar("funade_skops_exact_trust", default=False)
 _ESTIMATORS = "SKLEARN_ESTIMATOR_TYPE_NAMES"
@@ -207,3 +214,39 @@ def defaults_were_deferred() -> bool:
     can be retried outside ``exact_trust``)."""
     trusted_types = sys.modules.get("skops.io._trusted_types")
     return any(isinstance(getattr(trusted_types, n, None), _DeferredNames) for n in _DEFERRED)
+
+
+_SAFE_LISTS = (
+    "PRIMITIVE_TYPE_NAMES",
+    "CONTAINER_TYPE_NAMES",
+    "SKLEARN_INTERNAL_TYPE_NAMES",
+    "NUMPY_UFUNC_TYPE_NAMES",
+    "NUMPY_DTYPE_TYPE_NAMES",
+    "NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES",
+)
+
+
+@functools.cache
+def safe_type_names() -> frozenset[str] | None:
+    """The explicit list of types a skops file may hold and still load without running code of
+    the file's choosing: skops's own default trust (every public scikit-learn estimator, the
+    internal loss and link types, NumPy and SciPy ufuncs, dtypes and bit generators). Types
+    skops leaves out of it on purpose (tree internals, whose content it cannot check, and any
+    function) are not on it. None where scikit-learn or skops is not installed.
+
+    Computing it imports every module of scikit-learn (seconds), once per process; the control
+    plane does it when a deployment of a skops package is made, never a model server."""
+    try:
+        skops_io()
+    except Exception:
+        return None
+    from skops.io import _trusted_types
+
+    names: set[str] = set()
+    for name in _SAFE_LISTS:
+        found = getattr(_trusted_types, name, None)
+        if isinstance(found, list) and not isinstance(found, _DeferredNames):
+            names.update(str(n) for n in found)
+    names.update(_estimator_names())
+    names.update(_scipy_ufunc_names())
+    return frozenset(names)

@@ -279,7 +279,7 @@ def run_page(viewer: Signed, run_id: int) -> HTMLResponse:
         registered=reads.registered(viewer, run.project, run.id),
         schedule_name=reads.schedule_name(viewer, run.project, run.schedule_id),
         can_cancel=viewer.can("write"),
-        can_resume=viewer.can("admin"),
+        can_resume=viewer.can_run_code(run.project),
         cancellable=run.state in CANCELLABLE and not run.cancel_requested,
         resumable=run.state in RESUMABLE,
         home="?project=" + _q(run.project),
@@ -323,6 +323,6 @@ def schedules_page(viewer: Signed) -> HTMLResponse:
         last_runs=last,
         pipeline_of=pipeline_of,
         next_local=next_local,
-        can_change=viewer.can("admin"),
+        can_change=viewer.can_run_code(project),
         api=f"/api/v1/projects/{_q(project)}/schedules",
     )
