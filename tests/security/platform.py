@@ -1,36 +1,48 @@
-"""A real `funade up` in a subprocess, over a home whose parent any user can reach (so only
-funade itself keeps the home private), for tests of what model code and pipelines can reach."""
+"""A real `funade up` in a subprocess over a home of its own, for tests of what the platform
+does as a whole: what model code and pipelines can reach, signals, forwarded headers."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from funade.client import Client
+from funade.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @dataclass
 class Up:
+    """A `funade up` subprocess over its own home, and what it printed."""
+
     process: subprocess.Popen[str]
     home: Path
     sandbox: Path
-    url: str
-    gateway: str
-    output: list[str]
+    url: str = ""
+    gateway_url: str = ""
+    gateway_pid: int = 0
+    key: str = ""
+    """The global admin key `funade up` made."""
+    seen: list[str] = field(default_factory=list)
 
-    @property
-    def admin_key(self) -> str:
-        key: str = json.loads((self.home / "credentials").read_text())["api_key"]
-        return key
+    def client(self, project: str | None = None) -> Client:
+        return Client(
+            url=self.url, api_key=self.key, project=project, settings=Settings(home=self.home)
+        )
 
     def replica_pids(self) -> dict[str, list[int]]:
         """The pids of each deployment's replicas, from the backend's records."""
@@ -42,57 +54,71 @@ class Up:
 
 
 @contextmanager
-def funade_up(root: Path, sandbox: Path, **env: str) -> Iterator[Up]:
-    """`funade up` with ``FUNADE_HOME`` = ``root/home`` and ``FUNADE_SANDBOX_DIR`` = ``sandbox``,
-    and ``env`` added to its environment; stopped (with its replicas) at the end."""
-    home = root / "home"
+def funade_up(home: Path, **env: str) -> Iterator[Up]:
+    """Start `funade up` on free ports over ``home``, with ``env`` added to its environment
+    (``FUNADE_SANDBOX_DIR`` defaults to the test's, so nothing lands in /var/lib); stop it
+    (SIGINT, then kill) at the end unless the test did."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
-    environ |= {
-        "FUNADE_HOME": str(home),
-        "FUNADE_SANDBOX_DIR": str(sandbox),
-        "COLUMNS": "400",
-        **env,
-    }
+    environ.update(FUNADE_HOME=str(home), COLUMNS="400", **env)
+    if "FUNADE_SANDBOX_DIR" not in environ:
+        environ["FUNADE_SANDBOX_DIR"] = os.environ["FUNADE_SANDBOX_DIR"]
     command = [sys.executable, "-m", "funade", "up", "--port", "0", "--gateway-port", "0"]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environ,
+        cwd=ROOT,
     )
-    lines: list[str] = []
-    try:
-        url = gateway = ""
-        deadline = time.monotonic() + 120
+    up = Up(process, home, Path(environ["FUNADE_SANDBOX_DIR"]))
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:  # in a thread, so that waiting for a line has a deadline
         assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    def wait_for(pattern: str, seconds: float) -> re.Match[str]:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if match := re.search(r"funade is up at (http://\S+)", line):
-                url = match.group(1)
-            if match := re.search(r"gateway at (http://\S+)", line):
-                gateway = match.group(1)
-            if "Press Ctrl-C" in line:
-                break
-        assert url, "".join(lines)
-        assert gateway, "".join(lines)
-        yield Up(process, home, sandbox, url, gateway, lines)
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            up.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(up.seen)}")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        up.url = wait_for(r"funade is up at (http://\S+)", 120).group(1)
+        gateway = wait_for(r"gateway at (http://\S+) \(pid (\d+)", 30)
+        up.gateway_url, up.gateway_pid = gateway.group(1), int(gateway.group(2))
+        up.key = json.loads((home / "credentials").read_text())["api_key"]
+        wait_for(r"Press Ctrl-C", 30)
+        yield up
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(timeout=10)  # the output ends with the process
         if process.stdout is not None:
             process.stdout.close()
 
 
-def wait_rollout(url: str, key: str, name: str, timeout: float = 120) -> dict[str, object]:
+def wait_rollout(up: Up, name: str, timeout: float = 120) -> dict[str, object]:
     """Poll until deployment ``name``'s newest rollout has ended; the deployment."""
     deadline = time.monotonic() + timeout
     while True:
         response = httpx.get(
-            f"{url}/api/v1/deployments/{name}", headers={"authorization": f"Bearer {key}"}
+            f"{up.url}/api/v1/deployments/{name}", headers={"authorization": f"Bearer {up.key}"}
         )
         response.raise_for_status()
         deployment: dict[str, object] = response.json()

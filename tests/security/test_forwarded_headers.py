@@ -23,7 +23,7 @@ from funade.gateway.app import Gateway
 from funade.settings import Settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane, until  # noqa: F401 - shared fixtures
-from tests.security.test_sigterm import funade_up
+from tests.security.platform import funade_up
 from tests.servers import serve
 
 SPOOF = {"x-forwarded-for": "10.1.2.3"}

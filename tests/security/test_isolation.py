@@ -43,8 +43,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     root = Path(tempfile.mkdtemp(prefix="funade-isolation-"))
     root.chmod(0o755)  # any user could reach the home: only funade keeps it private
     with funade_up(
-        root,
-        root / "sandbox",
+        root / "home",
+        FUNADE_SANDBOX_DIR=str(root / "sandbox"),
         AWS_SECRET_ACCESS_KEY="the-control-planes-cloud-secret",
         FUNADE_DATABASE_URL=f"sqlite:///{root / 'home' / 'funade.db'}",
     ) as platform:
@@ -55,13 +55,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 
 
 def _deploy(up: Up, project: str) -> int:
-    with Client(url=up.url, api_key=up.admin_key, project=project) as admin:
+    with Client(url=up.url, api_key=up.key, project=project) as admin:
         if project not in {p.name for p in admin.list_projects()}:
             admin.create_project(project)
         funade.log_model(Probe(), "probe", sample_input=SAMPLE, client=admin, progress=False)
         name = "probe" if project == "default" else f"probe-{project}"
         admin.create_deployment("probe", name=name)
-    deployment = wait_rollout(up.url, up.admin_key, name)
+    deployment = wait_rollout(up, name)
     assert deployment["rollout"]["state"] == "succeeded", deployment  # type: ignore[index]
     return _project_id(up, project)
 
@@ -81,7 +81,7 @@ def _ask(up: Up, deployment: str, key: str, *asks: str) -> list[str]:
     deadline = time.monotonic() + 30
     while True:  # the gateway sees a new deployment within a second of its rollout
         response = httpx.post(
-            f"{up.gateway}/v2/models/{deployment}/infer",
+            f"{up.gateway_url}/v2/models/{deployment}/infer",
             json=body,
             headers={"authorization": f"Bearer {key}"},
             timeout=30,
@@ -97,7 +97,7 @@ def _ask(up: Up, deployment: str, key: str, *asks: str) -> list[str]:
 def test_model_code_reaches_neither_the_platform_nor_other_projects(up: Up) -> None:
     mine = _deploy(up, "default")
     theirs = _deploy(up, "other")
-    with Client(url=up.url, api_key=up.admin_key) as admin:
+    with Client(url=up.url, api_key=up.key) as admin:
         key = admin.create_key("probe", ["predict"], project="default").key
         version = admin.get_version("probe", "1")
     digest = digest_hex(version.artifact.digest)
@@ -130,14 +130,14 @@ def test_model_code_reaches_neither_the_platform_nor_other_projects(up: Up) -> N
     }
     answers = dict(zip(asks, _ask(up, "probe", key, *asks), strict=True))
     assert answers == asks
-    with Client(url=up.url, api_key=up.admin_key, project="other") as admin:
+    with Client(url=up.url, api_key=up.key, project="other") as admin:
         other_key = admin.create_key("probe", ["predict"], project="other").key
     assert _ask(up, "probe-other", other_key, "whoami:") == [f"{BASE + theirs}:{BASE + theirs}"]
 
 
 def test_a_replica_answers_only_its_gateway(up: Up) -> None:
     """Replicas listen on loopback; without the token the gateway presents, they refuse."""
-    with Client(url=up.url, api_key=up.admin_key) as admin:
+    with Client(url=up.url, api_key=up.key) as admin:
         if "probe" not in {d.name for d in admin.list_deployments()}:
             _deploy(up, "default")
         replicas = admin.get_deployment("probe").replicas
@@ -158,7 +158,7 @@ def test_a_replica_answers_only_its_gateway(up: Up) -> None:
     forged = httpx.post(
         f"{ready[0]}/v2/models/probe/infer",
         json=body,
-        headers={"authorization": f"Bearer {up.admin_key}"},
+        headers={"authorization": f"Bearer {up.key}"},
     )
     assert forged.status_code == 401, "not even the admin key opens a replica"
     assert httpx.get(f"{ready[0]}/v2/health/ready").status_code == 200, "probes stay open"
@@ -205,7 +205,7 @@ def test_pipeline_steps_reach_neither_the_platform_nor_other_projects(up: Up) ->
         "env:AWS_SECRET_ACCESS_KEY": "<unset>",
         "env:FUNADE_DATABASE_URL": "<unset>",
     }
-    with Client(url=up.url, api_key=up.admin_key) as admin:
+    with Client(url=up.url, api_key=up.key) as admin:
         run = admin.launch_run(
             LaunchIn(source=f"{code / 'flow.py'}:snooping", params={"asks": list(asks)})
         )
@@ -221,7 +221,7 @@ def test_pipeline_steps_reach_neither_the_platform_nor_other_projects(up: Up) ->
 
 
 def admin_logs(up: Up, run_id: int) -> str:
-    with Client(url=up.url, api_key=up.admin_key) as admin:
+    with Client(url=up.url, api_key=up.key) as admin:
         return admin.run_logs(run_id)
 
 

@@ -8,93 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import funade
-from funade.client import Client
 from funade.deploy.backends.local import process_start_ticks
-from funade.settings import Settings
 from tests.deploy.conftest import SAMPLE
+from tests.security.platform import funade_up
 from tests.serving.models import Arithmetic
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Up:
-    """A `funade up` subprocess over its own home, and what it printed."""
-
-    process: subprocess.Popen[str]
-    home: Path
-    url: str = ""
-    gateway_url: str = ""
-    gateway_pid: int = 0
-    key: str = ""
-    seen: list[str] = field(default_factory=list)
-
-    def client(self) -> Client:
-        return Client(url=self.url, api_key=self.key, settings=Settings(home=self.home))
-
-
-@contextmanager
-def funade_up(home: Path) -> Iterator[Up]:
-    """Start `funade up` on free ports over ``home``; stop it (SIGINT, then kill) at the end
-    unless the test did."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
-    env.update(FUNADE_HOME=str(home), COLUMNS="400")
-    command = [sys.executable, "-m", "funade", "up", "--port", "0", "--gateway-port", "0"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
-    )
-    up = Up(process, home)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:  # in a thread, so that waiting for a line has a deadline
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    def wait_for(pattern: str, seconds: float) -> re.Match[str]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            up.seen.append(line)
-            if match := re.search(pattern, line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(up.seen)}")
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        up.url = wait_for(r"funade is up at (http://\S+)", 120).group(1)
-        gateway = wait_for(r"gateway at (http://\S+) \(pid (\d+)", 30)
-        up.gateway_url, up.gateway_pid = gateway.group(1), int(gateway.group(2))
-        up.key = json.loads((home / "credentials").read_text())["api_key"]
-        yield up
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        reader.join(timeout=10)  # the output ends with the process
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def alive(pid: int) -> bool:

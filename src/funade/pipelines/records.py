@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from funade.api.schemas import RunEventsIn, RunIn, RunOut, StepRecord
+from funade.auth.principal import Principal
 from funade.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from funade.pagination import check_limit, decode_cursor, page_of
 from funade.pipelines.logtail import tail
@@ -71,9 +72,11 @@ def create_run(
     return row
 
 
-def find_run(session: Session, run_id: int) -> PipelineRun:
+def find_run(session: Session, run_id: int, *, seen_by: Principal | None = None) -> PipelineRun:
+    """Run ``run_id``; NotFoundError if it does not exist, or ``seen_by`` cannot see its
+    project (the same answer: a key learns nothing of other projects' runs)."""
     row = session.get(PipelineRun, run_id)
-    if row is None:
+    if row is None or (seen_by is not None and not seen_by.can_see(row.project.name)):
         raise NotFoundError(
             f"Run {run_id} does not exist.",
             field="run",

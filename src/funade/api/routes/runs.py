@@ -40,14 +40,7 @@ Reporter = Annotated[Principal, Depends(granted(RUN_SCOPE))]
 
 
 def _run(session: Session, principal: Principal, run_id: int, scope: Scope) -> PipelineRun:
-    row = records.find_run(session, run_id)
-    if not principal.can_see(row.project.name):
-        raise NotFoundError(
-            f"Run {run_id} does not exist.",
-            field="run",
-            value=run_id,
-            fix="List runs with `funade runs list`.",
-        )
+    row = records.find_run(session, run_id, seen_by=principal)
     principal.require(scope, row.project.name)
     return row
 

@@ -18,7 +18,7 @@ from funade.api.deps import State, granted
 from funade.api.schemas import LaunchIn, RunOut, ScheduleIn, ScheduleOut, SchedulePatch
 from funade.api.state import AppState
 from funade.auth.principal import Principal
-from funade.errors import ConflictError, NotFoundError
+from funade.errors import ConflictError
 from funade.pipelines import records
 from funade.pipelines import schedules as service
 from funade.pipelines.schedules import Launcher
@@ -189,14 +189,7 @@ def resume_run(run_id: int, state: State, principal: Writer) -> RunOut:
     queued, started as this key)."""
     launcher = _launcher(state)
     with state.db.session() as session:
-        row = records.find_run(session, run_id)
-        if not principal.can_see(row.project.name):
-            raise NotFoundError(
-                f"Run {run_id} does not exist.",
-                field="run",
-                value=run_id,
-                fix="List runs with `funade runs list`.",
-            )
+        row = records.find_run(session, run_id, seen_by=principal)
         _may_run_code(session, principal, row.project.name)
         if row.state not in ("failed", "cancelled", "running"):
             raise ConflictError(
