@@ -4,6 +4,7 @@ real control plane over HTTP."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -619,7 +620,10 @@ def test_failure_and_slo_breach_are_notified(
     assert events.count("failure") == 1
     failure = next(b for b in receiver.bodies if b.get("event") == "failure")
     assert failure["run_id"] == str(run.id)
-    assert failure["url"].endswith(f"/api/v1/runs/{run.id}")
+    assert failure["url"] == f"{admin.url}/runs/{run.id}?project=default", "the dashboard's page"
+    breach = next(b for b in receiver.bodies if b.get("event") == "slo_breach")
+    assert 0.3 < breach["duration_seconds"] < 5, breach
+    assert re.search(r"running for 0\.[3-9]s, over its 0\.3s limit", breach["message"]), breach
     assert failure["failed_steps"] == ["slow"]
     assert "model did not converge" in failure["message"]
     slack = [b for b in receiver.bodies if "blocks" in b]

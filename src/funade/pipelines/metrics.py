@@ -68,6 +68,7 @@ class PipelineCollector(Collector):
             "funade_pipeline_schedules", "Schedules, active or paused.", labels=["state"]
         )
         with self.db.read() as session:
+            breached: dict[str, int] = {}
             for pipeline, state, count, slo in session.execute(
                 self._runs(
                     select(
@@ -82,8 +83,10 @@ class PipelineCollector(Collector):
                     runs.add_metric([pipeline, state], count)
                 else:
                     active.add_metric([pipeline, state], count)
-                if slo:
-                    breaches.add_metric([pipeline], slo)
+                if slo:  # rows are by pipeline and state: one series per pipeline
+                    breached[pipeline] = breached.get(pipeline, 0) + int(slo)
+            for pipeline, count in sorted(breached.items()):
+                breaches.add_metric([pipeline], count)
             for pipeline, finished in session.execute(
                 self._runs(select(PipelineRun.pipeline, func.max(PipelineRun.finished_at)))
                 .where(PipelineRun.state == "succeeded")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from funade.api.schemas import RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.artifacts import ArtifactCache
@@ -241,7 +242,13 @@ class Runner:
         if limit is not None and not self.slo_reported and now - began > limit:
             self.slo_reported = True
             self.records.run["slo_breached"] = True
-            self._notify("slo_breach", f"running for longer than its {_human(limit)} limit")
+            elapsed = now - began
+            self._notify(
+                "slo_breach",
+                f"running for {_human(round(elapsed, 1) if elapsed < 60 else round(elapsed))}, "
+                f"over its {_human(limit)} limit",
+                elapsed=elapsed,
+            )
 
     # Intents ------------------------------------------------------------------------------
 
@@ -597,7 +604,14 @@ class Runner:
         self.engine.finished = Finish("failed", reason)
         return self._finish(self.engine.finished)
 
-    def _notify(self, event: str, message: str, run: RunOut | None = None) -> None:
+    def _notify(
+        self,
+        event: str,
+        message: str,
+        run: RunOut | None = None,
+        *,
+        elapsed: float | None = None,
+    ) -> None:
         if not self.hooks:
             return
         run = run or self.run
@@ -609,15 +623,26 @@ class Runner:
                 pipeline=self.spec.name,
                 run_id=str(self.run.id),
                 state=run.state if event != "slo_breach" else "running",
-                url=f"{self.client.url}/api/v1/runs/{self.run.id}",
+                url=run_page(self.client, self.run),
                 started_at=run.started_at,
                 finished_at=run.finished_at,
-                duration_seconds=run.duration_seconds,
+                duration_seconds=elapsed if elapsed is not None else run.duration_seconds,
                 max_duration_seconds=self.spec.max_duration,
                 failed_steps=failed,
                 message=message,
             ),
         )
+
+
+def run_page(client: Client, run: RunOut) -> str:
+    """The run's page on the dashboard, as a person's browser reaches it: at the control
+    plane's URL, or, for a run recorded in a local home, where `funade up` serves it."""
+    base = client.url
+    if client.is_local or base.startswith("http://funade.local"):
+        settings = client.settings
+        base = settings.url if settings.url and "://" in settings.url else ""
+        base = base or f"http://{settings.host}:{settings.port}"
+    return f"{base.rstrip('/')}/runs/{run.id}?project={quote(run.project, safe='')}"
 
 
 def _input_digests(inputs: Mapping[str, Input]) -> dict[str, Any]:
