@@ -626,3 +626,51 @@ def test_a_cache_lookup_in_an_unknown_project_is_an_error_not_a_miss(admin: Clie
     with pytest.raises(NotFoundError, match="Project 'nope' does not exist") as info:
         admin.cache_lookup("k-none", project="nope")
     assert info.value.field == "project"
+
+
+# Runs whose runner died --------------------------------------------------------------------
+
+
+def test_a_run_whose_runner_stopped_reporting_is_lost_and_its_time_stops(
+    admin: Client, database: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from funade.pipelines import records
+    from funade.store.schema import PipelineRun
+
+    run = _new_run(admin, runner={"host": "box", "pid": 4242})
+    now = datetime.now(UTC)
+    with database.session() as session:  # as if its runner went quiet ten minutes ago
+        row = session.get(PipelineRun, run.id)
+        row.started_at = now - timedelta(minutes=15)
+        row.last_seen_at = now - timedelta(minutes=10)
+    shown = admin.get_run(run.id)
+    assert shown.state == "lost"
+    assert "stopped reporting; last seen" in shown.reason
+    assert shown.duration_seconds == pytest.approx(300, abs=2), "not the ten silent minutes"
+    assert [r.id for r in admin.list_runs(state="running").items] == [run.id], "not yet swept"
+    with database.session() as session:
+        assert records.mark_lost(session) == [run.id]
+    assert [r.id for r in admin.list_runs(state="lost").items] == [run.id]
+    recorded = admin.get_run(run.id)
+    assert recorded.state == "lost"
+    assert "its runner (pid 4242 on box) stopped reporting" in recorded.reason
+    with pytest.raises(ConflictError, match="is lost \\(its runner stopped reporting\\)"):
+        admin.cancel_run(run.id)
+    resumed = admin.start_attempt(run.id, RunAttemptIn(spec=SPEC))
+    assert (resumed.state, resumed.attempt) == ("running", 2)
+    assert resumed.duration_seconds == pytest.approx(300, abs=3), "earlier attempts count once"
+
+
+def test_a_reporting_runner_keeps_its_run_alive(admin: Client, database: Any) -> None:
+    from datetime import UTC, datetime
+
+    from funade.store.schema import PipelineRun
+
+    run = _new_run(admin)
+    with database.session() as session:
+        row = session.get(PipelineRun, run.id)
+        row.last_seen_at = datetime.now(UTC) - timedelta(minutes=10)
+    _report(admin, run.id, _step("train", "running"))
+    assert admin.get_run(run.id).state == "running"

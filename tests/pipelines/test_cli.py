@@ -75,7 +75,7 @@ def test_a_failed_run_exits_1_and_resumes_after_the_fix(cli: Cli, tmp_path: Path
     assert "Run 1 succeeded" in flat(resumed.out)
     data = json.loads(cli("runs", "show", "1", "--json").out)
     assert data["attempt"] == 2
-    assert {s["instance"]: s["attempt"] for s in data["steps"]} == {"numbers": 1, "total": 1}
+    assert {s["instance"]: s["attempt"] for s in data["steps"]} == {"numbers": 1, "total": 2}
     assert data["steps"][1]["run_attempt"] == 2
 
 

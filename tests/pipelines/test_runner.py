@@ -314,6 +314,20 @@ def test_resume_after_fixing_the_code_reuses_what_succeeded(
         "report": 6,
     }
     assert counts(marks) == {"prepare": 1, "side": 1, "train": 2}
+    # The failed attempt stays readable: its error, its log with the traceback, its number.
+    train = next(s for s in resumed.steps if s.instance == "train")
+    assert (train.state, train.attempt, train.run_attempt) == ("succeeded", 2, 2)
+    [earlier] = train.history
+    assert (earlier["run_attempt"], earlier["attempt"], earlier["state"]) == (1, 1, "failed")
+    assert earlier["error"] == "ZeroDivisionError: integer division or modulo by zero"
+    logs = admin.run_logs(run.id, step="train")  # the second attempt printed nothing
+    assert logs.startswith("==> train (run attempt 1) <==\nTraceback"), logs
+    assert logs.rstrip().endswith("ZeroDivisionError: integer division or modulo by zero")
+    assert resumed.duration_seconds is not None
+    assert resumed.started_at is not None
+    assert resumed.finished_at is not None
+    this_attempt = (resumed.finished_at - resumed.started_at).total_seconds()
+    assert resumed.duration_seconds > this_attempt, "the first attempt's time counts too"
 
 
 def test_kill_9_of_the_runner_then_resume_completes_without_repeating_steps(

@@ -381,6 +381,11 @@ class StepRecord(Strict):
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
     run_attempt: int = 1
+    history: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The step's records from earlier run attempts (state, error, log digest), "
+        "oldest first; shown by the API, ignored in a runner's report.",
+    )
 
 
 class RunIn(Strict):
@@ -447,7 +452,13 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    duration_seconds: float | None
+    last_seen_at: datetime | None = Field(
+        default=None, description="When its runner last reported (a run lost after 60 s)."
+    )
+    duration_seconds: float | None = Field(
+        description="Seconds it ran, over all attempts; time between attempts, and after a "
+        "lost runner was last heard of, is left out."
+    )
     created_by: str | None
     steps: list[StepRecord] = Field(default_factory=list)
     spec: dict[str, Any] | None = None

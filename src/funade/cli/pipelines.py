@@ -120,7 +120,9 @@ def _finished(run: RunOut) -> None:
     )
     if run.reason:
         console.print(f"  {run.reason}")
-    if run.state in ("failed", "cancelled"):
+    from funade.pipelines.states import RESUMABLE
+
+    if run.state in RESUMABLE:
         console.print(f"  Fix the cause, then: funade runs resume {run.id}", style="dim")
 
 

@@ -14,12 +14,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
+from funade.pipelines.states import FINISHED
 from funade.store import Database
 from funade.store.schema import PipelineRun, PipelineSchedule, PipelineStep
 
 __all__ = ["PipelineCollector"]
-
-_FINISHED = ("succeeded", "failed", "cancelled", "skipped")
 
 
 class PipelineCollector(Collector):
@@ -79,7 +78,7 @@ class PipelineCollector(Collector):
                     )
                 ).group_by(PipelineRun.pipeline, PipelineRun.state)
             ):
-                if state in _FINISHED:
+                if state in FINISHED:
                     runs.add_metric([pipeline, state], count)
                 else:
                     active.add_metric([pipeline, state], count)

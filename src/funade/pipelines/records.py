@@ -7,7 +7,7 @@ cache entry in the same transaction, so a cache entry never exists without its s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,20 +18,12 @@ from funade.auth.principal import Principal
 from funade.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from funade.pagination import check_limit, decode_cursor, page_of
 from funade.pipelines.logtail import tail
+from funade.pipelines.states import FINISHED, RUN_STATES, STEP_STATES, RunState
 from funade.store.schema import PipelineCacheEntry, PipelineRun, PipelineStep, Project
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
-FINISHED = ("succeeded", "failed", "cancelled", "skipped")
-STEP_STATES = (
-    "pending",
-    "running",
-    "succeeded",
-    "cached",
-    "failed",
-    "skipped",
-    "upstream_failed",
-    "cancelled",
-)
+LOST_AFTER = timedelta(seconds=60)
+"""A running run whose runner has not reported for this long is lost (it reports every second
+at least, and keeps its reports while the control plane is away)."""
 
 
 def _check_state(value: str, allowed: tuple[str, ...], field: str) -> str:
@@ -65,6 +57,7 @@ def create_run(
         lineage=body.lineage,
         runner=body.runner,
         started_at=now if body.state == "running" else None,
+        last_seen_at=now if body.state == "running" else None,
         created_by=created_by,
     )
     session.add(row)
@@ -136,6 +129,7 @@ def apply_events(
         if names
         else {}
     )
+    run.last_seen_at = datetime.now(UTC)
     for record in events.steps:
         _check_state(record.state, STEP_STATES, "steps[].state")
         row = existing.get(record.instance)
@@ -143,6 +137,9 @@ def apply_events(
             row = PipelineStep(run_id=run.id, instance=record.instance)
             session.add(row)
             existing[record.instance] = row
+        elif row.run_attempt < record.run_attempt and row.started_at is not None:
+            # A resume runs the step again: what the earlier attempt said stays readable.
+            row.history = [*(row.history or []), _earlier(row)]
         for name in (
             "node",
             "index",
@@ -184,6 +181,20 @@ def apply_events(
     return ended
 
 
+def _earlier(row: PipelineStep) -> dict[str, Any]:
+    """A step's record of an earlier run attempt, as kept in its history."""
+    return {
+        "run_attempt": row.run_attempt,
+        "attempt": row.attempt,
+        "state": row.state,
+        "error": row.error,
+        "log_digest": row.log_digest,
+        "log_tail": row.log_tail if not row.log_digest else "",
+        "started_at": row.started_at.isoformat() if row.started_at else None,
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+    }
+
+
 def _check_step_of(run: PipelineRun, record: StepRecord) -> None:
     """A cache entry is written only for a step of the run's own pipeline, under its name."""
     nodes = {n.get("id") for n in (run.spec or {}).get("nodes", []) if isinstance(n, dict)}
@@ -200,8 +211,22 @@ def _check_step_of(run: PipelineRun, record: StepRecord) -> None:
         )
 
 
+def _close_attempt(run: PipelineRun) -> None:
+    """Count the time the run's current attempt ran (until it finished, or its runner was
+    last heard of) into ``prior_seconds``: a run's duration leaves out the time nothing ran."""
+    if run.started_at is not None:
+        end = run.finished_at or run.last_seen_at or run.started_at
+        run.prior_seconds = (run.prior_seconds or 0.0) + max(
+            0.0, (end - run.started_at).total_seconds()
+        )
+    run.started_at = None
+
+
 def start_attempt(run: PipelineRun, *, spec: dict[str, Any], runner: dict[str, Any]) -> None:
     """The run's next attempt begins: running again, with ``spec`` as compiled now."""
+    _close_attempt(run)
+    now = datetime.now(UTC)
+    run.started_at = run.last_seen_at = now
     run.attempt += 1
     run.state = "running"
     run.spec = spec
@@ -213,6 +238,7 @@ def start_attempt(run: PipelineRun, *, spec: dict[str, Any], runner: dict[str, A
 
 def queue_attempt(run: PipelineRun) -> None:
     """The run's next attempt waits for a runner the control plane starts (an API resume)."""
+    _close_attempt(run)
     run.attempt += 1
     run.state = "queued"
     run.cancel_requested = False
@@ -264,8 +290,13 @@ def _remember(session: Session, run: PipelineRun, record: StepRecord, trust: lis
 
 def request_cancel(run: PipelineRun) -> None:
     if run.state in FINISHED:
+        ended = (
+            "is lost (its runner stopped reporting)"
+            if run.state == RunState.LOST
+            else (f"has already {run.state}")
+        )
         raise ConflictError(
-            f"Run {run.id} has already {run.state}; there is nothing to cancel.",
+            f"Run {run.id} {ended}; there is nothing to cancel.",
             field="run",
             value=run.id,
             fix=f"Resume it with `funade runs resume {run.id}` to run what did not succeed.",
@@ -294,11 +325,71 @@ def cache_get(
     ]
 
 
+def is_lost(row: PipelineRun, now: datetime) -> bool:
+    """A running run whose runner has not been heard of for ``LOST_AFTER``."""
+    return (
+        row.state == RunState.RUNNING
+        and row.last_seen_at is not None
+        and now - row.last_seen_at > LOST_AFTER
+    )
+
+
+def mark_lost(session: Session, now: datetime | None = None) -> list[int]:
+    """Record the running runs whose runners stopped reporting as lost (the control plane's
+    scheduler does it every pass); their ids."""
+    now = now or datetime.now(UTC)
+    found = session.scalars(
+        select(PipelineRun).where(
+            PipelineRun.state == RunState.RUNNING,
+            PipelineRun.last_seen_at < now - LOST_AFTER,
+        )
+    )
+    lost = []
+    for row in found:
+        _lose(row)
+        lost.append(row.id)
+    return lost
+
+
+def _lose(row: PipelineRun) -> None:
+    seen = row.last_seen_at
+    where = " on ".join(
+        str(part)
+        for part in (
+            f"pid {row.runner['pid']}" if row.runner.get("pid") else "",
+            row.runner.get("host", ""),
+        )
+        if part
+    )
+    row.state = RunState.LOST
+    row.finished_at = seen
+    row.reason = (
+        f"its runner{' (' + where + ')' if where else ''} stopped reporting; last seen "
+        f"{seen.isoformat(timespec='seconds') if seen else 'never'}"
+    )
+
+
+def duration_of(row: PipelineRun, now: datetime) -> float | None:
+    """Seconds the run ran: its earlier attempts', and its current one's until it finished,
+    its runner was last heard of (lost), or now."""
+    if row.started_at is None:
+        return row.prior_seconds or None
+    if row.finished_at is not None:
+        end = row.finished_at
+    elif is_lost(row, now) and row.last_seen_at is not None:
+        end = row.last_seen_at
+    else:
+        end = now
+    return (row.prior_seconds or 0.0) + max(0.0, (end - row.started_at).total_seconds())
+
+
 def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunOut:
-    duration = None
-    if row.started_at is not None:
-        end = row.finished_at or datetime.now(UTC)
-        duration = max(0.0, (end - row.started_at).total_seconds())
+    now = datetime.now(UTC)
+    state, reason, finished_at = row.state, row.reason, row.finished_at
+    if is_lost(row, now):  # not yet recorded as lost (no control plane swept it)
+        state = RunState.LOST
+        seen = row.last_seen_at.isoformat(timespec="seconds") if row.last_seen_at else "never"
+        reason, finished_at = f"its runner stopped reporting; last seen {seen}", row.last_seen_at
     return RunOut(
         id=row.id,
         project=row.project.name,
@@ -306,8 +397,8 @@ def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunO
         source=row.source,
         env=row.env,
         params=row.params,
-        state=row.state,
-        reason=row.reason,
+        state=state,
+        reason=reason,
         trigger=row.trigger,
         schedule_id=row.schedule_id,
         scheduled_for=row.scheduled_for,
@@ -319,8 +410,9 @@ def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunO
         runner=row.runner,
         created_at=row.created_at,
         started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_seconds=duration,
+        finished_at=finished_at,
+        last_seen_at=row.last_seen_at,
+        duration_seconds=duration_of(row, now),
         created_by=row.created_by,
         steps=[step_record(s) for s in row.steps] if steps else [],
         spec=row.spec if spec else None,
@@ -343,6 +435,7 @@ def step_record(row: PipelineStep) -> StepRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         run_attempt=row.run_attempt,
+        history=list(row.history or []),
     )
 
 

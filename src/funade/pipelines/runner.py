@@ -57,6 +57,7 @@ from funade.pipelines.zygote import ZygoteProcess
 
 __all__ = ["Observer", "Runner", "utc_now"]
 
+_REUSED = ("succeeded", "cached")
 _POLL_SECONDS = 1.0
 """How often the runner reports and so learns of a cancel request, at the least."""
 _AWAY_SECONDS = 120.0
@@ -176,6 +177,8 @@ class Runner:
         self.last_report = time.monotonic()
         self.ended: RunOut | None = None
         """The run as stored, from the report that ended it (its token is revoked then)."""
+        self.earlier = {s.instance: s.attempt for s in run.steps if s.state not in _REUSED}
+        """Attempts each step made in earlier run attempts: a resume's attempts count on."""
 
     # The loop -----------------------------------------------------------------------------
 
@@ -325,7 +328,7 @@ class Runner:
             return
         if start.attempt > 1:
             with log_path.open("a") as log:
-                log.write(f"--- attempt {start.attempt} ---\n")
+                log.write(f"--- attempt {self._nth(start.instance, start.attempt)} ---\n")
         running = _Running(start, out_dir, log_path, utc_now())
         if log_path.exists():
             running.log_offset = log_path.stat().st_size
@@ -346,7 +349,7 @@ class Runner:
             start.node,
             start.index,
             "running",
-            attempt=start.attempt,
+            attempt=self._nth(start.instance, start.attempt),
             cache_key=start.cache_key,
             started_at=running.started_at,
         )
@@ -450,9 +453,10 @@ class Runner:
                 state.node,
                 state.index,
                 "running",
-                attempt=state.attempt,
+                attempt=self._nth(instance, state.attempt),
                 cache_key=state.cache_key,
-                error=f"attempt {state.attempt - 1} failed: {state.error}; retrying",
+                error=f"attempt {self._nth(instance, state.attempt - 1)} failed: {state.error}; "
+                "retrying",
                 started_at=running.started_at,
             )
             return
@@ -462,7 +466,7 @@ class Runner:
             state.node,
             state.index,
             state.state,
-            attempt=state.attempt,
+            attempt=self._nth(instance, state.attempt),
             cache_key=state.cache_key,
             cache_write=state.state == "succeeded" and running.start.cacheable,
             outputs=state.outputs,
@@ -473,6 +477,10 @@ class Runner:
         )
         with contextlib.suppress(OSError):
             shutil.rmtree(running.out_dir)
+
+    def _nth(self, instance: str, attempt: int) -> int:
+        """The step's ``attempt``-th try in this run attempt, counted over the whole run."""
+        return self.earlier.get(instance, 0) + attempt
 
     def _upload_log(self, path: Path) -> str | None:
         if not path.exists() or path.stat().st_size == 0:

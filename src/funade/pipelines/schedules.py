@@ -25,7 +25,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
-from funade.pipelines import cron
+from funade.pipelines import cron, records
+from funade.pipelines.states import ACTIVE
 from funade.sandbox.env import minimal_env
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
@@ -36,7 +37,6 @@ __all__ = ["Launcher", "Scheduler", "create_schedule", "start_scheduler"]
 
 log = logging.getLogger("funade.pipelines.schedules")
 
-ACTIVE = ("queued", "running")
 MISFIRE = ("skip", "catch_up")
 
 
@@ -380,7 +380,8 @@ def _invalid_starter(key: ApiKey | None) -> str | None:
 def start_scheduler(
     db: Database, launcher: Launcher, *, interval: float = 1.0
 ) -> Callable[[], None]:
-    """The scheduler in a daemon thread (``funade up``); returns a function that stops it."""
+    """The scheduler in a daemon thread (``funade up``), which also records as lost the runs
+    whose runners stopped reporting; returns a function that stops it."""
     scheduler = Scheduler(db, launcher.start)
     stop = threading.Event()
 
@@ -390,6 +391,9 @@ def start_scheduler(
         while not stop.is_set():
             try:
                 scheduler.step()
+                with db.session() as session:  # runs whose runners stopped reporting
+                    for run_id in records.mark_lost(session):
+                        log.warning("run %s is lost: its runner stopped reporting", run_id)
             except Exception:
                 log.exception("scheduler pass failed")
             stop.wait(interval)

@@ -375,7 +375,11 @@ class PipelineRun(Base):
     lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Git state, Python and package versions where the run was started."""
     runner: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    """Host and pid of the process running it, and when it last reported."""
+    """Host and pid of the process running it."""
+    last_seen_at: Mapped[datetime | None]
+    """When its runner last reported: a running run not heard of for ``LOST_AFTER`` is lost."""
+    prior_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """Seconds its earlier attempts ran (its duration leaves out the time nothing ran)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -416,6 +420,9 @@ class PipelineStep(Base):
     once its whole log is stored (``log_digest``)."""
     run_attempt: Mapped[int] = mapped_column(Integer, default=1)
     """The run attempt (1, or more after resumes) this step's record is from."""
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    """The step's records from earlier run attempts (state, error, log), oldest first: a
+    resume that runs it again keeps what the failed attempt said."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

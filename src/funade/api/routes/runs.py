@@ -216,7 +216,8 @@ def run_logs(
     run_id: int, state: State, principal: Reader, step: str | None = None
 ) -> StreamingResponse:
     """The logs of the run's steps (or of one, ``?step=train``), as plain text: a finished
-    step's whole log, a running step's output so far (its last 64 KiB)."""
+    step's whole log, a running step's output so far (its last 64 KiB), each after the logs of
+    the step's earlier run attempts (``==> train (run attempt 1) <==``), kept by a resume."""
     with state.db.read() as session:
         row = _run(session, principal, run_id, "read")
         chosen = [s for s in row.steps if step is None or s.instance == step or s.node == step]
@@ -230,14 +231,23 @@ def run_logs(
         # A stored log only from a blob the run's project uploaded itself (proof of possession,
         # as for artifacts); else a running step's output so far, if any.
         logs: list[tuple[str, str | None, str]] = []
+
+        def add(title: str, digest: str | None, tail: str) -> None:
+            if digest and session.get(Artifact, (row.project_id, digest)) is not None:
+                logs.append((title, digest, ""))
+            elif tail:
+                logs.append((title, None, tail))
+
         for s in chosen:
-            if s.log_digest and session.get(Artifact, (row.project_id, s.log_digest)) is not None:
-                logs.append((s.instance, s.log_digest, ""))
-            elif s.log_tail:
-                logs.append((s.instance, None, s.log_tail))
+            earlier = [h for h in s.history or [] if isinstance(h, dict)]
+            for past in earlier:
+                title = f"{s.instance} (run attempt {past.get('run_attempt')})"
+                add(title, past.get("log_digest"), str(past.get("log_tail") or ""))
+            title = f"{s.instance} (run attempt {s.run_attempt})" if earlier else s.instance
+            add(title, s.log_digest, s.log_tail)
     artifacts = state.artifacts
 
-    headers = step is None or len(logs) > 1
+    headers = step is None or len(logs) > 1 or any(" (run attempt " in t for t, _, _ in logs)
 
     def body() -> Iterator[bytes]:
         last = b"\n"

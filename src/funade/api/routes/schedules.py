@@ -22,6 +22,7 @@ from funade.errors import ConflictError
 from funade.pipelines import records
 from funade.pipelines import schedules as service
 from funade.pipelines.schedules import Launcher
+from funade.pipelines.states import RESUMABLE, RunState
 from funade.projects import get_project
 from funade.store.schema import PipelineRun, PipelineSchedule, Project
 
@@ -191,7 +192,7 @@ def resume_run(run_id: int, state: State, principal: Writer) -> RunOut:
     with state.db.session() as session:
         row = records.find_run(session, run_id, seen_by=principal)
         _may_run_code(session, principal, row.project.name)
-        if row.state not in ("failed", "cancelled", "running"):
+        if row.state not in (*RESUMABLE, RunState.RUNNING):  # running: its runner is gone
             raise ConflictError(
                 f"Run {run_id} is {row.state}; only failed, cancelled or abandoned runs resume.",
                 field="run",

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from funade.api.routes import runs as run_routes
 from funade.api.routes import schedules as schedule_routes
 from funade.api.schemas import RunOut, ScheduleOut, StepRecord
-from funade.pipelines.records import FINISHED, RUN_STATES
 from funade.pipelines.spec import NodeSpec, PipelineSpec
+from funade.pipelines.states import CANCELLABLE, FINISHED, RESUMABLE, RUN_STATES
 from funade.ui import reads
 from funade.ui.graphs import Graph, Node, layout
 from funade.ui.web import Signed, duration, render
@@ -27,8 +27,6 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50
 MAX_INSTANCES = 12
 """A fan-out drawn instance by instance up to this many; above it, one node with a count."""
-RESUMABLE = ("failed", "cancelled")
-CANCELLABLE = ("queued", "running")
 
 
 def _q(text: str) -> str:
@@ -275,6 +273,7 @@ def run_page(viewer: Signed, run_id: int) -> HTMLResponse:
         graph=run_graph(run, spec),
         steps=step_rows(run, spec),
         finished=run.state in FINISHED,
+        states={"finished": FINISHED, "resumable": RESUMABLE, "cancellable": CANCELLABLE},
         max_duration=spec.max_duration if spec is not None else None,
         registered=reads.registered(viewer, run.project, run.id),
         schedule_name=reads.schedule_name(viewer, run.project, run.schedule_id),

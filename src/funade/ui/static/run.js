@@ -7,9 +7,10 @@
   const root = document.getElementById("run");
   if (!root) return;
   const runId = root.dataset.run;
-  const FINISHED = ["succeeded", "failed", "cancelled", "skipped"];
-  const RESUMABLE = ["failed", "cancelled"];
-  const CANCELLABLE = ["queued", "running"];
+  // The server's names of finished, resumable and cancellable runs (pipelines/states.py).
+  const { finished: FINISHED, resumable: RESUMABLE, cancellable: CANCELLABLE } = JSON.parse(
+    root.dataset.states,
+  );
   const DONE = ["succeeded", "cached"];
 
   // Formatting, as the server's filters do it ------------------------------------------------

@@ -1,4 +1,5 @@
-"""trust boundaries: run tokens, projects that trust code, replica tokens, cache provenance
+"""trust boundaries: run tokens, projects that trust code, replica tokens, cache provenance;
+run records: lost runs, durations without idle time, steps' earlier attempts
 
 Run tokens are keys of kind "run" bound to one run (``run_id``) with the model permissions its
 pipeline declared (``grants``). Cache entries record what their producing run could do
@@ -33,6 +34,16 @@ def upgrade() -> None:
     op.add_column(
         "replicas", sa.Column("token", sa.String(length=128), server_default="", nullable=False)
     )
+    # Run records a person can trust: when a runner was last heard of (lost runs), the time
+    # earlier attempts ran, and each step's earlier attempts.
+    op.add_column("pipeline_runs", sa.Column("last_seen_at", sa.DateTime(timezone=True)))
+    op.add_column(
+        "pipeline_runs",
+        sa.Column("prior_seconds", sa.Float(), server_default="0", nullable=False),
+    )
+    op.add_column(
+        "pipeline_steps", sa.Column("history", sa.JSON(), nullable=False, server_default="[]")
+    )
     op.execute("DELETE FROM pipeline_cache")
     op.add_column(
         "pipeline_cache", sa.Column("trust", sa.JSON(), nullable=False, server_default="[]")
@@ -40,6 +51,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("pipeline_steps", "history")
+    op.drop_column("pipeline_runs", "prior_seconds")
+    op.drop_column("pipeline_runs", "last_seen_at")
     with op.batch_alter_table("pipeline_cache", schema=None) as batch_op:
         batch_op.drop_column("trust")
     with op.batch_alter_table("replicas", schema=None) as batch_op:
