@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from funade import __version__, ui
 from funade.api import errors, graph
+from funade.api.middleware.authfirst import AuthenticateFirstMiddleware
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
 from funade.api.routes import artifacts as artifact_routes
@@ -80,6 +81,8 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
     )
+    # Outside the body limit: a request without a valid key learns nothing from its body.
+    app.add_middleware(AuthenticateFirstMiddleware, state=app.state.funade)
     if settings.allow_cidrs:
         app.add_middleware(IPAllowlistMiddleware, cidrs=settings.allow_cidrs)
     return app

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from funade import audit
 from funade.api.deps import State, granted
+from funade.api.params import CacheKey, Cursor, RunId, ScheduleId, StepName
 from funade.api.schemas import (
     CacheEntryOut,
     CacheLookupIn,
@@ -74,9 +75,9 @@ def list_runs(
     principal: Reader,
     pipeline: str | None = None,
     run_state: Annotated[str | None, Query(alias="state")] = None,
-    schedule_id: int | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
+    schedule_id: ScheduleId = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[RunOut]:
     principal.require("read", project)
     with state.db.read() as session:
@@ -94,13 +95,13 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-def get_run(run_id: int, state: State, principal: Reader, spec: bool = False) -> RunOut:
+def get_run(run_id: RunId, state: State, principal: Reader, spec: bool = False) -> RunOut:
     with state.db.read() as session:
         return records.run_out(_run(session, principal, run_id, "read"), spec=spec)
 
 
 @router.post("/runs/{run_id}/events", response_model=RunEventsOut)
-def report(run_id: int, body: RunEventsIn, state: State, principal: Writer) -> RunEventsOut:
+def report(run_id: RunId, body: RunEventsIn, state: State, principal: Writer) -> RunEventsOut:
     """What the runner saw: step records (upserted by instance) and changes to the run. The
     answer says whether someone asked to cancel the run."""
     with state.db.session() as session:
@@ -110,7 +111,7 @@ def report(run_id: int, body: RunEventsIn, state: State, principal: Writer) -> R
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, state: State, principal: Writer) -> RunOut:
+def cancel_run(run_id: RunId, state: State, principal: Writer) -> RunOut:
     """Ask the run's runner to stop its steps; it cancels within about a second."""
     with state.db.session() as session:
         row = _run(session, principal, run_id, "write")
@@ -121,9 +122,9 @@ def cancel_run(run_id: int, state: State, principal: Writer) -> RunOut:
         return records.run_out(row)
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse)
 def run_logs(
-    run_id: int, state: State, principal: Reader, step: str | None = None
+    run_id: RunId, state: State, principal: Reader, step: StepName = None
 ) -> StreamingResponse:
     """The logs of the run's steps (or of one, ``?step=train``), as plain text: a finished
     step's whole log, a running step's output so far (its last 64 KiB)."""
@@ -174,7 +175,7 @@ def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
 
 
 @router.get("/projects/{project}/pipeline-cache/{key}", response_model=CacheEntryOut)
-def cache_lookup(project: str, key: str, state: State, principal: Reader) -> CacheEntryOut:
+def cache_lookup(project: str, key: CacheKey, state: State, principal: Reader) -> CacheEntryOut:
     principal.require("read", project)
     with state.db.read() as session:
         found = records.cache_get(session, get_project(session, project), [key])

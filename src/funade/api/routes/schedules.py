@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends
 
 from funade import audit
 from funade.api.deps import State, granted
+from funade.api.params import RunId
 from funade.api.schemas import LaunchIn, RunOut, ScheduleIn, ScheduleOut, SchedulePatch
 from funade.api.state import AppState
 from funade.auth.principal import Principal
@@ -170,7 +171,7 @@ def launch_run(project: str, body: LaunchIn, state: State, principal: Admin) -> 
 
 
 @router.post("/runs/{run_id}/resume", response_model=RunOut, status_code=202)
-def resume_run(run_id: int, state: State, principal: Admin) -> RunOut:
+def resume_run(run_id: RunId, state: State, principal: Admin) -> RunOut:
     """Start a runner on the control plane's machine that resumes the run."""
     launcher = _launcher(state)
     with state.db.session() as session:

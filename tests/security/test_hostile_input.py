@@ -1,0 +1,510 @@
+"""Hostile input gets a clear 4xx that names the field, never a 500 or a dropped connection, and
+nothing stored changes (issue 17, part 7). Each case here was a 500, a reset connection or a
+silent acceptance before; the fuzz runs (test_fuzz_*.py) guard the rest of the surface.
+
+Every request of a test goes over one keep-alive connection: a server that failed and dropped
+it would fail the next request too, so "the connection survived" is checked by the test's
+next request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import funade
+from funade.api.app import create_app
+from funade.api.strictjson import check_json_body
+from funade.artifacts import ArtifactStore
+from funade.bootstrap import bootstrap
+from funade.client import Client
+from funade.errors import InvalidInputError, InvalidNameError
+from funade.names import check_alias_name, check_model_name, check_project_name, check_tags
+from funade.pagination import decode_cursor, encode_cursor
+from funade.settings import Settings
+from tests.conftest import make_settings
+from tests.servers import serve
+from tests.serving.models import Arithmetic
+
+BIG = 2**64
+SAMPLE = {"x": np.array([[1.0, 2.0], [3.0, 4.0]])}
+
+
+def raw_json(text: str) -> bytes:
+    """``text`` as a body, lone surrogates and all (what a careless client sends)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+@pytest.fixture
+def http(app_url: str, admin_key: str) -> Iterator[httpx.Client]:
+    """One keep-alive connection to the control plane, with the admin key."""
+    headers = {"authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=app_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def calc_model(admin: Client) -> int:
+    """The model ``calc`` with version 1 (alias ``production``)."""
+    return funade.log_model(
+        Arithmetic(),
+        "calc",
+        sample_input=SAMPLE,
+        alias="production",
+        client=admin,
+        progress=False,
+    ).version
+
+
+def refused(response: httpx.Response, status: int, field: str, code: str = "invalid_input") -> str:
+    """Assert an error answer of ``status`` naming ``field``; return its message."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["field"] == field, error
+    return str(error["message"])
+
+
+# Integers past 64 (and 32) bits -----------------------------------------------------------
+
+
+STORE_MAX = "2147483647"  # the largest id or number the store keeps (PostgreSQL's integer)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field", "says"),
+    [
+        ("GET", f"/api/v1/runs/{BIG}", "run_id", STORE_MAX),
+        ("POST", f"/api/v1/runs/{BIG}/cancel", "run_id", STORE_MAX),
+        ("GET", f"/api/v1/runs/{BIG}/logs", "run_id", STORE_MAX),
+        ("POST", f"/api/v1/runs/{BIG}/resume", "run_id", STORE_MAX),
+        ("DELETE", f"/api/v1/projects/default/models/calc/versions/{BIG}", "number", STORE_MAX),
+        ("GET", f"/api/v1/projects/default/runs?schedule_id={BIG}", "schedule_id", STORE_MAX),
+        ("GET", f"/api/v1/projects/default/runs?limit={BIG}", "limit", "or equal to 500"),
+        ("GET", f"/api/v1/projects/default/models/calc/versions/{BIG}", "version", STORE_MAX),
+        ("GET", "/api/v1/projects/default/models/calc/versions/2147483648", "version", STORE_MAX),
+    ],
+)
+def test_integers_past_the_store_in_paths_are_422_naming_the_parameter(
+    http: httpx.Client, calc_model: int, method: str, path: str, field: str, says: str
+) -> None:
+    assert says in refused(http.request(method, path), 422, field)
+    assert http.get("/api/v1/projects/default/models/calc").status_code == 200
+
+
+def test_integers_past_64_bits_in_bodies_are_422_naming_the_field(
+    http: httpx.Client, calc_model: int
+) -> None:
+    alias = "/api/v1/projects/default/models/calc/aliases/staging"
+    cases: list[tuple[str, str, bytes, str]] = [
+        ("PUT", alias, b'{"version": 18446744073709551616}', "version"),
+        ("PUT", alias, b'{"version": -99999999999999999999}', "version"),
+        (
+            "POST",
+            "/api/v1/projects/default/runs",
+            b'{"pipeline": "p", "spec": {}, "params": {"n": 123456789012345678901234}}',
+            "params.n",
+        ),
+        ("PUT", "/api/v1/deployments/calc/traffic", b'{"weights": {"1": 1e30}}', "weights.1"),
+    ]
+    for method, path, body, field in cases:
+        response = http.request(
+            method, path, content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["field"] == field
+    # within 64 bits but past the store's 32-bit columns
+    message = refused(http.put(alias, json={"version": 2**31}), 422, "version")
+    assert "less than or equal to 2147483647" in message
+    assert http.get(alias).status_code == 404  # nothing was set
+
+
+def test_big_integers_are_refused_on_both_stores(database_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL a version past 32 bits was a database error; on SQLite, one past 64."""
+    settings = make_settings(tmp_path / "home", database_url)
+    from funade.store import create_database, upgrade
+
+    db = create_database(settings.resolved_database_url)
+    upgrade(db)
+    key = bootstrap(settings, db).admin_key
+    app = create_app(settings, db, ArtifactStore.from_settings(settings))
+    try:
+        with (
+            serve(app) as url,
+            httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}) as http,
+        ):
+            assert http.post("/api/v1/projects/default/models", json={"name": "m"}).is_success
+            for number in (2**31, 2**63, BIG):
+                response = http.get(f"/api/v1/projects/default/models/m/versions/{number}")
+                refused(response, 422, "version")
+                response = http.get(f"/api/v1/runs/{number}")
+                refused(response, 422, "run_id")
+            response = http.post(
+                "/api/v1/projects/default/runs",
+                json={"pipeline": "p", "spec": {}, "schedule_id": 2**40},
+            )
+            refused(response, 422, "schedule_id")
+    finally:
+        db.dispose()
+
+
+# The Funade-Error-Field header --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "header"),
+    [
+        ("a\r\nb", "tags.a%0D%0Ab"),
+        ("a\nSet-Cookie: x=1", "tags.a%0ASet-Cookie: x=1"),
+        ("é", "tags.%C3%A9"),
+        ("\x00", "tags.%00"),
+        ("100%", "tags.100%25"),
+    ],
+)
+def test_a_field_name_never_breaks_the_error_field_header(
+    http: httpx.Client, key: str, header: str
+) -> None:
+    """A tag key is a field name the client chose; in the header it used to close the
+    connection without an answer (a newline) or be dropped (non-ASCII)."""
+    response = http.post("/api/v1/projects/default/models", json={"name": "m", "tags": {key: "v"}})
+    refused(response, 422, f"tags.{key}", code="invalid_name")
+    assert response.headers["funade-error-field"] == header
+    assert "set-cookie" not in response.headers
+    unknown = http.post("/api/v1/projects/default/models", json={"name": "m", key: 1})
+    refused(unknown, 422, key)
+    assert http.get("/api/v1/projects/default/models").json()["items"] == []
+
+
+# Cursors ------------------------------------------------------------------------------------
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+FORGED = [
+    _cursor({"id": "x"}),
+    _cursor({"id": 1e300}),
+    _cursor({"id": BIG}),
+    _cursor({"id": True}),
+    _cursor({"id": [1]}),
+    _cursor({"name": [1]}),
+    _cursor({"number": None}),
+    _cursor({}),
+    _cursor([1]),
+    _cursor({"id": 1, "extra": 2}),
+    base64.urlsafe_b64encode(b"not json").decode(),
+    base64.urlsafe_b64encode(b"[" * 5000).decode(),
+    "!!!",
+    "é",
+    "x" * 1025,
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/projects/default/models",
+        "/api/v1/projects/default/models/calc/versions",
+        "/api/v1/projects/default/runs",
+        "/api/v1/audit",
+    ],
+)
+def test_forged_cursors_are_422_naming_the_cursor(
+    http: httpx.Client, calc_model: int, path: str
+) -> None:
+    for cursor in FORGED:
+        response = http.get(path, params={"cursor": cursor})
+        assert response.status_code == 422, (cursor, response.text)
+        assert response.json()["error"]["field"] == "cursor"
+    assert http.get(path).status_code == 200
+
+
+def test_cursors_round_trip_and_hold_exactly_their_fields() -> None:
+    assert decode_cursor(encode_cursor({"id": 7}), {"id": int}) == {"id": 7}
+    assert decode_cursor(encode_cursor({"name": "churn"}), {"name": str}) == {"name": "churn"}
+    for cursor in FORGED[:8]:
+        with pytest.raises(InvalidInputError, match="not one this server issued") as info:
+            decode_cursor(cursor, {"id": int})
+        assert info.value.field == "cursor"
+    with pytest.raises(InvalidInputError):
+        decode_cursor(_cursor({"name": "a\x00b"}), {"name": str})
+
+
+# Non-finite numbers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ('{"metrics": {"auc": NaN}}', "metrics.auc", "NaN"),
+        ('{"metrics": {"auc": Infinity}}', "metrics.auc", "Infinity"),
+        ('{"metrics": {"auc": -Infinity}}', "metrics.auc", "-Infinity"),
+        ('{"metrics": {"auc": 1e400}}', "metrics.auc", "past 1e308"),
+        ('{"params": {"lr": [1, NaN]}}', "params.lr.1", "NaN"),
+        ('{"smoke": [{"inputs": [{}], "outputs": [{}], "rtol": NaN}]}', "smoke.0.rtol", "NaN"),
+    ],
+)
+def test_non_finite_numbers_are_422_naming_the_field(
+    http: httpx.Client, calc_model: int, body: str, field: str, says: str
+) -> None:
+    path = (
+        "/api/v1/deployments"
+        if "smoke" in body
+        else "/api/v1/projects/default/models/calc/versions"
+    )
+    response = http.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    message = refused(response, 422, field)
+    assert says in message
+    assert "must be finite" in message
+
+
+# Lone surrogates ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/v1/projects/default/models",
+            '{"name": "m", "description": "\\ud800"}',
+            "description",
+        ),
+        ("/api/v1/projects/default/models", '{"name": "m\\udfff"}', "name"),
+        ("/api/v1/projects/default/models", '{"name": "m", "tags": {"k": "\\ud83d"}}', "tags.k"),
+        ("/api/v1/projects/default/models", '{"name": "m", "tags": {"\\ud800": "v"}}', "tags"),
+        ("/api/v1/projects", '{"name": "p", "description": "a\\ud800b"}', "description"),
+        (
+            "/graphql",
+            '{"query": "{ projects { name } }", "variables": {"x": "\\udc00"}}',
+            "variables.x",
+        ),
+    ],
+)
+def test_lone_surrogates_are_422_and_never_reach_the_store(
+    http: httpx.Client, path: str, body: str, field: str
+) -> None:
+    response = http.post(path, content=raw_json(body), headers={"content-type": "application/json"})
+    assert "lone UTF-16 surrogate" in refused(response, 422, field)
+    assert http.get("/api/v1/projects/default/models").json()["items"] == []
+    assert [p["name"] for p in http.get("/api/v1/projects").json()] == ["default"]
+    escaped_pair = http.post(  # a whole pair is text: 😀
+        "/api/v1/projects/default/models",
+        content=b'{"name": "m", "description": "\\ud83d\\ude00"}',
+        headers={"content-type": "application/json"},
+    )
+    assert escaped_pair.status_code == 201, escaped_pair.text
+    assert escaped_pair.json()["description"] == "\U0001f600"
+
+
+def test_strict_json_names_what_it_refuses() -> None:
+    for body, field in [
+        (b'{"a": {"b": [0, 1, NaN]}}', "a.b.2"),
+        (b'[{"x": "\\ud800"}]', "0.x"),
+        (b'{"n": 9223372036854775808}', "n"),
+        (b'{"n": -9223372036854775809}', "n"),
+    ]:
+        with pytest.raises(InvalidInputError) as info:
+            check_json_body(body)
+        assert info.value.field == field, body
+    check_json_body(b'{"n": 9223372036854775807, "m": -9223372036854775808, "f": 1e308}')
+    check_json_body(b'{"id": "1234567890123456789012345"}')  # long digits in a string
+    for body, says in [
+        (b"\xff{}", "not UTF-8"),
+        (b"[" * 2000 + b"]" * 2000, "more than 1024 deep"),
+        (b"{bad", "not valid JSON"),
+    ]:
+        with pytest.raises(InvalidInputError, match=says) as info:
+            check_json_body(body)
+        assert info.value.field == "body"
+
+
+# Names ending in a newline ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check", [check_project_name, check_model_name, check_alias_name])
+def test_no_name_may_end_in_a_newline(check: Callable[[str], str]) -> None:
+    check("production")
+    for bad in ("production\n", "production\r\n", "\nproduction"):
+        with pytest.raises(InvalidNameError):
+            check(bad)
+    with pytest.raises(InvalidNameError):
+        check_tags({"branch\n": "main"})
+
+
+def test_names_ending_in_a_newline_are_refused_over_http(
+    http: httpx.Client, calc_model: int
+) -> None:
+    refused(http.post("/api/v1/projects", json={"name": "p\n"}), 422, "name", "invalid_name")
+    refused(
+        http.post("/api/v1/projects/default/models", json={"name": "m\n"}),
+        422,
+        "name",
+        "invalid_name",
+    )
+    refused(
+        http.put("/api/v1/projects/default/models/calc/aliases/prod%0A", json={"version": 1}),
+        422,
+        "alias",
+        "invalid_name",
+    )
+    refused(
+        http.post("/api/v1/deployments", json={"name": "d\n", "model": "calc"}),
+        422,
+        "name",
+        "invalid_name",
+    )
+    response = http.post(
+        "/api/v1/projects/default/schedules",
+        json={"name": "s\n", "source": "/x/train.py:training", "cron": "0 3 * * *"},
+    )
+    refused(response, 422, "name")
+    assert [p["name"] for p in http.get("/api/v1/projects").json()] == ["default"]
+
+
+# Unbounded text ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/v1/projects/default/models",
+            {"name": "m", "description": "d" * 10_001},
+            "description",
+        ),
+        ("/api/v1/projects/default/models", {"name": "m", "tags": {"k": "v" * 513}}, "tags.k"),
+        (
+            "/api/v1/projects/default/models",
+            {"name": "m", "tags": {f"k{i}": "v" for i in range(257)}},
+            "tags",
+        ),
+        ("/api/v1/projects", {"name": "p", "description": "d" * 10_001}, "description"),
+        ("/api/v1/keys", {"name": "k" * 129, "scopes": ["read"]}, "name"),
+        ("/api/v1/projects/default/runs", {"pipeline": "p" * 129, "spec": {}}, "pipeline"),
+        (
+            "/api/v1/projects/default/runs",
+            {"pipeline": "p", "spec": {}, "params": {f"p{i}": i for i in range(1001)}},
+            "params",
+        ),
+        (
+            "/api/v1/projects/default/runs",
+            {"pipeline": "p", "spec": {}, "trigger": "t" * 17},
+            "trigger",
+        ),
+    ],
+)
+def test_text_past_its_documented_length_is_422(
+    http: httpx.Client, path: str, body: dict[str, Any], field: str
+) -> None:
+    refused(http.post(path, json=body), 422, field)
+
+
+def test_the_limits_are_in_the_openapi_document(app_url: str) -> None:
+    schemas = httpx.get(f"{app_url}/openapi.json").json()["components"]["schemas"]
+    assert schemas["ModelIn"]["properties"]["description"]["maxLength"] == 10_000
+    tags = schemas["ModelIn"]["properties"]["tags"]
+    assert tags["maxProperties"] == 256
+    assert tags["additionalProperties"]["maxLength"] == 512
+    assert schemas["AliasIn"]["properties"]["version"]["maximum"] == 2**31 - 1
+    assert schemas["VersionIn"]["properties"]["params"]["maxProperties"] == 1000
+
+
+# GraphQL ----------------------------------------------------------------------------------
+
+
+def test_an_empty_or_missing_graphql_query_is_422_in_our_error_shape(http: httpx.Client) -> None:
+    message = refused(http.post("/graphql", json={"query": ""}), 422, "query")
+    assert message.startswith("The request has an empty query.")
+    refused(http.post("/graphql", json={"variables": {}}), 422, "query")
+    assert http.post("/graphql", json={}).status_code == 422
+    refused(http.post("/graphql", json={"query": None}), 422, "query")
+    two = "query A { projects { name } } query B { projects { name } }"
+    unknown = http.post("/graphql", json={"query": two, "operationName": "C"})
+    assert 'Unknown operation named "C"' in refused(unknown, 422, "operationName")
+    assert http.post("/graphql", json={"query": "{ projects { name } }"}).status_code == 200
+
+
+def _errors(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"] is None  # refused before any resolver ran
+    return [e["message"] for e in body["errors"]]
+
+
+def test_graphql_refuses_deep_aliased_and_long_queries_before_running_them(
+    http: httpx.Client,
+) -> None:
+    deepest = "{ projects { models { versions { run { steps { instance } } } } } }"
+    assert http.post("/graphql", json={"query": deepest}).json() == {
+        "data": {"projects": [{"models": []}]}
+    }
+    too_deep = (
+        "{ projects { models { versions { run { steps { a { b { c { d { e } } } } } } } } } }"
+    )
+    messages = _errors(http.post("/graphql", json={"query": too_deep}))
+    assert "'anonymous' exceeds maximum operation depth of 8" in messages
+    aliased = "{ " + " ".join(f"a{i}: projects {{ name }}" for i in range(16)) + " }"
+    assert _errors(http.post("/graphql", json={"query": aliased})) == [
+        "16 aliases found. Allowed: 15"
+    ]
+    long = "{ " + " ".join(["projects { name }"] * 600) + " }"
+    assert _errors(http.post("/graphql", json={"query": long})) == [
+        "Syntax Error: Document contains more than 2000 tokens. Parsing aborted."
+    ]
+
+
+# Authentication before the body -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer fnd_123456789012_nope"}, {"x-api-key": "garbage"}],
+)
+def test_a_request_without_a_valid_key_is_401_whatever_its_body(
+    app_url: str, settings: Settings, headers: dict[str, str]
+) -> None:
+    path = "/api/v1/projects/default/models"
+    too_big = b"x" * (settings.max_json_bytes + 1)
+
+    def chunks() -> Iterator[bytes]:  # no content-length: the size is learnt as it streams
+        yield b'{"name": "' + b"x" * settings.max_json_bytes
+        yield b'"}'
+
+    with httpx.Client(base_url=app_url, headers=headers) as http:
+        for content in (b"{bad", b'{"metrics": NaN}', raw_json('"\\ud800"'), too_big, chunks()):
+            response = http.post(
+                path, content=content, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 401, response.text
+            assert response.json()["error"]["code"] == "unauthenticated"
+            assert response.headers["www-authenticate"] == "Bearer"
+        graphql = http.post(
+            "/graphql", content=b"{bad", headers={"content-type": "application/json"}
+        )
+        assert graphql.status_code == 401
+        upload = http.put(f"/api/v1/projects/default/artifacts/sha256:{'0' * 64}", content=too_big)
+        assert upload.status_code == 401
+
+
+def test_with_a_valid_key_the_body_is_then_checked(http: httpx.Client, settings: Settings) -> None:
+    path = "/api/v1/projects/default/models"
+    message = refused(
+        http.post(path, content=b"{bad", headers={"content-type": "application/json"}),
+        422,
+        "body",
+    )
+    assert message.startswith("The request body is not valid JSON")
+    big = http.post(
+        path,
+        content=b"x" * (settings.max_json_bytes + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert big.status_code == 413
