@@ -508,3 +508,30 @@ def test_with_a_valid_key_the_body_is_then_checked(http: httpx.Client, settings:
         headers={"content-type": "application/json"},
     )
     assert big.status_code == 413
+
+
+# The OpenAPI document lists every error ---------------------------------------------------
+
+
+def test_every_operation_documents_its_errors_in_the_error_shape(app_url: str) -> None:
+    document = httpx.get(f"{app_url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert set(schemas["ErrorDetail"]["properties"]) == {"code", "message", "field", "value", "fix"}
+    public = {("get", "/api/v1/health"), ("get", "/healthz"), ("get", "/graphql")}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if (method, path) in public:
+                assert not set(responses) & {"401", "403"}, (method, path)
+                continue
+            expected = {"401", "403", "404"}
+            if "requestBody" in operation:
+                expected |= {"400", "413", "422"}
+            if method in ("post", "put", "patch", "delete"):
+                expected.add("409")
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for status in expected:
+                content = responses[status]["content"]["application/json"]["schema"]
+                assert content == {"$ref": "#/components/schemas/ErrorOut"}, (method, path)
+            assert operation["security"] == [{"apiKey": []}]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from funade import __version__, ui
-from funade.api import errors, graph
+from funade.api import errors, graph, openapi
 from funade.api.middleware.authfirst import AuthenticateFirstMiddleware
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
@@ -35,7 +35,8 @@ from funade.store import Database
 DESCRIPTION = """\
 The control plane of funade: projects, models, immutable versions, aliases, artifacts, API keys
 and the audit log. Every route except health needs `Authorization: Bearer <key>`.
-Errors are `{"error": {"code", "message", "field", "value", "fix"}}`.
+Errors are `{"error": {"code", "message", "field", "value", "fix"}}`; every operation lists the
+error statuses it may answer with.
 """
 
 
@@ -76,6 +77,7 @@ def create_app(
         graph,
     ):
         app.include_router(module.router)
+    openapi.install(app)
     graph.mount_explorer(app)
     ui.install(app)
     app.add_middleware(

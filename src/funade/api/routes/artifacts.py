@@ -36,7 +36,19 @@ def _owned(state: State, project: str, digest: str) -> Artifact:
     return row
 
 
-@router.head("/{digest}")
+@router.head(
+    "/{digest}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The project has the blob; its size and digest are in the headers.",
+            "headers": {
+                "funade-digest": {"schema": {"type": "string"}},
+                "content-length": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def artifact_exists(project: str, digest: str, state: State, principal: Reader) -> Response:
     row = _owned(state, project, parse_digest(digest))
     return Response(headers={"content-length": str(row.size), "funade-digest": row.digest})
@@ -54,7 +66,19 @@ def download_artifact(project: str, digest: str, state: State, principal: Reader
     )
 
 
-@router.put("/{digest}", response_model=ArtifactRef)
+@router.put(
+    "/{digest}",
+    response_model=ArtifactRef,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The blob's bytes; they must hash to the digest in the URL.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
 async def upload_artifact(
     project: str, digest: str, request: Request, state: State, principal: Writer
 ) -> ArtifactRef:
