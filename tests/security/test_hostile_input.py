@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -26,11 +28,15 @@ from funade.artifacts import ArtifactStore
 from funade.bootstrap import bootstrap
 from funade.client import Client
 from funade.errors import InvalidInputError, InvalidNameError
+from funade.gateway.app import Gateway
 from funade.names import check_alias_name, check_model_name, check_project_name, check_tags
 from funade.pagination import decode_cursor, encode_cursor
 from funade.settings import Settings
 from tests.conftest import make_settings
+from tests.deploy.conftest import Plane, calc, plane  # noqa: F401 - shared fixtures
+from tests.gateway.conftest import gateway  # noqa: F401 - shared fixture
 from tests.servers import serve
+from tests.serving.fakes import arithmetic_package, running
 from tests.serving.models import Arithmetic
 
 BIG = 2**64
@@ -535,3 +541,228 @@ def test_every_operation_documents_its_errors_in_the_error_shape(app_url: str) -
                 content = responses[status]["content"]["application/json"]["schema"]
                 assert content == {"$ref": "#/components/schemas/ErrorOut"}, (method, path)
             assert operation["security"] == [{"apiKey": []}]
+
+
+# The model server ---------------------------------------------------------------------------
+
+
+def _tensor(**fields: Any) -> dict[str, Any]:
+    return {"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1.0, 2.0], **fields}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        (
+            {"inputs": [_tensor(datatype={"FP64": 1})]},
+            "inputs[0].datatype",
+            "has datatype {'FP64': 1}, which is not an Open Inference Protocol datatype",
+        ),
+        (
+            {"inputs": [_tensor(datatype=["FP64"])]},
+            "inputs[0].datatype",
+            "has datatype ['FP64'], which is not",
+        ),
+        ({"inputs": [_tensor(datatype=None)]}, "inputs[0].datatype", "has datatype None"),
+        (
+            {"inputs": [_tensor(shape=[0, 2**64 - 1], data=[])]},
+            "inputs[0].shape",
+            "which no array can have",
+        ),
+        (
+            {"inputs": [_tensor(shape=[1] * 65, data=[1.0])]},
+            "inputs[0].shape",
+            "which no array can have",
+        ),
+        (
+            {"inputs": [_tensor(shape=[1, 2**63])]},
+            "inputs[0].data",
+            "holds 9223372036854775808 elements, but its data has 2",
+        ),
+        ({"inputs": [_tensor(name={"x": 1})]}, "inputs[0].name", "has no name"),
+        ({"inputs": [_tensor(parameters=[1])]}, "inputs[0].parameters", "not an object"),
+        ({"inputs": {"x": 1}}, "inputs", "not a list"),
+        ({"inputs": [_tensor()], "outputs": {"double": 1}}, "outputs", "not a list"),
+        (
+            {"inputs": [_tensor()], "outputs": [{"name": ["double"]}]},
+            "outputs[0].name",
+            "has no name",
+        ),
+        ({"inputs": [_tensor()], "id": {"a": 1}}, "id", "not a string"),
+    ],
+)
+def test_wrong_json_types_in_a_v2_request_are_400_naming_the_field(
+    tmp_path: Path, body: dict[str, Any], field: str, says: str
+) -> None:
+    with running(arithmetic_package(tmp_path / "pkg")) as (url, _), httpx.Client() as http:
+        response = http.post(f"{url}/v2/models/calc/infer", json=body)
+        assert response.status_code == 400, response.text
+        answer = response.json()
+        assert answer["field"] == field
+        assert says in answer["error"]
+        assert "model failed" not in answer["error"]
+        assert http.get(f"{url}/v2/health/ready").status_code == 200
+
+
+def test_a_binary_tensor_of_a_shape_no_array_has_is_400(tmp_path: Path) -> None:
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP64",
+                    "shape": [1] * 65,
+                    "parameters": {"binary_data_size": 8},
+                }
+            ]
+        }
+    ).encode()
+    with running(arithmetic_package(tmp_path / "pkg")) as (url, _), httpx.Client() as http:
+        response = http.post(
+            f"{url}/v2/models/calc/infer",
+            content=header + np.float64(1.0).tobytes(),
+            headers={
+                "content-type": "application/octet-stream",
+                "inference-header-content-length": str(len(header)),
+            },
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == "inputs[0].shape"
+        assert "which no array can have" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}], '
+            '"id": "\\ud800"}',
+            "id",
+        ),
+        (
+            '{"inputs": [{"name": "\\ud800", "datatype": "FP64", "shape": [1, 2], '
+            '"data": [1, 2]}]}',
+            "inputs[0].name",
+        ),
+        (
+            '{"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": ["\\udfff"]}]}',
+            "inputs[0].data[0]",
+        ),
+        (
+            '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [NaN, 1]}], '
+            '"id": "\\ud800"}',
+            "id",
+        ),
+    ],
+)
+def test_lone_surrogates_in_a_v2_request_are_400(tmp_path: Path, body: str, field: str) -> None:
+    with running(arithmetic_package(tmp_path / "pkg")) as (url, _), httpx.Client() as http:
+        response = http.post(
+            f"{url}/v2/models/calc/infer",
+            content=raw_json(body),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == field
+        assert "lone UTF-16 surrogate" in response.json()["error"]
+        nan = http.post(  # NaN alone is still read (tritonclient writes it)
+            f"{url}/v2/models/calc/infer",
+            content=b'{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], '
+            b'"data": [NaN, 1]}]}',
+            headers={"content-type": "application/json"},
+        )
+        assert nan.status_code == 200, nan.text
+
+
+def test_nesting_past_the_parser_is_400_not_a_model_failure(tmp_path: Path) -> None:
+    with running(arithmetic_package(tmp_path / "pkg")) as (url, _), httpx.Client() as http:
+        for body in (b"[" * 100_000 + b"]" * 100_000, b"[NaN, " * 5000 + b"1" + b"]" * 5000):
+            response = http.post(
+                f"{url}/v2/models/calc/infer",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            assert response.status_code == 400, response.text[:300]
+            assert response.json()["field"] == "body"
+
+
+def test_the_model_server_answers_unknown_routes_in_its_error_shape(tmp_path: Path) -> None:
+    with running(arithmetic_package(tmp_path / "pkg")) as (url, _), httpx.Client() as http:
+        missing = http.get(f"{url}/v3/nothing")
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "not_found"
+        wrong = http.delete(f"{url}/v2/health/live")
+        assert wrong.status_code == 405
+        assert wrong.json()["code"] == "method_not_allowed"
+
+
+def test_the_model_server_serves_its_openapi_document(tmp_path: Path) -> None:
+    with running(arithmetic_package(tmp_path / "pkg")) as (url, _):
+        document = httpx.get(f"{url}/openapi.json").json()
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]
+    assert infer["parameters"][0]["schema"] == {"type": "string", "enum": ["calc"]}
+    assert set(infer["responses"]) == {
+        "200",
+        "400",
+        "404",
+        "408",
+        "413",
+        "415",
+        "500",
+        "503",
+        "504",
+    }
+    row = document["components"]["schemas"]["InferenceRequest"]["properties"]["inputs"]
+    assert row["items"]["anyOf"][0]["properties"]["shape"]["const"] == [1, 2]
+
+
+# The gateway --------------------------------------------------------------------------------
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    """Send ``request`` as bytes (httpx would refuse to send what a hostile client sends)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_a_header_the_gateway_forwards_must_be_ascii(
+    calc: Plane,  # noqa: F811
+    gateway: tuple[str, Gateway],  # noqa: F811
+) -> None:
+    """It decoded them as UTF-8 to forward them: a byte 0xff was a 500."""
+    url, _ = gateway
+    key = calc.client.create_key("hostile", ["predict"], project="default").key
+    body = b'{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}'
+    for header in (b"Content-Type: application/json\xff", b"X-Request-Id: \xff\xfe"):
+        answer = _raw(
+            url,
+            b"POST /v2/models/calc/infer HTTP/1.1\r\nHost: gateway\r\n"
+            b"Authorization: Bearer " + key.encode() + b"\r\n" + header + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body,
+        )
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert b"holds bytes that are not ASCII" in answer
+    ok = httpx.post(
+        f"{url}/v2/models/calc/infer",
+        content=body,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_deployment_replica_answers_unknown_paths_in_json(
+    calc: Plane,  # noqa: F811
+    gateway: tuple[str, Gateway],  # noqa: F811
+) -> None:
+    url, _ = gateway
+    key = calc.client.create_key("hostile", ["predict"], project="default").key
+    response = httpx.post(
+        f"{url}/v2/models/calc/infer%00", json={}, headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
