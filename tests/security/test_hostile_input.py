@@ -170,7 +170,7 @@ def test_big_integers_are_refused_on_both_stores(database_url: str, tmp_path: Pa
         ("a\r\nb", "tags.a%0D%0Ab"),
         ("a\nSet-Cookie: x=1", "tags.a%0ASet-Cookie: x=1"),
         ("é", "tags.%C3%A9"),
-        ("\x00", "tags.%00"),
+        ("\x01\x7f", "tags.%01%7F"),
         ("100%", "tags.100%25"),
     ],
 )
@@ -316,12 +316,15 @@ def test_strict_json_names_what_it_refuses() -> None:
         (b'[{"x": "\\ud800"}]', "0.x"),
         (b'{"n": 9223372036854775808}', "n"),
         (b'{"n": -9223372036854775809}', "n"),
+        (b'{"a": ["ok", "b\\u0000"]}', "a.1"),
+        (b'{"a": {"\\u0000": 1}}', "a"),
     ]:
         with pytest.raises(InvalidInputError) as info:
             check_json_body(body)
         assert info.value.field == field, body
     check_json_body(b'{"n": 9223372036854775807, "m": -9223372036854775808, "f": 1e308}')
     check_json_body(b'{"id": "1234567890123456789012345"}')  # long digits in a string
+    check_json_body(b'{"path": "C:\\\\u0000"}')  # a backslash, then "u0000": text
     for body, says in [
         (b"\xff{}", "not UTF-8"),
         (b"[" * 2000 + b"]" * 2000, "more than 1024 deep"),
@@ -330,6 +333,45 @@ def test_strict_json_names_what_it_refuses() -> None:
         with pytest.raises(InvalidInputError, match=says) as info:
             check_json_body(body)
         assert info.value.field == "body"
+
+
+def test_nul_characters_are_422_on_both_stores(database_url: str, tmp_path: Path) -> None:
+    """PostgreSQL's text cannot hold a NUL: a name, filter or description with one was a
+    database error (500, connection dropped) there, in a body or in the URL."""
+    settings = make_settings(tmp_path / "home", database_url)
+    from funade.store import create_database, upgrade
+
+    db = create_database(settings.resolved_database_url)
+    upgrade(db)
+    key = bootstrap(settings, db).admin_key
+    app = create_app(settings, db, ArtifactStore.from_settings(settings))
+    try:
+        with (
+            serve(app) as url,
+            httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}) as http,
+        ):
+            for path, body, field in [
+                (
+                    "/api/v1/projects/default/models",
+                    {"name": "m", "description": "a\x00"},
+                    "description",
+                ),
+                ("/api/v1/projects/default/models", {"name": "m", "tags": {"k": "\x00"}}, "tags.k"),
+                ("/api/v1/keys", {"name": "k\x00", "scopes": ["read"]}, "name"),
+                ("/api/v1/projects/default/runs", {"pipeline": "p", "spec": {"\x00": 1}}, "spec"),
+            ]:
+                message = refused(http.post(path, json=body), 422, field)
+                assert "NUL character" in message
+            for path, field in [
+                ("/api/v1/projects/a%00b", "path"),
+                ("/api/v1/deployments/x%00", "path"),
+                ("/api/v1/projects/default/models?q=a%00", "q"),
+                ("/api/v1/audit?action=%00", "action"),
+            ]:
+                assert "NUL character (%00)" in refused(http.get(path), 422, field)
+            assert http.get("/api/v1/projects/default/models").json()["items"] == []
+    finally:
+        db.dispose()
 
 
 # Names ending in a newline ----------------------------------------------------------------

@@ -12,6 +12,7 @@ from funade.api import errors, graph, openapi
 from funade.api.middleware.authfirst import AuthenticateFirstMiddleware
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
+from funade.api.middleware.urltext import NoNulInURLMiddleware
 from funade.api.routes import artifacts as artifact_routes
 from funade.api.routes import (
     audit,
@@ -83,6 +84,7 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
     )
+    app.add_middleware(NoNulInURLMiddleware)
     # Outside the body limit: a request without a valid key learns nothing from its body.
     app.add_middleware(AuthenticateFirstMiddleware, state=app.state.funade)
     if settings.allow_cidrs:

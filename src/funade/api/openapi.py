@@ -30,10 +30,10 @@ ERRORS: dict[str, str] = {
     "409": "The name is taken, or the thing is in use or in a state that does not allow this.",
     "413": "The body is larger than the server accepts (FUNADE_MAX_JSON_BYTES; artifacts: "
     "FUNADE_MAX_ARTIFACT_BYTES).",
-    "422": "A parameter or a field of the body is invalid: not strict JSON (NaN, Infinity, a "
-    "lone surrogate, an integer past 64 bits), of the wrong type, out of range, too long, or a "
-    "name, cursor or reference that is not allowed. The error names the field, the value and "
-    "the fix.",
+    "422": "A parameter or a field of the body is invalid: not strict JSON (NaN, Infinity, an "
+    "integer past 64 bits, a lone surrogate or a NUL in a string, a NUL in the URL), of the "
+    "wrong type, out of range, too long, or a name, cursor or reference that is not allowed. "
+    "The error names the field, the value and the fix.",
 }
 _CHANGES = frozenset({"post", "put", "patch", "delete"})
 _SCHEMA_REF = {"$ref": "#/components/schemas/ErrorOut"}

@@ -3,11 +3,12 @@
 Python's ``json`` module, which the web framework parses bodies with, also reads ``NaN``,
 ``Infinity``, ``1e400`` (as infinity), lone UTF-16 surrogates (``"\\ud800"``, which no UTF-8
 text can hold: the store's write fails) and integers of any size (past the store's 64-bit
-columns). ``check_json_body`` refuses all of them before the body reaches a route, with an
+columns); and any JSON parser reads ``"\\u0000"``, which PostgreSQL's text cannot hold.
+``check_json_body`` refuses all of them before the body reaches a route, with an
 ``InvalidInputError`` that names where in the body the value is (``metrics.auc``,
 ``golden_examples.0.x``). orjson checks the common case in one fast pass (it refuses everything
-above but integers past 64 bits, which it reads as floats); only a body it refuses, or one with
-a run of 19 digits, is read again to find the culprit.
+above but integers past 64 bits, which it reads as floats, and NUL); only a body it refuses, or
+one with a run of 19 digits or a ``\\u0000``, is read again to find the culprit.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from funade.limits import INT64_MAX, INT64_MIN
 __all__ = ["check_json_body"]
 
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")  # the shortest integers that may not fit in 64 bits
-_SURROGATES = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+"""What a JSON string may spell but no stored text holds: NUL, and lone UTF-16 surrogates."""
 _MAX_DEPTH = 1024  # orjson's limit
 
 
@@ -43,7 +45,7 @@ def check_json_body(data: bytes) -> None:
         orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _diagnose(data, str(exc)) from None
-    if _LONG_NUMBER.search(data):
+    if _LONG_NUMBER.search(data) or b"\\u0000" in data:
         _check_values(json.loads(data))
 
 
@@ -91,8 +93,8 @@ def _check_values(doc: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 where = f"{place}.{key}" if place else key
-                if _SURROGATES.search(key):
-                    raise _surrogate(place or "body", key)
+                if _NOT_TEXT.search(key):
+                    raise _not_text(place or "body", key)
                 stack.append((item, where))
         elif isinstance(value, list):
             stack.extend(
@@ -100,8 +102,8 @@ def _check_values(doc: Any) -> None:
                 for index, item in enumerate(value)
             )
         elif isinstance(value, str):
-            if _SURROGATES.search(value):
-                raise _surrogate(place or "body", value)
+            if _NOT_TEXT.search(value):
+                raise _not_text(place or "body", value)
         elif isinstance(value, _NonFinite) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
@@ -121,10 +123,18 @@ def _check_values(doc: Any) -> None:
             )
 
 
-def _surrogate(place: str, text: str) -> InvalidInputError:
+def _not_text(place: str, text: str) -> InvalidInputError:
+    shown = _NOT_TEXT.sub("\ufffd", text[:80])
+    if "\x00" in text:
+        return InvalidInputError(
+            f"{place!r} holds a NUL character (\\u0000), which stored text cannot hold.",
+            field=place,
+            value=shown,
+            fix="Leave NUL out of text; send binary data base64-encoded.",
+        )
     return InvalidInputError(
         f"{place!r} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.",
         field=place,
-        value=_SURROGATES.sub("\ufffd", text[:80]),
+        value=shown,
         fix="Send valid Unicode: a surrogate only as half of an escaped pair (\\ud83d\\ude00).",
     )
