@@ -10,6 +10,9 @@ body that conforms to its schema; a request the schema forbids must be refused (
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable
 from typing import Any
 
 import schemathesis
@@ -21,6 +24,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.schemas import APIOperation, BaseSchema
 
 SEED = 17
 EXAMPLES = 25
@@ -65,3 +69,30 @@ def config(
             f"path.{name}": {"dictionary": name, "probability": 0.75} for name in known
         }
     return schemathesis.Config.from_dict(data)
+
+
+def one_test_per_operation(
+    cls: type,
+    schema: BaseSchema,
+    run: Callable[..., None],
+    select: Callable[[APIOperation], bool] = lambda operation: True,
+) -> None:
+    """Add to ``cls`` one test method per operation of ``schema`` that ``select`` picks, each
+    running ``run`` (a ``(self, case, fixtures...)`` function) on that operation's cases.
+    schemathesis's own ``parametrize`` makes items that pytest 9 gives one node id, which
+    pytest-xdist then runs once; a method of its own per operation has a name of its own."""
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not select(operation):
+            continue
+
+        def only(ctx: Any, label: str = operation.label) -> bool:
+            return bool(ctx.operation.label == label)
+
+        @functools.wraps(run)
+        def test(*args: Any, **kwargs: Any) -> None:
+            run(*args, **kwargs)
+
+        name = "test_" + re.sub(r"[^a-z0-9]+", "_", operation.label.lower()).strip("_")
+        test.__name__ = test.__qualname__ = name
+        setattr(cls, name, schema.include(only).parametrize()(test))

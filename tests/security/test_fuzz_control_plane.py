@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import schemathesis
 from schemathesis import Case
+from schemathesis.schemas import APIOperation
 
 import funade
 from funade.api.app import create_app
@@ -67,7 +68,7 @@ def _document() -> dict[str, Any]:
 
 DOCUMENT = _document()
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=fuzzing.config(**KNOWN))
-REGISTRY = ["projects", "models", "versions", "artifacts"]
+REGISTRY = {"projects", "models", "versions", "artifacts"}
 
 
 class Plane:
@@ -114,28 +115,39 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     db.dispose()
 
 
-class TestRegistry:
-    @schema.include(tag=REGISTRY).parametrize()
-    def test_registry_as_admin(self, case: Case, plane: Plane) -> None:
-        case.call_and_validate(base_url=plane.url, headers=plane.admin, checks=fuzzing.CHECKS)
-
-
-class TestOperations:
-    @schema.exclude(tag=REGISTRY).parametrize()
-    def test_keys_audit_deployments_pipelines_and_graphql_as_admin(
-        self, case: Case, plane: Plane
-    ) -> None:
-        case.call_and_validate(base_url=plane.url, headers=plane.admin, checks=fuzzing.CHECKS)
+def _as_admin(self: object, case: Case, plane: Plane) -> None:
+    case.call_and_validate(base_url=plane.url, headers=plane.admin, checks=fuzzing.CHECKS)
 
 
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/healthz"), ("GET", "/graphql")}
 """The operations that need no key."""
 
 
+def _without_key(self: object, case: Case, plane: Plane) -> None:
+    response = case.call_and_validate(base_url=plane.url, checks=fuzzing.CHECKS)
+    documented = case.method.upper() == case.operation.method.upper()
+    if documented and (case.method.upper(), case.operation.path) not in PUBLIC:
+        assert response.status_code == 401, (case.method, case.formatted_path, response.text)
+
+
+class TestRegistryAsAdmin:
+    """projects, models, versions and artifacts."""
+
+
+class TestOperationsAsAdmin:
+    """keys, the audit log, deployments, pipelines, metrics and GraphQL."""
+
+
 class TestWithoutKey:
-    @schema.parametrize()
-    def test_every_keyed_operation_is_401_without_a_key(self, case: Case, plane: Plane) -> None:
-        response = case.call_and_validate(base_url=plane.url, checks=fuzzing.CHECKS)
-        documented = case.method.upper() == case.operation.method.upper()
-        if documented and (case.method.upper(), case.operation.path) not in PUBLIC:
-            assert response.status_code == 401, (case.method, case.formatted_path, response.text)
+    """Every operation: a 401 wherever a key is needed."""
+
+
+def _registry(operation: APIOperation) -> bool:
+    return bool(set(operation.tags or ()) & REGISTRY)
+
+
+fuzzing.one_test_per_operation(TestRegistryAsAdmin, schema, _as_admin, _registry)
+fuzzing.one_test_per_operation(
+    TestOperationsAsAdmin, schema, _as_admin, lambda operation: not _registry(operation)
+)
+fuzzing.one_test_per_operation(TestWithoutKey, schema, _without_key)

@@ -99,10 +99,15 @@ def _json_roundtrip(doc: dict[str, Any]) -> Any:
     return httpx.Response(200, json=doc).json()
 
 
+def _fuzz_funade_serve(self: object, case: Case, model_server: str) -> None:
+    case.call_and_validate(base_url=model_server, checks=CHECKS)
+
+
 class TestModelServer:
-    @served.parametrize()
-    def test_funade_serve(self, case: Case, model_server: str) -> None:
-        case.call_and_validate(base_url=model_server, checks=CHECKS)
+    """funade serve, every route."""
+
+
+fuzzing.one_test_per_operation(TestModelServer, served, _fuzz_funade_serve)
 
 
 # The gateway ------------------------------------------------------------------------------
@@ -157,18 +162,26 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         db.dispose()
 
 
-class TestGateway:
-    @deployed.parametrize()
-    def test_gateway_with_a_predict_key(self, case: Case, gateway: Deployed) -> None:
-        case.call_and_validate(base_url=gateway.url, headers=gateway.key, checks=CHECKS)
+def _with_a_predict_key(self: object, case: Case, gateway: Deployed) -> None:
+    case.call_and_validate(base_url=gateway.url, headers=gateway.key, checks=CHECKS)
+
+
+def _without_a_key(self: object, case: Case, gateway: Deployed) -> None:
+    response = case.call_and_validate(base_url=gateway.url, checks=CHECKS)
+    if case.method.upper() == case.operation.method.upper():
+        # a deployment of another name does not exist (404): only this one has a key to ask
+        ours = (case.path_parameters or {}).get("name") == "twice"
+        expected = {401} if ours else {401, 404}
+        assert response.status_code in expected, (case.formatted_path, response.text)
+
+
+class TestGatewayWithKey:
+    """The gateway's inference routes with a predict key."""
 
 
 class TestGatewayWithoutKey:
-    @deployed.parametrize()
-    def test_gateway_without_a_key(self, case: Case, gateway: Deployed) -> None:
-        response = case.call_and_validate(base_url=gateway.url, checks=CHECKS)
-        if case.method.upper() == case.operation.method.upper():
-            # a deployment of another name does not exist (404): only this one has a key to ask
-            ours = (case.path_parameters or {}).get("name") == "twice"
-            expected = {401} if ours else {401, 404}
-            assert response.status_code in expected, (case.formatted_path, response.text)
+    """The gateway's inference routes without a key: 401, or 404 for another deployment."""
+
+
+fuzzing.one_test_per_operation(TestGatewayWithKey, deployed, _with_a_predict_key)
+fuzzing.one_test_per_operation(TestGatewayWithoutKey, deployed, _without_a_key)
