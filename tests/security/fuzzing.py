@@ -1,11 +1,13 @@
 """Schema-driven fuzzing with schemathesis, the same way for every server we fuzz.
 
-A fixed seed, deterministic generation (the same requests on every run and every machine), about
-25 generated requests per operation in both modes (data the schema allows and data it does not),
-plus schemathesis's coverage phase (each parameter and field at its boundaries, missing, of the
-wrong type). Each answer must be no 5xx, no dropped connection (``requests`` raises), a status
-the document lists for the operation, a documented content type and, where one is documented, a
-body that conforms to its schema; a request the schema forbids must be refused (4xx).
+A fixed seed, deterministic generation (the same requests on every run and every machine),
+25 generated requests per operation by default in both modes (data the schema allows and data
+it does not), plus schemathesis's coverage phase (each parameter and field at its boundaries,
+missing, of the wrong type). One parameter in five of each type gets a hostile value instead
+(an integer past 32 or 64 bits, a name ending in a newline, a header break, a digit that is
+not ASCII). Each answer must be no 5xx, no dropped connection (``requests`` raises), a status
+the document lists for the operation, a documented content type and headers and, where one is
+documented, a body of its schema; a request the schema forbids must be refused (4xx).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from schemathesis.checks import (
 from schemathesis.schemas import APIOperation, BaseSchema
 
 SEED = 17
+HOSTILE_INTEGERS = [2**31, 2**63, 2**64, -(2**63) - 1, -1, 0]
+"""Integers past the store's 32- and 64-bit columns, and the edges below them."""
+HOSTILE_STRINGS = ["churn\n", "a\r\nb", "%", "²", "é", "\x7f", "..", "latest", "-1", " "]
+"""A name ending in a newline, a header break, characters that look like digits, others."""
+HOSTILE_SHARE = 0.2
+"""How often a parameter of that type gets one of them instead of a generated value."""
 EXAMPLES = 25
 CHECKS = [
     not_a_server_error,
@@ -63,8 +71,16 @@ def config(
     }
     if headers:
         data["headers"] = headers
+    data["dictionaries"] = {
+        "hostile-integers": {"values": HOSTILE_INTEGERS},
+        "hostile-strings": {"values": HOSTILE_STRINGS},
+        **{name: {"values": values} for name, values in known.items()},
+    }
+    data["generation"]["dictionaries"] = {
+        "integer": {"dictionary": "hostile-integers", "probability": HOSTILE_SHARE},
+        "string": {"dictionary": "hostile-strings", "probability": HOSTILE_SHARE},
+    }
     if known:
-        data["dictionaries"] = {name: {"values": values} for name, values in known.items()}
         data["parameters"] = {
             f"path.{name}": {"dictionary": name, "probability": 0.75} for name in known
         }
