@@ -417,6 +417,55 @@ def test_names_ending_in_a_newline_are_refused_over_http(
     assert [p["name"] for p in http.get("/api/v1/projects").json()] == ["default"]
 
 
+def test_null_in_a_schedule_patch_leaves_the_field_as_it_is(http: httpx.Client) -> None:
+    """Found by the fuzz run: {"params": null} was stored, and every read of the schedule
+    then failed (500)."""
+    path = "/api/v1/projects/default/schedules"
+    body = {
+        "name": "s",
+        "source": "/x/t.py:train",
+        "cron": "0 3 * * *",
+        "env": "prd",
+        "params": {"a": 1},
+        "paused": True,
+    }
+    assert http.post(path, json=body).status_code == 201
+    fields = ("source", "cron", "timezone", "params", "misfire", "max_concurrent", "paused")
+    nulls = dict.fromkeys(fields)
+    response = http.patch(f"{path}/s", json=nulls)
+    assert response.status_code == 200, response.text
+    after = http.get(f"{path}/s").json()
+    assert (after["params"], after["cron"], after["paused"], after["env"]) == (
+        {"a": 1},
+        "0 3 * * *",
+        True,
+        "prd",
+    )
+    assert http.patch(f"{path}/s", json={"env": None}).json()["env"] is None
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_time_the_store_cannot_keep_in_utc_is_422(http: httpx.Client, moment: str) -> None:
+    """Times are stored in UTC: these were an OverflowError in the database layer (500)."""
+    runs = "/api/v1/projects/default/runs"
+    refused(
+        http.post(runs, json={"pipeline": "p", "spec": {}, "scheduled_for": moment}),
+        422,
+        "scheduled_for",
+    )
+    refused(
+        http.post("/api/v1/keys", json={"name": "k", "scopes": ["read"], "expires_at": moment}),
+        422,
+        "expires_at",
+    )
+    run = http.post(runs, json={"pipeline": "p", "spec": {}}).json()["id"]
+    events = f"/api/v1/runs/{run}/events"
+    refused(http.post(events, json={"run": {"started_at": moment}}), 422, "run.started_at")
+    step = {"instance": "a", "node": "a", "state": "running", "finished_at": moment}
+    refused(http.post(events, json={"steps": [step]}), 422, "steps.0.finished_at")
+    assert http.get(f"/api/v1/runs/{run}").json()["started_at"] is not None
+
+
 # Unbounded text ---------------------------------------------------------------------------
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # pydantic-only modules: the server's and the client's view of deployment options
 from funade.deploy.backends.base import RuntimeConfig
@@ -67,6 +67,18 @@ Metrics = Annotated[
         max_length=MAX_METRICS, description="Up to 1000 finite numbers, keys up to 128 characters."
     ),
 ]
+
+
+def _storable(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)  # what the store keeps
+    except OverflowError:
+        raise ValueError("it is outside the years 1 to 9999 once in UTC") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
+"""A time with its zone, that the store can keep in UTC (9999-12-31T23:59-05:00 it cannot)."""
 Params = Annotated[
     dict[Annotated[str, Field(max_length=MAX_PARAM_KEY)], Any],
     Field(max_length=MAX_PARAMS, description="Up to 1000 entries, keys up to 256 characters."),
@@ -188,7 +200,7 @@ class KeyIn(Strict):
     project: ProjectName | None = Field(
         default=None, description="Project the key works in; omit for a global admin key."
     )
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     deployment: Short | None = Field(
         default=None, description="Limit a predict key to this deployment."
     )
@@ -417,8 +429,8 @@ class StepRecord(Strict):
         description="Output of a running step since the runner's last report, appended to what "
         "the step's log shows until its whole log is stored (log_digest).",
     )
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
+    started_at: Instant | None = None
+    finished_at: Instant | None = None
     run_attempt: Int32 = 1
 
 
@@ -430,7 +442,7 @@ class RunIn(Strict):
     params: Params = Field(default_factory=dict)
     trigger: Word = "manual"
     schedule_id: Int32 | None = None
-    scheduled_for: AwareDatetime | None = None
+    scheduled_for: Instant | None = None
     use_cache: bool = True
     lineage: dict[str, Any] = Field(default_factory=dict)
     runner: dict[str, Any] = Field(default_factory=dict)
@@ -446,8 +458,8 @@ class RunUpdate(Strict):
     )
     reason: str | None = None
     slo_breached: bool | None = None
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
+    started_at: Instant | None = None
+    finished_at: Instant | None = None
     attempt: Int32 | None = None
     spec: dict[str, Any] | None = None
     runner: dict[str, Any] | None = None

@@ -121,7 +121,12 @@ def update_schedule(
     """Change a schedule, or pause it (``{"paused": true}``) and resume it; ticks missed while
     it was paused are not run later."""
     principal.require("admin", project)
-    changes = body.model_dump(exclude_unset=True)
+    # null leaves a field as it is, as in every PATCH; only env may be cleared with it
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name == "env"
+    }
     with state.db.session() as session:
         proj = get_project(session, project)
         row = service.find_schedule(session, proj, name)
