@@ -23,6 +23,7 @@ import pytest
 
 import funade
 from funade.api.app import create_app
+from funade.api.middleware.authfirst import needs_key
 from funade.api.strictjson import check_json_body
 from funade.artifacts import ArtifactStore
 from funade.bootstrap import bootstrap
@@ -32,6 +33,8 @@ from funade.gateway.app import Gateway
 from funade.names import check_alias_name, check_model_name, check_project_name, check_tags
 from funade.pagination import decode_cursor, encode_cursor
 from funade.settings import Settings
+from funade.store import Database
+from tests.api.test_route_auth import _routes
 from tests.conftest import make_settings
 from tests.deploy.conftest import Plane, calc, plane  # noqa: F401 - shared fixtures
 from tests.gateway.conftest import gateway  # noqa: F401 - shared fixture
@@ -589,6 +592,28 @@ def test_a_request_without_a_valid_key_is_401_whatever_its_body(
         assert graphql.status_code == 401
         upload = http.put(f"/api/v1/projects/default/artifacts/sha256:{'0' * 64}", content=too_big)
         assert upload.status_code == 401
+
+
+def test_every_keyed_route_checks_the_key_before_the_body(
+    app_url: str, settings: Settings, database: Database
+) -> None:
+    """The route list of tests/api/test_route_auth.py: each needs a key by the middleware's
+    rule too, and answers a malformed or non-strict body without a key with 401 (an oversized
+    one: test_a_request_without_a_valid_key_is_401_whatever_its_body)."""
+    routes = _routes(settings, database)
+    assert len(routes) >= 40
+    with httpx.Client(base_url=app_url) as http:
+        for method, path in routes:
+            assert needs_key(method, path.split("?")[0]), (method, path)
+            for body in (b"{bad", b'{"a": NaN}'):
+                response = http.request(
+                    method, path, content=body, headers={"content-type": "application/json"}
+                )
+                assert response.status_code == 401, (method, path, body[:10], response.text)
+    for public in ("/api/v1/health", "/healthz", "/docs", "/openapi.json", "/", "/signin"):
+        assert not needs_key("GET", public)
+    assert not needs_key("GET", "/graphql")
+    assert needs_key("POST", "/graphql")
 
 
 def test_with_a_valid_key_the_body_is_then_checked(http: httpx.Client, settings: Settings) -> None:
