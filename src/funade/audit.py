@@ -49,7 +49,7 @@ def list_events(
         query = query.where(AuditEvent.project_id == project.id)
     if action:
         query = query.where(AuditEvent.action.startswith(action))
-    position = decode_cursor(cursor)
+    position = decode_cursor(cursor, {"id": int})
     if position is not None:
-        query = query.where(AuditEvent.id < int(position.get("id", 0)))
+        query = query.where(AuditEvent.id < position["id"])
     return page_of(list(session.scalars(query)), limit, lambda row: {"id": row.id})

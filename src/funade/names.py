@@ -10,14 +10,15 @@ import re
 
 from funade.errors import InvalidNameError
 
-_PROJECT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_MODEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
-_ALIAS = re.compile(r"^[a-z](?:[a-z0-9_-]{0,62})$")
-_TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+# Matched whole (fullmatch): "$" also matches before a final newline, so "churn\n" would pass.
+_PROJECT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_MODEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
+_ALIAS = re.compile(r"[a-z](?:[a-z0-9_-]{0,62})")
+_TAG_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 
 
 def check_project_name(name: str, *, field: str = "project") -> str:
-    if not _PROJECT.match(name):
+    if not _PROJECT.fullmatch(name):
         raise InvalidNameError(
             f"Project name {name!r} is not allowed.",
             field=field,
@@ -29,7 +30,7 @@ def check_project_name(name: str, *, field: str = "project") -> str:
 
 
 def check_model_name(name: str, *, field: str = "name") -> str:
-    if not _MODEL.match(name) or ".." in name:
+    if not _MODEL.fullmatch(name) or ".." in name:
         raise InvalidNameError(
             f"Model name {name!r} is not allowed.",
             field=field,
@@ -41,7 +42,7 @@ def check_model_name(name: str, *, field: str = "name") -> str:
 
 
 def check_alias_name(name: str, *, field: str = "alias") -> str:
-    if not _ALIAS.match(name) or name == "latest":
+    if not _ALIAS.fullmatch(name) or name == "latest":
         raise InvalidNameError(
             f"Alias {name!r} is not allowed.",
             field=field,
@@ -55,7 +56,7 @@ def check_alias_name(name: str, *, field: str = "alias") -> str:
 
 def check_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
     for key, value in tags.items():
-        if not _TAG_KEY.match(key):
+        if not _TAG_KEY.fullmatch(key):
             raise InvalidNameError(
                 f"Tag key {key!r} is not allowed.",
                 field=f"{field}.{key}",
@@ -79,7 +80,7 @@ def parse_model_ref(text: str) -> tuple[str, str]:
         check_alias_name(ref, field="ref") if ref != "latest" else None
     elif ":" in text:
         name, _, ref = text.rpartition(":")
-        if not ref.isdigit():
+        if not (ref.isascii() and ref.isdigit()):
             raise InvalidNameError(
                 f"Model reference {text!r} has {ref!r} after ':', which is not a version number.",
                 field="ref",

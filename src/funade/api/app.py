@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from funade import __version__, ui
-from funade.api import errors, graph
+from funade.api import errors, graph, openapi
+from funade.api.middleware.authfirst import AuthenticateFirstMiddleware
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.forwarded import ForwardedMiddleware
 from funade.api.middleware.ipallow import IPAllowlistMiddleware
+from funade.api.middleware.urltext import NoNulInURLMiddleware
 from funade.api.routes import artifacts as artifact_routes
 from funade.api.routes import (
     audit,
@@ -39,7 +41,8 @@ log = logging.getLogger("funade.api")
 DESCRIPTION = """\
 The control plane of funade: projects, models, immutable versions, aliases, artifacts, API keys
 and the audit log. Every route except health needs `Authorization: Bearer <key>`.
-Errors are `{"error": {"code", "message", "field", "value", "fix"}}`.
+Errors are `{"error": {"code", "message", "field", "value", "fix"}}`; every operation lists the
+error statuses it may answer with.
 """
 
 
@@ -84,11 +87,15 @@ def create_app(
         graph,
     ):
         app.include_router(module.router)
+    openapi.install(app)
     graph.mount_explorer(app)
     ui.install(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
     )
+    app.add_middleware(NoNulInURLMiddleware)
+    # Outside the body limit: a request without a valid key learns nothing from its body.
+    app.add_middleware(AuthenticateFirstMiddleware, state=app.state.funade)
     if settings.allow_cidrs:
         app.add_middleware(IPAllowlistMiddleware, cidrs=settings.allow_cidrs)
     if settings.trusted_proxies:  # outermost: every layer inside sees the client's address

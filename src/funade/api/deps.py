@@ -57,7 +57,15 @@ def _bearer(request: Request) -> str:
     )
 
 
+PRINCIPAL_KEY = "funade.principal"
+"""Where the request's scope keeps the principal once its key is checked (by
+``middleware.authfirst``, before the body is read), so it is checked once per request."""
+
+
 def current_principal(request: Request, state: State) -> Principal:
+    checked: Principal | None = request.scope.get(PRINCIPAL_KEY)
+    if checked is not None:
+        return checked
     text = _bearer(request)
     client_ip = request.client.host if request.client else None
     with state.db.read() as session:
@@ -67,6 +75,7 @@ def current_principal(request: Request, state: State) -> Principal:
         # At most once a minute per key, so most requests stay read-only.
         with state.db.session() as session:
             touch_key(session, principal.key_id)
+    request.scope[PRINCIPAL_KEY] = principal
     return principal
 
 

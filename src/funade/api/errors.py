@@ -7,6 +7,9 @@ ever answers with a traceback.
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +34,11 @@ STATUS: dict[type[e.FunadeError], int] = {
 }
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+MAX_ECHO = 200
+"""The longest string value an error echoes back."""
+
+
 def status_for(error: e.FunadeError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
@@ -38,12 +46,48 @@ def status_for(error: e.FunadeError) -> int:
     return 500
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that renders whatever it is given: a lone surrogate (which UTF-8 cannot
+    encode) becomes U+FFFD and a non-finite number (which JSON cannot write) a string, instead
+    of a failure halfway through an answer. Errors and GraphQL answers echo what clients sent,
+    so they are rendered with it."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (UnicodeEncodeError, ValueError):
+            return super().render(_scrub(content))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+MAX_FIELD_HEADER = 200
+
+
+def field_header(field: str) -> str:
+    """``field`` as the value of the ``Funade-Error-Field`` header: printable ASCII as it is,
+    anything else (a control character, a newline, non-ASCII) and ``%`` percent-encoded as
+    UTF-8, so a field named by a client can never break the response's headers."""
+    return quote(field[:MAX_FIELD_HEADER], safe=_HEADER_SAFE, errors="replace")
+
+
 def error_response(error: e.FunadeError) -> JSONResponse:
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    if error.field is not None and error.field.isascii():
-        headers[e.ERROR_FIELD_HEADER] = error.field
-    return JSONResponse({"error": error.to_dict()}, status_code=status, headers=headers)
+    if error.field is not None:
+        headers[e.ERROR_FIELD_HEADER] = field_header(error.field)
+    return SafeJSONResponse({"error": error.to_dict()}, status_code=status, headers=headers)
 
 
 async def handle_funade_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -56,9 +100,13 @@ async def handle_funade_error(_request: Request, exc: Exception) -> JSONResponse
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    field = ".".join(loc) or "body"
+    loc = list(first.get("loc", ()))
+    if loc and loc[0] in _LOCATIONS:  # where the value was, not a field ("query" may be one)
+        loc = loc[1:]
+    field = ".".join(str(p) for p in loc) or "body"
     value = first.get("input")
+    if isinstance(value, str) and len(value) > MAX_ECHO:
+        value = value[: MAX_ECHO - 3] + "..."
     kind = first.get("type", "")
     if kind == "json_invalid":
         error = e.InvalidInputError(
@@ -97,7 +145,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         405: "This endpoint does not accept that method.",
     }.get(exc.status_code, str(exc.detail))
     body = {"code": code, "message": message, "fix": "See the API reference at /docs."}
-    return JSONResponse({"error": body}, status_code=exc.status_code, headers=exc.headers)
+    return SafeJSONResponse({"error": body}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -25,14 +25,22 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from graphql import GraphQLError
-from pydantic import BaseModel
-from strawberry.extensions import MaskErrors
+from pydantic import BaseModel, Field
+from strawberry.exceptions import MissingQueryError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.scalars import JSON
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import Info
 
 from funade.api import schemas as rest
 from funade.api.deps import get_state, granted
+from funade.api.errors import SafeJSONResponse
 from funade.api.routes import deployments as deployment_routes
 from funade.api.routes import models as model_routes
 from funade.api.routes import projects as project_routes
@@ -41,7 +49,8 @@ from funade.api.routes import schedules as schedule_routes
 from funade.api.routes import versions as version_routes
 from funade.api.state import AppState
 from funade.auth.principal import Principal, Scope
-from funade.errors import FunadeError
+from funade.errors import FunadeError, InvalidInputError
+from funade.limits import INT32_MAX
 from funade.projects import DEFAULT_PROJECT
 
 __all__ = ["mount_explorer", "router", "schema"]
@@ -257,11 +266,12 @@ class Version:
     def run(self, info: Info) -> Run | None:
         """The pipeline run that registered this version, if one did."""
         lineage: dict[str, Any] = self.lineage if isinstance(self.lineage, dict) else {}
-        run_id = (lineage.get("run") or {}).get("id")
-        if run_id is None:
+        run = lineage.get("run")  # what the client logged: any JSON
+        run_id = run.get("id") if isinstance(run, dict) else None
+        if type(run_id) is not int or not 1 <= run_id <= INT32_MAX:
             return None
         try:
-            return _run(info, int(run_id))
+            return _run(info, run_id)
         except FunadeError:
             return None
 
@@ -513,13 +523,34 @@ class _Errors(MaskErrors):
         return original is not None
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[_Errors])
+MAX_DEPTH = 8
+"""Deepest nesting of fields in a query (introspection aside): the deepest one the schema has
+today, a project's models' versions' run's steps, is 5."""
+MAX_ALIASES = 15
+"""Most aliases in a document: each one runs its field again (a cheap way to multiply work)."""
+MAX_TOKENS = 2_000
+"""Most tokens (names, brackets, colons) in a document: bounds its fields and its parsing."""
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        _Errors,
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ],
+)
 
 
 class GraphQLRequest(BaseModel):
-    query: str
+    query: str = Field(
+        max_length=100_000,
+        description=f"The document: at most {MAX_TOKENS} tokens, {MAX_ALIASES} aliases and "
+        f"fields nested {MAX_DEPTH} deep.",
+    )
     variables: dict[str, Any] | None = None
-    operationName: str | None = None
+    operationName: str | None = Field(default=None, max_length=256)
 
 
 router = APIRouter(tags=["graphql"])
@@ -535,16 +566,38 @@ def execute(
     no key is a 401 and a predict-only key a 403, before the body is read; each field checks
     its own scope and project. A sync route, so FastAPI runs it in its thread pool."""
     context = Context(request, get_state(request), principal)
-    result = schema.execute_sync(
-        body.query,
-        variable_values=body.variables,
-        operation_name=body.operationName,
-        context_value=context,
-    )
+    try:
+        result = schema.execute_sync(
+            body.query,
+            variable_values=body.variables,
+            operation_name=body.operationName,
+            context_value=context,
+        )
+    except MissingQueryError:
+        raise InvalidInputError(
+            "The request has an empty query.",
+            field="query",
+            value=body.query[:80],
+            fix='Send a GraphQL document, e.g. {"query": "{ models { name } }"}.',
+        ) from None
+    except CannotGetOperationTypeError as exc:
+        raise InvalidInputError(
+            f"{exc.as_http_error_reason()}",
+            field="operationName",
+            value=body.operationName,
+            fix="Name one of the document's operations, or send a document with one.",
+        ) from None
+    except InvalidOperationTypeError as exc:
+        raise InvalidInputError(
+            f"The document's operation is a {exc.operation_type.value}, which this API has not.",
+            field="query",
+            value=body.query[:80],
+            fix="Send a query or a mutation.",
+        ) from None
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [e.formatted for e in result.errors]
-    return JSONResponse(payload)
+    return SafeJSONResponse(payload)
 
 
 STATIC = Path(__file__).parent / "static" / "graphiql"

@@ -2,21 +2,87 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # pydantic-only modules: the server's and the client's view of deployment options
 from funade.deploy.backends.base import RuntimeConfig
 from funade.deploy.policy import Policy
 from funade.deploy.rollout import Analysis, Strategy, check_steps
+from funade.limits import (
+    INT32_MAX,
+    MAX_DESCRIPTION,
+    MAX_DIGEST,
+    MAX_METRIC_KEY,
+    MAX_METRICS,
+    MAX_NAME,
+    MAX_PARAM_KEY,
+    MAX_PARAMS,
+    MAX_PROJECT_NAME,
+    MAX_SHORT,
+    MAX_SOURCE,
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    MAX_WORD,
+)
 
 T = TypeVar("T")
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused (and, by ``api/strictjson.py`` before the
+    body is parsed, non-finite numbers, lone surrogates and integers past 64 bits)."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+# Request fields with the limits of what the store keeps (funade.limits): past them, a 422 that
+# names the field, never a database error. Integers the store keeps in 32-bit columns:
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Number = Annotated[int, Field(ge=1, le=INT32_MAX, description="A version or revision number.")]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+ProjectName = Annotated[str, Field(max_length=MAX_PROJECT_NAME)]
+Short = Annotated[str, Field(max_length=MAX_SHORT)]
+Word = Annotated[str, Field(max_length=MAX_WORD)]
+Source = Annotated[str, Field(max_length=MAX_SOURCE)]
+Digest = Annotated[str, Field(max_length=MAX_DIGEST)]
+Tags = Annotated[
+    dict[
+        Annotated[str, Field(max_length=MAX_TAG_KEY)],
+        Annotated[str, Field(max_length=MAX_TAG_VALUE)],
+    ],
+    Field(
+        max_length=MAX_TAGS,
+        description="Up to 256 tags: keys up to 128, values up to 512 characters.",
+    ),
+]
+Metrics = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=MAX_METRIC_KEY)], float],
+    Field(
+        max_length=MAX_METRICS, description="Up to 1000 finite numbers, keys up to 128 characters."
+    ),
+]
+
+
+def _storable(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)  # what the store keeps
+    except OverflowError:
+        raise ValueError("it is outside the years 1 to 9999 once in UTC") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
+"""A time with its zone, that the store can keep in UTC (9999-12-31T23:59-05:00 it cannot)."""
+Params = Annotated[
+    dict[Annotated[str, Field(max_length=MAX_PARAM_KEY)], Any],
+    Field(max_length=MAX_PARAMS, description="Up to 1000 entries, keys up to 256 characters."),
+]
 
 
 class Page(BaseModel, Generic[T]):
@@ -30,8 +96,8 @@ class Page(BaseModel, Generic[T]):
 
 
 class ProjectIn(Strict):
-    name: str
-    description: str = ""
+    name: ProjectName
+    description: Description = ""
 
 
 class ProjectPatch(Strict):
@@ -57,14 +123,14 @@ class ProjectOut(BaseModel):
 
 
 class ModelIn(Strict):
-    name: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    name: Name
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
 
 
 class ModelPatch(Strict):
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    description: Description | None = None
+    tags: Tags | None = None
     archived: bool | None = None
 
 
@@ -86,18 +152,18 @@ class ArtifactRef(BaseModel):
 
 
 class VersionIn(Strict):
-    artifact: str = Field(description="Digest of the uploaded model package, `sha256:<hex>`.")
+    artifact: Digest = Field(description="Digest of the uploaded model package, `sha256:<hex>`.")
     golden_examples: list[dict[str, Any]] = Field(default_factory=list)
     lineage: dict[str, Any] = Field(default_factory=dict)
-    params: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
-    description: str = ""
+    params: Params = Field(default_factory=dict)
+    metrics: Metrics = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
+    description: Description = ""
 
 
 class VersionPatch(Strict):
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    description: Description | None = None
+    tags: Tags | None = None
     archived: bool | None = None
 
 
@@ -128,7 +194,7 @@ class VersionOut(BaseModel):
 
 
 class AliasIn(Strict):
-    version: int
+    version: Number
 
 
 class AliasOut(BaseModel):
@@ -142,13 +208,13 @@ class AliasOut(BaseModel):
 
 
 class KeyIn(Strict):
-    name: str
-    scopes: list[str]
-    project: str | None = Field(
+    name: Name
+    scopes: list[Word] = Field(max_length=8)
+    project: ProjectName | None = Field(
         default=None, description="Project the key works in; omit for a global admin key."
     )
-    expires_at: AwareDatetime | None = None
-    deployment: str | None = Field(
+    expires_at: Instant | None = None
+    deployment: Short | None = Field(
         default=None, description="Limit a predict key to this deployment."
     )
     kind: Literal["key", "group"] = Field(
@@ -156,8 +222,10 @@ class KeyIn(Strict):
         description="group: a try-it token for one deployment, with an expiry, handed to a "
         "group of people as a QR code.",
     )
-    allow_cidrs: list[str] | None = Field(
-        default=None, description="Networks the key may be used from (omit: anywhere)."
+    allow_cidrs: list[Short] | None = Field(
+        default=None,
+        max_length=256,
+        description="Networks the key may be used from (omit: anywhere).",
     )
 
 
@@ -232,7 +300,9 @@ class RolloutIn(Strict):
     """How a new revision is rolled out (the defaults of funade.deploy.rollout apply)."""
 
     strategy: Strategy = "direct"
-    steps: list[int] | None = Field(default=None, description="Canary weights, e.g. [10, 50, 100].")
+    steps: list[Int32] | None = Field(
+        default=None, max_length=100, description="Canary weights, e.g. [10, 50, 100]."
+    )
     pause_seconds: float | None = Field(default=None, ge=0)
     warm_seconds: float | None = Field(default=None, ge=0)
     ready_timeout_seconds: float | None = Field(default=None, gt=0)
@@ -245,22 +315,22 @@ class RolloutIn(Strict):
 
 
 class DeploymentIn(Strict):
-    name: str | None = Field(default=None, description="Default: the model's name.")
-    project: str | None = Field(default=None, description="Default: the key's project.")
-    model: str
-    version: str | None = Field(
+    name: Short | None = Field(default=None, description="Default: the model's name.")
+    project: ProjectName | None = Field(default=None, description="Default: the key's project.")
+    model: Name
+    version: Short | None = Field(
         default=None, description="A number or an alias, pinned now (default: the latest)."
     )
-    replicas: int = 1
+    replicas: Int32 = 1
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     policy: Policy = Field(default_factory=Policy)
     smoke: list[SmokeRequest] = Field(default_factory=list)
-    description: str = ""
+    description: Description = ""
 
 
 class DeploymentPatch(Strict):
-    version: str | None = None
-    replicas: int | None = None
+    version: Short | None = None
+    replicas: Int32 | None = None
     runtime: RuntimeConfig | None = None
     smoke: list[SmokeRequest] | None = None
     policy: dict[str, Any] | None = Field(
@@ -270,15 +340,15 @@ class DeploymentPatch(Strict):
         "its default, a rate limit merges field by field, `allow_cidrs` is replaced whole. "
         "The fields are those of `policy` on a new deployment.",
     )
-    description: str | None = None
+    description: Description | None = None
     rollout: RolloutIn = Field(default_factory=RolloutIn)
 
 
 class TrafficIn(Strict):
-    weights: dict[int, int] | None = Field(
+    weights: dict[Int32, Int32] | None = Field(
         default=None, description="Percent by revision number, adding up to 100."
     )
-    shadow: int | None = Field(default=None, description="Revision to mirror requests to.")
+    shadow: Int32 | None = Field(default=None, description="Revision to mirror requests to.")
     clear_shadow: bool = False
 
 
@@ -359,62 +429,63 @@ class DeploymentStatsOut(BaseModel):
 class StepRecord(Strict):
     """One step instance of a run, as the runner reports it and the API shows it."""
 
-    instance: str
-    node: str
-    index: int | None = None
-    position: int = 0
-    state: str
-    attempt: int = 0
-    cache_key: str = ""
+    instance: Annotated[str, Field(max_length=160)]
+    node: Name
+    index: Int32 | None = None
+    position: Int32 = 0
+    state: Word
+    attempt: Int32 = 0
+    cache_key: Digest = ""
     cached: bool = False
     cache_write: bool = Field(
         default=False, description="Store the outputs under cache_key (a cacheable success)."
     )
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str = ""
-    log_digest: str | None = None
+    log_digest: Digest | None = None
     log: str = Field(
         default="",
         description="Output of a running step since the runner's last report, appended to what "
         "the step's log shows until its whole log is stored (log_digest).",
     )
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
-    run_attempt: int = 1
+    started_at: Instant | None = None
+    finished_at: Instant | None = None
+    run_attempt: Int32 = 1
     history: list[dict[str, Any]] = Field(
         default_factory=list,
+        max_length=1000,
         description="The step's records from earlier run attempts (state, error, log digest), "
         "oldest first; shown by the API, ignored in a runner's report.",
     )
 
 
 class RunIn(Strict):
-    pipeline: str
-    source: str = ""
-    env: str | None = None
+    pipeline: Name
+    source: Source = ""
+    env: Short | None = None
     spec: dict[str, Any]
-    params: dict[str, Any] = Field(default_factory=dict)
-    trigger: str = "manual"
-    schedule_id: int | None = None
-    scheduled_for: AwareDatetime | None = None
+    params: Params = Field(default_factory=dict)
+    trigger: Word = "manual"
+    schedule_id: Int32 | None = None
+    scheduled_for: Instant | None = None
     use_cache: bool = True
     lineage: dict[str, Any] = Field(default_factory=dict)
     runner: dict[str, Any] = Field(default_factory=dict)
-    state: str = "running"
+    state: Word = "running"
 
 
 class RunUpdate(Strict):
-    state: str | None = None
-    from_state: str | None = Field(
+    state: Word | None = None
+    from_state: Word | None = Field(
         default=None,
         description="Apply the update only if the run is in this state now, atomically (409 if "
         "not): how a runner claims a queued run, so two runners never both start it.",
     )
     reason: str | None = None
     slo_breached: bool | None = None
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
-    attempt: int | None = None
+    started_at: Instant | None = None
+    finished_at: Instant | None = None
+    attempt: Int32 | None = None
     spec: dict[str, Any] | None = None
     runner: dict[str, Any] | None = None
 
@@ -485,7 +556,7 @@ class CacheEntryOut(BaseModel):
 
 
 class CacheLookupIn(Strict):
-    keys: list[str] = Field(max_length=10_000)
+    keys: list[Digest] = Field(max_length=10_000)
 
 
 class CacheLookupOut(BaseModel):
@@ -493,25 +564,25 @@ class CacheLookupOut(BaseModel):
 
 
 class ScheduleIn(Strict):
-    name: str
-    source: str = Field(description="The pipeline: /abs/path/train.py:training or pkg.mod:fn.")
-    cron: str
-    timezone: str = "UTC"
-    env: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    misfire: str = "skip"
-    max_concurrent: int = 1
+    name: Name
+    source: Source = Field(description="The pipeline: /abs/path/train.py:training or pkg.mod:fn.")
+    cron: Name
+    timezone: Short = "UTC"
+    env: Short | None = None
+    params: Params = Field(default_factory=dict)
+    misfire: Word = "skip"
+    max_concurrent: Int32 = 1
     paused: bool = False
 
 
 class SchedulePatch(Strict):
-    source: str | None = None
-    cron: str | None = None
-    timezone: str | None = None
-    env: str | None = None
-    params: dict[str, Any] | None = None
-    misfire: str | None = None
-    max_concurrent: int | None = None
+    source: Source | None = None
+    cron: Name | None = None
+    timezone: Short | None = None
+    env: Short | None = None
+    params: Params | None = None
+    misfire: Word | None = None
+    max_concurrent: Int32 | None = None
     paused: bool | None = None
 
 
@@ -533,7 +604,24 @@ class ScheduleOut(BaseModel):
 
 
 class LaunchIn(Strict):
-    source: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    env: str | None = None
+    source: Source
+    params: Params = Field(default_factory=dict)
+    env: Short | None = None
     use_cache: bool = True
+
+
+# Errors ---------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. `not_found`, `invalid_input`.")
+    message: str = Field(description="A sentence a person can act on (it includes the fix).")
+    field: str | None = Field(default=None, description="The field, parameter or header at fault.")
+    value: Any = Field(default=None, description="The value that was wrong (when `field` is set).")
+    fix: str | None = Field(default=None, description="What to do about it.")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API: ``{"error": {code, message, field, value, fix}}``."""
+
+    error: ErrorDetail

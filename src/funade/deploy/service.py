@@ -22,14 +22,14 @@ from funade.errors import ConflictError, InvalidInputError, InvalidNameError, No
 from funade.registry import service as registry
 from funade.store.schema import Deployment, ModelVersion, Project, Revision, Rollout
 
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # fullmatch: not "churn\n"
 MAX_REPLICAS = 32
 # How long replicas that lose their traffic keep running: longer than gateways take to see it.
 DRAIN_SECONDS = 5.0
 
 
 def check_deployment_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidNameError(
             f"Deployment name {name!r} is not allowed.",
             field="name",

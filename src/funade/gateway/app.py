@@ -261,7 +261,7 @@ class Gateway:
             self.refused.labels(name, refusal.code).inc()
             raise
         sticky = sticky_of(headers)
-        forward = [(k.decode(), v.decode()) for k, v in headers.items() if k in FORWARD]
+        forward = forwarded_headers(headers)
         target = path + ("?" + scope["query_string"].decode() if scope.get("query_string") else "")
         method: str = scope["method"]
         order = route.pick(sticky)
@@ -460,6 +460,24 @@ class Gateway:
                 self.stats.record(route.id, shadow, elapsed, error=error, now=time.time())
 
         asyncio.get_running_loop().create_task(send_copy())
+
+
+def forwarded_headers(headers: dict[bytes, bytes]) -> list[tuple[str, str]]:
+    """The request headers a replica gets (``FORWARD``); a value that is not ASCII, which HTTP
+    allows as opaque bytes but no replica reads, is refused with a 400 naming the header."""
+    out = []
+    for name, value in headers.items():
+        if name in FORWARD:
+            if not value.isascii():
+                header = name.decode()
+                raise Refused(
+                    400,
+                    "invalid_input",
+                    f"Header {header!r} holds bytes that are not ASCII.",
+                    f"Send {header} as ASCII text.",
+                )
+            out.append((name.decode(), value.decode()))
+    return out
 
 
 def _add_predictions(db: Database, counts: dict[str, int]) -> None:

@@ -103,9 +103,9 @@ def list_runs(
         query = query.where(PipelineRun.state == _check_state(state, RUN_STATES, "state"))
     if schedule_id is not None:
         query = query.where(PipelineRun.schedule_id == schedule_id)
-    position = decode_cursor(cursor)
+    position = decode_cursor(cursor, {"id": int})
     if position is not None:
-        query = query.where(PipelineRun.id < int(position.get("id", 0)))
+        query = query.where(PipelineRun.id < position["id"])
     return page_of(list(session.scalars(query)), limit, lambda row: {"id": row.id})
 
 

@@ -5,6 +5,7 @@ Every function takes the caller's session; the caller owns the transaction (one 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from funade.errors import ConflictError, InvalidInputError, NotFoundError
+from funade.limits import INT32_MAX, MAX_METRIC_KEY
 from funade.names import check_alias_name, check_model_name, check_tags
 from funade.pagination import check_limit, decode_cursor, page_of
 from funade.store.schema import (
@@ -117,9 +119,9 @@ def list_models(
         stmt = stmt.where(Model.name.contains(query, autoescape=True))
     if archived is not None:
         stmt = stmt.where(Model.archived.is_(archived))
-    position = decode_cursor(cursor)
+    position = decode_cursor(cursor, {"name": str})
     if position is not None:
-        stmt = stmt.where(Model.name > str(position.get("name", "")))
+        stmt = stmt.where(Model.name > position["name"])
     return page_of(list(session.scalars(stmt)), limit, lambda row: {"name": row.name})
 
 
@@ -206,6 +208,14 @@ def _get_or_create_model(session: Session, project: Project, name: str) -> Model
 
 
 def get_version(session: Session, model: Model, number: int) -> ModelVersion:
+    if not -INT32_MAX <= number <= INT32_MAX:
+        raise InvalidInputError(
+            f"Version number {number} is out of range.",
+            field="version",
+            value=str(number)[:40],
+            fix=f"Version numbers go from 1 to {INT32_MAX}; list them with "
+            f"`funade models versions {model.name}`.",
+        )
     version = session.scalar(
         select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.number == number)
     )
@@ -225,7 +235,7 @@ def get_version(session: Session, model: Model, number: int) -> ModelVersion:
 
 def resolve_version(session: Session, model: Model, ref: str) -> ModelVersion:
     """A version by number ('3'), alias ('production') or 'latest'."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # not '²', which isdigit() too
         return get_version(session, model, int(ref))
     if ref == "latest":
         number = session.scalar(
@@ -290,12 +300,23 @@ def _check_not_held(session: Session, version: ModelVersion, *, ignore_aliases: 
             )
 
 
-_METRIC_FILTER = re.compile(r"^([A-Za-z0-9_.:/-]{1,128})\s*(>=|<=|!=|=|>|<)\s*(-?[0-9.eE+-]+)$")
+_METRIC_FILTER = re.compile(r"([A-Za-z0-9_.:/-]{1,128})\s*(>=|<=|!=|=|>|<)\s*(-?[0-9.eE+-]+)")
 
 
 def _check_metrics(metrics: dict[str, float]) -> None:
     for key, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        if not 1 <= len(key) <= MAX_METRIC_KEY:
+            raise InvalidInputError(
+                f"Metric name {key[:40]!r} is empty or longer than {MAX_METRIC_KEY} characters.",
+                field="metrics",
+                value=key[:40],
+                fix=f"Name metrics with 1 to {MAX_METRIC_KEY} characters, e.g. 'auc'.",
+            )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise InvalidInputError(
                 f"Metric {key!r} has the value {value!r}, which is not a number.",
                 field=f"metrics.{key}",
@@ -305,7 +326,7 @@ def _check_metrics(metrics: dict[str, float]) -> None:
 
 
 def _metric_condition(expression: str) -> Any:
-    match = _METRIC_FILTER.match(expression.strip())
+    match = _METRIC_FILTER.fullmatch(expression.strip())
     if match is None:
         raise InvalidInputError(
             f"Metric filter {expression!r} is not understood.",
@@ -316,6 +337,8 @@ def _metric_condition(expression: str) -> Any:
     key, op, raw = match.groups()
     try:
         number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError(raw)
     except ValueError:
         raise InvalidInputError(
             f"Metric filter {expression!r} compares with {raw!r}, which is not a number.",
@@ -379,9 +402,9 @@ def list_versions(
         stmt = stmt.where(_metric_condition(expression))
     if archived is not None:
         stmt = stmt.where(ModelVersion.archived.is_(archived))
-    position = decode_cursor(cursor)
+    position = decode_cursor(cursor, {"number": int})
     if position is not None:
-        stmt = stmt.where(ModelVersion.number < int(position.get("number", 0)))
+        stmt = stmt.where(ModelVersion.number < position["number"])
     return page_of(list(session.scalars(stmt)), limit, lambda row: {"number": row.number})
 
 

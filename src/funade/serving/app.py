@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,7 +29,7 @@ from funade import __version__
 from funade.errors import FunadeError, InvalidInputError, PayloadTooLargeError
 from funade.registry.images import decode_images
 from funade.registry.signature import Signature, TensorSpec
-from funade.serving import protocol
+from funade.serving import openapi, protocol
 from funade.serving.batching import Tensors, Wanted
 from funade.serving.bodies import (
     Body,
@@ -196,6 +197,24 @@ def create_model_app(
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    document: list[bytes] = []  # built once, on the first request after the model loaded
+
+    async def openapi_document(_request: Request) -> Response:
+        """The OpenAPI document of this server's routes for the loaded model."""
+        try:
+            loaded = runtime.require_ready()
+        except NotReadyError as exc:
+            return _error(exc, 503)
+        if not document:
+            doc = openapi.document(
+                loaded.name,
+                loaded.version or "1",
+                loaded.model.signature,
+                server_version=__version__,
+            )
+            document.append(orjson.dumps(doc))
+        return Response(document[0], media_type=JSON)
+
     routes = [  # inference first: the router tries them in order
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v1/models/{name}:predict", v1_predict, methods=["POST"]),
@@ -209,8 +228,11 @@ def create_model_app(
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
         Route("/v1/models/{name}", v1_status),
         Route("/metrics", metrics_endpoint),
+        Route("/openapi.json", openapi_document),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_routed}
+    )
     app.state.runtime = runtime
     return InferenceFastPath(app, v2=infer, v1=v1_predict, token=config.token)
 
@@ -353,6 +375,24 @@ async def _guard(
     return response
 
 
+_NOT_ROUTED = {
+    404: (
+        "not_found",
+        "There is no such route on this model server.",
+        "Call /v2/models/<name>/infer.",
+    ),
+    405: ("method_not_allowed", "This route does not take that method.", "See /openapi.json."),
+}
+
+
+async def _not_routed(_request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 in the protocol's error shape, not as plain text."""
+    assert isinstance(exc, HTTPException)
+    code, message, fix = _NOT_ROUTED.get(exc.status_code, ("http_error", str(exc.detail), ""))
+    body = orjson.dumps({"error": f"{message} {fix}".strip(), "code": code, "fix": fix})
+    return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=JSON)
+
+
 def _image_input(signature: Signature, model: str) -> tuple[str, Any]:
     specs = [spec for spec in signature.inputs if spec.image is not None]
     if not specs:
@@ -450,12 +490,16 @@ def _json(content: Any, status: int = 200) -> Response:
 
 def _error(exc: Exception, status: int) -> Response:
     """``{"error": message}`` (what OIP clients read), with the error's details if it has them."""
-    if isinstance(exc, FunadeError):
-        details = exc.to_dict()
-        details.pop("message")
-        body = orjson.dumps({"error": str(exc), **details}, default=str)
-    else:
-        body = protocol.error_body(str(exc))
+    try:
+        if isinstance(exc, FunadeError):
+            details = exc.to_dict()
+            details.pop("message")
+            body = orjson.dumps({"error": str(exc), **details}, default=str)
+        else:
+            body = protocol.error_body(str(exc))
+    except orjson.JSONEncodeError:  # text UTF-8 cannot hold (a lone surrogate): the gist
+        text = str(exc).encode("utf-8", "replace").decode("utf-8")
+        body = protocol.error_body(text)
     return Response(body, status_code=status, media_type=JSON)
 
 

@@ -49,7 +49,19 @@ def _owned(state: State, project: str, digest: str) -> Artifact:
     return row
 
 
-@router.head("/{digest}")
+@router.head(
+    "/{digest}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The project has the blob; its size and digest are in the headers.",
+            "headers": {
+                "funade-digest": {"schema": {"type": "string"}},
+                "content-length": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def artifact_exists(project: str, digest: str, state: State, principal: Reader) -> Response:
     principal.require("read", project)
     row = _owned(state, project, parse_digest(digest))
@@ -88,7 +100,19 @@ class VerifiedStream(StreamingResponse):
             log.error("%s The download was broken off before its end.", exc)
 
 
-@router.put("/{digest}", response_model=ArtifactRef)
+@router.put(
+    "/{digest}",
+    response_model=ArtifactRef,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The blob's bytes; they must hash to the digest in the URL.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
 async def upload_artifact(
     project: str, digest: str, request: Request, state: State, principal: Uploader
 ) -> ArtifactRef:

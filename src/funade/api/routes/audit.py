@@ -10,6 +10,7 @@ from sqlalchemy import select
 from funade import audit
 from funade.api.convert import audit_out
 from funade.api.deps import Admin, State
+from funade.api.params import Cursor
 from funade.api.schemas import AuditOut, Page
 from funade.projects import get_project
 from funade.store.schema import Project
@@ -23,7 +24,7 @@ def list_audit(
     principal: Admin,
     project: str | None = None,
     action: Annotated[str | None, Query(description="Prefix, e.g. 'key.' or 'alias.set'.")] = None,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[AuditOut]:
     project = project or principal.project

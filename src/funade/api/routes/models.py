@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from funade import audit
 from funade.api.convert import alias_out, model_out
 from funade.api.deps import Reader, Registrar, State, Writer
+from funade.api.params import Cursor
 from funade.api.schemas import AliasIn, AliasOut, ModelIn, ModelOut, ModelPatch, Page
 from funade.projects import get_project
 from funade.registry import service as registry
@@ -36,7 +37,7 @@ def list_models(
     archived: Annotated[
         bool | None, Query(description="true: only archived; false (default): only active.")
     ] = False,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[ModelOut]:
     principal.require("read", project)

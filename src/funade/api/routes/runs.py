@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from funade import audit
 from funade.api.deps import State, granted
+from funade.api.params import CacheKey, Cursor, RunId, ScheduleId, StepName
 from funade.api.schemas import (
     CacheEntryOut,
     CacheLookupIn,
@@ -107,9 +108,9 @@ def list_runs(
     principal: Reader,
     pipeline: str | None = None,
     run_state: Annotated[str | None, Query(alias="state")] = None,
-    schedule_id: int | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
+    schedule_id: ScheduleId = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[RunOut]:
     principal.require("read", project)
     with state.db.read() as session:
@@ -127,13 +128,13 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-def get_run(run_id: int, state: State, principal: Reader, spec: bool = False) -> RunOut:
+def get_run(run_id: RunId, state: State, principal: Reader, spec: bool = False) -> RunOut:
     with state.db.read() as session:
         return records.run_out(_run(session, principal, run_id, "read"), spec=spec)
 
 
 @router.post("/runs/{run_id}/events", response_model=RunEventsOut)
-def report(run_id: int, body: RunEventsIn, state: State, principal: Reporter) -> RunEventsOut:
+def report(run_id: RunId, body: RunEventsIn, state: State, principal: Reporter) -> RunEventsOut:
     """What the runner saw: step records (upserted by instance) and changes to the run, sent
     with the run's own token (no other key may write a run's records or cache entries). The
     answer says whether someone asked to cancel the run, and holds the run once it ended (its
@@ -172,7 +173,7 @@ def report(run_id: int, body: RunEventsIn, state: State, principal: Reporter) ->
 
 
 @router.post("/runs/{run_id}/attempts", response_model=RunOut, status_code=201)
-def start_attempt(run_id: int, body: RunAttemptIn, state: State, principal: Writer) -> RunOut:
+def start_attempt(run_id: RunId, body: RunAttemptIn, state: State, principal: Writer) -> RunOut:
     """Start the next attempt of a run that did not succeed (``funade runs resume``): it is
     running again, with the spec as compiled now, and a new token (in the answer, shown once;
     the earlier attempt's token stops working)."""
@@ -200,7 +201,7 @@ def start_attempt(run_id: int, body: RunAttemptIn, state: State, principal: Writ
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, state: State, principal: Writer) -> RunOut:
+def cancel_run(run_id: RunId, state: State, principal: Writer) -> RunOut:
     """Ask the run's runner to stop its steps; it cancels within about a second."""
     with state.db.session() as session:
         row = _run(session, principal, run_id, "write")
@@ -211,9 +212,9 @@ def cancel_run(run_id: int, state: State, principal: Writer) -> RunOut:
         return records.run_out(row)
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse)
 def run_logs(
-    run_id: int, state: State, principal: Reader, step: str | None = None
+    run_id: RunId, state: State, principal: Reader, step: StepName = None
 ) -> StreamingResponse:
     """The logs of the run's steps (or of one, ``?step=train``), as plain text: a finished
     step's whole log, a running step's output so far (its last 64 KiB), each after the logs of
@@ -274,7 +275,7 @@ def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
 
 
 @router.get("/projects/{project}/pipeline-cache/{key}", response_model=CacheEntryOut)
-def cache_lookup(project: str, key: str, state: State, principal: Reader) -> CacheEntryOut:
+def cache_lookup(project: str, key: CacheKey, state: State, principal: Reader) -> CacheEntryOut:
     """The entry a run with this token may reuse: one written by a run that could do at least
     what this one can (see docs/security.md)."""
     principal.require("read", project)

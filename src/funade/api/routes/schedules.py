@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from funade import audit
 from funade.api.deps import State, granted
+from funade.api.params import RunId
 from funade.api.schemas import LaunchIn, RunOut, ScheduleIn, ScheduleOut, SchedulePatch
 from funade.api.state import AppState
 from funade.auth.principal import Principal
@@ -134,7 +135,12 @@ def update_schedule(
     """Change a schedule, or pause it (``{"paused": true}``) and resume it; ticks missed while
     it was paused are not run later. Its runs start as the key that changed it last."""
     principal.require("write", project)
-    changes = body.model_dump(exclude_unset=True)
+    # null leaves a field as it is, as in every PATCH; only env may be cleared with it
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name == "env"
+    }
     with state.db.session() as session:
         proj = _may_run_code(session, principal, project)
         row = service.find_schedule(session, proj, name)
@@ -185,7 +191,7 @@ def launch_run(project: str, body: LaunchIn, state: State, principal: Writer) ->
 
 
 @router.post("/runs/{run_id}/resume", response_model=RunOut, status_code=202)
-def resume_run(run_id: int, state: State, principal: Writer) -> RunOut:
+def resume_run(run_id: RunId, state: State, principal: Writer) -> RunOut:
     """Start a runner on the control plane's machine that resumes the run (its next attempt,
     queued, started as this key)."""
     launcher = _launcher(state)

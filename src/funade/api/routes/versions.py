@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from funade import audit
 from funade.api.convert import version_out
 from funade.api.deps import Reader, Registrar, State, Writer
+from funade.api.params import Cursor, VersionNumber, VersionRef
 from funade.api.schemas import Page, VersionIn, VersionOut, VersionPatch
 from funade.artifacts import iter_members, parse_digest
 from funade.errors import NotFoundError
@@ -80,7 +81,7 @@ def list_versions(
     tag: Annotated[list[str] | None, Query(description="key=value; repeat to AND.")] = None,
     metric: Annotated[list[str] | None, Query(description="e.g. auc>0.8; repeat to AND.")] = None,
     archived: bool | None = None,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[VersionOut]:
     principal.require("read", project)
@@ -96,7 +97,9 @@ def list_versions(
 
 
 @router.get("/{ref}", response_model=VersionOut)
-def get_version(project: str, model: str, ref: str, state: State, principal: Reader) -> VersionOut:
+def get_version(
+    project: str, model: str, ref: VersionRef, state: State, principal: Reader
+) -> VersionOut:
     """``ref`` is a version number, an alias, or ``latest``."""
     principal.require("read", project)
     with state.db.read() as session:
@@ -109,7 +112,12 @@ def get_version(project: str, model: str, ref: str, state: State, principal: Rea
 
 @router.patch("/{number}", response_model=VersionOut)
 def update_version(
-    project: str, model: str, number: int, body: VersionPatch, state: State, principal: Writer
+    project: str,
+    model: str,
+    number: VersionNumber,
+    body: VersionPatch,
+    state: State,
+    principal: Writer,
 ) -> VersionOut:
     principal.require("write", project)
     with state.db.session() as session:
@@ -132,7 +140,7 @@ def update_version(
 
 @router.delete("/{number}", status_code=204)
 def delete_version(
-    project: str, model: str, number: int, state: State, principal: Writer
+    project: str, model: str, number: VersionNumber, state: State, principal: Writer
 ) -> Response:
     principal.require("write", project)
     with state.db.session() as session:

@@ -24,6 +24,7 @@ Choices where the spec leaves room:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -65,6 +66,7 @@ BINARY_EXTENSION = "binary_tensor_data"
 CLASSIFICATION_EXTENSION = "classification"
 
 _DATATYPE_LIST = ", ".join(DATATYPES)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSUPPORTED = {
     "shared_memory_region": "shared memory",
     "classification": "classification of an input (only outputs are classified)",
@@ -168,9 +170,12 @@ def _load_json(data: memoryview) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         try:  # the standard library also reads NaN and Infinity, which tritonclient writes
-            return json.loads(bytes(data))
-        except ValueError:
+            doc = json.loads(bytes(data))
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             pass
+        else:
+            _refuse_surrogates(doc)  # which it reads too, but no UTF-8 text holds
+            return doc
         raise InvalidInputError(
             f"The request body is not valid JSON: {exc}.",
             field="body",
@@ -178,6 +183,40 @@ def _load_json(data: memoryview) -> Any:
             fix="Send a JSON object; with binary data after it, set "
             "Inference-Header-Content-Length to the JSON's length in bytes.",
         ) from None
+
+
+def _refuse_surrogates(doc: Any) -> None:
+    """Refuse a lone UTF-16 surrogate (``"\\ud800"``) anywhere in ``doc``, naming where: it
+    cannot be encoded as UTF-8, so no name, id or BYTES element may hold one. Only bodies orjson
+    refused get here (it refuses surrogates itself), so the hot path never walks a body."""
+    stack: list[tuple[Any, str]] = [(doc, "body")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise _surrogate(where)
+                stack.append((item, f"{where}.{key}" if where != "body" else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise _surrogate(where)
+
+
+def _surrogate(where: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{where} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.",
+        field=where,
+        value=None,
+        fix="Send valid Unicode (a surrogate only as half of an escaped pair), or raw bytes as "
+        "binary data.",
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: short, whatever the client sent."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _input(
@@ -200,12 +239,12 @@ def _input(
             fix='Give each input a "name" string.',
         )
     datatype = item.get("datatype")
-    if datatype not in DATATYPES:
+    if type(datatype) is not str or datatype not in DATATYPES:  # an object or a list: unhashable
         raise InvalidInputError(
-            f"Input '{name}' has datatype {datatype!r}, which is not an Open Inference "
+            f"Input '{name}' has datatype {_shown(datatype)}, which is not an Open Inference "
             "Protocol datatype.",
             field=f"{where}.datatype",
-            value=datatype,
+            value=datatype if type(datatype) is str else json_kind(datatype),
             fix=f"Use one of: {_DATATYPE_LIST}.",
         )
     shape = item.get("shape")
@@ -233,7 +272,10 @@ def _input(
                 fix='Give the values as "data": [...] (flat or nested, row-major), or send them '
                 "as binary data with the binary_data_size parameter.",
             )
-        array = array_from_json(data, datatype, shape, name, f"{where}.data")
+        try:
+            array = array_from_json(data, datatype, shape, name, f"{where}.data")
+        except (ValueError, OverflowError) as exc:  # numpy refused the shape itself
+            raise _unshapeable(name, shape, where, exc) from None
         return InferInput(name, datatype, shape, array, parameters), offset
     if type(size) is not int or size < 0:
         raise InvalidInputError(
@@ -267,14 +309,28 @@ def _input(
             fix="Append each binary input's bytes after the JSON, in input order, or correct "
             "binary_data_size.",
         )
-    array = tensor_from_bytes(
-        rest[offset : offset + size],
-        datatype,
-        shape,
-        field=f"{where}.parameters.binary_data_size",
-        name=name,
-    )
+    try:
+        array = tensor_from_bytes(
+            rest[offset : offset + size],
+            datatype,
+            shape,
+            field=f"{where}.parameters.binary_data_size",
+            name=name,
+        )
+    except (ValueError, OverflowError) as exc:  # numpy refused the shape itself
+        raise _unshapeable(name, shape, where, exc) from None
     return InferInput(name, datatype, shape, array, parameters), offset + size
+
+
+def _unshapeable(name: str, shape: list[int], where: str, exc: Exception) -> InvalidInputError:
+    """A shape no array can have: more than 64 dimensions, or a size past 64 bits (with a 0
+    elsewhere, so the element count still matched)."""
+    return InvalidInputError(
+        f"Input '{name}' has shape {_shown(shape)}, which no array can have ({exc}).",
+        field=f"{where}.shape",
+        value=_shown(shape),
+        fix="Give at most 64 dimensions, each a size below 2**63.",
+    )
 
 
 def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:
