@@ -17,7 +17,9 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +39,7 @@ from funade.deploy.backends.local import LocalBackend
 from funade.deploy.controller import start_controller
 from funade.gateway.app import Gateway
 from funade.registry.signature import infer_signature
+from funade.sandbox.layout import Sandbox
 from funade.serving.openapi import document
 from funade.settings import Settings
 from funade.store import create_database, upgrade
@@ -120,18 +123,24 @@ class Deployed:
 
 
 @pytest.fixture(scope="class")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, sandboxes: Path) -> Iterator[Deployed]:
     """A control plane with a controller that deployed ``twice`` (one verified replica), and a
     gateway in front of it; with a predict key for it."""
     home = tmp_path_factory.mktemp("gateway") / "home"
-    settings = Settings(home=home, database_url=f"sqlite:///{home.parent / 'funade.db'}")
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{home.parent / 'funade.db'}",
+        sandbox_dir=sandboxes / f"fuzz-{uuid.uuid4().hex[:8]}",
+    )
     db = create_database(settings.resolved_database_url)
     upgrade(db)
     admin_key = bootstrap(settings, db).admin_key
-    env = {"FUNADE_HOME": str(home), "FUNADE_DATABASE_URL": settings.resolved_database_url}
-    backend = LocalBackend(home / "replicas", env=env)
+    artifacts = ArtifactStore.from_settings(settings)
+    backend = LocalBackend(
+        home / "replicas", sandbox=Sandbox.from_settings(settings), fetch=artifacts.open
+    )
     _controller, stop = start_controller(db, backend, interval=0.1, grace_seconds=5)
-    app = create_app(settings, db, ArtifactStore.from_settings(settings), controller=True)
+    app = create_app(settings, db, artifacts, controller=True)
     try:
         with (
             serve(app) as url,

@@ -461,11 +461,16 @@ def test_a_time_the_store_cannot_keep_in_utc_is_422(http: httpx.Client, moment: 
         422,
         "expires_at",
     )
-    run = http.post(runs, json={"pipeline": "p", "spec": {}}).json()["id"]
+    made = http.post(runs, json={"pipeline": "p", "spec": {}}).json()
+    run, runner = made["id"], {"authorization": f"Bearer {made['token']}"}  # its own token
     events = f"/api/v1/runs/{run}/events"
-    refused(http.post(events, json={"run": {"started_at": moment}}), 422, "run.started_at")
+    refused(
+        http.post(events, json={"run": {"started_at": moment}}, headers=runner),
+        422,
+        "run.started_at",
+    )
     step = {"instance": "a", "node": "a", "state": "running", "finished_at": moment}
-    refused(http.post(events, json={"steps": [step]}), 422, "steps.0.finished_at")
+    refused(http.post(events, json={"steps": [step]}, headers=runner), 422, "steps.0.finished_at")
     assert http.get(f"/api/v1/runs/{run}").json()["started_at"] is not None
 
 
