@@ -410,8 +410,16 @@ class RunUpdate(Strict):
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
     attempt: int | None = None
-    spec: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = Field(
+        default=None,
+        description="The pipeline as the runner compiled it; with a claim (from_state "
+        "'queued'), the run takes its name.",
+    )
     runner: dict[str, Any] | None = None
+    lineage: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's lineage with the starting attempt's code state (git, packages).",
+    )
 
 
 class RunEventsIn(Strict):
@@ -424,6 +432,16 @@ class RunAttemptIn(Strict):
 
     spec: dict[str, Any] = Field(description="The pipeline as compiled now.")
     runner: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's lineage with this attempt's code state (git, packages): the "
+        "steps it re-runs ran that code.",
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's parameters, when the resume changes some that no reused step "
+        "consumed (`funade runs resume --param`).",
+    )
 
 
 class RunOut(BaseModel):

@@ -174,6 +174,9 @@ def apply_events(
             _check_state(changes["state"], RUN_STATES, "run.state")
         if claimed is not None:
             _claim(session, run, claimed, changes.get("state", claimed))
+            compiled = (events.run.spec or {}).get("name")
+            if claimed == "queued" and isinstance(compiled, str) and compiled:
+                run.pipeline = compiled  # queued under a guess; now the compiled one's name
         if changes.get("state") == "running":  # a new attempt (a resume)
             run.cancel_requested = False
             run.finished_at = None
@@ -200,12 +203,24 @@ def _check_step_of(run: PipelineRun, record: StepRecord) -> None:
         )
 
 
-def start_attempt(run: PipelineRun, *, spec: dict[str, Any], runner: dict[str, Any]) -> None:
-    """The run's next attempt begins: running again, with ``spec`` as compiled now."""
+def start_attempt(
+    run: PipelineRun,
+    *,
+    spec: dict[str, Any],
+    runner: dict[str, Any],
+    lineage: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """The run's next attempt begins: running again, with ``spec`` as compiled now (and the
+    attempt's ``lineage``, and ``params`` if the resume changes some)."""
     run.attempt += 1
     run.state = "running"
     run.spec = spec
     run.runner = runner
+    if lineage is not None:
+        run.lineage = lineage
+    if params is not None:
+        run.params = params
     run.cancel_requested = False
     run.finished_at = None
     run.reason = ""
