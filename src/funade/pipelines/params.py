@@ -5,17 +5,16 @@ Text (``--param name=value``, and the config file's ``params:``) is parsed by th
 declared type, never as YAML 1.1: a ``str`` gets the text as written (``no``, ``0o17``,
 ``1:30``, ``2024-01-02`` stay text); an ``int`` takes decimal digits (``1_000`` too); a ``float``
 takes any decimal number (``1e-3``, ``.5``); a ``bool`` takes true/false (also yes/no, on/off,
-1/0); a ``date`` takes ``2024-01-31``; ``X | None`` takes ``null``; a list, tuple, dict or model
-takes JSON or YAML flow (``[0.1, 1]``, ``{a: 1}``) whose items are parsed by their own types. A
-parameter without a type takes its default's type, else a JSON number, boolean, null, list or
-object, else the text.
+1/0); ``X | None`` takes ``null``; a list, tuple or dict takes JSON or YAML flow (``[0.1, 1]``,
+``{a: 1}``) whose items are parsed by their own types. A parameter without a type takes its
+default's type, else a JSON number, boolean, null, list or object, else the text. Every value
+must be JSON (a run stores its parameters and hands them to its steps as JSON).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -93,7 +92,7 @@ def bind_params(
             continue
         value, kind, source = supplied[name]
         typed = _Typed(where, name, annotation, parameter.default, source, kind)
-        out[name] = _finite(typed, typed.convert(value), given=value)
+        out[name] = _storable(typed, typed.convert(value), given=value)
     return out
 
 
@@ -181,30 +180,29 @@ class _Typed:
         return f"Give a value of type {self.expected()} for {self.name!r}."
 
 
-def _finite(typed: _Typed, value: Any, *, given: Any) -> Any:
-    """``value``, if JSON can store it (a run's parameters are stored as JSON)."""
-    for number in _floats(value):
-        if not math.isfinite(number):
-            raise InvalidInputError(
-                f"{typed.where}: parameter {typed.name!r} = {given!r} (from {typed.source}) is "
-                "not a finite number; a run's parameters are stored as JSON, which has no NaN "
-                "or infinity.",
-                field=f"params.{typed.name}",
-                value=str(given),
-                fix="Give a finite number (1e308 is as large as a float gets).",
-            )
+def _storable(typed: _Typed, value: Any, *, given: Any) -> Any:
+    """``value``, if a run can store it and hand it to its steps: as JSON."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise InvalidInputError(
+            f"{typed.where}: parameter {typed.name!r} = {given!r} (from {typed.source}) is not "
+            "a finite number; a run's parameters are stored as JSON, which has no NaN or "
+            "infinity.",
+            field=f"params.{typed.name}",
+            value=str(given),
+            fix="Give a finite number (1e308 is as large as a float gets).",
+        ) from None
+    except TypeError:
+        raise InvalidInputError(
+            f"{typed.where}: parameter {typed.name!r} = {value!r} (from {typed.source}) is a "
+            f"{type(value).__name__}, which a run cannot store or pass to its steps: parameters "
+            "are JSON values (strings, numbers, booleans, null, lists and objects of them).",
+            field=f"params.{typed.name}",
+            value=str(given),
+            fix="Declare it as a JSON type (a str for a date, say) and convert it in the step.",
+        ) from None
     return value
-
-
-def _floats(value: Any) -> Iterable[float]:
-    if isinstance(value, float):
-        yield value
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _floats(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _floats(item)
 
 
 def _reject_constant(name: str) -> Any:
@@ -271,9 +269,6 @@ def _example(annotation: Any) -> tuple[str, str]:
     }
     if annotation in examples:
         return examples[annotation]
-    name = getattr(annotation, "__name__", "")
-    if name in ("date", "datetime"):
-        return ("an ISO date", "2024-01-31" if name == "date" else "2024-01-31T12:00:00")
     origin = typing.get_origin(annotation)
     if (isinstance(origin, type) and issubclass(origin, Mapping)) or (
         isinstance(annotation, type) and hasattr(annotation, "model_fields")
