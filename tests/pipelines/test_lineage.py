@@ -19,7 +19,7 @@ from funade.api.schemas import LaunchIn, RunOut, ScheduleIn
 from funade.client import Client
 from funade.errors import ConflictError
 from funade.pipelines.runs import resume_run, run_pipeline
-from funade.pipelines.schedules import Launcher, Scheduler
+from funade.pipelines.schedules import Launcher, Scheduler, queued_name
 from funade.settings import Settings
 from funade.store import Database
 from funade.store.schema import PipelineRun, PipelineSchedule
@@ -247,3 +247,16 @@ def test_runs_the_control_plane_starts_record_lineage_under_the_pipelines_name(
         scheduled.id,
         run.id,
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("/srv/churn/train.py:training", "training"),
+        ("/srv/churn/train.py", "train"),
+        ("pkg.flows:nightly", "nightly"),
+        ("pkg.flows", "pkg.flows"),
+    ],
+)
+def test_a_queued_run_is_filed_under_the_name_its_source_gives(source: str, name: str) -> None:
+    assert queued_name(source) == name
