@@ -486,8 +486,16 @@ class RunUpdate(Strict):
     started_at: Instant | None = None
     finished_at: Instant | None = None
     attempt: Int32 | None = None
-    spec: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = Field(
+        default=None,
+        description="The pipeline as the runner compiled it; with a claim (from_state "
+        "'queued'), the run takes its name.",
+    )
     runner: dict[str, Any] | None = None
+    lineage: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's lineage with the starting attempt's code state (git, packages).",
+    )
 
 
 class RunEventsIn(Strict):
@@ -500,6 +508,16 @@ class RunAttemptIn(Strict):
 
     spec: dict[str, Any] = Field(description="The pipeline as compiled now.")
     runner: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's lineage with this attempt's code state (git, packages): the "
+        "steps it re-runs ran that code.",
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's parameters, when the resume changes some that no reused step "
+        "consumed (`funade runs resume --param`).",
+    )
 
 
 class RunOut(BaseModel):

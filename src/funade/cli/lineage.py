@@ -67,7 +67,7 @@ def lineage(
         dirty = " (uncommitted changes)" if git.get("dirty") else ""
         console.print(
             f"  ← git {str(git.get('commit', ''))[:12]} on {git.get('branch') or '?'}{dirty}"
-            + (f"  {git['remote']}" if git.get("remote") else "")
+            + (f"  {git['remote_url']}" if git.get("remote_url") else "")
         )
     for data_name, data in (info.get("datasets") or {}).items():
         console.print(f"  ← data {data_name}: {_short(str(data.get('digest', '')))}")

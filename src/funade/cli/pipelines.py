@@ -145,6 +145,12 @@ def run(
         str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step.")] = False,
+    require_clean: Annotated[
+        bool,
+        typer.Option(
+            "--require-clean", help="Refuse to run from a git tree with uncommitted changes."
+        ),
+    ] = False,
     logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
     project: Annotated[str | None, typer.Option(help=PROJECT_HELP)] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
@@ -164,6 +170,7 @@ def run(
                 use_cache=not no_cache,
                 client=api,
                 observer=display if not json_out else None,
+                require_clean=require_clean,
             )
         finally:
             display.stop()
@@ -225,11 +232,15 @@ def _show(run: RunOut) -> None:
     )
     console.print(f"  source: {run.source}")
     console.print(f"  params: {run.params}" + (f"  env: {run.env}" if run.env else ""))
-    git = (run.lineage or {}).get("git") or {}
-    if git:
-        console.print(
-            f"  git: {git.get('commit', '')[:12]}" + (" (dirty)" if git.get("dirty") else "")
-        )
+    attempts = [a for a in (run.lineage or {}).get("attempts") or [] if isinstance(a, dict)]
+    for entry in attempts or [run.lineage or {}]:
+        git = entry.get("git") or {}
+        if git:
+            label = f" (attempt {entry['attempt']})" if len(attempts) > 1 else ""
+            console.print(
+                f"  git{label}: {str(git.get('commit') or 'no commit')[:12]}"
+                + (" (dirty)" if git.get("dirty") else "")
+            )
     if run.slo_breached:
         console.print("  [bold red]over its maximum duration (SLO breached)[/]")
     if run.reason:
@@ -288,17 +299,31 @@ def resume(
     force: Annotated[
         bool, typer.Option(help="Resume although the run's runner on another host may live.")
     ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="NAME=VALUE (repeatable): a parameter no succeeded step has used yet.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Run again the failed and cancelled steps of a run (with the code as it is now) and what
     depends on them, reusing every output that succeeded."""
+    from funade.pipelines.params import parse_assignments
     from funade.pipelines.runs import resume_run
 
+    text = parse_assignments(param or [])
     display = LiveDisplay(logs=logs and not json_out)
     with client() as api:
         try:
             result = resume_run(
-                run_id, client=api, observer=display if not json_out else None, force=force
+                run_id,
+                client=api,
+                observer=display if not json_out else None,
+                force=force,
+                text_params=text,
             )
         finally:
             display.stop()

@@ -14,6 +14,8 @@
           train: {timeout: 1h, resources: {memory: 8Gi}, secrets: {DB_PASSWORD: "env:PRD_DB"}}
 
 ``--env prd`` merges the section over the pipeline's own defaults; ``--param`` wins over both.
+The file is read as YAML 1.2 (``on``, ``no`` and ``0o17`` are text, ``1e-3`` a number), and
+``params`` as text that each parameter's declared type parses, as ``--param`` values are.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import yaml
 from funade.errors import InvalidInputError
 from funade.pipelines.dsl import Pipeline, _options, seconds
 from funade.pipelines.spec import PipelineSpec
+from funade.pipelines.yamltext import load_text, load_typed
 
 __all__ = ["EnvConfig", "apply_env", "config_path", "load_env"]
 
@@ -66,7 +69,9 @@ def load_env(pipeline: Pipeline, env: str | None, path: Path | None = None) -> E
             f"`environments: {{{env}: ...}}` section (see docs/pipelines.md).",
         )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        content = path.read_text()
+        raw = load_typed(content) or {}
+        texts = load_text(content) or {}
     except yaml.YAMLError as exc:
         raise InvalidInputError(
             f"{path.name} is not valid YAML: {exc}.",
@@ -92,6 +97,18 @@ def load_env(pipeline: Pipeline, env: str | None, path: Path | None = None) -> E
             fix=f"Use one of: {known}, or add `{env}:` under `environments:`.",
         )
     merged = _merge(raw.get("defaults") or {}, environments[env] or {})
+    if not isinstance(merged.get("params") or {}, Mapping):
+        raise InvalidInputError(
+            f"{path.name}, environment {env!r}: params must be a mapping of names to values.",
+            field=f"environments.{env}.params",
+            value=merged["params"],
+            fix="Write it as `params: {rows: 500, lr: 1e-3}`.",
+        )
+    if "params" in merged:  # as text, parsed by each parameter's type (pipelines.params)
+        merged["params"] = _merge(
+            _section(texts.get("defaults"), "params"),
+            _section(_section(texts.get("environments"), env), "params"),
+        )
     unknown = set(merged) - _SECTIONS
     if unknown:
         raise InvalidInputError(
@@ -101,6 +118,11 @@ def load_env(pipeline: Pipeline, env: str | None, path: Path | None = None) -> E
             fix=f"Use {', '.join(sorted(_SECTIONS))}.",
         )
     return merged
+
+
+def _section(raw: Any, name: str) -> Mapping[str, Any]:
+    value = raw.get(name) if isinstance(raw, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -95,12 +95,66 @@ class _Operand:
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
-        raise InvalidInputError(
-            f"{self!r} has no value while the pipeline is being built, so it cannot be used "
-            "in `if`, `and`, `or` or `not`.",
-            fix="Use `with funade.when(<output> >= <value>):` to run steps only when a "
-            "condition on an output holds.",
+        raise self._unusable("used in `if`, `while`, `and`, `or` or `not`", condition=True)
+
+    def __iter__(self) -> Iterator[Any]:
+        raise self._unusable("iterated (`for x in ...`, `list(...)`)", iterated=True)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise self._unusable(f"asked for its attribute {name!r}")
+
+    def _unusable(
+        self, use: str, *, condition: bool = False, iterated: bool = False
+    ) -> InvalidInputError:
+        """What using a placeholder as a Python value raises: it has none until the run."""
+        return InvalidInputError(
+            f"{self!r} has no value while the pipeline is being built, so it cannot be {use} "
+            "in the pipeline function.",
+            fix=self._instead(condition=condition, iterated=iterated),
         )
+
+    def _instead(self, *, condition: bool, iterated: bool) -> str:
+        if condition:
+            return (
+                "Use `with funade.when(<output> >= <value>):` to run steps only when a "
+                "condition on an output holds."
+            )
+        return "Pass it to a step and use its value inside that step."
+
+
+def _refuse(use: str) -> Callable[..., Any]:
+    def refuse(self: _Operand, *args: object) -> Any:
+        raise self._unusable(use)
+
+    return refuse
+
+
+_UNUSABLE = {
+    "used as an integer (`range(n)`, `x[n]`)": ("__index__",),
+    "converted to a number (`int(n)`, `float(n)`, `round(n)`)": (
+        "__int__", "__float__", "__complex__", "__round__", "__trunc__", "__floor__", "__ceil__",
+    ),
+    "used as text (`str(n)`, `f'{n}'`, `print(n)`)": ("__str__", "__format__", "__bytes__"),
+    "measured (`len(n)`)": ("__len__",),
+    "indexed (`n[0]`)": ("__getitem__",),
+    "searched (`x in n`)": ("__contains__",),
+    "used in arithmetic (`n + 1`, `n * 2`, `-n`)": (
+        *(
+            f"__{prefix}{op}__"
+            for op in (
+                "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow",
+                "lshift", "rshift", "and", "xor", "or",
+            )
+            for prefix in ("", "r")
+        ),
+        "__neg__", "__pos__", "__abs__", "__invert__",
+    ),
+}  # fmt: skip
+for _use, _names in _UNUSABLE.items():
+    for _name in _names:
+        setattr(_Operand, _name, _refuse(_use))
 
 
 class Param(_Operand):
@@ -110,6 +164,22 @@ class Param(_Operand):
 
     def _binding(self) -> Binding:
         return Binding(kind="param", param=self.name)
+
+    def _instead(self, *, condition: bool, iterated: bool) -> str:
+        if condition:
+            usage = self.name if self.annotation is bool else f"{self.name} > 3"
+            return (
+                f"Use `with funade.when({usage}):` to run steps only when a condition on it holds."
+            )
+        if iterated:
+            return (
+                f"Use `my_step.map(x={self.name})` to run a step once per element, or pass it "
+                "to a step and loop there."
+            )
+        return (
+            f"Pass it to a step (`my_step({self.name})`) and use its value inside that step; "
+            f"for a condition, use `with funade.when({self.name} > 3):`."
+        )
 
     def __repr__(self) -> str:
         return f"parameter {self.name!r}"
@@ -185,8 +255,11 @@ class Comparison:
 
     def __bool__(self) -> bool:
         raise InvalidInputError(
-            "A comparison of a step output has no value while the pipeline is being built.",
-            fix="Use it in `with funade.when(...):` instead of `if`.",
+            f"The comparison {self.condition.describe()} has no value while the pipeline is "
+            "being built (a parameter or a step output has none yet), so it cannot be used in "
+            "`if`, `while`, `and`, `or` or `not` in the pipeline function.",
+            fix="Use it in `with funade.when(...):` instead of `if`, to run steps only when it "
+            "holds.",
         )
 
 

@@ -171,6 +171,9 @@ def apply_events(
             _check_state(changes["state"], RUN_STATES, "run.state")
         if claimed is not None:
             _claim(session, run, claimed, changes.get("state", claimed))
+            compiled = (events.run.spec or {}).get("name")
+            if claimed == "queued" and isinstance(compiled, str) and compiled:
+                run.pipeline = compiled  # queued under a guess; now the compiled one's name
         if changes.get("state") == "running":  # a new attempt (a resume)
             run.cancel_requested = False
             run.finished_at = None
@@ -222,8 +225,16 @@ def _close_attempt(run: PipelineRun) -> None:
     run.started_at = None
 
 
-def start_attempt(run: PipelineRun, *, spec: dict[str, Any], runner: dict[str, Any]) -> None:
-    """The run's next attempt begins: running again, with ``spec`` as compiled now."""
+def start_attempt(
+    run: PipelineRun,
+    *,
+    spec: dict[str, Any],
+    runner: dict[str, Any],
+    lineage: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """The run's next attempt begins: running again, with ``spec`` as compiled now (and the
+    attempt's ``lineage``, and ``params`` if the resume changes some)."""
     _close_attempt(run)
     now = datetime.now(UTC)
     run.started_at = run.last_seen_at = now
@@ -231,6 +242,10 @@ def start_attempt(run: PipelineRun, *, spec: dict[str, Any], runner: dict[str, A
     run.state = "running"
     run.spec = spec
     run.runner = runner
+    if lineage is not None:
+        run.lineage = lineage
+    if params is not None:
+        run.params = params
     run.cancel_requested = False
     run.finished_at = None
     run.reason = ""

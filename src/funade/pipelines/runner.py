@@ -365,6 +365,9 @@ class Runner:
             "FUNADE_RUN_INPUTS": json.dumps(_input_digests(start.inputs)),
             "FUNADE_PIPELINE": self.spec.name,
             "FUNADE_PROJECT": self.project,
+            # The project's code as this attempt recorded it (not the step process's own).
+            "FUNADE_RUN_SOURCE": self.target,
+            "FUNADE_RUN_GIT": json.dumps(self.run.lineage.get("git")),
             # The step's credential: the run's token, for the control plane the runner uses.
             "FUNADE_URL": self.client.address,
             "FUNADE_API_KEY": self.token,

@@ -6,6 +6,7 @@ the run through the API, and hands it to a :class:`~funade.pipelines.runner.Runn
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sys
@@ -21,7 +22,7 @@ from funade.pipelines.config import apply_env, load_env
 from funade.pipelines.dsl import Pipeline
 from funade.pipelines.engine import Stored
 from funade.pipelines.loader import load_pipeline, normalize_target
-from funade.pipelines.params import bind_params
+from funade.pipelines.params import bind_params, check_resume_params
 from funade.pipelines.runner import Observer, Runner, utc_now
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.zygote import ZygoteProcess
@@ -39,9 +40,10 @@ def prepare(
     params: Mapping[str, Any] | None = None,
     text_params: Mapping[str, str] | None = None,
     env: str | None = None,
+    stored: Mapping[str, Any] | None = None,
 ) -> tuple[Pipeline, str, PipelineSpec, dict[str, Any]]:
-    """Load, compile and configure a pipeline and bind its parameters: every check that can
-    be made before anything runs."""
+    """Load, compile and configure a pipeline and bind its parameters (``stored``: the values a
+    recorded run holds, as JSON): every check that can be made before anything runs."""
     if isinstance(pipeline, str):
         target = normalize_target(pipeline)
         pipeline = load_pipeline(target)
@@ -50,9 +52,39 @@ def prepare(
     config = load_env(pipeline, env)
     spec = apply_env(pipeline.compile(source=target), config, env=env)
     values = bind_params(
-        pipeline, given=params, text=text_params, env=config.get("params"), env_name=env
+        pipeline,
+        given=params,
+        text=text_params,
+        env=config.get("params"),
+        env_name=env,
+        stored=stored,
     )
     return pipeline, target, spec, values
+
+
+def code_folder(pipeline: Pipeline) -> Path:
+    """The folder of the pipeline's file, whose git repository is the run's lineage (the
+    current directory if the function has no file)."""
+    try:
+        file = inspect.getsourcefile(pipeline.fn)
+    except TypeError:
+        file = None
+    return Path(file).resolve().parent if file else Path.cwd()
+
+
+def _lineage(
+    pipeline: Pipeline, previous: Mapping[str, Any], attempt: int, *, require_clean: bool = False
+) -> dict[str, Any]:
+    """The run's lineage with attempt ``attempt``'s code state (``--require-clean`` refuses a
+    dirty tree here, before anything is recorded)."""
+    from funade.registry.gitstate import check_clean
+    from funade.registry.lineage import attempt_lineage, code_lineage
+
+    folder = code_folder(pipeline)
+    current = code_lineage(folder)
+    if require_clean:
+        check_clean(current["git"], where=f"pipeline {pipeline.name!r}", folder=folder)
+    return attempt_lineage(previous, current, attempt)
 
 
 def _target_of(pipeline: Pipeline) -> str:
@@ -82,18 +114,21 @@ def run_pipeline(
     schedule_id: int | None = None,
     scheduled_for: datetime | None = None,
     on_created: Callable[[RunOut], None] | None = None,
+    require_clean: bool = False,
 ) -> RunOut:
-    """Check, record and run a pipeline here, and return the finished run."""
-    from funade.registry.lineage import capture_lineage
+    """Check, record and run a pipeline here, and return the finished run.
+
+    The run records the git state of the repository holding the pipeline's file (commit,
+    branch, dirty flag with a digest of the changes, remote); ``require_clean`` refuses to run
+    from a tree with uncommitted changes."""
     from funade.sdk import default_client
 
     pipeline, target, spec, values = prepare(
         pipeline, params=params, text_params=text_params, env=env
     )
+    lineage = _lineage(pipeline, {}, 1, require_clean=require_clean)
     client = client or default_client()
     zygote = ZygoteProcess(target)  # imports the code while the run is being recorded
-    source_dir = Path(target.partition(":")[0]).parent if ".py" in target else Path.cwd()
-    lineage = capture_lineage(cwd=source_dir if source_dir.is_dir() else None)
     try:
         run = client.create_run(
             RunIn(
@@ -164,9 +199,13 @@ def resume_run(
     client: Client | None = None,
     observer: Observer | None = None,
     force: bool = False,
+    params: Mapping[str, Any] | None = None,
+    text_params: Mapping[str, str] | None = None,
 ) -> RunOut:
     """Run again what did not succeed in run ``run_id`` (and what depends on it), reusing
-    every output that did, with the pipeline's code as it is now."""
+    every output that did, with the pipeline's code as it is now (the attempt records its git
+    state). ``params`` (Python values) and ``text_params`` (``--param`` text) change parameters
+    that no step whose outputs are reused has consumed; others are refused."""
     from funade.sdk import default_client
 
     client = client or default_client()
@@ -193,10 +232,36 @@ def resume_run(
             field="run",
             value=run_id,
         )
-    _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
+    pipeline, target, spec, values = prepare(
+        run.source, stored=run.params, params=params, text_params=text_params, env=run.env
+    )
+    changed = _changed_params(run, pipeline, values) if params or text_params else {}
     done = _done(run)
-    run = client.start_attempt(run_id, RunAttemptIn(spec=spec.model_dump(), runner=_runner_info()))
+    lineage = _lineage(pipeline, run.lineage, run.attempt + 1)
+    run = client.start_attempt(
+        run_id,
+        RunAttemptIn(
+            spec=spec.model_dump(),
+            runner=_runner_info(),
+            lineage=lineage,
+            params=values if changed else None,
+        ),
+    )
     return _execute(client, run, spec, target=target, params=values, done=done, observer=observer)
+
+
+def _changed_params(
+    run: RunOut, pipeline: Pipeline, values: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """The parameters a resume changes (name → (old, new)); refused if a step whose outputs it
+    reuses consumed one (``params.check_resume_params``)."""
+    config = load_env(pipeline, run.env).get("params")
+    recorded = bind_params(pipeline, env=config, env_name=run.env, stored=run.params)
+    changes = {k: (recorded.get(k), v) for k, v in values.items() if recorded.get(k) != v}
+    if changes and run.spec:
+        done = {s.instance: s.node for s in run.steps if s.state in ("succeeded", "cached")}
+        check_resume_params(run.id, PipelineSpec.model_validate(run.spec), done, changes)
+    return changes
 
 
 def _done(run: RunOut) -> dict[str, dict[str, Stored]]:
@@ -224,7 +289,8 @@ def start_queued(
             fix=f"Resume it with `funade runs resume {run_id}` if it did not succeed.",
         )
     try:
-        _, target, spec, values = prepare(run.source, params=run.params, env=run.env)
+        pipeline, target, spec, values = prepare(run.source, stored=run.params, env=run.env)
+        lineage = _lineage(pipeline, run.lineage, run.attempt)
     except FunadeError as exc:
         client.report_run(
             run_id,
@@ -245,7 +311,8 @@ def start_queued(
             run=RunUpdate(
                 state="running",
                 from_state="queued",
-                spec=spec.model_dump(),
+                spec=spec.model_dump(),  # the run takes the compiled pipeline's name
+                lineage=lineage,
                 started_at=utc_now(),
                 runner=_runner_info(),
             )

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -172,6 +173,16 @@ def next_runs(row: PipelineSchedule, count: int = 5) -> list[datetime]:
     return cron.next_times(row.cron, row.timezone, _now(), count)
 
 
+def queued_name(source: str) -> str:
+    """What a queued run is filed under until its runner compiles the pipeline and reports its
+    real name (``@funade.pipeline(name=...)``): the name ``source`` gives it, ``training`` of
+    ``train.py:training`` (or the file's stem). Never a schedule's name."""
+    _, sep, name = source.rpartition(":")
+    if sep and name and "/" not in name and not name.endswith(".py"):
+        return name
+    return Path(source).stem if source.endswith(".py") else source
+
+
 @dataclass(frozen=True)
 class Started:
     run_id: int
@@ -247,7 +258,7 @@ class Scheduler:
             for tick in due.ticks:
                 run = PipelineRun(
                     project_id=row.project_id,
-                    pipeline=row.name,
+                    pipeline=queued_name(row.source),
                     source=row.source,
                     env=row.env,
                     spec={},

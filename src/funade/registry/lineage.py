@@ -1,8 +1,10 @@
 """Lineage: where a model came from — the git state of the code that trained it, the Python and
-package versions, and digests of the data it was trained on.
+package versions, and digests of the data it was trained on; and, for a pipeline run, the same
+for each of its attempts.
 
-Git is asked through the ``git`` command; no git, or no repository, gives ``"git": None`` and
-never an error. Remote URLs lose any credentials (``https://user:token@host/x`` → ``https://host/x``).
+Git is asked through the ``git`` command (``registry.gitstate``); no git, or no repository,
+gives ``"git": None`` and never an error. Remote URLs lose any credentials
+(``https://user:token@host/x`` → ``https://host/x``).
 """
 
 from __future__ import annotations
@@ -12,16 +14,26 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from funade.errors import InvalidInputError
+from funade.registry.gitstate import git_state, strip_credentials
+
+__all__ = [
+    "attempt_lineage",
+    "capture_lineage",
+    "code_lineage",
+    "describe_dataset",
+    "git_state",
+    "package_versions",
+    "pipeline_run",
+    "strip_credentials",
+]
 
 KEY_PACKAGES = (
     "funade", "numpy", "pandas", "scikit-learn", "scipy", "joblib", "skops", "onnx",
@@ -35,11 +47,20 @@ def capture_lineage(
 ) -> dict[str, Any]:
     """Git state, Python, platform, installed key packages and dataset digests, JSON-able.
 
-    ``cwd`` is where to look for the repository: by default the directory of the running script
-    (``__main__.__file__``), else the current directory.
+    ``cwd`` is where to look for the repository. By default: in a pipeline step, the project's
+    repository as the runner recorded it for the run's attempt (the pipeline's file is in it);
+    else the directory of the running script (``__main__.__file__``), else the current one
+    (a notebook's).
     """
+    git: dict[str, Any] | None
+    if cwd is not None:
+        git = git_state(cwd)
+    else:
+        found, git = _step_git()
+        if not found:
+            git = git_state(_script_dir())
     lineage = {
-        "git": git_state(cwd if cwd is not None else _script_dir()),
+        "git": git,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(KEY_PACKAGES),
@@ -69,53 +90,62 @@ def pipeline_run() -> dict[str, Any] | None:
     }
 
 
+_ATTEMPT_KEYS = ("git", "python", "platform", "packages")
+
+
+def code_lineage(folder: Path) -> dict[str, Any]:
+    """What a pipeline run records of the code it runs: the git state of the repository holding
+    ``folder`` (the pipeline's file's), Python, platform and the key packages."""
+    return {
+        "git": git_state(folder),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(KEY_PACKAGES),
+    }
+
+
+def attempt_lineage(
+    previous: Mapping[str, Any], current: Mapping[str, Any], attempt: int
+) -> dict[str, Any]:
+    """A run's lineage once its attempt ``attempt`` captured ``current`` (``code_lineage``):
+    the top-level fields are the newest attempt's, and ``attempts`` lists every attempt's own,
+    so a step's record (its ``run_attempt``) finds the commit it ran with."""
+    history = [
+        dict(entry)
+        for entry in previous.get("attempts") or []
+        if isinstance(entry, dict) and entry.get("attempt") != attempt
+    ]
+    if not history and attempt > 1 and previous.get("git") is not None:
+        # A run recorded before attempts had lineage of their own: its fields are attempt 1's.
+        history = [{"attempt": 1, **{k: previous[k] for k in _ATTEMPT_KEYS if k in previous}}]
+    entry = {"attempt": attempt, **{k: current.get(k) for k in _ATTEMPT_KEYS}}
+    history.append(entry)
+    history.sort(key=lambda e: int(e.get("attempt") or 0))
+    return {**dict(current), "attempt": attempt, "attempts": history}
+
+
 def _script_dir() -> Path:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     return Path(main_file).resolve().parent if main_file else Path.cwd()
 
 
-def git_state(cwd: Path) -> dict[str, Any] | None:
-    """Commit, branch, dirty flag (tracked files changed) and origin URL, or None outside git."""
-    top = _git(cwd, "rev-parse", "--show-toplevel")
-    if top is None:
-        return None
-    branch = _git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD")
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
-    remotes = (_git(cwd, "remote") or "").split()
-    remote = "origin" if "origin" in remotes else (remotes[0] if remotes else None)
-    url = _git(cwd, "remote", "get-url", remote) if remote else None
-    return {
-        "commit": _git(cwd, "rev-parse", "--verify", "--quiet", "HEAD"),
-        "branch": branch or None,
-        "dirty": bool(status),
-        "remote_url": strip_credentials(url) if url else None,
-        "root": top,
-    }
-
-
-def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without a user, password or token (and without query or fragment)."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url  # scp-like "git@host:org/repo.git" carries no secret
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+def _step_git() -> tuple[bool, dict[str, Any] | None]:
+    """In a pipeline step: the git state of the run's attempt the runner passes
+    (``FUNADE_RUN_GIT``), else that of the folder of the pipeline's file (``FUNADE_RUN_SOURCE``,
+    the run's ``path/train.py:training``); ``(False, None)`` when neither tells."""
+    passed = os.environ.get("FUNADE_RUN_GIT")
+    if passed is not None:
+        try:
+            state = json.loads(passed)
+        except ValueError:
+            state = None
+        if state is None or isinstance(state, dict):
+            return True, state
+    source = os.environ.get("FUNADE_RUN_SOURCE", "")
+    file = source.rpartition(":")[0] if not source.endswith(".py") else source
+    if file.endswith(".py") and Path(file).parent.is_dir():
+        return True, git_state(Path(file).parent)
+    return False, None
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str]:

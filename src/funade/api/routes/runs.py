@@ -187,7 +187,9 @@ def start_attempt(run_id: RunId, body: RunAttemptIn, state: State, principal: Wr
                 fix="Start a new run with `funade pipeline run`.",
             )
         token = issue_token(session, state.settings, row, row.project, principal, body.spec)
-        records.start_attempt(row, spec=body.spec, runner=body.runner)
+        records.start_attempt(
+            row, spec=body.spec, runner=body.runner, lineage=body.lineage, params=body.params
+        )
         audit.record(
             session,
             principal,
@@ -195,6 +197,7 @@ def start_attempt(run_id: RunId, body: RunAttemptIn, state: State, principal: Wr
             f"{row.pipeline}#{row.id}",
             project=row.project,
             attempt=row.attempt,
+            **({"params": body.params} if body.params is not None else {}),
         )
         session.flush()
         return records.run_out(row).model_copy(update={"token": token})

@@ -172,7 +172,7 @@ def launch_run(project: str, body: LaunchIn, state: State, principal: Writer) ->
         proj = _may_run_code(session, principal, project)
         row = PipelineRun(
             project_id=proj.id,
-            pipeline=body.source.rpartition(":")[2] or body.source,
+            pipeline=service.queued_name(body.source),
             source=body.source,
             env=body.env,
             spec={},
