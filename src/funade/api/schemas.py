@@ -392,7 +392,14 @@ class RunIn(Strict):
     trigger: str = "manual"
     schedule_id: int | None = None
     scheduled_for: AwareDatetime | None = None
-    use_cache: bool = True
+    use_cache: bool = Field(
+        default=True,
+        description="False: the run neither reads nor writes the step cache (--no-cache).",
+    )
+    refresh_cache: bool = Field(
+        default=False,
+        description="The run reads no cache entry but writes its steps' outputs (--refresh).",
+    )
     lineage: dict[str, Any] = Field(default_factory=dict)
     runner: dict[str, Any] = Field(default_factory=dict)
     state: str = "running"
@@ -440,6 +447,7 @@ class RunOut(BaseModel):
     scheduled_for: datetime | None
     attempt: int
     use_cache: bool
+    refresh_cache: bool = False
     cancel_requested: bool
     slo_breached: bool
     lineage: dict[str, Any]
@@ -526,3 +534,4 @@ class LaunchIn(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     env: str | None = None
     use_cache: bool = True
+    refresh_cache: bool = False

@@ -142,7 +142,12 @@ def run(
     env: Annotated[
         str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
     ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every step; neither read nor write the cache.")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Run every step and write the cache anew.")
+    ] = False,
     logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
     project: Annotated[str | None, typer.Option(help=PROJECT_HELP)] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
@@ -160,6 +165,7 @@ def run(
                 text_params=text,
                 env=env,
                 use_cache=not no_cache,
+                refresh_cache=refresh,
                 client=api,
                 observer=display if not json_out else None,
             )

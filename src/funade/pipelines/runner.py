@@ -155,9 +155,12 @@ class Runner:
         self.engine = Engine(
             spec,
             self.params,
-            lookup=self._lookup if run.use_cache else None,
+            lookup=self._lookup if run.use_cache and not run.refresh_cache else None,
             done=done,
         )
+        self.cache_writes = run.use_cache
+        """Whether succeeded steps write the cache (not with --no-cache; with --refresh)."""
+        self.told_uncacheable: set[str] = set()
         self.positions = {n.id: i for i, n in enumerate(spec.nodes)}
         self.records = _Records()
         self.running: dict[str, _Running] = {}
@@ -319,6 +322,10 @@ class Runner:
         if start.attempt > 1:
             with log_path.open("a") as log:
                 log.write(f"--- attempt {start.attempt} ---\n")
+        if node.uncacheable and node.id not in self.told_uncacheable:  # said once per run
+            self.told_uncacheable.add(node.id)
+            with log_path.open("a") as log:
+                log.write(f"funade: step {node.id!r} is not cached: {node.uncacheable}.\n")
         running = _Running(start, out_dir, log_path, utc_now())
         if log_path.exists():
             running.log_offset = log_path.stat().st_size
@@ -457,7 +464,9 @@ class Runner:
             state.state,
             attempt=state.attempt,
             cache_key=state.cache_key,
-            cache_write=state.state == "succeeded" and running.start.cacheable,
+            cache_write=state.state == "succeeded"
+            and running.start.cacheable
+            and self.cache_writes,
             outputs=state.outputs,
             error=state.error,
             log_digest=log_digest,

@@ -76,6 +76,7 @@ def run_pipeline(
     text_params: Mapping[str, str] | None = None,
     env: str | None = None,
     use_cache: bool = True,
+    refresh_cache: bool = False,
     client: Client | None = None,
     observer: Observer | None = None,
     trigger: str = "manual",
@@ -83,10 +84,16 @@ def run_pipeline(
     scheduled_for: datetime | None = None,
     on_created: Callable[[RunOut], None] | None = None,
 ) -> RunOut:
-    """Check, record and run a pipeline here, and return the finished run."""
+    """Check, record and run a pipeline here, and return the finished run.
+
+    ``use_cache=False`` (``--no-cache``): no step reads or writes the cache.
+    ``refresh_cache=True`` (``--refresh``): every step runs, and writes its outputs to the cache.
+    """
+    from funade.pipelines.records import check_cache_mode
     from funade.registry.lineage import capture_lineage
     from funade.sdk import default_client
 
+    check_cache_mode(use_cache=use_cache, refresh_cache=refresh_cache)
     pipeline, target, spec, values = prepare(
         pipeline, params=params, text_params=text_params, env=env
     )
@@ -106,6 +113,7 @@ def run_pipeline(
                 schedule_id=schedule_id,
                 scheduled_for=scheduled_for,
                 use_cache=use_cache,
+                refresh_cache=refresh_cache,
                 lineage=lineage,
                 runner=_runner_info(),
             )
