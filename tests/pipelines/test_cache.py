@@ -193,6 +193,22 @@ def test_a_no_cache_run_writes_no_entry_even_when_its_runner_asks(
     assert (admin.cache_lookup(key) is not None) is use_cache
 
 
+class Seen:
+    """An observer that keeps the log lines a live display would show."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def started(self, run: Any, spec: Any) -> None:
+        pass
+
+    def step(self, record: Any) -> None:
+        pass
+
+    def log(self, instance: str, line: str) -> None:
+        self.lines.append((instance, line))
+
+
 UNHASHABLE = """\
 import threading
 
@@ -220,7 +236,8 @@ def test_a_step_reading_an_unhashable_global_always_runs_and_the_run_says_why_on
     path.write_text(UNHASHABLE)
     target = f"{path}:flow"
     run_pipeline(target, client=admin)
-    again = run_pipeline(target, client=admin)
+    seen = Seen()
+    again = run_pipeline(target, client=admin, observer=seen)
     assert set(states(again).values()) == {"succeeded"}
     assert [outputs(again)[f"locked[{i}]"] for i in range(3)] == [2, 4, 6]
     why = (
@@ -229,6 +246,7 @@ def test_a_step_reading_an_unhashable_global_always_runs_and_the_run_says_why_on
     )
     logs = [admin.run_logs(again.id, step=f"locked[{i}]") for i in range(3)]
     assert sum(log.count(why) for log in logs) == 1
+    assert [line for _, line in seen.lines if "not cached" in line] == [why]  # shown live
     spec = admin.get_run(again.id, spec=True).spec
     assert spec is not None
     assert spec["nodes"][0]["uncacheable"] == why.removeprefix(

@@ -322,16 +322,16 @@ class Runner:
         if start.attempt > 1:
             with log_path.open("a") as log:
                 log.write(f"--- attempt {start.attempt} ---\n")
-        if node.uncacheable and node.id not in self.told_uncacheable:  # said once per run
-            self.told_uncacheable.add(node.id)
-            with log_path.open("a") as log:
-                log.write(f"funade: step {node.id!r} is not cached: {node.uncacheable}.\n")
         running = _Running(start, out_dir, log_path, utc_now())
         if log_path.exists():
             running.log_offset = log_path.stat().st_size
         if node.options.timeout is not None:
             running.deadline = time.monotonic() + node.options.timeout
         self.running[start.instance] = running
+        if node.uncacheable and node.id not in self.told_uncacheable:  # said once per run
+            self.told_uncacheable.add(node.id)
+            with log_path.open("a") as log:
+                log.write(f"funade: step {node.id!r} is not cached: {node.uncacheable}.\n")
         task = {
             "function": node.function,
             "inputs": inputs,
