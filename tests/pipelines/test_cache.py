@@ -268,3 +268,57 @@ def test_the_cli_options(cli: Any, code: Path) -> None:
     assert "(3 of 3 steps from the cache)" in " ".join(cached.out.split())
     off: Result = cli("pipeline", "run", target, "--no-cache", "--json")
     assert '"use_cache": false' in off.out
+
+
+GATED = """\
+import os
+import sys
+import time
+
+import funade
+
+if sys.argv[0].endswith("zygote.py"):  # the step processes' importer waits for the test
+    deadline = time.monotonic() + 60
+    while not os.path.exists("GATE_PATH") and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+import helpers
+
+
+@funade.step
+def scaled(x: int) -> int:
+    return helpers.scale(x)
+
+
+@funade.pipeline
+def flow(x: int = 1) -> None:
+    scaled(x)
+"""
+
+
+def test_code_saved_while_a_run_starts_is_run_but_never_cached_under_the_old_key(
+    admin: Client, tmp_path: Path
+) -> None:
+    """The key is computed where the run is compiled, the steps run code their processes
+    import again: a file saved in between must not put its outputs under the old key."""
+    gate = tmp_path / "gate"
+    root = tmp_path / "code"
+    root.mkdir()
+    (root / "flow.py").write_text(GATED.replace("GATE_PATH", str(gate)))
+    (root / "helpers.py").write_text(HELPERS)
+    target = f"{root / 'flow.py'}:flow"
+
+    def save_meanwhile(run: Any) -> None:
+        edit(root / "helpers.py", "return x * 10", "return x * 30")
+        gate.write_text("")
+
+    seen = Seen()
+    run = run_pipeline(target, client=admin, on_created=save_meanwhile, observer=seen)
+    assert outputs(run) == {"scaled": 30}  # what the step processes imported
+    assert "funade: step 'scaled' is not cached: its code changed after the run compiled it." in [
+        line for _, line in seen.lines
+    ]
+    edit(root / "helpers.py", "return x * 30", "return x * 10")  # what the key was made of
+    again = run_pipeline(target, client=admin)
+    assert states(again) == {"scaled": "succeeded"}
+    assert outputs(again) == {"scaled": 10}
