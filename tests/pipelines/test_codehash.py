@@ -324,6 +324,19 @@ def test_code_edited_after_this_process_imported_it_is_not_cached(project: Proje
     assert changed(base, project.digests()) == {"scaled", "lazy"}  # loaded anew: fresh
 
 
+def test_projects_with_modules_of_the_same_name_each_hash_their_own(tmp_path: Path) -> None:
+    first = Project(tmp_path / "first").write(flow=FLOW, helpers=HELPERS, deep=DEEP)
+    second = Project(tmp_path / "second").write(
+        flow=FLOW, helpers=HELPERS.replace("return x + 1", "return x + 2"), deep=DEEP
+    )
+    before = first.digests()
+    assert changed(before, second.digests()) == {"shifted"}
+    assert first.digests() == before  # its own helpers again, not the other's
+    import helpers  # what a step process of the first would import
+
+    assert helpers.__file__ == str(first.root / "helpers.py")
+
+
 def _run(code: str, cwd: Path, **env: str) -> str:
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

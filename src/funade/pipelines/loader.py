@@ -10,6 +10,7 @@ same function in both.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -39,9 +40,11 @@ def load_pipeline(target: str) -> Pipeline:
     """Import the module ``target`` names and return its pipeline (the only one, if no name)."""
     where, _, name = target.rpartition(":") if _has_name(target) else (target, "", "")
     by_path = where.endswith(".py") or "/" in where
-    if by_path:  # its neighbours first, as `python train.py` would have them
+    if by_path:  # its neighbours first, as `python train.py` (and the step processes) have them
         directory = str(Path(where).resolve().parent)
-        if directory not in sys.path:
+        if sys.path[:1] != [directory]:  # first again, after another pipeline's directory
+            with contextlib.suppress(ValueError):
+                sys.path.remove(directory)
             sys.path.insert(0, directory)
     codefresh.install()
     codefresh.forget_changed()  # modules edited since this process imported them: afresh
