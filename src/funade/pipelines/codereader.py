@@ -39,6 +39,7 @@ class _Unbound:
 UNBOUND = _Unbound()
 _MISSING = object()
 _DEPTH = 64
+_LONG = 4096
 _GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 _OTHER_LOADS = frozenset({"LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF"})
 _ATTRIBUTES = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
@@ -325,14 +326,17 @@ class Reader:
             else f"{kind.__name__}:{sub(kind)}"
         )
         if isinstance(value, dict):
-            items = [f"{sub(k)}:{sub(v)}" for k, v in value.items()]
             factory = getattr(value, "default_factory", None)
             if factory is not None:
                 prefix += f":{sub(factory)}"
-            return f"{prefix}{{{','.join(items)}}}"
-        if isinstance(value, set | frozenset):
-            return f"{prefix}{{{','.join(sorted(sub(v) for v in value))}}}"
-        return f"{prefix}[{','.join(sub(v) for v in value)}]"
+            text = "{" + ",".join(f"{sub(k)}:{sub(v)}" for k, v in value.items()) + "}"
+        elif isinstance(value, set | frozenset):
+            text = "{" + ",".join(sorted(sub(v) for v in value)) + "}"
+        else:
+            text = "[" + ",".join(sub(v) for v in value) + "]"
+        if len(text) > _LONG:  # a big table of constants: its digest is enough
+            text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return prefix + text
 
     def _project_type(self, value: Any) -> bool:
         return self.session.is_project_class(type(value))
