@@ -264,6 +264,41 @@ def test_plain_data_is_hashed_by_value_and_other_globals_make_the_step_uncacheab
         base = digest
 
 
+def test_a_value_that_breaks_when_read_makes_the_step_uncacheable_not_the_run_fail(
+    project: Project,
+) -> None:
+    project.write(
+        flow="""\
+        import funade
+
+
+        class Remote:
+            \"\"\"A proxy to a service: any attribute is asked of it, and it is not there.\"\"\"
+
+            def __getattr__(self, name):
+                raise RuntimeError("not connected")
+
+            def __call__(self, x):
+                return x
+
+
+        CLIENT = Remote()
+
+
+        @funade.step
+        def remote(x: int) -> int:
+            return CLIENT(x)
+
+
+        @funade.pipeline
+        def flow() -> None:
+            remote(1)
+        """
+    )
+    node = project.nodes()["remote"]
+    assert node.uncacheable == "its code could not be hashed (RuntimeError: not connected)"
+
+
 def test_a_module_used_as_a_whole_counts_whole(project: Project) -> None:
     project.edit("flow", "return x + 1\n", 'return getattr(helpers, "shift")(x)\n')  # plain
     base = project.digests()

@@ -77,9 +77,14 @@ def code_session() -> Iterator[None]:
 
 
 def describe_code(fn: Any) -> CodeFacts:
-    """What the cache key of a step whose function is ``fn`` knows of its code."""
+    """What the cache key of a step whose function is ``fn`` knows of its code. Code this
+    cannot read (a construct it does not know) makes the step uncacheable, never the run fail."""
     session = _session.get() or _Session()
-    return session.describe(fn)
+    try:
+        return session.describe(fn)
+    except Exception as exc:  # the reason is the answer
+        why = f"its code could not be hashed ({type(exc).__name__}: {exc})"
+        return CodeFacts(f"sha256:{hashlib.sha256(why.encode()).hexdigest()}", {}, why)
 
 
 _CLASS_SKIP = frozenset({"__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"})

@@ -1,11 +1,10 @@
 """Finding a pipeline from a reference: ``path/to/train.py:training`` or ``pkg.module:training``.
 
 A file is imported under its stem as module name (``train``), with its directory first on
-``sys.path`` so that it can import its neighbours, the way ``python train.py`` would; the
-project's modules are compiled from their source, and those edited since this process imported
-them are imported afresh (``codefresh``). The
+``sys.path`` so that it can import its neighbours, the way ``python train.py`` would. The
 runner and the step processes load it the same way, so a step's ``module:qualname`` names the
-same function in both.
+same function in both. The project's modules are compiled from their source, and those edited
+since this process imported them are imported afresh (``codefresh``).
 """
 
 from __future__ import annotations
