@@ -11,6 +11,7 @@ funade itself is the platform, not the project: it is covered by its version.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import importlib.util
@@ -35,10 +36,11 @@ def _installed_roots() -> tuple[str, ...]:
         if paths.get(key):
             found.add(paths[key])
     found.add(os.path.dirname(os.__file__))
-    with_site = [*site.getsitepackages(), site.getusersitepackages()]
-    found.update(p for p in with_site if p)
+    with contextlib.suppress(AttributeError):  # some virtualenvs' site module lacks them
+        found.update(p for p in [*site.getsitepackages(), site.getusersitepackages()] if p)
     found.update(p for p in sys.path if p and Path(p).name in _SITE_NAMES)
-    return tuple(sorted({os.path.join(os.path.realpath(p), "") for p in found}))
+    roots = {os.path.join(os.path.realpath(p), "") for p in found}
+    return tuple(sorted(roots, key=len, reverse=True))  # site-packages before the stdlib
 
 
 @functools.cache
