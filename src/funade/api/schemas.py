@@ -392,14 +392,10 @@ class RunIn(Strict):
     trigger: str = "manual"
     schedule_id: int | None = None
     scheduled_for: AwareDatetime | None = None
-    use_cache: bool = Field(
-        default=True,
-        description="False: the run neither reads nor writes the step cache (--no-cache).",
-    )
-    refresh_cache: bool = Field(
-        default=False,
-        description="The run reads no cache entry but writes its steps' outputs (--refresh).",
-    )
+    use_cache: bool = True
+    refresh_cache: bool = False
+    """use_cache false: the run neither reads nor writes the step cache (--no-cache);
+    refresh_cache: it reads no entry but writes its steps' outputs (--refresh)."""
     lineage: dict[str, Any] = Field(default_factory=dict)
     runner: dict[str, Any] = Field(default_factory=dict)
     state: str = "running"
