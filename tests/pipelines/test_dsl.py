@@ -6,12 +6,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pytest
 
 import funade
 from funade.errors import InvalidInputError
-from funade.pipelines.codehash import code_digest, imported_packages
 from funade.pipelines.config import apply_env, load_env
 from funade.pipelines.params import bind_params, parse_assignments
 
@@ -183,40 +181,6 @@ def test_bad_step_options_name_the_option() -> None:
         @funade.step(timeout="soon")
         def g() -> None:
             pass
-
-
-def test_code_digest_ignores_format_and_decorators_but_not_helpers() -> None:
-    namespace: dict[str, object] = {"__name__": "m"}
-
-    def digest_of(source: str) -> str:
-        module: dict[str, object] = {"__name__": "digest_case"}
-        path = Path(f"/tmp/funade_digest_{abs(hash(source))}.py")
-        path.write_text(source)
-        code = compile(source, str(path), "exec")
-        exec(code, module)  # noqa: S102
-        fn = module["f"]
-        return code_digest(fn)  # type: ignore[arg-type]
-
-    del namespace
-    base = "def helper(x):\n    return x + 1\n\ndef f(x):\n    return helper(x)\n"
-    reformatted = (
-        "def helper(x):\n    return x+1  # comment\n\n\ndef f(x):\n    return helper( x )\n"
-    )
-    changed_helper = "def helper(x):\n    return x + 2\n\ndef f(x):\n    return helper(x)\n"
-    assert digest_of(base) == digest_of(reformatted)
-    assert digest_of(base) != digest_of(changed_helper)
-
-
-def test_imported_packages_are_part_of_the_key() -> None:
-    @funade.step
-    def uses_numpy() -> float:
-        import json
-
-        return float(np.zeros(1)[0]) + len(json.dumps(1))
-
-    found = imported_packages(uses_numpy.fn)
-    assert found["numpy"] == np.__version__
-    assert "json" not in found  # the standard library has no version of its own
 
 
 def test_params_are_bound_and_checked() -> None:

@@ -136,6 +136,7 @@ class Run:
     scheduled_for: datetime | None
     attempt: int
     use_cache: bool
+    refresh_cache: bool
     cancel_requested: bool
     slo_breached: bool
     created_at: datetime

@@ -469,6 +469,9 @@ class RunIn(Strict):
     schedule_id: Int32 | None = None
     scheduled_for: Instant | None = None
     use_cache: bool = True
+    refresh_cache: bool = False
+    """use_cache false: the run neither reads nor writes the step cache (--no-cache);
+    refresh_cache: it reads no entry but writes its steps' outputs (--refresh)."""
     lineage: dict[str, Any] = Field(default_factory=dict)
     runner: dict[str, Any] = Field(default_factory=dict)
     state: Word = "running"
@@ -534,6 +537,7 @@ class RunOut(BaseModel):
     scheduled_for: datetime | None
     attempt: int
     use_cache: bool
+    refresh_cache: bool = False
     cancel_requested: bool
     slo_breached: bool
     lineage: dict[str, Any]
@@ -626,6 +630,7 @@ class LaunchIn(Strict):
     params: Params = Field(default_factory=dict)
     env: Short | None = None
     use_cache: bool = True
+    refresh_cache: bool = False
 
 
 # Errors ---------------------------------------------------------------------------------------

@@ -144,7 +144,12 @@ def run(
     env: Annotated[
         str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
     ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every step; neither read nor write the cache.")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Run every step and write the cache anew.")
+    ] = False,
     require_clean: Annotated[
         bool,
         typer.Option(
@@ -168,6 +173,7 @@ def run(
                 text_params=text,
                 env=env,
                 use_cache=not no_cache,
+                refresh_cache=refresh,
                 client=api,
                 observer=display if not json_out else None,
                 require_clean=require_clean,

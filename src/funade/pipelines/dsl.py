@@ -37,7 +37,8 @@ from pydantic import ValidationError
 from funade.auth.permissions import check_permissions
 from funade.durations import parse_seconds
 from funade.errors import InvalidInputError
-from funade.pipelines.codehash import code_digest, imported_packages
+from funade.pipelines import codefresh
+from funade.pipelines.codehash import code_session, describe_code
 from funade.pipelines.spec import (
     Binding,
     Condition,
@@ -49,6 +50,8 @@ from funade.pipelines.spec import (
 )
 
 __all__ = ["Pipeline", "Step", "pipeline", "step", "when"]
+
+codefresh.install()  # the project's modules imported from here on: from source, never a .pyc
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -307,6 +310,7 @@ class NodeSpecBuilder:
 
     def build(self) -> NodeSpec:
         fn = self.step.fn
+        code = describe_code(fn)  # once per function and build (a step called 100 times)
         return NodeSpec(
             id=self.id,
             function=f"{fn.__module__}:{fn.__qualname__}",
@@ -316,21 +320,10 @@ class NodeSpecBuilder:
             when=self.when,
             after=self.after,
             options=self.step.options,
-            code_digest=_cached(code_digest, fn),
-            packages=_cached(imported_packages, fn),
+            code_digest=code.digest,
+            packages=code.packages,
+            uncacheable=code.uncacheable,
         )
-
-
-_memo: dict[tuple[str, int], Any] = {}
-
-
-def _cached(compute: Callable[[Callable[..., Any]], R], fn: Callable[..., Any]) -> R:
-    """``compute(fn)`` once per function and build (a step called 100 times is read once)."""
-    key = (compute.__name__, id(fn))
-    if key not in _memo:
-        _memo[key] = compute(fn)
-    result: R = _memo[key]
-    return result
 
 
 class _Builder:
@@ -681,10 +674,10 @@ class Pipeline:
         token = _current.set(builder)
         try:
             self.fn(**placeholders)
-            nodes = {node_id: b.build() for node_id, b in builder.nodes.items()}
+            with code_session():
+                nodes = {node_id: b.build() for node_id, b in builder.nodes.items()}
         finally:
             _current.reset(token)
-            _memo.clear()
         if not builder.nodes:
             raise InvalidInputError(
                 f"pipeline {self.name!r} calls no steps.",

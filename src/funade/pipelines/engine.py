@@ -43,6 +43,7 @@ __all__ = [
     "Stored",
     "Succeeded",
     "cache_key",
+    "cacheable",
 ]
 
 StepState = Literal[
@@ -175,16 +176,24 @@ class Instance:
 
 
 def cache_key(node: NodeSpec, inputs: Mapping[str, Input]) -> str:
-    """The step's cache key: its code, package versions, cache version and input digests."""
+    """The step's cache key: its code (all the project's code and data it can reach, see
+    ``codehash``), package versions, cache version, declared environment variables, outputs
+    with their types, and input digests."""
     payload = {
         "code": node.code_digest,
         "packages": node.packages,
         "version": node.options.cache_version,
-        "outputs": sorted(node.outputs),
+        "env": node.options.env,
+        "outputs": node.outputs,
         "inputs": {name: _input_key(value) for name, value in sorted(inputs.items())},
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+def cacheable(node: NodeSpec) -> bool:
+    """Whether the step's outputs may come from, and go to, the cache."""
+    return node.options.cache and not node.uncacheable
 
 
 def _input_key(value: Input) -> Any:
@@ -336,7 +345,7 @@ class Engine:
             if not inst.cache_key:
                 inst.cache_key = cache_key(node, inputs)
             todo.append((inst, inputs))
-        use_cache = self.lookup is not None and node.options.cache
+        use_cache = self.lookup is not None and cacheable(node)
         asked = sorted({i.cache_key for i, _ in todo if i.cache_key not in self.known})
         if use_cache and asked:
             assert self.lookup is not None
@@ -354,7 +363,7 @@ class Engine:
                 return
             inst.state, inst.attempt = "running", 1
             intents.append(
-                Start(inst.id, node.id, inst.index, 1, inputs, key, cacheable=node.options.cache)
+                Start(inst.id, node.id, inst.index, 1, inputs, key, cacheable=cacheable(node))
             )
 
     def _start_intent(self, node: NodeSpec, inst: Instance, *, delay: float) -> Start:
@@ -366,7 +375,7 @@ class Engine:
             inst.attempt,
             inputs,
             inst.cache_key,
-            cacheable=node.options.cache,
+            cacheable=cacheable(node),
             delay=delay,
         )
 

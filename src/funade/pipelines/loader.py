@@ -3,17 +3,20 @@
 A file is imported under its stem as module name (``train``), with its directory first on
 ``sys.path`` so that it can import its neighbours, the way ``python train.py`` would. The
 runner and the step processes load it the same way, so a step's ``module:qualname`` names the
-same function in both.
+same function in both. The project's modules are compiled from their source, and those edited
+since this process imported them are imported afresh (``codefresh``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
 from pathlib import Path
 
 from funade.errors import InvalidInputError
+from funade.pipelines import codefresh
 from funade.pipelines.dsl import Pipeline
 
 __all__ = ["load_pipeline", "normalize_target"]
@@ -35,7 +38,17 @@ def _has_name(target: str) -> bool:
 def load_pipeline(target: str) -> Pipeline:
     """Import the module ``target`` names and return its pipeline (the only one, if no name)."""
     where, _, name = target.rpartition(":") if _has_name(target) else (target, "", "")
-    if where.endswith(".py") or "/" in where:
+    by_path = where.endswith(".py") or "/" in where
+    if by_path:  # its neighbours first, as `python train.py` (and the step processes) have them
+        directory = str(Path(where).resolve().parent)
+        if sys.path[:1] != [directory]:  # first again, after another pipeline's directory
+            with contextlib.suppress(ValueError):
+                sys.path.remove(directory)
+            sys.path.insert(0, directory)
+    codefresh.install()
+    codefresh.forget_changed()  # modules edited since this process imported them: afresh
+    importlib.invalidate_caches()  # and files created since their directory was last listed
+    if by_path:
         module = _load_file(Path(where), target)
     else:
         try:
@@ -80,9 +93,6 @@ def _load_file(path: Path, target: str) -> object:
             value=target,
             fix="Give the path of a Python file, e.g. train.py:training.",
         )
-    directory = str(path.parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None
     assert spec.loader is not None
@@ -92,7 +102,9 @@ def _load_file(path: Path, target: str) -> object:
     try:
         # Compiled from the file as it is now, never from a cached .pyc: one rewritten within
         # the same second at the same size (a quick fix, a revert) passes the cache's check.
-        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        data = path.read_bytes()
+        module.__dict__[codefresh.MARK] = codefresh.record(str(path), data, by_path=True)
+        code = compile(data, str(path), "exec", dont_inherit=True)
         exec(code, module.__dict__)  # noqa: S102 - the pipeline the user asked to run
     except Exception as exc:
         if previous is not None:

@@ -2,7 +2,9 @@
 
 A runner reports what happens as batches of step records (:func:`apply_events`), upserted by
 instance, so a report sent twice changes nothing; a success whose step may be cached writes its
-cache entry in the same transaction, so a cache entry never exists without its step's record.
+cache entry in the same transaction, so a cache entry never exists without its step's record. A
+run started with ``use_cache`` false (``--no-cache``) writes none; one with ``refresh_cache``
+(``--refresh``) reads none but writes them.
 """
 
 from __future__ import annotations
@@ -37,10 +39,23 @@ def _check_state(value: str, allowed: tuple[str, ...], field: str) -> str:
     return value
 
 
+def check_cache_mode(*, use_cache: bool, refresh_cache: bool) -> None:
+    """``refresh_cache`` writes the cache, which ``use_cache`` false never does."""
+    if refresh_cache and not use_cache:
+        raise InvalidInputError(
+            "refresh_cache runs every step and writes its outputs to the cache, but use_cache "
+            "false neither reads nor writes the cache: they contradict each other.",
+            field="refresh_cache",
+            value=True,
+            fix="Drop one: --refresh (refresh_cache true) or --no-cache (use_cache false).",
+        )
+
+
 def create_run(
     session: Session, project: Project, body: RunIn, created_by: str | None
 ) -> PipelineRun:
     _check_state(body.state, RUN_STATES, "state")
+    check_cache_mode(use_cache=body.use_cache, refresh_cache=body.refresh_cache)
     now = datetime.now(UTC)
     row = PipelineRun(
         project_id=project.id,
@@ -54,6 +69,7 @@ def create_run(
         schedule_id=body.schedule_id,
         scheduled_for=body.scheduled_for,
         use_cache=body.use_cache,
+        refresh_cache=body.refresh_cache,
         lineage=body.lineage,
         runner=body.runner,
         started_at=now if body.state == "running" else None,
@@ -162,7 +178,8 @@ def apply_events(
             row.log_tail = tail((row.log_tail or "") + record.log)
         if record.cache_write and record.state == "succeeded" and record.cache_key:
             _check_step_of(run, record)
-            _remember(session, run, record, trust)
+            if run.use_cache:  # a --no-cache run writes no entry, whatever its runner asks
+                _remember(session, run, record, trust)
     ended = False
     if events.run is not None:
         changes = events.run.model_dump(exclude_none=True)
@@ -419,6 +436,7 @@ def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunO
         scheduled_for=row.scheduled_for,
         attempt=row.attempt,
         use_cache=row.use_cache,
+        refresh_cache=row.refresh_cache,
         cancel_requested=row.cancel_requested,
         slo_breached=row.slo_breached,
         lineage=row.lineage,

@@ -157,9 +157,15 @@ class Runner:
         self.engine = Engine(
             spec,
             self.params,
-            lookup=self._lookup if run.use_cache else None,
+            lookup=self._lookup if run.use_cache and not run.refresh_cache else None,
             done=done,
         )
+        self.cache_writes = run.use_cache
+        """Whether succeeded steps write the cache (not with --no-cache; with --refresh)."""
+        self.told_uncacheable: set[str] = set()
+        self.drifted: set[str] = set()
+        """Steps whose code the step processes imported is not the code their key hashed (a
+        file saved while the run started): their outputs are not written to the cache."""
         self.positions = {n.id: i for i, n in enumerate(spec.nodes)}
         self.records = _Records()
         self.running: dict[str, _Running] = {}
@@ -309,6 +315,8 @@ class Runner:
             if error is not None:
                 raise _LoadFailed(error)
             self.zygote_ready = True
+            imported = self.zygote.digests or {}
+            self.drifted = {n.id for n in self.spec.nodes if imported.get(n.id) != n.code_digest}
         node = self.spec.node(start.node)
         safe = _safe(start.instance)
         out_dir = self.work / "steps" / safe / str(start.attempt)
@@ -335,6 +343,13 @@ class Runner:
         if node.options.timeout is not None:
             running.deadline = time.monotonic() + node.options.timeout
         self.running[start.instance] = running
+        why = node.uncacheable or (
+            "its code changed after the run compiled it" if node.id in self.drifted else ""
+        )
+        if why and node.id not in self.told_uncacheable:  # said once per run
+            self.told_uncacheable.add(node.id)
+            with log_path.open("a") as log:
+                log.write(f"funade: step {node.id!r} is not cached: {why}.\n")
         task = {
             "function": node.function,
             "inputs": inputs,
@@ -471,7 +486,10 @@ class Runner:
             state.state,
             attempt=self._nth(instance, state.attempt),
             cache_key=state.cache_key,
-            cache_write=state.state == "succeeded" and running.start.cacheable,
+            cache_write=state.state == "succeeded"
+            and running.start.cacheable
+            and self.cache_writes
+            and state.node not in self.drifted,
             outputs=state.outputs,
             error=state.error,
             log_digest=log_digest,

@@ -108,6 +108,7 @@ def run_pipeline(
     text_params: Mapping[str, str] | None = None,
     env: str | None = None,
     use_cache: bool = True,
+    refresh_cache: bool = False,
     client: Client | None = None,
     observer: Observer | None = None,
     trigger: str = "manual",
@@ -120,9 +121,14 @@ def run_pipeline(
 
     The run records the git state of the repository holding the pipeline's file (commit,
     branch, dirty flag with a digest of the changes, remote); ``require_clean`` refuses to run
-    from a tree with uncommitted changes."""
+    from a tree with uncommitted changes.
+    ``use_cache=False`` (``--no-cache``): no step reads or writes the cache.
+    ``refresh_cache=True`` (``--refresh``): every step runs, and writes its outputs to the cache.
+    """
+    from funade.pipelines.records import check_cache_mode
     from funade.sdk import default_client
 
+    check_cache_mode(use_cache=use_cache, refresh_cache=refresh_cache)
     pipeline, target, spec, values = prepare(
         pipeline, params=params, text_params=text_params, env=env
     )
@@ -141,6 +147,7 @@ def run_pipeline(
                 schedule_id=schedule_id,
                 scheduled_for=scheduled_for,
                 use_cache=use_cache,
+                refresh_cache=refresh_cache,
                 lineage=lineage,
                 runner=_runner_info(),
             )

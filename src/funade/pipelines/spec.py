@@ -105,6 +105,9 @@ class NodeSpec(_Frozen):
     code_digest: str = ""
     packages: dict[str, str] = Field(default_factory=dict)
     """The versions of the distributions the step's code imports (part of its cache key)."""
+    uncacheable: str = ""
+    """Why the step is never cached (its code reads a value that cannot be hashed, or code
+    that changed after it was imported); "" when it may be."""
 
     def upstream(self) -> list[str]:
         found = [b.upstream() for b in self.inputs.values()]

@@ -9,7 +9,8 @@ the OOM killer ends that step only. This process runs no threads, so forking it 
     runner → zygote   {"op": "load", "target": "train.py:training"}
                       {"op": "run", "id": "train[2]", "task": {...}}
                       {"op": "kill", "id": "train[2]"}
-    zygote → runner   {"op": "ready"} | {"op": "error", "error": "..."}
+    zygote → runner   {"op": "ready", "digests": {node: code digest} | null}
+                      | {"op": "error", "error": "..."}
                       {"op": "started", "id": ..., "pid": ...}
                       {"op": "exited", "id": ..., "pid": ..., "code": 0 | 1 | -9 ...}
 
@@ -167,6 +168,8 @@ class ZygoteProcess:
         assert self.proc.stdout is not None
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.buffer = b""
+        self.digests: dict[str, str] | None = None
+        """Each step's code digest as the zygote imported it (once ready)."""
         self.send({"op": "load", "target": target})
 
     def send(self, message: dict[str, Any]) -> None:
@@ -195,6 +198,7 @@ class ZygoteProcess:
             try:
                 for message in self.read(deadline - time.monotonic()):
                     if message["op"] == "ready":
+                        self.digests = message.get("digests")
                         return None
                     if message["op"] == "error":
                         return str(message["error"])
@@ -226,6 +230,16 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def _digests(pipeline: Any) -> dict[str, str] | None:
+    """The code digest of each step as imported here, where the steps run: the runner writes
+    to the cache only the outputs of steps whose code is what their cache key says (a file
+    saved while the run started is not)."""
+    try:
+        return {node.id: node.code_digest for node in pipeline.compile().nodes}
+    except Exception:
+        return None
+
+
 def main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what the pipeline's code prints while imported goes to stderr
@@ -239,11 +253,11 @@ def main() -> None:
         import funade.pipelines.task  # noqa: F401
         from funade.pipelines.loader import load_pipeline
 
-        load_pipeline(first["target"])
+        pipeline = load_pipeline(first["target"])
     except Exception as exc:
         zygote.send({"op": "error", "error": str(exc)})
         return
-    zygote.send({"op": "ready"})
+    zygote.send({"op": "ready", "digests": _digests(pipeline)})
     zygote.serve()
 
 

@@ -370,6 +370,9 @@ class PipelineRun(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     """1, then one more for every resume."""
     use_cache: Mapped[bool] = mapped_column(Boolean, default=True)
+    """False: the run neither reads nor writes the step cache (``--no-cache``)."""
+    refresh_cache: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The run reads no cache entry but writes its steps' outputs (``--refresh``)."""
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     slo_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -170,6 +170,7 @@ def launch_run(project: str, body: LaunchIn, state: State, principal: Writer) ->
     launcher = _launcher(state)
     with state.db.session() as session:
         proj = _may_run_code(session, principal, project)
+        records.check_cache_mode(use_cache=body.use_cache, refresh_cache=body.refresh_cache)
         row = PipelineRun(
             project_id=proj.id,
             pipeline=service.queued_name(body.source),
@@ -180,6 +181,7 @@ def launch_run(project: str, body: LaunchIn, state: State, principal: Writer) ->
             state="queued",
             trigger="api",
             use_cache=body.use_cache,
+            refresh_cache=body.refresh_cache,
             created_by=principal.key_id,
         )
         session.add(row)
