@@ -223,7 +223,8 @@ def rotate_admin() -> None:
                     fix="Run it with the global admin key in FUNADE_API_KEY.",
                 )
             new = api.create_key("admin", ["admin"])
-            api.with_key(new.key).revoke_key(me.key_id)
+            with api.with_key(new.key) as as_new:
+                as_new.revoke_key(me.key_id)
         console.print(f"New admin key [bold]{new.id}[/]; the old one ({me.key_id}) is revoked.")
         console.print("It is shown only now; put it where FUNADE_API_KEY came from:")
         typer.echo(new.key)
