@@ -1,4 +1,8 @@
-"""Printing for people (rich tables) and scripts (--json), and the client the commands use."""
+"""Printing for people (rich tables) and scripts (--json), and the client the commands use.
+
+Only rich's console is imported here: a table, pydantic and the client are imported when a
+command prints or calls (``funade --help`` needs none of them).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 if TYPE_CHECKING:  # the client (httpx, the API's schemas) is imported when a command runs
+    from pydantic import BaseModel
+
     from funade.client import Client
 
 console = Console(highlight=False)
@@ -27,7 +32,15 @@ def client(project: str | None = None) -> Client:
     return Client(project=project)
 
 
+def error_line(text: str) -> None:
+    """``error: <text>`` on stderr, on one line whatever the terminal's width (no markup is
+    read in ``text``: a step named ``train[default]`` prints as it is)."""
+    console_err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         data: Any = value.model_dump(mode="json")
     elif isinstance(value, dict):
@@ -42,6 +55,8 @@ def when(value: datetime | None) -> str:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
         grid.add_column(column)

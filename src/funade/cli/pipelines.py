@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from funade.cli.output import JSON_HELP, PROJECT_HELP, client, console, print_json, table, when
 
 if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
+
     from funade.api.schemas import RunOut, StepRecord
     from funade.pipelines.spec import PipelineSpec
 
@@ -67,6 +68,8 @@ class LiveDisplay:
         for step in run.steps:
             self.records[step.instance] = step
         if console.is_terminal:
+            from rich.live import Live
+
             self.live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
             self.live.start()
         else:
@@ -94,6 +97,8 @@ class LiveDisplay:
             self.live = None
 
     def _table(self) -> Table:
+        from rich.table import Table
+
         grid = Table(title=self.title, title_justify="left", header_style="bold")
         for column in ("step", "state", "attempt", "time", "note"):
             grid.add_column(column)

@@ -42,6 +42,7 @@ from funade.api.schemas import (
 )
 from funade.artifacts.digest import sha256_file
 from funade.client.responses import is_missing, raise_for_error
+from funade.credentials import read_credentials
 from funade.errors import ArtifactCorruptError, FunadeError
 from funade.settings import Settings, load_settings
 
@@ -69,8 +70,6 @@ class Client:
         settings: Settings | None = None,
         timeout: float = 60.0,
     ) -> None:
-        from funade.bootstrap import read_credentials
-
         self.settings = settings if settings is not None else load_settings()
         self.project = project or self.settings.project
         url = url or self.settings.url

@@ -36,7 +36,9 @@ class LocalServer:
         db = open_database(self.settings, migrate=True)
         home = bootstrap(self.settings, db)
         self.admin_key = home.admin_key
-        app = create_app(self.settings, db, ArtifactStore.from_settings(self.settings))
+        app = create_app(
+            self.settings, db, ArtifactStore.from_settings(self.settings), dashboard=False
+        )
         config = uvicorn.Config(
             app,
             uds=str(self.socket_path),
