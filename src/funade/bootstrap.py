@@ -15,8 +15,8 @@ from funade.credentials import read_credentials, write_credentials
 from funade.errors import AuthenticationError, FunadeError, InvalidInputError
 from funade.projects import DEFAULT_PROJECT, ensure_project
 from funade.settings import Settings
-from funade.store import Database, create_database, upgrade
-from funade.store.migrate import is_current
+from funade.store import Database, create_database
+from funade.store.migrate import at_head, is_current, upgrade
 from funade.store.schema import ApiKey
 
 __all__ = [
@@ -38,8 +38,11 @@ class Home:
 
 
 def open_database(settings: Settings, *, migrate: bool) -> Database:
-    """The store; SQLite is migrated in place when ``migrate``, others must be current."""
+    """The store; SQLite is migrated in place when ``migrate``, others must be current. A store
+    already current is told so with one query (Alembic is imported only to migrate)."""
     db = create_database(settings.resolved_database_url)
+    if at_head(db):
+        return db
     if db.is_sqlite and migrate:
         upgrade(db)
     elif not is_current(db):

@@ -75,8 +75,14 @@ def test_models_list_against_a_control_plane_imports_only_the_client(
 
 def test_models_list_in_process_builds_the_api_without_the_dashboard(tmp_path: Path) -> None:
     """Without FUNADE_URL the command runs the API in-process over FUNADE_HOME, so it imports
-    FastAPI, uvicorn and the store, but not the dashboard (Jinja2) or GraphQL (strawberry)."""
-    code, modules = loaded(["models", "list"], _env(FUNADE_HOME=str(tmp_path / "home")))
+    FastAPI, uvicorn and the store, but not the dashboard (Jinja2) or GraphQL (strawberry); and
+    Alembic only to create the home, not once it is current."""
+    env = _env(FUNADE_HOME=str(tmp_path / "home"))
+    code, modules = loaded(["models", "list"], env)
+    assert code == 0
+    assert {"fastapi", "uvicorn", "sqlalchemy", "alembic"} <= modules
+    assert modules & {"strawberry", "graphql", "jinja2"} == set()
+    code, modules = loaded(["models", "list"], env)
     assert code == 0
     assert {"fastapi", "uvicorn", "sqlalchemy"} <= modules
-    assert modules & {"strawberry", "graphql", "jinja2"} == set()
+    assert modules & {"strawberry", "graphql", "jinja2", "alembic", "prometheus_client"} == set()

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # the client (httpx, the API's schemas) is imported when a co
 
     from funade.client import Client
 
-console = Console(highlight=False)
-console_err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, emoji=False)  # a step or model named :x: prints as it is
+console_err = Console(stderr=True, highlight=False, emoji=False)
 
 JSON_HELP = "Print JSON for scripts instead of a table."
 PROJECT_HELP = "Project to work in (default: FUNADE_PROJECT, else 'default')."
