@@ -382,6 +382,45 @@ def test_one_report_with_two_successes_of_one_key_keeps_the_later(admin: Client)
     assert (entry.outputs, entry.instance) == ({"v": 2}, "b")
 
 
+def test_cache_writes_are_checked_against_the_spec_the_run_runs_now(admin: Client) -> None:
+    """A queued run's claim brings the spec its runner compiled: from then on the steps it may
+    cache are that spec's, also after steps of the first spec were cached (the server keeps a
+    run's step names between reports), and a claim that fails changes nothing."""
+    run = _new_run(admin, state="queued")  # SPEC: train, evaluate and more
+    _report(admin, run.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
+    claimed = {"name": "p", "nodes": [{"id": "evaluate"}]}
+    _report(
+        admin,
+        run.id,
+        _step("evaluate", cache_key="k2", cache_write=True, outputs={"v": 2}),
+        state="running",
+        from_state="queued",
+        spec=claimed,
+    )
+    with pytest.raises(PermissionDeniedError, match="'train' is not a step of run") as info:
+        _report(admin, run.id, _step("train", cache_key="k3", cache_write=True, outputs={"v": 3}))
+    assert info.value.field == "steps[].instance"
+    with pytest.raises(ConflictError, match="another runner took it first"):
+        _report(
+            admin,
+            run.id,
+            state="running",
+            from_state="queued",
+            spec={"name": "p", "nodes": [{"id": "train"}]},
+        )
+    _report(admin, run.id, _step("evaluate", cache_key="k4", cache_write=True, outputs={"v": 4}))
+    with pytest.raises(PermissionDeniedError, match="'train' is not a step of run"):
+        _report(admin, run.id, _step("train", cache_key="k5", cache_write=True, outputs={"v": 5}))
+    assert [admin.cache_lookup(k) is not None for k in ("k1", "k2", "k3", "k4", "k5")] == [
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert admin.get_run(run.id, spec=True).spec == claimed
+
+
 def test_cache_entries_are_per_project(admin: Client) -> None:
     admin.create_project("other")
     mine = _new_run(admin)

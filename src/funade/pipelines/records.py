@@ -7,6 +7,8 @@ cache entry in the same transaction, so a cache entry never exists without its s
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,8 +123,11 @@ def apply_events(
 ) -> bool:
     """Upsert the reported step records and apply the run's changes; True if they ended the
     run. Cache entries written record ``trust``, what the reporting run's token can do."""
+    nodes: frozenset[str] | None = None
     if events.run is not None and events.run.spec is not None:
         run.spec = events.run.spec  # the steps below are checked against the spec they run
+        nodes = _node_ids(events.run.spec)  # (remembered once committed, when next read)
+        _forget_nodes(run)
     names = [r.instance for r in events.steps]
     existing = (
         {
@@ -164,7 +169,7 @@ def apply_events(
         elif record.log:
             row.log_tail = tail((row.log_tail or "") + record.log)
         if record.cache_write and record.state == "succeeded" and record.cache_key:
-            _check_step_of(run, record)
+            _check_step_of(run, record, _nodes_of(run) if nodes is None else nodes)
             _remember(session, run, record, trust)
     ended = False
     if events.run is not None:
@@ -184,9 +189,43 @@ def apply_events(
     return ended
 
 
-def _check_step_of(run: PipelineRun, record: StepRecord) -> None:
-    """A cache entry is written only for a step of the run's own pipeline, under its name."""
-    nodes = {n.get("id") for n in (run.spec or {}).get("nodes", []) if isinstance(n, dict)}
+_NODES: OrderedDict[tuple[int, datetime, int], frozenset[str]] = OrderedDict()
+"""The node ids of recent runs' specs, by run (its id and creation time: one process may serve
+several stores, as tests do) and attempt, as committed: a chain's runner reports
+a success to cache per step, and reading the run's whole spec for each (deferred: a large
+pipeline's is tens of KB of JSON) took a third of the report's time on the server. A spec
+changes with a new attempt, or when a report brings one (a queued run's claim), which forgets
+it here (the report is checked against the spec it brings)."""
+_NODES_KEPT = 256
+_NODES_LOCK = threading.Lock()
+
+
+def _node_ids(spec: dict[str, Any] | None) -> frozenset[str]:
+    nodes = (spec or {}).get("nodes", [])
+    return frozenset(n["id"] for n in nodes if isinstance(n, dict) and isinstance(n.get("id"), str))
+
+
+def _nodes_of(run: PipelineRun) -> frozenset[str]:
+    key = (run.id, run.created_at, run.attempt)
+    with _NODES_LOCK:
+        nodes = _NODES.get(key)
+    if nodes is None:
+        nodes = _node_ids(run.spec)
+        with _NODES_LOCK:
+            _NODES[key] = nodes
+            while len(_NODES) > _NODES_KEPT:
+                _NODES.popitem(last=False)
+    return nodes
+
+
+def _forget_nodes(run: PipelineRun) -> None:
+    with _NODES_LOCK:
+        _NODES.pop((run.id, run.created_at, run.attempt), None)
+
+
+def _check_step_of(run: PipelineRun, record: StepRecord, nodes: frozenset[str]) -> None:
+    """A cache entry is written only for a step of the run's own pipeline (``nodes``, its
+    spec's), under its name."""
     instance_ok = record.instance == record.node or (
         record.index is not None and record.instance == f"{record.node}[{record.index}]"
     )
