@@ -658,3 +658,49 @@ def test_numpy_scalars_are_stored_as_numbers_that_conditions_compare(
     assert outputs["score"]["value"] == 0.75
     assert outputs["score"]["inline"] is True
     assert outputs["publish"]["value"] == 3
+
+
+def test_finished_attempts_leave_no_files_behind(admin: Client, write_pipeline: Write) -> None:
+    """Each attempt's directory (its result, its outputs, the files its inputs were unpacked
+    to) is removed once the attempt has ended, whether it succeeded or failed."""
+    target = write_pipeline(
+        """
+        @funade.step(secrets={"OUT": "env:OUT"})
+        def folder() -> Path:
+            out = Path(os.environ["OUT"]) / "folder"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "f.txt").write_text("hi")
+            return out
+
+        @funade.step
+        def read(d: Path) -> int:
+            return len((d / "f.txt").read_text())
+
+        @funade.step
+        def small() -> int:
+            return 1
+
+        @funade.step
+        def fails(n: int) -> int:
+            raise ValueError("no")
+
+        @funade.pipeline
+        def flow() -> None:
+            read(folder())
+            fails(small())
+        """
+    )
+    os.environ["OUT"] = str(Path(target.partition(":")[0]).parent)
+    try:
+        run = run_pipeline(target, client=admin)
+    finally:
+        del os.environ["OUT"]
+    assert states(run) == {
+        "folder": "succeeded",
+        "read": "succeeded",
+        "small": "succeeded",
+        "fails": "failed",
+    }
+    steps = admin.settings.home / "runs" / str(run.id) / "attempt-1" / "steps"
+    assert steps.is_dir()
+    assert [p for p in steps.rglob("*") if p.parent != steps] == []
