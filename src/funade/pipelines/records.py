@@ -119,15 +119,22 @@ def list_runs(
 
 
 def apply_events(
-    session: Session, run: PipelineRun, events: RunEventsIn, *, trust: list[str]
+    session: Session,
+    run: PipelineRun,
+    events: RunEventsIn,
+    *,
+    trust: list[str],
+    step_names: StepNames | None = None,
 ) -> bool:
     """Upsert the reported step records and apply the run's changes; True if they ended the
-    run. Cache entries written record ``trust``, what the reporting run's token can do."""
+    run. Cache entries written record ``trust``, what the reporting run's token can do; they
+    are checked against the run's ``step_names`` (read from its spec when not given)."""
     nodes: frozenset[str] | None = None
     if events.run is not None and events.run.spec is not None:
         run.spec = events.run.spec  # the steps below are checked against the spec they run
         nodes = _node_ids(events.run.spec)  # (remembered once committed, when next read)
-        _forget_nodes(run)
+        if step_names is not None:
+            step_names.forget(run)
     names = [r.instance for r in events.steps]
     existing = (
         {
@@ -169,7 +176,9 @@ def apply_events(
         elif record.log:
             row.log_tail = tail((row.log_tail or "") + record.log)
         if record.cache_write and record.state == "succeeded" and record.cache_key:
-            _check_step_of(run, record, _nodes_of(run) if nodes is None else nodes)
+            if nodes is None:
+                nodes = step_names.of(run) if step_names is not None else _node_ids(run.spec)
+            _check_step_of(run, record, nodes)
             _remember(session, run, record, trust)
     ended = False
     if events.run is not None:
@@ -189,38 +198,39 @@ def apply_events(
     return ended
 
 
-_NODES: OrderedDict[tuple[int, datetime, int], frozenset[str]] = OrderedDict()
-"""The node ids of recent runs' specs, by run (its id and creation time: one process may serve
-several stores, as tests do) and attempt, as committed: a chain's runner reports
-a success to cache per step, and reading the run's whole spec for each (deferred: a large
-pipeline's is tens of KB of JSON) took a third of the report's time on the server. A spec
-changes with a new attempt, or when a report brings one (a queued run's claim), which forgets
-it here (the report is checked against the spec it brings)."""
-_NODES_KEPT = 256
-_NODES_LOCK = threading.Lock()
+class StepNames:
+    """The step (node) names of recent runs' specs, by run and attempt, as committed; one per
+    API app (``AppState.step_names``). A chain's runner reports a success to cache per step,
+    and reading the run's whole spec for each (deferred: a large pipeline's is tens of KB of
+    JSON) took a third of the report's time on the server. A spec changes with a new attempt,
+    or when a report brings one (a queued run's claim), which forgets it here (that report is
+    checked against the spec it brings)."""
+
+    def __init__(self, kept: int = 256) -> None:
+        self._kept = kept
+        self._names: OrderedDict[tuple[int, int], frozenset[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, run: PipelineRun) -> frozenset[str]:
+        key = (run.id, run.attempt)
+        with self._lock:
+            names = self._names.get(key)
+        if names is None:
+            names = _node_ids(run.spec)
+            with self._lock:
+                self._names[key] = names
+                while len(self._names) > self._kept:
+                    self._names.popitem(last=False)
+        return names
+
+    def forget(self, run: PipelineRun) -> None:
+        with self._lock:
+            self._names.pop((run.id, run.attempt), None)
 
 
 def _node_ids(spec: dict[str, Any] | None) -> frozenset[str]:
     nodes = (spec or {}).get("nodes", [])
     return frozenset(n["id"] for n in nodes if isinstance(n, dict) and isinstance(n.get("id"), str))
-
-
-def _nodes_of(run: PipelineRun) -> frozenset[str]:
-    key = (run.id, run.created_at, run.attempt)
-    with _NODES_LOCK:
-        nodes = _NODES.get(key)
-    if nodes is None:
-        nodes = _node_ids(run.spec)
-        with _NODES_LOCK:
-            _NODES[key] = nodes
-            while len(_NODES) > _NODES_KEPT:
-                _NODES.popitem(last=False)
-    return nodes
-
-
-def _forget_nodes(run: PipelineRun) -> None:
-    with _NODES_LOCK:
-        _NODES.pop((run.id, run.created_at, run.attempt), None)
 
 
 def _check_step_of(run: PipelineRun, record: StepRecord, nodes: frozenset[str]) -> None:

@@ -163,7 +163,13 @@ def report(run_id: int, body: RunEventsIn, state: State, principal: Reporter) ->
             token = session.get(ApiKey, principal.key_id)
             assert token is not None
             principal = principal_for(token, client_ip=principal.client_ip)
-        ended = records.apply_events(session, row, body, trust=runtokens.trust_of(principal))
+        ended = records.apply_events(
+            session,
+            row,
+            body,
+            trust=runtokens.trust_of(principal),
+            step_names=state.step_names,
+        )
         if ended:
             runtokens.revoke_for_run(session, row.id)
             session.flush()
