@@ -421,6 +421,32 @@ def test_cache_writes_are_checked_against_the_spec_the_run_runs_now(admin: Clien
     assert admin.get_run(run.id, spec=True).spec == claimed
 
 
+def test_a_pipelines_cache_comes_at_once_as_its_runs_may_reuse_it(admin: Client) -> None:
+    """What a runner asks for before looking up keys one by one: the entries written by runs of
+    its pipeline (not of others, nor of other projects), newest first up to ``limit``, and only
+    those a run may reuse (an entry from a less trusted run never feeds a more trusted one)."""
+    first, second, other = _new_run(admin), _new_run(admin), _new_run(admin, "other")
+    _report(admin, first.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
+    _report(admin, second.id, _step("fit", cache_key="k2", cache_write=True, outputs={"v": 2}))
+    _report(admin, other.id, _step("train", cache_key="k3", cache_write=True, outputs={"v": 3}))
+    admin.create_project("elsewhere")
+    away = _new_run(admin, project="elsewhere")
+    _report(admin, away.id, _step("train", cache_key="k4", cache_write=True, outputs={"v": 4}))
+    with admin.with_key(_token(admin, second.id)) as runner:
+        entries = runner.cache_of_pipeline("p")
+        assert sorted(entries) == ["k1", "k2"]
+        assert (entries["k1"].outputs, entries["k1"].run_id) == ({"v": 1}, first.id)
+        assert list(runner.cache_of_pipeline("p", limit=1)) == ["k2"], "newest first"
+        assert runner.cache_of_pipeline("nothing") == {}
+        with pytest.raises(InvalidInputError, match="limit 10001 is out of range") as info:
+            runner.cache_of_pipeline("p", limit=10_001)
+        assert (info.value.field, info.value.value) == ("limit", 10_001)
+    trusted = admin.create_run(RunIn(pipeline="p", spec={**SPEC, "permissions": ["deploy:churn"]}))
+    assert trusted.token is not None
+    with admin.with_key(trusted.token) as runner:
+        assert runner.cache_of_pipeline("p") == {}, "written by runs that could do less"
+
+
 def test_cache_entries_are_per_project(admin: Client) -> None:
     admin.create_project("other")
     mine = _new_run(admin)

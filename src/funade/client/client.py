@@ -616,6 +616,14 @@ class Client:
         """Have the control plane resume the run on its machine."""
         return RunOut.model_validate(self._request("POST", f"/api/v1/runs/{run_id}/resume").json())
 
+    def cache_of_pipeline(
+        self, pipeline: str, *, project: str | None = None, limit: int | None = None
+    ) -> dict[str, CacheEntryOut]:
+        """The cached entries written by runs of ``pipeline`` that this key's runs may reuse (the
+        newest ``limit``, 1,000 by default), by key."""
+        path = f"{self._p(project)}/pipeline-cache"
+        return self._get(path, CacheLookupOut, pipeline=pipeline, limit=limit).entries
+
     def cache_lookup_many(
         self, keys: list[str], *, project: str | None = None
     ) -> dict[str, CacheEntryOut]:

@@ -343,6 +343,43 @@ def cache_get(
     ]
 
 
+CACHE_OF_PIPELINE = 1000
+"""How many of a pipeline's cache entries a runner gets at once, by default (at most 10,000)."""
+
+
+def cache_of_pipeline(
+    session: Session,
+    project: Project,
+    pipeline: str,
+    *,
+    trust: list[str],
+    limit: int = CACHE_OF_PIPELINE,
+) -> list[PipelineCacheEntry]:
+    """The newest ``limit`` entries written by runs of ``pipeline`` that a run that can do
+    ``trust`` may reuse (the rule of :func:`cache_get`): what a runner asks for once, instead of
+    a lookup per step of a chain (each step's key depends on the step before)."""
+    if not 1 <= limit <= 10_000:
+        raise InvalidInputError(
+            f"limit {limit} is out of range.",
+            field="limit",
+            value=limit,
+            fix="Ask for 1 to 10000 entries; look the others up by key.",
+        )
+    wanted = set(trust)
+    query = (
+        select(PipelineCacheEntry)
+        .join(PipelineRun, PipelineRun.id == PipelineCacheEntry.run_id)
+        .where(
+            PipelineCacheEntry.project_id == project.id,
+            PipelineRun.project_id == project.id,
+            PipelineRun.pipeline == pipeline,
+        )
+        .order_by(PipelineCacheEntry.created_at.desc())
+        .limit(limit)
+    )
+    return [entry for entry in session.scalars(query) if wanted <= set(entry.trust or ())]
+
+
 def run_out(row: PipelineRun, *, steps: bool = True, spec: bool = False) -> RunOut:
     duration = None
     if row.started_at is not None:

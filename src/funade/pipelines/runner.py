@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from funade.api.schemas import RunEventsIn, RunOut, RunUpdate, StepRecord
+from funade.api.schemas import CacheEntryOut, RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.artifacts import ArtifactCache
 from funade.artifacts.digest import sha256_file
 from funade.client import Client
@@ -175,6 +175,8 @@ class Runner:
         self.last_report = time.monotonic()
         self.ended: RunOut | None = None
         """The run as stored, from the report that ended it (its token is revoked then)."""
+        self.known: dict[str, CacheEntryOut] | None = None
+        """The pipeline's cache entries, asked for at the run's first lookup."""
 
     # The loop -----------------------------------------------------------------------------
 
@@ -561,11 +563,21 @@ class Runner:
             self._perform(self.engine.on(CancelRequested()))
 
     def _lookup(self, keys: list[str]) -> dict[str, dict[str, Stored]]:
-        if len(keys) == 1:
-            entry = self.client.cache_lookup(keys[0], project=self.project)
-            found = {keys[0]: entry} if entry is not None else {}
-        else:
-            found = self.client.cache_lookup_many(keys, project=self.project)
+        if self.known is None:
+            # What earlier runs of this pipeline cached, asked for once: a chain's keys can only
+            # be looked up one at a time (each depends on the step before), a round trip each.
+            try:
+                self.known = self.client.cache_of_pipeline(self.spec.name, project=self.project)
+            except FunadeError:  # (a control plane from before the call: look up by key)
+                self.known = {}
+        found = {key: self.known[key] for key in keys if key in self.known}
+        missing = [key for key in keys if key not in found]
+        if len(missing) == 1:
+            entry = self.client.cache_lookup(missing[0], project=self.project)
+            if entry is not None:
+                found[missing[0]] = entry
+        elif missing:
+            found |= self.client.cache_lookup_many(missing, project=self.project)
         return {
             key: {name: Stored.model_validate(o) for name, o in entry.outputs.items()}
             for key, entry in found.items()

@@ -269,6 +269,25 @@ def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
     )
 
 
+@router.get("/projects/{project}/pipeline-cache", response_model=CacheLookupOut)
+def cache_of_pipeline(
+    project: str,
+    pipeline: str,
+    state: State,
+    principal: Reader,
+    limit: int = records.CACHE_OF_PIPELINE,
+) -> CacheLookupOut:
+    """The entries written by runs of ``pipeline`` (the newest ``limit``, at most 10,000) that
+    a run with this token may reuse: a runner asks for them once, then looks up by key only the
+    steps not among them."""
+    principal.require("read", project)
+    with state.db.read() as session:
+        found = records.cache_of_pipeline(
+            session, get_project(session, project), pipeline, trust=_trust(principal), limit=limit
+        )
+        return CacheLookupOut(entries={e.key: _entry(e) for e in found})
+
+
 @router.get("/projects/{project}/pipeline-cache/{key}", response_model=CacheEntryOut)
 def cache_lookup(project: str, key: str, state: State, principal: Reader) -> CacheEntryOut:
     """The entry a run with this token may reuse: one written by a run that could do at least
