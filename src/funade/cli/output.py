@@ -29,7 +29,8 @@ PROJECT_HELP = "Project to work in (default: FUNADE_PROJECT, else 'default')."
 def client(project: str | None = None) -> Client:
     from funade.client import Client
 
-    return Client(project=project)
+    # The command's process ends when it is done: it need not wait for an in-process API to stop.
+    return Client(project=project, wait_on_close=False)
 
 
 def error_line(text: str) -> None:

@@ -69,8 +69,12 @@ class Client:
         *,
         settings: Settings | None = None,
         timeout: float = 60.0,
+        wait_on_close: bool = True,
     ) -> None:
+        """``wait_on_close=False``: :meth:`close` tells the in-process API (no ``url``) to stop
+        and returns at once, for a process that ends next (the CLI)."""
         self.settings = settings if settings is not None else load_settings()
+        self._wait_on_close = wait_on_close
         self.project = project or self.settings.project
         url = url or self.settings.url
         key = api_key or (
@@ -125,6 +129,7 @@ class Client:
         other = Client.__new__(Client)
         other.settings, other.project, other.url = self.settings, self.project, self.url
         other._local, other._owns_local = self._local, False
+        other._wait_on_close = self._wait_on_close
         other._transport, other._timeout = self._transport, self._timeout
         other._http = other._make_http(key)
         return other
@@ -144,7 +149,7 @@ class Client:
     def close(self) -> None:
         self._http.close()
         if self._local is not None and self._owns_local:
-            self._local.stop()
+            self._local.stop(wait=self._wait_on_close)
         self._local = None
 
     def __enter__(self) -> Client:
