@@ -7,6 +7,7 @@ command prints or calls (``funade --help`` needs none of them).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,10 @@ def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
         data = value
     else:
         data = [v.model_dump(mode="json") for v in value]
-    console.print_json(json.dumps(data))
+    if console.is_terminal:
+        console.print_json(json.dumps(data))
+    else:  # for a script: the same JSON, without rich's highlighting (0.3 s for a long run)
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def when(value: datetime | None) -> str:
