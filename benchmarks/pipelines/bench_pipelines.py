@@ -72,6 +72,7 @@ CLIENT_CALLS = (
     "create_run",
     "report_run",
     "get_run",
+    "cache_of_pipeline",
     "cache_lookup",
     "cache_lookup_many",
     "upload_artifact",
@@ -108,7 +109,9 @@ class Calls:
         """Replace ``owner.<name>`` (an instance's method, or a class's function) by a timer
         that calls it."""
         for name in names:
-            original = getattr(owner, name)
+            original = getattr(owner, name, None)
+            if original is None:  # (measuring an earlier funade, without it)
+                continue
 
             def timed(
                 *args: Any, _key: str = prefix + name, _call: Any = original, **kw: Any
@@ -397,6 +400,9 @@ def main() -> None:
     command = " ".join(["python -m benchmarks.pipelines.bench_pipelines", *sys.argv[1:]])
     print()
     print(machine(source, commit()))
+    where = Path(funade.__file__).resolve().parent.parent
+    if where != REPO / "src":
+        print(f"\nfunade measured: the one in {where} (PYTHONPATH), not this worktree's src/.")
     print(f"\n`.venv/bin/{command}`\n")
     print(
         f"{steps} no-op steps (`noop(x) -> x + 1`); pipelines with the default max_parallel "
