@@ -85,4 +85,7 @@ def test_models_list_in_process_builds_the_api_without_the_dashboard(tmp_path: P
     code, modules = loaded(["models", "list"], env)
     assert code == 0
     assert {"fastapi", "uvicorn", "sqlalchemy"} <= modules
-    assert modules & {"strawberry", "graphql", "jinja2", "alembic", "prometheus_client"} == set()
+    assert (
+        modules & {"strawberry", "graphql", "jinja2", "alembic", "prometheus_client", "websockets"}
+        == set()
+    )
