@@ -441,6 +441,11 @@ def test_a_pipelines_cache_comes_at_once_as_its_runs_may_reuse_it(admin: Client)
         with pytest.raises(InvalidInputError, match="limit 10001 is out of range") as info:
             runner.cache_of_pipeline("p", limit=10_001)
         assert (info.value.field, info.value.value) == ("limit", 10_001)
+        with pytest.raises(InvalidInputError, match="`pipeline` is required") as info:
+            runner.cache_of_pipeline("")
+        assert info.value.field == "pipeline"
+        with pytest.raises(NotFoundError, match="'nowhere'"):
+            runner.cache_of_pipeline("p", project="nowhere")
     trusted = admin.create_run(RunIn(pipeline="p", spec={**SPEC, "permissions": ["deploy:churn"]}))
     assert trusted.token is not None
     with admin.with_key(trusted.token) as runner:

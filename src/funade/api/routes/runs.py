@@ -272,18 +272,26 @@ def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
 @router.get("/projects/{project}/pipeline-cache", response_model=CacheLookupOut)
 def cache_of_pipeline(
     project: str,
-    pipeline: str,
     state: State,
     principal: Reader,
+    pipeline: str | None = None,
     limit: int = records.CACHE_OF_PIPELINE,
 ) -> CacheLookupOut:
-    """The entries written by runs of ``pipeline`` (the newest ``limit``, at most 10,000) that
-    a run with this token may reuse: a runner asks for them once, then looks up by key only the
-    steps not among them."""
+    """The entries written by runs of ``pipeline`` (required; the newest ``limit``, at most
+    10,000) that a run with this token may reuse: a runner asks for them once, then looks up by
+    key only the steps not among them."""
     principal.require("read", project)
     with state.db.read() as session:
+        where = get_project(session, project)  # before the query: another project is a 404
+        if not pipeline:
+            raise InvalidInputError(
+                "Which pipeline's cache entries? `pipeline` is required.",
+                field="pipeline",
+                value=pipeline,
+                fix="Add ?pipeline=<the pipeline's name>.",
+            )
         found = records.cache_of_pipeline(
-            session, get_project(session, project), pipeline, trust=_trust(principal), limit=limit
+            session, where, pipeline, trust=_trust(principal), limit=limit
         )
         return CacheLookupOut(entries={e.key: _entry(e) for e in found})
 
