@@ -1,37 +1,36 @@
-"""Pipelines: 100 no-op steps as a chain and as a fan-out, uncached and fully cached, against a
-plain Python loop and against forking a process per call, in one run.
+"""Pipelines: 100 no-op steps as a chain and as a fan-out, uncached and fully cached, in-process
+and from the `funade` command, against a plain Python loop and a fork per step, in one run.
 
-    .venv/bin/python -m benchmarks.pipelines.bench_pipelines --rounds 3
+    .venv/bin/python -m benchmarks.pipelines.bench_pipelines --rounds 5
 
 What it does, in a fresh temporary FUNADE_HOME (set, with every other FUNADE_* variable removed,
 before funade is imported; the client serves the API in-process over it):
 
 1. loads ``noop_pipelines.py`` by path, as ``funade pipeline run`` does: ``noop(x) -> x + 1`` and
-   the pipelines ``chain`` (100 steps, each taking the previous output) and ``fan``
-   (``noop.map(x=list(range(100)))``), both with the default ``max_parallel`` (4);
+   the pipelines ``chain`` (``--steps`` steps, each taking the previous output) and ``fan``
+   (``noop.map(x=list(range(steps)))``), both with the default ``max_parallel`` (4);
 2. warms up (discarded): one cached-mode run of each pipeline, which also fills the cache, and
    each floor once;
-3. per round, in an order rotated by one each round, times (``time.perf_counter`` around the
-   call, command to result):
-   - ``run_pipeline("…/noop_pipelines.py:chain", use_cache=False)`` and with ``use_cache=True``
+3. per round, in an order rotated by one each round, times:
+   - in this process (``time.perf_counter`` around the call, command to result):
+     ``run_pipeline("…/noop_pipelines.py:chain", use_cache=False)`` and with ``use_cache=True``
      (every step then comes from the cache), and the same for ``fan``; each run is checked
      (succeeded, every step ``succeeded`` or ``cached``, the right outputs);
-   - floor (a): a plain loop calling ``noop`` 100 times (chained, or over ``range(100)``);
-   - floor (b): ``os.fork`` + ``waitpid`` per call, the child calling ``noop`` and writing the
-     result to a pipe: one at a time for the chain, at most ``os.cpu_count() * 2`` at once for
-     the fan — the cost of isolation itself. Forked from a helper process that has imported
-     what funade's zygote imports (``funade.pipelines.task`` and the pipeline file, loaded the
-     same way) and nothing else, as funade forks its steps from its zygote; and, as floor
-     (b'), from this process (which has imported ``noop`` too, but also runs the in-process
-     API: more than twice the memory, and threads), to show how much forking depends on
-     the process forked;
-4. prints the table (median and min over the rounds), the per-step overhead over floor (b), and
-   where each funade run's time goes: before the first step starts, per step, after the last,
-   the calls to the control plane (counted and timed on the client) and the waits for the
-   zygote (timed around the runner's ``_Zygote.wait_ready`` and ``close``; only timers are
+   - the `funade` command in a new process each time (``cli_cases.py``): ``--help``,
+     ``models list`` and ``pipeline run …:chain`` (cached, and uncached), locally (the API
+     in-process over the home) and against this process's control plane (``FUNADE_URL``);
+   - the floors (``floors.py``): (a) a plain loop calling ``noop``, (b) ``os.fork`` +
+     ``waitpid`` per call from a helper process that imported what funade's zygote imports: the
+     cost of isolation itself, one at a time for the chain, at most ``os.cpu_count() * 2`` at
+     once for the fan; and ``python -c pass`` for the command;
+4. prints the tables (median and min over the rounds; funade over floor (b) as a ratio) and
+   where each in-process run's time goes: before the first step starts, per step, after the
+   last, the calls to the control plane (counted and timed on the client class) and the waits
+   for the zygote (timed around ``ZygoteProcess.wait_ready`` and ``close``; only timers are
    added, nothing of funade is changed).
 
-The machine is shared and noisy: read the ratios within a run, not the absolute numbers.
+``--steps 5 --rounds 1`` is the smoke test the test suite runs (tests/benchmarks/). The machine
+is shared and noisy: read the ratios within a run, not the absolute numbers.
 """
 
 from __future__ import annotations
@@ -47,31 +46,33 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.pipelines.cli_cases import CliCase, cli_cases, python_start, run_cli
+from benchmarks.pipelines.floors import (
+    ForkFloor,
+    loop_chain,
+    loop_fan,
+    rss_mib,
+)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 PIPELINES = HERE / "noop_pipelines.py"
-STEPS = 100
+STEPS_VARIABLE = "BENCH_PIPELINE_STEPS"  # read by noop_pipelines.py
 CASES = ("chain uncached", "chain cached", "fan uncached", "fan cached")
 TARGETS = {"chain uncached": 3.0, "chain cached": 1.0, "fan uncached": 2.0, "fan cached": 1.0}
-FLOORS = (
-    "floor-a chain",
-    "floor-a fan",
-    "floor-b chain",
-    "floor-b fan",
-    "floor-b' chain",
-    "floor-b' fan",
-)
+"""Seconds, for 100 steps: the uncached ones from issue 18, the cached ones from earlier."""
+FLOORS = ("floor-a chain", "floor-a fan", "floor-b chain", "floor-b fan", "python start")
 CLIENT_CALLS = (
     "create_run",
     "report_run",
     "get_run",
+    "cache_of_pipeline",
     "cache_lookup",
     "cache_lookup_many",
     "upload_artifact",
@@ -81,133 +82,17 @@ CLIENT_CALLS = (
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median and min)")
-    parser.add_argument("--fork-floor", metavar="TARGET", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (median and min)")
+    parser.add_argument("--steps", type=int, default=100, help="steps per pipeline")
     return parser.parse_args()
 
 
-def isolate(home: Path) -> None:
+def isolate(home: Path, steps: int) -> None:
     """Only ``FUNADE_HOME=home`` of the FUNADE_* settings, for this process and its children."""
     for name in [n for n in os.environ if n.startswith("FUNADE_")]:
         del os.environ[name]
     os.environ["FUNADE_HOME"] = str(home)
-
-
-# The floors ----------------------------------------------------------------------------------
-
-
-def loop_chain(fn: Callable[[int], int]) -> int:
-    x = 0
-    for _ in range(STEPS):
-        x = fn(x)
-    return x
-
-
-def loop_fan(fn: Callable[[int], int]) -> list[int]:
-    return [fn(i) for i in range(STEPS)]
-
-
-def _fork_call(fn: Callable[[int], int], x: int) -> tuple[int, int]:
-    """Fork a child that calls ``fn(x)`` and writes the result to a pipe; (pid, read end)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: call, write, exit without Python's shutdown
-        code = 1
-        try:
-            os.close(read)
-            os.write(write, str(fn(x)).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    return pid, read
-
-
-def _result(read: int, status: int) -> int:
-    data = os.read(read, 64)
-    os.close(read)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"a forked call failed with status {status}")
-    return int(data)
-
-
-def fork_chain(fn: Callable[[int], int]) -> int:
-    x = 0
-    for _ in range(STEPS):
-        pid, read = _fork_call(fn, x)
-        _, status = os.waitpid(pid, 0)
-        x = _result(read, status)
-    return x
-
-
-def fork_fan(fn: Callable[[int], int], limit: int) -> list[int]:
-    waiting = deque(range(STEPS))
-    running: dict[int, tuple[int, int]] = {}
-    results: dict[int, int] = {}
-    while waiting or running:
-        while waiting and len(running) < limit:
-            i = waiting.popleft()
-            pid, read = _fork_call(fn, i)
-            running[pid] = (i, read)
-        pid, status = os.waitpid(-1, 0)
-        if pid in running:
-            i, read = running.pop(pid)
-            results[i] = _result(read, status)
-    return [results[i] for i in range(STEPS)]
-
-
-def fork_floor_server(target: str) -> None:
-    """``--fork-floor TARGET``: import what the zygote imports, then time floor (b) on request.
-
-    Reads ``chain`` or ``fan <limit>`` lines on stdin; answers ``<seconds> <ok>`` lines."""
-    import funade.pipelines.serializers
-    import funade.pipelines.task  # noqa: F401
-    from funade.pipelines.loader import load_pipeline
-
-    pipeline = load_pipeline(target)
-    fn = sys.modules[pipeline.fn.__module__].noop.fn
-    print(f"ready {rss_mib():.0f}", flush=True)
-    for line in sys.stdin:
-        shape, *rest = line.split()
-        start = time.perf_counter()
-        if shape == "chain":
-            ok = fork_chain(fn) == STEPS
-        else:
-            ok = fork_fan(fn, int(rest[0])) == list(range(1, STEPS + 1))
-        print(f"{time.perf_counter() - start!r} {int(ok)}", flush=True)
-
-
-class ForkFloor:
-    """The ``--fork-floor`` helper process."""
-
-    def __init__(self, target: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.pipelines.bench_pipelines", "--fork-floor", target],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.stdin, self.stdout = self.process.stdin, self.process.stdout
-        ready = self.stdout.readline().split()
-        if not ready or ready[0] != "ready":
-            raise RuntimeError("the fork floor helper did not start")
-        self.rss_mib = float(ready[1])
-
-    def time(self, request: str) -> float:
-        self.stdin.write(request + "\n")
-        self.stdin.flush()
-        seconds, ok = self.stdout.readline().split()
-        if ok != "1":
-            raise RuntimeError(f"floor (b) {request} gave the wrong result")
-        return float(seconds)
-
-    def close(self) -> None:
-        self.stdin.close()
-        self.process.wait(timeout=30)
-        self.stdout.close()
+    os.environ[STEPS_VARIABLE] = str(steps)
 
 
 # Timing funade -------------------------------------------------------------------------------
@@ -224,7 +109,9 @@ class Calls:
         """Replace ``owner.<name>`` (an instance's method, or a class's function) by a timer
         that calls it."""
         for name in names:
-            original = getattr(owner, name)
+            original = getattr(owner, name, None)
+            if original is None:  # (measuring an earlier funade, without it)
+                continue
 
             def timed(
                 *args: Any, _key: str = prefix + name, _call: Any = original, **kw: Any
@@ -290,13 +177,13 @@ def timeline(run: Any, began: datetime, ended: datetime, wall: float, calls: Cal
     )
 
 
-def check_run(case: str, run: Any) -> None:
+def check_run(case: str, run: Any, steps: int) -> None:
     want = "succeeded" if "uncached" in case else "cached"
     states = {s.state for s in run.steps}
-    if run.state != "succeeded" or states != {want} or len(run.steps) != STEPS:
+    if run.state != "succeeded" or states != {want} or len(run.steps) != steps:
         raise RuntimeError(f"{case}: run {run.id} {run.state} ({run.reason}), steps {states}")
     values = sorted(s.outputs["output"]["value"] for s in run.steps)
-    if values != list(range(1, STEPS + 1)):
+    if values != list(range(1, steps + 1)):
         raise RuntimeError(f"{case}: run {run.id} gave the wrong outputs")
 
 
@@ -304,7 +191,7 @@ def check_run(case: str, run: Any) -> None:
 
 
 def commit() -> str:
-    """``git rev-parse --short HEAD``, and what is uncommitted under src/ (others edit it)."""
+    """``git rev-parse --short HEAD``, and what is uncommitted under src/."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -330,17 +217,15 @@ def machine(source: str, source_after: str) -> str:
     )
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _target(seconds: float, steps: int) -> float:
+    """A target for 100 steps, scaled to ``steps`` (the smoke test runs fewer)."""
+    return seconds * steps / 100
 
 
-def main_table(times: dict[str, list[float]]) -> str:
+def main_table(times: dict[str, list[float]], steps: int) -> str:
     lines = [
         "| case | funade median s | funade min s | target s | met? | floor (a) loop s | "
-        "floor (b) fork s | floor (b') fork s | funade / floor (b) | funade ms/step | "
+        "floor (b) fork s | funade / floor (b) | target / floor (b) | funade ms/step | "
         "over floor (b) ms/step |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -349,13 +234,41 @@ def main_table(times: dict[str, list[float]]) -> str:
         median, low = statistics.median(times[case]), min(times[case])
         floor_a = statistics.median(times[f"floor-a {shape}"])
         floor_b = statistics.median(times[f"floor-b {shape}"])
-        floor_b2 = statistics.median(times[f"floor-b' {shape}"])
-        met = "yes" if median < TARGETS[case] else "**no**"
+        target = _target(TARGETS[case], steps)
+        met = "yes" if median <= target else "**no**"
         lines.append(
-            f"| {case} | {median:.3f} | {low:.3f} | < {TARGETS[case]:g} | {met} | "
-            f"{floor_a:.6f} | {floor_b:.3f} | {floor_b2:.3f} | {median / floor_b:.1f}x | "
-            f"{1000 * median / STEPS:.2f} | {1000 * (median - floor_b) / STEPS:+.2f} |"
+            f"| {case} | {median:.3f} | {low:.3f} | ≤ {target:g} | {met} | "
+            f"{floor_a:.6f} | {floor_b:.3f} | {median / floor_b:.1f}x | "
+            f"{target / floor_b:.1f}x | {1000 * median / steps:.2f} | "
+            f"{1000 * (median - floor_b) / steps:+.2f} |"
         )
+    return "\n".join(lines)
+
+
+def cli_table(
+    cases: list[CliCase], times: dict[str, list[float]], runs: dict[str, list[float]], steps: int
+) -> str:
+    floor = statistics.median(times["python start"])
+    lines = [
+        "| command (a new process each) | median s | min s | target s | met? | "
+        "the run's own duration s | over `python -c pass` s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        median, low = statistics.median(times[case.name]), min(times[case.name])
+        if case.target is None:
+            target, met = "—", "—"
+        else:
+            scaled = case.target if case.steps is None else _target(case.target, steps)
+            target, met = f"≤ {scaled:g}", "yes" if median <= scaled else "**no**"
+        own = f"{statistics.median(runs[case.name]):.3f}" if runs.get(case.name) else "—"
+        lines.append(
+            f"| {case.name} | {median:.3f} | {low:.3f} | {target} | {met} | {own} | "
+            f"{median - floor:+.3f} |"
+        )
+    lines.append(
+        f"| `python -c pass` (floor) | {floor:.3f} | {min(times['python start']):.3f} | | | | |"
+    )
     return "\n".join(lines)
 
 
@@ -399,9 +312,7 @@ def calls_table(lines_of: dict[str, list[Timeline]]) -> str:
 
 def main() -> None:
     args = parse_args()
-    if args.fork_floor:
-        fork_floor_server(args.fork_floor)
-        return
+    steps = args.steps
     began_all = time.perf_counter()
     source = commit()
     tmp = Path(tempfile.mkdtemp(prefix="funade-bench-pipelines-"))
@@ -409,36 +320,48 @@ def main() -> None:
     try:
         home = tmp / "home"
         home.mkdir()
-        isolate(home)  # before funade is imported and the client made
+        isolate(home, steps)  # before funade is imported and the client made
         import funade
-        from funade.pipelines import runner
+        from funade.client import Client
+        from funade.pipelines import runs
         from funade.pipelines.loader import load_pipeline
+        from funade.pipelines.zygote import ZygoteProcess
 
         targets = {shape: f"{PIPELINES}:{shape}" for shape in ("chain", "fan")}
         module = sys.modules[load_pipeline(targets["chain"]).fn.__module__]
         noop: Callable[[int], int] = module.noop.fn
         max_parallel = load_pipeline(targets["fan"]).max_parallel
         limit = (os.cpu_count() or 1) * 2
-        expected = {"chain": STEPS, "fan": list(range(1, STEPS + 1))}
-        helper = ForkFloor(targets["chain"])
+        expected = {"chain": steps, "fan": list(range(1, steps + 1))}
+        helper = ForkFloor(targets["chain"], steps)
         fork_helper = helper
         floors: dict[str, Callable[[], Any]] = {
-            "floor-a chain": lambda: loop_chain(noop),
-            "floor-a fan": lambda: loop_fan(noop),
-            "floor-b' chain": lambda: fork_chain(noop),
-            "floor-b' fan": lambda: fork_fan(noop, limit),
+            "floor-a chain": lambda: loop_chain(noop, steps),
+            "floor-a fan": lambda: loop_fan(noop, steps),
         }
-        times: dict[str, list[float]] = {c: [] for c in (*CASES, *FLOORS)}
+        clis = cli_cases(PIPELINES, steps)
+        by_name = {c.name: c for c in clis}
+        names = [*CASES, *by_name, *FLOORS]
+        times: dict[str, list[float]] = {c: [] for c in names}
+        cli_runs: dict[str, list[float]] = {c.name: [] for c in clis}
         lines_of: dict[str, list[Timeline]] = {c: [] for c in CASES}
         calls = Calls()
-        calls.wrap(runner._Zygote, ("wait_ready", "close"), prefix="zygote.")
+        calls.wrap(ZygoteProcess, ("wait_ready", "close"), prefix="zygote.")
+        calls.wrap(Client, CLIENT_CALLS)  # the runs report with their token: another client
         load = os.getloadavg()
         with funade.Client() as client:
-            calls.wrap(client, CLIENT_CALLS)
+            address, api_key = client.address, client.api_key or ""
 
             def measure(case: str) -> float:
                 if case.startswith("floor-b "):
                     return fork_helper.time("chain" if "chain" in case else f"fan {limit}")
+                if case == "python start":
+                    return python_start()
+                if case in by_name:
+                    timing = run_cli(by_name[case], address=address, api_key=api_key)
+                    if timing.run_seconds is not None:
+                        cli_runs[case].append(timing.run_seconds)
+                    return timing.wall
                 if case in floors:
                     start = time.perf_counter()
                     result = floors[case]()
@@ -450,26 +373,25 @@ def main() -> None:
                 use_cache = "uncached" not in case
                 calls.reset()
                 began, start = datetime.now(UTC), time.perf_counter()
-                got = runner.run_pipeline(targets[shape], client=client, use_cache=use_cache)
+                got = runs.run_pipeline(targets[shape], client=client, use_cache=use_cache)
                 wall = time.perf_counter() - start
                 ended = datetime.now(UTC)
-                check_run(case, got)
+                check_run(case, got, steps)
                 lines_of[case].append(timeline(got, began, ended, wall, calls))
                 return wall
 
             for shape in ("chain", "fan"):  # warm-up: fills the cache, imports, the database
-                got = runner.run_pipeline(targets[shape], client=client, use_cache=True)
+                got = runs.run_pipeline(targets[shape], client=client, use_cache=True)
                 if got.state != "succeeded":
                     raise RuntimeError(f"warm-up {shape}: {got.state} ({got.reason})")
             for case in FLOORS:
                 measure(case)
             rss = rss_mib()
-            order = (*CASES, *FLOORS)
             for round_ in range(args.rounds):
-                shift = round_ % len(order)
-                for case in order[shift:] + order[:shift]:
+                shift = round_ % len(names)
+                for case in names[shift:] + names[:shift]:
                     times[case].append(wall := measure(case))
-                    print(f"round {round_ + 1}  {case:<15} {wall:8.4f} s", flush=True)
+                    print(f"round {round_ + 1}  {case:<28} {wall:8.4f} s", flush=True)
         load_after = os.getloadavg()
     finally:
         if helper is not None:
@@ -478,17 +400,22 @@ def main() -> None:
     command = " ".join(["python -m benchmarks.pipelines.bench_pipelines", *sys.argv[1:]])
     print()
     print(machine(source, commit()))
+    where = Path(funade.__file__).resolve().parent.parent
+    if where != REPO / "src":
+        print(f"\nfunade measured: the one in {where} (PYTHONPATH), not this worktree's src/.")
     print(f"\n`.venv/bin/{command}`\n")
     print(
-        f"{STEPS} no-op steps (`noop(x) -> x + 1`); pipelines with the default max_parallel "
+        f"{steps} no-op steps (`noop(x) -> x + 1`); pipelines with the default max_parallel "
         f"({max_parallel}); floor (b) fan at most os.cpu_count() * 2 = {limit} at once; "
         f"{args.rounds} round(s) after a discarded warm-up, median and min; load average "
         f"{load[0]:.2f} before, {load_after[0]:.2f} after. RSS when forking: the floor (b) "
-        f"helper {helper.rss_mib if helper else 0:.0f} MiB, this process (floor (b')) "
-        f"{rss:.0f} MiB. Run took {time.perf_counter() - began_all:.0f} s.\n"
+        f"helper {helper.rss_mib if helper else 0:.0f} MiB; this process {rss:.0f} MiB. "
+        f"Run took {time.perf_counter() - began_all:.0f} s.\n"
     )
-    print(main_table(times))
-    print("\nWhere each funade run's time goes (medians over the rounds):\n")
+    print(main_table(times, steps))
+    print("\nThe `funade` command:\n")
+    print(cli_table(clis, times, cli_runs, steps))
+    print("\nWhere each in-process run's time goes (medians over the rounds):\n")
     print(breakdown_table(lines_of))
     print()
     print(calls_table(lines_of))

@@ -2,14 +2,17 @@
 
 ``noop`` adds one to its input so that every step of the chain sees a different input (and so
 has a cache key of its own, as real steps do); it does no other work. The pipelines keep the
-default ``max_parallel`` (4).
+default ``max_parallel`` (4). ``BENCH_PIPELINE_STEPS`` sets another number of steps (the smoke
+test's few).
 """
 
 from __future__ import annotations
 
+import os
+
 import funade
 
-STEPS = 100
+STEPS = int(os.environ.get("BENCH_PIPELINE_STEPS", "100"))
 
 
 @funade.step

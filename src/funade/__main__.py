@@ -1,5 +1,5 @@
 """`python -m funade` is the `funade` command."""
 
-from funade.entry import main
+from funade.entry import run
 
-main()
+run()

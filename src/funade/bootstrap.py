@@ -5,21 +5,29 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 
 from funade.auth.keys import parse_key
 from funade.auth.service import check_key, create_key
+from funade.credentials import read_credentials, write_credentials
 from funade.errors import AuthenticationError, FunadeError, InvalidInputError
 from funade.projects import DEFAULT_PROJECT, ensure_project
 from funade.settings import Settings
-from funade.store import Database, create_database, upgrade
-from funade.store.migrate import is_current
+from funade.store import Database, create_database
+from funade.store.migrate import at_head, is_current, upgrade
 from funade.store.schema import ApiKey
+
+__all__ = [
+    "Home",
+    "bootstrap",
+    "has_keys",
+    "open_database",
+    "read_credentials",  # (now in funade.credentials; kept importable from here)
+    "rotate_admin_key",
+    "write_credentials",
+]
 
 
 @dataclass(frozen=True)
@@ -30,8 +38,11 @@ class Home:
 
 
 def open_database(settings: Settings, *, migrate: bool) -> Database:
-    """The store; SQLite is migrated in place when ``migrate``, others must be current."""
+    """The store; SQLite is migrated in place when ``migrate``, others must be current. A store
+    already current is told so with one query (Alembic is imported only to migrate)."""
     db = create_database(settings.resolved_database_url)
+    if at_head(db):
+        return db
     if db.is_sqlite and migrate:
         upgrade(db)
     elif not is_current(db):
@@ -42,30 +53,6 @@ def open_database(settings: Settings, *, migrate: bool) -> Database:
             fix="Run `funade db upgrade` (after a backup), then start again.",
         )
     return db
-
-
-def read_credentials(settings: Settings) -> str | None:
-    path = settings.credentials_file
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        key = data.get("api_key")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return key if isinstance(key, str) else None
-
-
-def write_credentials(settings: Settings, key: str) -> Path:
-    """Store ``key`` for the local CLI and SDK, readable only by this user (mode 0600)."""
-    path = settings.credentials_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"api_key": key}, handle)
-    os.chmod(path.with_suffix(".tmp"), 0o600)
-    os.replace(path.with_suffix(".tmp"), path)
-    return path
 
 
 def bootstrap(settings: Settings, db: Database) -> Home:

@@ -382,6 +382,76 @@ def test_one_report_with_two_successes_of_one_key_keeps_the_later(admin: Client)
     assert (entry.outputs, entry.instance) == ({"v": 2}, "b")
 
 
+def test_cache_writes_are_checked_against_the_spec_the_run_runs_now(admin: Client) -> None:
+    """A queued run's claim brings the spec its runner compiled: from then on the steps it may
+    cache are that spec's, also after steps of the first spec were cached (the server keeps a
+    run's step names between reports), and a claim that fails changes nothing."""
+    run = _new_run(admin, state="queued")  # SPEC: train, evaluate and more
+    _report(admin, run.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
+    claimed = {"name": "p", "nodes": [{"id": "evaluate"}]}
+    _report(
+        admin,
+        run.id,
+        _step("evaluate", cache_key="k2", cache_write=True, outputs={"v": 2}),
+        state="running",
+        from_state="queued",
+        spec=claimed,
+    )
+    with pytest.raises(PermissionDeniedError, match="'train' is not a step of run") as info:
+        _report(admin, run.id, _step("train", cache_key="k3", cache_write=True, outputs={"v": 3}))
+    assert info.value.field == "steps[].instance"
+    with pytest.raises(ConflictError, match="another runner took it first"):
+        _report(
+            admin,
+            run.id,
+            state="running",
+            from_state="queued",
+            spec={"name": "p", "nodes": [{"id": "train"}]},
+        )
+    _report(admin, run.id, _step("evaluate", cache_key="k4", cache_write=True, outputs={"v": 4}))
+    with pytest.raises(PermissionDeniedError, match="'train' is not a step of run"):
+        _report(admin, run.id, _step("train", cache_key="k5", cache_write=True, outputs={"v": 5}))
+    assert [admin.cache_lookup(k) is not None for k in ("k1", "k2", "k3", "k4", "k5")] == [
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert admin.get_run(run.id, spec=True).spec == claimed
+
+
+def test_a_pipelines_cache_comes_at_once_as_its_runs_may_reuse_it(admin: Client) -> None:
+    """What a runner asks for before looking up keys one by one: the entries written by runs of
+    its pipeline (not of others, nor of other projects), newest first up to ``limit``, and only
+    those a run may reuse (an entry from a less trusted run never feeds a more trusted one)."""
+    first, second, other = _new_run(admin), _new_run(admin), _new_run(admin, "other")
+    _report(admin, first.id, _step("train", cache_key="k1", cache_write=True, outputs={"v": 1}))
+    _report(admin, second.id, _step("fit", cache_key="k2", cache_write=True, outputs={"v": 2}))
+    _report(admin, other.id, _step("train", cache_key="k3", cache_write=True, outputs={"v": 3}))
+    admin.create_project("elsewhere")
+    away = _new_run(admin, project="elsewhere")
+    _report(admin, away.id, _step("train", cache_key="k4", cache_write=True, outputs={"v": 4}))
+    with admin.with_key(_token(admin, second.id)) as runner:
+        entries = runner.cache_of_pipeline("p")
+        assert sorted(entries) == ["k1", "k2"]
+        assert (entries["k1"].outputs, entries["k1"].run_id) == ({"v": 1}, first.id)
+        assert list(runner.cache_of_pipeline("p", limit=1)) == ["k2"], "newest first"
+        assert runner.cache_of_pipeline("nothing") == {}
+        with pytest.raises(InvalidInputError, match="limit 10001 is out of range") as info:
+            runner.cache_of_pipeline("p", limit=10_001)
+        assert (info.value.field, info.value.value) == ("limit", 10_001)
+        with pytest.raises(InvalidInputError, match="`pipeline` is required") as info:
+            runner.cache_of_pipeline("")
+        assert info.value.field == "pipeline"
+        with pytest.raises(NotFoundError, match="'nowhere'"):
+            runner.cache_of_pipeline("p", project="nowhere")
+    trusted = admin.create_run(RunIn(pipeline="p", spec={**SPEC, "permissions": ["deploy:churn"]}))
+    assert trusted.token is not None
+    with admin.with_key(trusted.token) as runner:
+        assert runner.cache_of_pipeline("p") == {}, "written by runs that could do less"
+
+
 def test_cache_entries_are_per_project(admin: Client) -> None:
     admin.create_project("other")
     mine = _new_run(admin)

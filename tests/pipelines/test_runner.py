@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,6 +257,44 @@ def test_an_unchanged_step_with_unchanged_inputs_is_a_cache_hit(
     fresh = run_pipeline(target, client=admin, use_cache=False)
     assert states(fresh) == {"first": "succeeded", "second": "succeeded"}
     assert counts(marks) == {"first": 3, "second": 4}
+
+
+def test_a_cached_chain_asks_the_control_plane_once(
+    admin: Client, write_pipeline: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain's keys can be looked up only one at a time (each depends on the step before):
+    a re-run gets its pipeline's cache entries in one call and looks no key up; a run whose
+    steps are not cached looks up the keys it does not find there."""
+    target = write_pipeline(
+        """
+        @funade.step
+        def inc(x: int) -> int:
+            return x + 1
+
+        @funade.pipeline
+        def flow() -> None:
+            x = inc(0)
+            for _ in range(9):
+                x = inc(x)
+        """
+    )
+    calls: dict[str, int] = {}
+    for name in ("cache_of_pipeline", "cache_lookup", "cache_lookup_many"):
+        original = getattr(Client, name)
+
+        def counted(*args: Any, _name: str = name, _call: Any = original, **kw: Any) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _call(*args, **kw)
+
+        monkeypatch.setattr(Client, name, counted)
+    first = run_pipeline(target, client=admin)
+    assert set(states(first).values()) == {"succeeded"}
+    assert calls == {"cache_of_pipeline": 1, "cache_lookup": 10}
+    calls.clear()
+    again = run_pipeline(target, client=admin)
+    assert set(states(again).values()) == {"cached"}
+    assert [s.outputs["output"]["value"] for s in again.steps] == list(range(1, 11))
+    assert calls == {"cache_of_pipeline": 1}
 
 
 def test_resume_after_fixing_the_code_reuses_what_succeeded(
@@ -676,3 +715,49 @@ def test_numpy_scalars_are_stored_as_numbers_that_conditions_compare(
     assert outputs["score"]["value"] == 0.75
     assert outputs["score"]["inline"] is True
     assert outputs["publish"]["value"] == 3
+
+
+def test_finished_attempts_leave_no_files_behind(admin: Client, write_pipeline: Write) -> None:
+    """Each attempt's directory (its result, its outputs, the files its inputs were unpacked
+    to) is removed once the attempt has ended, whether it succeeded or failed."""
+    target = write_pipeline(
+        """
+        @funade.step(secrets={"OUT": "env:OUT"})
+        def folder() -> Path:
+            out = Path(os.environ["OUT"]) / "folder"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "f.txt").write_text("hi")
+            return out
+
+        @funade.step
+        def read(d: Path) -> int:
+            return len((d / "f.txt").read_text())
+
+        @funade.step
+        def small() -> int:
+            return 1
+
+        @funade.step
+        def fails(n: int) -> int:
+            raise ValueError("no")
+
+        @funade.pipeline
+        def flow() -> None:
+            read(folder())
+            fails(small())
+        """
+    )
+    os.environ["OUT"] = str(Path(target.partition(":")[0]).parent)
+    try:
+        run = run_pipeline(target, client=admin)
+    finally:
+        del os.environ["OUT"]
+    assert states(run) == {
+        "folder": "succeeded",
+        "read": "succeeded",
+        "small": "succeeded",
+        "fails": "failed",
+    }
+    steps = admin.settings.home / "runs" / str(run.id) / "attempt-1" / "steps"
+    assert steps.is_dir()
+    assert [p for p in steps.rglob("*") if p.parent != steps] == []

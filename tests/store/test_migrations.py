@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -84,3 +87,37 @@ def test_upgrade_of_a_home_with_data_keeps_it(database_url: str) -> None:
         assert (key.name, key.scopes, key.run_id, key.grants) == ("ci", ["write"], None, None)
         assert session.scalars(select(PipelineCacheEntry)).all() == []
     db.dispose()
+
+
+def test_at_head_reads_the_revision_without_alembic(database_url: str) -> None:
+    """``at_head`` (what opening a home asks, so the SDK and CLI do not import Alembic each time)
+    agrees with Alembic: the head it reads from the files is Alembic's, and a store is at head
+    only once upgraded to it."""
+    from funade.store.migrate import at_head, known_head
+
+    assert known_head() == head_revision()
+    db = create_database(database_url)
+    assert not at_head(db)  # empty: no alembic_version table
+    upgrade(db, "0007")
+    assert not at_head(db)
+    upgrade(db)
+    assert at_head(db)
+    db.dispose()
+
+
+def test_known_head_gives_up_on_what_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge revision (a tuple of parents) or two heads: None, and Alembic decides."""
+    from funade.store import migrate
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    monkeypatch.setattr(migrate, "MIGRATIONS", tmp_path)
+    (versions / "a.py").write_text('revision: str = "a"\ndown_revision: str | None = None\n')
+    (versions / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n')
+    assert migrate.known_head() == "b"
+    (versions / "c.py").write_text('revision: str = "c"\ndown_revision: str | None = "a"\n')
+    assert migrate.known_head() is None  # b and c: two heads
+    (versions / "c.py").write_text('revision = "c"\ndown_revision = ("a", "b")\n')
+    assert migrate.known_head() is None  # a merge

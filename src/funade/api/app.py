@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from funade import __version__, ui
-from funade.api import errors, graph, openapi
+from funade import __version__
+from funade.api import errors, openapi
 from funade.api.middleware.authfirst import AuthenticateFirstMiddleware
 from funade.api.middleware.bodylimit import BodyLimitMiddleware
 from funade.api.middleware.forwarded import ForwardedMiddleware
@@ -47,10 +47,18 @@ error statuses it may answer with.
 
 
 def create_app(
-    settings: Settings, db: Database, artifacts: ArtifactStore, *, controller: bool = False
+    settings: Settings,
+    db: Database,
+    artifacts: ArtifactStore,
+    *,
+    controller: bool = False,
+    dashboard: bool = True,
 ) -> FastAPI:
     """The API over ``db`` and ``artifacts``; the caller owns both (and their migrations).
-    ``controller``: whether the caller runs a deployment controller beside it."""
+    ``controller``: whether the caller runs a deployment controller beside it. ``dashboard``:
+    serve the web dashboard and GraphQL too; the in-process API of the SDK and the CLI
+    (``funade.client.local``, on a private socket no browser reaches) leaves both out, and so
+    never imports strawberry or Jinja2."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -84,12 +92,16 @@ def create_app(
         runs,
         schedules,
         metrics,
-        graph,
     ):
         app.include_router(module.router)
     openapi.install(app)
-    graph.mount_explorer(app)
-    ui.install(app)
+    if dashboard:
+        from funade import ui
+        from funade.api import graph
+
+        app.include_router(graph.router)
+        graph.mount_explorer(app)
+        ui.install(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=("/artifacts/",)
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from funade.artifacts import ArtifactStore
+from funade.pipelines.records import StepNames
 from funade.settings import Settings
 from funade.store import Database
 
@@ -24,3 +25,5 @@ class AppState:
     """Starts runner processes for queued runs (``funade up`` sets it once it is serving)."""
     gateway_port: int | None = None
     """The port the gateway listens on, once ``funade up`` has started it."""
+    step_names: StepNames = field(default_factory=StepNames)
+    """Recent runs' step names, what their cache writes are checked against."""

@@ -29,7 +29,6 @@ from funade.artifacts.digest import (
     parse_digest,
     sha256_file,
 )
-from funade.artifacts.tarball import unpack
 from funade.errors import ArtifactCorruptError
 
 __all__ = ["ArtifactCache"]
@@ -81,6 +80,8 @@ class ArtifactCache:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
             try:
+                from funade.artifacts.tarball import unpack  # (imports fsspec)
+
                 unpack(self._blob(digest), staging)
                 staging.chmod(0o755)  # mkdtemp makes it private; model servers may run as others
                 staging.rename(target)

@@ -1,8 +1,14 @@
-"""The `funade` command. Commands parse arguments, call the client, and print — nothing more."""
+"""The `funade` command. Commands parse arguments, call the client, and print — nothing more.
+
+Importing this module (what `funade --help` costs) imports typer, rich and the command modules,
+which import nothing else at module level: each command imports the client, the settings, the
+API's schemas or the pipeline runner when it runs. ``tests/cli/test_imports.py`` guards it.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -20,7 +26,7 @@ from funade.cli import (
     serve,
     up,
 )
-from funade.cli.output import console_err
+from funade.cli.output import console_err, error_line
 from funade.errors import FunadeError
 
 app = typer.Typer(
@@ -58,7 +64,7 @@ def main() -> None:
         if isinstance(code, int) and code and code != 130:
             sys.exit(code)
     except FunadeError as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        error_line(str(exc))
         sys.exit(2)
     except typer.Abort:
         console_err.print("Aborted.")
@@ -66,10 +72,44 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code if isinstance(code, int) else 0)
-    except Exception as exc:  # click usage errors
-        import click
+    except typer.TyperException as exc:  # click's errors (typer vendors click): bad usage
+        sys.exit(_usage_error(exc))
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """A wrong command line: the command's usage, then one line saying what is wrong and where
+    to look (click's report, without a traceback, in funade's ``error:`` form). Returns the exit
+    status, 2 as click's."""
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `funade models`: the group's help
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+            return code
+    ctx: Any = getattr(exc, "ctx", None) or _context_for(sys.argv[1:])
+    message = exc.format_message().strip().rstrip(".")
+    if ctx is None:
+        error_line(f"{message}. Run `funade --help` for the commands.")
+        return code
+    console_err.print(ctx.get_usage(), markup=False, highlight=False, soft_wrap=True)
+    error_line(f"{message}. Run `{ctx.command_path} --help` for its arguments and options.")
+    return code
+
+
+def _context_for(args: list[str]) -> Any:
+    """The context of the (sub)command ``args`` name, for an error click raised without one
+    (``--limit`` given no value): its usage line and its path."""
+    try:
+        command: Any = typer.main.get_command(app)
+        ctx = command.make_context("funade", [], resilient_parsing=True)
+        for word in args:
+            sub = command.get_command(ctx, word) if hasattr(command, "get_command") else None
+            if sub is None:
+                if word.startswith("-"):
+                    continue  # an option of the group (`funade --bogus models`)
+                break
+            command = sub
+            ctx = command.make_context(word, [], parent=ctx, resilient_parsing=True)
+        return ctx
+    except Exception:  # the error line goes out without the usage
+        return None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from funade.settings import load_settings
-
 app = typer.Typer(help="The metadata store's schema.", no_args_is_help=True)
 
 
 @app.command("upgrade")
 def upgrade() -> None:
     """Migrate the metadata store (FUNADE_DATABASE_URL) to the current schema."""
+    from funade.settings import load_settings
     from funade.store import create_database
     from funade.store import upgrade as run_upgrade
     from funade.store.migrate import current_revision
@@ -31,6 +30,7 @@ def upgrade() -> None:
 @app.command("current")
 def current() -> None:
     """Show the schema version of the store and the version this funade needs."""
+    from funade.settings import load_settings
     from funade.store import create_database
     from funade.store.migrate import current_revision, head_revision
 

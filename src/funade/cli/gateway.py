@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from funade.cli.output import console
-from funade.fileutil import write_atomically
-from funade.settings import load_settings
 
 DEFAULT_GATEWAY_PORT = 8480
 
@@ -22,7 +20,9 @@ def gateway(
     ] = None,
 ) -> None:
     """Route /v2/models/<deployment>/… and /v1/models/<deployment>:predict to ready replicas."""
+    from funade.fileutil import write_atomically
     from funade.gateway.server import serve_gateway
+    from funade.settings import load_settings
 
     def announce(url: str) -> None:
         console.print(f"funade gateway at {url}")

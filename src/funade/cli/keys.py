@@ -6,7 +6,6 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-import segno
 import typer
 
 from funade.cli.output import JSON_HELP, client, console, print_json, table, when
@@ -136,6 +135,8 @@ def _group_options(deployment: str | None, expires: str | None) -> None:
 
 def qr_text(url: str) -> str:
     """``url`` as a QR code in text (Unicode half blocks), for the terminal."""
+    import segno
+
     buffer = io.StringIO()
     segno.make(url, error="m").terminal(out=buffer, compact=True)
     return buffer.getvalue().rstrip("\n")

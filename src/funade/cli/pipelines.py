@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
-from rich.table import Table
+from rich.markup import escape
 
 from funade.cli.output import JSON_HELP, PROJECT_HELP, client, console, print_json, table, when
 
 if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
+
     from funade.api.schemas import RunOut, StepRecord
     from funade.pipelines.spec import PipelineSpec
 
@@ -49,8 +51,18 @@ def _note(record: StepRecord) -> str:
     return ""
 
 
+_ATTENTION = ("running", "failed", "upstream_failed", "cancelled")
+"""What the live table shows first when not every step fits on the screen."""
+
+
 class LiveDisplay:
-    """The steps of a run as a table that updates in place, with their logs streamed above."""
+    """The steps of a run as a table that updates in place, with their logs streamed above.
+
+    On a terminal the table is built when rich's refresh thread draws it (four times a second)
+    and no taller than the screen: the running and failed steps, then the latest finished,
+    and a line counting the rest by state; the whole table is printed once the run ends.
+    Recording a step only stores it (a chain of 100 steps built a 100-row table per record, on
+    the runner's thread, between one step and the next)."""
 
     def __init__(self, *, logs: bool = True) -> None:
         self.logs = logs
@@ -58,6 +70,7 @@ class LiveDisplay:
         self.order: list[str] = []
         self.title = ""
         self.live: Live | None = None
+        self.final = False
 
     def started(self, run: RunOut, spec: PipelineSpec) -> None:
         self.title = f"Run {run.id} of {spec.name}" + (
@@ -67,7 +80,9 @@ class LiveDisplay:
         for step in run.steps:
             self.records[step.instance] = step
         if console.is_terminal:
-            self.live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
+            from rich.live import Live
+
+            self.live = Live(self, console=console, refresh_per_second=4, transient=False)
             self.live.start()
         else:
             console.print(self.title)
@@ -75,39 +90,77 @@ class LiveDisplay:
     def step(self, record: StepRecord) -> None:
         previous = self.records.get(record.instance)
         self.records[record.instance] = record
-        if self.live is not None:
-            self.live.update(self._table())
-        elif previous is None or previous.state != record.state:
+        if self.live is None and (previous is None or previous.state != record.state):
             note = _note(record)
-            console.print(f"  {record.instance}: {record.state}" + (f" ({note})" if note else ""))
+            console.print(
+                f"  {record.instance}: {record.state}" + (f" ({note})" if note else ""),
+                markup=False,
+            )
 
     def log(self, instance: str, line: str) -> None:
         if self.logs:
             console.print(
-                f"[dim]{instance} |[/] {line}", markup=True, highlight=False, soft_wrap=True
+                f"[dim]{escape(instance)} |[/] {escape(line)}", highlight=False, soft_wrap=True
             )
 
     def stop(self) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.final = True  # the last drawing: every step
             self.live.stop()
             self.live = None
 
-    def _table(self) -> Table:
+    def __rich__(self) -> Table:
+        """What rich's live refresh draws."""
+        return self._table(None if self.final else max(5, console.size.height - 8))
+
+    def _table(self, limit: int | None = None) -> Table:
+        """The steps in the pipeline's order; with ``limit``, at most that many rows."""
+        from rich.table import Table
+
         grid = Table(title=self.title, title_justify="left", header_style="bold")
         for column in ("step", "state", "attempt", "time", "note"):
             grid.add_column(column)
         position = {n: i for i, n in enumerate(self.order)}
-        rows = sorted(self.records.values(), key=lambda r: (position.get(r.node, 0), r.index or 0))
+        records = list(self.records.values())  # (one step: the runner's thread adds records)
+        rows, left_out = _fit(records, limit)
+        rows.sort(key=lambda r: (position.get(r.node, 0), r.index or 0))
         for record in rows:
             grid.add_row(
-                record.instance,
+                escape(record.instance),
                 f"[{_STYLE.get(record.state, '')}]{record.state}[/]",
                 str(record.attempt or ""),
                 _duration(record),
-                _note(record),
+                escape(_note(record)),
+            )
+        if left_out:
+            counts: dict[str, int] = {}
+            for record in left_out:
+                counts[record.state] = counts.get(record.state, 0) + 1
+            grid.add_row(
+                f"… {len(left_out)} more",
+                ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+                "",
+                "",
+                "",
             )
         return grid
+
+
+def _fit(records: list[StepRecord], limit: int | None) -> tuple[list[StepRecord], list[StepRecord]]:
+    """The rows to show (at most ``limit``, one of them left for the count of the others): the
+    steps that need attention, then the most recently finished; and the ones left out."""
+    if limit is None or len(records) <= limit:
+        return list(records), []
+    room = max(1, limit - 1)
+    first = [r for r in records if r.state in _ATTENTION]
+    rest = sorted(
+        (r for r in records if r.state not in _ATTENTION),
+        key=lambda r: r.finished_at or r.started_at or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
+    shown = (first + rest)[:room]
+    kept = {id(r) for r in shown}
+    return shown, [r for r in records if id(r) not in kept]
 
 
 def _finished(run: RunOut) -> None:

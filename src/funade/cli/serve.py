@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from funade.cli.output import console
-from funade.fileutil import write_atomically
-from funade.serving.collector import hold_collections
-from funade.serving.config import DEFAULT_MAX_BATCH_SIZE, make_config
-from funade.settings import load_settings
+
+# The default is the serving config's, read when the command runs: importing it here would import
+# pydantic for every command's --help. tests/cli/test_usage.py checks that the number agrees.
+BATCH_HELP = "Most rows per model call (1: no batching; default: 256)."
 
 
 def serve(
@@ -24,9 +24,7 @@ def serve(
     name: Annotated[
         str | None, typer.Option(help="Serve under this name (default: the model's).")
     ] = None,
-    max_batch_size: Annotated[
-        int, typer.Option(help="Most rows per model call (1: no batching).")
-    ] = DEFAULT_MAX_BATCH_SIZE,
+    max_batch_size: Annotated[int | None, typer.Option(help=BATCH_HELP)] = None,
     max_latency_ms: Annotated[
         float, typer.Option(help="Wait this long to fill a batch (0: never).")
     ] = 0.0,
@@ -52,14 +50,20 @@ def serve(
     ] = None,
 ) -> None:
     """Serve one model version over HTTP (v2 Open Inference Protocol, v1, /metrics)."""
+    from funade.serving.collector import hold_collections
+
     hold_collections()  # until the model is loaded: a tenth of the cold start
+    from funade.fileutil import write_atomically
+    from funade.serving.config import DEFAULT_MAX_BATCH_SIZE, make_config
+    from funade.settings import load_settings
+
     config = make_config(
         source=source,
         name=name,
         host=host,
         port=port,
         workers=workers,
-        max_batch_size=max_batch_size,
+        max_batch_size=DEFAULT_MAX_BATCH_SIZE if max_batch_size is None else max_batch_size,
         max_latency_ms=max_latency_ms,
         timeout_ms=timeout_ms,
         max_body_bytes=max_body_bytes,

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import typer
 
 from funade.cli.output import console, console_err
-from funade.settings import load_settings
 
 if TYPE_CHECKING:
     from funade.deploy.backends.local import LocalBackend
@@ -43,6 +42,7 @@ def up(
     from funade.gateway.server import ensure_gateway, stop_gateway
     from funade.pipelines.schedules import Launcher, start_scheduler
     from funade.sandbox.layout import Sandbox, secure_home
+    from funade.settings import load_settings
 
     given = {"host": host, "port": port, "gateway_port": gateway_port}
     overrides = {k: v for k, v in given.items() if v is not None}

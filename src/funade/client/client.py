@@ -42,6 +42,7 @@ from funade.api.schemas import (
 )
 from funade.artifacts.digest import sha256_file
 from funade.client.responses import is_missing, raise_for_error
+from funade.credentials import read_credentials
 from funade.errors import ArtifactCorruptError, FunadeError
 from funade.settings import Settings, load_settings
 
@@ -68,10 +69,12 @@ class Client:
         *,
         settings: Settings | None = None,
         timeout: float = 60.0,
+        wait_on_close: bool = True,
     ) -> None:
-        from funade.bootstrap import read_credentials
-
+        """``wait_on_close=False``: :meth:`close` tells the in-process API (no ``url``) to stop
+        and returns at once, for a process that ends next (the CLI)."""
         self.settings = settings if settings is not None else load_settings()
+        self._wait_on_close = wait_on_close
         self.project = project or self.settings.project
         url = url or self.settings.url
         key = api_key or (
@@ -126,6 +129,7 @@ class Client:
         other = Client.__new__(Client)
         other.settings, other.project, other.url = self.settings, self.project, self.url
         other._local, other._owns_local = self._local, False
+        other._wait_on_close = self._wait_on_close
         other._transport, other._timeout = self._transport, self._timeout
         other._http = other._make_http(key)
         return other
@@ -145,7 +149,7 @@ class Client:
     def close(self) -> None:
         self._http.close()
         if self._local is not None and self._owns_local:
-            self._local.stop()
+            self._local.stop(wait=self._wait_on_close)
         self._local = None
 
     def __enter__(self) -> Client:
@@ -616,6 +620,14 @@ class Client:
     def resume_run_remote(self, run_id: int) -> RunOut:
         """Have the control plane resume the run on its machine."""
         return RunOut.model_validate(self._request("POST", f"/api/v1/runs/{run_id}/resume").json())
+
+    def cache_of_pipeline(
+        self, pipeline: str, *, project: str | None = None, limit: int | None = None
+    ) -> dict[str, CacheEntryOut]:
+        """The cached entries written by runs of ``pipeline`` that this key's runs may reuse (the
+        newest ``limit``, 1,000 by default), by key."""
+        path = f"{self._p(project)}/pipeline-cache"
+        return self._get(path, CacheLookupOut, pipeline=pipeline, limit=limit).entries
 
     def cache_lookup_many(
         self, keys: list[str], *, project: str | None = None

@@ -9,6 +9,8 @@ run started with ``use_cache`` false (``--no-cache``) writes none; one with ``re
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,12 +128,22 @@ def list_runs(
 
 
 def apply_events(
-    session: Session, run: PipelineRun, events: RunEventsIn, *, trust: list[str]
+    session: Session,
+    run: PipelineRun,
+    events: RunEventsIn,
+    *,
+    trust: list[str],
+    step_names: StepNames | None = None,
 ) -> bool:
     """Upsert the reported step records and apply the run's changes; True if they ended the
-    run. Cache entries written record ``trust``, what the reporting run's token can do."""
+    run. Cache entries written record ``trust``, what the reporting run's token can do; they
+    are checked against the run's ``step_names`` (read from its spec when not given)."""
+    nodes: frozenset[str] | None = None
     if events.run is not None and events.run.spec is not None:
         run.spec = events.run.spec  # the steps below are checked against the spec they run
+        nodes = _node_ids(events.run.spec)  # (remembered once committed, when next read)
+        if step_names is not None:
+            step_names.forget(run)
     names = [r.instance for r in events.steps]
     existing = (
         {
@@ -177,7 +189,9 @@ def apply_events(
         elif record.log:
             row.log_tail = tail((row.log_tail or "") + record.log)
         if record.cache_write and record.state == "succeeded" and record.cache_key:
-            _check_step_of(run, record)
+            if nodes is None:
+                nodes = step_names.of(run) if step_names is not None else _node_ids(run.spec)
+            _check_step_of(run, record, nodes)
             if run.use_cache:  # a --no-cache run writes no entry, whatever its runner asks
                 _remember(session, run, record, trust)
     ended = False
@@ -215,9 +229,44 @@ def _earlier(row: PipelineStep) -> dict[str, Any]:
     }
 
 
-def _check_step_of(run: PipelineRun, record: StepRecord) -> None:
-    """A cache entry is written only for a step of the run's own pipeline, under its name."""
-    nodes = {n.get("id") for n in (run.spec or {}).get("nodes", []) if isinstance(n, dict)}
+class StepNames:
+    """The step (node) names of recent runs' specs, by run and attempt, as committed; one per
+    API app (``AppState.step_names``). A chain's runner reports a success to cache per step,
+    and reading the run's whole spec for each (deferred: a large pipeline's is tens of KB of
+    JSON) took a third of the report's time on the server. A spec changes with a new attempt,
+    or when a report brings one (a queued run's claim), which forgets it here (that report is
+    checked against the spec it brings)."""
+
+    def __init__(self, kept: int = 256) -> None:
+        self._kept = kept
+        self._names: OrderedDict[tuple[int, int], frozenset[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, run: PipelineRun) -> frozenset[str]:
+        key = (run.id, run.attempt)
+        with self._lock:
+            names = self._names.get(key)
+        if names is None:
+            names = _node_ids(run.spec)
+            with self._lock:
+                self._names[key] = names
+                while len(self._names) > self._kept:
+                    self._names.popitem(last=False)
+        return names
+
+    def forget(self, run: PipelineRun) -> None:
+        with self._lock:
+            self._names.pop((run.id, run.attempt), None)
+
+
+def _node_ids(spec: dict[str, Any] | None) -> frozenset[str]:
+    nodes = (spec or {}).get("nodes", [])
+    return frozenset(n["id"] for n in nodes if isinstance(n, dict) and isinstance(n.get("id"), str))
+
+
+def _check_step_of(run: PipelineRun, record: StepRecord, nodes: frozenset[str]) -> None:
+    """A cache entry is written only for a step of the run's own pipeline (``nodes``, its
+    spec's), under its name."""
     instance_ok = record.instance == record.node or (
         record.index is not None and record.instance == f"{record.node}[{record.index}]"
     )
@@ -355,6 +404,43 @@ def cache_get(
         )
         if wanted <= set(entry.trust or ())
     ]
+
+
+CACHE_OF_PIPELINE = 1000
+"""How many of a pipeline's cache entries a runner gets at once, by default (at most 10,000)."""
+
+
+def cache_of_pipeline(
+    session: Session,
+    project: Project,
+    pipeline: str,
+    *,
+    trust: list[str],
+    limit: int = CACHE_OF_PIPELINE,
+) -> list[PipelineCacheEntry]:
+    """The newest ``limit`` entries written by runs of ``pipeline`` that a run that can do
+    ``trust`` may reuse (the rule of :func:`cache_get`): what a runner asks for once, instead of
+    a lookup per step of a chain (each step's key depends on the step before)."""
+    if not 1 <= limit <= 10_000:
+        raise InvalidInputError(
+            f"limit {limit} is out of range.",
+            field="limit",
+            value=limit,
+            fix="Ask for 1 to 10000 entries; look the others up by key.",
+        )
+    wanted = set(trust)
+    query = (
+        select(PipelineCacheEntry)
+        .join(PipelineRun, PipelineRun.id == PipelineCacheEntry.run_id)
+        .where(
+            PipelineCacheEntry.project_id == project.id,
+            PipelineRun.project_id == project.id,
+            PipelineRun.pipeline == pipeline,
+        )
+        .order_by(PipelineCacheEntry.created_at.desc())
+        .limit(limit)
+    )
+    return [entry for entry in session.scalars(query) if wanted <= set(entry.trust or ())]
 
 
 def is_lost(row: PipelineRun, now: datetime) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from funade.api.schemas import RunEventsIn, RunOut, RunUpdate, StepRecord
+from funade.api.schemas import CacheEntryOut, RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.artifacts import ArtifactCache
 from funade.artifacts.digest import sha256_file
 from funade.client import Client
@@ -183,6 +183,8 @@ class Runner:
         self.last_report = time.monotonic()
         self.ended: RunOut | None = None
         """The run as stored, from the report that ended it (its token is revoked then)."""
+        self.known: dict[str, CacheEntryOut] | None = None
+        """The pipeline's cache entries, asked for at the run's first lookup."""
         self.earlier = {s.instance: s.attempt for s in run.steps if s.state not in _REUSED}
         """Attempts each step made in earlier run attempts: a resume's attempts count on."""
 
@@ -496,8 +498,7 @@ class Runner:
             started_at=running.started_at,
             finished_at=utc_now(),
         )
-        with contextlib.suppress(OSError):
-            shutil.rmtree(running.out_dir)
+        _remove_attempt(running.out_dir)
 
     def _nth(self, instance: str, attempt: int) -> int:
         """The step's ``attempt``-th try in this run attempt, counted over the whole run."""
@@ -598,11 +599,21 @@ class Runner:
             self._perform(self.engine.on(CancelRequested()))
 
     def _lookup(self, keys: list[str]) -> dict[str, dict[str, Stored]]:
-        if len(keys) == 1:
-            entry = self.client.cache_lookup(keys[0], project=self.project)
-            found = {keys[0]: entry} if entry is not None else {}
-        else:
-            found = self.client.cache_lookup_many(keys, project=self.project)
+        if self.known is None:
+            # What earlier runs of this pipeline cached, asked for once: a chain's keys can only
+            # be looked up one at a time (each depends on the step before), a round trip each.
+            try:
+                self.known = self.client.cache_of_pipeline(self.spec.name, project=self.project)
+            except FunadeError:  # (a control plane from before the call: look up by key)
+                self.known = {}
+        found = {key: self.known[key] for key in keys if key in self.known}
+        missing = [key for key in keys if key not in found]
+        if len(missing) == 1:
+            entry = self.client.cache_lookup(missing[0], project=self.project)
+            if entry is not None:
+                found[missing[0]] = entry
+        elif missing:
+            found |= self.client.cache_lookup_many(missing, project=self.project)
         return {
             key: {name: Stored.model_validate(o) for name, o in entry.outputs.items()}
             for key, entry in found.items()
@@ -661,6 +672,20 @@ class Runner:
                 message=message,
             ),
         )
+
+
+def _remove_attempt(out_dir: Path) -> None:
+    """What a finished attempt leaves once its outputs are kept: its result and an empty work
+    directory, removed with three calls (``rmtree`` took a chain's steps 1-2 ms each); anything
+    else there (outputs of a failed attempt, files its inputs were unpacked to), with rmtree."""
+    try:
+        (out_dir / RESULT).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / "work").rmdir()
+        out_dir.rmdir()
+    except OSError:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(out_dir)
 
 
 def run_page(client: Client, run: RunOut) -> str:

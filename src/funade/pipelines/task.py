@@ -71,8 +71,7 @@ def run_task(task: dict[str, Any]) -> int:
     started = time.monotonic()
     try:
         step = resolve_step(task["function"])
-        work_dir = out_dir / "work"
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = out_dir / "work"  # (made by the inputs that unpack files into it)
         inputs = {name: _input(spec, work_dir) for name, spec in task["inputs"].items()}
         returned = step.fn(**inputs)
         outputs = _split(step, returned, where)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
-import segno
 from fastapi import APIRouter, Request
 
 from funade import audit
@@ -56,6 +55,8 @@ def try_url(state: AppState, request: Request, deployment: str, key: str) -> str
 
 def qr_svg(url: str, title: str) -> str:
     """``url`` as a QR code, an inline SVG that scales with its box."""
+    import segno
+
     svg: str = segno.make(url, error="m").svg_inline(scale=4, title=title, omitsize=True)
     return svg
 

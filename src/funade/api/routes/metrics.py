@@ -6,11 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from funade.api.deps import State, current_principal
 from funade.auth.principal import Principal
-from funade.pipelines.metrics import PipelineCollector
 from funade.projects import get_project
 
 router = APIRouter(tags=["health"])
@@ -20,6 +18,11 @@ router = APIRouter(tags=["health"])
 def metrics(state: State, principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     """Runs by state, SLO breaches, the last success per pipeline, steps by state and the time
     spent in them, schedules. Scrape with a read key (`authorization: Bearer fnd_...`)."""
+    # prometheus_client when scraped: the in-process API of the SDK and CLI never is
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from funade.pipelines.metrics import PipelineCollector
+
     project_id = None
     if principal.project is not None:  # a project's key sees its project's pipelines
         principal.require("read", principal.project)

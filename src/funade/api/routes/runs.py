@@ -164,7 +164,13 @@ def report(run_id: RunId, body: RunEventsIn, state: State, principal: Reporter) 
             token = session.get(ApiKey, principal.key_id)
             assert token is not None
             principal = principal_for(token, client_ip=principal.client_ip)
-        ended = records.apply_events(session, row, body, trust=runtokens.trust_of(principal))
+        ended = records.apply_events(
+            session,
+            row,
+            body,
+            trust=runtokens.trust_of(principal),
+            step_names=state.step_names,
+        )
         if ended:
             runtokens.revoke_for_run(session, row.id)
             session.flush()
@@ -275,6 +281,33 @@ def _entry(entry: PipelineCacheEntry) -> CacheEntryOut:
         instance=entry.instance,
         created_at=entry.created_at,
     )
+
+
+@router.get("/projects/{project}/pipeline-cache", response_model=CacheLookupOut)
+def cache_of_pipeline(
+    project: str,
+    state: State,
+    principal: Reader,
+    pipeline: str | None = None,
+    limit: int = records.CACHE_OF_PIPELINE,
+) -> CacheLookupOut:
+    """The entries written by runs of ``pipeline`` (required; the newest ``limit``, at most
+    10,000) that a run with this token may reuse: a runner asks for them once, then looks up by
+    key only the steps not among them."""
+    principal.require("read", project)
+    with state.db.read() as session:
+        where = get_project(session, project)  # before the query: another project is a 404
+        if not pipeline:
+            raise InvalidInputError(
+                "Which pipeline's cache entries? `pipeline` is required.",
+                field="pipeline",
+                value=pipeline,
+                fix="Add ?pipeline=<the pipeline's name>.",
+            )
+        found = records.cache_of_pipeline(
+            session, where, pipeline, trust=_trust(principal), limit=limit
+        )
+        return CacheLookupOut(entries={e.key: _entry(e) for e in found})
 
 
 @router.get("/projects/{project}/pipeline-cache/{key}", response_model=CacheEntryOut)
