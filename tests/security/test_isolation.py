@@ -86,7 +86,7 @@ def _ask(up: Up, deployment: str, key: str, *asks: str) -> list[str]:
             headers={"authorization": f"Bearer {key}"},
             timeout=30,
         )
-        if response.status_code != 503 or time.monotonic() > deadline:
+        if response.status_code not in (404, 503) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert response.status_code == 200, response.text
@@ -216,6 +216,15 @@ def test_pipeline_steps_reach_neither_the_platform_nor_other_projects(up: Up) ->
     assert run.state == "succeeded", (run.reason, admin_logs(up, run.id))
     by_step = {s.instance: s.outputs["output"]["value"] for s in run.steps}
     assert dict(zip(asks, by_step["snoop"], strict=True)) == asks
+    # Its home is one made for this runner alone, and gone once it ended.
+    with Client(url=up.url, api_key=up.key) as admin:
+        again = admin.launch_run(
+            LaunchIn(source=f"{code / 'flow.py'}:snooping", params={"asks": ["env:HOME"]})
+        )
+        while (again := admin.get_run(again.id)).state in ("queued", "running"):
+            time.sleep(0.2)
+    [home] = {s.instance: s.outputs["output"]["value"] for s in again.steps}["snoop"]
+    assert home.startswith(f"{up.sandbox}/p{mine}/proc/run-{again.id}-"), home
     name, scopes, project = by_step["whoami"]
     assert (name, scopes, project) == (f"run {run.id}", "run", "default"), "a run token, not admin"
 

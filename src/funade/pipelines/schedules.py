@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -308,6 +309,8 @@ class Launcher:
     def __init__(self, url: str, db: Database, settings: Settings, sandbox: Sandbox) -> None:
         self.url, self.db, self.settings, self.sandbox = url, db, settings, sandbox
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._places: dict[int, tuple[int, str]] = {}
+        """Each runner's (project id, private directory name), removed once it has exited."""
 
     def start(self, run_id: int) -> None:
         issued = self._issue(run_id)
@@ -347,34 +350,49 @@ class Launcher:
             return None
 
     def _spawn(self, run_id: int, token: str, project_id: int, project: str) -> None:
-        self.processes = [p for p in self.processes if p.poll() is None]
+        self._forget_finished()
         directory = self.settings.home / "runs" / str(run_id)
         directory.mkdir(parents=True, exist_ok=True)
-        home = self.sandbox.runner_home(project_id)
+        # A directory of its own for each runner (its home, work and caches), made afresh:
+        # nothing an earlier run of the project left (files, a planted module, a changed
+        # cached blob) is on this one's path.
+        name = f"run-{run_id}-{secrets.token_hex(4)}"
+        place = self.sandbox.private_dir(project_id, name)
         env = minimal_env(
             {
                 "FUNADE_URL": self.url,
                 "FUNADE_API_KEY": token,
-                "FUNADE_HOME": str(home),
+                "FUNADE_HOME": str(place / "home"),
                 "FUNADE_PROJECT": project,
-                "HOME": str(home),
+                "HOME": str(place / "home"),
+                "TMPDIR": str(place / "tmp"),
                 "PYTHONUNBUFFERED": "1",
             }
         )
         who = self.sandbox.run_as(project_id)
         with (directory / "runner.log").open("ab") as out:
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "funade", "pipeline", "start", str(run_id)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=home,
-                    start_new_session=True,  # a control-plane restart does not stop the run
-                    **(who.popen() if who is not None else {}),
-                )
+            process = subprocess.Popen(
+                [sys.executable, "-m", "funade", "pipeline", "start", str(run_id)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=place,
+                start_new_session=True,  # a control-plane restart does not stop the run
+                **(who.popen() if who is not None else {}),
             )
+        self.processes.append(process)
+        self._places[process.pid] = (project_id, name)
+
+    def _forget_finished(self) -> None:
+        """Drop the runners that exited, and their directories."""
+        running = []
+        for process in self.processes:
+            if process.poll() is None:
+                running.append(process)
+            elif (place := self._places.pop(process.pid, None)) is not None:
+                self.sandbox.remove_private(*place)
+        self.processes = running
 
 
 def _invalid_starter(key: ApiKey | None) -> str | None:

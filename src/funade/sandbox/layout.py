@@ -12,8 +12,8 @@ Under the sandbox directory (mode 0711: searchable, not listable; by default
 
     p<N>/               0750 root:<N>   project N's, reachable only by its user
       cache/            read-only model packages, verified by digest (an ArtifactCache)
-      home/             the project's pipeline runners' home (owned by <N>)
-      proc/<name>/      a replica's private directory: home/, tmp/, its URL file (owned by <N>)
+      proc/<name>/      a replica's or a launched runner's private directory, made afresh for
+                        each: home/, tmp/, a replica's URL file (owned by <N>)
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Sandbox:
 
     def private_dir(self, project_id: int, name: str) -> Path:
         """A directory of the project's user alone (``proc/<name>``), with ``home`` and
-        ``tmp`` in it: a replica's, or a runner's."""
+        ``tmp`` in it: a replica's, or a launched runner's (its ``FUNADE_HOME`` too)."""
         procs = self.project_dir(project_id) / "proc"
         procs.mkdir(exist_ok=True)
         who = self.run_as(project_id)
@@ -179,15 +179,6 @@ class Sandbox:
             sub.mkdir(mode=0o700, exist_ok=True)
             if who is not None:
                 _own(sub, who.uid, who.gid, 0o700)
-        return path
-
-    def runner_home(self, project_id: int) -> Path:
-        """The ``FUNADE_HOME`` of the project's pipeline runners (their work and caches)."""
-        path = self.project_dir(project_id) / "home"
-        path.mkdir(mode=0o700, exist_ok=True)
-        who = self.run_as(project_id)
-        if who is not None:
-            _own(path, who.uid, who.gid, 0o700)
         return path
 
     def remove_private(self, project_id: int, name: str) -> None:
