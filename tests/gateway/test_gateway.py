@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from funade.deploy.policy import RateLimit
+from funade.deploy.policy import Policy, RateLimit
 from funade.gateway.app import Gateway
 from funade.gateway.limits import Buckets, retry_after
-from funade.store import create_database
+from funade.gateway.table import Route, RoutingTable
+from funade.store import Database, create_database
 from tests.deploy.conftest import Plane, until
 from tests.servers import serve
 from tests.serving.models import Arithmetic
@@ -213,4 +216,104 @@ def test_a_shadow_revision_gets_copies_and_the_client_only_the_primary_answer(
         lambda: mirrored in httpx.get(f"{url}/metrics", headers=admin_headers(calc)).text,
         5,
         "the copies to be answered",
+    )
+
+
+class Breaking:
+    """A replica that reads a request and dies while answering it: headers, half a body, then
+    the connection closes (what a kill -9 mid-answer looks like to the gateway)."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.hits = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                self.hits += 1
+                conn.sendall(self.reply)
+
+
+def one_route(replicas: tuple[str, ...]) -> RoutingTable:
+    route = Route(
+        id=1,
+        name="calc",
+        project="default",
+        policy=Policy(public=True),
+        networks=(),
+        weights=((1, 100),),
+        shadow=None,
+        replicas={1: replicas},
+        versions={1: "calc:1"},
+    )
+    return RoutingTable({"calc": route}, time.time())
+
+
+async def answers_ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A replica that answers every request whole."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b'{"outputs": []}'})
+
+
+CUT_SHORT = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"
+NOT_HTTP = b"SSH-2.0-OpenSSH_9.2\r\n"
+
+
+@pytest.mark.parametrize("reply", [CUT_SHORT, NOT_HTTP], ids=["cut-short", "not-http"])
+def test_a_replica_that_dies_while_answering_is_retried_on_another(
+    database: Database, reply: bytes
+) -> None:
+    broken = Breaking(reply)
+    with serve(answers_ok) as good_url:
+        app = Gateway(database, refresh_seconds=3600)
+        with serve(app) as url:
+            app.table = one_route((broken.url, good_url))  # the broken one is tried first
+            answer = post(url)
+            assert answer.status_code == 200, answer.text
+            assert broken.hits == 1
+            assert app.retries.labels("calc")._value.get() == 1
+    broken.sock.close()
+
+
+def test_no_replica_answering_whole_is_a_502_that_says_so(database: Database) -> None:
+    broken = [Breaking(CUT_SHORT), Breaking(NOT_HTTP)]
+    app = Gateway(database, refresh_seconds=3600)
+    with serve(app) as url:
+        app.table = one_route(tuple(b.url for b in broken))
+        answer = post(url)
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["code"] == "bad_gateway"
+    assert error["message"].startswith("No replica of 'calc' could be reached")
+    assert [b.hits for b in broken] == [1, 1]
+    for b in broken:
+        b.sock.close()
+
+
+def test_a_fault_of_the_gateways_own_is_a_json_500_and_a_log_line(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Faulty(Gateway):
+        async def _proxy(self, scope: Any, receive: Any, send: Any) -> None:
+            raise RuntimeError("a bug")
+
+    with serve(Faulty(database, refresh_seconds=3600)) as url:
+        answer = post(url)
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal"
+    assert "its log has the details" in answer.json()["error"]["message"]
+    assert any(
+        "the gateway failed on POST /v2/models/calc/infer" in r.message for r in caplog.records
     )

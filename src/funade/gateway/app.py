@@ -57,6 +57,12 @@ log = logging.getLogger("funade.gateway")
 ATTEMPTS = 3
 EJECT_SECONDS = 2.0
 SHADOW_MAX_INFLIGHT = 64
+INTERNAL = Refused(
+    500,
+    "internal",
+    "The gateway failed while handling this request; its log has the details.",
+    "Retry; if it happens again, report it with the gateway's log.",
+)
 
 
 class Gateway:
@@ -200,6 +206,9 @@ class Gateway:
                 )
         except Refused as refusal:
             await error(send, refusal)
+        except Exception:  # a fault of the gateway's own: a JSON 500 that says so, and a log line
+            log.exception("the gateway failed on %s %s", scope.get("method"), path)
+            await error(send, INTERNAL)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -398,7 +407,11 @@ class Gateway:
                         in ("content-type", "content-encoding", "inference-header-content-length")
                     ]
                     return response.status, out, payload, revision
-            except aiohttp.ClientConnectionError as exc:  # refused, reset, closed: try another
+            except aiohttp.ClientError as exc:
+                # Refused, reset, closed before or while answering (a replica killed mid-body
+                # is a ClientPayloadError), or an answer that is not HTTP: try another replica.
+                # Inference is idempotent, so a request the dead replica may have read is safe
+                # to send again.
                 last = exc
                 self._ejected[url] = time.monotonic() + EJECT_SECONDS
             except TimeoutError:
