@@ -13,11 +13,20 @@ import numpy as np
 import orjson
 
 from funade.gateway.app import Gateway
-from funade.gateway.merge import Answer, Merger, Request, mergeable, split, stack
+from funade.gateway.merge import (
+    Answer,
+    Merger,
+    Request,
+    mergeable,
+    mergeable_binary,
+    mergeable_v1,
+    split,
+    stack,
+)
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
 from tests.servers import serve
-from tests.serving.models import Slow
+from tests.serving.models import Paced, Slow
 
 
 def tensor(name: str, rows: list[list[float]], datatype: str = "FP64") -> dict[str, Any]:
@@ -95,7 +104,7 @@ def test_stacked_inputs_and_answers_cut_back_per_request() -> None:
 def test_a_spoiled_merged_call_is_sent_again_request_by_request() -> None:
     sent: list[int] = []
 
-    async def send(payload: bytes) -> Answer:
+    async def send(payload: bytes, replaced: list[tuple[str, str]]) -> Answer:
         doc = orjson.loads(payload)
         rows = doc["inputs"][0]["shape"][0]
         sent.append(rows)
@@ -131,7 +140,7 @@ def test_concurrent_requests_go_out_together_and_each_gets_its_answer(
 
         def call(value: float, **extra: Any) -> None:
             doc = {"inputs": [tensor("input", [[value]])], **extra}
-            answers[value] = httpx.post(infer, json=doc, timeout=30)
+            answers[value] = httpx.post(infer, json=doc, timeout=60)
 
         # keeps the group's call out (2 s, room for the others to arrive on a busy machine)
         first = threading.Thread(target=call, args=(2.0,))
@@ -154,3 +163,172 @@ def test_concurrent_requests_go_out_together_and_each_gets_its_answer(
             assert data["id"] == str(value)
     assert app.merger.merged_calls == 1
     assert app.merger.merged_requests == 5
+
+
+def binary_body(rows: list[list[float]], *, outputs: Any = None, **doc: Any) -> tuple[bytes, str]:
+    """A request with the binary tensor extension (x as FP64 bytes), and its header length."""
+    raw = np.asarray(rows, dtype="<f8").tobytes()
+    size = {"binary_data_size": len(raw)}
+    header: dict[str, Any] = {
+        "inputs": [{"name": "x", "datatype": "FP64", "shape": [len(rows), 2], "parameters": size}],
+        **doc,
+    }
+    if outputs is not None:
+        header["outputs"] = outputs
+    head = orjson.dumps(header)
+    return head + raw, str(len(head))
+
+
+Call = tuple[str, bytes, dict[str, str]]
+
+
+def forms(value: float, key: str, id_: str) -> list[Call]:
+    """One request of every form for a one-row input [value, value / 2]."""
+    row = [[value, value / 2]]
+    v2 = "/v2/models/paced/infer"
+    v1 = "/v1/models/paced:predict"
+    json_ = {"x-api-key": key, "content-type": "application/json"}
+    binary, length = binary_body(
+        row, outputs=[{"name": "double", "parameters": {"binary_data": True}}], id=id_
+    )
+    mixed, mixed_length = binary_body(
+        row, outputs=[{"name": "total"}, {"name": "double", "parameters": {"binary_data": True}}]
+    )
+    all_binary, all_length = binary_body(row, parameters={"binary_data_output": True})
+    return [
+        (v2, body(inputs=[tensor("x", row)], outputs=[{"name": "double"}], id=id_), json_),
+        (v2, body(inputs=[tensor("x", row)], outputs=[{"name": "total"}]), json_),
+        (v2, body(inputs=[tensor("x", row)]), json_),
+        (v2, binary, {**json_, "inference-header-content-length": length}),
+        (v2, mixed, {**json_, "inference-header-content-length": mixed_length}),
+        (v2, all_binary, {**json_, "inference-header-content-length": all_length}),
+        (v1, orjson.dumps({"instances": row}), json_),
+        (v1, orjson.dumps({"inputs": row}), json_),
+        (v1, orjson.dumps({"inputs": {"x": row}}), json_),
+    ]
+
+
+def answer_of(response: httpx.Response) -> tuple[int, Any, bytes, str | None]:
+    """What a client reads: status, the JSON (of the header part), the binary part, header
+    length."""
+    length = response.headers.get("inference-header-content-length")
+    cut = int(length) if length is not None else len(response.content)
+    return (
+        response.status_code,
+        orjson.loads(response.content[:cut]),
+        response.content[cut:],
+        length,
+    )
+
+
+def test_every_form_merges_and_each_answer_is_what_it_would_have_been_alone(
+    plane: Plane, database: Database
+) -> None:
+    plane.log(Paced(), "paced", sample_input={"x": np.array([[0.1, 0.2]])})
+    plane.client.create_deployment("paced")
+    plane.wait_rollout("paced", ("succeeded",))
+    keys = [plane.client.create_key(n, ["predict"], project="default").key for n in ("a", "b")]
+    merging = Gateway(database, refresh_seconds=0.1)
+    alone = Gateway(database, refresh_seconds=0.1, merge=False)
+    with serve(merging) as url, serve(alone) as alone_url:
+        for app in (merging, alone):
+            until(
+                lambda app=app: (
+                    app.table.routes.get("paced") and app.table.routes["paced"].replicas
+                ),
+                10,
+                "route",
+            )
+        got: dict[int, httpx.Response] = {}
+
+        def send(index: int, call: Call) -> None:
+            path, content, headers = call
+            got[index] = httpx.post(url + path, content=content, headers=headers, timeout=60)
+
+        def wave(values: list[float], extra: list[Call] = []) -> list[Call]:  # noqa: B006
+            """A holder per form keeps its group busy for 1.5 s; then the calls go together."""
+            got.clear()
+            holders = forms(1.5, keys[0], "holder")
+            held = [threading.Thread(target=send, args=(-1 - i, c)) for i, c in enumerate(holders)]
+            for thread in held:
+                thread.start()
+            time.sleep(0.5)
+            calls = [
+                call
+                for index, value in enumerate(values)
+                for call in forms(value, keys[index % 2], f"r{index}")
+            ] + extra
+            others = [threading.Thread(target=send, args=(i, c)) for i, c in enumerate(calls)]
+            for thread in others:
+                thread.start()
+            for thread in [*held, *others]:
+                thread.join(60)
+            for index, (path, content, headers) in enumerate(calls):
+                alone_answer = httpx.post(alone_url + path, content=content, headers=headers)
+                assert answer_of(got[index]) == answer_of(alone_answer), (index, content[:200])
+                assert got[index].headers["content-type"] == alone_answer.headers["content-type"]
+            return calls
+
+        calls = wave([0.1, 0.2, 0.3])
+        assert all(got[i].status_code == 200 for i in range(len(calls)))
+        by_form = dict(merging.merger.merged_by_form)
+        assert by_form == {"v2": 3, "v2-binary": 3, "v1": 3}, "each form's groups merged"
+        merged = merging.merger.merged_calls
+
+        wrong_key = forms(0.6, "fnd_wrong", "w")[0]  # refused at the gateway, never merged
+        calls = wave([0.1, -0.4, 0.3], [wrong_key])  # -0.4: a bad row in each form's batch
+        statuses = [got[i].status_code for i in range(len(calls))]
+        assert statuses[-1] == 401
+        assert sorted(set(statuses[9:18])) == [500], "each form's bad row: the model's error, alone"
+        assert statuses[:9] + statuses[18:27] == [200] * 18
+        assert merging.merger.merged_calls == merged, "the spoiled batches went one by one"
+
+
+def test_v1_requests_merge_only_with_rows_that_decode_alike() -> None:
+    def key(doc: Any) -> Any:
+        parsed = mergeable_v1(orjson.dumps(doc))
+        return None if parsed is None else parsed[1]
+
+    floats = key({"instances": [[1.5, 2.5]]})
+    assert floats == key({"instances": [[0.5, 1.0], [2.0, 3.0]]})
+    assert floats != key({"instances": [[1, 2]]}), "ints alone decode as int64: apart"
+    assert floats != key({"inputs": [[1.5, 2.5]]}), "rows and columns apart"
+    named = key({"instances": [{"a": 1.0, "b": "x"}]})
+    assert named == key({"instances": [{"b": "y", "a": 2.0}]})
+    assert named != key({"instances": [{"a": 1.0, "b": {"b64": "eA=="}}]})
+    assert key({"inputs": {"a": [1.0, 2.0], "b": ["x", "y"]}}) is not None
+    for alone in (
+        {"instances": [[1.0, None]]},  # nulls
+        {"instances": [[1.0, 2.0], [1.0]]},  # ragged
+        {"instances": [[1.0], [2]]},  # rows that decode differently
+        {"instances": []},
+        {"instances": [[1.0]], "signature_name": "x"},
+        {"inputs": {"a": [1.0], "b": [1.0, 2.0]}},  # columns of different lengths
+        {"inputs": {}},
+        [[1.0]],
+    ):
+        assert key(alone) is None, alone
+
+
+def test_binary_requests_merge_only_when_their_bytes_cut_by_rows() -> None:
+    raw, length = binary_body([[1.0, 2.0]], outputs=[{"name": "y"}])
+    parsed = mergeable_binary(raw, length.encode())
+    assert parsed is not None
+    assert parsed[0].parts == (np.asarray([[1.0, 2.0]], dtype="<f8").tobytes(),)
+    assert mergeable_binary(raw + b"x", length.encode()) is None, "bytes beyond the inputs"
+    assert mergeable_binary(raw[:-1], length.encode()) is None, "too few bytes"
+    assert mergeable_binary(raw, b"12x") is None
+    assert mergeable_binary(raw, str(len(raw) + 1).encode()) is None
+    text = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "s",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "parameters": {"binary_data_size": 5},
+                }
+            ]
+        }
+    )
+    assert mergeable_binary(text + b"\x01\0\0\0a", str(len(text)).encode()) is None, "BYTES"

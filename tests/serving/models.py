@@ -43,6 +43,24 @@ class Arithmetic:
         return {"double": x * 2, "total": x.sum(axis=1)}
 
 
+class Paced:
+    """``Arithmetic`` without its hang, that takes as long as its largest value between 1 and 5
+    (in seconds): a request with such a value keeps the gateway's merge group for its form busy,
+    so requests sent meanwhile queue up and go together."""
+
+    def load(self, path: Path) -> None:
+        pass
+
+    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        x = np.asarray(inputs["x"], dtype=np.float64)
+        if (x < 0).any():
+            raise ValueError("negative values are not allowed")
+        pause = x[(x >= 1) & (x < 5)]
+        if pause.size:
+            time.sleep(float(pause.max()))
+        return {"double": x * 2, "total": x.sum(axis=1)}
+
+
 class Fixed:
     """A model without a batch dimension: exactly three numbers in, their sum out."""
 

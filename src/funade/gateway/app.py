@@ -18,7 +18,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
-from typing import Any
 
 import aiohttp
 import orjson
@@ -45,7 +44,16 @@ from funade.gateway.http import (
 )
 from funade.gateway.keys import KeyCache
 from funade.gateway.limits import Buckets, retry_after
-from funade.gateway.merge import Answer, Merger, Request, mergeable
+from funade.gateway.merge import (
+    HEADER_LENGTH,
+    Answer,
+    Merger,
+    Parsed,
+    Request,
+    mergeable,
+    mergeable_binary,
+    mergeable_v1,
+)
 from funade.gateway.metrics import exposition
 from funade.gateway.table import Route, RoutingTable, load_table
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
@@ -277,13 +285,18 @@ class Gateway:
         try:
             merge = self._mergeable(method, target, headers, body)
             if merge is not None:
-                doc, rows, shapes = merge
+                request, shapes = merge
                 key = (route.name, target, order[0] if order else None, shapes)
 
-                def send_body(payload: bytes) -> Awaitable[Answer]:
-                    return self._forward(route, method, target, forward, payload, order)
+                def send_body(payload: bytes, replaced: list[tuple[str, str]]) -> Awaitable[Answer]:
+                    if replaced:
+                        names = {name for name, _ in replaced}
+                        sent = [(k, v) for k, v in forward if k not in names] + replaced
+                    else:
+                        sent = forward
+                    return self._forward(route, method, target, sent, payload, order)
 
-                answer = await self.merger.submit(key, Request(body, doc, rows), send_body)
+                answer = await self.merger.submit(key, request, send_body)
             else:
                 answer = await self._forward(route, method, target, forward, body, order)
             status, response_headers, payload, revision = answer
@@ -340,18 +353,25 @@ class Gateway:
 
     def _mergeable(
         self, method: str, target: str, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[dict[str, Any], int, tuple[Any, ...]] | None:
-        """The parsed request if it may be merged with others (see ``merge.py``)."""
-        if (
-            not self.merge
-            or method != "POST"
-            or not target.endswith("/infer")
-            or "/versions/" in target
-            or b"inference-header-content-length" in headers
-            or b"content-encoding" in headers
-        ):
+    ) -> Parsed | None:
+        """The parsed request and its merge key if it may be merged with others, in any form
+        (``merge.py``)."""
+        if not self.merge or method != "POST" or b"content-encoding" in headers:
             return None
-        return mergeable(body)
+        if "/versions/" in target:
+            return None
+        if target.endswith("/infer"):
+            length = headers.get(HEADER_LENGTH)
+            if length is not None:
+                return mergeable_binary(body, length)
+            parsed = mergeable(body)
+            if parsed is None:
+                return None
+            doc, rows, key = parsed
+            return Request(body, doc, rows), key
+        if target.endswith(":predict"):
+            return mergeable_v1(body)
+        return None
 
     def _candidates(self, route: Route, order: list[int]) -> list[tuple[int, str]]:
         """(revision, replica URL) pairs to try in order: the picked revision's replicas by

@@ -1,45 +1,80 @@
 """Merging concurrent inference requests for one revision into one upstream call.
 
-Requests that can be merged — ``POST /v2/models/{name}/infer`` with a small JSON body, flat
-``data``, no ``parameters``, and outputs asked for by name only — are grouped by what makes
-them stackable (the revision drawn for them, their inputs' names, datatypes and shapes past the
-first axis, the outputs asked for). A request that finds its group idle goes out on the event
-loop's next turn (alone, as it came, unless others arrived in the same turn), so a lone request
-waits for nothing; requests arriving while the group's call is out wait for it and then go
-together, their inputs stacked along the first axis, and the answer
-is cut back into one per request. If the merged call is refused (say one request has a value out
-of range), every request is sent again on its own, so each gets its own answer.
+Every request form a client sends can be merged with others of its own form:
+
+- **v2 JSON** (``POST /v2/models/{name}/infer``): flat ``data``, no ``parameters``, outputs asked
+  for by name only (or not at all);
+- **v2 binary** (the binary tensor extension: a JSON header of ``Inference-Header-Content-Length``
+  bytes, then each input's raw bytes): fixed-size datatypes, outputs asked for by name with at
+  most a ``binary_data`` flag, and at most a ``binary_data_output`` parameter;
+- **v1** (``POST /v1/models/{name}:predict``): ``instances`` (rows) or ``inputs`` (a column, or an
+  object of named columns).
+
+Requests are grouped by what makes them stack into exactly what each would have been alone: the
+form, the revision drawn for them, their inputs' names, datatypes and shapes past the first axis
+(for v1, the JSON structure and value types of every row, so the replica infers the same dtypes),
+and the outputs asked for. A request that finds its group idle goes out on the event loop's next
+turn (alone, as it came, unless others arrived in the same turn), so a lone request waits for
+nothing; requests arriving while the group's call is out wait for it and then go together, their
+inputs stacked along the first axis, and the answer is cut back into one per request, each with
+its own ``id`` and, for binary answers, its own header length. If the merged call is refused (say
+one request has a value out of range), or its answer cannot be cut back row by row, every request
+is sent again on its own, so each gets the answer and the error it would have had alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 MAX_MERGE_BODY = 64 * 1024
 """Bodies larger than this go alone: merging helps small requests, and parsing costs."""
 
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes, int]
+HEADER_LENGTH = b"inference-header-content-length"
+
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes, int]
 """(status, headers, body, revision) from the replica."""
-Send = Callable[[bytes], Awaitable[Answer]]
+Send = Callable[[bytes, list[tuple[str, str]]], Awaitable[Answer]]
+"""Forwards a body to a replica, with headers that replace the request's own of the same name."""
+
+ITEM_SIZES = {
+    "BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "BF16": 2,
+    "UINT32": 4, "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8,
+}  # fmt: skip
+"""Bytes per element of the binary datatypes that can be cut by rows (not ``BYTES``)."""
 
 
 @dataclass(frozen=True)
 class Request:
-    """One mergeable request: its body as it came, parsed, and its rows."""
+    """One mergeable request: its body as it came, parsed, its rows and its form."""
 
     body: bytes
     doc: dict[str, Any]
+    """The parsed body (for a binary request, its JSON header)."""
     rows: int
+    form: str = "v2"
+    """``v2`` (JSON), ``v2-binary`` or ``v1``."""
+    parts: tuple[bytes, ...] = ()
+    """A binary request's raw bytes, one piece per input."""
+
+
+Parsed = tuple[Request, tuple[Any, ...]]
+"""A mergeable request and the key it merges under."""
+
+
+# v2 JSON -----------------------------------------------------------------------------------
 
 
 def mergeable(body: bytes) -> tuple[dict[str, Any], int, tuple[Any, ...]] | None:
-    """The parsed request, its rows and the key it merges under, or None if it goes alone."""
+    """A v2 JSON request parsed: the document, its rows and the key it merges under, or None
+    if it goes alone."""
     if len(body) > MAX_MERGE_BODY:
         return None
     try:
@@ -58,9 +93,7 @@ def mergeable(body: bytes) -> tuple[dict[str, Any], int, tuple[Any, ...]] | None
             return None
         shape, data = tensor["shape"], tensor["data"]
         if (
-            not isinstance(shape, list)
-            or not shape
-            or not all(isinstance(n, int) and n >= 0 for n in shape)
+            not _is_shape(shape)
             or not isinstance(data, list)
             or (data and isinstance(data[0], list))
             or len(data) != math.prod(shape)
@@ -83,7 +116,7 @@ def mergeable(body: bytes) -> tuple[dict[str, Any], int, tuple[Any, ...]] | None
 
 
 def stack(batch: list[Request]) -> bytes:
-    """One request whose inputs are the batch's, stacked along the first axis."""
+    """One v2 JSON request whose inputs are the batch's, stacked along the first axis."""
     first = batch[0].doc
     inputs = []
     for index, tensor in enumerate(first["inputs"]):
@@ -99,23 +132,301 @@ def stack(batch: list[Request]) -> bytes:
 
 
 def split(payload: bytes, batch: list[Request]) -> list[bytes] | None:
-    """The merged answer cut into one answer per request, or None if it cannot be."""
+    """A merged v2 JSON answer cut into one answer per request, or None if it cannot be."""
+    doc = _object(payload)
+    if doc is None or set(doc) - {"model_name", "model_version", "id", "outputs"}:
+        return None
+    cut = _cut_outputs(doc.get("outputs"), batch, b"")
+    if cut is None:
+        return None
+    return [orjson.dumps(_answer(doc, request, outputs)) for request, (outputs, _) in cut]
+
+
+# v2 binary ---------------------------------------------------------------------------------
+
+
+def mergeable_binary(body: bytes, header_length: bytes) -> Parsed | None:
+    """A request with the binary tensor extension parsed, or None if it goes alone."""
+    if len(body) > MAX_MERGE_BODY or not header_length.isdigit():
+        return None
+    length = int(header_length)
+    doc = _object(body[:length]) if 0 < length <= len(body) else None
+    if doc is None or set(doc) - {"inputs", "outputs", "id", "parameters"}:
+        return None
+    parameters = doc.get("parameters", {})
+    if not isinstance(parameters, dict) or set(parameters) - {"binary_data_output"}:
+        return None
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        return None
+    rows = None
+    shapes = []
+    parts = []
+    offset = length
+    for tensor in inputs:
+        if not isinstance(tensor, dict) or set(tensor) != {
+            "name",
+            "datatype",
+            "shape",
+            "parameters",
+        }:
+            return None
+        shape, datatype, size = tensor["shape"], tensor["datatype"], tensor["parameters"]
+        if (
+            not _is_shape(shape)
+            or datatype not in ITEM_SIZES
+            or not isinstance(size, dict)
+            or set(size) != {"binary_data_size"}
+            or size["binary_data_size"] != math.prod(shape) * ITEM_SIZES[datatype]
+            or (rows is not None and shape[0] != rows)
+        ):
+            return None
+        rows = shape[0]
+        shapes.append((tensor["name"], datatype, tuple(shape[1:])))
+        end = offset + size["binary_data_size"]
+        parts.append(body[offset:end])
+        offset = end
+    if offset != len(body) or not rows:
+        return None
+    wanted = _binary_outputs(doc.get("outputs"))
+    if wanted is None:
+        return None
+    key = ("v2-binary", tuple(shapes), wanted, orjson.dumps(parameters))
+    return Request(body, doc, rows, "v2-binary", tuple(parts)), key
+
+
+def _binary_outputs(outputs: Any) -> tuple[Any, ...] | None:
+    """The outputs asked for, as a key: by name, with a ``binary_data`` flag at most."""
+    if outputs is None:
+        return ()
+    if not isinstance(outputs, list):
+        return None
+    wanted = []
+    for output in outputs:
+        if not isinstance(output, dict) or set(output) - {"name", "parameters"}:
+            return None
+        parameters = output.get("parameters", {})
+        if not isinstance(parameters, dict) or set(parameters) - {"binary_data"}:
+            return None
+        wanted.append((output.get("name"), orjson.dumps(parameters)))
+    return tuple(wanted)
+
+
+def _stack_binary(batch: list[Request]) -> tuple[bytes, list[tuple[str, str]]]:
+    first = batch[0].doc
+    total = sum(r.rows for r in batch)
+    inputs = []
+    pieces = []
+    for index, tensor in enumerate(first["inputs"]):
+        data = [request.parts[index] for request in batch]
+        pieces += data
+        size = {"binary_data_size": sum(len(d) for d in data)}
+        inputs.append({**tensor, "shape": [total, *tensor["shape"][1:]], "parameters": size})
+    merged: dict[str, Any] = {"inputs": inputs}
+    merged.update({k: first[k] for k in ("outputs", "parameters") if k in first})
+    header = orjson.dumps(merged)
+    return header + b"".join(pieces), [(HEADER_LENGTH.decode(), str(len(header)))]
+
+
+def _split_binary(payload: bytes, headers: Headers, batch: list[Request]) -> list[Cut] | None:
+    length_value = dict(headers).get(HEADER_LENGTH)
+    length = int(length_value) if length_value is not None and length_value.isdigit() else None
+    doc = _object(payload if length is None else payload[:length])
+    if doc is None or set(doc) - {"model_name", "model_version", "id", "outputs", "parameters"}:
+        return None
+    cut = _cut_outputs(doc.get("outputs"), batch, payload[length:] if length else b"")
+    if cut is None:
+        return None
+    answers: list[Cut] = []
+    for request, (outputs, binary) in cut:
+        head = orjson.dumps(_answer(doc, request, outputs))
+        if length is None:
+            answers.append((head, []))
+        else:
+            answers.append((head + binary, [(HEADER_LENGTH, str(len(head)).encode())]))
+    return answers
+
+
+# v1 ----------------------------------------------------------------------------------------
+
+
+def mergeable_v1(body: bytes) -> Parsed | None:
+    """A v1 ``:predict`` request parsed, or None if it goes alone: every row must have the same
+    JSON structure and value types (so the stacked rows decode as each request's would)."""
+    if len(body) > MAX_MERGE_BODY:
+        return None
+    doc = _object(body)
+    if doc is None or len(doc) != 1:
+        return None
+    ((field_name, values),) = doc.items()
+    if field_name not in ("instances", "inputs"):
+        return None
+    if isinstance(values, dict):  # named columns: {"name": [rows...], ...}
+        if field_name != "inputs" or not values:
+            return None
+        columns = []
+        rows = None
+        for name in sorted(values):
+            column = values[name]
+            kind = _rows_kind(column)
+            if kind is None or (rows is not None and len(column) != rows):
+                return None
+            rows = len(column)
+            columns.append((name, kind))
+        assert rows is not None
+        return Request(body, doc, rows, "v1"), ("v1", field_name, tuple(columns))
+    kind = _rows_kind(values)
+    if kind is None:
+        return None
+    return Request(body, doc, len(values), "v1"), ("v1", field_name, kind)
+
+
+def _rows_kind(rows: Any) -> Any:
+    """The structure every row of ``rows`` shares, or None if they differ or hold nulls."""
+    if not isinstance(rows, list) or not rows:
+        return None
+    kind = _kind(rows[0])
+    if kind is None or any(_kind(row) != kind for row in rows[1:]):
+        return None
+    return kind
+
+
+def _kind(value: Any) -> Any:
+    """A value's JSON structure and leaf types: 'f', 'i', 'b', 's', 'b64', tuples for lists,
+    ('d', ...) for objects; None for nulls and anything else."""
+    kind = type(value)
+    if kind is float:
+        return "f"
+    if kind is int:
+        return "i"
+    if kind is bool:
+        return "b"
+    if kind is str:
+        return "s"
+    if kind is list:
+        kinds = tuple(_kind(v) for v in value)
+        return None if None in kinds else kinds
+    if kind is dict:
+        if set(value) == {"b64"}:
+            return "b64" if isinstance(value["b64"], str) else None
+        kinds = tuple((k, _kind(v)) for k, v in sorted(value.items()))
+        return None if any(k is None for _, k in kinds) else ("d", kinds)
+    return None
+
+
+def _stack_v1(batch: list[Request]) -> bytes:
+    ((field_name, first),) = batch[0].doc.items()
+    if isinstance(first, dict):
+        return orjson.dumps(
+            {
+                field_name: {
+                    name: [v for r in batch for v in r.doc[field_name][name]] for name in first
+                }
+            }
+        )
+    return orjson.dumps({field_name: [v for r in batch for v in r.doc[field_name]]})
+
+
+def _split_v1(payload: bytes, batch: list[Request]) -> list[bytes] | None:
+    doc = _object(payload)
+    predictions = doc.get("predictions") if doc is not None and len(doc) == 1 else None
+    if not isinstance(predictions, list) or len(predictions) != sum(r.rows for r in batch):
+        return None
+    answers = []
+    offset = 0
+    for request in batch:
+        answers.append(orjson.dumps({"predictions": predictions[offset : offset + request.rows]}))
+        offset += request.rows
+    return answers
+
+
+# Shared ------------------------------------------------------------------------------------
+
+Cut = tuple[bytes, Headers]
+"""One request's answer body, and the headers that replace the merged answer's."""
+
+
+def stack_any(batch: list[Request]) -> tuple[bytes, list[tuple[str, str]]]:
+    """The merged body of a batch of one form, and the headers it needs."""
+    form = batch[0].form
+    if form == "v2-binary":
+        return _stack_binary(batch)
+    return (_stack_v1(batch) if form == "v1" else stack(batch)), []
+
+
+def split_any(payload: bytes, headers: Headers, batch: list[Request]) -> list[Cut] | None:
+    """The merged answer cut into one per request, or None if it cannot be."""
+    form = batch[0].form
+    if form == "v2-binary":
+        return _split_binary(payload, headers, batch)
+    answers = _split_v1(payload, batch) if form == "v1" else split(payload, batch)
+    return None if answers is None else [(a, []) for a in answers]
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
     try:
-        doc = orjson.loads(payload)
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) else None
+
+
+def _is_shape(shape: Any) -> TypeGuard[list[int]]:
+    return isinstance(shape, list) and bool(shape) and all(type(n) is int and n >= 0 for n in shape)
+
+
+def _answer(doc: dict[str, Any], request: Request, outputs: list[Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = {k: doc[k] for k in ("model_name", "model_version") if k in doc}
+    answer["outputs"] = outputs
+    if "parameters" in doc:
+        answer["parameters"] = doc["parameters"]
+    if "id" in request.doc:
+        answer["id"] = request.doc["id"]
+    return answer
+
+
+def _cut_outputs(
+    outputs: Any, batch: list[Request], binary: bytes
+) -> list[tuple[Request, tuple[list[Any], bytes]]] | None:
+    """Each request's outputs (JSON ``data`` cut by rows, or its share of ``binary``, which
+    holds the outputs with ``binary_data_size`` in order), or None if one cannot be cut."""
     if not isinstance(outputs, list):
         return None
     total = sum(r.rows for r in batch)
     parts: list[list[dict[str, Any]]] = [[] for _ in batch]
+    pieces: list[list[bytes]] = [[] for _ in batch]
+    offset_bytes = 0
     for output in outputs:
-        shape, data = output.get("shape"), output.get("data")
+        if not isinstance(output, dict):
+            return None
+        shape = output.get("shape")
+        parameters = output.get("parameters")
+        if not _is_shape(shape) or shape[0] != total or not total:
+            return None
+        if parameters is not None:  # binary: its bytes follow the header, in output order
+            if (
+                set(output) != {"name", "datatype", "shape", "parameters"}
+                or not isinstance(parameters, dict)
+                or set(parameters) != {"binary_data_size"}
+            ):
+                return None
+            size = parameters["binary_data_size"]
+            if not isinstance(size, int) or size % total or offset_bytes + size > len(binary):
+                return None
+            per_row = size // total
+            start = offset_bytes
+            for index, request in enumerate(batch):
+                piece = binary[start : start + request.rows * per_row]
+                pieces[index].append(piece)
+                size_of = {"binary_data_size": len(piece)}
+                shape_of = [request.rows, *shape[1:]]
+                parts[index].append({**output, "shape": shape_of, "parameters": size_of})
+                start += request.rows * per_row
+            offset_bytes += size
+            continue
+        data = output.get("data")
         if (
-            set(output) - {"name", "datatype", "shape", "data"}
-            or not isinstance(shape, list)
-            or not shape
-            or shape[0] != total
+            set(output) != {"name", "datatype", "shape", "data"}
             or not isinstance(data, list)
             or (data and isinstance(data[0], list))
         ):
@@ -125,22 +436,22 @@ def split(payload: bytes, batch: list[Request]) -> list[bytes] | None:
             return None
         offset = 0
         for index, request in enumerate(batch):
-            piece = data[offset * per_row : (offset + request.rows) * per_row]
-            parts[index].append({**output, "shape": [request.rows, *shape[1:]], "data": piece})
+            piece_data = data[offset * per_row : (offset + request.rows) * per_row]
+            parts[index].append({**output, "shape": [request.rows, *shape[1:]], "data": piece_data})
             offset += request.rows
-    head = {k: doc[k] for k in ("model_name", "model_version") if k in doc}
-    answers = []
-    for request, part in zip(batch, parts, strict=True):
-        answer = {**head, "outputs": part}
-        if "id" in request.doc:
-            answer["id"] = request.doc["id"]
-        answers.append(orjson.dumps(answer))
-    return answers
+    if offset_bytes != len(binary):
+        return None
+    return [
+        (request, (part, b"".join(piece)))
+        for request, part, piece in zip(batch, parts, pieces, strict=True)
+    ]
 
 
 @dataclass
 class _Waiting:
     request: Request
+    send: Send
+    """How this request goes alone (with its own headers)."""
     done: asyncio.Future[Answer]
 
 
@@ -158,19 +469,21 @@ class Merger:
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self.merged_calls = 0
         self.merged_requests = 0
+        self.merged_by_form: collections.Counter[str] = collections.Counter()
+        """Merged upstream calls by request form."""
 
     async def submit(self, key: tuple[Any, ...], request: Request, send: Send) -> Answer:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group()
-        waiting = _Waiting(request, asyncio.get_running_loop().create_future())
+        waiting = _Waiting(request, send, asyncio.get_running_loop().create_future())
         group.waiting.append(waiting)
         if not group.busy:
             group.busy = True
-            asyncio.get_running_loop().create_task(self._drain(key, group, send))
+            asyncio.get_running_loop().create_task(self._drain(key, group))
         return await waiting.done
 
-    async def _drain(self, key: tuple[Any, ...], group: _Group, send: Send) -> None:
+    async def _drain(self, key: tuple[Any, ...], group: _Group) -> None:
         try:
             while group.waiting:
                 batch: list[_Waiting] = []
@@ -180,32 +493,34 @@ class Merger:
                 ):
                     batch.append(group.waiting.pop(0))
                     rows += batch[-1].request.rows
-                await self._send(batch, send)
+                await self._send(batch)
         finally:
             group.busy = False
             if not group.waiting and self._groups.get(key) is group:
                 del self._groups[key]
 
-    async def _send(self, batch: list[_Waiting], send: Send) -> None:
+    async def _send(self, batch: list[_Waiting]) -> None:
         if len(batch) == 1:
-            await _settle(batch[0].done, send(batch[0].request.body))
+            await _settle(batch[0].done, batch[0].send(batch[0].request.body, []))
             return
         requests = [w.request for w in batch]
-        try:
-            status, headers, payload, revision = await send(stack(requests))
+        try:  # with the first request's headers, the merged body's own replacing its
+            status, headers, payload, revision = await batch[0].send(*stack_any(requests))
         except Exception as exc:
             for waiting in batch:
                 if not waiting.done.done():
                     waiting.done.set_exception(exc)
             return
-        answers = split(payload, requests) if status == 200 else None
+        answers = split_any(payload, headers, requests) if status == 200 else None
         if answers is None:  # one request spoiled the batch (or the answer is odd): one by one
-            await asyncio.gather(*(_settle(w.done, send(w.request.body)) for w in batch))
+            await asyncio.gather(*(_settle(w.done, w.send(w.request.body, [])) for w in batch))
             return
         self.merged_calls += 1
         self.merged_requests += len(batch)
-        kept = [(k, v) for k, v in headers if k != b"content-length"]
-        for waiting, answer in zip(batch, answers, strict=True):
+        self.merged_by_form[requests[0].form] += 1
+        for waiting, (answer, replaced) in zip(batch, answers, strict=True):
+            names = {name for name, _ in replaced} | {b"content-length"}
+            kept = [(k, v) for k, v in headers if k not in names] + replaced
             if not waiting.done.done():
                 waiting.done.set_result((status, kept, answer, revision))
 
