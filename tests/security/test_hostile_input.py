@@ -867,13 +867,44 @@ def test_a_header_the_gateway_forwards_must_be_ascii(
             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body,
         )
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
-        assert b"holds bytes that are not ASCII" in answer
+        assert b"holds bytes that are not printable ASCII" in answer
     ok = httpx.post(
         f"{url}/v2/models/calc/infer",
         content=body,
         headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
     )
     assert ok.status_code == 200, ok.text
+
+
+def test_an_encoded_line_break_in_the_path_stays_encoded_on_the_way_to_the_replica(
+    calc: Plane,  # noqa: F811
+    gateway: tuple[str, Gateway],  # noqa: F811
+) -> None:
+    """The gateway forwards the path as the client sent it: decoded, a %0d%0a would end the
+    request line to the replica and let a client write headers (a token) of its own."""
+    url, _ = gateway
+    key = calc.client.create_key("smuggler", ["predict"], project="default").key
+    for path in (
+        b"/v2/models/calc/infer%0d%0aAuthorization:%20Bearer%20x%0d%0a",
+        b"/v2/models/calc%0d%0a/infer",
+        b"/v1/models/calc:predict%0aX:%201",
+    ):
+        answer = _raw(
+            url,
+            b"POST " + path + b" HTTP/1.1\r\nHost: gateway\r\nX-API-Key: " + key.encode()
+            + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        )  # fmt: skip
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, answer[:300]
+        assert b'"error"' in answer
+    # the line break, still encoded, reached the replica as part of a path it does not serve
+    answer = _raw(
+        url,
+        b"POST /v2/models/calc/infer%0d%0a HTTP/1.1\r\nHost: gateway\r\nX-API-Key: "
+        + key.encode() + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )  # fmt: skip
+    assert answer.startswith((b"HTTP/1.1 404 ", b"HTTP/1.1 405 ")), answer[:300]
+    assert b"funade-revision: 1" in answer.lower(), "answered by the replica, whole"
 
 
 def test_a_deployment_replica_answers_unknown_paths_in_json(

@@ -5,7 +5,8 @@ For each request: find the route → check the client address → check the key 
 the deployment's project; cached for a few seconds, and kept while the store is away) → take a
 token from the deployment's and the key's buckets → read the body up to the limit → pick a
 revision by weight (stable for a sticky user) and its replica with the fewest requests in flight →
-forward over a keep-alive pool. A connection that fails is retried on another replica, then on
+forward over kept-alive connections
+(``upstream.py``). A connection that fails is retried on another replica, then on
 another revision's; the answer gets ``funade-revision`` and ``funade-model-version`` headers.
 A shadow revision gets a copy of the request in the background; its answer is dropped.
 """
@@ -15,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
 
-import aiohttp
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 
@@ -58,6 +59,7 @@ from funade.gateway.metrics import exposition
 from funade.gateway.table import Route, RoutingTable, load_table
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
 from funade.gateway.tryit import TryIt
+from funade.gateway.upstream import Upstream, UpstreamError
 from funade.store import Database
 
 log = logging.getLogger("funade.gateway")
@@ -105,7 +107,8 @@ class Gateway:
         self._inflight: dict[str, int] = {}
         self._ejected: dict[str, float] = {}
         self._shadows = 0
-        self._session: aiohttp.ClientSession | None = None
+        self.upstream = Upstream()
+        """Kept-alive connections to the replicas."""
         self._refresher: asyncio.Task[None] | None = None
         self.registry = CollectorRegistry()
         labels = ["deployment", "revision"]
@@ -138,25 +141,24 @@ class Gateway:
     # Lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None)
-        self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-        )
         await self.refresh()
         self._refresher = asyncio.create_task(self._refresh_forever())
 
     async def stop(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
-        if self._session is not None:
-            await self._session.close()
+        self.upstream.close()
         await self.flush_stats()
 
     async def refresh(self) -> None:
         """Reload the routing table; on failure keep the last good one and say why."""
         try:
-            self.table = await asyncio.to_thread(load_table, self.db, time.time())
+            table = await asyncio.to_thread(load_table, self.db, time.time())
+            gone = _replica_urls(self.table) - _replica_urls(table)
+            self.table = table
             self.table_error = ""
+            for url in gone:
+                self.upstream.forget(url)
         except Exception as exc:  # the store is away: serve from the last good table
             if not self.table_error:
                 log.warning("routing table not reloaded, keeping the last good one: %s", exc)
@@ -279,7 +281,7 @@ class Gateway:
             raise
         sticky = sticky_of(headers)
         forward = forwarded_headers(headers)
-        target = path + ("?" + scope["query_string"].decode() if scope.get("query_string") else "")
+        target = upstream_target(scope)
         method: str = scope["method"]
         order = route.pick(sticky)
         try:
@@ -395,7 +397,6 @@ class Gateway:
     ) -> Answer:
         """Send ``body`` to a replica of the first revision in ``order`` that has one; on a
         connection failure, to the next replica (at most ``ATTEMPTS`` in all)."""
-        assert self._session is not None
         candidates = self._candidates(route, order)
         if not candidates:
             raise Refused(
@@ -405,29 +406,19 @@ class Gateway:
                 "Retry in a moment; `funade deployments show` says what its replicas do.",
                 {"Retry-After": "1"},
             )
-        timeout = aiohttp.ClientTimeout(total=route.policy.timeout_seconds)
+        timeout = route.policy.timeout_seconds
         last: Exception | None = None
         for attempt, (revision, url) in enumerate(candidates[:ATTEMPTS]):
             if attempt:
                 self.retries.labels(route.name).inc()
             self._inflight[url] = self._inflight.get(url, 0) + 1
             try:
-                async with self._session.request(
-                    method,
-                    url + target,
-                    data=body,
-                    headers=headers + route.credential(url),
-                    timeout=timeout,
-                ) as response:
-                    payload = await response.read()
-                    out = [
-                        (k.lower().encode(), v.encode())
-                        for k, v in response.headers.items()
-                        if k.lower()
-                        in ("content-type", "content-encoding", "inference-header-content-length")
-                    ]
-                    return response.status, out, payload, revision
-            except aiohttp.ClientError as exc:
+                status, answered, payload = await self.upstream.request(
+                    url, method, target, headers + route.credential(url), body, timeout
+                )
+                out = [(k, v) for k, v in answered if k in PASSED_BACK]
+                return status, out, payload, revision
+            except UpstreamError as exc:
                 # Refused, reset, closed before or while answering (a replica killed mid-body
                 # is a ClientPayloadError), or an answer that is not HTTP: try another replica.
                 # Inference is idempotent, so a request the dead replica may have read is safe
@@ -461,7 +452,7 @@ class Gateway:
     ) -> None:
         """Send a copy to the shadow revision; never waited for, dropped when too many are out."""
         urls = route.replicas.get(route.shadow or 0, ())
-        if not urls or self._shadows >= SHADOW_MAX_INFLIGHT or self._session is None:
+        if not urls or self._shadows >= SHADOW_MAX_INFLIGHT:
             return
         url = min(urls, key=lambda u: self._inflight.get(u, 0))
         self._shadows += 1
@@ -469,22 +460,14 @@ class Gateway:
         shadow = route.shadow or 0
 
         async def send_copy() -> None:
-            assert self._session is not None
             started = time.perf_counter()
             error = True
             try:
-                async with self._session.request(
-                    method,
-                    url + target,
-                    data=body,
-                    headers=headers + route.credential(url),
-                    timeout=aiohttp.ClientTimeout(total=30),
-                ) as response:
-                    await response.read()
-                    error = response.status >= 500
-                    self.requests.labels(
-                        route.name, f"shadow-{route.shadow}", str(response.status)
-                    ).inc()
+                status, _, _ = await self.upstream.request(
+                    url, method, target, headers + route.credential(url), body, 30
+                )
+                error = status >= 500
+                self.requests.labels(route.name, f"shadow-{route.shadow}", str(status)).inc()
             except Exception:
                 self.requests.labels(route.name, f"shadow-{route.shadow}", "error").inc()
             finally:
@@ -495,19 +478,41 @@ class Gateway:
         asyncio.get_running_loop().create_task(send_copy())
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+PASSED_BACK = frozenset({b"content-type", b"content-encoding", b"inference-header-content-length"})
+"""The replica's answer headers a client gets (besides the gateway's own)."""
+
+
+def upstream_target(scope: Scope) -> str:
+    """The path and query the replica is asked for, as the client sent them (still encoded:
+    the decoded path could carry characters, a CR or LF, that are not allowed on a request
+    line)."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    return (raw + b"?" + query).decode("latin-1") if query else raw.decode("latin-1")
+
+
+def _replica_urls(table: RoutingTable) -> set[str]:
+    return {
+        url for route in table.routes.values() for urls in route.replicas.values() for url in urls
+    }
+
+
 def forwarded_headers(headers: dict[bytes, bytes]) -> list[tuple[str, str]]:
-    """The request headers a replica gets (``FORWARD``); a value that is not ASCII, which HTTP
-    allows as opaque bytes but no replica reads, is refused with a 400 naming the header."""
+    """The request headers a replica gets (``FORWARD``); a value that is not printable ASCII,
+    which HTTP allows as opaque bytes but no replica reads (and a control character could end
+    the header on the way to the replica), is refused with a 400 naming the header."""
     out = []
     for name, value in headers.items():
         if name in FORWARD:
-            if not value.isascii():
+            if not value.isascii() or _CONTROL.search(value):
                 header = name.decode()
                 raise Refused(
                     400,
                     "invalid_input",
-                    f"Header {header!r} holds bytes that are not ASCII.",
-                    f"Send {header} as ASCII text.",
+                    f"Header {header!r} holds bytes that are not printable ASCII.",
+                    f"Send {header} as ASCII text without control characters.",
                 )
             out.append((name.decode(), value.decode()))
     return out
