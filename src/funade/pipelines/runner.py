@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from funade.api.schemas import CacheEntryOut, RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.artifacts import ArtifactCache
 from funade.artifacts.digest import sha256_file
 from funade.client import Client
@@ -51,6 +50,7 @@ from funade.pipelines.engine import (
     Stored,
     Succeeded,
 )
+from funade.pipelines.schemas import CacheEntryOut, RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.task import RESULT
 from funade.pipelines.zygote import ZygoteProcess

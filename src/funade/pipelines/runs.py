@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from funade.api.schemas import RunAttemptIn, RunEventsIn, RunIn, RunOut, RunUpdate
 from funade.client import Client
 from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
 from funade.pipelines.config import apply_env, load_env
@@ -24,6 +23,7 @@ from funade.pipelines.engine import Stored
 from funade.pipelines.loader import load_pipeline, normalize_target
 from funade.pipelines.params import bind_params, check_resume_params
 from funade.pipelines.runner import Observer, Runner, utc_now
+from funade.pipelines.schemas import RunAttemptIn, RunEventsIn, RunIn, RunOut, RunUpdate
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.zygote import ZygoteProcess
 
