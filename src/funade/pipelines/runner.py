@@ -5,7 +5,8 @@ runs, and makes runners). It starts a zygote (``zygote.py``) that
 imports the pipeline's code once and forks a process per step; it feeds what happens to the
 :class:`~funade.pipelines.engine.Engine` and does what the engine decides: start a step,
 reuse a cache hit, settle, stop, finish. Everything it learns is reported to the control plane
-through ``funade.Client`` (``POST /api/v1/runs/{id}/events``), batched, and always before a
+through a :class:`~funade.pipelines.reporting.RunReporter` (``funade.Client`` with the run's
+token: ``POST /api/v1/runs/{id}/events``), batched, and always before a
 step that depends on it starts, so a runner killed at any moment leaves records a resume can
 trust: a step recorded as succeeded has its outputs stored.
 
@@ -31,7 +32,6 @@ from urllib.parse import quote
 
 from funade.artifacts import ArtifactCache
 from funade.artifacts.digest import sha256_file
-from funade.client import Client
 from funade.errors import FunadeError, InvalidInputError
 from funade.pipelines import logtail, notify
 from funade.pipelines.engine import (
@@ -50,6 +50,7 @@ from funade.pipelines.engine import (
     Stored,
     Succeeded,
 )
+from funade.pipelines.reporting import RunReporter
 from funade.pipelines.schemas import CacheEntryOut, RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.task import RESULT
@@ -127,7 +128,7 @@ class Runner:
 
     def __init__(
         self,
-        client: Client,
+        client: RunReporter,
         spec: PipelineSpec,
         run: RunOut,
         *,
@@ -688,7 +689,7 @@ def _remove_attempt(out_dir: Path) -> None:
             shutil.rmtree(out_dir)
 
 
-def run_page(client: Client, run: RunOut) -> str:
+def run_page(client: RunReporter, run: RunOut) -> str:
     """The run's page on the dashboard, as a person's browser reaches it: at the control
     plane's URL, or, for a run recorded in a local home, where `funade up` serves it."""
     base = client.url
