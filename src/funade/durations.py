@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from funade.errors import InvalidInputError
 
-__all__ = ["parse_seconds"]
+__all__ = ["format_seconds", "parse_seconds"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -26,3 +26,13 @@ def parse_seconds(value: float | str, *, field: str, label: str) -> float:
             value=value,
             fix="Give seconds, or a number with s, m, h or d, e.g. '30s' or '10m'.",
         ) from None
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds as :func:`parse_seconds` reads them back, in the largest unit up to hours:
+    ``90`` → ``"1.5m"``, ``7200`` → ``"2h"``, ``12.5`` → ``"12.5s"``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"

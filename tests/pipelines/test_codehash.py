@@ -478,3 +478,36 @@ def test_packages_installed_from_a_local_path_are_hashed_by_content(
     assert edited["released"][0] == base["released"][0]  # an installed release: its version
     upgraded = digests("def value():\n    return 2\n", "def value():\n    return 2\n", "1.1")
     assert upgraded["released"][1] == {"vendored": "1.1"}
+
+
+def test_a_step_that_calls_another_step_hashes_that_steps_function(project: Project) -> None:
+    """A step object a step refers to counts by its function (codereader knows where the DSL
+    defines steps and pipelines), so the caller stays cacheable and follows the callee's edits."""
+    project.edit(
+        "flow",
+        "@funade.pipeline\n",
+        "@funade.step\ndef twice(x: int) -> int:\n    return plain(x) * 2\n\n\n@funade.pipeline\n",
+    )
+    project.edit("flow", "    plain(x)\n", "    plain(x)\n    twice(x)\n")
+    before = project.digests()
+    project.edit("flow", "return x + 1", "return x + 2")
+    assert changed(before, project.digests()) == {"plain", "twice"}
+
+
+def test_step_and_pipeline_objects_are_known_wherever_the_dsl_defines_them() -> None:
+    """codereader knows steps and pipelines by their classes' modules (it cannot import the
+    DSL, which imports it): were they not known, a step that refers to another would hash it as
+    a third party's decorated function, and every such step's key would change."""
+    import funade
+    from funade.pipelines.codereader import _step_function
+
+    def inc(x: int) -> int:
+        return x + 1
+
+    def flow() -> None:
+        pass
+
+    step, pipeline = funade.step(inc), funade.pipeline(flow)
+    assert _step_function(step) is inc
+    assert _step_function(pipeline) is flow
+    assert _step_function(inc) is None

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -323,3 +324,38 @@ def test_check_webhooks_rejects(raw: Any, field: str, expected: str) -> None:
 def test_webhook_model_rejects_bad_url_directly() -> None:
     with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
         Webhook(url="not a url")
+
+
+def test_a_runs_event_says_what_the_run_as_stored_says(tmp_path: Path) -> None:
+    from funade.pipelines.notify import run_event
+    from funade.pipelines.schemas import StepRecord
+    from tests.pipelines.fakes import run_out
+
+    steps = [
+        StepRecord(instance="a", node="a", state="succeeded"),
+        StepRecord(instance="b[0]", node="b", state="failed"),
+    ]
+    run = run_out(7, state="failed", steps=steps, duration_seconds=12.0)
+    event = run_event(
+        "failure", run, pipeline="flow", url="u", max_duration=60.0, message="b[0] failed"
+    )
+    assert (event.run_id, event.state, event.duration_seconds) == ("7", "failed", 12.0)
+    assert event.failed_steps == ["b[0]"]
+    assert event.max_duration_seconds == 60.0
+    breach = run_event(
+        "slo_breach", run, pipeline="flow", url="u", max_duration=60.0, message="", elapsed=61.0
+    )
+    assert (breach.state, breach.duration_seconds) == ("running", 61.0)
+
+
+def test_a_runs_page_is_where_a_browser_reaches_the_dashboard(tmp_path: Path) -> None:
+    from funade.pipelines.notify import run_page
+    from funade.settings import Settings
+    from tests.pipelines.fakes import FakeControlPlane, run_out
+
+    plane = FakeControlPlane(tmp_path)
+    run = run_out(7, project="team a")
+    assert run_page(plane, run) == "https://funade.example/runs/7?project=team%20a"
+    plane.url, plane.is_local = "http://funade.local", True  # the in-process API
+    plane.settings = Settings(home=tmp_path, host="127.0.0.1", port=9000)
+    assert run_page(plane, run) == "http://127.0.0.1:9000/runs/7?project=team%20a"

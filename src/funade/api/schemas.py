@@ -2,87 +2,117 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 # pydantic-only modules: the server's and the client's view of deployment options
 from funade.deploy.backends.base import RuntimeConfig
 from funade.deploy.policy import Policy
 from funade.deploy.rollout import Analysis, Strategy, check_steps
-from funade.limits import (
-    INT32_MAX,
-    MAX_DESCRIPTION,
-    MAX_DIGEST,
-    MAX_METRIC_KEY,
-    MAX_METRICS,
-    MAX_NAME,
-    MAX_PARAM_KEY,
-    MAX_PARAMS,
-    MAX_PROJECT_NAME,
-    MAX_SHORT,
-    MAX_SOURCE,
-    MAX_TAG_KEY,
-    MAX_TAG_VALUE,
-    MAX_TAGS,
-    MAX_WORD,
+
+# Pipeline runs, their cache and schedules: shapes the pipelines own, re-exported for the routes
+# and the client; the request fields with the store's limits (funade.shapes) are shared too.
+from funade.pipelines.schemas import (
+    CacheEntryOut,
+    CacheLookupIn,
+    CacheLookupOut,
+    LaunchIn,
+    RunAttemptIn,
+    RunEventsIn,
+    RunEventsOut,
+    RunIn,
+    RunOut,
+    RunUpdate,
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePatch,
+    StepRecord,
+)
+from funade.shapes import (
+    Count,
+    Description,
+    Digest,
+    Instant,
+    Int32,
+    Metrics,
+    Name,
+    Number,
+    Params,
+    ProjectName,
+    Short,
+    Source,
+    Strict,
+    Tags,
+    Word,
 )
 
+__all__ = [
+    "AliasIn",
+    "AliasOut",
+    "ArtifactRef",
+    "AuditOut",
+    "CacheEntryOut",
+    "CacheLookupIn",
+    "CacheLookupOut",
+    "Count",
+    "DeploymentIn",
+    "DeploymentOut",
+    "DeploymentPatch",
+    "DeploymentStatsOut",
+    "Description",
+    "Digest",
+    "ErrorDetail",
+    "ErrorOut",
+    "Health",
+    "Instant",
+    "Int32",
+    "KeyIn",
+    "KeyOut",
+    "LaunchIn",
+    "Metrics",
+    "ModelIn",
+    "ModelOut",
+    "ModelPatch",
+    "Name",
+    "NewKeyOut",
+    "Number",
+    "Page",
+    "Params",
+    "ProjectIn",
+    "ProjectName",
+    "ProjectOut",
+    "ProjectPatch",
+    "ReplicaOut",
+    "RevisionOut",
+    "RevisionStatsOut",
+    "RolloutIn",
+    "RolloutOut",
+    "RunAttemptIn",
+    "RunEventsIn",
+    "RunEventsOut",
+    "RunIn",
+    "RunOut",
+    "RunUpdate",
+    "ScheduleIn",
+    "ScheduleOut",
+    "SchedulePatch",
+    "Short",
+    "SmokeRequest",
+    "Source",
+    "StepRecord",
+    "Strict",
+    "Tags",
+    "TrafficIn",
+    "VersionIn",
+    "VersionOut",
+    "VersionPatch",
+    "WhoAmI",
+    "Word",
+]
+
 T = TypeVar("T")
-
-
-class Strict(BaseModel):
-    """A request body: unknown fields are refused (and, by ``api/strictjson.py`` before the
-    body is parsed, non-finite numbers, lone surrogates and integers past 64 bits)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-# Request fields with the limits of what the store keeps (funade.limits): past them, a 422 that
-# names the field, never a database error. Integers the store keeps in 32-bit columns:
-Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
-Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
-Number = Annotated[int, Field(ge=1, le=INT32_MAX, description="A version or revision number.")]
-Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
-Name = Annotated[str, Field(max_length=MAX_NAME)]
-ProjectName = Annotated[str, Field(max_length=MAX_PROJECT_NAME)]
-Short = Annotated[str, Field(max_length=MAX_SHORT)]
-Word = Annotated[str, Field(max_length=MAX_WORD)]
-Source = Annotated[str, Field(max_length=MAX_SOURCE)]
-Digest = Annotated[str, Field(max_length=MAX_DIGEST)]
-Tags = Annotated[
-    dict[
-        Annotated[str, Field(max_length=MAX_TAG_KEY)],
-        Annotated[str, Field(max_length=MAX_TAG_VALUE)],
-    ],
-    Field(
-        max_length=MAX_TAGS,
-        description="Up to 256 tags: keys up to 128, values up to 512 characters.",
-    ),
-]
-Metrics = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=MAX_METRIC_KEY)], float],
-    Field(
-        max_length=MAX_METRICS, description="Up to 1000 finite numbers, keys up to 128 characters."
-    ),
-]
-
-
-def _storable(value: datetime) -> datetime:
-    try:
-        value.astimezone(UTC)  # what the store keeps
-    except OverflowError:
-        raise ValueError("it is outside the years 1 to 9999 once in UTC") from None
-    return value
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
-"""A time with its zone, that the store can keep in UTC (9999-12-31T23:59-05:00 it cannot)."""
-Params = Annotated[
-    dict[Annotated[str, Field(max_length=MAX_PARAM_KEY)], Any],
-    Field(max_length=MAX_PARAMS, description="Up to 1000 entries, keys up to 256 characters."),
-]
 
 
 class Page(BaseModel, Generic[T]):
@@ -421,216 +451,6 @@ class DeploymentStatsOut(BaseModel):
     deployment: str
     seconds: float = Field(description="The span the figures cover, ending now.")
     revisions: list[RevisionStatsOut]
-
-
-# Pipelines --------------------------------------------------------------------------------
-
-
-class StepRecord(Strict):
-    """One step instance of a run, as the runner reports it and the API shows it."""
-
-    instance: Annotated[str, Field(max_length=160)]
-    node: Name
-    index: Int32 | None = None
-    position: Int32 = 0
-    state: Word
-    attempt: Int32 = 0
-    cache_key: Digest = ""
-    cached: bool = False
-    cache_write: bool = Field(
-        default=False, description="Store the outputs under cache_key (a cacheable success)."
-    )
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    error: str = ""
-    log_digest: Digest | None = None
-    log: str = Field(
-        default="",
-        description="Output of a running step since the runner's last report, appended to what "
-        "the step's log shows until its whole log is stored (log_digest).",
-    )
-    started_at: Instant | None = None
-    finished_at: Instant | None = None
-    run_attempt: Int32 = 1
-    history: list[dict[str, Any]] = Field(
-        default_factory=list,
-        max_length=1000,
-        description="The step's records from earlier run attempts (state, error, log digest), "
-        "oldest first; shown by the API, ignored in a runner's report.",
-    )
-
-
-class RunIn(Strict):
-    pipeline: Name
-    source: Source = ""
-    env: Short | None = None
-    spec: dict[str, Any]
-    params: Params = Field(default_factory=dict)
-    trigger: Word = "manual"
-    schedule_id: Int32 | None = None
-    scheduled_for: Instant | None = None
-    use_cache: bool = True
-    refresh_cache: bool = False
-    """use_cache false: the run neither reads nor writes the step cache (--no-cache);
-    refresh_cache: it reads no entry but writes its steps' outputs (--refresh)."""
-    lineage: dict[str, Any] = Field(default_factory=dict)
-    runner: dict[str, Any] = Field(default_factory=dict)
-    state: Word = "running"
-
-
-class RunUpdate(Strict):
-    state: Word | None = None
-    from_state: Word | None = Field(
-        default=None,
-        description="Apply the update only if the run is in this state now, atomically (409 if "
-        "not): how a runner claims a queued run, so two runners never both start it.",
-    )
-    reason: str | None = None
-    slo_breached: bool | None = None
-    started_at: Instant | None = None
-    finished_at: Instant | None = None
-    attempt: Int32 | None = None
-    spec: dict[str, Any] | None = Field(
-        default=None,
-        description="The pipeline as the runner compiled it; with a claim (from_state "
-        "'queued'), the run takes its name.",
-    )
-    runner: dict[str, Any] | None = None
-    lineage: dict[str, Any] | None = Field(
-        default=None,
-        description="The run's lineage with the starting attempt's code state (git, packages).",
-    )
-
-
-class RunEventsIn(Strict):
-    steps: list[StepRecord] = Field(default_factory=list)
-    run: RunUpdate | None = None
-
-
-class RunAttemptIn(Strict):
-    """A new attempt of a run that did not succeed (``funade runs resume``)."""
-
-    spec: dict[str, Any] = Field(description="The pipeline as compiled now.")
-    runner: dict[str, Any] = Field(default_factory=dict)
-    lineage: dict[str, Any] | None = Field(
-        default=None,
-        description="The run's lineage with this attempt's code state (git, packages): the "
-        "steps it re-runs ran that code.",
-    )
-    params: dict[str, Any] | None = Field(
-        default=None,
-        description="The run's parameters, when the resume changes some that no reused step "
-        "consumed (`funade runs resume --param`).",
-    )
-
-
-class RunOut(BaseModel):
-    id: int
-    project: str
-    pipeline: str
-    source: str
-    env: str | None
-    params: dict[str, Any]
-    state: str
-    reason: str
-    trigger: str
-    schedule_id: int | None
-    scheduled_for: datetime | None
-    attempt: int
-    use_cache: bool
-    refresh_cache: bool = False
-    cancel_requested: bool
-    slo_breached: bool
-    lineage: dict[str, Any]
-    runner: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    last_seen_at: datetime | None = Field(
-        default=None, description="When its runner last reported (a run lost after 60 s)."
-    )
-    duration_seconds: float | None = Field(
-        description="Seconds it ran, over all attempts; time between attempts, and after a "
-        "lost runner was last heard of, is left out."
-    )
-    created_by: str | None
-    steps: list[StepRecord] = Field(default_factory=list)
-    spec: dict[str, Any] | None = None
-    token: str | None = Field(
-        default=None,
-        description="The run's token, given once to whoever creates the run (or starts an "
-        "attempt): its runner and steps report and store outputs with it, and nothing else can.",
-    )
-
-
-class RunEventsOut(BaseModel):
-    cancel_requested: bool
-    run: RunOut | None = Field(
-        default=None, description="The run as stored, once the report has ended it."
-    )
-
-
-class CacheEntryOut(BaseModel):
-    key: str
-    outputs: dict[str, Any]
-    run_id: int
-    instance: str
-    created_at: datetime
-
-
-class CacheLookupIn(Strict):
-    keys: list[Digest] = Field(max_length=10_000)
-
-
-class CacheLookupOut(BaseModel):
-    entries: dict[str, CacheEntryOut]
-
-
-class ScheduleIn(Strict):
-    name: Name
-    source: Source = Field(description="The pipeline: /abs/path/train.py:training or pkg.mod:fn.")
-    cron: Name
-    timezone: Short = "UTC"
-    env: Short | None = None
-    params: Params = Field(default_factory=dict)
-    misfire: Word = "skip"
-    max_concurrent: Int32 = 1
-    paused: bool = False
-
-
-class SchedulePatch(Strict):
-    source: Source | None = None
-    cron: Name | None = None
-    timezone: Short | None = None
-    env: Short | None = None
-    params: Params | None = None
-    misfire: Word | None = None
-    max_concurrent: Int32 | None = None
-    paused: bool | None = None
-
-
-class ScheduleOut(BaseModel):
-    project: str
-    name: str
-    source: str
-    cron: str
-    timezone: str
-    env: str | None
-    params: dict[str, Any]
-    misfire: str
-    max_concurrent: int
-    paused: bool
-    last_tick: datetime | None
-    next_runs: list[datetime]
-    created_at: datetime
-    updated_at: datetime
-
-
-class LaunchIn(Strict):
-    source: Source
-    params: Params = Field(default_factory=dict)
-    env: Short | None = None
-    use_cache: bool = True
-    refresh_cache: bool = False
 
 
 # Errors ---------------------------------------------------------------------------------------

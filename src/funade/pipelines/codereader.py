@@ -378,6 +378,11 @@ def _shown(name: str) -> str:
 def _step_function(value: Any) -> Any:
     """The function of a funade step or pipeline object, else None."""
     kind = type(value)
-    if kind.__module__ == "funade.pipelines.dsl" and kind.__name__ in ("Step", "Pipeline"):
+    if (kind.__module__, kind.__name__) in _STEP_KINDS:
         return value.fn
     return None
+
+
+_STEP_KINDS = {("funade.pipelines.steps", "Step"), ("funade.pipelines.dsl", "Pipeline")}
+"""Where the classes of steps and pipelines are defined, by name: the DSL imports this module
+(through codehash), so this module cannot import the DSL."""

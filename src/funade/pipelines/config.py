@@ -28,8 +28,9 @@ from typing import Any
 import yaml
 
 from funade.errors import InvalidInputError
-from funade.pipelines.dsl import Pipeline, _options, seconds
+from funade.pipelines.dsl import Pipeline
 from funade.pipelines.spec import PipelineSpec
+from funade.pipelines.steps import seconds, step_options
 from funade.pipelines.yamltext import load_text, load_typed
 
 __all__ = ["EnvConfig", "apply_env", "config_path", "load_env"]
@@ -155,7 +156,7 @@ def apply_env(spec: PipelineSpec, config: EnvConfig, *, env: str | None) -> Pipe
     for node in spec.nodes:
         changes = _merge(steps.get("*") or {}, steps.get(node.id) or {})
         if changes:
-            options = _options(
+            options = step_options(
                 node.options.model_dump() | changes, where=f"{where}, step {node.id!r}"
             )
             node = node.model_copy(update={"options": options})

@@ -1,5 +1,8 @@
 """Notifications about pipeline runs, posted to webhooks (Slack incoming webhooks or plain JSON).
 
+A runner makes the event with ``run_event`` (what it says of a run, with a link to the run's
+page from ``run_page``) and posts it with ``send``.
+
 ``send`` never raises for delivery problems: it retries connection errors, timeouts, 5xx and 429
 with exponential backoff, and returns one ``Delivery`` per hook it tried. Webhook URLs carry
 secrets, so logs and ``Delivery.url`` show only ``scheme://host/first-segment/...``.
@@ -23,14 +26,26 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from funade.errors import InvalidInputError
+from funade.pipelines.reporting import RunReporter
+from funade.pipelines.schemas import RunOut
 
-__all__ = ["Delivery", "RunEvent", "Webhook", "check_webhooks", "payload", "redact_url", "send"]
+__all__ = [
+    "Delivery",
+    "RunEvent",
+    "Webhook",
+    "check_webhooks",
+    "payload",
+    "redact_url",
+    "run_event",
+    "run_page",
+    "send",
+]
 
 log = logging.getLogger("funade.pipelines.notify")
 
@@ -71,6 +86,44 @@ class RunEvent:
     max_duration_seconds: float | None
     failed_steps: list[str]
     message: str  # e.g. the first failed step's error, or "took 12m 3s, over its 10m limit"
+
+
+def run_event(
+    event: EventKind,
+    run: RunOut,
+    *,
+    pipeline: str,
+    url: str,
+    max_duration: float | None,
+    message: str,
+    elapsed: float | None = None,
+) -> RunEvent:
+    """What to post about ``run`` as stored (a time-limit breach: while it runs, ``elapsed``
+    seconds in)."""
+    return RunEvent(
+        event=event,
+        pipeline=pipeline,
+        run_id=str(run.id),
+        state=run.state if event != "slo_breach" else "running",
+        url=url,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_seconds=elapsed if elapsed is not None else run.duration_seconds,
+        max_duration_seconds=max_duration,
+        failed_steps=[s.instance for s in run.steps if s.state == "failed"],
+        message=message,
+    )
+
+
+def run_page(reporter: RunReporter, run: RunOut) -> str:
+    """The run's page on the dashboard, as a person's browser reaches it: at the control
+    plane's URL, or, for a run recorded in a local home, where `funade up` serves it."""
+    base = reporter.url
+    if reporter.is_local or base.startswith("http://funade.local"):
+        settings = reporter.settings
+        base = settings.url if settings.url and "://" in settings.url else ""
+        base = base or f"http://{settings.host}:{settings.port}"
+    return f"{base.rstrip('/')}/runs/{run.id}?project={quote(run.project, safe='')}"
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from funade.api.schemas import RunEventsIn, RunIn, RunOut, StepRecord
 from funade.auth.principal import Principal
 from funade.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from funade.pagination import check_limit, decode_cursor, page_of
 from funade.pipelines.logtail import tail
+from funade.pipelines.schemas import RunEventsIn, RunIn, RunOut, StepRecord
 from funade.pipelines.states import FINISHED, RUN_STATES, STEP_STATES, RunState
 from funade.store.schema import PipelineCacheEntry, PipelineRun, PipelineStep, Project
 

@@ -5,43 +5,39 @@ runs, and makes runners). It starts a zygote (``zygote.py``) that
 imports the pipeline's code once and forks a process per step; it feeds what happens to the
 :class:`~funade.pipelines.engine.Engine` and does what the engine decides: start a step,
 reuse a cache hit, settle, stop, finish. Everything it learns is reported to the control plane
-through ``funade.Client`` (``POST /api/v1/runs/{id}/events``), batched, and always before a
+through a :class:`~funade.pipelines.reporting.RunReporter` (``funade.Client`` with the run's
+token: ``POST /api/v1/runs/{id}/events``), batched, and always before a
 step that depends on it starts, so a runner killed at any moment leaves records a resume can
 trust: a step recorded as succeeded has its outputs stored.
 
-Outputs are stored by digest in the artifact store (small JSON values inline in the step's
-record) and kept in the local artifact cache, so the next step reads them from disk.
+Its parts: ``outbox.py`` (the batched reports), ``cachelookup.py`` (the engine's cache
+lookups), ``stepinputs.py`` (a step's environment and inputs), ``stepoutputs.py`` (a step's
+outcome, its outputs and log kept by digest), ``notify.py`` (webhooks about the run).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
-from funade.api.schemas import CacheEntryOut, RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.artifacts import ArtifactCache
-from funade.artifacts.digest import sha256_file
-from funade.client import Client
-from funade.errors import FunadeError, InvalidInputError
-from funade.pipelines import logtail, notify
+from funade.durations import format_seconds
+from funade.errors import FunadeError
+from funade.pipelines import notify
+from funade.pipelines.cachelookup import CacheLookup
 from funade.pipelines.engine import (
     CancelRequested,
     Engine,
     Event,
     Failed,
     Finish,
-    Input,
     Intent,
     Reuse,
     Settle,
@@ -49,10 +45,13 @@ from funade.pipelines.engine import (
     Stop,
     Stopped,
     Stored,
-    Succeeded,
 )
+from funade.pipelines.outbox import Outbox
+from funade.pipelines.reporting import RunReporter
+from funade.pipelines.schemas import RunOut, StepRecord
 from funade.pipelines.spec import PipelineSpec
-from funade.pipelines.task import RESULT
+from funade.pipelines.stepinputs import step_environment, task_input
+from funade.pipelines.stepoutputs import StepOutputs, remove_attempt
 from funade.pipelines.zygote import ZygoteProcess
 
 __all__ = ["Observer", "Runner", "utc_now"]
@@ -99,17 +98,6 @@ class _Running:
     partial: bytes = b""
 
 
-@dataclass
-class _Records:
-    """Step records waiting to be reported; the newest per instance wins."""
-
-    steps: dict[str, StepRecord] = field(default_factory=dict)
-    run: dict[str, Any] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.steps or self.run)
-
-
 class _LoadFailed(Exception):
     pass
 
@@ -127,7 +115,7 @@ class Runner:
 
     def __init__(
         self,
-        client: Client,
+        client: RunReporter,
         spec: PipelineSpec,
         run: RunOut,
         *,
@@ -154,10 +142,12 @@ class Runner:
             client.settings.resolved_cache_dir,
             lambda digest: client.open_artifact(digest, project=self.project),
         )
+        self.outputs = StepOutputs(client, self.cache, project=self.project)
+        lookup = CacheLookup(client, spec.name, project=self.project)
         self.engine = Engine(
             spec,
             self.params,
-            lookup=self._lookup if run.use_cache and not run.refresh_cache else None,
+            lookup=lookup if run.use_cache and not run.refresh_cache else None,
             done=done,
         )
         self.cache_writes = run.use_cache
@@ -167,7 +157,7 @@ class Runner:
         """Steps whose code the step processes imported is not the code their key hashed (a
         file saved while the run started): their outputs are not written to the cache."""
         self.positions = {n.id: i for i, n in enumerate(spec.nodes)}
-        self.records = _Records()
+        self.outbox = Outbox(client, run.id)
         self.running: dict[str, _Running] = {}
         self.delayed: list[tuple[float, Start]] = []
         self.hooks = notify.check_webhooks(spec.notify, where=f"pipeline {spec.name!r}, notify")
@@ -176,15 +166,6 @@ class Runner:
         self.zygote = zygote
         """Started by the caller while it records the run, or here."""
         self.zygote_ready = False
-        self.unreported: set[str] = set()
-        """Nodes with a success recorded here but not yet reported."""
-        self.latest: dict[str, StepRecord] = {}
-        """Each step's newest record, which carries its new output to the next report."""
-        self.last_report = time.monotonic()
-        self.ended: RunOut | None = None
-        """The run as stored, from the report that ended it (its token is revoked then)."""
-        self.known: dict[str, CacheEntryOut] | None = None
-        """The pipeline's cache entries, asked for at the run's first lookup."""
         self.earlier = {s.instance: s.attempt for s in run.steps if s.state not in _REUSED}
         """Attempts each step made in earlier run attempts: a resume's attempts count on."""
 
@@ -194,7 +175,7 @@ class Runner:
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "logs").mkdir(exist_ok=True)
         began = time.monotonic()
-        self.records.run = {"state": "running", "attempt": self.attempt}
+        self.outbox.run = {"state": "running", "attempt": self.attempt}
         self.observer.started(self.run, self.spec)
         if self.zygote is None:
             self.zygote = ZygoteProcess(self.target)
@@ -206,7 +187,7 @@ class Runner:
                     intents += self._message(message)
                 self._perform(intents)  # all that ended at once, decided and reported together
                 self._tick(began)
-                if time.monotonic() - self.last_report >= _POLL_SECONDS:
+                if time.monotonic() - self.outbox.last_report >= _POLL_SECONDS:
                     self._report()
         except _LoadFailed as exc:
             (self.work / "zygote.log").write_text(self.zygote.output())
@@ -252,12 +233,12 @@ class Runner:
         limit = self.spec.max_duration
         if limit is not None and not self.slo_reported and now - began > limit:
             self.slo_reported = True
-            self.records.run["slo_breached"] = True
+            self.outbox.run["slo_breached"] = True
             elapsed = now - began
+            shown = format_seconds(round(elapsed, 1) if elapsed < 60 else round(elapsed))
             self._notify(
                 "slo_breach",
-                f"running for {_human(round(elapsed, 1) if elapsed < 60 else round(elapsed))}, "
-                f"over its {_human(limit)} limit",
+                f"running for {shown}, over its {format_seconds(limit)} limit",
                 elapsed=elapsed,
             )
 
@@ -299,9 +280,11 @@ class Runner:
             # What a new step depends on is reported before it starts, so a step a resume finds
             # recorded as succeeded has never been re-run; other news waits at most 0.1 s.
             depends = any(
-                up in self.unreported for start in starts for up in self.engine.upstream[start.node]
+                up in self.outbox.unreported
+                for start in starts
+                for up in self.engine.upstream[start.node]
             )
-            if depends or time.monotonic() - self.last_report > _BATCH_SECONDS:
+            if depends or time.monotonic() - self.outbox.last_report > _BATCH_SECONDS:
                 self._report()
             now = time.monotonic()
             for start in starts:
@@ -329,7 +312,7 @@ class Runner:
         where = f"pipeline {self.spec.name!r}, step {start.instance!r}"
         try:
             env = self._environment(node.options.env, node.options.secrets, start, where)
-            inputs = {name: self._input(value) for name, value in start.inputs.items()}
+            inputs = {name: task_input(value, self.cache) for name, value in start.inputs.items()}
         except FunadeError as exc:  # nothing ran: the step fails as it would have
             running = _Running(start, out_dir, log_path, utc_now())
             intents = self.engine.on(Failed(start.instance, str(exc), retryable=False))
@@ -374,12 +357,10 @@ class Runner:
     def _environment(
         self, env: Mapping[str, str], secrets: Mapping[str, str], start: Start, where: str
     ) -> dict[str, str]:
-        out = {
+        run_env = {
             # Lineage: a model logged in the step links to the run, step and input digests.
             "FUNADE_RUN_ID": str(self.run.id),
-            "FUNADE_RUN_STEP": start.instance,
             "FUNADE_RUN_ATTEMPT": str(self.attempt),
-            "FUNADE_RUN_INPUTS": json.dumps(_input_digests(start.inputs)),
             "FUNADE_PIPELINE": self.spec.name,
             "FUNADE_PROJECT": self.project,
             # The project's code as this attempt recorded it (not the step process's own).
@@ -389,25 +370,8 @@ class Runner:
             "FUNADE_URL": self.client.address,
             "FUNADE_API_KEY": self.token,
             "FUNADE_HOME": str(self.client.settings.home),
-            **env,
         }
-        for name, reference in secrets.items():
-            out[name] = _secret(name, reference, where)
-        return out
-
-    def _input(self, value: Input) -> dict[str, Any]:
-        if value.kind == "value":
-            return {"kind": "value", "value": value.value}
-        if value.kind == "list":
-            return {"kind": "list", "items": [self._stored(s) for s in value.items]}
-        assert value.stored is not None
-        return {"kind": value.kind, "stored": self._stored(value.stored), "index": value.index}
-
-    def _stored(self, stored: Stored) -> dict[str, Any]:
-        data = stored.model_dump()
-        if not stored.inline:
-            data["path"] = str(self.cache.blob_path(stored.digest))
-        return data
+        return step_environment(run_env, start, env, secrets, where)
 
     def _kill(self, instance: str) -> None:
         assert self.zygote is not None
@@ -428,40 +392,15 @@ class Runner:
         return intents
 
     def _outcome(self, running: _Running, code: int) -> Event:
-        instance = running.start.instance
-        if running.stopping:
-            return Stopped(instance)
-        if running.timed_out:
-            timeout = self.spec.node(running.start.node).options.timeout or 0
-            return Failed(instance, f"timed out after {_human(timeout)} and was killed")
-        result_path = running.out_dir / RESULT
-        if not result_path.exists():
-            if code < 0:
-                name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
-                hint = " (out of memory?)" if code == -signal.SIGKILL else ""
-                return Failed(instance, f"the step's process was killed by {name}{hint}")
-            return Failed(
-                instance, f"the step's process exited with code {code} before it finished"
-            )
-        result = json.loads(result_path.read_text())
-        if not result["ok"]:
-            return Failed(instance, result["error"], retryable=bool(result.get("retryable")))
-        try:
-            outputs = {name: self._keep(o) for name, o in result["outputs"].items()}
-        except FunadeError as exc:
-            return Failed(instance, f"storing its outputs failed: {exc}")
-        return Succeeded(instance, outputs)
-
-    def _keep(self, output: dict[str, Any]) -> Stored:
-        """Store one output: inline in the record when small JSON, else as an artifact."""
-        path = Path(output.pop("path"))
-        stored = Stored.model_validate(output)
-        if stored.inline:
-            path.unlink(missing_ok=True)
-            return stored
-        self.client.upload_artifact(path, digest=stored.digest, project=self.project)
-        self.cache.adopt(stored.digest, path)
-        return stored.model_copy(update={"value": None})
+        start = running.start
+        return self.outputs.outcome(
+            start.instance,
+            running.out_dir,
+            code,
+            stopping=running.stopping,
+            timed_out=running.timed_out,
+            timeout=self.spec.node(start.node).options.timeout or 0,
+        )
 
     def _settled(self, instance: str, running: _Running) -> None:
         """After an attempt ended: drop it from the running set, record the final state."""
@@ -480,7 +419,7 @@ class Runner:
                 started_at=running.started_at,
             )
             return
-        log_digest = self._upload_log(running.log_path)
+        log_digest = self.outputs.upload_log(running.log_path)
         self._record(
             instance,
             state.node,
@@ -498,21 +437,11 @@ class Runner:
             started_at=running.started_at,
             finished_at=utc_now(),
         )
-        _remove_attempt(running.out_dir)
+        remove_attempt(running.out_dir)
 
     def _nth(self, instance: str, attempt: int) -> int:
         """The step's ``attempt``-th try in this run attempt, counted over the whole run."""
         return self.earlier.get(instance, 0) + attempt
-
-    def _upload_log(self, path: Path) -> str | None:
-        if not path.exists() or path.stat().st_size == 0:
-            return None
-        digest = sha256_file(path)
-        try:
-            self.client.upload_artifact(path, digest=digest, project=self.project)
-        except FunadeError:
-            return None
-        return digest
 
     def _stream(self, instance: str, running: _Running, *, final: bool = False) -> None:
         try:
@@ -529,17 +458,8 @@ class Runner:
             if line or not final:
                 self.observer.log(instance, line.decode(errors="replace"))
         if lines and not final:  # a finished step's whole log is uploaded instead
-            self._send_log(
+            self.outbox.add_log(
                 instance, b"".join(line + b"\n" for line in lines).decode(errors="replace")
-            )
-
-    def _send_log(self, instance: str, text: str) -> None:
-        """``text`` (whole lines of a running step's output) goes out with the next report, so
-        the run's page shows the step's log while it runs."""
-        pending = self.records.steps.get(instance) or self.latest.get(instance)
-        if pending is not None:
-            self.records.steps[instance] = pending.model_copy(
-                update={"log": logtail.tail(pending.log + text)}
             )
 
     # Reporting ----------------------------------------------------------------------------
@@ -554,7 +474,6 @@ class Runner:
         outputs: Mapping[str, Stored] | None = None,
         **fields: Any,
     ) -> None:
-        previous = self.records.steps.get(instance)
         record = StepRecord(
             instance=instance,
             node=node,
@@ -565,75 +484,29 @@ class Runner:
             run_attempt=self.attempt,
             **fields,
         )
-        if previous is not None and previous.started_at and record.started_at is None:
-            record = record.model_copy(update={"started_at": previous.started_at})
-        self.latest[instance] = record
-        if previous is not None and previous.log and not record.log_digest:
-            record = record.model_copy(update={"log": previous.log})  # not yet sent
-        self.records.steps[instance] = record
-        if state in ("succeeded", "cached"):
-            self.unreported.add(node)
-        self.observer.step(record)
+        self.observer.step(self.outbox.put(record))
 
     def _report(self) -> None:
-        self.last_report = time.monotonic()
-        records, self.records = self.records, _Records()
-        unreported, self.unreported = self.unreported, set()
-        body = RunEventsIn(
-            steps=list(records.steps.values()),
-            run=RunUpdate(**records.run) if records.run else None,
-        )
-        try:
-            answer = self.client.report_run(self.run.id, body)
-        except FunadeError:
-            # The control plane is away: keep the records for the next report.
-            for key, value in records.steps.items():
-                self.records.steps.setdefault(key, value)
-            self.unreported |= unreported
-            self.records.run = records.run | self.records.run
-            return
-        if answer.run is not None:
-            self.ended = answer.run
-        if answer.cancel_requested and not self.cancel_seen:
+        answer = self.outbox.send()
+        if answer is not None and answer.cancel_requested and not self.cancel_seen:
             self.cancel_seen = True
             self._perform(self.engine.on(CancelRequested()))
 
-    def _lookup(self, keys: list[str]) -> dict[str, dict[str, Stored]]:
-        if self.known is None:
-            # What earlier runs of this pipeline cached, asked for once: a chain's keys can only
-            # be looked up one at a time (each depends on the step before), a round trip each.
-            try:
-                self.known = self.client.cache_of_pipeline(self.spec.name, project=self.project)
-            except FunadeError:  # (a control plane from before the call: look up by key)
-                self.known = {}
-        found = {key: self.known[key] for key in keys if key in self.known}
-        missing = [key for key in keys if key not in found]
-        if len(missing) == 1:
-            entry = self.client.cache_lookup(missing[0], project=self.project)
-            if entry is not None:
-                found[missing[0]] = entry
-        elif missing:
-            found |= self.client.cache_lookup_many(missing, project=self.project)
-        return {
-            key: {name: Stored.model_validate(o) for name, o in entry.outputs.items()}
-            for key, entry in found.items()
-        }
-
     def _finish(self, finish: Finish) -> RunOut:
-        self.records.run.update(state=finish.state, reason=finish.reason, finished_at=utc_now())
+        self.outbox.run.update(state=finish.state, reason=finish.reason, finished_at=utc_now())
         self._report()
         deadline = time.monotonic() + _AWAY_SECONDS
-        while self.records and time.monotonic() < deadline:  # the control plane was away
+        while self.outbox and time.monotonic() < deadline:  # the control plane was away
             time.sleep(1)
             self._report()
-        if self.records:
+        if self.outbox:
             raise FunadeError(
                 f"Run {self.run.id} ended ({finish.state}), but the control plane at "
                 f"{self.client.url} could not be told for {_AWAY_SECONDS:.0f} s.",
                 fix=f"When it is back, `funade runs resume {self.run.id}` reuses every output "
                 "that was recorded.",
             )
-        run = self.ended or self.client.get_run(self.run.id)
+        run = self.outbox.ended or self.client.get_run(self.run.id)
         if finish.state == "failed":
             self._notify("failure", finish.reason, run)
         elif finish.state == "succeeded":
@@ -646,7 +519,7 @@ class Runner:
 
     def _notify(
         self,
-        event: str,
+        event: notify.EventKind,
         message: str,
         run: RunOut | None = None,
         *,
@@ -654,97 +527,13 @@ class Runner:
     ) -> None:
         if not self.hooks:
             return
-        run = run or self.run
-        failed = [s.instance for s in run.steps if s.state == "failed"]
-        notify.send(
-            self.hooks,
-            notify.RunEvent(
-                event=event,  # type: ignore[arg-type]
-                pipeline=self.spec.name,
-                run_id=str(self.run.id),
-                state=run.state if event != "slo_breach" else "running",
-                url=run_page(self.client, self.run),
-                started_at=run.started_at,
-                finished_at=run.finished_at,
-                duration_seconds=elapsed if elapsed is not None else run.duration_seconds,
-                max_duration_seconds=self.spec.max_duration,
-                failed_steps=failed,
-                message=message,
-            ),
+        about = notify.run_event(
+            event,
+            run or self.run,
+            pipeline=self.spec.name,
+            url=notify.run_page(self.client, self.run),
+            max_duration=self.spec.max_duration,
+            message=message,
+            elapsed=elapsed,
         )
-
-
-def _remove_attempt(out_dir: Path) -> None:
-    """What a finished attempt leaves once its outputs are kept: its result and an empty work
-    directory, removed with three calls (``rmtree`` took a chain's steps 1-2 ms each); anything
-    else there (outputs of a failed attempt, files its inputs were unpacked to), with rmtree."""
-    try:
-        (out_dir / RESULT).unlink(missing_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (out_dir / "work").rmdir()
-        out_dir.rmdir()
-    except OSError:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(out_dir)
-
-
-def run_page(client: Client, run: RunOut) -> str:
-    """The run's page on the dashboard, as a person's browser reaches it: at the control
-    plane's URL, or, for a run recorded in a local home, where `funade up` serves it."""
-    base = client.url
-    if client.is_local or base.startswith("http://funade.local"):
-        settings = client.settings
-        base = settings.url if settings.url and "://" in settings.url else ""
-        base = base or f"http://{settings.host}:{settings.port}"
-    return f"{base.rstrip('/')}/runs/{run.id}?project={quote(run.project, safe='')}"
-
-
-def _input_digests(inputs: Mapping[str, Input]) -> dict[str, Any]:
-    """Each input's digest (a list of them for a fan-in), and the element of a fan-out."""
-    out: dict[str, Any] = {}
-    for name, value in inputs.items():
-        if value.kind == "value":
-            out[name] = {"value": value.value} if len(json.dumps(value.value)) <= 256 else "value"
-        elif value.kind == "list":
-            out[name] = [s.digest for s in value.items]
-        elif value.stored is not None:
-            out[name] = value.stored.digest + (f"[{value.index}]" if value.kind == "item" else "")
-    return out
-
-
-def _secret(name: str, reference: str, where: str) -> str:
-    scheme, _, rest = reference.partition(":")
-    if scheme == "env" and rest:
-        if rest not in os.environ:
-            raise InvalidInputError(
-                f"{where}: secret {name} refers to the environment variable {rest}, which "
-                "is not set.",
-                field=f"secrets.{name}",
-                value=reference,
-                fix=f"Set {rest} where the runner runs.",
-            )
-        return os.environ[rest]
-    if scheme == "file" and rest:
-        try:
-            return Path(rest).read_text().strip()
-        except OSError as exc:
-            raise InvalidInputError(
-                f"{where}: secret {name} refers to {rest}, which cannot be read ({exc.strerror}).",
-                field=f"secrets.{name}",
-                value=reference,
-                fix="Give a readable file.",
-            ) from None
-    raise InvalidInputError(
-        f"{where}: secret {name} = {reference!r} is not a reference.",
-        field=f"secrets.{name}",
-        value=reference,
-        fix="Write env:NAME (an environment variable) or file:/path (a file's contents).",
-    )
-
-
-def _human(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
+        notify.send(self.hooks, about)

@@ -15,15 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from funade.api.schemas import RunAttemptIn, RunEventsIn, RunIn, RunOut, RunUpdate
-from funade.client import Client
 from funade.errors import ConflictError, FunadeError, InvalidInputError, NotFoundError
 from funade.pipelines.config import apply_env, load_env
 from funade.pipelines.dsl import Pipeline
 from funade.pipelines.engine import Stored
 from funade.pipelines.loader import load_pipeline, normalize_target
 from funade.pipelines.params import bind_params, check_resume_params
+from funade.pipelines.reporting import RunControl
 from funade.pipelines.runner import Observer, Runner, utc_now
+from funade.pipelines.schemas import RunAttemptIn, RunEventsIn, RunIn, RunOut, RunUpdate
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.zygote import ZygoteProcess
 
@@ -32,6 +32,17 @@ __all__ = ["prepare", "resume_run", "run_pipeline", "start_queued"]
 
 def _runner_info() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "started_at": utc_now().isoformat()}
+
+
+def _control(client: RunControl | None) -> RunControl:
+    """``client``, or the SDK's default one. The one import of a package above ``pipelines/``,
+    made when a run starts without a client, so that importing ``pipelines/`` never loads the
+    client (tests/pipelines/test_layers.py holds the line)."""
+    if client is not None:
+        return client
+    from funade.sdk import default_client
+
+    return default_client()
 
 
 def prepare(
@@ -109,7 +120,7 @@ def run_pipeline(
     env: str | None = None,
     use_cache: bool = True,
     refresh_cache: bool = False,
-    client: Client | None = None,
+    client: RunControl | None = None,
     observer: Observer | None = None,
     trigger: str = "manual",
     schedule_id: int | None = None,
@@ -126,14 +137,13 @@ def run_pipeline(
     ``refresh_cache=True`` (``--refresh``): every step runs, and writes its outputs to the cache.
     """
     from funade.pipelines.records import check_cache_mode
-    from funade.sdk import default_client
 
     check_cache_mode(use_cache=use_cache, refresh_cache=refresh_cache)
     pipeline, target, spec, values = prepare(
         pipeline, params=params, text_params=text_params, env=env
     )
     lineage = _lineage(pipeline, {}, 1, require_clean=require_clean)
-    client = client or default_client()
+    client = _control(client)
     zygote = ZygoteProcess(target)  # imports the code while the run is being recorded
     try:
         run = client.create_run(
@@ -163,7 +173,7 @@ def run_pipeline(
 
 
 def _execute(
-    client: Client,
+    client: RunControl,
     run: RunOut,
     spec: PipelineSpec,
     *,
@@ -203,7 +213,7 @@ def _execute(
 def resume_run(
     run_id: int,
     *,
-    client: Client | None = None,
+    client: RunControl | None = None,
     observer: Observer | None = None,
     force: bool = False,
     params: Mapping[str, Any] | None = None,
@@ -213,9 +223,7 @@ def resume_run(
     every output that did, with the pipeline's code as it is now (the attempt records its git
     state). ``params`` (Python values) and ``text_params`` (``--param`` text) change parameters
     that no step whose outputs are reused has consumed; others are refused."""
-    from funade.sdk import default_client
-
-    client = client or default_client()
+    client = _control(client)
     run = client.get_run(run_id, spec=True)
     if run.state == "succeeded":
         raise ConflictError(
@@ -281,12 +289,10 @@ def _done(run: RunOut) -> dict[str, dict[str, Stored]]:
 
 
 def start_queued(
-    run_id: int, *, client: Client | None = None, observer: Observer | None = None
+    run_id: int, *, client: RunControl | None = None, observer: Observer | None = None
 ) -> RunOut:
     """Run a run the control plane queued (a schedule's tick, or a start through the API)."""
-    from funade.sdk import default_client
-
-    client = client or default_client()
+    client = _control(client)
     run = client.get_run(run_id)
     if run.state != "queued":
         raise ConflictError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from funade.errors import FunadeError, InvalidInputError
 from funade.pipelines import serializers
-from funade.pipelines.dsl import SINGLE, Step
+from funade.pipelines.steps import SINGLE, Step
 
 __all__ = ["RESULT", "resolve_step", "run_task"]
 
