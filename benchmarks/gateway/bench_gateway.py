@@ -1,20 +1,28 @@
-"""Gateway: the full path (gateway with key auth, a rate limit and metrics on → one replica)
-against calling that replica directly and against the bare-ASGI floor, in one run.
+"""Gateway: the full path (gateway → one replica, as users run it) against `funade serve`
+alone and against the bare-ASGI floor, for each request form, in one run.
 
     .venv/bin/python -m benchmarks.gateway.bench_gateway --duration 10
+    .venv/bin/python -m benchmarks.gateway.bench_gateway --duration 0.5 --forms v2-outputs \
+        --concurrency 1 --batch-rows 0 --pin --idle 0 --no-results   # a quick look
 
-What it does, in a fresh temporary FUNADE_HOME (Linux, 2+ cores, ``wrk``, ``taskset``):
+What it does, in fresh temporary FUNADE_HOMEs (Linux, 2+ cores, ``wrk``, ``taskset``):
 
-1. fits the serving benchmark's LogisticRegression (``make_classification(random_state=0)``, 20
-   features) and registers it (``benchmarks.serving.models``);
-2. starts the floor (``benchmarks.serving.floor_server``) and ``funade up`` pinned to core 0, so
-   the control plane, the gateway and the replica it deploys all share that core; deploys
-   ``lr:1`` with a per-key rate limit (far above the load, so it is checked but never refuses)
-   and makes a predict key; checks that each path gives the estimator's predictions;
-3. per concurrency (1, 8, 64; single-row v2 JSON requests asking for ``predict``), runs the three
-   targets in turn (order rotated): ``wrk`` on core 1, ``--warmup`` seconds discarded, then
-   ``--duration`` measured; the gateway is sent the key in ``X-API-Key``;
-4. prints the table and the targets, and replaces the section in ``gateway/RESULTS.md``
+1. fits the serving benchmark's LogisticRegression (20 features; ``benchmarks.serving.models``)
+   and writes, per request form (``forms.py``: v1 ``instances``, v1 ``inputs``, v2 JSON with
+   and without ``outputs``, v2 binary tensors), 2,048 single-row bodies and 256 bodies of 64
+   rows, all rows distinct, which ``wrk`` (``serving/cycle.lua``) sends in turn;
+2. per placement (``--pin``: everything that serves on core 0, wrk on core 1; ``--free``:
+   servers and wrk all free on both cores; both by default), starts the floor
+   (``serving/floor_server.py``, which does each form's work) and ``funade up``, deploys
+   ``lr:1`` with an allowlist, a deployment and a per-key rate limit, and makes a predict key
+   (``platform.py``), timing each phase to the first prediction through the gateway; then reads
+   the idle CPU of ``funade up`` and its children for ``--idle`` seconds; then checks that
+   every path answers every form with the estimator's predictions and the same outputs;
+3. per form and column (``--concurrency`` single-row, and ``--batch-rows`` rows per body at
+   concurrency 8), runs the three targets in turn (order rotated): ``--warmup`` seconds
+   discarded, then ``--duration`` measured; the gateway gets the key in ``X-API-Key``, the
+   replica its token;
+4. prints the tables and the targets, and replaces the section in ``gateway/RESULTS.md``
    (``--no-results`` to only print).
 
 The machine is shared and noisy: read the ratios within a run, not the absolute numbers.
@@ -23,36 +31,41 @@ The machine is shared and noisy: read the ratios within a run, not the absolute 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
-import re
-import signal
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
 import httpx
+import numpy as np
 
 import funade
+from benchmarks.gateway import platform as up
+from benchmarks.gateway.forms import FORMS, Form, distinct_rows
+from benchmarks.gateway.report import (
+    PLACEMENTS,
+    TARGETS,
+    Column,
+    Key,
+    Placement,
+    column_name,
+    phase_table,
+    table,
+    targets_table,
+)
 from benchmarks.registry import harness
 from benchmarks.registry.harness import isolate, machine, server_stack
-from benchmarks.serving.load import LoadResult, run_wrk
-from benchmarks.serving.models import infer_body, predictions, prepare
+from benchmarks.serving.load import CYCLE_LUA, LoadResult, run_wrk, write_bodies
+from benchmarks.serving.models import FEATURES, infer_body, prepare
 from benchmarks.serving.servers import start
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-SERVER_CORE, CLIENT_CORE = 0, 1
-CONCURRENCY = (1, 8, 64)
-TARGETS = ("floor", "replica", "gateway")
-LABELS = {
-    "floor": "floor (bare ASGI + uvicorn)",
-    "replica": "replica directly (funade serve)",
-    "gateway": "full path (gateway → replica)",
-}
+SINGLE_BODIES, BATCH_BODIES = 2048, 256
+CHECKED = 3  # bodies of each file checked on every path before the load
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,171 +73,181 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2, help="discarded seconds before each")
     parser.add_argument("--rounds", type=int, default=1, help="repeat; keep the best req/s")
+    parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated subset")
+    parser.add_argument("--concurrency", default="1,8,64", help="single-row concurrencies")
+    parser.add_argument("--batch-rows", type=int, default=64, help="rows per body at c8 (0: no)")
+    parser.add_argument("--idle", type=float, default=20, help="idle CPU seconds (0: skip)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--pin", action="store_const", const=["pinned"], dest="placements")
+    where.add_argument("--free", action="store_const", const=["free"], dest="placements")
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
-    return parser.parse_args()
-
-
-def start_platform(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    """`funade up` on SERVER_CORE; its process, API URL and gateway URL."""
-    command = ["taskset", "-c", str(SERVER_CORE), str(Path(sys.executable).with_name("funade")),
-               "up", "--port", "0", "--gateway-port", "0"]  # fmt: skip
-    # As root, the replica runs as its project's user: its sandbox must be reachable by it.
-    sandbox = home.parent / "sandbox"
-    home.parent.chmod(0o711)
-    env = {
-        **os.environ,
-        "FUNADE_HOME": str(home),
-        "FUNADE_SANDBOX_DIR": str(sandbox),
-        "COLUMNS": "400",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 120
-    while "Press Ctrl-C" not in (text := log.read_text(errors="replace")):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"funade up did not start:\n{text}")
-        time.sleep(0.05)
-    api = re.search(r"funade is up at (http://\S+)", text)
-    gateway = re.search(r"gateway at (http://\S+) ", text)
-    if api is None or gateway is None:
-        raise RuntimeError(f"funade up printed no URLs:\n{text}")
-    return process, api[1], gateway[1]
-
-
-def deploy(api: str, home: Path) -> tuple[str, str, str]:
-    """Deploy lr:1; the replica's URL, the token the gateway presents to it, a predict key."""
-    key = json.loads((home / "credentials").read_text())["api_key"]
-    with funade.Client(url=api, api_key=key) as client:
-        limit = {"per_second": 1_000_000, "burst": 1_000_000}
-        client.create_deployment("lr", version="1", policy={"key_rate_limit": limit})
-        deadline = time.monotonic() + 120
-        while (rollout := client.get_deployment("lr").rollout) and rollout.state == "verifying":
-            if time.monotonic() > deadline:
-                raise RuntimeError("the deployment did not go live")
-            time.sleep(0.2)
-        if rollout is None or rollout.state != "succeeded":
-            raise RuntimeError(f"the rollout failed: {rollout}")
-        replica = client.get_deployment("lr").replicas[0].url
-        predict_key = client.create_key("bench", ["predict"], project="default").key
-    with sqlite3.connect(home / "funade.db") as db:  # a replica answers only with its token
-        (token,) = db.execute("SELECT token FROM replicas WHERE url = ?", (replica,)).fetchone()
-    return replica, str(token), predict_key
-
-
-def check(url: str, body: bytes, expected: list[int], headers: dict[str, str]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        answer = httpx.post(
-            url, content=body, headers={**headers, "content-type": "application/json"}
-        )
-        if answer.status_code == 200 and predictions(answer.content) == expected:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url}: HTTP {answer.status_code} {answer.text[:300]}")
-        time.sleep(0.1)
-
-
-def table(results: dict[tuple[str, int], LoadResult]) -> str:
-    lines = [
-        "| target | concurrency | req/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|",
-    ]
-    for concurrency in CONCURRENCY:
-        for target in TARGETS:
-            got = results[(target, concurrency)]
-            lines.append(
-                f"| {LABELS[target]} | {concurrency} | {got.rps:,.0f} | {got.p50_ms:.2f} | "
-                f"{got.p99_ms:.2f} | {sum(got.errors.values()) or ''} |"
-            )
-    return "\n".join(lines)
-
-
-def targets(results: dict[tuple[str, int], LoadResult]) -> str:
-    added = results[("gateway", 1)].p50_ms - results[("replica", 1)].p50_ms
-    ratio = results[("gateway", 64)].rps / results[("floor", 64)].rps
-    return "\n".join([
-        "| target | measured | met |", "|---|---|---|",
-        f"| gateway adds ≤ 1 ms to p50 at concurrency 1 | +{added:.2f} ms | "
-        f"{'yes' if added <= 1.0 else 'no'} |",
-        f"| full path at concurrency 64 ≥ the floor's req/s | {ratio:.2f}x | "
-        f"{'yes' if ratio >= 1.0 else 'no'} |",
-    ])  # fmt: skip
+    args = parser.parse_args()
+    args.placements = args.placements or list(PLACEMENTS)
+    args.forms = [FORMS[name] for name in args.forms.split(",")]
+    args.columns = [(int(c), 1) for c in args.concurrency.split(",")]
+    if args.batch_rows:
+        args.columns.append((8, args.batch_rows))
+    return args
 
 
 def main() -> None:
     args = parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs two cores: one for the servers, one for wrk")
-    os.sched_setaffinity(0, {CLIENT_CORE})
     began = time.perf_counter()
-    results: dict[tuple[str, int], LoadResult] = {}
+    results: dict[Key, LoadResult] = {}
+    phases: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="funade-bench-gateway-") as tmp:
         work = Path(tmp)
-        home = work / "home"
-        home.mkdir()
-        isolate(home)
-        with funade.Client() as client:
-            prepared = prepare("lr", work, client)
-        body = infer_body(prepared.input_name, prepared.rows[:1])
-        expected = [int(v) for v in prepared.estimator.predict(prepared.rows[:1])]
-        body_file = work / "body.json"
-        body_file.write_bytes(body)
-        floor = start("floor", prepared, body, expected, core=SERVER_CORE, log_dir=work)
-        platform, api, gateway = start_platform(home, work / "up.log")
-        try:
-            replica, token, key = deploy(api, home)
-            urls = {
-                "floor": floor.url,
-                "replica": f"{replica}/v2/models/lr/infer",
-                "gateway": f"{gateway}/v2/models/lr/infer",
-            }
-            headers = {
-                "gateway": {"X-API-Key": key},
-                "replica": {"Authorization": f"Bearer {token}"},
-            }
-            for target, url in urls.items():
-                check(url, body, expected, headers.get(target, {}))
-            print("predictions checked on every path", flush=True)
-            for round_ in range(args.rounds):
-                for index, concurrency in enumerate(CONCURRENCY):
-                    order = TARGETS[(round_ + index) % 3 :] + TARGETS[: (round_ + index) % 3]
-                    for target in order:
-                        options = {"connections": concurrency, "rows": 1, "core": CLIENT_CORE,
-                                   "headers": headers.get(target)}  # fmt: skip
-                        if args.warmup > 0:
-                            run_wrk(urls[target], body_file, seconds=args.warmup, **options)
-                        got = run_wrk(urls[target], body_file, seconds=args.duration, **options)
-                        errors = f"  ERRORS {got.errors}" if got.errors else ""
-                        print(f"c{concurrency:<3} {target:<8} {got.rps:>8,.0f} req/s  p50 "
-                              f"{got.p50_ms:6.2f}  p99 {got.p99_ms:7.2f} ms{errors}",
-                              flush=True)  # fmt: skip
-                        best = results.get((target, concurrency))
-                        if best is None or got.rps > best.rps:
-                            results[(target, concurrency)] = got
-        finally:
-            platform.send_signal(signal.SIGINT)
-            platform.wait(timeout=60)
-            floor.stop()
+        homes = {name: work / f"home-{name}" for name in args.placements}
+        for home in homes.values():  # each placement its own platform, started cold
+            home.mkdir()
+            isolate(home)
+            with funade.Client() as client:
+                prepared = prepare("lr", work, client)
+        bodies = write_forms(work, prepared.input_name, args)
+        expected = {rows: prepared.estimator.predict(x).tolist() for rows, x in bodies.rows.items()}
+        check_body = infer_body(prepared.input_name, prepared.rows[:1])
+        check_expected = [int(v) for v in prepared.estimator.predict(prepared.rows[:1])]
+
+        def first_request(gateway: str, key: str) -> str | None:
+            url = f"{gateway}/v2/models/lr/infer"
+            headers = {"X-API-Key": key, "Content-Type": "application/json"}
+            answer = httpx.post(url, content=check_body, headers=headers)
+            if answer.status_code == 200:
+                got, _ = FORMS["v2-outputs"].read(answer.content, answer.headers)
+                if got == check_expected:
+                    return None
+            return f"HTTP {answer.status_code} {answer.content[:300]!r}"
+
+        for placement in (PLACEMENTS[name] for name in args.placements):
+            os.sched_setaffinity(0, {int(c) for c in placement.client.split(",")})
+            isolate(homes[placement.name])
+            with contextlib.ExitStack() as stack:
+                floor = start("floor", prepared, check_body, check_expected,
+                              core=placement.servers, log_dir=work)  # fmt: skip
+                stack.callback(floor.stop)
+                platform = up.launch(homes[placement.name], work / f"up-{placement.name}.log",
+                                     placement.servers, first_request)  # fmt: skip
+                stack.callback(platform.stop)
+                phases[placement.name] = dict(platform.phases)
+                if args.idle > 0:
+                    time.sleep(2)  # the first request's aftermath settles
+                    idle = up.idle_cpu(platform.process.pid, args.idle)
+                    phases[placement.name]["idle CPU, % of a core"] = idle
+                    print(f"{placement.name}: idle CPU {idle:.2f}% of a core", flush=True)
+                print(f"{placement.name}: cold start {platform.phases}", flush=True)
+                targets = {
+                    "floor": (f"http://127.0.0.1:{floor.port}", {}),
+                    "replica": (platform.replica, {"Authorization": f"Bearer {platform.token}"}),
+                    "gateway": (platform.gateway, {"X-API-Key": platform.key}),
+                }
+                for form in args.forms:
+                    for base, headers in targets.values():
+                        check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
+                print("every form checked on every path", flush=True)
+                for round_ in range(args.rounds):
+                    for index, (form, column) in enumerate(
+                        (f, c) for f in args.forms for c in args.columns
+                    ):
+                        turn = (round_ + index) % len(TARGETS)
+                        for target in TARGETS[turn:] + TARGETS[:turn]:
+                            got = measure(
+                                args, placement, form, column, (target, *targets[target]), bodies
+                            )
+                            key = (placement.name, form.name, column, target)
+                            if key not in results or got.rps > results[key].rps:
+                                results[key] = got
     command = " ".join(["python -m benchmarks.gateway.bench_gateway", *sys.argv[1:]])
-    section = "\n\n".join([
+    parts = [
         machine(),
         f"`.venv/bin/{command}`",
-        f"Single-row LogisticRegression (20 features) requests asking for `predict`. The floor "
-        f"and `funade up` with its gateway and the replica, on core {SERVER_CORE}; wrk "
-        f"(1 thread) on core {CLIENT_CORE}; {args.warmup:g} s warm-up + {args.duration:g} s "
-        f"measured per run, "
-        f"{args.rounds} round(s) (best kept). The gateway checks a predict key (cached), a "
-        f"per-key rate limit and counts metrics and traffic figures on every request. Run took "
-        f"{time.perf_counter() - began:.0f} s.",
-        table(results),
-        "Targets (ratios within this run):\n\n" + targets(results),
-    ])  # fmt: skip
+        f"LogisticRegression (20 features); each run cycles through {SINGLE_BODIES:,} "
+        f"single-row bodies (or {BATCH_BODIES} of {args.batch_rows} rows), no two rows alike. "
+        f"wrk 1 thread; {args.warmup:g} s warm-up + {args.duration:g} s measured per run, "
+        f"{args.rounds} round(s) (best kept). The gateway checks the deployment's allowlist "
+        "(127.0.0.0/8), a predict key (cached), a deployment-wide and a per-key rate limit "
+        "(never refusing), and counts metrics and traffic figures on every request; the "
+        f"replica checks its token. Run took {time.perf_counter() - began:.0f} s.",
+    ]
+    for name in args.placements:
+        parts += [
+            f"**{name.capitalize()}**: {PLACEMENTS[name].text}.",
+            table(results, name, args),
+            f"Targets, {name} (ratios within this run):\n\n" + targets_table(results, name, args),
+        ]
+    parts.append("Cold start and idle (`funade up`, one deployment):\n\n" + phase_table(phases))
+    section = "\n\n".join(parts)
     print(f"\n{section}")
     if not args.no_results:
         with mock.patch.object(harness, "RESULTS", RESULTS):
             harness.write_section(
                 "gateway-lr", f"Gateway: LogisticRegression, {server_stack()}", section
             )
+
+
+@dataclass(frozen=True)
+class Bodies:
+    rows: dict[int, np.ndarray]  # rows per body -> every row sent, in order
+    files: dict[tuple[str, int], Path]  # (form, rows per body) -> the file cycle.lua reads
+    checks: dict[tuple[str, int], list[tuple[bytes, dict[str, str]]]]  # the first few bodies
+
+
+def write_forms(work: Path, input_name: str, args: argparse.Namespace) -> Bodies:
+    sizes = {1: SINGLE_BODIES, **({args.batch_rows: BATCH_BODIES} if args.batch_rows else {})}
+    rows, files, checks = {}, {}, {}
+    for seed, (per_body, count) in enumerate(sizes.items(), start=1):
+        rows[per_body] = distinct_rows(per_body * count, FEATURES, seed=seed)
+        for form in args.forms:
+            built = [form.body(input_name, rows[per_body][i * per_body : (i + 1) * per_body])
+                     for i in range(count)]  # fmt: skip
+            files[(form.name, per_body)] = work / f"{form.name}-{per_body}.bodies"
+            write_bodies(files[(form.name, per_body)], built)
+            checks[(form.name, per_body)] = built[:CHECKED]
+    return Bodies(rows, files, checks)
+
+
+def check(
+    form: Form, url: str, headers: dict[str, str], bodies: Bodies, expected: dict[int, list[int]]
+) -> None:
+    """The first bodies of each file get the estimator's predictions and the form's outputs."""
+    for per_body in bodies.rows:
+        for index, (body, own) in enumerate(bodies.checks[(form.name, per_body)]):
+            sent = {"Content-Type": "application/json", **own, **headers}
+            answer = httpx.post(url, content=body, headers=sent, timeout=30)
+            want = expected[per_body][index * per_body : (index + 1) * per_body]
+            try:
+                got, outputs = form.read(answer.content, answer.headers)
+            except (ValueError, KeyError, TypeError) as exc:
+                got, outputs = [], {f"unreadable: {exc}"}
+            if answer.status_code != 200 or got != want or outputs != set(form.outputs):
+                raise RuntimeError(
+                    f"{url} ({form.name}, {per_body} rows): HTTP {answer.status_code}, outputs "
+                    f"{outputs}, {answer.content[:300]!r}"
+                )
+
+
+def measure(
+    args: argparse.Namespace,
+    placement: Placement,
+    form: Form,
+    column: Column,
+    target: tuple[str, str, dict[str, str]],  # name, base URL, headers
+    bodies: Bodies,
+) -> LoadResult:
+    concurrency, rows = column
+    name, base, headers = target
+    url, body_file = f"{base}{form.path('lr')}", bodies.files[(form.name, rows)]
+    options = {"connections": concurrency, "rows": rows, "core": placement.client,
+               "headers": headers, "script": CYCLE_LUA}  # fmt: skip
+    if args.warmup > 0:
+        run_wrk(url, body_file, seconds=args.warmup, **options)
+    got = run_wrk(url, body_file, seconds=args.duration, **options)
+    errors = f"  ERRORS {got.errors}" if got.errors else ""
+    print(f"{placement.name:<6} {form.name:<12} {column_name(column):<11} {name:<8} "
+          f"{got.rps:>8,.0f} req/s {got.rows_per_second:>9,.0f} rows/s  p50 {got.p50_ms:6.2f}"
+          f"  p99 {got.p99_ms:7.2f} ms{errors}", flush=True)  # fmt: skip
+    return got
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The load generator: ``wrk`` with ``infer.lua``, pinned to its own core.
+"""The load generator: ``wrk`` with ``infer.lua`` (or ``cycle.lua``), pinned to given cores.
 
 A run is one wrk thread with ``connections`` connections, each keeping one request in flight
-(the concurrency), for a fixed duration; ``infer.lua`` sends one fixed body and prints the
-numbers as a JSON line, parsed here.
+(the concurrency), for a fixed duration; ``infer.lua`` sends one fixed body, ``cycle.lua`` a
+file of many bodies in turn (``write_bodies``), and both print the numbers as a JSON line,
+parsed here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LUA = Path(__file__).with_name("infer.lua")
+CYCLE_LUA = Path(__file__).with_name("cycle.lua")
 MARK = "WRK_JSON "
 
 
@@ -49,10 +51,13 @@ def run_wrk(
     connections: int,
     seconds: float,
     rows: int,
-    core: int,
+    core: int | str,
     headers: dict[str, str] | None = None,
+    script: Path = LUA,
 ) -> LoadResult:
-    """``wrk -t1 -c<connections> -d<seconds>s`` on ``core``, POSTing ``body_file`` to ``url``."""
+    """``wrk -t1 -c<connections> -d<seconds>s`` on ``core`` (a core or a taskset list such as
+    ``"0,1"``), POSTing ``body_file`` to ``url`` with ``script`` (``CYCLE_LUA``: a file of
+    ``write_bodies``)."""
     command = [
         "taskset",
         "-c",
@@ -64,7 +69,7 @@ def run_wrk(
         "--timeout",
         "10s",
         "-s",
-        str(LUA),
+        str(script),
         url,
         "--",
         str(body_file),
@@ -85,3 +90,12 @@ def run_wrk(
         p99_ms=doc["p99_us"] / 1000,
         errors={k: doc[k] for k in ("connect", "read", "write", "status", "timeout") if doc[k]},
     )
+
+
+def write_bodies(path: Path, bodies: list[tuple[bytes, dict[str, str]]]) -> None:
+    """Write ``(body, headers)`` pairs as ``cycle.lua`` reads them: per body a line of its length
+    and its own headers (tab-separated ``Name: value``), then its bytes."""
+    with path.open("wb") as out:
+        for body, headers in bodies:
+            fields = [str(len(body)), *(f"{name}: {value}" for name, value in headers.items())]
+            out.write("\t".join(fields).encode() + b"\n" + body)

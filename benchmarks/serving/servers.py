@@ -132,12 +132,13 @@ def start(
     check_body: bytes,
     expected: list[int],
     *,
-    core: int,
+    core: int | str,
     log_dir: Path,
     kserve_logs: bool = False,
     deadline: float = 120.0,
 ) -> Running:
-    """Spawn ``system`` on ``core`` and wait until it predicts ``expected`` for ``check_body``."""
+    """Spawn ``system`` on ``core`` (or a taskset list, e.g. ``"0,1"``) and wait until it
+    predicts ``expected`` for ``check_body``."""
     port = free_port()
     path = f"/v2/models/{served_name(system, prepared)}/infer"
     log = log_dir / f"{prepared.kind}-{system}-{port}.log"
