@@ -140,9 +140,11 @@ class Round:
     idle: dict[str, float] = field(default_factory=dict)
 
 
-def launch(home: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [str(Path(sys.executable).with_name("funade")), "up", "--port", "0",
-               "--gateway-port", "0"]  # fmt: skip
+OWN = str(Path(sys.executable).with_name("funade"))
+
+
+def launch(home: Path, log: Path, funade_command: str = OWN) -> subprocess.Popen[bytes]:
+    command = [funade_command, "up", "--port", "0", "--gateway-port", "0"]
     # As root, the replica runs as its project's user: its sandbox must be reachable by it.
     home.parent.chmod(0o711)
     env = {**os.environ, "FUNADE_HOME": str(home), "COLUMNS": "400",
@@ -186,7 +188,7 @@ def _status(method: str, url: str, **options: object) -> int:
         return 0
 
 
-def cold_start(work: Path, idle_seconds: float, settle: float) -> Round:
+def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: str = OWN) -> Round:
     from benchmarks.serving.models import infer_body, predictions, prepare
 
     home = work / "home"
@@ -200,7 +202,7 @@ def cold_start(work: Path, idle_seconds: float, settle: float) -> Round:
     result = Round()
     log = work / "up.log"
     began = time.monotonic()
-    process = launch(home, log)
+    process = launch(home, log, funade_command)
     try:
         api, gateway = api_up(process, log)
         result.marks["api"] = time.monotonic() - began
@@ -258,12 +260,12 @@ def _admin_key(home: Path) -> str:
     return str(json.loads((home / "credentials").read_text())["api_key"])
 
 
-def empty_home(work: Path) -> float:
+def empty_home(work: Path, funade_command: str = OWN) -> float:
     """`funade up` over an empty home (schema, default project, admin key) to its API answering."""
     home = work / "empty"
     home.mkdir()
     began = time.monotonic()
-    process = launch(home, work / "empty.log")
+    process = launch(home, work / "empty.log", funade_command)
     try:
         api_up(process, work / "empty.log")
         return time.monotonic() - began
@@ -282,12 +284,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=5, help="seconds before the window")
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--label", default="", help="a name for this run's section")
+    parser.add_argument(
+        "--baseline",
+        metavar="FUNADE",
+        help="another install's `funade` command (e.g. main's .venv/bin/funade), measured in "
+        "turns with this one in the same run, so that both see the same machine",
+    )
     return parser.parse_args()
 
 
 def report(rounds: list[Round], empty: list[float], idle_seconds: float) -> str:
     def median(key: str) -> float:
         return statistics.median(r.marks[key] for r in rounds)
+
+    if not rounds:
+        return ""
 
     lines = ["| phase | at (s, median) | took (s) | rounds (at) |", "|---|---|---|---|"]
     previous = 0.0
@@ -315,22 +326,29 @@ def report(rounds: list[Round], empty: list[float], idle_seconds: float) -> str:
 def main() -> None:
     args = parse_args()
     began = time.perf_counter()
-    rounds: list[Round] = []
-    empty: list[float] = []
+    targets = {"this": OWN, **({"baseline": args.baseline} if args.baseline else {})}
+    rounds: dict[str, list[Round]] = {name: [] for name in targets}
+    empty: dict[str, list[float]] = {name: [] for name in targets}
     for index in range(args.rounds):
         last = index == args.rounds - 1
-        with tempfile.TemporaryDirectory(prefix="funade-bench-platform-") as tmp:
-            got = cold_start(Path(tmp), args.idle_seconds if last else 0, args.settle)
-            empty.append(empty_home(Path(tmp)))
-        rounds.append(got)
-        marks = "  ".join(f"{k} {v:.2f}" for k, v in got.marks.items())
-        print(f"round {index + 1}: {marks}  empty home {empty[-1]:.2f}", flush=True)
+        order = list(targets) if index % 2 == 0 else list(reversed(targets))
+        for name in order:
+            with tempfile.TemporaryDirectory(prefix="funade-bench-platform-") as tmp:
+                idle = args.idle_seconds if last else 0
+                got = cold_start(Path(tmp), idle, args.settle, targets[name])
+                empty[name].append(empty_home(Path(tmp), targets[name]))
+            rounds[name].append(got)
+            marks = "  ".join(f"{k} {v:.2f}" for k, v in got.marks.items())
+            idle_total = f"  idle {got.idle['total']:.2f} %" if got.idle else ""
+            print(f"round {index + 1} {name}: {marks}  empty home {empty[name][-1]:.2f}"
+                  f"{idle_total}", flush=True)  # fmt: skip
     command = " ".join(["python -m benchmarks.platform.bench_platform", *sys.argv[1:]])
-    section = "\n\n".join([
-        machine(),
-        f"`.venv/bin/{command}` (took {time.perf_counter() - began:.0f} s)",
-        report(rounds, empty, args.idle_seconds),
-    ])  # fmt: skip
+    parts = [machine(), f"`.venv/bin/{command}` (took {time.perf_counter() - began:.0f} s)"]
+    for name in targets:
+        if len(targets) > 1:
+            parts.append(f"**{name}** (`{targets[name]}`):")
+        parts.append(report(rounds[name], empty[name], args.idle_seconds))
+    section = "\n\n".join(parts)
     print(f"\n{section}")
     if not args.no_results:
         key = f"platform{'-' + args.label if args.label else ''}"
