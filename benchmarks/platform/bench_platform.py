@@ -6,7 +6,8 @@ traffic, and the wall time from launching `funade up` to a first prediction thro
 What it does, in a fresh temporary FUNADE_HOME per round (Linux, ``/proc``):
 
 1. fits the serving benchmark's LogisticRegression and registers it as ``lr`` with the
-   in-process client *before* `funade up` starts (so the home already has its schema, its
+   in-process client of the install under test (a subprocess of its Python) *before* `funade
+   up` starts (so the home already has its schema, its
    default project and its admin key: the cold start is a restart of the platform over a home
    with a registered model and no deployment, the case of `funade up` on a laptop; the first
    start of an empty home is measured apart, as "empty home → API answers");
@@ -32,6 +33,7 @@ within one run; the cold start keeps the median of ``--rounds``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -154,12 +156,15 @@ def launch(home: Path, log: Path, funade_command: str = OWN) -> subprocess.Popen
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def wait_for(predicate: object, what: str, timeout: float = 120) -> None:
+def wait_for(
+    predicate: object, what: str, timeout: float = 120, detail: list[str] | None = None
+) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            said = f" (last: {detail[-1]})" if detail else ""
+            raise RuntimeError(f"timed out waiting for {what}{said}")
         time.sleep(POLL)
 
 
@@ -190,15 +195,16 @@ def _status(method: str, url: str, **options: object) -> int:
 
 
 def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: str = OWN) -> Round:
-    from benchmarks.serving.models import infer_body, predictions, prepare
+    from benchmarks.serving.models import MODEL_KINDS, dataset, infer_body, predictions
 
     home = work / "home"
     home.mkdir()
     isolate(home)
-    with funade.Client() as client:
-        prepared = prepare("lr", work, client)
-    body = infer_body(prepared.input_name, prepared.rows[:1])
-    expected = [int(v) for v in prepared.estimator.predict(prepared.rows[:1])]
+    input_name = register(home, work, funade_command)
+    x, y = dataset()
+    rows = x[:1]
+    body = infer_body(input_name, rows)
+    expected = [int(v) for v in MODEL_KINDS["lr"][1]().fit(x, y).predict(rows)]
     key = _admin_key(home)
     result = Round()
     log = work / "up.log"
@@ -238,6 +244,7 @@ def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: s
             except httpx.TransportError:
                 return False
             now = time.monotonic() - began
+            last[:] = [f"HTTP {answer.status_code} {answer.text[:300]}"]
             if answer.status_code != 404:
                 result.marks.setdefault("routed", now)
             if answer.status_code == 200 and predictions(answer.content) == expected:
@@ -245,7 +252,8 @@ def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: s
                 return True
             return False
 
-        wait_for(predicted, "a first prediction through the gateway")
+        last: list[str] = []
+        wait_for(predicted, "a first prediction through the gateway", detail=last)
         if idle_seconds > 0:
             time.sleep(settle)
             result.idle = idle_cpu(process.pid, idle_seconds)
@@ -255,9 +263,36 @@ def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: s
     return result
 
 
-def _admin_key(home: Path) -> str:
-    import json
+_REGISTER = """
+import json, sys
+from pathlib import Path
+import funade
+from benchmarks.serving.models import prepare
+with funade.Client() as client:
+    print(json.dumps(prepare("lr", Path(sys.argv[1]), client).input_name))
+"""
 
+
+def register(home: Path, work: Path, funade_command: str) -> str:
+    """Register ``lr`` in ``home`` with the Python of ``funade_command`` (so a baseline install
+    writes its own schema); the name of the model's input."""
+    python = str(Path(funade_command).with_name("python"))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "FUNADE_HOME": str(home), "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [python, "-c", _REGISTER, str(work)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"registering lr failed:\n{done.stderr}")
+    return str(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _admin_key(home: Path) -> str:
     return str(json.loads((home / "credentials").read_text())["api_key"])
 
 
