@@ -129,8 +129,8 @@ class Controller:
                 continue
             while not stop.is_set() and not self._wake.is_set():  # at rest
                 due = last_full + self.idle_interval
-                if self._warm_until is not None:
-                    due = min(due, last_full + max(0.0, self._warm_until - time.time()))
+                if self._warm_until is not None:  # wall clock → monotonic, from now
+                    due = min(due, time.monotonic() + max(0.0, self._warm_until - time.time()))
                 left = due - time.monotonic()
                 if left <= 0:
                     break
