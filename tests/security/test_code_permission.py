@@ -10,11 +10,14 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 import funade
 from funade.api.schemas import ScheduleIn
 from funade.client import Client
 from funade.errors import InvalidInputError, PermissionDeniedError
+from funade.store import Database
+from funade.store.schema import ModelVersion
 from tests.serving.models import Arithmetic
 
 KeyFor = Callable[..., Client]
@@ -142,3 +145,35 @@ def test_skops_packages_deploy_with_write_only_on_the_explicit_list(
     with pytest.raises(PermissionDeniedError, match="Model 'forest' version 1 \\(sklearn\\)"):
         writer.create_deployment("forest")
     assert admin.create_deployment("forest").name == "forest", "admin has deploy-code"
+
+
+def test_whether_a_version_runs_code_is_decided_at_registration(
+    admin: Client, key_for: KeyFor, database: Database
+) -> None:
+    """Registration records the decision (for a skops package it imports scikit-learn, which a
+    deploy call then need not do); a version registered before it was recorded (NULL) is
+    decided when it is deployed."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.2], [0.9, 0.9]])
+    y = np.array([0, 1, 0, 1])
+    writer = key_for(["read", "write"])
+    for name, model in (
+        ("linear", LogisticRegression().fit(x, y)),
+        ("forest", RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y)),
+        ("stored", LogisticRegression().fit(x, y)),
+    ):
+        funade.log_model(model, name, sample_input=x, client=writer, progress=False)
+    _register(writer)
+    with database.session() as session:
+        recorded = {v.model.name: v.runs_code for v in session.scalars(select(ModelVersion))}
+        assert recorded == {"linear": False, "forest": True, "stored": False, "calc": True}
+        for version in session.scalars(select(ModelVersion)):
+            version.runs_code = {"stored": True}.get(version.model.name)  # the rest: NULL
+    assert writer.create_deployment("linear").name == "linear"
+    for name in ("forest", "calc"):
+        with pytest.raises(PermissionDeniedError, match="runs code when it is loaded"):
+            writer.create_deployment(name)
+    with pytest.raises(PermissionDeniedError, match="Model 'stored' version 1"):
+        writer.create_deployment("stored")  # the recorded decision is the one used

@@ -50,3 +50,31 @@ def test_concurrent_writers_do_not_fail(database_url: str) -> None:
     with db.read() as session:
         assert get_project(session, "p5-4").name == "p5-4"
     db.dispose()
+
+
+def test_on_commit_tells_watchers_of_their_tables_after_commit_only(tmp_path: Path) -> None:
+    db = create_database(f"sqlite:///{tmp_path / 'f.db'}")
+    upgrade(db)
+    calls: list[str] = []
+    remove = db.on_commit({"projects"}, lambda: calls.append("projects"))
+    db.on_commit({"models"}, lambda: calls.append("models"))
+    with db.session() as session:
+        create_project(session, "alpha")
+    assert calls == ["projects"]
+    with db.read() as session:
+        get_project(session, "alpha")
+
+    def written_then_rolled_back() -> None:
+        with db.session() as session:
+            create_project(session, "beta")
+            session.flush()
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        written_then_rolled_back()
+    assert calls == ["projects"]  # a rollback tells nobody
+    remove()
+    with db.session() as session:
+        create_project(session, "gamma")
+    assert calls == ["projects"]
+    db.dispose()

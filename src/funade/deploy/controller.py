@@ -6,6 +6,14 @@ revisions kept warm or draining), lets the reconciler converge the backend to th
 the replicas it sees (the gateway routes to the ready ones), and advances every active rollout
 through ``rollout.decide``, verifying targets when it asks. A control plane runs one controller
 per store; ``ControllerLock`` makes sure of it on one machine.
+
+Passes come often while something moves (a replica starting: every ``starting_interval``; a
+rollout, a crash backoff, a deletion: every ``interval``) and seldom at rest: then the
+controller sleeps until a commit in this process touches a deployment, a revision or a rollout
+(``Database.on_commit``), asks the store whether anything changed every ``check_interval``
+(one query, ``changes``: what another API process, the CLI or another node wrote), and makes a
+full pass, which also probes every replica's health, at least every ``idle_interval`` (the
+safety net for what the cheap check cannot see, e.g. another node's clock behind this one's).
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from funade.deploy import service
 from funade.deploy.backends.base import Backend, Replica, ReplicaSpec, ReplicaState, RuntimeConfig
@@ -41,6 +50,18 @@ from funade.store.schema import Deployment, ReplicaRecord, Revision, Rollout
 
 log = logging.getLogger("funade.controller")
 
+WATCHED = (Deployment.__tablename__, Revision.__tablename__, Rollout.__tablename__)
+"""The tables whose changes the controller acts on."""
+
+_CHANGES = select(
+    select(func.count()).select_from(Deployment).scalar_subquery(),
+    select(func.max(Deployment.updated_at)).scalar_subquery(),
+    select(func.count()).select_from(Rollout).scalar_subquery(),
+    select(func.max(Rollout.updated_at)).scalar_subquery(),
+    select(func.count()).select_from(Revision).scalar_subquery(),
+    select(func.max(Revision.warm_until)).scalar_subquery(),
+)
+
 
 @dataclass(frozen=True)
 class _RevisionView:
@@ -51,32 +72,93 @@ class _RevisionView:
     golden: list[Any]
     smoke: list[Any]
     wanted: bool
+    warm_until: datetime | None = None
 
 
 @dataclass
 class Controller:
-    """Runs deployments on ``backend``; ``step`` once per ``interval`` seconds in ``run``."""
+    """Runs deployments on ``backend``: ``step`` in a loop (``run``), paced as the module's
+    docstring says."""
 
     db: Database
     backend: Backend
     interval: float = 0.5
+    """Between passes while a rollout, a crash backoff or a deletion is under way."""
+    starting_interval: float = 0.1
+    """Between passes while a replica starts (each probes its readiness)."""
+    check_interval: float = 1.0
+    """At rest: between two looks at whether the store changed (``changes``)."""
+    idle_interval: float = 5.0
+    """At rest: the longest time between two full passes (and health probes)."""
     grace_seconds: float = 30.0
     verify_timeout: float = 30.0
     reconciler: Reconciler = field(init=False)
     _published: dict[int, set[tuple[str, int, str, str, str]]] = field(default_factory=dict)
     _http: httpx.Client = field(init=False)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _thread: int | None = None
+    _pace: float = 0.0
+    """The wait after the last pass: 0 at rest, else the interval that pass asked for."""
+    _warm_until: float | None = None
+    """When the earliest revision kept warm stops being wanted (a pass is due then)."""
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.backend, grace_seconds=self.grace_seconds)
         self._http = httpx.Client(timeout=self.verify_timeout, trust_env=False)
 
+    def wake(self) -> None:
+        """Make the next pass now: what should run changed (called after a commit)."""
+        if threading.get_ident() != self._thread:  # its own writes need no second look
+            self._wake.set()
+
     def run(self, stop: threading.Event) -> None:
+        self._thread = threading.get_ident()
+        last_full = 0.0
+        seen: tuple[Any, ...] | None = None
         while not stop.is_set():
+            self._wake.clear()
             try:
+                seen = self.changes()  # before the pass: a write during it is seen after
                 self.step()
             except Exception:  # a bad pass must not end the loop; the next one retries
                 log.exception("controller pass failed")
-            stop.wait(self.interval)
+                self._pace = self.interval
+            last_full = time.monotonic()
+            if self._pace:
+                self._wait(stop, self._pace)
+                continue
+            while not stop.is_set() and not self._wake.is_set():  # at rest
+                due = last_full + self.idle_interval
+                if self._warm_until is not None:  # wall clock → monotonic, from now
+                    due = min(due, time.monotonic() + max(0.0, self._warm_until - time.time()))
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                self._wait(stop, min(self.check_interval, left))
+                if self._wake.is_set() or stop.is_set():
+                    break
+                try:
+                    if self.changes() != seen:
+                        break
+                except Exception:
+                    log.exception("controller change check failed")
+                    break
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sleep ``seconds``, or less if woken or stopped."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and not self._wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(min(left, 0.5))  # and look at ``stop`` twice a second
+
+    def changes(self) -> tuple[Any, ...]:
+        """A fingerprint of what should run, in one query: how many deployments, rollouts and
+        revisions there are and their latest updates. Any write through the API moves it."""
+        with self.db.read() as session:
+            row = session.execute(_CHANGES).one()
+        return tuple(row)
 
     def close(self) -> None:
         self._http.close()
@@ -94,8 +176,30 @@ class Controller:
         by_key: dict[str, list[Replica]] = {}
         for replica in running:
             by_key.setdefault(replica.spec.key, []).append(replica)
-        self._advance_rollouts(revisions, by_key, at)
+        moving = self._advance_rollouts(revisions, by_key, at)
         self._remove_deleted(deleting, by_key)
+        self._pace = self._next_pace(running, desired, moving or bool(deleting))
+        warm = [
+            r.warm_until
+            for r in revisions.values()
+            if r.warm_until is not None and r.warm_until > at
+        ]
+        self._warm_until = min(warm).timestamp() if warm else None
+
+    def _next_pace(
+        self, running: list[Replica], desired: dict[str, Desired], moving: bool
+    ) -> float:
+        """How soon the next pass should come (0: at rest)."""
+        if any(r.state is ReplicaState.STARTING for r in running):
+            return self.starting_interval
+        counts: dict[str, int] = {}
+        for replica in running:
+            if replica.state is ReplicaState.READY:
+                counts[replica.spec.key] = counts.get(replica.spec.key, 0) + 1
+        short = any(counts.get(key, 0) != want.count for key, want in desired.items())
+        if moving or short or self.reconciler.backoff:
+            return self.interval
+        return 0.0
 
     def _snapshot(
         self, at: datetime
@@ -140,6 +244,7 @@ class Controller:
                         list(version.golden_examples or []),
                         list(revision.smoke or []),
                         wanted,
+                        revision.warm_until,
                     )
         return out, deleting
 
@@ -185,7 +290,8 @@ class Controller:
         revisions: dict[tuple[int, int], _RevisionView],
         by_key: dict[str, list[Replica]],
         at: datetime,
-    ) -> None:
+    ) -> bool:
+        """Advance the active rollouts; whether there are any."""
         with self.db.read() as session:
             active = list(session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))))
         for rollout in active:
@@ -220,6 +326,7 @@ class Controller:
                 decision = decide(view, facts, at.timestamp())
             if decision.state != rollout.state or decision.weights is not None or decision.event:
                 self._apply(rollout.id, decision, at)
+        return bool(active)
 
     def _remove_deleted(
         self, deleting: list[tuple[int, str]], by_key: dict[str, list[Replica]]
@@ -337,13 +444,16 @@ class ControllerLock:
 def start_controller(db: Database, backend: Backend, **options: Any) -> tuple[Controller, Any]:
     """A controller running in a daemon thread; returns it and a function that stops it."""
     controller = Controller(db, backend, **options)
+    unwatch = db.on_commit(WATCHED, controller.wake)
     stop = threading.Event()
     thread = threading.Thread(target=controller.run, args=(stop,), name="funade-controller")
     thread.daemon = True
     thread.start()
 
     def shutdown() -> None:
+        unwatch()
         stop.set()
+        controller.wake()  # out of its wait now (called from this thread, not its own)
         thread.join(timeout=30)
         controller.close()
 

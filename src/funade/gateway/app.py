@@ -182,9 +182,20 @@ class Gateway:
                 log.warning("per-key prediction counts not written (kept): %s", exc)
 
     async def _refresh_forever(self) -> None:
+        """Reload the table every ``refresh_seconds``, and five times as often for
+        ``settling`` seconds after it last changed: a deployment that just appeared or changed
+        is usually mid-way (a replica starting, a rollout verifying), and its next step then
+        reaches the gateway within a fifth of the interval (a cold start's first prediction
+        waited up to a second for it). A table at rest is read at the plain interval."""
+        settling = 30.0
+        changed_at = time.monotonic()
         while True:
-            await asyncio.sleep(self.refresh_seconds)
+            soon = time.monotonic() - changed_at < settling
+            await asyncio.sleep(self.refresh_seconds / 5 if soon else self.refresh_seconds)
+            before = self.table.routes
             await self.refresh()
+            if self.table.routes != before:
+                changed_at = time.monotonic()
             if time.monotonic() - self._flushed >= self.stats_seconds:
                 await self.flush_stats()
 

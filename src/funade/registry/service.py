@@ -152,6 +152,8 @@ class NewVersion:
     metrics: dict[str, float]
     tags: dict[str, str]
     description: str
+    runs_code: bool | None = None
+    """Whether loading it runs code of its own (``flavors.loads_code``); None: not decided."""
 
 
 def create_version(
@@ -184,6 +186,7 @@ def create_version(
         params=new.params,
         description=new.description,
         created_by=created_by,
+        runs_code=new.runs_code,
     )
     version.model = model
     version.tags = [VersionTag(key=k, value=v) for k, v in sorted(new.tags.items())]

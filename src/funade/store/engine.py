@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,11 @@ class Database:
             engine.execution_options(funade_write=True), expire_on_commit=False
         )
         self._reads = sessionmaker(engine, expire_on_commit=False)
+        self._watchers: list[tuple[frozenset[str], Callable[[], None]]] = []
+        self._watch_lock = threading.Lock()
+        event.listen(self._writes, "after_flush", _note_tables)
+        event.listen(self._writes, "after_commit", self._committed)
+        event.listen(self._writes, "after_soft_rollback", _forget_tables)
 
     @property
     def url(self) -> str:
@@ -49,6 +56,55 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def on_commit(
+        self, tables: Collection[str], callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` (in the committing thread, so it must be quick) after a write
+        session of *this* Database commits ORM changes (rows added, changed or deleted through
+        the session's objects) to one of ``tables``; returns a function that stops it.
+
+        What it does not see: other processes and other Database objects over the same store,
+        and Core ``update()``/``delete()`` statements; a watcher that must not miss a change
+        also reads the store now and then."""
+        watcher = (frozenset(tables), callback)
+        with self._watch_lock:
+            self._watchers.append(watcher)
+
+        def remove() -> None:
+            with self._watch_lock:
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
+
+        return remove
+
+    def _committed(self, session: Session) -> None:
+        tables = session.info.pop(_TABLES, None)
+        if not tables:
+            return
+        with self._watch_lock:
+            due = [callback for watched, callback in self._watchers if watched & tables]
+        for callback in due:
+            callback()
+
+
+_TABLES = "funade_changed_tables"
+
+
+def _note_tables(session: Session, _flush_context: Any) -> None:
+    """Remember which tables this flush wrote (``new``/``dirty``/``deleted`` still hold the
+    flushed objects here), for the commit's watchers."""
+    changed = {
+        table.name
+        for obj in chain(session.new, session.dirty, session.deleted)
+        if (table := getattr(obj, "__table__", None)) is not None
+    }
+    if changed:
+        session.info.setdefault(_TABLES, set()).update(changed)
+
+
+def _forget_tables(session: Session, _previous: Any) -> None:
+    session.info.pop(_TABLES, None)
 
 
 def create_database(url: str, **engine_options: Any) -> Database:

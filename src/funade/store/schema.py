@@ -158,6 +158,9 @@ class ModelVersion(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(32))
+    runs_code: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    """Whether loading the package runs code of its own (``flavors.loads_code``), decided when
+    it was registered; None for versions registered before it was recorded (decided again)."""
 
     model: Mapped[Model] = relationship(lazy="joined")
     tags: Mapped[list[VersionTag]] = relationship(

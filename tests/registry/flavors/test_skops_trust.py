@@ -162,3 +162,35 @@ def test_a_package_saved_before_ufuncs_were_recorded_still_loads(tmp_path: Path)
     older = [name for name in recorded if not name.endswith(".expit")]
     assert older != recorded
     assert _load_in_a_fresh_process(file, older) == "[0, 1, 0, 1] True"
+
+
+def test_types_checked_one_by_one_agree_with_skops_whole_default_list() -> None:
+    """The control plane decides whether a skops package runs code type by type (importing one
+    package per estimator) rather than by building skops's list of every estimator (importing
+    all of scikit-learn): every estimator on that list passes, and what is off it does not."""
+    out = run(
+        """
+        import json
+        from funade.registry.flavors.skops_trust import (
+            _estimator_names, all_safe, is_public_estimator, safe_type_names)
+        estimators = _estimator_names()
+        others = ["sklearn.tree._tree.Tree", "builtins.eval", "sklearn.base.BaseEstimator",
+                  "sklearn.linear_model._base.LinearModel", "numpy.ndarray",
+                  "sklearn._loss.link.HalfLogitLink", "numpy.add",
+                  "scipy.special._special_ufuncs.airy", "sklearn.utils._testing.MinimalClassifier"]
+        print(json.dumps({
+            "estimators": len(estimators),
+            "missed": [n for n in estimators if not is_public_estimator(n)],
+            "differ": [n for n in others if all_safe([n]) != (n in safe_type_names())],
+            "mixed": all_safe(["sklearn.linear_model._logistic.LogisticRegression", "numpy.add"]),
+            "one_bad": all_safe(["sklearn.linear_model._logistic.LogisticRegression",
+                                 "sklearn.tree._tree.Tree"]),
+        }))
+        """
+    )
+    got = json.loads(out)
+    assert got["estimators"] > 100
+    assert got["missed"] == []
+    assert got["differ"] == []
+    assert got["mixed"] is True
+    assert got["one_bad"] is False

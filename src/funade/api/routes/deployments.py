@@ -132,7 +132,10 @@ def _deployable(session: Session, principal: Principal, name: str) -> Deployment
 def check_code(principal: Principal, project: Project, version: ModelVersion) -> None:
     """Refuse a deployment of ``version`` whose loading runs code, unless ``principal`` may
     deploy code (the deploy-code scope) or the project trusts code."""
-    if loads_code(version.manifest):
+    runs_code = version.runs_code
+    if runs_code is None:  # registered before it was recorded
+        runs_code = loads_code(version.manifest)
+    if runs_code:
         principal.require_code(
             project.name,
             trusted=project.trust_code,

@@ -15,6 +15,7 @@ from funade.artifacts import iter_members, parse_digest
 from funade.errors import NotFoundError
 from funade.projects import get_project
 from funade.registry import service as registry
+from funade.registry.flavors import loads_code
 from funade.registry.package import check_package_members
 from funade.store.schema import Artifact
 
@@ -56,6 +57,9 @@ def create_version(
         metrics=body.metrics,
         tags=body.tags,
         description=body.description,
+        # Decided now, outside any transaction, not when it is deployed: for a skops package
+        # it imports scikit-learn, a second or more of a cold control plane's deploy call.
+        runs_code=loads_code(manifest.model_dump(mode="json")),
     )
     with state.db.session() as session:
         proj = get_project(session, project)

@@ -32,7 +32,7 @@ from funade.registry.flavors.sklearn_files import (
     save_joblib,
     save_skops,
 )
-from funade.registry.flavors.skops_trust import safe_type_names
+from funade.registry.flavors.skops_trust import all_safe
 from funade.registry.signature import Signature, frame_from_tensors
 from funade.registry.tensors import Tensors, normalize
 
@@ -163,16 +163,14 @@ class SklearnFlavor:
 
     def runs_code(self, metadata: Mapping[str, Any]) -> bool:
         """A joblib file is a pickle. A skops file loads trusting the types it recorded: safe
-        when every one is on the explicit list of ``skops_trust.safe_type_names`` (skops's own
-        default trust), code otherwise (tree internals, whose content skops cannot check, or
-        functions)."""
+        when every one is on skops's own default trust list (``skops_trust.all_safe``), code
+        otherwise (tree internals, whose content skops cannot check, or functions)."""
         if metadata.get("serialization") != "skops":
             return True
         recorded = metadata.get("trusted_types")
-        safe = safe_type_names()
-        if safe is None or not isinstance(recorded, list):
+        if not isinstance(recorded, list):
             return True
-        return not {str(t) for t in recorded} <= safe
+        return all_safe([str(t) for t in recorded]) is not True
 
     def check_files(self, files: Mapping[str, PackageFile], metadata: Mapping[str, Any]) -> None:
         meta = parse_metadata(SklearnMetadata, metadata, flavor=self.name, on_server=True)

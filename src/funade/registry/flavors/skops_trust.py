@@ -31,8 +31,10 @@ from typing import Any, SupportsIndex
 from funade.registry.flavors.base import require
 
 __all__ = [
+    "all_safe",
     "defaults_were_deferred",
     "exact_trust",
+    "is_public_estimator",
     "safe_type_names",
     "skops_io",
     "types_beyond_builtins",
@@ -227,15 +229,10 @@ _SAFE_LISTS = (
 
 
 @functools.cache
-def safe_type_names() -> frozenset[str] | None:
-    """The explicit list of types a skops file may hold and still load without running code of
-    the file's choosing: skops's own default trust (every public scikit-learn estimator, the
-    internal loss and link types, NumPy and SciPy ufuncs, dtypes and bit generators). Types
-    skops leaves out of it on purpose (tree internals, whose content it cannot check, and any
-    function) are not on it. None where scikit-learn or skops is not installed.
-
-    Computing it imports every module of scikit-learn (seconds), once per process; the control
-    plane does it when a deployment of a skops package is made, never a model server."""
+def _safe_lists() -> frozenset[str] | None:
+    """skops's explicit default lists that cost nothing to build (primitives, containers, the
+    internal loss and link types, NumPy ufuncs, dtypes and bit generators); None where
+    scikit-learn or skops is not installed."""
     try:
         skops_io()
     except Exception:
@@ -247,6 +244,83 @@ def safe_type_names() -> frozenset[str] | None:
         found = getattr(_trusted_types, name, None)
         if isinstance(found, list) and not isinstance(found, _DeferredNames):
             names.update(str(n) for n in found)
-    names.update(_estimator_names())
-    names.update(_scipy_ufunc_names())
     return frozenset(names)
+
+
+@functools.cache
+def _scipy_ufuncs() -> frozenset[str]:
+    return frozenset(_scipy_ufunc_names())
+
+
+# Where scikit-learn's ``all_estimators`` does not look (its ``_MODULE_TO_IGNORE``).
+_NOT_WALKED = frozenset(("tests", "externals", "setup", "conftest", "experimental"))
+
+
+def is_public_estimator(name: str) -> bool:
+    """Whether ``name`` (``module.Class``) is on skops's list of every public scikit-learn
+    estimator, decided for that one type: the class, exported under its own name by the public
+    package that holds its module (``sklearn.linear_model`` for
+    ``sklearn.linear_model._logistic.LogisticRegression``), is a concrete ``BaseEstimator``.
+    ``all_estimators`` finds exactly such classes by importing every module of scikit-learn
+    (seconds); this imports one package. A class exported only elsewhere counts as not on the
+    list (so its package asks for the deploy-code scope), never the reverse."""
+    module_name, _, class_name = name.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] != "sklearn" or not class_name or class_name.startswith("_"):
+        return False
+    public = []
+    for part in parts:
+        if part.startswith("_"):
+            break
+        public.append(part)
+    if any(part in _NOT_WALKED or part.startswith("estimator_checks") for part in public):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            package = importlib.import_module(".".join(public))
+            found = getattr(package, class_name, None)
+        from sklearn.base import BaseEstimator
+    except Exception:
+        return False
+    return (
+        isinstance(found, type)
+        and f"{found.__module__}.{found.__name__}" == name
+        and issubclass(found, BaseEstimator)
+        and class_name != "BaseEstimator"
+        and not getattr(found, "__abstractmethods__", None)
+    )
+
+
+def all_safe(names: list[str]) -> bool | None:
+    """Whether every type in ``names`` is on skops's default trust list, types skops leaves off
+    it on purpose (tree internals, functions) are not (None where scikit-learn or skops is not
+    installed): what makes a skops file load without running code of its choosing. Each type is
+    checked by itself, so an estimator costs the import of its package, not the whole list
+    (``safe_type_names``, which imports every module of scikit-learn)."""
+    rest = [n for n in names if not is_public_estimator(n)]
+    if not rest:
+        return True
+    safe = _safe_lists()
+    if safe is None:
+        return None
+    rest = [n for n in rest if n not in safe]
+    if rest and all(n.startswith("scipy.") for n in rest):
+        rest = [n for n in rest if n not in _scipy_ufuncs()]
+    return not rest
+
+
+@functools.cache
+def safe_type_names() -> frozenset[str] | None:
+    """The explicit list of types a skops file may hold and still load without running code of
+    the file's choosing: skops's own default trust (every public scikit-learn estimator, the
+    internal loss and link types, NumPy and SciPy ufuncs, dtypes and bit generators). Types
+    skops leaves out of it on purpose (tree internals, whose content it cannot check, and any
+    function) are not on it. None where scikit-learn or skops is not installed.
+
+    Computing it imports every module of scikit-learn (seconds), once per process; the control
+    plane decides a package type by type instead (``all_safe``); the tests hold that to this."""
+    lists = _safe_lists()
+    if lists is None:
+        return None
+    return lists | set(_estimator_names()) | _scipy_ufuncs()
