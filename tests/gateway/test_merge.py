@@ -332,3 +332,37 @@ def test_binary_requests_merge_only_when_their_bytes_cut_by_rows() -> None:
         }
     )
     assert mergeable_binary(text + b"\x01\0\0\0a", str(len(text)).encode()) is None, "BYTES"
+
+
+def test_batches_that_are_full_go_at_once_and_big_requests_go_alone() -> None:
+    """Requests too big to share a call never queue behind each other (they did: the group
+    sent one batch at a time, so 40-row requests went one after another)."""
+    out = 0
+    most = 0
+
+    async def send(payload: bytes, replaced: list[tuple[str, str]]) -> Answer:
+        nonlocal out, most
+        out += 1
+        most = max(most, out)
+        await asyncio.sleep(0.05)
+        out -= 1
+        doc = orjson.loads(payload)
+        data = doc["inputs"][0]["data"]
+        shape = doc["inputs"][0]["shape"]
+        answer = {"outputs": [{"name": "y", "datatype": "FP64", "shape": shape, "data": data}]}
+        return 200, [], orjson.dumps(answer), 1
+
+    async def scenario() -> list[Answer]:
+        merger = Merger()
+        batch = requests(*([[float(i)]] * 40 for i in range(3)))
+        return list(await asyncio.gather(*(merger.submit(("k",), r, send) for r in batch)))
+
+    answers = asyncio.run(scenario())
+    assert [orjson.loads(a[2])["outputs"][0]["shape"] for a in answers] == [[40, 1]] * 3
+    assert most == 3, "each full batch went at once"
+    rows_64 = [[0.5, 0.5]] * 64
+    assert mergeable(body(inputs=[tensor("x", rows_64)])) is None
+    assert mergeable_v1(orjson.dumps({"instances": rows_64})) is None
+    assert mergeable_v1(orjson.dumps({"inputs": {"x": rows_64}})) is None
+    raw, length = binary_body(rows_64)
+    assert mergeable_binary(raw, length.encode()) is None

@@ -36,6 +36,9 @@ import orjson
 MAX_MERGE_BODY = 64 * 1024
 """Bodies larger than this go alone: merging helps small requests, and parsing costs."""
 
+MAX_ROWS = 64
+"""Rows in one merged call; a request with this many rows or more goes alone, at once."""
+
 HEADER_LENGTH = b"inference-header-content-length"
 
 Headers = list[tuple[bytes, bytes]]
@@ -110,7 +113,7 @@ def mergeable(body: bytes) -> tuple[dict[str, Any], int, tuple[Any, ...]] | None
         ):
             return None
         wanted = tuple(str(o["name"]) for o in outputs)
-    if not rows:
+    if not rows or rows >= MAX_ROWS:
         return None
     return doc, rows, (tuple(shapes), wanted)
 
@@ -186,7 +189,7 @@ def mergeable_binary(body: bytes, header_length: bytes) -> Parsed | None:
         end = offset + size["binary_data_size"]
         parts.append(body[offset:end])
         offset = end
-    if offset != len(body) or not rows:
+    if offset != len(body) or not rows or rows >= MAX_ROWS:
         return None
     wanted = _binary_outputs(doc.get("outputs"))
     if wanted is None:
@@ -268,6 +271,8 @@ def mergeable_v1(body: bytes) -> Parsed | None:
         rows = None
         for name in sorted(values):
             column = values[name]
+            if not isinstance(column, list) or len(column) >= MAX_ROWS:
+                return None
             kind = _rows_kind(column)
             if kind is None or (rows is not None and len(column) != rows):
                 return None
@@ -275,6 +280,8 @@ def mergeable_v1(body: bytes) -> Parsed | None:
             columns.append((name, kind))
         assert rows is not None
         return Request(body, doc, rows, "v1"), ("v1", field_name, tuple(columns))
+    if not isinstance(values, list) or len(values) >= MAX_ROWS:  # before looking at each row
+        return None
     kind = _rows_kind(values)
     if kind is None:
         return None
@@ -464,9 +471,10 @@ class _Group:
 class Merger:
     """Groups of requests, each sent by ``send`` (which forwards a body to a replica)."""
 
-    def __init__(self, max_rows: int = 64) -> None:
+    def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self.max_rows = max_rows
         self._groups: dict[tuple[Any, ...], _Group] = {}
+        self._sending: set[asyncio.Task[None]] = set()
         self.merged_calls = 0
         self.merged_requests = 0
         self.merged_by_form: collections.Counter[str] = collections.Counter()
@@ -484,6 +492,10 @@ class Merger:
         return await waiting.done
 
     async def _drain(self, key: tuple[Any, ...], group: _Group) -> None:
+        """Send what waits, in batches of at most ``max_rows``: every full batch at once (it
+        gains nothing by waiting), the last, partial one awaited, so that what arrives
+        meanwhile can join the next."""
+        loop = asyncio.get_running_loop()
         try:
             while group.waiting:
                 batch: list[_Waiting] = []
@@ -493,6 +505,11 @@ class Merger:
                 ):
                     batch.append(group.waiting.pop(0))
                     rows += batch[-1].request.rows
+                if group.waiting:  # full: the rest did not fit
+                    task = loop.create_task(self._send(batch))
+                    self._sending.add(task)  # held until done (the loop keeps weak references)
+                    task.add_done_callback(self._sending.discard)
+                    continue
                 await self._send(batch)
         finally:
             group.busy = False
