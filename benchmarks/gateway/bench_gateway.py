@@ -71,6 +71,7 @@ CHECKED = 3  # bodies of each file checked on every path before the load
 IDLE_AFTER_SECONDS = 35.0
 """Idle CPU is measured from this long after the first prediction (the platform at rest)."""
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
