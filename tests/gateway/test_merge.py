@@ -13,9 +13,8 @@ import numpy as np
 import orjson
 
 from funade.gateway.app import Gateway
-from funade.gateway.merge import (
+from funade.gateway.forms import (
     Answer,
-    Merger,
     Request,
     mergeable,
     mergeable_binary,
@@ -23,6 +22,7 @@ from funade.gateway.merge import (
     split,
     stack,
 )
+from funade.gateway.merge import Merger
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
 from tests.servers import serve

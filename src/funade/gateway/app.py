@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
@@ -30,31 +29,33 @@ from funade.auth.principal import Principal
 from funade.auth.service import add_predictions
 from funade.deploy.stats import Recorder
 from funade.deploy.stats import write as write_stats
-from funade.gateway.http import (
-    FORWARD,
-    Receive,
-    Refused,
-    Scope,
-    Send,
-    deployment_of,
-    error,
-    missing_deployment,
-    read_body,
-    respond,
-    sticky_of,
-)
-from funade.gateway.keys import KeyCache
-from funade.gateway.limits import Buckets, retry_after
-from funade.gateway.merge import (
+from funade.gateway.forms import (
     HEADER_LENGTH,
     Answer,
-    Merger,
     Parsed,
     Request,
     mergeable,
     mergeable_binary,
     mergeable_v1,
 )
+from funade.gateway.http import (
+    PASSED_BACK,
+    Receive,
+    Refused,
+    Scope,
+    Send,
+    deployment_of,
+    error,
+    forwarded_headers,
+    missing_deployment,
+    read_body,
+    respond,
+    sticky_of,
+    upstream_target,
+)
+from funade.gateway.keys import KeyCache
+from funade.gateway.limits import Buckets, retry_after
+from funade.gateway.merge import Merger
 from funade.gateway.metrics import exposition
 from funade.gateway.table import Route, RoutingTable, load_table
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
@@ -489,44 +490,10 @@ class Gateway:
         asyncio.get_running_loop().create_task(send_copy())
 
 
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
-PASSED_BACK = frozenset({b"content-type", b"content-encoding", b"inference-header-content-length"})
-"""The replica's answer headers a client gets (besides the gateway's own)."""
-
-
-def upstream_target(scope: Scope) -> str:
-    """The path and query the replica is asked for, as the client sent them (still encoded:
-    the decoded path could carry characters, a CR or LF, that are not allowed on a request
-    line)."""
-    raw: bytes = scope.get("raw_path") or scope["path"].encode()
-    query: bytes = scope.get("query_string", b"")
-    return (raw + b"?" + query).decode("latin-1") if query else raw.decode("latin-1")
-
-
 def _replica_urls(table: RoutingTable) -> set[str]:
     return {
         url for route in table.routes.values() for urls in route.replicas.values() for url in urls
     }
-
-
-def forwarded_headers(headers: dict[bytes, bytes]) -> list[tuple[str, str]]:
-    """The request headers a replica gets (``FORWARD``); a value that is not printable ASCII,
-    which HTTP allows as opaque bytes but no replica reads (and a control character could end
-    the header on the way to the replica), is refused with a 400 naming the header."""
-    out = []
-    for name, value in headers.items():
-        if name in FORWARD:
-            if not value.isascii() or _CONTROL.search(value):
-                header = name.decode()
-                raise Refused(
-                    400,
-                    "invalid_input",
-                    f"Header {header!r} holds bytes that are not printable ASCII.",
-                    f"Send {header} as ASCII text without control characters.",
-                )
-            out.append((name.decode(), value.decode()))
-    return out
 
 
 def _add_predictions(db: Database, counts: dict[str, int]) -> None:

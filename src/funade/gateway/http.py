@@ -3,6 +3,7 @@ the parts of a request the gateway looks at (deployment, key, sticky user)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -146,3 +147,37 @@ async def error(send: Send, refusal: Refused) -> None:
     body = {"error": {"code": refusal.code, "message": refusal.message, "fix": refusal.fix}}
     extra = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
     await respond(send, refusal.status, orjson.dumps(body), b"application/json", extra)
+
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+PASSED_BACK = frozenset({b"content-type", b"content-encoding", b"inference-header-content-length"})
+"""The replica's answer headers a client gets (besides the gateway's own)."""
+
+
+def upstream_target(scope: Scope) -> str:
+    """The path and query the replica is asked for, as the client sent them (still encoded:
+    the decoded path could carry characters, a CR or LF, that are not allowed on a request
+    line)."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    return (raw + b"?" + query).decode("latin-1") if query else raw.decode("latin-1")
+
+
+def forwarded_headers(headers: dict[bytes, bytes]) -> list[tuple[str, str]]:
+    """The request headers a replica gets (``FORWARD``); a value that is not printable ASCII,
+    which HTTP allows as opaque bytes but no replica reads (and a control character could end
+    the header on the way to the replica), is refused with a 400 naming the header."""
+    out = []
+    for name, value in headers.items():
+        if name in FORWARD:
+            if not value.isascii() or _CONTROL.search(value):
+                header = name.decode()
+                raise Refused(
+                    400,
+                    "invalid_input",
+                    f"Header {header!r} holds bytes that are not printable ASCII.",
+                    f"Send {header} as ASCII text without control characters.",
+                )
+            out.append((name.decode(), value.decode()))
+    return out
