@@ -31,6 +31,13 @@ def serve(
     timeout_ms: Annotated[float, typer.Option(help="Per-request timeout (504 past it).")] = 30_000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 64
     * 1024**2,
+    widen_datatypes: Annotated[
+        bool,
+        typer.Option(
+            help="Convert v2 inputs sent as a narrower datatype than the signature's (FP32 for "
+            "FP64); default: a 400 naming both."
+        ),
+    ] = False,
     url_file: Annotated[
         str | None,
         typer.Option(help="Write the bound URL to this file (for supervisors).", hidden=True),
@@ -67,6 +74,7 @@ def serve(
         max_latency_ms=max_latency_ms,
         timeout_ms=timeout_ms,
         max_body_bytes=max_body_bytes,
+        widen_datatypes=widen_datatypes,
         model_version=model_version,
         token=token or None,
     )

@@ -154,6 +154,7 @@ def create_model_app(
                 inputs = check_inputs(
                     {i.name: (i.datatype, i.data) for i in infer_request.inputs},
                     loaded.model.signature,
+                    widen=config.widen_datatypes,
                 )
             wanted = _wanted(infer_request, loaded.model.signature)
             outputs = await runtime.infer(inputs, wanted)

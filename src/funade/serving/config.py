@@ -55,6 +55,12 @@ class ServeConfig(BaseModel):
         description="When set, every request but the health probes must carry "
         "`Authorization: Bearer <token>` (a deployment's replica answers only its gateway).",
     )
+    widen_datatypes: bool = Field(
+        default=False,
+        description="Take a v2 input declared with a datatype that converts to the signature's "
+        "without loss (FP32 for FP64, INT32 for INT64) and convert it; off: any datatype but "
+        "the signature's is a 400, as Triton answers.",
+    )
     hang_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -187,10 +187,20 @@ def _batchable(signature: Signature) -> bool:
 
 
 def check_inputs(
-    given: Mapping[str, tuple[str | None, npt.NDArray[Any]]], signature: Signature
+    given: Mapping[str, tuple[str | None, npt.NDArray[Any]]],
+    signature: Signature,
+    *,
+    widen: bool = False,
 ) -> Tensors:
     """Named tensors (with the datatype the client declared, if any) checked against the
-    signature: names, datatype kind and shape; cast to the signature's datatypes."""
+    signature: names, datatype and shape; cast to the signature's datatypes.
+
+    A declared datatype (v2, JSON or binary) must be the signature's, as Triton requires: a
+    value sent as FP32 to an FP64 input, or as UINT64 (which FP64 cannot hold exactly), is a 400
+    naming both. With ``widen`` (a deployment's ``widen_datatypes``), a datatype that converts
+    to the signature's without loss (``FP32`` → ``FP64``, ``INT32`` → ``INT64`` or ``FP64``) is
+    taken and converted. Undeclared values (v1 ``instances``) are converted when their kind
+    fits and their values fit the range, as documented."""
     specs = {spec.name: spec for spec in signature.inputs}
     for name in given:
         if name not in specs:
@@ -210,6 +220,8 @@ def check_inputs(
                 fix=f"Send the inputs {_describe(signature.inputs)}.",
             )
         declared, array = given[spec.name]
+        if declared is not None and declared != spec.datatype:
+            _check_widening(spec, declared, widen)
         out[spec.name] = _conform(spec, declared, array)
     rows = {a.shape[0] for a in out.values() if a.ndim > 0}
     if len(rows) > 1:
@@ -220,6 +232,36 @@ def check_inputs(
             fix="Send the same number of rows in every input.",
         )
     return out
+
+
+def widens(declared: str, wanted: str) -> bool:
+    """Whether every value of ``declared`` converts to ``wanted`` exactly: a float to a wider
+    float, an integer to a wider integer, an integer to a float whose mantissa holds all its
+    bits (INT32 to FP64, not INT64). BOOL and BYTES never widen."""
+    if {declared, wanted} & {"BOOL", "BYTES"}:
+        return False
+    have, want = numpy_dtype(declared), numpy_dtype(wanted)
+    if have.kind == "f":
+        return want.kind == "f" and want.itemsize > have.itemsize
+    if want.kind == "f":
+        bits = have.itemsize * 8 - (1 if have.kind == "i" else 0)
+        return bits <= {2: 11, 4: 24, 8: 53}[want.itemsize]
+    return bool(np.can_cast(have, want, casting="safe"))
+
+
+def _check_widening(spec: TensorSpec, declared: str, widen: bool) -> None:
+    """Refuse a declared datatype that is not the signature's, unless widening is on and safe."""
+    if widen and widens(declared, spec.datatype):
+        return
+    fix = f"Send {spec.name!r} as {spec.datatype}"
+    if not widen and widens(declared, spec.datatype):
+        fix += f", or deploy with widen_datatypes on to have {declared} converted"
+    raise InvalidInputError(
+        f"Input {spec.name!r} has datatype {declared}; the model takes {spec.datatype}.",
+        field=f"inputs.{spec.name}.datatype",
+        value=declared,
+        fix=fix + ".",
+    )
 
 
 def _conform(spec: TensorSpec, declared: str | None, array: npt.NDArray[Any]) -> Any:

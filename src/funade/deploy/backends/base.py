@@ -30,6 +30,11 @@ class RuntimeConfig(BaseModel):
     max_latency_ms: float = Field(default=0.0, ge=0, description="Wait to fill a batch.")
     timeout_ms: float = Field(default=30_000, gt=0, description="Per-request timeout.")
     max_body_bytes: int = Field(default=64 * 1024**2, gt=0, description="Largest request body.")
+    widen_datatypes: bool = Field(
+        default=False,
+        description="Convert v2 inputs sent with a narrower datatype than the signature's "
+        "(FP32 for FP64); off: a 400 naming both datatypes.",
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="Environment variables of the model server (not ones that make it load "

@@ -171,6 +171,7 @@ class LocalBackend:
             str(runtime.max_body_bytes),
             "--url-file",
             str(url_file),
+            *(["--widen-datatypes"] if runtime.widen_datatypes else []),
         ]
         refused = set(forbidden_names(runtime.env))  # a revision from an earlier version
         env = minimal_env(
