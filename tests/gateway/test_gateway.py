@@ -64,7 +64,7 @@ def test_unknown_deployments_and_paths(gateway: tuple[str, Gateway], calc: Plane
     url, _ = gateway
     response = httpx.post(f"{url}/v2/models/nope/infer", json=BODY)
     assert response.status_code == 404
-    assert response.json()["error"]["message"] == "Deployment 'nope' does not exist."
+    assert response.json()["error"].startswith("Deployment 'nope' does not exist.")
     assert httpx.get(f"{url}/api/v1/whoami").status_code == 404
 
 
@@ -74,26 +74,26 @@ def test_keys_need_the_predict_scope_in_the_deployments_project(
     url, _ = gateway
     missing = post(url)
     assert missing.status_code == 401
-    assert missing.json()["error"]["message"] == "Deployment 'calc' needs an API key."
+    assert missing.json()["error"].startswith("Deployment 'calc' needs an API key.")
     assert missing.headers["www-authenticate"] == "Bearer"
     wrong = post(url, {"x-api-key": "fnd_000000000000_nope"})
     assert wrong.status_code == 401
     reader = calc.client.create_key("reader", ["read"], project="default").key
     refused = post(url, {"authorization": f"Bearer {reader}"})
     assert refused.status_code == 403
-    assert "--scope predict --project default" in refused.json()["error"]["fix"]
+    assert "--scope predict --project default" in refused.json()["fix"]
     calc.client.create_project("other")
     stranger = calc.client.create_key("stranger", ["predict"], project="other").key
     hidden = post(url, {"authorization": f"Bearer {stranger}"})  # as if there were no 'calc'
     assert hidden.status_code == 404
-    assert hidden.json()["error"]["message"] == "Deployment 'calc' does not exist."
+    assert hidden.json()["error"].startswith("Deployment 'calc' does not exist.")
     predictor = calc.client.create_key("app", ["predict"], project="default")
     assert post(url, {"x-api-key": predictor.key}).status_code == 200
     calc.client.revoke_key(predictor.id)
     time.sleep(5.2)  # the gateway caches a key's check for 5 s
     revoked = post(url, {"x-api-key": predictor.key})
     assert revoked.status_code == 401
-    assert "was revoked" in revoked.json()["error"]["message"]
+    assert "was revoked" in revoked.json()["error"]
 
 
 def test_public_deployments_allowlists_and_body_limits(
@@ -108,12 +108,12 @@ def test_public_deployments_allowlists_and_body_limits(
         json={"inputs": [{"name": "x", "datatype": "FP64", "shape": [40, 2], "data": [1.0] * 80}]},
     )
     assert big.status_code == 413
-    assert "at most 200" in big.json()["error"]["message"]
+    assert "at most 200" in big.json()["error"]
     calc.client.update_deployment("calc", policy={"public": True, "allow_cidrs": ["10.0.0.0/8"]})
     until(lambda: app.table.routes["calc"].policy.allow_cidrs, 5, "the allowlist")
     denied = post(url)
     assert denied.status_code == 403
-    assert denied.json()["error"]["message"] == "Address 127.0.0.1 may not call 'calc'."
+    assert denied.json()["error"].startswith("Address 127.0.0.1 may not call 'calc'.")
     calc.client.update_deployment("calc", policy={"public": True, "allow_cidrs": ["127.0.0.0/8"]})
     until(
         lambda: app.table.routes["calc"].policy.allow_cidrs == ["127.0.0.0/8"], 5, "the allowlist"
@@ -134,7 +134,7 @@ def test_rate_limits_per_deployment_and_per_key(calc: Plane, gateway: tuple[str,
     limited = post(url, headers)
     assert limited.status_code == 429
     assert limited.headers["retry-after"] == "2"
-    assert "Key 'local-admin' is over its rate limit" in limited.json()["error"]["message"]
+    assert "Key 'local-admin' is over its rate limit" in limited.json()["error"]
     other = calc.client.create_key("other", ["predict"], project="default").key
     assert post(url, {"x-api-key": other}).status_code == 200, "each key has its own bucket"
 
@@ -294,9 +294,9 @@ def test_no_replica_answering_whole_is_a_502_that_says_so(database: Database) ->
         app.table = one_route(tuple(b.url for b in broken))
         answer = post(url)
     assert answer.status_code == 502
-    error = answer.json()["error"]
+    error = answer.json()
     assert error["code"] == "bad_gateway"
-    assert error["message"].startswith("No replica of 'calc' could be reached")
+    assert error["error"].startswith("No replica of 'calc' could be reached")
     assert [b.hits for b in broken] == [1, 1]
     for b in broken:
         b.sock.close()
@@ -312,8 +312,8 @@ def test_a_fault_of_the_gateways_own_is_a_json_500_and_a_log_line(
     with serve(Faulty(database, refresh_seconds=3600)) as url:
         answer = post(url)
     assert answer.status_code == 500
-    assert answer.json()["error"]["code"] == "internal"
-    assert "its log has the details" in answer.json()["error"]["message"]
+    assert answer.json()["code"] == "internal"
+    assert "its log has the details" in answer.json()["error"]
     assert any(
         "the gateway failed on POST /v2/models/calc/infer" in r.message for r in caplog.records
     )

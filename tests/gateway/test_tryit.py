@@ -57,7 +57,7 @@ def test_the_page_is_static_and_public(gateway: tuple[str, Gateway]) -> None:
     assert httpx.get(f"{url}/try/_static/try.css").headers["content-type"].startswith("text/css")
     missing = httpx.get(f"{url}/try/calc/nope")
     assert missing.status_code == 404
-    assert "There is no page '/try/calc/nope'" in missing.json()["error"]["message"]
+    assert "There is no page '/try/calc/nope'" in missing.json()["error"]
     posted = httpx.post(f"{url}/try/calc/info")
     assert posted.status_code == 405
     assert posted.headers["allow"] == "GET, HEAD"
@@ -93,29 +93,29 @@ def test_info_refuses_as_predictions_do(calc: Plane, gateway: tuple[str, Gateway
     url, _ = gateway
     missing = httpx.get(f"{url}/try/calc/info")
     assert missing.status_code == 401
-    assert missing.json()["error"]["message"] == "Deployment 'calc' needs an API key."
+    assert missing.json()["error"].startswith("Deployment 'calc' needs an API key.")
     wrong = httpx.get(f"{url}/try/calc/info", headers=bearer("fnd_000000000000_nope"))
     assert wrong.status_code == 401
 
     other = group_token(calc, "other")
     refused = httpx.get(f"{url}/try/calc/info", headers=bearer(other))
     assert refused.status_code == 403
-    assert "works only for deployment 'other'" in refused.json()["error"]["message"]
+    assert "works only for deployment 'other'" in refused.json()["error"]
 
     elsewhere = group_token(calc, "calc", allow_cidrs=["10.0.0.0/8"])
     outside = httpx.get(f"{url}/try/calc/info", headers=bearer(elsewhere))
     assert outside.status_code == 403
-    assert "may be used only from 10.0.0.0/8" in outside.json()["error"]["message"]
-    assert "127.0.0.1" in outside.json()["error"]["message"]
+    assert "may be used only from 10.0.0.0/8" in outside.json()["error"]
+    assert "127.0.0.1" in outside.json()["error"]
 
     unknown = httpx.get(f"{url}/try/nope/info", headers=bearer(other))
     assert unknown.status_code == 404
-    assert unknown.json()["error"]["message"] == "Deployment 'nope' does not exist."
+    assert unknown.json()["error"].startswith("Deployment 'nope' does not exist.")
 
     reader = calc.client.create_key("reader", ["read"], project="default").key
     no_predict = httpx.get(f"{url}/try/calc/info", headers=bearer(reader))
     assert no_predict.status_code == 403
-    assert "may not call deployment 'calc'" in no_predict.json()["error"]["message"]
+    assert "may not call deployment 'calc'" in no_predict.json()["error"]
 
 
 def test_the_deployments_allowlist_and_public_policy_apply(
@@ -131,7 +131,7 @@ def test_the_deployments_allowlist_and_public_policy_apply(
     )
     refused = httpx.get(f"{url}/try/calc/info", headers=bearer(key))
     assert refused.status_code == 403
-    assert refused.json()["error"]["message"] == "Address 127.0.0.1 may not call 'calc'."
+    assert refused.json()["error"].startswith("Address 127.0.0.1 may not call 'calc'.")
 
     # A policy change merges: the allowlist goes only when it is reset (null) explicitly.
     calc.client.update_deployment("calc", policy={"public": True, "allow_cidrs": None})

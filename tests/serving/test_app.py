@@ -173,7 +173,12 @@ def test_server_and_model_metadata(server: Any) -> None:
     url, _ = server
     meta = httpx.get(f"{url}/v2").json()
     assert meta["name"] == "funade"
-    assert meta["extensions"] == ["binary_tensor_data", "classification"]
+    assert meta["extensions"] == [
+        "binary_tensor_data",
+        "classification",
+        "model_configuration",
+        "statistics",
+    ]
     model = httpx.get(f"{url}/v2/models/calc").json()
     assert model == {
         "name": "calc",

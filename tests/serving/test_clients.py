@@ -231,7 +231,12 @@ def test_tritonclient_health_and_metadata(echo: Callable[[str], Served]) -> None
         assert client.get_server_metadata() == {
             "name": "funade",
             "version": __version__,
-            "extensions": ["binary_tensor_data", "classification"],
+            "extensions": [
+                "binary_tensor_data",
+                "classification",
+                "model_configuration",
+                "statistics",
+            ],
         }
         assert client.get_model_metadata(MODEL) == expected_metadata
         assert client.get_model_metadata(MODEL, model_version=VERSION) == expected_metadata

@@ -29,6 +29,7 @@ from funade.auth.principal import Principal
 from funade.auth.service import add_predictions
 from funade.deploy.stats import Recorder
 from funade.deploy.stats import write as write_stats
+from funade.gateway import serverlevel
 from funade.gateway.forms import (
     HEADER_LENGTH,
     Answer,
@@ -219,12 +220,15 @@ class Gateway:
                 await self._proxy(scope, receive, send)
             elif path.startswith(TRY_PREFIX):
                 await self.tryit(scope, receive, send)
+            elif path in serverlevel.PATHS:
+                await serverlevel.answer(scope, send, self.table, self.keys)
             else:
                 raise Refused(
                     404,
                     "not_found",
                     f"There is no route {path!r} at the gateway.",
-                    "Call /v2/models/<deployment>/infer or /v1/models/<deployment>:predict.",
+                    "Call /v2/models/<deployment>/infer or /v1/models/<deployment>:predict "
+                    "(POST /v2/repository/index lists the deployments your key may call).",
                 )
         except Refused as refusal:
             await error(send, refusal)

@@ -143,10 +143,18 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
+def error_body(code: str, message: str, fix: str = "") -> bytes:
+    """The Open Inference Protocol's error shape, as the model server answers it: ``error`` a
+    sentence with its fix (what tritonclient and KServe's client read), and the ``code`` and
+    ``fix`` apart for programs."""
+    text = f"{message} {fix}" if fix and fix not in message else message
+    return orjson.dumps({"error": text, "code": code, "fix": fix})
+
+
 async def error(send: Send, refusal: Refused) -> None:
-    body = {"error": {"code": refusal.code, "message": refusal.message, "fix": refusal.fix}}
+    body = error_body(refusal.code, refusal.message, refusal.fix)
     extra = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
-    await respond(send, refusal.status, orjson.dumps(body), b"application/json", extra)
+    await respond(send, refusal.status, body, b"application/json", extra)
 
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")

@@ -29,7 +29,7 @@ from funade import __version__
 from funade.errors import FunadeError, InvalidInputError, PayloadTooLargeError
 from funade.registry.images import decode_images
 from funade.registry.signature import Signature, TensorSpec
-from funade.serving import openapi, protocol
+from funade.serving import openapi, protocol, triton
 from funade.serving.batching import Tensors, Wanted
 from funade.serving.bodies import (
     Body,
@@ -54,7 +54,12 @@ log = logging.getLogger("funade.serving")
 
 JSON = "application/json"
 _HEADER_LENGTH = protocol.HEADER_LENGTH.encode()
-EXTENSIONS = [protocol.BINARY_EXTENSION, protocol.CLASSIFICATION_EXTENSION]
+EXTENSIONS = [
+    protocol.BINARY_EXTENSION,
+    protocol.CLASSIFICATION_EXTENSION,
+    "model_configuration",  # Triton's, as triton.py answers them
+    "statistics",
+]
 
 
 class NotServedError(FunadeError):
@@ -126,7 +131,7 @@ def create_model_app(
         async def handle() -> Response:
             return _metadata(loaded_for(request))
 
-        return await _guard(metrics, "v2", handle)
+        return await _guard(metrics, "v2", handle, inference=False)
 
     async def model_ready(request: Request) -> Response:
         try:
@@ -176,7 +181,7 @@ def create_model_app(
             loaded = loaded_for(request)
             return _json({"name": loaded.name, "ready": runtime.ready})
 
-        return await _guard(metrics, "v1", handle)
+        return await _guard(metrics, "v1", handle, inference=False)
 
     async def v1_predict(request: Request) -> Response:
         async def handle() -> Response:
@@ -194,6 +199,34 @@ def create_model_app(
             return Response(protocol.encode_v1_response(outputs, primary=primary), media_type=JSON)
 
         return await _guard(metrics, "v1", handle)
+
+    async def kserve_live(_request: Request) -> Response:
+        """KServe v1's liveness (what its REST client's ``is_server_live`` reads)."""
+        return _json({"status": "alive"}, 200 if runtime.live else 503)
+
+    async def model_config(request: Request) -> Response:
+        async def handle() -> Response:
+            loaded = loaded_for(request)
+            model = loaded.model
+            return _json(
+                triton.model_config(
+                    loaded.name, model.flavor, model.signature, config.max_batch_size
+                )
+            )
+
+        return await _guard(metrics, "v2", handle, inference=False)
+
+    async def model_stats(request: Request) -> Response:
+        async def handle() -> Response:
+            loaded = loaded_for(request)
+            return _json(triton.statistics(loaded.name, loaded.version or "1", metrics))
+
+        return await _guard(metrics, "v2", handle, inference=False)
+
+    async def repository_index(_request: Request) -> Response:
+        loaded = runtime.loaded
+        name, version = (loaded.name, loaded.version or "1") if loaded else (served, "")
+        return _json(triton.repository_index(name, version, runtime.ready))
 
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -228,6 +261,12 @@ def create_model_app(
         Route("/v2/models/{name}/ready", model_ready),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
         Route("/v1/models/{name}", v1_status),
+        Route("/v2/models/{name}/config", model_config),
+        Route("/v2/models/{name}/versions/{version}/config", model_config),
+        Route("/v2/models/{name}/stats", model_stats),
+        Route("/v2/models/{name}/versions/{version}/stats", model_stats),
+        Route("/v2/repository/index", repository_index, methods=["POST"]),
+        Route("/", kserve_live),
         Route("/metrics", metrics_endpoint),
         Route("/openapi.json", openapi_document),
     ]
@@ -279,7 +318,7 @@ class InferenceFastPath:
         await self.app(scope, receive, send)
 
 
-OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/"})
 """What a replica answers without its token: the probes of supervisors (kubelet, the backend)."""
 
 
@@ -345,9 +384,13 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
 
 
 async def _guard(
-    metrics: ServingMetrics, protocol_name: str, handle: Callable[[], Awaitable[Response]]
+    metrics: ServingMetrics,
+    protocol_name: str,
+    handle: Callable[[], Awaitable[Response]],
+    inference: bool = True,
 ) -> Response:
-    """Run a handler, turning every failure into the protocol's error shape, and count it."""
+    """Run a handler, turning every failure into the protocol's error shape, and count it
+    (``inference``: a prediction, which the statistics extension counts)."""
     started = time.perf_counter()
     inflight = metrics.inflight_now
     inflight.inc()
@@ -372,7 +415,7 @@ async def _guard(
             response = _error(exc, status)
     finally:
         inflight.dec()
-    metrics.count(protocol_name, response.status_code, time.perf_counter() - started)
+    metrics.count(protocol_name, response.status_code, time.perf_counter() - started, inference)
     return response
 
 

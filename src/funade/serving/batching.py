@@ -47,6 +47,8 @@ class BatchStats:
     requests: int
     rows: int
     queue_seconds: list[float]
+    call_seconds: float = 0.0
+    """How long the model call took."""
 
 
 class Batcher:
@@ -205,6 +207,7 @@ class Batcher:
                         requests=len(batch),
                         rows=sum(item.rows for item in batch),
                         queue_seconds=[started - item.queued_at for item in batch],
+                        call_seconds=time.perf_counter() - started,
                     )
                 )
         finally:  # whatever happened above, the next call starts

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.exposition import generate_latest
 
 LATENCY_BUCKETS = (
@@ -55,6 +56,26 @@ class ServingMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.call_seconds = Counter(
+            "funade_model_call_seconds",
+            "Time spent in the model's calls (one per batch).",
+            labels,
+            registry=self.registry,
+        )
+        self.inference = Summary(
+            "funade_inference_seconds",
+            "Inference requests answered and the time they took, by outcome (success: an HTTP "
+            "status below 400).",
+            [*labels, "outcome"],
+            registry=self.registry,
+        )
+        self.last_inference = Gauge(
+            "funade_last_inference_timestamp_seconds",
+            "When the last inference request was answered (Unix time).",
+            labels,
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
         self.load_seconds = Gauge(
             "funade_model_load_seconds",
             "How long the model took to load.",
@@ -68,25 +89,48 @@ class ServingMetrics:
         self.latency_of = self.latency.labels(model)
         self.queue_of = self.queue.labels(model)
         self.batch_size_of = self.batch_size.labels(model)
+        self.call_seconds_of = self.call_seconds.labels(model)
+        self._outcome = {
+            True: self.inference.labels(model, "success"),
+            False: self.inference.labels(model, "fail"),
+        }
+        self._last_inference = self.last_inference.labels(model)
         self._requests: dict[tuple[str, int], Any] = {}
 
-    def count(self, protocol: str, status: int, seconds: float) -> None:
-        """One answered request: its protocol, HTTP status and duration."""
+    def count(self, protocol: str, status: int, seconds: float, inference: bool = True) -> None:
+        """One answered request: its protocol, HTTP status and duration (``inference``: a
+        prediction, not a metadata call)."""
         child = self._requests.get((protocol, status))
         if child is None:
             child = self.requests.labels(self.model, protocol, str(status))
             self._requests[(protocol, status)] = child
         child.inc()
         self.latency_of.observe(seconds)
+        if inference:
+            self._outcome[status < 400].observe(seconds)
+            self._last_inference.set(time.time())
 
-    def render(self) -> bytes:
+    def _readable(self) -> CollectorRegistry:
+        """This process's registry, or every worker's together when there are several."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return registry
+        return self.registry
+
+    def render(self) -> bytes:
+        return generate_latest(self._readable())
+
+    def sums(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """Every sample's value by sample name and labels (all workers' together)."""
+        out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in self._readable().collect():
+            for sample in family.samples:
+                key = (sample.name, frozenset(sample.labels.items()))
+                out[key] = out.get(key, 0.0) + sample.value
+        return out
 
 
 def _registry() -> CollectorRegistry:

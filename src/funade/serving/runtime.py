@@ -176,6 +176,7 @@ class ModelRuntime:
 
     def _record_batch(self, stats: BatchStats) -> None:
         self.metrics.batch_size_of.observe(stats.rows)
+        self.metrics.call_seconds_of.inc(stats.call_seconds)
         queue = self.metrics.queue_of
         for seconds in stats.queue_seconds:
             queue.observe(seconds)

@@ -64,9 +64,11 @@
     } catch (exc) {
       doc = null;
     }
+    // The protocol's error shape: {"error": "<message> <fix>", "code", "fix"}.
     const error = doc && doc.error;
-    const message = typeof error === "string" ? error : (error && error.message) || "";
     const fix = (error && typeof error === "object" && error.fix) || (doc && doc.fix) || "";
+    let message = typeof error === "string" ? error : (error && error.message) || "";
+    if (fix && message.endsWith(fix)) message = message.slice(0, -fix.length).trim();
     return { status: response.status, message, fix };
   }
 
