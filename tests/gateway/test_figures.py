@@ -3,6 +3,8 @@ analysis, which rolls back a canary that fails on live traffic; keys limited to 
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -10,7 +12,9 @@ import pytest
 
 from funade.errors import InvalidInputError
 from funade.gateway.app import Gateway
+from funade.store import Database
 from tests.deploy.conftest import Plane, until
+from tests.servers import serve
 from tests.serving.models import Picky
 
 
@@ -71,7 +75,7 @@ def test_a_canary_that_fails_on_live_traffic_is_rolled_back(
     assert set(codes) == {200, 500}, "the stable revision answers; the canary fails"
     rollout = calc.wait_rollout("calc", ("rolled_back", "succeeded"))
     assert rollout.state == "rolled_back"
-    assert rollout.reason.startswith("analysis at 50% failed: error rate ")
+    assert rollout.reason.startswith("analysis at 50% failed during the pause: error rate ")
     assert calc.client.get_deployment("calc").traffic == {1: 100}
     app = gateway[1]
     until(lambda: app.table.routes["calc"].weights == ((1, 100),), 5, "the gateway to see it")
@@ -80,6 +84,60 @@ def test_a_canary_that_fails_on_live_traffic_is_rolled_back(
         for _ in range(10)
     ]
     assert after == [200] * 10
+
+
+def test_a_canary_that_fails_every_request_costs_about_a_second_of_its_traffic(
+    calc: Plane, database: Database
+) -> None:
+    """A steady 20 requests a second, half of them to a canary whose model raises on each: it is
+    rolled back once it has failed ``min_requests`` of them and the gateway has written its
+    figures (every second), long before its 30 s pause ends, not after it."""
+    calc.log(Picky())
+    rate, min_requests = 20.0, 5
+    with serve(Gateway(database, refresh_seconds=0.5)) as url:  # figures written each second
+        calc.client.update_deployment(
+            "calc",
+            version="2",
+            runtime={"env": {"FAKE_MODEL_FAIL_ABOVE": "5"}},
+            rollout={
+                "strategy": "canary",
+                "steps": [50, 100],
+                "pause_seconds": 30,
+                "analysis": {"min_requests": min_requests},
+            },
+        )
+        calc.wait_rollout("calc", ("progressing",))
+        codes: list[int] = []
+        stop = threading.Event()
+
+        def steady() -> None:
+            with httpx.Client(headers=headers(calc), timeout=10) as http:
+                while not stop.is_set() and len(codes) < 40 * rate:
+                    began = time.monotonic()
+                    codes.append(
+                        http.post(f"{url}/v2/models/calc/infer", json=body(10)).status_code
+                    )
+                    stop.wait(max(0.0, 1 / rate - (time.monotonic() - began)))
+
+        sender = threading.Thread(target=steady, daemon=True)
+        began = time.monotonic()
+        sender.start()
+        try:
+            rollout = calc.wait_rollout("calc", ("rolled_back", "succeeded"), timeout=40)
+            took = time.monotonic() - began
+            time.sleep(2)  # the gateway reloads its table within a second of the rollback
+        finally:
+            stop.set()
+            sender.join(timeout=15)
+    assert rollout.state == "rolled_back"
+    assert rollout.reason.startswith("analysis at 50% failed during the pause: error rate 100.00%")
+    assert took < 10, f"rolled back after {took:.1f} s of a 30 s pause"
+    failed = codes.count(500)
+    # min_requests, plus what reaches the canary (half of 20/s) while the figures are written
+    # (each second) and read (the controller's next pass), and the gateway reloads its table
+    assert min_requests <= failed <= min_requests + 2.5 * rate / 2, codes
+    assert set(codes) == {200, 500}
+    assert codes[-10:] == [200] * 10, "all traffic is back on the stable revision"
 
 
 def test_a_key_for_one_deployment_works_only_there(

@@ -84,7 +84,7 @@ class Gateway:
         db: Database,
         *,
         refresh_seconds: float = 1.0,
-        stats_seconds: float = 2.0,
+        stats_seconds: float = 1.0,
         merge: bool = True,
         trusted_proxies: Iterable[str] = (),
     ) -> None:
