@@ -3,6 +3,8 @@ analysis, which rolls back a canary that fails on live traffic; keys limited to 
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import time
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from funade.errors import InvalidInputError
+from funade.errors import ConflictError, InvalidInputError
 from funade.gateway.app import Gateway
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
@@ -51,8 +53,14 @@ def test_figures_per_revision_reach_the_api_and_the_cli(
 
 
 def test_a_canary_that_fails_on_live_traffic_is_rolled_back(
-    calc: Plane, gateway: tuple[str, Gateway]
+    calc: Plane,
+    gateway: tuple[str, Gateway],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    admin_key: str,
 ) -> None:
+    """Rolled back, and its revision says so (not "verified") in the API, the CLI and the
+    dashboard; the rollout is the deployment's second."""
     url, _ = gateway
     calc.log(Picky())
     calc.client.update_deployment(
@@ -76,7 +84,36 @@ def test_a_canary_that_fails_on_live_traffic_is_rolled_back(
     rollout = calc.wait_rollout("calc", ("rolled_back", "succeeded"))
     assert rollout.state == "rolled_back"
     assert rollout.reason.startswith("analysis at 50% failed during the pause: error rate ")
-    assert calc.client.get_deployment("calc").traffic == {1: 100}
+    assert rollout.number == 2
+    deployment = calc.client.get_deployment("calc")
+    assert deployment.traffic == {1: 100}
+    assert [(r.number, r.status) for r in deployment.revisions] == [
+        (1, "verified"),
+        (2, "rolled_back"),
+    ]
+    assert deployment.revisions[1].detail == {"reason": rollout.reason}
+    monkeypatch.setenv("FUNADE_URL", calc.url)
+    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
+    shown = cli("deployments", "show", "calc")
+    assert shown.code == 0, shown.err
+    assert re.search(r"rev-2 .*calc:2 .*rolled back", shown.out), shown.out
+    assert "Rollout 2 of calc: canary to revision 2" in shown.out
+    with httpx.Client(base_url=calc.url, headers={"origin": calc.url}) as http:
+        assert http.post("/signin", data={"key": admin_key}).status_code == 303
+        page = http.get("/deployments/calc?project=default").text
+    row = re.search(r'<tr data-revision="2">.*?</tr>', page, re.S)
+    assert row is not None
+    assert "rolled back</span>" in row[0]
+    assert f'title="{html.escape(rollout.reason)}"' in row[0]
+    assert "<td>#2</td><td>canary</td>" in page
+    with pytest.raises(ConflictError) as refused:
+        calc.client.set_traffic("calc", {1: 50, 2: 50})
+    assert refused.value.message.startswith(
+        "Revision 2 of 'calc' is rolled back (analysis at 50% failed during the pause: "
+    )
+    assert "is above 5.00%); only verified revisions may take traffic." in refused.value.message
+    assert (refused.value.field, refused.value.value) == ("traffic", 2)
+    assert refused.value.fix == "Its rollout failed: deploy a fixed version with `funade deploy`."
     app = gateway[1]
     until(lambda: app.table.routes["calc"].weights == ((1, 100),), 5, "the gateway to see it")
     after = [

@@ -395,14 +395,19 @@ class RevisionOut(BaseModel):
     version: int
     replicas: int
     runtime: dict[str, Any]
-    status: str
-    detail: dict[str, Any]
+    status: str = Field(
+        description="What happened to it: pending, verifying, verified, failed (verification "
+        "or its replicas), rolled_back (its canary failed analysis), aborted (stopped before "
+        "it was verified)."
+    )
+    detail: dict[str, Any] = Field(description="Why it failed, was rolled back or aborted.")
     warm_until: datetime | None
     created_at: datetime
 
 
 class RolloutOut(BaseModel):
     id: int
+    number: int = Field(description="1, 2, … within its deployment (``id`` is global).")
     deployment: str
     revision: int
     stable_revision: int | None

@@ -62,7 +62,7 @@ def _summary(deployment: DeploymentOut) -> str:
 
 def _print_rollout(rollout: RolloutOut) -> None:
     console.print(
-        f"Rollout {rollout.id} of [bold]{rollout.deployment}[/]: {rollout.strategy} to "
+        f"Rollout {rollout.number} of [bold]{rollout.deployment}[/]: {rollout.strategy} to "
         f"revision {rollout.revision} (stable: {rollout.stable_revision or 'none'}) — "
         f"[bold]{rollout.state}[/]"
     )
@@ -229,9 +229,16 @@ def show(
     )
     table(
         "Revisions",
-        ["revision", "version", "replicas", "status", "created"],
+        ["revision", "version", "replicas", "status", "created", "why"],
         [
-            [f"rev-{r.number}", f"{r.model}:{r.version}", r.replicas, r.status, when(r.created_at)]
+            [
+                f"rev-{r.number}",
+                f"{r.model}:{r.version}",
+                r.replicas,
+                r.status.replace("_", " "),
+                when(r.created_at),
+                str(r.detail.get("reason", "")),
+            ]
             for r in deployment.revisions
         ],
     )

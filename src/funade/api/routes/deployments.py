@@ -54,6 +54,7 @@ def _options(spec: RolloutIn) -> machine.RolloutOptions:
 def rollout_out(row: Rollout, name: str) -> RolloutOut:
     return RolloutOut(
         id=row.id,
+        number=row.number,
         deployment=name,
         revision=row.revision,
         stable_revision=row.stable_revision,
