@@ -199,8 +199,7 @@ def test_rollouts_are_numbered_per_deployment_on_upgrade(database_url: str) -> N
         rows = session.execute(select(Rollout.id, Rollout.deployment_id, Rollout.number)).all()
     numbers = {(deployment, number): rid for rid, deployment, number in rows}
     assert sorted(numbers) == sorted(
-        [(ids["churn"], 1), (ids["churn"], 2), (ids["cancer"], 1), (ids["cancer"], 2)]
-        + [(ids["cancer"], 3)]
+        [(ids["churn"], n) for n in (1, 2)] + [(ids["cancer"], n) for n in (1, 2, 3)]
     )
     assert numbers[(ids["churn"], 1)] < numbers[(ids["cancer"], 1)] < numbers[(ids["churn"], 2)]
     db.dispose()
