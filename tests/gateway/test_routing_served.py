@@ -83,6 +83,9 @@ def test_traffic_with_a_shadow_returns_once_the_gateway_mirrors(
     assert (seen.gateway, seen.ready, seen.serving) == (app.stats.gateway, [1, 2], True)
     assert seen.generation == routing_now.generation
 
+    shown = words(cli("deployments", "show", "calc").out)
+    assert f"Gateways: 1 gateway, all serving routing generation {seen.generation}." in shown
+
     stopped = cli("traffic", "calc", "--no-shadow")
     assert stopped.code == 0, stopped.err
     assert words(stopped.out).startswith(
@@ -99,6 +102,9 @@ def test_traffic_says_when_no_gateway_runs_or_one_does_not_serve_it_in_time(
     remote.wait_rollout("calc", ("succeeded",))
     alone = cli("traffic", "calc", "rev-1=80", "rev-2=20")
     assert alone.code == 0, alone.err
+    assert "Gateways: none running (none reported in the last 30 s)." in words(
+        cli("deployments", "show", "calc").out
+    )
     assert words(alone.out) == (
         "calc: traffic rev-2 100% → rev-1 80%, rev-2 20% "
         "No gateway is running (none reported in the last 30 s): one that starts serves this "
@@ -108,6 +114,8 @@ def test_traffic_says_when_no_gateway_runs_or_one_does_not_serve_it_in_time(
     # timeout; the command names it and what it lacks, and fails.
     stale = routing.now()
     routing.report(database, "g-stuck", {}, stale)
+    shown = words(cli("deployments", "show", "calc").out)
+    assert "Gateways: 1 of 1 gateway not serving it yet: g-stuck has not loaded the" in shown
     late = cli("traffic", "calc", "rev-1=50", "rev-2=50", "--timeout", "1s")
     assert late.code == 1
     assert words(late.out) == (

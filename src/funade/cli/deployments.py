@@ -12,7 +12,7 @@ from funade.durations import parse_seconds
 from funade.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from funade.api.schemas import DeploymentOut, RolloutOut
+    from funade.api.schemas import DeploymentOut, RolloutOut, RoutingOut
     from funade.client import Client
 
 app = typer.Typer(help="Live model endpoints: list, show, delete.", no_args_is_help=True)
@@ -58,6 +58,19 @@ def parse_weights(pairs: list[str]) -> dict[int, int]:
 def _summary(deployment: DeploymentOut) -> str:
     traffic = ", ".join(f"rev-{n} {w}%" for n, w in sorted(deployment.traffic.items()))
     return traffic or "no traffic yet"
+
+
+def _routing(routing: RoutingOut) -> str:
+    """Whether the running gateways serve a deployment's routing, in a line."""
+    gateways = routing.gateways
+    if not gateways:
+        return "Gateways: none running (none reported in the last 30 s)."
+    late = [g for g in gateways if not g.serving]
+    running = _gateways(len(gateways))
+    if not late:
+        return f"Gateways: {running}, all serving routing generation {routing.generation}."
+    lacks = "; ".join(f"{g.gateway} {g.waiting_for}" for g in late)
+    return f"Gateways: {len(late)} of {running} not serving it yet: {lacks}"
 
 
 def _print_rollout(rollout: RolloutOut) -> None:
@@ -227,6 +240,8 @@ def show(
         f"traffic: {_summary(deployment)}"
         + (f"; shadow: rev-{deployment.shadow}" if deployment.shadow else "")
     )
+    if deployment.routing is not None:
+        console.print(_routing(deployment.routing))
     table(
         "Revisions",
         ["revision", "version", "replicas", "status", "created", "why"],
