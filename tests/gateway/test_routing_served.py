@@ -158,3 +158,39 @@ def test_a_gateway_records_what_it_serves_and_forgets_it_when_it_stops(
         assert session.get(GatewayRecord, app.stats.gateway) is None
     after: Any = calc.client.get_deployment("calc").routing
     assert (after.gateways, after.served) == ([], False)
+
+
+def test_a_record_that_cannot_be_written_is_logged_once_and_tried_again(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The table is served all the same; the failure is logged once, not on every load, and
+    the next load after the store is writable again records it. A gateway that starts removes
+    the records of gateways not heard of for an hour (killed ones)."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from funade.gateway.table import TableLoader
+    from funade.store.schema import Base
+
+    loader = TableLoader(database, "g-one")
+    assert loader.load(time.time()).routes == {}
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE gateways"))
+    with caplog.at_level("WARNING", logger="funade.gateway"):
+        for _ in range(3):
+            assert loader.load(time.time() + 20).routes == {}  # a heartbeat is due: it tries
+    assert loader.report_error.startswith("OperationalError: (sqlite3.OperationalError) no such")
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert warned[0].startswith("could not record the routing this gateway serves: ")
+    Base.metadata.tables["gateways"].create(database.engine)
+    loader.load(time.time() + 20)
+    assert loader.report_error == ""
+    with database.read() as session:
+        assert session.get(GatewayRecord, "g-one") is not None
+
+    routing.report(database, "g-dead", {}, routing.now() - timedelta(hours=2))
+    TableLoader(database, "g-two").load(time.time())
+    with database.read() as session:
+        assert {r.id for r in session.query(GatewayRecord)} == {"g-one", "g-two"}

@@ -24,6 +24,8 @@ log = logging.getLogger("funade.gateway")
 
 HEARTBEAT_SECONDS = 10.0
 LIVE_SECONDS = 30.0
+FORGET_SECONDS = 3600.0
+"""A record not written for this long (its gateway was killed) is removed when another starts."""
 RELOAD_SECONDS = 1.0
 """How often a gateway reloads its routing table (every 0.2 s for 30 s after it changed)."""
 
@@ -35,7 +37,9 @@ def report(db: Database, gateway: str, served: Served, now: datetime) -> None:
     """Record what ``gateway`` serves as of ``now``."""
     with db.session() as session:
         row = session.get(GatewayRecord, gateway)
-        if row is None:
+        if row is None:  # this gateway starts: records of killed ones go
+            gone = now - timedelta(seconds=FORGET_SECONDS)
+            session.execute(delete(GatewayRecord).where(GatewayRecord.seen_at < gone))
             session.add(GatewayRecord(id=gateway, routes=served, started_at=now, seen_at=now))
         else:
             row.routes = served

@@ -127,13 +127,16 @@ def served(table: RoutingTable) -> routing.Served:
 class TableLoader:
     """Loads the routing table (``load_table``) and records in the store what this gateway
     then serves, when that changed and every ``routing.HEARTBEAT_SECONDS``. A failed record
-    is logged and tried again on the next load; the table is served all the same."""
+    is logged (once, until one succeeds) and tried again on the next load; the table is served
+    all the same."""
 
     def __init__(self, db: Database, gateway: str) -> None:
         self.db = db
         self.gateway = gateway
         self._reported: routing.Served | None = None
         self._reported_at = 0.0
+        self.report_error = ""
+        """Why the last record failed (empty: it did not)."""
 
     def load(self, now: float) -> RoutingTable:
         table = load_table(self.db, now)
@@ -142,9 +145,12 @@ class TableLoader:
             try:
                 routing.report(self.db, self.gateway, serving, datetime.fromtimestamp(now, UTC))
             except Exception as exc:  # the table is good: serve it; report on the next load
-                log.warning("could not record the routing this gateway serves: %s", exc)
+                if not self.report_error:
+                    log.warning("could not record the routing this gateway serves: %s", exc)
+                self.report_error = f"{type(exc).__name__}: {exc}"
             else:
                 self._reported, self._reported_at = serving, now
+                self.report_error = ""
         return table
 
     def forget(self) -> None:
