@@ -51,14 +51,14 @@ def test_deploy_canary_traffic_rollback_and_delete(
     assert len(remote.client.get_deployment("calc").revisions) == 2, "nothing new to roll out"
 
     split = cli("traffic", "calc", "rev-1=80", "rev-2=20")
-    assert split.out.strip() == "calc: rev-1 80%, rev-2 20%"
+    assert split.out.startswith("calc: traffic rev-2 100% → rev-1 80%, rev-2 20%\n")
     listed = cli("deployments", "list")
     assert "calc" in listed.out
     assert json.loads(cli("deployments", "list", "--json").out)[0]["traffic"] == {"1": 80, "2": 20}
     shown = json.loads(cli("deployments", "show", "calc", "--json").out)
     assert [r["status"] for r in shown["revisions"]] == ["verified", "verified"]
     status = cli("rollout", "status", "calc")
-    assert "canary to revision 2" in status.out
+    assert "Rollout 2 of calc: canary to revision 2" in status.out
     assert "succeeded" in status.out
 
     cli("traffic", "calc", "rev-2=100")

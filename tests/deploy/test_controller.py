@@ -120,13 +120,21 @@ def test_a_canary_is_aborted_or_promoted_by_hand(calc: Plane) -> None:
     aborted = calc.client.rollout_action("calc", "abort")
     assert aborted.state == "aborted"
     assert aborted.reason == "aborted by local-admin"
-    assert calc.client.get_deployment("calc").traffic == {1: 100}
+    deployment = calc.client.get_deployment("calc")
+    assert deployment.traffic == {1: 100}
+    assert deployment.revisions[1].status == "verified", "an abort is no verdict on it"
 
+    calc.client.create_deployment("calc", name="calc-b")  # a rollout of another deployment
     calc.client.update_deployment("calc", version="2", rollout=options)
     calc.wait_rollout("calc", ("progressing",))
     promoted = calc.client.rollout_action("calc", "promote")
     assert promoted.state == "succeeded"
     assert calc.client.get_deployment("calc").traffic == {3: 100}
+    # Numbered within each deployment, though their ids are global.
+    assert [r.number for r in calc.client.list_rollouts("calc")] == [3, 2, 1]
+    [other] = calc.client.list_rollouts("calc-b")
+    assert (other.number, other.id) == (1, aborted.id + 1)
+    assert promoted.id == aborted.id + 2
     assert [e.action for e in calc.client.audit(action="rollout").items] == [
         "rollout.promote",
         "rollout.abort",

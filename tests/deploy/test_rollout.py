@@ -161,3 +161,35 @@ def test_promote_and_abort() -> None:
 def test_canary_steps_must_rise_to_100(steps: list[int], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         RolloutOptions(steps=steps)
+
+
+def test_errors_roll_a_canary_back_during_its_pause_once_it_has_min_requests() -> None:
+    """A canary that fails its requests is not left failing them until the pause ends: the error
+    rate is judged on every pass, once the canary has ``min_requests`` requests (at least one)."""
+    options = RolloutOptions(
+        steps=[10, 50, 100], pause_seconds=30, analysis=Analysis(min_requests=5)
+    )
+    during = view(state="progressing", step=0, next_at=40.0, options=options)
+    failing = Facts(2, 2, canary=Figures(5, 5, 20.0), stable=Figures(45, 0, 18.0))
+    decision = decide(during, failing, 12.0)
+    assert (decision.state, decision.weights) == ("rolled_back", {1: 100})
+    assert decision.reason == (
+        "analysis at 10% failed during the pause: error rate 100.00% (5 of 5) is above 1.00%"
+    )
+    too_few = Facts(2, 2, canary=Figures(4, 4, 20.0))
+    assert decide(during, too_few, 12.0).state == "progressing"
+    healthy = Facts(2, 2, canary=Figures(200, 2, 20.0))
+    assert decide(during, healthy, 12.0) == decide(during, READY, 12.0)
+    default = view(state="progressing", step=0, next_at=40.0)
+    assert decide(default, Facts(2, 2, canary=Figures(0, 0, None)), 12.0).state == "progressing"
+    assert decide(default, Facts(2, 2, canary=Figures(1, 1, 5.0)), 12.0).state == "rolled_back"
+
+
+def test_latency_is_judged_only_when_the_pause_ends() -> None:
+    """A cold replica's first requests are slow: a p99 past every limit does not roll the canary
+    back during the pause, only the figures at its end do."""
+    options = RolloutOptions(analysis=Analysis(max_p99_ms=100, min_latency_requests=0))
+    during = view(state="progressing", step=0, next_at=40.0, options=options)
+    slow = Facts(2, 2, canary=Figures(50, 0, 2000.0), stable=Figures(450, 0, 10.0))
+    assert decide(during, slow, 39.0).state == "progressing"
+    assert decide(during, slow, 40.0).state == "rolled_back"

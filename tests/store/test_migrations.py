@@ -121,3 +121,85 @@ def test_known_head_gives_up_on_what_it_cannot_read(
     assert migrate.known_head() is None  # b and c: two heads
     (versions / "c.py").write_text('revision = "c"\ndown_revision = ("a", "b")\n')
     assert migrate.known_head() is None  # a merge
+
+
+def test_rollouts_are_numbered_per_deployment_on_upgrade(database_url: str) -> None:
+    """0011 numbers the rollouts of a home with data 1, 2, … within each deployment, in the
+    order they were made (their global ids interleave), and new ones go on from there."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, Table, select
+
+    from funade.store.schema import Rollout
+
+    db = create_database(database_url)
+    upgrade(db, "0010")
+    meta = MetaData()
+    tables = {
+        name: Table(name, meta, autoload_with=db.engine)
+        for name in ("projects", "models", "deployments", "rollouts")
+    }
+    now = datetime.now(UTC)
+    with db.engine.begin() as connection:
+        [project_id] = connection.execute(
+            tables["projects"].insert().values(name="default", description="", created_at=now)
+        ).inserted_primary_key or [None]
+        [model_id] = connection.execute(
+            tables["models"]
+            .insert()
+            .values(
+                project_id=project_id,
+                name="calc",
+                description="",
+                tags={},
+                archived=False,
+                next_version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key or [None]
+        ids = {}
+        for name in ("cancer", "churn"):
+            [ids[name]] = connection.execute(
+                tables["deployments"]
+                .insert()
+                .values(
+                    project_id=project_id,
+                    name=name,
+                    model_id=model_id,
+                    description="",
+                    traffic={},
+                    policy={},
+                    state="active",
+                    next_revision=3,
+                    generation=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key or [None]
+        for name in ("churn", "cancer", "churn", "cancer", "cancer"):
+            connection.execute(
+                tables["rollouts"]
+                .insert()
+                .values(
+                    deployment_id=ids[name],
+                    revision=1,
+                    strategy="direct",
+                    options={},
+                    state="succeeded",
+                    step=0,
+                    reason="",
+                    history=[],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    upgrade(db)
+    with db.read() as session:
+        rows = session.execute(select(Rollout.id, Rollout.deployment_id, Rollout.number)).all()
+    numbers = {(deployment, number): rid for rid, deployment, number in rows}
+    assert sorted(numbers) == sorted(
+        [(ids["churn"], n) for n in (1, 2)] + [(ids["cancer"], n) for n in (1, 2, 3)]
+    )
+    assert numbers[(ids["churn"], 1)] < numbers[(ids["cancer"], 1)] < numbers[(ids["churn"], 2)]
+    db.dispose()

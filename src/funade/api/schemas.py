@@ -395,14 +395,19 @@ class RevisionOut(BaseModel):
     version: int
     replicas: int
     runtime: dict[str, Any]
-    status: str
-    detail: dict[str, Any]
+    status: str = Field(
+        description="What happened to it: pending, verifying, verified, failed (verification "
+        "or its replicas), rolled_back (its canary failed analysis), aborted (stopped before "
+        "it was verified)."
+    )
+    detail: dict[str, Any] = Field(description="Why it failed, was rolled back or aborted.")
     warm_until: datetime | None
     created_at: datetime
 
 
 class RolloutOut(BaseModel):
     id: int
+    number: int = Field(description="1, 2, … within its deployment (``id`` is global).")
     deployment: str
     revision: int
     stable_revision: int | None
@@ -417,6 +422,37 @@ class RolloutOut(BaseModel):
     updated_at: datetime
 
 
+class GatewayRoutingOut(BaseModel):
+    gateway: str = Field(description="The gateway's id (the one in its traffic figures).")
+    generation: int | None = Field(
+        description="The deployment's routing generation it has loaded (null: none yet)."
+    )
+    ready: list[int] = Field(description="Revisions it has ready replicas for.")
+    serving: bool = Field(
+        description="It serves the current routing: this generation or newer, with replicas "
+        "for every revision in `wanted`."
+    )
+    waiting_for: str = Field(description="What it does not serve yet, in words (empty if none).")
+    seen_at: datetime
+
+
+class RoutingOut(BaseModel):
+    """Whether the running gateways serve the deployment's current routing."""
+
+    generation: int = Field(description="Grows with every change the gateways must load.")
+    wanted: list[int] = Field(
+        description="Revisions the routing sends requests to (traffic, shadow)."
+    )
+    gateways: list[GatewayRoutingOut] = Field(
+        description="The gateways heard of in the last 30 s (a stopped one leaves at once)."
+    )
+    served: bool = Field(description="At least one gateway runs, and every one serves it.")
+    reload_seconds: float = Field(
+        description="How often gateways reload their routing table: a gateway that starts or "
+        "comes back serves the change within this time."
+    )
+
+
 class DeploymentOut(BaseModel):
     project: str
     name: str
@@ -429,6 +465,9 @@ class DeploymentOut(BaseModel):
     revisions: list[RevisionOut]
     replicas: list[ReplicaOut]
     rollout: RolloutOut | None = Field(description="The newest rollout.")
+    routing: RoutingOut | None = Field(
+        default=None, description="Whether the running gateways serve its current routing."
+    )
     controller: bool = Field(
         default=True,
         description="False when no controller runs with this API (start one with `funade up`).",

@@ -12,7 +12,7 @@ from funade.durations import parse_seconds
 from funade.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from funade.api.schemas import DeploymentOut, RolloutOut
+    from funade.api.schemas import DeploymentOut, RolloutOut, RoutingOut
     from funade.client import Client
 
 app = typer.Typer(help="Live model endpoints: list, show, delete.", no_args_is_help=True)
@@ -60,9 +60,22 @@ def _summary(deployment: DeploymentOut) -> str:
     return traffic or "no traffic yet"
 
 
+def _routing(routing: RoutingOut) -> str:
+    """Whether the running gateways serve a deployment's routing, in a line."""
+    gateways = routing.gateways
+    if not gateways:
+        return "Gateways: none running (none reported in the last 30 s)."
+    late = [g for g in gateways if not g.serving]
+    running = _gateways(len(gateways))
+    if not late:
+        return f"Gateways: {running}, all serving routing generation {routing.generation}."
+    lacks = "; ".join(f"{g.gateway} {g.waiting_for}" for g in late)
+    return f"Gateways: {len(late)} of {running} not serving it yet: {lacks}"
+
+
 def _print_rollout(rollout: RolloutOut) -> None:
     console.print(
-        f"Rollout {rollout.id} of [bold]{rollout.deployment}[/]: {rollout.strategy} to "
+        f"Rollout {rollout.number} of [bold]{rollout.deployment}[/]: {rollout.strategy} to "
         f"revision {rollout.revision} (stable: {rollout.stable_revision or 'none'}) — "
         f"[bold]{rollout.state}[/]"
     )
@@ -227,11 +240,20 @@ def show(
         f"traffic: {_summary(deployment)}"
         + (f"; shadow: rev-{deployment.shadow}" if deployment.shadow else "")
     )
+    if deployment.routing is not None:
+        console.print(_routing(deployment.routing))
     table(
         "Revisions",
-        ["revision", "version", "replicas", "status", "created"],
+        ["revision", "version", "replicas", "status", "created", "why"],
         [
-            [f"rev-{r.number}", f"{r.model}:{r.version}", r.replicas, r.status, when(r.created_at)]
+            [
+                f"rev-{r.number}",
+                f"{r.model}:{r.version}",
+                r.replicas,
+                r.status.replace("_", " "),
+                when(r.created_at),
+                str(r.detail.get("reason", "")),
+            ]
             for r in deployment.revisions
         ],
     )
@@ -296,12 +318,101 @@ def traffic(
         int | None, typer.Option(help="Mirror requests to this revision (answers discarded).")
     ] = None,
     no_shadow: Annotated[bool, typer.Option("--no-shadow", help="Stop mirroring.")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait until the running gateways serve the change.")
+    ] = True,
+    timeout: Annotated[str, typer.Option(help="How long to wait.")] = "60s",
 ) -> None:
-    """Split a deployment's traffic between verified revisions (weights add up to 100)."""
+    """Split a deployment's traffic between verified revisions (weights add up to 100), or
+    mirror it to a revision; then wait until the gateways serve the change."""
+    wait_seconds = parse_duration(timeout, "timeout")
     with client() as api:
         parsed = parse_weights(weights) if weights else None
-        deployment = api.set_traffic(name, parsed, shadow=shadow, clear_shadow=no_shadow)
-    console.print(f"[bold]{name}[/]: {_summary(deployment)}")
+        before = api.get_deployment(name)
+        after = api.set_traffic(name, parsed, shadow=shadow, clear_shadow=no_shadow)
+        console.print(f"[bold]{name}[/]: {_changes(before, after)}")
+        if not after.controller:
+            console.print(
+                "No controller runs with this API: replicas of newly routed revisions start "
+                "once `funade up` runs over this home."
+            )
+        if wait and not wait_for_gateways(api, after, wait_seconds):
+            raise typer.Exit(1)
+        if not wait and after.routing is not None:
+            console.print(
+                f"Running gateways load it within {after.routing.reload_seconds:g} s, once the "
+                "revisions it routes to have ready replicas."
+            )
+
+
+def _changes(before: DeploymentOut, after: DeploymentOut) -> str:
+    """What a traffic change changed: 'traffic rev-1 100% → rev-1 90%, rev-2 10%; shadow none
+    → rev-2' (a part that stayed the same is said to)."""
+    parts = []
+    if before.traffic != after.traffic:
+        parts.append(f"traffic {_summary(before)} → {_summary(after)}")
+    else:
+        parts.append(f"traffic unchanged ({_summary(after)})")
+    if before.shadow != after.shadow:
+        old, new = (f"rev-{s}" if s else "none" for s in (before.shadow, after.shadow))
+        parts.append(
+            f"shadow {old} → {new}" + (" (a copy of every request)" if after.shadow else "")
+        )
+    elif after.shadow:
+        parts.append(f"shadow unchanged (rev-{after.shadow})")
+    return "; ".join(parts)
+
+
+def wait_for_gateways(api: Client, changed: DeploymentOut, timeout: float) -> bool:
+    """Wait until every running gateway serves ``changed``'s routing (its generation or newer,
+    with ready replicas for each revision it routes to) and say so; False if ``timeout``
+    passed first. With no gateway running, say when one will serve it."""
+    routing = changed.routing
+    if routing is None:  # an API from before gateways recorded what they serve
+        return True
+    generation, wanted = routing.generation, set(routing.wanted)
+    began = time.monotonic()
+    deadline = began + timeout
+    with console.status(f"Waiting for the gateways to serve {changed.name}…") as status:
+        while True:
+            now = api.get_deployment(changed.name).routing or routing
+            gateways = now.gateways
+            waiting = [
+                g
+                for g in gateways
+                if g.generation is None or g.generation < generation or not wanted <= set(g.ready)
+            ]
+            if not gateways:
+                console.print(
+                    "No gateway is running (none reported in the last 30 s): one that starts "
+                    f"serves this within {now.reload_seconds:g} s, routing to each revision once "
+                    "it has ready replicas."
+                )
+                return True
+            if not waiting:
+                console.print(
+                    f"Served by {_gateways(len(gateways))} after {time.monotonic() - began:.1f} s."
+                )
+                return True
+            if time.monotonic() > deadline:
+                console.print(
+                    f"Not served yet after {timeout:g} s by {len(waiting)} of "
+                    f"{_gateways(len(gateways))}: "
+                    + "; ".join(f"{g.gateway} {g.waiting_for or 'is loading it'}" for g in waiting)
+                    + ". The change is stored; they serve it once that is done.",
+                    style="yellow",
+                )
+                return False
+            status.update(
+                f"{changed.name}: {len(gateways) - len(waiting)} of {_gateways(len(gateways))} "
+                f"serve the change; waiting for {waiting[0].gateway} "
+                f"({waiting[0].waiting_for or 'loading it'})"
+            )
+            time.sleep(0.2)
+
+
+def _gateways(count: int) -> str:
+    return f"{count} gateway" + ("s" if count != 1 else "")
 
 
 @rollout_app.command("status")

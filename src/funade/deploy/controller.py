@@ -395,8 +395,11 @@ def apply_decision(
 
 def finish(rollout: Rollout, target: Revision, decision: Decision) -> None:
     """Record a decision on the rollout and its target revision (the caller moved traffic)."""
-    if decision.state == "failed":
-        target.status = "failed"
+    if decision.state in ("failed", "rolled_back"):
+        target.status = decision.state
+        target.detail = {"reason": decision.reason}
+    elif decision.state == "aborted" and target.status in ("pending", "verifying"):
+        target.status = "aborted"  # a verified one stays so: an abort is no verdict on it
         target.detail = {"reason": decision.reason}
     elif decision.state in ("progressing", "succeeded") and target.status != "verified":
         target.status = "verified"

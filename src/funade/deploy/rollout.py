@@ -6,7 +6,7 @@ A rollout moves a deployment's traffic to a target revision::
         │                                              └► canary: progressing (step 0)
         ├─(verification differs, replicas crash, or not ready in time)──► failed
     progressing ──(pause over, analysis passes)──► next step … last step (100%) ──► succeeded
-        └─(analysis fails)──► rolled_back
+        └─(errors past the threshold during the pause, or analysis fails)──► rolled_back
     verifying / progressing ──(abort)──► aborted;   progressing ──(promote)──► succeeded
 
 A failed, aborted or rolled-back rollout leaves (or puts) all traffic on the stable revision.
@@ -31,7 +31,8 @@ CRASHES_TO_FAIL = 3
 
 
 class Analysis(BaseModel):
-    """Canary analysis thresholds, checked at the end of every pause."""
+    """Canary analysis thresholds, checked at the end of every pause; the error rate is also
+    checked on every pass during it (``failing_early``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,7 +48,10 @@ class Analysis(BaseModel):
         description="Largest canary p99 as a multiple of the stable revision's (none: no limit).",
     )
     min_requests: int = Field(
-        default=0, ge=0, description="Canary requests needed before a step may pass."
+        default=0,
+        ge=0,
+        description="Canary requests needed before a step may pass; also how many it must have "
+        "before its error rate may roll it back during the pause (at least 1).",
     )
     p99_slack_ms: float = Field(
         default=10.0,
@@ -270,14 +274,33 @@ def _slower_than_stable(
     return f"p99 {p99_ms:.1f} ms is over {ratio:g}x {stable_p99}{slack}"
 
 
+def failing_early(analysis: Analysis, canary: Figures | None) -> str | None:
+    """Why the canary fails before its pause ends, if it does: once it has ``min_requests``
+    requests (at least one), an error rate past ``max_error_rate`` will not come right by the
+    end of the step, and every further request it gets fails too. Latency waits for the end
+    of the pause: a cold replica's first requests are slow and do not decide it."""
+    if canary is None or canary.requests < max(analysis.min_requests, 1):
+        return None
+    if canary.error_rate <= analysis.max_error_rate:
+        return None
+    return (
+        f"error rate {canary.error_rate:.2%} ({canary.errors} of {canary.requests}) is above "
+        f"{analysis.max_error_rate:.2%}"
+    )
+
+
 def _progressing(view: RolloutView, facts: Facts, now: float) -> Decision:
     if facts.crashes >= CRASHES_TO_FAIL:
         reason = f"canary replicas crashed {facts.crashes} times: {facts.crash_detail}"
         return _stop(view, "rolled_back", reason, "rolled back")
+    steps = view.options.steps
     if view.next_at is not None and now < view.next_at:
+        early = failing_early(view.options.analysis, facts.canary)
+        if early is not None:
+            reason = f"analysis at {steps[view.step]}% failed during the pause: {early}"
+            return _stop(view, "rolled_back", reason, "rolled back")
         return Decision("progressing", view.step, view.next_at)
     problems = analyse(view.options.analysis, facts.canary, facts.stable)
-    steps = view.options.steps
     if problems:
         reason = f"analysis at {steps[view.step]}% failed: " + "; ".join(problems)
         return _stop(view, "rolled_back", reason, "rolled back")

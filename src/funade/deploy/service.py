@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from funade.deploy.backends.base import RuntimeConfig
@@ -228,8 +228,12 @@ def _new_rollout(
     options: RolloutOptions | None,
     created_by: str | None,
 ) -> Rollout:
+    last = session.scalar(
+        select(func.max(Rollout.number)).where(Rollout.deployment_id == deployment.id)
+    )
     rollout = Rollout(
         deployment_id=deployment.id,
+        number=(last or 0) + 1,
         revision=revision,
         stable_revision=stable_revision(deployment),
         strategy=strategy,
@@ -339,12 +343,19 @@ def set_traffic(session: Session, deployment: Deployment, new: dict[int, int]) -
         )
     for revision in [get_revision(deployment, n, field="traffic") for n in new]:
         if revision.status not in ("verified", "retired"):
+            why = revision.detail.get("reason")
             raise ConflictError(
-                f"Revision {revision.number} of {deployment.name!r} is {revision.status}; only "
-                "verified revisions may take traffic.",
+                f"Revision {revision.number} of {deployment.name!r} is "
+                f"{revision.status.replace('_', ' ')}"
+                + (f" ({why})" if why else "")
+                + "; only verified revisions may take traffic.",
                 field="traffic",
                 value=revision.number,
-                fix="Roll it out (`funade deploy`) so that it is verified first.",
+                fix=(
+                    "Its rollout failed: deploy a fixed version with `funade deploy`."
+                    if revision.status in ("failed", "rolled_back")
+                    else "Roll it out (`funade deploy`) so that it is verified first."
+                ),
             )
     set_weights(deployment, new)
 

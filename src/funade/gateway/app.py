@@ -58,7 +58,7 @@ from funade.gateway.keys import KeyCache
 from funade.gateway.limits import Buckets, retry_after
 from funade.gateway.merge import Merger
 from funade.gateway.metrics import exposition
-from funade.gateway.table import Route, RoutingTable, load_table
+from funade.gateway.table import Route, RoutingTable, TableLoader
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
 from funade.gateway.tryit import TryIt
 from funade.gateway.upstream import Upstream, UpstreamError
@@ -85,7 +85,7 @@ class Gateway:
         db: Database,
         *,
         refresh_seconds: float = 1.0,
-        stats_seconds: float = 2.0,
+        stats_seconds: float = 1.0,
         merge: bool = True,
         trusted_proxies: Iterable[str] = (),
     ) -> None:
@@ -102,6 +102,8 @@ class Gateway:
         self._flushed = 0.0
         self.table = RoutingTable()
         self.table_error = ""
+        self.loader = TableLoader(db, self.stats.gateway)
+        """Loads the table, and records in the store what this gateway serves."""
         self.keys = KeyCache(db)
         self.tryit = TryIt(self)
         """The try-it page (``/try/<deployment>``) and what it asks the gateway."""
@@ -151,11 +153,12 @@ class Gateway:
             self._refresher.cancel()
         self.upstream.close()
         await self.flush_stats()
+        await asyncio.to_thread(self.loader.forget)
 
     async def refresh(self) -> None:
         """Reload the routing table; on failure keep the last good one and say why."""
         try:
-            table = await asyncio.to_thread(load_table, self.db, time.time())
+            table = await asyncio.to_thread(self.loader.load, time.time())
             gone = _replica_urls(self.table) - _replica_urls(table)
             self.table = table
             self.table_error = ""

@@ -1,21 +1,27 @@
 """The routing table: what the gateway knows of every deployment, read from the store.
 
 The gateway reloads it every second and keeps the last good one when the store cannot be read,
-so inference goes on while the store or the control plane is away.
+so inference goes on while the store or the control plane is away. ``TableLoader`` also tells
+the store what the gateway serves (``funade.deploy.routing``), for commands that wait for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from funade.auth.ipallow import Network, parse_networks
+from funade.deploy import routing
 from funade.deploy.policy import Policy
 from funade.store import Database
 from funade.store.schema import Deployment, ReplicaRecord
+
+log = logging.getLogger("funade.gateway")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Route:
     """``model:version`` by revision (the funade-model-version header)."""
     tokens: dict[str, str] = field(default_factory=dict)
     """What each replica (by URL) wants presented: ``Authorization: Bearer <token>``."""
+    generation: int = 0
+    """The deployment's routing generation this route was loaded at."""
 
     def credential(self, url: str) -> list[tuple[str, str]]:
         """The header that lets the gateway in at replica ``url`` (none if it wants none)."""
@@ -102,5 +110,52 @@ def load_table(db: Database, now: float) -> RoutingTable:
                     for r in deployment.revisions
                 },
                 tokens=tokens.get(deployment.id, {}),
+                generation=deployment.generation,
             )
     return RoutingTable(routes, now)
+
+
+def served(table: RoutingTable) -> routing.Served:
+    """What a gateway with ``table`` serves: per deployment, the generation it loaded and the
+    revisions it has ready replicas for."""
+    return {
+        str(route.id): {"generation": route.generation, "ready": sorted(route.replicas)}
+        for route in table.routes.values()
+    }
+
+
+class TableLoader:
+    """Loads the routing table (``load_table``) and records in the store what this gateway
+    then serves, when that changed and every ``routing.HEARTBEAT_SECONDS``. A failed record
+    is logged (once, until one succeeds) and tried again on the next load; the table is served
+    all the same."""
+
+    def __init__(self, db: Database, gateway: str) -> None:
+        self.db = db
+        self.gateway = gateway
+        self._reported: routing.Served | None = None
+        self._reported_at = 0.0
+        self.report_error = ""
+        """Why the last record failed (empty: it did not)."""
+
+    def load(self, now: float) -> RoutingTable:
+        table = load_table(self.db, now)
+        serving = served(table)
+        if serving != self._reported or now - self._reported_at >= routing.HEARTBEAT_SECONDS:
+            try:
+                routing.report(self.db, self.gateway, serving, datetime.fromtimestamp(now, UTC))
+            except Exception as exc:  # the table is good: serve it; report on the next load
+                if not self.report_error:
+                    log.warning("could not record the routing this gateway serves: %s", exc)
+                self.report_error = f"{type(exc).__name__}: {exc}"
+            else:
+                self._reported, self._reported_at = serving, now
+                self.report_error = ""
+        return table
+
+    def forget(self) -> None:
+        """Remove this gateway's record (it stops): commands no longer wait for it."""
+        try:
+            routing.forget(self.db, self.gateway)
+        except Exception as exc:
+            log.warning("could not remove this gateway's routing record: %s", exc)

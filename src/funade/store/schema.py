@@ -275,7 +275,8 @@ class Revision(Base):
     runtime: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     smoke: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # pending → verifying → verified | failed; retired once no traffic or rollout needs it.
+    # pending → verifying → verified | failed | aborted (stopped before it was verified);
+    # verified → rolled_back when its canary analysis failed; retired once nothing needs it.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Kept running (warm) until then, although no traffic goes to it.
@@ -290,11 +291,16 @@ class Rollout(Base):
     """Moving traffic to a revision by a strategy; its state machine is funade.deploy.rollout."""
 
     __tablename__ = "rollouts"
+    __table_args__ = (
+        Index("ix_rollouts_deployment_id_number", "deployment_id", "number", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(
         ForeignKey("deployments.id", ondelete="CASCADE"), index=True
     )
+    # 1, 2, … within its deployment ("rollout 1 of churn"); ``id`` is global.
+    number: Mapped[int] = mapped_column(Integer)
     revision: Mapped[int] = mapped_column(Integer)
     stable_revision: Mapped[int | None] = mapped_column(Integer)
     strategy: Mapped[str] = mapped_column(String(16))
@@ -329,6 +335,21 @@ class ReplicaRecord(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GatewayRecord(Base):
+    """What one running gateway serves: per deployment, the ``generation`` of the routing it
+    loaded and the revisions it has ready replicas for. A gateway writes it when that changes
+    and every few seconds (``seen_at``), so commands that change routing can wait for it
+    (``funade.deploy.routing``)."""
+
+    __tablename__ = "gateways"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # {"<deployment id>": {"generation": n, "ready": [revision, …]}}
+    routes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TrafficStat(Base):

@@ -19,16 +19,18 @@ from funade.api.schemas import (
     DeploymentOut,
     DeploymentPatch,
     DeploymentStatsOut,
+    GatewayRoutingOut,
     ReplicaOut,
     RevisionOut,
     RevisionStatsOut,
     RolloutIn,
     RolloutOut,
+    RoutingOut,
     TrafficIn,
 )
 from funade.auth.principal import Principal, Scope
 from funade.deploy import rollout as machine
-from funade.deploy import service
+from funade.deploy import routing, service
 from funade.deploy.controller import apply_decision, view_of
 from funade.deploy.service import now
 from funade.deploy.stats import read_figures
@@ -54,6 +56,7 @@ def _options(spec: RolloutIn) -> machine.RolloutOptions:
 def rollout_out(row: Rollout, name: str) -> RolloutOut:
     return RolloutOut(
         id=row.id,
+        number=row.number,
         deployment=name,
         revision=row.revision,
         stable_revision=row.stable_revision,
@@ -66,6 +69,28 @@ def rollout_out(row: Rollout, name: str) -> RolloutOut:
         history=row.history,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def routing_out(session: Session, row: Deployment) -> RoutingOut:
+    wanted = routing.wanted(row)
+    views = routing.gateways(session, row.id, now())
+    return RoutingOut(
+        generation=row.generation,
+        wanted=list(wanted),
+        gateways=[
+            GatewayRoutingOut(
+                gateway=v.gateway,
+                generation=v.generation,
+                ready=list(v.ready),
+                serving=v.serves(row.generation, wanted),
+                waiting_for=v.lacks(row.generation, wanted),
+                seen_at=v.seen_at,
+            )
+            for v in views
+        ],
+        served=bool(views) and all(v.serves(row.generation, wanted) for v in views),
+        reload_seconds=routing.RELOAD_SECONDS,
     )
 
 
@@ -103,6 +128,7 @@ def deployment_out(session: Session, row: Deployment, *, controller: bool) -> De
             ReplicaOut(id=r.id, revision=r.revision, url=r.url, state=r.state) for r in replicas
         ],
         rollout=rollout_out(newest[0], row.name) if newest else None,
+        routing=routing_out(session, row),
         controller=controller,
         created_at=row.created_at,
         updated_at=row.updated_at,

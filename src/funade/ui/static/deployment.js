@@ -129,6 +129,7 @@
       const status = [badge(revision.status)];
       if (deployment.shadow === revision.number) status.push(" ", badge("shadow"));
       tr.querySelector(".rev-status").replaceChildren(...status);
+      tr.querySelector(".rev-status").title = revision.detail.reason || "";
       tr.querySelector(".rev-traffic").textContent =
         `${deployment.traffic[String(revision.number)] || 0}%`;
       const weight = document.querySelector(`#traffic-form .weight[data-revision="${revision.number}"]`);
@@ -187,7 +188,7 @@
         revision.push(" ", from);
       }
       tr.append(
-        cell(`#${past.id}`),
+        cell(`#${past.number}`),
         cell(past.strategy),
         cell(revision),
         cell(badge(past.state)),
