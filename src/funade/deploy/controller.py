@@ -440,6 +440,22 @@ class ControllerLock:
             self._handle.close()
             self._handle = None
 
+    def holder(self) -> int | None:
+        """The pid of the process holding the lock, without taking it; None when it is free.
+        (0 when it is held but names no pid.)"""
+        try:
+            handle = open(self.path)  # noqa: SIM115 - closed below
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read().strip()
+                return int(text) if text.isdigit() else 0
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+
 
 def start_controller(db: Database, backend: Backend, **options: Any) -> tuple[Controller, Any]:
     """A controller running in a daemon thread; returns it and a function that stops it."""
