@@ -103,7 +103,7 @@ def example_requests(
     v2 = {"inputs": tensors}
     values = {t["name"]: _nest(t["data"], t["shape"][1:]) for t in tensors}
     row: Any = next(iter(values.values())) if len(values) == 1 else values
-    if len(values) == 1 and signature.get("input_format") in ("dataframe", "columns"):
+    if len(values) == 1 and signature.get("input_format") == "columns":
         row = values  # a one-column table is still a row of named columns
     return {"instances": [row]}, v2
 
