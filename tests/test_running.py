@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -40,6 +39,7 @@ def test_a_stale_malformed_or_unanswered_note_is_ignored(settings: Settings) -> 
     for text in ["{", "[]", '{"url": "ftp://x", "pid": 1}', '{"url": "http://x", "pid": true}']:
         path.write_text(text)
         assert find_up(settings.home) is None, text
+
 
 def test_a_note_whose_process_is_gone_or_whose_url_is_silent_is_ignored(
     settings: Settings, app_url: str

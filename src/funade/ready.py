@@ -145,13 +145,16 @@ def _nest(data: list[Any], shape: list[int]) -> Any:
 # After a rollout ----------------------------------------------------------------------------
 
 
-def wait_rollout(client: Client, name: str, timeout: float) -> RolloutOut:
-    """Poll until deployment ``name``'s rollout ends (or ``timeout`` passes); the rollout."""
+def wait_rollout(
+    client: Client, name: str, timeout: float, *, until: tuple[str, ...] = FINAL
+) -> RolloutOut:
+    """Poll until deployment ``name``'s rollout reaches a state of ``until`` (by default, it
+    ends) or ``timeout`` passes; the rollout."""
     deadline = time.monotonic() + timeout
     while True:
         rollout = client.get_deployment(name).rollout
         assert rollout is not None
-        if rollout.state in FINAL or time.monotonic() > deadline:
+        if rollout.state in until or time.monotonic() > deadline:
             return rollout
         time.sleep(0.3)
 

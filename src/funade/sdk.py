@@ -129,7 +129,8 @@ def log_model(
 
     ``deploy=True`` (or a strategy: ``"canary"``, ``"bluegreen"``) then deploys it through the
     running platform (the `funade up` over this home, or FUNADE_URL), waits up to
-    ``deploy_timeout`` seconds for the rollout, and returns a ``funade.ready.ReadyCall``: the
+    ``deploy_timeout`` seconds for the rollout to succeed (a canary: to take its first share
+    of traffic), and returns a ``funade.ready.ReadyCall``: the
     ``endpoint``, a new predict ``key`` for that deployment alone (expiring in 7 days, revoked
     with the deployment) and an ``example`` request body; ``.version`` is the version.
     """
@@ -202,22 +203,30 @@ def _deploy_and_call(
     from dataclasses import replace
 
     from funade.errors import FunadeError
-    from funade.ready import ready_call, refuse_without_controller, wait_for_gateway, wait_rollout
+    from funade.ready import (
+        FINAL,
+        ready_call,
+        refuse_without_controller,
+        wait_for_gateway,
+        wait_rollout,
+    )
 
     deployment = deploy(
         version.model, version.version, strategy=strategy, project=project, client=client
     )
     if not deployment.controller:
         raise refuse_without_controller(client, deployment.name)
-    rollout = wait_rollout(client, deployment.name, timeout)
-    if rollout.state != "succeeded":
+    # A canary takes traffic from its first step on: the call works from then.
+    rollout = wait_rollout(client, deployment.name, timeout, until=("progressing", *FINAL))
+    if rollout.state not in ("succeeded", "progressing"):
         raise FunadeError(
-            f"The rollout of {version.ref} to deployment {deployment.name!r} is "
-            f"{rollout.state}" + (f": {rollout.reason}" if rollout.reason else "."),
+            f"The rollout of {version.ref} to deployment {deployment.name!r} did not go live: "
+            f"it is {rollout.state.replace('_', ' ')}"
+            + (f" ({rollout.reason})." if rollout.reason else "."),
             field="deploy",
             value=deployment.name,
-            fix=f"See `funade rollout status {deployment.name}`; the version is registered "
-            f"({version.ref}), deploy it again with `funade deploy {version.model} -v "
+            fix=f"See `funade rollout status {deployment.name}`. The version is registered "
+            f"({version.ref}): deploy it again with `funade deploy {version.model} -v "
             f"{version.version}`.",
         )
     call = ready_call(client, client.get_deployment(deployment.name))
