@@ -158,8 +158,9 @@ def test_a_key_that_may_not_deploy_code_gets_the_refusal_and_its_fix(up: Up) -> 
         writer = admin.create_key("writer", ["write"], project="default").key
     done = funade_cli(up, "deploy", "calc", FUNADE_API_KEY=writer)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "Model 'calc' version 1 (python_class) runs code when it is loaded, and key 'writer' " in (
-        done.stderr
+    assert (
+        "Model 'calc' version 1 (python_class) runs code when it is loaded, and key 'writer' "
+        in (done.stderr)
     )
     assert "Use a key with the 'deploy-code' scope" in done.stderr
     settings = Settings(home=up.home, api_key=writer)
