@@ -1,5 +1,6 @@
 """The note `funade up` leaves in its home (``funade.running``): found only when its process
-lives and its URL answers; a stale, malformed or foreign note is ignored."""
+holds the home's controller lock and its URL answers; a stale, malformed or foreign note is
+ignored."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from funade.client import Client
+from funade.deploy.controller import ControllerLock
 from funade.running import find_up, forget_up, note_path, record_up
 from funade.settings import Settings
+
+
+@pytest.fixture
+def holding(settings: Settings) -> Iterator[ControllerLock]:
+    """This process holds the home's controller lock, as `funade up` does."""
+    lock = ControllerLock(settings.home / "controller.lock")
+    assert lock.acquire()
+    yield lock
+    lock.release()
 
 
 def _dead_pid() -> int:
@@ -21,8 +33,8 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_a_note_of_a_live_process_whose_url_answers_is_found(
-    settings: Settings, app_url: str
+def test_a_note_of_the_lock_holder_whose_url_answers_is_found(
+    settings: Settings, app_url: str, holding: ControllerLock
 ) -> None:
     path = record_up(settings.home, app_url, "http://127.0.0.1:9")
     assert path == settings.home / "up.json"
@@ -41,8 +53,21 @@ def test_a_stale_malformed_or_unanswered_note_is_ignored(settings: Settings) -> 
         assert find_up(settings.home) is None, text
 
 
+def test_a_note_of_a_process_without_the_lock_is_ignored(settings: Settings, app_url: str) -> None:
+    """A crash left the note, and a process now answers at its URL: the key never goes there."""
+    record_up(settings.home, app_url, None)
+    assert find_up(settings.home) is None, "this process lives, but holds no lock"
+    lock = ControllerLock(settings.home / "controller.lock")
+    assert lock.acquire()
+    try:
+        assert find_up(settings.home) is not None
+    finally:
+        lock.release()
+    assert find_up(settings.home) is None, "the lock ends with its holder"
+
+
 def test_a_note_whose_process_is_gone_or_whose_url_is_silent_is_ignored(
-    settings: Settings, app_url: str
+    settings: Settings, app_url: str, holding: ControllerLock
 ) -> None:
     path = note_path(settings.home)
     path.write_text(json.dumps({"url": app_url, "pid": _dead_pid()}))
@@ -54,7 +79,9 @@ def test_a_note_whose_process_is_gone_or_whose_url_is_silent_is_ignored(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
-def test_a_note_another_user_left_is_ignored(settings: Settings, app_url: str) -> None:
+def test_a_note_another_user_left_is_ignored(
+    settings: Settings, app_url: str, holding: ControllerLock
+) -> None:
     path = record_up(settings.home, app_url, None)
     assert find_up(settings.home) is not None
     os.chown(path, 12345, -1)
@@ -72,7 +99,7 @@ def test_only_the_process_that_left_the_note_removes_it(settings: Settings) -> N
 
 
 def test_a_client_without_url_talks_to_the_funade_up_it_finds(
-    settings: Settings, app_url: str
+    settings: Settings, app_url: str, holding: ControllerLock
 ) -> None:
     record_up(settings.home, app_url, None)
     with Client(settings=settings) as client:

@@ -1,10 +1,12 @@
 """The note a running `funade up` leaves in its home, so that the CLI and SDK find it.
 
 `funade up` writes ``$FUNADE_HOME/up.json`` (its API's URL, its gateway's URL and its pid) once
-it serves, and removes it when it stops. A client with no ``FUNADE_URL`` reads it: when the pid
-is alive and the URL answers, it talks to that `funade up` (whose controller starts what it is
-asked to) instead of running an API of its own in-process. A note left by a crash is ignored
-(its pid is gone, or its URL does not answer).
+it serves, and removes it when it stops. A client with no ``FUNADE_URL`` reads it: when that pid
+holds the home's controller lock (``controller.lock``, which only a live `funade up` over this
+home holds: the lock ends with its process, ``kill -9`` too) and the URL answers, it talks to
+that `funade up` (whose controller starts what it is asked to) instead of running an API of its
+own in-process. So a note a crash left is ignored, and the home's admin key never goes to
+whatever listens on a port a stopped `funade up` left behind.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from funade.fileutil import write_atomically
+from funade.fileutil import lock_holder, write_atomically
 
 FILE_NAME = "up.json"
+LOCK_NAME = "controller.lock"
+"""The lock `funade up` holds over its home (``deploy.controller.ControllerLock``)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,11 @@ def forget_up(home: Path) -> None:
 
 
 def find_up(home: Path, *, timeout: float = 2.0) -> RunningUp | None:
-    """The `funade up` serving over ``home``, or None: no note, a note of a process that is
-    gone, or one whose URL does not answer its health check within ``timeout`` seconds."""
+    """The `funade up` serving over ``home``, or None: no note, a note of a process that does
+    not hold the home's controller lock (gone, or not `funade up`), or one whose URL does not
+    answer its health check within ``timeout`` seconds."""
     found = _read(note_path(home))
-    if found is None or not _alive(found.pid):
+    if found is None or lock_holder(home / LOCK_NAME) != found.pid:
         return None
     import httpx
 
@@ -87,13 +92,3 @@ def _read(path: Path) -> RunningUp | None:
         pid=pid,
         path=path,
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True

@@ -147,4 +147,5 @@ def test_a_deployment_key_names_its_gateway_and_warns_when_no_phone_reaches_it(
     assert made.gateway_url == "http://127.0.0.1:8480"
     assert made.gateway_warning is not None
     plain = admin.create_key("ci", ["read"], project="default")
-    assert plain.gateway_url is None and plain.gateway_warning is None
+    assert plain.gateway_url is None
+    assert plain.gateway_warning is None

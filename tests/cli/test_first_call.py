@@ -73,7 +73,7 @@ def test_deploy_in_another_shell_finds_funade_up_and_follows_the_rollout(up: Up)
         done.stdout
     )
     assert "fnd_" not in done.stdout
-    assert f'"Authorization: Bearer $FUNADE_PREDICT_KEY"' in done.stdout
+    assert '"Authorization: Bearer $FUNADE_PREDICT_KEY"' in done.stdout
     assert "funade keys create lr-app --scope predict --project default --deployment lr" in (
         done.stdout
     )
@@ -188,7 +188,8 @@ def test_log_model_deploys_through_the_running_platform_and_returns_the_call(up:
             progress=False,
             deploy=True,
         )
-        assert call.version is not None and call.version.ref == "sdk-lr:1"
+        assert call.version is not None
+        assert call.version.ref == "sdk-lr:1"
         assert call.endpoint == f"{up.gateway_url}/v2/models/sdk-lr/infer"
         assert call.key is not None
         answer = httpx.post(
@@ -203,22 +204,30 @@ def test_log_model_deploys_through_the_running_platform_and_returns_the_call(up:
             progress=False,
             deploy="canary",
         )
-        assert again.version is not None and again.version.ref == "sdk-lr:2"
+        assert again.version is not None
+        assert again.version.ref == "sdk-lr:2"
         rollout = client.get_deployment("sdk-lr").rollout
-        assert rollout is not None and rollout.strategy == "canary"
+        assert rollout is not None
+        assert rollout.strategy == "canary"
         assert rollout.state in ("progressing", "succeeded")
-        assert again.key is not None and again.key != call.key
+        assert again.key is not None
+        assert again.key != call.key
 
 
 def test_log_model_refuses_a_strategy_it_does_not_know(up: Up) -> None:
-    with Client(settings=Settings(home=up.home)) as client:
-        with pytest.raises(funade.InvalidInputError) as caught:
-            funade.log_model(
-                logistic_regression(),
-                "nope",
-                sample_input=sample(),
-                client=client,
-                deploy="sideways",  # type: ignore[call-overload]
-            )
+    client = Client(settings=Settings(home=up.home))
+    with client, pytest.raises(funade.InvalidInputError) as caught:
+        funade.log_model(
+            logistic_regression(),
+            "nope",
+            sample_input=sample(),
+            client=client,
+            deploy="sideways",  # type: ignore[call-overload]
+        )
     assert caught.value.field == "deploy"
-    assert "Pass deploy=True, or a strategy" in str(caught.value)
+    assert str(caught.value) == (
+        "deploy='sideways' is not a way to deploy. Pass deploy=True, or a strategy: 'direct', "
+        "'bluegreen' or 'canary'."
+    )
+    with up.client() as admin:
+        assert "nope" not in {m.name for m in admin.list_models().items}, "nothing registered"

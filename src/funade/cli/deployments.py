@@ -205,11 +205,11 @@ def deploy(
 def _no_controller(api: Client, target: str) -> None:
     """Say what happens to a deployment stored through an API without a controller: whether
     a `funade up` over this home (whose controller starts it) holds the controller's lock."""
-    from funade.deploy.controller import ControllerLock
+    from funade.fileutil import lock_holder
+    from funade.running import LOCK_NAME
 
     home = api.settings.home
-    lock = ControllerLock(home / "controller.lock")
-    pid = lock.holder()
+    pid = lock_holder(home / LOCK_NAME)
     if pid is None:
         console.print(
             f"Stored deployment [bold]{target}[/]; no `funade up` runs over {home}, so nothing "
@@ -217,9 +217,10 @@ def _no_controller(api: Client, target: str) -> None:
             soft_wrap=True,
         )
         return
+    holder = f"pid {pid}" if pid else f"it holds {home / LOCK_NAME}"
     console.print(
         f"Stored deployment [bold]{target}[/] through an API run in this command: the `funade "
-        f"up` over {home} ({'pid ' + str(pid) if pid else 'it holds ' + str(lock.path)}) starts "
+        f"up` over {home} ({holder}) starts "
         "it, but it left no answering note (up.json) to follow the rollout through. Follow it "
         f"with `funade deployments show {target}` after `export FUNADE_URL=<its URL>`.",
         soft_wrap=True,

@@ -45,6 +45,7 @@ from funade.deploy.rollout import (
 )
 from funade.deploy.stats import read_figures
 from funade.deploy.verify import verify
+from funade.fileutil import lock_holder
 from funade.store import Database
 from funade.store.schema import Deployment, ReplicaRecord, Revision, Rollout
 
@@ -441,20 +442,9 @@ class ControllerLock:
             self._handle = None
 
     def holder(self) -> int | None:
-        """The pid of the process holding the lock, without taking it; None when it is free.
-        (0 when it is held but names no pid.)"""
-        try:
-            handle = open(self.path)  # noqa: SIM115 - closed below
-        except OSError:
-            return None
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = handle.read().strip()
-                return int(text) if text.isdigit() else 0
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return None
+        """The pid of the process holding the lock, without taking it; None when it is free
+        (0 when it is held but names no pid)."""
+        return lock_holder(self.path)
 
 
 def start_controller(db: Database, backend: Backend, **options: Any) -> tuple[Controller, Any]:
