@@ -172,7 +172,12 @@ def ready_call(
     example request, and (``make_key``) a new predict key for it alone, valid for
     ``lifetime``. Without ``make_key`` (or when this client may not make keys, or the
     deployment is public) ``note`` says how to make one, after ``why_no_key``."""
-    revision = max(deployment.traffic.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    traffic = deployment.traffic
+    revision = (  # the revision most traffic goes to (a canary's stable one), else the newest
+        max(traffic.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        if traffic
+        else deployment.revisions[-1].number
+    )
     served = next(r for r in deployment.revisions if r.number == revision)
     version = client.get_version(served.model, str(served.version), project=deployment.project)
     v1, v2 = example_requests(version.signature, version.golden_examples)

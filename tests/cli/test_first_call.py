@@ -231,3 +231,18 @@ def test_log_model_refuses_a_strategy_it_does_not_know(up: Up) -> None:
     )
     with up.client() as admin:
         assert "nope" not in {m.name for m in admin.list_models().items}, "nothing registered"
+
+
+def test_a_key_that_may_not_make_keys_gets_the_curl_and_how_to_make_one(up: Up) -> None:
+    with up.client() as admin:
+        deployer = admin.create_key("deployer", ["write", "deploy-code"], project="default").key
+    done = funade_cli(up, "deploy", "lr", "--name", "lr-writer", "--key", FUNADE_API_KEY=deployer)
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        said = " ".join(done.stdout.split())
+        assert "No key was made: Key 'deployer' " in said, said
+        assert "funade keys create lr-writer-app --scope predict --project default" in said
+        assert "fnd_" not in done.stdout
+        assert len(_curls(done.stdout)) == 2
+    finally:
+        funade_cli(up, "deployments", "delete", "lr-writer", "--yes")
