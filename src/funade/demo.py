@@ -12,8 +12,6 @@ from funade.cli.output import console
 from funade.client import Client
 from funade.settings import Settings
 
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "contract_months", "age"]
-
 
 def churn_data(rows: int = 2000, seed: int = 0) -> tuple[Any, Any]:
     """A synthetic customer table and who churned (pandas DataFrame and Series)."""
@@ -96,14 +94,12 @@ def run_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str | N
 
 
 def deploy_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str) -> None:
-    """Deploy churn@production behind the gateway and print a curl that predicts with a new
-    predict-only key."""
-    import json
-
+    """Deploy churn@production behind the gateway and print the curl that predicts with a new
+    predict-only key for it (``funade.ready``, as `funade deploy` does)."""
     from funade.cli.deployments import wait_for_rollout
     from funade.errors import NotFoundError
+    from funade.ready import ready_call, wait_for_gateway
 
-    frame, _ = churn_data(rows=1)
     with Client(url=url, api_key=api_key, settings=settings) as client:
         try:
             client.get_deployment("churn")
@@ -115,34 +111,10 @@ def deploy_demo(*, url: str, api_key: str, settings: Settings, gateway_url: str)
         if not deployment.traffic:
             console.print(f"[red]Demo: the deployment did not go live:[/] {rollout.reason}")
             return
-        key = client.create_key("demo-predict", ["predict"], project=deployment.project).key
-    _wait_for_gateway(gateway_url, key)
-    row = {name: float(frame[name].iloc[0]) for name in FEATURES}
-    body = json.dumps({"instances": [row]})
+        call = ready_call(client, deployment, gateway_url=gateway_url)
+    wait_for_gateway(call)
     console.print(
         f"Demo: deployed [bold]churn[/] (revision {max(deployment.traffic)}); predict with:"
     )
-    console.print(
-        f"  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-        f"-d '{body}' {gateway_url}/v1/models/churn:predict",
-        soft_wrap=True,
-    )
-
-
-def _wait_for_gateway(gateway_url: str, key: str, timeout: float = 15) -> None:
-    """The gateway reloads its routing table every second: wait until it routes to churn."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            answer = httpx.get(
-                f"{gateway_url}/v2/models/churn/ready", headers={"authorization": f"Bearer {key}"}
-            )
-            if answer.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    for line in call.curls():
+        console.print(f"  {line}", soft_wrap=True, markup=False)

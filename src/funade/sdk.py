@@ -11,16 +11,18 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from funade.api.schemas import DeploymentOut, VersionIn, VersionOut
 from funade.artifacts import ArtifactCache, pack_directory
 from funade.client import Client
+from funade.errors import InvalidInputError
 from funade.names import check_alias_name, check_model_name, parse_model_ref
 from funade.progress import transfer_progress
 from funade.registry.images import ImageInput
 
 if TYPE_CHECKING:
+    from funade.ready import ReadyCall
     from funade.registry.model import Model
     from funade.registry.package import Labels
 
@@ -45,6 +47,7 @@ def _close_default() -> None:
         _default = None
 
 
+@overload
 def log_model(
     model: object,
     name: str,
@@ -63,7 +66,56 @@ def log_model(
     project: str | None = None,
     client: Client | None = None,
     progress: bool | None = None,
-) -> VersionOut:
+    deploy: Literal[False] = False,
+    deploy_timeout: float = ...,
+) -> VersionOut: ...
+
+
+@overload
+def log_model(
+    model: object,
+    name: str,
+    *,
+    sample_input: Any = None,
+    flavor: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    image: ImageInput | None = None,
+    labels: Labels | None = None,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+    datasets: Mapping[str, object] | None = None,
+    description: str = "",
+    alias: str | None = None,
+    project: str | None = None,
+    client: Client | None = None,
+    progress: bool | None = None,
+    deploy: Literal[True, "direct", "bluegreen", "canary"],
+    deploy_timeout: float = ...,
+) -> ReadyCall: ...
+
+
+def log_model(
+    model: object,
+    name: str,
+    *,
+    sample_input: Any = None,
+    flavor: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    image: ImageInput | None = None,
+    labels: Labels | None = None,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+    datasets: Mapping[str, object] | None = None,
+    description: str = "",
+    alias: str | None = None,
+    project: str | None = None,
+    client: Client | None = None,
+    progress: bool | None = None,
+    deploy: bool | str = False,
+    deploy_timeout: float = 600.0,
+) -> VersionOut | ReadyCall:
     """Register ``model`` as the next immutable version of ``name``.
 
     The model is saved with its flavor (detected, or ``flavor=``), loaded back and run on
@@ -74,6 +126,13 @@ def log_model(
     ``ImageInput``) lets the model server take photos for one input (``registry.images``);
     ``labels`` names the classes of the outputs that score them (``["cat", "dog"]``, or
     ``{"probabilities": [...]}``), which classification answers and the try-it page show.
+
+    ``deploy=True`` (or a strategy: ``"canary"``, ``"bluegreen"``) then deploys it through the
+    running platform (the `funade up` over this home, or FUNADE_URL), waits up to
+    ``deploy_timeout`` seconds for the rollout to succeed (a canary: to take its first share
+    of traffic), and returns a ``funade.ready.ReadyCall``: the
+    ``endpoint``, a new predict ``key`` for that deployment alone (expiring in 7 days, revoked
+    with the deployment) and an ``example`` request body; ``.version`` is the version.
     """
     from funade.registry.lineage import capture_lineage
     from funade.registry.package import build_package
@@ -81,6 +140,7 @@ def log_model(
     check_model_name(name)
     if alias is not None:
         check_alias_name(alias)
+    strategy = _strategy(deploy)
     client = client or default_client()
     lineage = capture_lineage(datasets=datasets)
     with tempfile.TemporaryDirectory(prefix="funade-package-") as tmp:
@@ -116,7 +176,63 @@ def log_model(
     if alias is not None:
         client.set_alias(name, alias, version.version, project=project)
         version = client.get_version(name, version.version, project=project)
-    return version
+    if strategy is None:
+        return version
+    return _deploy_and_call(client, version, strategy, project, deploy_timeout)
+
+
+def _strategy(deploy: bool | str) -> str | None:
+    if deploy is False:
+        return None
+    if deploy is True:
+        return "direct"
+    if deploy in ("direct", "bluegreen", "canary"):
+        return str(deploy)
+    raise InvalidInputError(
+        f"deploy={deploy!r} is not a way to deploy.",
+        field="deploy",
+        value=deploy,
+        fix="Pass deploy=True, or a strategy: 'direct', 'bluegreen' or 'canary'.",
+    )
+
+
+def _deploy_and_call(
+    client: Client, version: VersionOut, strategy: str, project: str | None, timeout: float
+) -> ReadyCall:
+    """Deploy the version just registered, wait for its rollout, and make its first call."""
+    from dataclasses import replace
+
+    from funade.errors import FunadeError
+    from funade.ready import (
+        FINAL,
+        ready_call,
+        refuse_without_controller,
+        wait_for_gateway,
+        wait_rollout,
+    )
+
+    deployment = deploy(
+        version.model, version.version, strategy=strategy, project=project, client=client
+    )
+    if not deployment.controller:
+        raise refuse_without_controller(client, deployment.name)
+    # A canary takes traffic from its first step on: the call works from then.
+    rollout = wait_rollout(client, deployment.name, timeout, until=("progressing", *FINAL))
+    if rollout.state not in ("succeeded", "progressing"):
+        raise FunadeError(
+            f"The rollout of {version.ref} to deployment {deployment.name!r} did not go live: "
+            f"it is {rollout.state.replace('_', ' ')}"
+            + (f" ({rollout.reason})." if rollout.reason else "."),
+            field="deploy",
+            value=deployment.name,
+            fix=f"See `funade rollout status {deployment.name}`. The version is registered "
+            f"({version.ref}): deploy it again with `funade deploy {version.model} -v "
+            f"{version.version}`.",
+        )
+    call = ready_call(client, client.get_deployment(deployment.name))
+    if call.key is not None or call.public:
+        wait_for_gateway(call)
+    return replace(call, version=version)
 
 
 def load_model(

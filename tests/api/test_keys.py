@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from funade.api.routes.keys import loopback_warning
 from funade.client import Client
 from funade.errors import (
     AuthenticationError,
@@ -116,3 +117,35 @@ def test_an_expiry_without_a_time_zone_is_refused(app_url: str, admin_key: str) 
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"].startswith("expires_at")
+
+
+@pytest.mark.parametrize(
+    ("base", "warned"),
+    [
+        ("http://127.0.0.1:8480", True),
+        ("http://127.1.2.3:8480", True),
+        ("http://[::1]:8480", True),
+        ("http://localhost:8480", True),
+        ("http://demo.localhost:8480", True),
+        ("http://192.168.1.5:8480", False),
+        ("https://models.example.com", False),
+        ("http://[fe80::1]:8480", False),
+    ],
+)
+def test_a_gateway_only_this_machine_reaches_is_warned_about(base: str, warned: bool) -> None:
+    warning = loopback_warning(base)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert warning.startswith(f"The try-it link points at {base}, which only this machine")
+        assert "FUNADE_GATEWAY_URL" in warning
+
+
+def test_a_deployment_key_names_its_gateway_and_warns_when_no_phone_reaches_it(
+    admin: Client,
+) -> None:
+    made = admin.create_key("app", ["predict"], project="default", deployment="churn")
+    assert made.gateway_url == "http://127.0.0.1:8480"
+    assert made.gateway_warning is not None
+    plain = admin.create_key("ci", ["read"], project="default")
+    assert plain.gateway_url is None
+    assert plain.gateway_warning is None

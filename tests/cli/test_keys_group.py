@@ -87,3 +87,42 @@ def test_an_allowlisted_key_prints_no_try_link(remote: None, cli: Callable[..., 
     assert made.code == 0, made.err
     assert made.out.strip().splitlines()[-1].startswith("fnd_")  # the key is the last line
     assert "only from 10.0.0.0/8" in " ".join(made.out.split())
+
+
+def test_a_try_link_only_this_machine_reaches_is_warned_about(
+    remote: None, cli: Callable[..., Result]
+) -> None:
+    made = cli(
+        "keys", "create", "Group 1", "--group", "--deployment", "digits", "--expires-in", "8h"
+    )
+    assert made.code == 0, made.err
+    assert "http://127.0.0.1:8480/try/digits#key=fnd_" in made.out
+    said = " ".join(made.err.split())
+    assert said.startswith(
+        "warning: The try-it link points at http://127.0.0.1:8480, which only this machine "
+        "reaches: a phone scanning the code cannot open it. Set `gateway_url` "
+        "(FUNADE_GATEWAY_URL) to an address others reach"
+    ), made.err
+
+
+def test_without_a_control_plane_the_link_names_this_machine_and_is_warned_about(
+    cli: Callable[..., Result],
+) -> None:
+    made = cli(  # the API in-process, over its Unix socket (it named the host funade.local)
+        "keys", "create", "Group 1", "--group", "--deployment", "digits", "--expires-in", "8h"
+    )
+    assert made.code == 0, made.err
+    assert "http://127.0.0.1:8480/try/digits#key=fnd_" in made.out
+    assert "warning: The try-it link points at http://127.0.0.1:8480" in made.err
+
+
+def test_a_try_link_at_the_gateway_url_others_reach_is_not_warned_about(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNADE_GATEWAY_URL", "http://192.168.1.5:8480")
+    made = cli(  # in-process: that API reads the setting
+        "keys", "create", "Group 1", "--group", "--deployment", "digits", "--expires-in", "8h"
+    )
+    assert made.code == 0, made.err
+    assert "http://192.168.1.5:8480/try/digits#key=fnd_" in made.out
+    assert "warning" not in made.err

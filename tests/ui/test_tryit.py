@@ -140,6 +140,14 @@ def test_a_group_photographs_a_digit_then_its_code_is_switched_off(
     expect(qr).to_have_js_property("complete", True)
     assert qr.evaluate("img => img.naturalWidth") > 0  # the SVG was drawn, not a broken image
     expect(cards.nth(0)).to_contain_text("Works until")
+    # The codes name 127.0.0.1, which no phone reaches: the sheet says so, and what to set.
+    warning = sheet.get_by_role("alert")
+    expect(warning).to_contain_text("which only this machine reaches")
+    expect(warning).to_contain_text("gateway_url")
+    # The new rows' expiry reads as the rows the page came with: "in 8 h", the date on hover.
+    made = admin.locator("#groups-body tr", has_text="Group 1").locator("time")
+    expect(made).to_have_text("in 8 h")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", made.get_attribute("title") or "")
     expect(admin.get_by_role("button", name="Print")).to_be_visible()
     shot(admin, "group-sheet")
     admin.emulate_media(media="print")
@@ -177,6 +185,7 @@ def test_a_group_photographs_a_digit_then_its_code_is_switched_off(
 
         admin.goto(f"{app_url}/keys?project=default")  # the sheet is gone; the tokens stay
         row = admin.locator("#groups-body tr", has_text="Group 1")
+        expect(row.locator("time").nth(1)).to_have_text("in 8 h")  # created, expires, used
         expect(row.locator("[data-predictions]")).to_have_text("1", timeout=15_000)
         expect(
             admin.locator("#groups-body tr", has_text="Group 2").locator("[data-predictions]")

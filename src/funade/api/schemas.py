@@ -283,6 +283,16 @@ class NewKeyOut(KeyOut):
         "(shown once, like the key).",
     )
     qr_svg: str | None = Field(default=None, description="``try_url`` as a QR code (SVG).")
+    gateway_url: str | None = Field(
+        default=None,
+        description="For a deployment key: the gateway it predicts at, as the caller reaches "
+        "it (the `gateway_url` setting, else this API's host at the gateway's port).",
+    )
+    gateway_warning: str | None = Field(
+        default=None,
+        description="Why other machines (phones scanning the QR code) cannot reach "
+        "``gateway_url``, and the fix; absent when they may.",
+    )
 
 
 class WhoAmI(BaseModel):

@@ -234,6 +234,24 @@ def revoke_key(session: Session, row: ApiKey) -> ApiKey:
     return row
 
 
+def revoke_deployment_keys(session: Session, project_id: int, deployment: str) -> list[ApiKey]:
+    """Revoke the keys (and group tokens) limited to ``deployment`` of the project, which ends
+    with it: a deployment made again under the same name is not opened by its predecessor's
+    keys. Returns the keys revoked now."""
+    rows = list(
+        session.scalars(
+            select(ApiKey).where(
+                ApiKey.project_id == project_id,
+                ApiKey.deployment == deployment,
+                ApiKey.revoked_at.is_(None),
+            )
+        )
+    )
+    for row in rows:
+        revoke_key(session, row)
+    return rows
+
+
 def refuse_last_admin(session: Session, row: ApiKey, now: datetime) -> None:
     """ConflictError if ``row`` is a global admin key and no other one works (unrevoked and
     unexpired; sessions and sign-in links, which end with their key, do not count)."""

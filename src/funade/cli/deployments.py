@@ -14,6 +14,7 @@ from funade.errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from funade.api.schemas import DeploymentOut, RolloutOut, RoutingOut
     from funade.client import Client
+    from funade.ready import ReadyCall
 
 app = typer.Typer(help="Live model endpoints: list, show, delete.", no_args_is_help=True)
 rollout_app = typer.Typer(help="A deployment's rollout: status, promote, abort.")
@@ -135,9 +136,25 @@ def deploy(
     wait: Annotated[bool, typer.Option(help="Wait for the rollout to end.")] = True,
     timeout: Annotated[str, typer.Option(help="How long to wait.")] = "10m",
     project: Annotated[str | None, typer.Option("--project", "-p", help=PROJECT_HELP)] = None,
+    key: Annotated[
+        bool | None,
+        typer.Option(
+            "--key/--no-key",
+            help="Once live, make a predict key for this deployment alone and print a ready "
+            "curl (default: when printing to a terminal and CI is unset; --key: also when not "
+            "a terminal; never when CI is set).",
+        ),
+    ] = None,
+    key_expires: Annotated[
+        str, typer.Option(help="How long that key works, e.g. '8h' or '7d'.")
+    ] = "7d",
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Deploy a model version: a new deployment, or a new revision of an existing one."""
+    """Deploy a model version: a new deployment, or a new revision of an existing one.
+
+    Once the rollout succeeds, it prints a ready `curl` (v1 and v2, with an example row from
+    the model's signature) and a new predict key limited to the deployment, which expires
+    (--key-expires) and is revoked with the deployment."""
     target = name or model
     runtime = {k: v for k, v in {"workers": workers, "max_batch_size": max_batch_size}.items() if v}
     policy: dict[str, Any] = {}
@@ -153,6 +170,7 @@ def deploy(
     if warm is not None:
         rollout["warm_seconds"] = parse_duration(warm, "warm")
     wait_seconds = parse_duration(timeout, "timeout")
+    key_lifetime = parse_duration(key_expires, "key-expires")
     with client(project) as api:
         try:
             existing = api.get_deployment(target)
@@ -178,21 +196,92 @@ def deploy(
                 rollout=rollout,
             )
         if not deployment.controller:
-            console.print(
-                f"Stored deployment [bold]{target}[/]; no controller runs with this API, so "
-                "nothing starts until `funade up` runs over this home."
-            )
+            _no_controller(api, target)
             wait = False
         final = wait_for_rollout(api, target, wait_seconds) if wait else deployment.rollout
         deployment = api.get_deployment(target)
+        call = None
+        if not as_json and final is not None and final.state == "succeeded":
+            call = _first_call(api, deployment, key, key_lifetime)
     if as_json:
         print_json(deployment)
         return
     if final is not None:
         _print_rollout(final)
     console.print(f"[bold]{target}[/]: {_summary(deployment)}")
+    if call is not None:
+        _print_call(call)
     if final is not None and final.state in ("failed", "rolled_back", "aborted"):
         raise typer.Exit(1)
+
+
+def _no_controller(api: Client, target: str) -> None:
+    """Say what happens to a deployment stored through an API without a controller: whether
+    a `funade up` over this home (whose controller starts it) holds the controller's lock."""
+    from funade.fileutil import lock_holder
+    from funade.running import LOCK_NAME
+
+    home = api.settings.home
+    pid = lock_holder(home / LOCK_NAME)
+    if pid is None:
+        console.print(
+            f"Stored deployment [bold]{target}[/]; no `funade up` runs over {home}, so nothing "
+            "starts until one does (or set FUNADE_URL to a running control plane).",
+            soft_wrap=True,
+        )
+        return
+    holder = f"pid {pid}" if pid else f"it holds {home / LOCK_NAME}"
+    console.print(
+        f"Stored deployment [bold]{target}[/] through an API run in this command: the `funade "
+        f"up` over {home} ({holder}) starts "
+        "it, but it left no answering note (up.json) to follow the rollout through. Follow it "
+        f"with `funade deployments show {target}` after `export FUNADE_URL=<its URL>`.",
+        soft_wrap=True,
+    )
+
+
+def _first_call(
+    api: Client, deployment: DeploymentOut, key: bool | None, lifetime: float
+) -> ReadyCall:
+    """The call the live deployment answers, with a new key when one may be printed here: a
+    terminal (or --key) and CI unset."""
+    import os
+    import sys
+    from datetime import timedelta
+
+    from funade.ready import ready_call, wait_for_gateway
+
+    why = None
+    if key is False:
+        why = "No key was made (--no-key)."
+    elif os.environ.get("CI"):
+        why = "No key was made: CI is set (a key printed into a build log leaks)."
+    elif key is None and not sys.stdout.isatty():
+        why = "No key was made: the output is not a terminal (--key makes one anyway)."
+    call = ready_call(
+        api, deployment, make_key=why is None, lifetime=timedelta(seconds=lifetime), why_no_key=why
+    )
+    if call.key is not None:
+        wait_for_gateway(call)
+    return call
+
+
+def _print_call(call: ReadyCall) -> None:
+    if call.key is not None:
+        console.print(
+            f"Predict key [bold]{call.key_id}[/] (predict only, {call.deployment} only, until "
+            f"{when(call.expires_at)}; revoked with the deployment). It is shown only now:",
+            soft_wrap=True,
+        )
+        typer.echo(call.key)
+    elif call.note:
+        console.print(call.note, soft_wrap=True, markup=False)
+    console.print(
+        f"Call [bold]{call.deployment}[/] ({call.model_version}) by KServe v1, then by the "
+        "Open Inference Protocol (v2):"
+    )
+    for line in call.curls():
+        typer.echo(f"  {line}")
 
 
 @app.command("list")

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from funade.cli.output import JSON_HELP, client, console, print_json, table, when
+from funade.cli.output import JSON_HELP, client, console, console_err, print_json, table, when
 from funade.errors import InvalidInputError
 
 app = typer.Typer(
@@ -114,6 +115,8 @@ def create(
         console.print("Its try-it page (scan the code with a phone or tablet):")
         typer.echo(row.try_url)
         typer.echo(qr_text(row.try_url))
+    if row.gateway_warning and row.kind == "group":
+        console_err.print(f"[yellow]warning:[/] {escape(row.gateway_warning)}", soft_wrap=True)
 
 
 def _group_options(deployment: str | None, expires: str | None) -> None:

@@ -31,7 +31,16 @@ def client(project: str | None = None) -> Client:
     from funade.client import Client
 
     # The command's process ends when it is done: it need not wait for an in-process API to stop.
-    return Client(project=project, wait_on_close=False)
+    api = Client(project=project, wait_on_close=False)
+    if api.running_up is not None:  # no FUNADE_URL: say which control plane answers
+        console_err.print(
+            f"Using the `funade up` at {api.running_up.url} (pid {api.running_up.pid}, found "
+            f"in {api.running_up.path}; FUNADE_URL is unset).",
+            style="dim",
+            soft_wrap=True,
+            markup=False,
+        )
+    return api
 
 
 def error_line(text: str) -> None:

@@ -66,6 +66,7 @@ def up(
     from funade.deploy.controller import start_controller
     from funade.gateway.server import stop_gateway
     from funade.pipelines.schedules import Launcher, start_scheduler
+    from funade.running import forget_up, record_up
 
     artifacts = ArtifactStore.from_settings(settings)
     backend = LocalBackend(settings.home / "replicas", sandbox=sandbox, fetch=artifacts.open)
@@ -115,6 +116,12 @@ def up(
             + (", adopted from an earlier run)" if gateway.adopted else ")")
         )
         console.print(f"home: {settings.home}  database: {db.url}")
+        note = record_up(settings.home, url, gateway.url)
+        console.print(
+            f"The CLI and SDK over this home find it (through {note.name}); elsewhere:",
+            soft_wrap=True,
+        )
+        console.print(f"  export FUNADE_URL={url}", soft_wrap=True)
         console.print(f"isolation: {_isolation(sandbox)}", soft_wrap=True)
         if home.created_key:
             console.print("New admin key (shown once; also saved for the CLI):")
@@ -139,6 +146,7 @@ def up(
     try:
         server.run()
     finally:
+        forget_up(settings.home)
         for stop in stoppers:
             stop()
         stop_controller()

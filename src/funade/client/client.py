@@ -44,6 +44,7 @@ from funade.artifacts.digest import sha256_file
 from funade.client.responses import is_missing, raise_for_error
 from funade.credentials import read_credentials
 from funade.errors import ArtifactCorruptError, FunadeError
+from funade.running import RunningUp, find_up
 from funade.settings import Settings, load_settings
 
 Progress = Callable[[int, int], None]
@@ -54,8 +55,9 @@ CHUNK = 1024 * 1024
 
 
 class Client:
-    """Talks to a control plane at ``url``, or, with no URL, runs one in-process over
-    ``$FUNADE_HOME`` (see ``funade.client.local``).
+    """Talks to a control plane at ``url``; with no URL, to the `funade up` running over
+    ``$FUNADE_HOME`` (``funade.running``), else to one it runs in-process over that home
+    (``funade.client.local``).
 
     >>> client = funade.Client()            # local, or FUNADE_URL / FUNADE_API_KEY
     >>> client.get_version("churn", "production").version
@@ -82,6 +84,11 @@ class Client:
         )
         self._local = None
         self._owns_local = True
+        self.running_up: RunningUp | None = None
+        """The `funade up` over this home that this client found and talks to (no URL given)."""
+        if not url:
+            self.running_up = find_up(self.settings.home)
+            url = self.running_up.url if self.running_up else None
         if url and url.startswith(UNIX_PREFIX):
             # A control plane on a Unix socket: the in-process API of a runner, as its steps
             # reach it (``unix:/path/api.sock``).
@@ -129,6 +136,7 @@ class Client:
         other = Client.__new__(Client)
         other.settings, other.project, other.url = self.settings, self.project, self.url
         other._local, other._owns_local = self._local, False
+        other.running_up = self.running_up
         other._wait_on_close = self._wait_on_close
         other._transport, other._timeout = self._transport, self._timeout
         other._http = other._make_http(key)

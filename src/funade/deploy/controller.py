@@ -45,6 +45,7 @@ from funade.deploy.rollout import (
 )
 from funade.deploy.stats import read_figures
 from funade.deploy.verify import verify
+from funade.fileutil import lock_holder
 from funade.store import Database
 from funade.store.schema import Deployment, ReplicaRecord, Revision, Rollout
 
@@ -442,6 +443,11 @@ class ControllerLock:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+    def holder(self) -> int | None:
+        """The pid of the process holding the lock, without taking it; None when it is free
+        (0 when it is held but names no pid)."""
+        return lock_holder(self.path)
 
 
 def start_controller(db: Database, backend: Backend, **options: Any) -> tuple[Controller, Any]:

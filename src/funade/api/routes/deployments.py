@@ -28,6 +28,7 @@ from funade.api.schemas import (
     RoutingOut,
     TrafficIn,
 )
+from funade.auth import service as keys
 from funade.auth.principal import Principal, Scope
 from funade.deploy import rollout as machine
 from funade.deploy import routing, service
@@ -274,7 +275,15 @@ def delete_deployment(name: str, state: State, principal: Writer) -> DeploymentO
         if running is not None:
             apply_decision(row, running, machine.abort(view_of(running), principal.name), now())
         service.delete_deployment(row)
-        audit.record(session, principal, "deployment.delete", row.name, project=row.project)
+        ended = keys.revoke_deployment_keys(session, row.project_id, row.name)
+        audit.record(
+            session,
+            principal,
+            "deployment.delete",
+            row.name,
+            project=row.project,
+            **({"revoked_keys": [k.id for k in ended]} if ended else {}),
+        )
         return deployment_out(session, row, controller=state.controller)
 
 

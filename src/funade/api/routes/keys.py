@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
@@ -41,10 +42,30 @@ def gateway_base(state: AppState, request: Request) -> str:
     if state.settings.gateway_url:
         return state.settings.gateway_url.rstrip("/")
     host = urlsplit(str(request.base_url)).hostname or "127.0.0.1"
+    if host == "funade.local":  # the in-process API over its Unix socket: this machine
+        host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
     port = state.gateway_port or state.settings.gateway_port
     return f"{request.url.scheme}://{host}:{port}"
+
+
+def loopback_warning(base: str) -> str | None:
+    """What to say when ``base`` names this machine only (127.0.0.1, ::1, localhost), which no
+    phone or other computer reaches; None otherwise."""
+    host = urlsplit(base).hostname or ""
+    try:
+        loopback = host == "localhost" or ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        loopback = host.endswith(".localhost")
+    if not loopback:
+        return None
+    return (
+        f"The try-it link points at {base}, which only this machine reaches: a phone "
+        "scanning the code cannot open it. Set `gateway_url` (FUNADE_GATEWAY_URL) to an "
+        "address others reach, e.g. http://192.168.1.5:8480, start `funade up --host 0.0.0.0` "
+        "so that the gateway listens there, and make the codes again."
+    )
 
 
 def try_url(state: AppState, request: Request, deployment: str, key: str) -> str:
@@ -93,11 +114,14 @@ def create_key(body: KeyIn, state: State, principal: Admin, request: Request) ->
         )
         out = key_out(row)
     url = try_url(state, request, out.deployment, text) if out.deployment else None
+    base = gateway_base(state, request) if out.deployment else None
     return NewKeyOut(
         **out.model_dump(),
         key=text,
         try_url=url,
         qr_svg=qr_svg(url, f"Try {out.deployment}: {out.name}") if url else None,
+        gateway_url=base,
+        gateway_warning=loopback_warning(base) if base else None,
     )
 
 

@@ -30,6 +30,13 @@
   }
 
 
+  // An expiry as the rows the page came with show it: "in 8 h", the date on hover.
+  function expiry(iso) {
+    const td = document.createElement("td");
+    td.append(iso ? funade.timeNode(iso) : document.createTextNode("never"));
+    return td;
+  }
+
   function revokeButton(key) {
     const button = document.createElement("button");
     button.type = "button";
@@ -62,14 +69,14 @@
     const action = document.createElement("td");
     action.append(revokeButton(key));
     const cells = group
-      ? [name, cell(key.deployment), cell("just now"), cell(when(key.expires_at)), cell("—"), predictions, state, action]
+      ? [name, cell(key.deployment), cell("just now"), expiry(key.expires_at), cell("—"), predictions, state, action]
       : [
           name,
           cell(key.kind),
           cell(key.scopes.join(", ")),
           cell(key.deployment || "—"),
           cell("just now"),
-          cell(when(key.expires_at)),
+          expiry(key.expires_at),
           cell("—"),
           predictions,
           state,
@@ -206,6 +213,10 @@
       card.querySelector(".group-expiry").textContent = `Works until ${when(key.expires_at)}`;
       cards.append(card);
     }
+    // A link only this machine reaches (127.0.0.1): say so before anyone prints it.
+    const warning = keys.length ? keys[0].gateway_warning : null;
+    $("sheet-warning").textContent = warning || "";
+    $("sheet-warning").hidden = !warning;
     $("sheet-deployment").textContent = deployment;
     $("sheet-expiry").textContent = keys.length ? when(keys[0].expires_at) : "";
     $("group-sheet").hidden = false;
