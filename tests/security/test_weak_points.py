@@ -41,8 +41,15 @@ def admin_key(of: Plane) -> str:
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The error's code, message and fix: from the control plane's ``{"error": {...}}``, or
+    from the gateway's protocol shape ``{"error": "<message> <fix>", "code", "fix"}``."""
     assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
+    doc = response.json()
+    if isinstance(doc["error"], str):
+        assert set(doc) == {"error", "code", "fix"}, doc
+        message = doc["error"].removesuffix(doc["fix"]).strip() if doc["fix"] else doc["error"]
+        return {"code": doc["code"], "message": message, "fix": doc["fix"]}
+    error: dict[str, Any] = doc["error"]
     return error
 
 
