@@ -30,7 +30,9 @@ def mentions() -> list[Mention]:
     for block in all_blocks():
         if block.lang not in SHELL_LANGS:
             continue
-        for offset, line in enumerate(block.text.splitlines(), start=1):
+        # A line continued with a backslash is one command with the lines after it.
+        text = re.sub(r"\\\n\s*", " ", block.text)
+        for offset, line in enumerate(text.splitlines(), start=1):
             if block.lang in ("console", "text"):
                 if not line.startswith("$ "):
                     continue  # output, not a command
