@@ -53,7 +53,9 @@ def not_run() -> dict[str, dict[str, str]]:
         if heading := re.fullmatch(r"## (\S+)", line):
             page = heading.group(1)
             listed[page] = {}
-        elif item := re.fullmatch(r"- `([^`]+)`: (.+)", line):
+        elif line.startswith("- "):
+            item = re.fullmatch(r"- `([^`]+)`: (.+)", line)
+            assert item, f"{line!r} is not '- `<start of the first line>`: <why>'"
             assert page, f"{line!r} is under no page heading"
             assert item.group(1) not in listed[page], f"{page}: {item.group(1)!r} twice"
             listed[page][item.group(1)] = item.group(2)
@@ -99,9 +101,8 @@ def test_every_listed_example_still_exists() -> None:
     assert not stale, f"{NOT_RUN.name} lists examples that are gone:\n" + "\n".join(stale)
 
 
-def test_the_pages_that_must_run_whole_do() -> None:
-    """The README's examples, deployments.md's and serving.md's run, except the few listed."""
-    for page in ("docs/deployments.md", "docs/serving.md"):
+def test_the_readme_deployments_and_serving_pages_have_examples_that_run() -> None:
+    for page in ("README.md", "docs/deployments.md", "docs/serving.md"):
         assert any(b.page == page for b in RUNNABLE), f"no example of {page} runs"
 
 
