@@ -84,6 +84,24 @@ def test_bad_names_and_missing_models_are_refused(admin: Client, calc: Client) -
     assert exc.field == "name"
 
 
+def test_a_taken_name_tells_a_rest_client_which_json_field_to_send(
+    calc: Client, app_url: str, admin_key: str
+) -> None:
+    """A REST client (no CLI) gets a fix it can act on: the body's ``name``, or a PATCH."""
+    answer = httpx.post(
+        f"{app_url}/api/v1/deployments",
+        json={"model": "calc", "version": "2"},
+        headers={"authorization": f"Bearer {admin_key}"},
+    )
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["field"], error["value"]) == ("conflict", "name", "calc")
+    assert error["message"].startswith("Deployment name 'calc' is taken in this project.")
+    assert error["fix"].startswith("Send another `name`"), error["fix"]
+    assert "PATCH /api/v1/deployments/calc" in error["fix"]
+    assert calc.get_deployment("calc").revisions[-1].version == 1, "nothing changed"
+
+
 def test_names_are_unique_across_projects(admin: Client, calc: Client) -> None:
     admin.create_project("other")
     funade.log_model(

@@ -11,6 +11,7 @@ from funade.errors import InvalidInputError
 from funade.registry.signature import (
     Signature,
     TensorSpec,
+    frame_from_tensors,
     from_tensors,
     infer_signature,
     inputs_from_tensors,
@@ -184,3 +185,19 @@ def test_inputs_from_tensors_gives_back_the_users_form() -> None:
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns) == ["age", "plan"]
     assert isinstance(inputs_from_tensors({"x": np.ones((1, 3))}, ARRAY_SIG), np.ndarray)
+
+
+def test_a_frame_gets_utf8_bytes_back_as_text_and_other_bytes_as_they_are() -> None:
+    frame = frame_from_tensors(
+        {
+            "prénom": np.array(["Zoé".encode(), b"L\xc3\xa9a"], dtype=object),
+            "raw": np.array([b"\xff\xfe", b"ok"], dtype=object),
+            "mixed": np.array(["a", b"b"], dtype=object),
+            "monthly charges": np.array([[80.0], [40.0]]),
+        }
+    )
+    assert list(frame.columns) == ["prénom", "raw", "mixed", "monthly charges"]
+    assert frame["prénom"].tolist() == ["Zoé", "Léa"]
+    assert frame["raw"].tolist() == [b"\xff\xfe", b"ok"], "not UTF-8: left as bytes"
+    assert frame["mixed"].tolist() == ["a", b"b"]
+    assert frame["monthly charges"].tolist() == [80.0, 40.0]

@@ -54,15 +54,16 @@ class Up:
 
 
 @contextmanager
-def funade_up(home: Path, **env: str) -> Iterator[Up]:
-    """Start `funade up` on free ports over ``home``, with ``env`` added to its environment
-    (``FUNADE_SANDBOX_DIR`` defaults to the test's, so nothing lands in /var/lib); stop it
-    (SIGINT, then kill) at the end unless the test did."""
+def funade_up(home: Path, *args: str, **env: str) -> Iterator[Up]:
+    """Start `funade up` on free ports over ``home``, with ``args`` (e.g. ``--demo``) on its
+    command line and ``env`` added to its environment (``FUNADE_SANDBOX_DIR`` defaults to the
+    test's, so nothing lands in /var/lib); stop it (SIGINT, then kill) at the end unless the
+    test did."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
     environ.update(FUNADE_HOME=str(home), COLUMNS="400", **env)
     if "FUNADE_SANDBOX_DIR" not in environ:
         environ["FUNADE_SANDBOX_DIR"] = os.environ["FUNADE_SANDBOX_DIR"]
-    command = [sys.executable, "-m", "funade", "up", "--port", "0", "--gateway-port", "0"]
+    command = [sys.executable, "-m", "funade", "up", "--port", "0", "--gateway-port", "0", *args]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -98,7 +99,7 @@ def funade_up(home: Path, **env: str) -> Iterator[Up]:
         gateway = wait_for(r"gateway at (http://\S+) \(pid (\d+)", 30)
         up.gateway_url, up.gateway_pid = gateway.group(1), int(gateway.group(2))
         up.key = json.loads((home / "credentials").read_text())["api_key"]
-        wait_for(r"Press Ctrl-C", 30)
+        wait_for(r"Press Ctrl-C", 240 if args else 30)  # a demo trains and deploys first
         yield up
     finally:
         if process.poll() is None:

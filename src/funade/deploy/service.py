@@ -178,8 +178,8 @@ def create_deployment(
             ),
             field="name",
             value=name,
-            fix=f"Change it with `funade deploy {model} --name {name}` (a new revision), or "
-            "choose another name.",
+            fix=f"Send another `name` (`funade deploy --name`), or roll out a new revision of "
+            f"{name!r}: PATCH /api/v1/deployments/{name} (`funade deploy {model} --name {name}`).",
         )
     target = _resolve(session, project, model, version)
     deployment = Deployment(

@@ -214,10 +214,30 @@ def inputs_from_tensors(tensors: Mapping[str, npt.NDArray[Any]], signature: Sign
 
 
 def frame_from_tensors(tensors: Mapping[str, npt.NDArray[Any]]) -> Any:
-    """A pandas DataFrame with one column per tensor, in order (``(n, 1)`` columns flattened)."""
+    """A pandas DataFrame with one column per tensor, in order (``(n, 1)`` columns flattened).
+
+    A ``BYTES`` tensor arrives from the wire as ``bytes`` (the protocol's JSON strings, UTF-8
+    encoded); a DataFrame's text column held ``str`` when the model was fitted, and an encoder
+    fitted on ``"Zoé"`` takes ``b"Zo\\xc3\\xa9"`` for a category it never saw. So a column whose
+    elements are all UTF-8 text comes back as ``str``; one with other bytes stays as it is."""
     from funade.registry.flavors.base import require  # lazy: flavors import this module
 
     pandas = require("pandas", extra="pandas", needed_by="A model that takes a DataFrame")
     return pandas.DataFrame(
-        {k: v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v for k, v in tensors.items()}
+        {
+            k: _text(v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v)
+            for k, v in tensors.items()
+        }
     )
+
+
+def _text(column: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    if column.dtype != object or not all(isinstance(v, bytes) for v in column.flat):
+        return column
+    try:
+        decoded = [v.decode("utf-8") for v in column.flat]
+    except UnicodeDecodeError:
+        return column
+    out = np.empty(column.shape, dtype=object)
+    out.flat[:] = decoded
+    return out

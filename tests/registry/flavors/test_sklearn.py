@@ -132,6 +132,21 @@ def test_dataframe_pipeline_round_trip(
     np.testing.assert_array_equal(out["predict"], frame_pipeline.predict(frame))
 
 
+def test_a_dataframe_model_reads_text_columns_as_they_arrive_from_the_wire(
+    frame_pipeline: Any, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The server hands a ``BYTES`` input over as UTF-8 ``bytes``; the encoder was fitted on
+    ``str``, and would take ``b"gold"`` for a category it never saw."""
+    build_package(frame_pipeline, tmp_path / "pkg", sample_input=frame[:5])
+    model = load_package(tmp_path / "pkg")
+    wire = {
+        "age": frame["age"].to_numpy(),
+        "income": frame["income"].to_numpy(),
+        "plan": np.array([v.encode() for v in frame["plan"]], dtype=object),
+    }
+    np.testing.assert_array_equal(model.predict(wire), frame_pipeline.predict(frame))
+
+
 def test_methods_option(logreg: Any, data: Any, tmp_path: Path) -> None:
     manifest, _ = build_package(
         logreg, tmp_path / "pkg", sample_input=data[0][:3], options={"methods": ["predict"]}
