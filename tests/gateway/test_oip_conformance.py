@@ -56,6 +56,14 @@ class TestGateway:
     """The gateway, every operation of the protocol's REST definition, with a predict key."""
 
 
+class TestGatewayOtherModel:
+    """The gateway, the routes of a deployment that does not exist: 404, in the error shape."""
+
+
+fuzzing.one_test_per_operation(TestGateway, conformance.document(NAME, VERSION), _conforms)
 fuzzing.one_test_per_operation(
-    TestGateway, conformance.document(NAME, VERSION), _conforms
+    TestGatewayOtherModel,
+    conformance.document(conformance.ABSENT, VERSION, examples=2),
+    _conforms,
+    select=conformance.names_a_model,
 )

@@ -46,4 +46,14 @@ class TestModelServer:
     """funade serve, every operation of the protocol's REST definition."""
 
 
+class TestModelServerOtherModel:
+    """funade serve, the routes of a model it does not serve: 404, in the error shape."""
+
+
 fuzzing.one_test_per_operation(TestModelServer, oip, _conforms)
+fuzzing.one_test_per_operation(
+    TestModelServerOtherModel,
+    conformance.document(conformance.ABSENT, VERSION, examples=2),
+    _conforms,
+    select=conformance.names_a_model,
+)

@@ -32,7 +32,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.transport import Response
-from schemathesis.schemas import BaseSchema
+from schemathesis.schemas import APIOperation, BaseSchema
 
 DOCUMENT = Path(__file__).with_name("open_inference_rest.yaml")
 SPEC_VERSION = "2.0"
@@ -40,6 +40,8 @@ SPEC_COMMIT = "d49cc23f89d709d87b210ef9449e273ae243984e"
 SEED = 20
 EXAMPLES = 6
 """Generated requests per operation and mode (the coverage phase adds its own)."""
+ABSENT = "absent"
+"""A model no server here serves: its routes answer 404 (deviation 5), in the error shape."""
 TIMEOUT_SECONDS = 30
 SAMPLE = {"input0": np.array([[1.5, 2.5]], dtype=np.float32)}
 """What the echo model is packaged with: one FP32 input of shape [-1, 2] (the document's
@@ -72,15 +74,15 @@ CHECKS = [
 ]
 
 
-def document(name: str, version: str, headers: dict[str, str] | None = None) -> BaseSchema:
+def document(name: str, version: str, examples: int = EXAMPLES) -> BaseSchema:
     """The protocol's document, configured to drive the model ``name`` at ``version`` (the path
-    parameters are always these), sending ``headers`` (a key) with every request."""
+    parameters are always these) with ``examples`` generated requests per operation and mode."""
     data: dict[str, Any] = {
         "seed": SEED,
         "suppress-health-check": ["all"],
         "request-timeout": TIMEOUT_SECONDS,
         "generation": {
-            "max-examples": EXAMPLES,
+            "max-examples": examples,
             "deterministic": True,
             "database": "none",
             "mode": "all",
@@ -90,6 +92,9 @@ def document(name: str, version: str, headers: dict[str, str] | None = None) -> 
         "phases": {"examples": {"enabled": True}, "stateful": {"enabled": False}},
         "parameters": {"path.MODEL_NAME": name, "path.MODEL_VERSION": version},
     }
-    if headers:
-        data["headers"] = headers
     return schemathesis.openapi.from_path(DOCUMENT, config=schemathesis.Config.from_dict(data))
+
+
+def names_a_model(operation: APIOperation) -> bool:
+    """The operations of one model (their path names it), not the server's own."""
+    return "{MODEL_NAME}" in operation.path
