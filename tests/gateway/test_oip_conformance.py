@@ -17,7 +17,6 @@ import pytest
 from schemathesis import Case
 
 import funade
-from tests.security import fuzzing
 from tests.security.platform import funade_up, wait_rollout
 from tests.serving.oip import conformance
 from tests.serving.oip.echo import NAME, Echo
@@ -53,17 +52,15 @@ def _conforms(self: object, case: Case, gateway: Deployed) -> None:
 
 
 class TestGateway:
-    """The gateway, every operation of the protocol's REST definition, with a predict key."""
+    """The gateway, every operation of the protocol's REST definition, with a predict key; and
+    (``test_absent_*``) the routes of a deployment that does not exist: 404, in the error shape."""
 
 
-class TestGatewayOtherModel:
-    """The gateway, the routes of a deployment that does not exist: 404, in the error shape."""
-
-
-fuzzing.one_test_per_operation(TestGateway, conformance.document(NAME, VERSION), _conforms)
-fuzzing.one_test_per_operation(
-    TestGatewayOtherModel,
+conformance.add_tests(TestGateway, conformance.document(NAME, VERSION), _conforms)
+conformance.add_tests(
+    TestGateway,
     conformance.document(conformance.ABSENT, VERSION, examples=2),
     _conforms,
+    prefix="absent_",
     select=conformance.names_a_model,
 )

@@ -15,7 +15,6 @@ from funade.registry.package import build_package, load_package
 from funade.serving.app import create_model_app
 from funade.serving.config import ServeConfig
 from funade.serving.runtime import Loaded
-from tests.security import fuzzing
 from tests.servers import serve
 from tests.serving.fakes import wait_ready
 from tests.serving.oip import conformance
@@ -43,17 +42,15 @@ def _conforms(self: object, case: Case, model_server: str) -> None:
 
 
 class TestModelServer:
-    """funade serve, every operation of the protocol's REST definition."""
+    """funade serve, every operation of the protocol's REST definition; and (``test_absent_*``)
+    the routes of a model it does not serve: 404, in the error shape."""
 
 
-class TestModelServerOtherModel:
-    """funade serve, the routes of a model it does not serve: 404, in the error shape."""
-
-
-fuzzing.one_test_per_operation(TestModelServer, oip, _conforms)
-fuzzing.one_test_per_operation(
-    TestModelServerOtherModel,
+conformance.add_tests(TestModelServer, oip, _conforms)
+conformance.add_tests(
+    TestModelServer,
     conformance.document(conformance.ABSENT, VERSION, examples=2),
     _conforms,
+    prefix="absent_",
     select=conformance.names_a_model,
 )

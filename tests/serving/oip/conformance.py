@@ -17,6 +17,7 @@ protocol's error shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from schemathesis.checks import (
 )
 from schemathesis.core.transport import Response
 from schemathesis.schemas import APIOperation, BaseSchema
+
+from tests.security import fuzzing
 
 DOCUMENT = Path(__file__).with_name("open_inference_rest.yaml")
 SPEC_VERSION = "2.0"
@@ -98,3 +101,20 @@ def document(name: str, version: str, examples: int = EXAMPLES) -> BaseSchema:
 def names_a_model(operation: APIOperation) -> bool:
     """The operations of one model (their path names it), not the server's own."""
     return "{MODEL_NAME}" in operation.path
+
+
+def add_tests(
+    cls: type,
+    schema: BaseSchema,
+    run: Callable[..., None],
+    prefix: str = "",
+    select: Callable[[APIOperation], bool] = lambda operation: True,
+) -> None:
+    """Add to ``cls`` a test method per operation of ``schema`` (``select`` picks them), named
+    ``test_<prefix><operation>``: several documents' tests in one class, so that pytest-xdist's
+    ``--dist loadscope`` keeps them on one worker, with one server (fixture) between them."""
+    scratch = type("Scratch", (), {})
+    fuzzing.one_test_per_operation(scratch, schema, run, select)
+    for name, test in vars(scratch).items():
+        if name.startswith("test_"):
+            setattr(cls, f"test_{prefix}{name.removeprefix('test_')}", test)
