@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from schemathesis import Case
 
 from funade.registry.package import build_package, load_package
@@ -54,3 +55,10 @@ conformance.add_tests(
     prefix="absent_",
     select=conformance.names_a_model,
 )
+
+
+def test_the_document_names_the_spec_version_and_commit_it_was_written_from() -> None:
+    text = conformance.DOCUMENT.read_text()
+    assert yaml.safe_load(text)["info"]["version"] == conformance.SPEC_VERSION
+    assert f"commit      {conformance.SPEC_COMMIT}" in text
+    assert "github.com/kserve/open-inference-protocol" in text
