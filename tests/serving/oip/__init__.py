@@ -1,0 +1,1 @@
+"""The Open Inference Protocol's REST definition and what the conformance tests share."""
