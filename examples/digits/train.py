@@ -1,16 +1,20 @@
-"""Train a small CNN on scikit-learn's 8x8 digits, export it to ONNX, check it with
-onnxruntime, and register it with funade as the model "digits".
+"""Train a small CNN on scikit-learn's 8x8 digits and on made-up photos of digits, export it to
+ONNX, check it with onnxruntime, and register it with funade as the model "digits".
 
-    pip install 'funade[torch,onnx,sklearn]'
+    pip install torch --index-url https://download.pytorch.org/whl/cpu
+    pip install 'funade[torch,onnx,sklearn,images]'
     python examples/digits/train.py [--epochs 12]
 
-Nothing is downloaded: ``load_digits`` ships with scikit-learn.
+Nothing is downloaded: ``load_digits`` ships with scikit-learn, and the photos are drawn by
+``photos.py`` (next to this file) from a seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,9 +25,24 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 import funade
+from funade.registry.images import decode_images
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import photos  # noqa: E402  (photos.py, next to this file)
 
 EPOCHS = 12
 BATCH = 64
+PHOTOS = 2000
+"""Made-up photos added to the training digits (and a fifth as many held out)."""
+TEST_SEEDS = 10_000
+"""Photo seeds from here on are never used for training: the measures in the tests use them."""
+
+# How the model server turns a photo into the model's input: dark ink on paper inverted to a
+# light digit on black, as in training; the digit found (what stands out from the paper), cropped
+# square around it, edge to edge (as the training digits fill their 8 rows) and centred; contrast stretched; shrunk
+# to 8x8 and scaled to [0, 1]. Children's photos have paper all round the digit: without finding
+# it, the digit is a small blot in the middle of 8x8 pixels.
+IMAGE = funade.ImageInput(invert=True, autocontrast=True, find=True, margin=0.0)
 
 
 class DigitsCNN(nn.Module):
@@ -64,6 +83,8 @@ class Trained:
     """The version of "digits" that was registered."""
     onnx_accuracy: float
     """The ONNX model's accuracy on the held-out digits, run by onnxruntime."""
+    photo_accuracy: float
+    """Its accuracy on held-out made-up photos, decoded as the model server decodes them."""
     x_test: np.ndarray
     """The held-out images: float32, shape (n, 1, 8, 8), values in [0, 1]."""
     y_test: np.ndarray
@@ -78,6 +99,20 @@ def digits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     )
     x_train, x_test, y_train, y_test = split
     return x_train, x_test, y_train, y_test
+
+
+def photo_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` made-up photos of digits (``photos.py``) decoded as the model server decodes
+    them (``IMAGE``), and their labels."""
+    if seed >= TEST_SEEDS:
+        raise ValueError(f"photo seed {seed}: seeds from {TEST_SEEDS} on are kept for the tests")
+    jpegs, labels = photos.photos(count, seed)
+    return decode(jpegs), labels
+
+
+def decode(jpegs: list[bytes]) -> np.ndarray:
+    """Photos as the model's input, float32 (n, 1, 8, 8), exactly as the model server makes it."""
+    return decode_images(jpegs, IMAGE, "image", "FP32", [-1, 1, 8, 8])
 
 
 def fit(x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int) -> DigitsCNN:
@@ -120,35 +155,44 @@ def onnx_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((labels == y).mean())
 
 
-def main(epochs: int = EPOCHS, seed: int = 0) -> Trained:
+def main(epochs: int = EPOCHS, seed: int = 0, n_photos: int = PHOTOS) -> Trained:
     x_train, x_test, y_train, y_test = digits(seed)
-    cnn = fit(x_train, y_train, epochs=epochs, seed=seed)
+    # Photo seeds 2 * seed (training) and 2 * seed + 1 (held out): never the tests' seeds.
+    x_photos, y_photos = photo_digits(n_photos, 2 * seed)
+    x_held, y_held = photo_digits(max(10, n_photos // 5), 2 * seed + 1)
+    cnn = fit(
+        np.concatenate([x_train, x_photos]),
+        np.concatenate([y_train, y_photos]),
+        epochs=epochs,
+        seed=seed,
+    )
     model = to_onnx(cnn, x_test[:2])
     accuracy = onnx_accuracy(model, x_test, y_test)
+    photo_accuracy = onnx_accuracy(model, x_held, y_held)
     version = funade.log_model(
         model,
         "digits",
         sample_input=x_test[:5],
-        # Photos of a digit written in dark ink on paper: inverted to a light digit on black, as
-        # in training, contrast stretched, cropped square and shrunk to 8x8, scaled to [0, 1].
-        image=funade.ImageInput(invert=True, autocontrast=True),
+        image=IMAGE,
         # The class of each of the ten probabilities, which answers and the try-it page name.
         labels=[str(digit) for digit in range(10)],
-        params={"epochs": epochs, "batch_size": BATCH, "seed": seed},
-        metrics={"accuracy": accuracy},
-        datasets={"train": x_train},
+        params={"epochs": epochs, "batch_size": BATCH, "seed": seed, "photos": n_photos},
+        metrics={"accuracy": accuracy, "photo_accuracy": photo_accuracy},
+        datasets={"train": x_train, "photos": x_photos},
         tags={"example": "digits"},
     )
-    return Trained(version.version, accuracy, x_test, y_test)
+    return Trained(version.version, accuracy, photo_accuracy, x_test, y_test)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--photos", type=int, default=PHOTOS)
     args = parser.parse_args()
-    trained = main(args.epochs, args.seed)
+    trained = main(args.epochs, args.seed, args.photos)
     print(
         f"Registered digits:{trained.version} "
-        f"(ONNX accuracy on {len(trained.y_test)} held-out digits: {trained.onnx_accuracy:.3f})"
+        f"(ONNX accuracy on {len(trained.y_test)} held-out digits: {trained.onnx_accuracy:.3f}, "
+        f"on held-out made-up photos: {trained.photo_accuracy:.3f})"
     )

@@ -225,3 +225,55 @@ def test_a_model_with_several_inputs_must_say_which_takes_images(tmp_path: Path)
 def test_a_zero_std_is_refused() -> None:
     with pytest.raises(ValueError, match="std must not contain 0"):
         ImageInput(std=[0.0])
+
+
+def paper(size: int = 200, light: float = 0.0) -> np.ndarray:
+    """Grey paper (200), ``light`` levels brighter at the right edge than the left."""
+    return 200 + np.tile(np.linspace(-light / 2, light / 2, size), (size, 1))
+
+
+def test_find_crops_a_square_around_the_subject_and_centres_it() -> None:
+    """A dark 20x40 bar in the top left corner of a large page, under uneven light: found,
+    cropped with a tenth of its size on each side, centred, and the margin padded with paper."""
+    page = paper(light=60)
+    page[10:50, 20:40] = 30
+    photo = encode(Image.fromarray(page.astype(np.uint8), mode="L"))
+    found = decode_images(
+        [photo], ImageInput(find=True, margin=0.1, scale=1), "i", "FP32", [-1, 12, 12]
+    )[0]
+    # 40 tall x 20 wide in a 48 square, at 12x12: rows 1-11 and columns 3.5-8.5 are the bar.
+    dark = found < 100
+    rows, columns = np.nonzero(dark)
+    assert (rows.min(), rows.max()) == (1, 10)
+    assert (columns.min(), columns.max()) == (4, 7)
+    assert found[0, 0] > 150  # paper all round, not black padding
+    centre_only = decode_images([photo], ImageInput(scale=1), "i", "FP32", [-1, 12, 12])[0]
+    assert (centre_only < 100).sum() < dark.sum() / 2, "without find the bar is a speck"
+
+
+def test_find_without_a_subject_keeps_the_whole_photo() -> None:
+    photo = encode(Image.fromarray(paper(light=20).astype(np.uint8), mode="L"))
+    with_find = decode_images([photo], ImageInput(find=True), "i", "FP32", [-1, 8, 8])
+    without = decode_images([photo], ImageInput(), "i", "FP32", [-1, 8, 8])
+    np.testing.assert_allclose(with_find, without)
+
+
+def test_find_pads_an_rgb_photo_with_its_paper_colour() -> None:
+    page = np.zeros((120, 120, 3), dtype=np.uint8)
+    page[:] = (230, 220, 180)
+    page[100:118, 2:20] = (10, 10, 10)  # a subject at the corner: the crop runs off the photo
+    photo = encode(Image.fromarray(page, mode="RGB"))
+    found = decode_images(
+        [photo], ImageInput(find=True, margin=0.5, scale=1), "i", "UINT8", [-1, 9, 9, 3]
+    )
+    np.testing.assert_allclose(found[0, 0, 0], (230, 220, 180), atol=3)
+    assert found[0, 4, 4].max() < 40, found[0, 4, 4]  # the subject in the middle
+
+
+@pytest.mark.parametrize(
+    ("margin", "says"),
+    [(-0.1, "margin\n.*greater than or equal to 0"), (1.5, "margin\n.*less than or equal to 1")],
+)
+def test_a_margin_outside_0_to_1_is_refused(margin: float, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        ImageInput(find=True, margin=margin)

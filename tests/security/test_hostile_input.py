@@ -10,6 +10,7 @@ next request.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from funade.errors import InvalidInputError, InvalidNameError
 from funade.gateway.app import Gateway
 from funade.names import check_alias_name, check_model_name, check_project_name, check_tags
 from funade.pagination import decode_cursor, encode_cursor
+from funade.registry.images import ImageInput, decode_images
 from funade.settings import Settings
 from funade.store import Database
 from tests.api.test_route_auth import _routes
@@ -805,6 +807,34 @@ def test_nesting_past_the_parser_is_400_not_a_model_failure(tmp_path: Path) -> N
             )
             assert response.status_code == 400, response.text[:300]
             assert response.json()["field"] == "body"
+
+
+def test_finding_the_subject_of_a_long_strip_never_asks_for_gigapixels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 40-megapixel strip (the most a photo may have) with ink along its whole length: the
+    square around that subject, with margins, would be 120,000 pixels wide (14 gigapixels).
+    ``ImageInput(find=True)`` shrinks the strip first; every image it makes stays small."""
+    from PIL import Image
+
+    strip = np.full((1000, 40_000), 220, dtype=np.uint8)
+    strip[400:600, 100:-100] = 20
+    buffer = io.BytesIO()
+    Image.fromarray(strip, mode="L").save(buffer, "PNG")
+    made: list[tuple[int, int]] = []
+    new = Image.new
+
+    def guarded_new(mode: str, size: tuple[int, int], *args: Any, **kwargs: Any) -> Any:
+        made.append(size)
+        assert size[0] * size[1] <= 2048 * 2048, f"asked for a {size} image"
+        return new(mode, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "new", guarded_new)
+    image = ImageInput(find=True, margin=1.0, invert=True)
+    decoded = decode_images([buffer.getvalue()], image, "image", "FP32", [-1, 1, 8, 8])
+    assert decoded.shape == (1, 1, 8, 8)
+    assert made, "the padded square was made"
+    assert decoded[0, 0, 4].max() > decoded[0, 0, 0].max()  # the bar, in the middle row
 
 
 def test_the_model_server_answers_unknown_routes_in_its_error_shape(tmp_path: Path) -> None:

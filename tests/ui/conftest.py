@@ -110,3 +110,38 @@ def ui_admin(admin: Client) -> Client:
 @pytest.fixture
 def ui_settings(settings: Settings) -> Settings:
     return settings
+
+
+GRAPH_TEXT_OVERFLOWS = """
+(svg) => {
+  const out = [];
+  for (const node of svg.querySelectorAll("[data-node]")) {
+    const box = node.querySelector("rect").getBBox();
+    for (const text of node.querySelectorAll("text")) {
+      const t = text.getBBox();
+      if (t.x < box.x + 2 || t.x + t.width > box.x + box.width - 2 || t.y < box.y
+          || t.y + t.height > box.y + box.height) {
+        out.push(`${node.dataset.node}: "${text.textContent}" (${t.width.toFixed(0)} px wide) `
+          + `does not fit its box (${box.width} by ${box.height})`);
+      }
+    }
+  }
+  return out;
+}
+"""
+
+
+def graph_text_overflows(page: Page) -> list[str]:
+    """Each graph box's text that runs past its box, as the browser laid it out (empty: all
+    text fits)."""
+    found: list[str] = []
+    for svg in page.locator(".graph svg").all():
+        found += svg.evaluate(GRAPH_TEXT_OVERFLOWS)
+    return found
+
+
+def scrolls_sideways(page: Page) -> bool:
+    """Whether the page itself is wider than the window (something overflows its box)."""
+    return bool(
+        page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth")
+    )

@@ -222,6 +222,40 @@ def test_live_figures_per_revision(signed_in: Page, stage: Stage, app_url: str, 
             30,
             "three points on each line",
         )
+        # Axes: ticks with values, a title with the unit, time along the bottom.
+        chart = page.locator("#chart-rps")
+        expect(chart.locator(".y-title")).to_have_text("req/s")
+        expect(page.locator("#chart-errors .y-title")).to_have_text("%")
+        expect(page.locator("#chart-p99 .y-title")).to_have_text("ms")
+        expect(chart.locator(".x-title")).to_have_text("seconds ago")
+        minus = "\u2212"  # the minus sign, as the axis writes it
+        expect(chart.locator(".x-tick")).to_contain_text(
+            [f"{minus}{s}" for s in (90, 60, 30)] + ["now"]
+        )
+        ticks = [float(t) for t in chart.locator(".y-tick").all_text_contents()]
+        assert len(ticks) == 3, ticks
+        assert ticks[0] == 0, ticks
+        assert ticks == sorted(ticks), ticks
+        peak = chart.evaluate("s => Math.max(...s.funadeChart.series.flatMap(l => l.values))")
+        assert 0 < peak <= ticks[-1] < 2.5 * peak + 1, (peak, ticks)
+        # Drawn at its own size: the text is not stretched.
+        assert chart.evaluate("s => s.viewBox.baseVal.width === Math.max(s.clientWidth, 160)")
+        expect(chart.locator("polyline title").first).to_contain_text(
+            re.compile(r"^rev 1: [\d.]+ req/s now$")
+        )
+        # Pointing at the chart shows the values there; leaving it hides them.
+        tip = page.locator("#chart-rps + .chart-tip")
+        expect(tip).to_be_hidden()
+        width = chart.evaluate("s => s.clientWidth")
+        chart.hover(position={"x": width - 12, "y": 60})  # the right end
+        expect(tip).to_be_visible()
+        expect(tip).to_have_text(re.compile(r"^now · rev 1: [\d.]+ req/s · rev 2: [\d.]+ req/s$"))
+        expect(chart.locator(".cursor")).to_have_attribute("visibility", "visible")
+        shot(page, "chart-value")
+        chart.hover(position={"x": 60, "y": 60})  # two minutes ago: before the first point
+        expect(tip).to_have_text(re.compile(r"^11\d s ago · rev 1: — · rev 2: —$"))
+        page.mouse.move(5, 5)
+        expect(tip).to_be_hidden()
         expect(page.locator("#chart-legend")).to_contain_text("rev 1")
         expect(page.locator("#chart-legend")).to_contain_text("rev 2")
         row = stats.locator("tr[data-revision='2']")

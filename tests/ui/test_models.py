@@ -16,7 +16,7 @@ from funade.api.schemas import RunIn, VersionOut
 from funade.client import Client
 from funade.registry import lineage
 from tests.serving.models import Arithmetic
-from tests.ui.conftest import Page, expect
+from tests.ui.conftest import TABLET, Page, expect, graph_text_overflows, scrolls_sideways
 
 SAMPLE = {"x": np.array([[1.0, 2.0], [3.0, 4.0]])}
 FEATURES = "sha256:" + "ab" * 32
@@ -44,7 +44,11 @@ def repo(tmp_path: Path) -> Path:
 
 
 def register_with_lineage(
-    admin: Client, repo: Path, monkeypatch: pytest.MonkeyPatch, name: str = "churn"
+    admin: Client,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str = "churn",
+    dataset: str = "train",
 ) -> tuple[VersionOut, int]:
     """``name`` version 1, registered from a pipeline run's step in ``repo`` with a dataset."""
     run = admin.create_run(RunIn(pipeline="training", spec={"name": "training"}))
@@ -59,7 +63,7 @@ def register_with_lineage(
         sample_input=SAMPLE,
         client=admin,
         progress=False,
-        datasets={"train": np.arange(6.0)},
+        datasets={dataset: np.arange(6.0)},
         params={"c": 1.0},
         metrics={"auc": 0.91, "f1": 0.8},
         tags={"team": "growth"},
@@ -108,6 +112,8 @@ def test_register_a_model_and_see_it_with_its_lineage(
     expect(graph.locator('[data-node="input-features"]')).to_contain_text(FEATURES[7:19])
     expect(graph.locator('[data-node="input-c"]')).to_have_count(0)  # a parameter, not data
     expect(graph.locator('[data-node="run"]')).to_contain_text(f"run #{run_id}")
+    expect(graph.locator('[data-node="run"]')).to_contain_text("running · training · register")
+    assert graph_text_overflows(page) == []
     expect(graph.locator('[data-node="run"]')).to_have_attribute(
         "href", f"/runs/{run_id}?project=default"
     )
@@ -140,6 +146,59 @@ def test_register_a_model_and_see_it_with_its_lineage(
     page.get_by_role("button", name="Remove the alias production").click()
     expect(page.get_by_text("No aliases yet.")).to_be_visible()
     assert admin.list_aliases("churn") == []
+
+
+def test_lineage_boxes_show_whole_labels(
+    signed_in: Page,
+    app_url: str,
+    admin: Client,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shot: Callable[[Page, str], Path],
+) -> None:
+    """Long names are drawn whole: a box grows to its text, and text longer than the widest box
+    wraps inside it; on a tablet the graph scrolls sideways and says so."""
+    page = signed_in
+    name = "churn-prediction-for-the-march-export"
+    dataset = "customers_with_their_last_twelve_months_of_invoices_and_support_tickets"
+    register_with_lineage(admin, repo, monkeypatch, name=name, dataset=dataset)
+    admin.create_deployment(name, name="churn-prediction-api-for-the-sales-team")
+
+    page.goto(f"{app_url}/models/{name}/versions/1?project=default")
+    graph = page.locator(".graph svg")
+    expect(graph.locator('[data-node="version"]')).to_have_attribute("data-label", f"{name}:1")
+    expect(graph.locator('[data-node="version"] text').first).to_have_text(f"{name}:1")
+    data = graph.locator(f'[data-node="data-{dataset}"] text:not(.sub)')
+    assert data.count() > 1, "wider than the widest box: wrapped"
+    assert "".join(data.all_text_contents()) == dataset
+    deployment = graph.locator('[data-node="deployment-churn-prediction-api-for-the-sales-team"]')
+    expect(deployment.locator("text").first).to_have_text("churn-prediction-api-for-the-sales-team")
+    assert "…" not in graph.text_content()  # type: ignore[operator]
+    assert graph_text_overflows(page) == []
+    assert not scrolls_sideways(page)
+    expect(page.locator(".graph-hint")).to_be_hidden()
+    shot(page, "long-labels")
+
+    page.set_viewport_size(TABLET)
+    assert graph_text_overflows(page) == []
+    assert not scrolls_sideways(page), "the graph's box scrolls, not the page"
+    box = page.locator(".graph")
+    expect(page.locator(".graph-hint")).to_be_visible()
+    expect(box).to_have_class(re.compile(r"\bmore-right\b"))
+    expect(box).to_have_attribute("tabindex", "0")
+    # Shrunk to 3/4 of its size: smaller all over, with no empty band below it.
+    drawn = graph.evaluate(
+        "s => [s.getBoundingClientRect().width, s.getBoundingClientRect().height,"
+        " s.viewBox.baseVal.width, s.viewBox.baseVal.height, s.parentElement.clientHeight]"
+    )
+    width, height, full_width, full_height, box_height = drawn
+    assert width == pytest.approx(0.75 * full_width, abs=1.5), drawn
+    assert height == pytest.approx(full_height * width / full_width, abs=1.5), drawn
+    assert box_height <= height + 20, drawn  # its own height, and a scroll bar at most
+    box.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
+    expect(box).to_have_class(re.compile(r"\bmore-left\b"))
+    expect(box).not_to_have_class(re.compile(r"\bmore-right\b"))
+    shot(page, "long-labels-tablet")
 
 
 def test_archive_a_version_and_back(

@@ -217,3 +217,13 @@ def test_an_image_input_and_long_golden_tensors(as_admin: httpx.Client, admin: C
     page = text_of(as_admin.get("/models/bright/versions/1"))
     assert "input FP32 [-1, 1, 8, 8] yes (photos are cropped to fit)" in page
     assert "… (104 more)" in page  # 128 values, the first 24 shown
+    funade.log_model(
+        Brightness(),
+        "bright",
+        sample_input=sample,
+        image=ImageInput(find=True),
+        client=admin,
+        progress=False,
+    )
+    page = text_of(as_admin.get("/models/bright/versions/2"))
+    assert "yes (photos are cropped to what stands out in them, then cropped to fit)" in page

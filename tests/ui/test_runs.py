@@ -23,7 +23,7 @@ from funade.pipelines.runs import run_pipeline
 from funade.store import Database
 from funade.store.schema import PipelineSchedule
 from funade.ui.pages import runs as run_pages
-from tests.ui.conftest import Page, expect
+from tests.ui.conftest import Page, expect, graph_text_overflows, scrolls_sideways
 
 Shot = Callable[[Page, str], Path]
 
@@ -150,6 +150,9 @@ def test_open_a_runs_graph_and_its_logs(
     expect(total).not_to_have_class(re.compile(r"\bcached\b"))
     expect(total).to_contain_text(re.compile(r"succeeded · \d"))
     assert graph.locator("path.edge").count() == 6  # numbers → 3 squares → total
+    assert graph_text_overflows(page) == []
+    expect(page.locator(".graph-hint")).to_be_hidden()  # it fits: nothing to scroll
+    assert page.locator(".graph").evaluate("el => el.scrollWidth <= el.clientWidth")
     steps = page.locator("#steps tbody tr[data-step]")
     expect(steps).to_have_count(5)
     expect(page.locator('[id="step-square[1]"]')).to_contain_text("cached")
@@ -174,6 +177,59 @@ def test_open_a_runs_graph_and_its_logs(
     assert page.get_by_role("button", name="Cancel run").count() == 0, "finished: no cancel"
     expect(page.get_by_role("button", name="Resume run")).to_be_hidden()
     shot(page, "first-run-log")
+
+
+def test_a_wide_run_graph_fits_or_says_it_scrolls(
+    signed_in: Page, app_url: str, admin: Client, shot: Shot
+) -> None:
+    """A long chain of steps: shrunk to fit while its text stays readable, past that a box that
+    scrolls sideways with a hint under it, shaded on the side with more, reachable by keyboard;
+    the page itself never scrolls sideways, and no label is cut."""
+    names = [
+        f"step_{i}_{word}" for i, word in enumerate(["prepare", "clean", "split", "featurise"])
+    ]
+    long = _chain_run(admin, names + [f"{n}_again" for n in names])
+    short = _chain_run(admin, names[:3])
+    page = signed_in
+
+    page.goto(f"{app_url}/runs/{short.id}?project=default")
+    expect(page.locator(".graph svg [data-node]")).to_have_count(3)
+    expect(page.locator(".graph-hint")).to_be_hidden()
+    assert page.locator(".graph").get_attribute("tabindex") is None
+
+    page.goto(f"{app_url}/runs/{long.id}?project=default")
+    box = page.locator(".graph")
+    expect(box.locator("[data-node]")).to_have_count(8)
+    expect(page.locator(".graph-hint")).to_be_visible()
+    expect(page.locator(".graph-hint")).to_contain_text("scroll it sideways")
+    expect(box).to_have_class(re.compile(r"\bmore-right\b"))
+    expect(box).not_to_have_class(re.compile(r"\bmore-left\b"))
+    expect(box).to_have_css("overflow-x", "auto")
+    assert box.evaluate("el => el.scrollWidth > el.clientWidth")
+    assert not scrolls_sideways(page), "the graph's box scrolls, not the page"
+    assert graph_text_overflows(page) == []
+    last = box.locator('[data-node="step_3_featurise_again"]')
+    expect(last.locator("text").first).to_have_text("step_3_featurise_again")
+    shot(page, "wide-graph")
+
+    box.focus()  # the arrow keys scroll it
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    expect(box).to_have_class(re.compile(r"\bmore-left\b"))
+    box.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
+    expect(box).not_to_have_class(re.compile(r"\bmore-right\b"))
+    expect(last).to_be_in_viewport()
+
+
+def _chain_run(client: Client, names: list[str]) -> RunOut:
+    """A run of steps one after another (recorded only: no runner runs it)."""
+    nodes: list[dict[str, Any]] = []
+    for index, name in enumerate(names):
+        node: dict[str, Any] = {"id": name, "function": f"m:{name}", "outputs": {"output": "int"}}
+        if index:
+            node["inputs"] = {"x": {"kind": "output", "node": names[index - 1], "output": "output"}}
+        nodes.append(node)
+    return client.create_run(RunIn(pipeline="chain", spec={"name": "chain", "nodes": nodes}))
 
 
 class Background:
@@ -262,6 +318,8 @@ def test_a_running_run_updates_in_place(
         expect(fanned).to_have_class(re.compile(r"\bstate-succeeded\b"))
         expect(fanned).to_contain_text("2 of 2 done")
         expect(fanned).to_have_attribute("href", "#step-shout[0]")
+        expect(gate).to_contain_text(re.compile(r"succeeded · [\d.]+ s"))
+        assert graph_text_overflows(page) == [], "the live text fits the boxes drawn before it"
         for instance in ("shout[0]", "shout[1]"):
             cell = page.locator(f'[id="step-{instance}"] [data-f="state"]')
             expect(cell).to_have_text("succeeded")

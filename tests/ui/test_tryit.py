@@ -166,6 +166,9 @@ def test_a_group_photographs_a_digit_then_its_code_is_switched_off(
         expect(kid.get_by_text("Model digits:1")).to_be_visible()
         expect(kid.get_by_text("Write a digit on paper, take a photo.")).to_be_visible()
         expect(kid.get_by_text("Take or choose a photo")).to_be_visible()
+        expect(kid.get_by_role("status")).to_contain_text(
+            "Frame one thing at a time, close up, on a plain background, in good light."
+        )
         expect(kid.locator("#photo")).to_have_attribute("accept", "image/*")
         expect(kid.locator("#photo")).to_have_attribute("capture", "environment")
         expect(kid.get_by_text(re.compile("This link works until"))).to_be_visible()

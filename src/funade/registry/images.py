@@ -10,6 +10,12 @@ store photos sideways), flattens transparency onto white, converts to grayscale 
 invert it (dark ink on paper → a light digit on black) and stretch its contrast, crops it to the
 input's aspect ratio around the centre (or stretches it) and resizes it, then maps each pixel
 value p (0-255) to ``(p * scale + offset - mean[c]) / std[c]`` in the input's datatype.
+
+With ``find=True`` it first finds the subject (a digit, a letter, a drawn shape: what stands out
+from the background) and crops a square around it, centred, with ``margin`` of its size on each
+side, padding with the background where the photo ends: a photo taken from arm's length, with
+paper all round the subject, is then read as if cropped tight. The background is a smooth
+surface fitted to the photo's border (so uneven light across the page is not taken for ink).
 """
 
 from __future__ import annotations
@@ -53,6 +59,17 @@ class ImageInput(BaseModel):
     autocontrast: bool = Field(
         default=False,
         description="Stretch the histogram so the darkest pixel is 0 and the lightest 255.",
+    )
+    find: bool = Field(
+        default=False,
+        description="Find the subject (what stands out from the background), crop a square "
+        "around it and centre it, before resizing: for one small subject in a larger photo.",
+    )
+    margin: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="With find: the room left around the subject, as a fraction of its size.",
     )
     scale: float = Field(default=1 / 255, description="Pixel value (0-255) multiplier.")
     offset: float = Field(default=0.0, description="Added after scaling.")
@@ -196,7 +213,9 @@ def _decode_one(
     picture = picture.convert("L" if layout.channels == 1 else "RGB")
     if image.invert:
         picture = ops.invert(picture)
-    if image.autocontrast:
+    if image.find:
+        picture = _find_subject(pil, picture, image.margin)
+    if image.autocontrast:  # after finding: the subject's darkest and lightest, not the room's
         picture = ops.autocontrast(picture)
     size = (layout.width, layout.height)
     resample = pil.Resampling.LANCZOS
@@ -205,3 +224,92 @@ def _decode_one(
     else:
         picture = picture.resize(size, resample=resample)
     return np.asarray(picture)
+
+
+FIND_SIDE = 160
+"""The subject is looked for on a copy of the photo this many pixels on its longer side."""
+MAX_SQUARE = 2048
+"""The square cut around the subject is at most this many pixels wide (the photo is shrunk
+first when it would be wider): padding a long strip's subject to a square, with margins, could
+otherwise ask for gigapixels."""
+
+
+def _find_subject(pil: Any, picture: Any, margin: float) -> Any:
+    """A square of ``picture`` around its subject, centred on it, ``margin`` of its size on each
+    side, padded with the background; ``picture`` itself when nothing stands out."""
+    small = picture.convert("L")
+    shrink = max(small.width, small.height) / FIND_SIDE
+    if shrink > 1:
+        size = (max(1, round(small.width / shrink)), max(1, round(small.height / shrink)))
+        small = small.resize(size, pil.Resampling.BOX)
+    else:
+        shrink = 1.0
+    gray = np.asarray(small, dtype=np.float64)
+    if min(gray.shape) < 4:
+        return picture
+    background = _background(gray)
+    contrast = np.abs(gray - background)
+    peak = float(np.percentile(contrast, 99.5))
+    if peak < 32:  # a blank or evenly lit photo: nothing to find
+        return picture
+    mass = np.clip(contrast - 0.35 * peak, 0, None)
+    total = float(mass.sum())
+    if total <= 0:
+        return picture
+    x0, x1 = _span(mass.sum(axis=0) / total)
+    y0, y1 = _span(mass.sum(axis=1) / total)
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin) * shrink
+    cx, cy = (x0 + x1) / 2 * shrink, (y0 + y1) / 2 * shrink
+    if side > MAX_SQUARE:  # a long strip's square would be huge: shrink the photo first
+        factor = side / MAX_SQUARE
+        size = (max(1, round(picture.width / factor)), max(1, round(picture.height / factor)))
+        picture = picture.resize(size, pil.Resampling.BOX)
+        side, cx, cy = side / factor, cx / factor, cy / factor
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    side_px = max(1, round(side))
+    fill = _border_colour(picture)
+    square = pil.new(picture.mode, (side_px, side_px), fill)
+    square.paste(picture, (-left, -top))
+    return square
+
+
+def _span(profile: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Where the middle 99% of a mass profile lies (stray specks at either end left out)."""
+    cumulative = np.cumsum(profile)
+    start = int(np.searchsorted(cumulative, 0.005))
+    end = int(np.searchsorted(cumulative, 0.995)) + 1
+    return float(start), float(min(end, len(profile)))
+
+
+def _background(gray: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The background under the whole photo: a quadratic surface fitted (least squares) to the
+    pixels of its border, where the subject is not."""
+    height, width = gray.shape
+    ys, xs = np.mgrid[0:height, 0:width]
+    edge = np.zeros_like(gray, dtype=bool)
+    band = max(1, min(height, width) // 20)
+    edge[:band], edge[-band:], edge[:, :band], edge[:, -band:] = True, True, True, True
+    u, v = xs / max(1, width - 1) - 0.5, ys / max(1, height - 1) - 0.5
+    terms = np.stack([np.ones_like(u), u, v, u * u, v * v, u * v], axis=-1)
+    values = gray[edge]
+    # The border's own bright or dark specks (a thumb, a shadow) should not bend the surface:
+    # fit once, drop the border pixels far from it, fit again.
+    keep = np.ones(values.shape, dtype=bool)
+    coefficients = np.zeros(terms.shape[-1])
+    for _ in range(2):
+        a, b = terms[edge][keep], values[keep]  # normal equations: 6 unknowns, fast
+        coefficients = np.linalg.solve(a.T @ a + 1e-6 * np.eye(a.shape[1]), a.T @ b)
+        residual = np.abs(values - terms[edge] @ coefficients)
+        keep = residual <= max(8.0, float(np.percentile(residual, 80)) * 2)
+    surface: npt.NDArray[np.float64] = terms @ coefficients
+    return surface
+
+
+def _border_colour(picture: Any) -> Any:
+    """The median colour of the picture's outermost pixels (what to pad it with)."""
+    pixels = np.asarray(picture)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]], axis=0).reshape(
+        -1, 1 if pixels.ndim == 2 else pixels.shape[-1]
+    )
+    colour = np.median(border, axis=0).round().astype(int)
+    return int(colour[0]) if pixels.ndim == 2 else tuple(int(c) for c in colour)

@@ -515,7 +515,7 @@
     if (info.takes === "image") {
       $("photo-section").hidden = false;
       $("photo").addEventListener("change", onPhoto);
-      status("Take a photo, or choose one, and the model says what it sees.");
+      status("Take a photo, or choose one, and the model says what it sees. Frame one thing at a time, close up, on a plain background, in good light.");
     } else {
       buildForm();
       status("Change the values and press Predict.");

@@ -19,7 +19,7 @@ from funade.api.routes import versions as version_routes
 from funade.api.schemas import DeploymentOut, RunOut, VersionOut
 from funade.errors import FunadeError
 from funade.ui import reads
-from funade.ui.graphs import Graph, Node, clip, layout
+from funade.ui.graphs import Graph, Node, layout
 from funade.ui.web import Signed, Viewer, render
 
 router = APIRouter(include_in_schema=False)
@@ -212,7 +212,7 @@ def lineage_graph(
         graph.add(
             Node(
                 item["id"],
-                clip(item["name"]),
+                item["name"],
                 f"{item['kind']} · {short_digest(item['digest'])}",
                 css="data",
                 title=f"{item['kind']} {item['name']}: {item['digest']}",
@@ -245,7 +245,7 @@ def lineage_graph(
     graph.add(
         Node(
             "version",
-            clip(f"{version.model}:{version.version}"),
+            f"{version.model}:{version.version}",
             version.flavor + (" · archived" if version.archived else ""),
             css="version current",
             title=f"this version, {version.model}:{version.version} ({version.flavor})",
@@ -257,7 +257,7 @@ def lineage_graph(
         graph.add(
             Node(
                 node_id,
-                clip(d.name),
+                d.name,
                 f"{d.state.replace('_', ' ')} · {use.traffic}% traffic",
                 css=f"deployment state-{d.state}",
                 href=f"/deployments/{quote(d.name, safe='')}{home}",

@@ -27,6 +27,9 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50
 MAX_INSTANCES = 12
 """A fan-out drawn instance by instance up to this many; above it, one node with a count."""
+ROOM = "succeeded · 59 min 59 s"
+"""The longest sub line run.js writes into a step's box as the run goes (a state and a time,
+or "N of M done"): boxes keep room for it, so a live update never overflows one."""
 
 
 def _q(text: str) -> str:
@@ -197,6 +200,7 @@ def _node_for(step: StepRecord | None, gid: str, label: str, anchor: str) -> Nod
         css=f"state-{state}" + (" cached" if cached else ""),
         href=f"#step-{anchor}",
         title=f"{label}: {sub}" + (" (from the cache)" if cached and state != "cached" else ""),
+        room=ROOM,
     )
 
 
@@ -228,6 +232,7 @@ def run_graph(run: RunOut, spec: PipelineSpec | None) -> Graph:
                     css=f"state-{state}",
                     href=f"#step-{steps[0].instance}",
                     title=f"{node_id}: {sub}, {_words(state)}",
+                    room=ROOM,
                 )
             )
             ids[node_id] = [node_id]

@@ -15,6 +15,13 @@
   const base = `/api/v1/deployments/${encodeURIComponent(name)}`;
   const ACTIVE = ["verifying", "progressing"];
   const POINTS = 60;
+  const EVERY = 2; // seconds between refreshes of the figures: one point each
+  const UNITS = {
+    rps: { unit: "req/s", digits: 2 },
+    errors: { unit: "%", digits: 2 },
+    p50: { unit: "ms", digits: 1 },
+    p99: { unit: "ms", digits: 1 },
+  };
   const $ = (id) => document.getElementById(id);
 
   // Formatting, as the server's filters do it ------------------------------------------------
@@ -267,11 +274,14 @@
     }
     const revisions = [...series.keys()].sort((a, b) => a - b);
     for (const [key, svg] of Object.entries(charts)) {
-      funade.chart(
-        svg,
-        revisions.map((revision) => ({ values: series.get(revision)[key], className: lineClass(revision) })),
-        key === "errors" ? { max: Math.max(1, ...revisions.flatMap((r) => series.get(r).errors)) } : {},
-      );
+      const lines = revisions.map((revision) => ({
+        name: `rev ${revision}`,
+        values: series.get(revision)[key],
+        className: lineClass(revision),
+      }));
+      const options = { ...UNITS[key], points: POINTS, every: EVERY };
+      if (key === "errors") options.max = Math.max(1, ...revisions.flatMap((r) => series.get(r).errors));
+      funade.chart(svg, lines, options);
     }
     const legend = $("chart-legend");
     legend.replaceChildren(
@@ -306,7 +316,7 @@
 
   const statsPath = `${base}/stats?seconds=${data.stats_seconds}`;
   funade.api("GET", statsPath).then(renderStats, () => {});
-  funade.poll(statsPath, 2000, renderStats);
+  funade.poll(statsPath, EVERY * 1000, renderStats);
 
   // Set traffic by hand ------------------------------------------------------------------------
 

@@ -40,8 +40,6 @@
     return Math.max(0, (end - start) / 1000);
   }
 
-  const clip = (text, limit) => (text.length <= limit ? text : `${text.slice(0, limit - 1)}…`);
-
   // One state for a fan-out drawn as one node (the same rule as pages/runs.py).
   function summary(states) {
     if (states.length === 0) return "pending";
@@ -232,10 +230,11 @@
 
   function updateNode(el, state, cached, sub) {
     el.setAttribute("class", `node state-${state}${cached ? " cached" : ""}`);
-    const text = el.querySelector("text.sub");
-    if (text) text.textContent = clip(sub, 28);
-    const label = el.querySelector("text:not(.sub)");
-    const tip = `${label ? label.textContent : el.getAttribute("data-node")}: ${sub}`;
+    // The box keeps room for the longest such line (pages/runs.py, ROOM): it is written whole.
+    const [text, ...more] = el.querySelectorAll("text.sub");
+    if (text) text.textContent = sub;
+    for (const extra of more) extra.remove();
+    const tip = `${el.getAttribute("data-label") || el.getAttribute("data-node")}: ${sub}`;
     const title = el.querySelector("title");
     if (title) title.textContent = tip;
     if (el.hasAttribute("aria-label")) el.setAttribute("aria-label", tip);

@@ -86,28 +86,158 @@ const funade = (() => {
     return () => clearTimeout(timer);
   }
 
-  // A small line chart in an <svg viewBox="0 0 W H">: one polyline per series.
-  function chart(svg, series, { max = null } = {}) {
-    const [, , width, height] = svg.getAttribute("viewBox").split(" ").map(Number);
+  // A line chart with axes in an <svg class="chart">, drawn at the size the page gives it (so its
+  // text is never stretched). The y axis runs from 0 to a round number above the largest value,
+  // with ticks and the unit as its title; the x axis is time, the last `points` refreshes `every`
+  // seconds apart, newest at the right ("now"). Each series is a polyline (its name and latest
+  // value as its <title>); pointing at the chart shows the values of the refresh under the
+  // pointer in a tooltip (the figure's .chart-tip). series: [{name, values, className}].
+  const SVG = "http://www.w3.org/2000/svg";
+  const MARGIN = { top: 10, right: 12, bottom: 34, left: 52 };
+
+  function svgEl(name, attributes = {}, text = null) {
+    const el = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attributes)) el.setAttribute(key, String(value));
+    if (text !== null) el.textContent = text;
+    return el;
+  }
+
+  // The smallest of 1, 2, 2.5, 5 × 10^k at or above `value`.
+  function niceTop(value) {
+    if (!(value > 0)) return 1;
+    const power = 10 ** Math.floor(Math.log10(value));
+    for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value * (1 - 1e-9)) return step * power;
+    return 10 * power;
+  }
+
+  function tickText(value) {
+    const text = Number(value.toPrecision(3)).toString();
+    return text.length > 6 ? value.toExponential(1) : text;
+  }
+
+  function chart(svg, series, { max = null, unit = "", digits = 2, points = 60, every = 2 } = {}) {
+    const width = Math.max(svg.clientWidth || 0, 160);
+    const height = Math.max(svg.clientHeight || 0, 100);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    const plotW = width - MARGIN.left - MARGIN.right;
+    const plotH = height - MARGIN.top - MARGIN.bottom;
     const values = series.flatMap((s) => s.values).filter((v) => v !== null && isFinite(v));
-    const top = max ?? Math.max(1e-9, ...values);
+    const top = niceTop(max ?? Math.max(0, ...values));
+    const xOf = (slot) => MARGIN.left + (slot / (points - 1)) * plotW;
+    const yOf = (v) => MARGIN.top + plotH - (Math.min(Math.max(v, 0), top) / top) * plotH;
     svg.replaceChildren();
+
+    const axes = svgEl("g", { class: "axes" });
+    for (const fraction of [0, 0.5, 1]) {
+      const v = top * fraction;
+      const y = yOf(v);
+      axes.append(
+        svgEl("line", { class: fraction ? "grid" : "axis", x1: MARGIN.left, x2: MARGIN.left + plotW, y1: y, y2: y }),
+        svgEl("text", { class: "tick y-tick", x: MARGIN.left - 6, y: y + 4, "text-anchor": "end" }, tickText(v)),
+      );
+    }
+    axes.append(svgEl("line", { class: "axis", x1: MARGIN.left, x2: MARGIN.left, y1: MARGIN.top, y2: MARGIN.top + plotH }));
+    const span = (points - 1) * every;
+    const stepSeconds = span > 90 ? 30 : span > 30 ? 10 : 5;
+    for (let ago = Math.floor(span / stepSeconds) * stepSeconds; ago >= 0; ago -= stepSeconds) {
+      const x = xOf(points - 1 - ago / every);
+      axes.append(
+        svgEl("line", { class: "axis", x1: x, x2: x, y1: MARGIN.top + plotH, y2: MARGIN.top + plotH + 4 }),
+        svgEl("text", { class: "tick x-tick", x, y: MARGIN.top + plotH + 15, "text-anchor": "middle" }, ago ? `−${ago}` : "now"),
+      );
+    }
+    axes.append(
+      svgEl("text", { class: "axis-title x-title", x: MARGIN.left + plotW / 2, y: height - 3, "text-anchor": "middle" }, "seconds ago"),
+      svgEl("text", {
+        class: "axis-title y-title", x: 0, y: 0, "text-anchor": "middle",
+        transform: `translate(11 ${MARGIN.top + plotH / 2}) rotate(-90)`,
+      }, unit),
+    );
+    svg.append(axes);
+
+    const shown = (v) => (v === null || v === undefined || !isFinite(v) ? "—" : `${Number(v).toFixed(digits)} ${unit}`.trim());
     for (const s of series) {
       const n = s.values.length;
       if (n === 0) continue;
-      const points = s.values
-        .map((v, i) => {
-          const x = n === 1 ? width : (i / (n - 1)) * width;
-          const y = height - (Math.min(v ?? 0, top) / top) * (height - 2) - 1;
-          return `${x.toFixed(1)},${y.toFixed(1)}`;
-        })
-        .join(" ");
-      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-      line.setAttribute("points", points);
-      line.setAttribute("class", `series ${s.className || ""}`);
+      const first = points - n;
+      const line = svgEl("polyline", {
+        class: `series ${s.className || ""}`,
+        points: s.values.map((v, i) => `${xOf(first + i).toFixed(1)},${yOf(v ?? 0).toFixed(1)}`).join(" "),
+      });
+      line.append(svgEl("title", {}, `${s.name || "series"}: ${shown(s.values[n - 1])} now`));
       svg.append(line);
     }
+    const cursor = svgEl("line", { class: "cursor", y1: MARGIN.top, y2: MARGIN.top + plotH, visibility: "hidden" });
+    const zone = svgEl("rect", { class: "hover-zone", x: MARGIN.left, y: MARGIN.top, width: plotW, height: plotH });
+    svg.append(cursor, zone);
+    svg.funadeChart = { series, points, every, xOf, shown, cursor, left: MARGIN.left, plotW };
+    if (!svg.dataset.hover) {
+      svg.dataset.hover = "yes";
+      svg.addEventListener("pointermove", (event) => {
+        svg.funadePointer = event.clientX - svg.getBoundingClientRect().left;
+        chartTip(svg);
+      });
+      svg.addEventListener("pointerleave", () => {
+        svg.funadePointer = null;
+        chartTip(svg);
+      });
+    }
+    chartTip(svg);
   }
+
+  // The tooltip of the refresh nearest the pointer (hidden when the pointer is elsewhere).
+  function chartTip(svg) {
+    const state = svg.funadeChart;
+    const tip = svg.parentElement.querySelector(".chart-tip");
+    const at = svg.funadePointer;
+    if (!state || !tip) return;
+    if (at === null || at === undefined || at < state.left - 4 || at > state.left + state.plotW + 4) {
+      tip.hidden = true;
+      state.cursor.setAttribute("visibility", "hidden");
+      return;
+    }
+    const slot = Math.round(((at - state.left) / state.plotW) * (state.points - 1));
+    const slotAt = Math.min(state.points - 1, Math.max(0, slot));
+    const ago = (state.points - 1 - slotAt) * state.every;
+    const lines = state.series.map((s) => {
+      const index = s.values.length - (state.points - slotAt);
+      return `${s.name}: ${state.shown(index >= 0 ? s.values[index] : null)}`;
+    });
+    tip.textContent = `${ago ? `${ago} s ago` : "now"} · ${lines.join(" · ")}`;
+    tip.hidden = false;
+    const x = state.xOf(slotAt);
+    state.cursor.setAttribute("x1", x);
+    state.cursor.setAttribute("x2", x);
+    state.cursor.setAttribute("visibility", "visible");
+  }
+
+  // A graph or table wider than its box scrolls sideways: then the side(s) with more to see are
+  // shaded, a graph's hint below it shows, and the box takes the keyboard focus (the arrow keys
+  // scroll it) as a region named after what it holds.
+  function watchScroller(box) {
+    const next = box.nextElementSibling;
+    const hint = next && next.classList.contains("graph-hint") ? next : null;
+    const inner = box.querySelector("[aria-label]");
+    const what = box.classList.contains("graph") ? "Graph" : (inner && inner.getAttribute("aria-label")) || "Table";
+    const update = () => {
+      const scrolls = box.scrollWidth > box.clientWidth + 1;
+      box.classList.toggle("scrolls", scrolls);
+      box.classList.toggle("more-left", scrolls && box.scrollLeft > 1);
+      box.classList.toggle("more-right", scrolls && box.scrollLeft + box.clientWidth < box.scrollWidth - 1);
+      if (hint) hint.hidden = !scrolls;
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.tabIndex = 0;
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", `${what}, scrolls sideways`);
+      } else if (!scrolls && box.hasAttribute("tabindex")) {
+        for (const name of ["tabindex", "role", "aria-label"]) box.removeAttribute(name);
+      }
+    };
+    box.addEventListener("scroll", update, { passive: true });
+    new ResizeObserver(update).observe(box);
+    update();
+  }
+  for (const box of document.querySelectorAll(".graph, .table-wrap")) watchScroller(box);
 
   function fieldValue(input) {
     if (input.dataset.json !== undefined) return input.value === "" ? null : JSON.parse(input.value);
