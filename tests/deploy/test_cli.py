@@ -65,6 +65,8 @@ def test_deploy_canary_traffic_rollback_and_delete(
     back = cli("rollback", "calc")
     assert back.code == 0, back.err
     assert "rollback from revision 2" in back.out
+    said = " ".join(back.out.split())
+    assert "calc: traffic rev-2 100% → rev-1 100% No gateway is running" in said, said
     assert remote.client.get_deployment("calc").traffic == {1: 100}
 
     aborting = cli("rollout", "abort", "calc")

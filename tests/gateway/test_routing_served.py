@@ -194,3 +194,29 @@ def test_a_record_that_cannot_be_written_is_logged_once_and_tried_again(
     TableLoader(database, "g-two").load(time.time())
     with database.read() as session:
         assert {r.id for r in session.query(GatewayRecord)} == {"g-one", "g-two"}
+
+
+def test_promote_and_rollback_return_once_the_gateway_serves_them(
+    remote: Plane, gateway: tuple[str, Gateway], cli: Callable[..., Result]
+) -> None:
+    """A canary paused at 10% promoted by hand, then rolled back: each command says what changed
+    and returns once the gateway routes by it."""
+    _, app = gateway
+    remote.log(Arithmetic())
+    remote.client.update_deployment(
+        "calc",
+        version="2",
+        rollout={"strategy": "canary", "steps": [10, 100], "pause_seconds": 600},
+    )
+    remote.wait_rollout("calc", ("progressing",))
+    promoted = cli("rollout", "promote", "calc")
+    assert promoted.code == 0, promoted.err
+    said = words(promoted.out)
+    assert "calc: traffic rev-1 90%, rev-2 10% → rev-2 100% Served by 1 gateway after" in said
+    assert app.table.routes["calc"].weights == ((2, 100),)
+    back = cli("rollback", "calc")
+    assert back.code == 0, back.err
+    said = words(back.out)
+    assert "calc: traffic rev-2 100% → rev-1 100% Served by 1 gateway after" in said, said
+    assert app.table.routes["calc"].weights == ((1, 100),)
+    assert 1 in app.table.routes["calc"].replicas

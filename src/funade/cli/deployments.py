@@ -522,29 +522,63 @@ def rollout_status(
         _print_rollout(row)
 
 
+WAIT_HELP = "Wait until the running gateways serve the change."
+TIMEOUT_HELP = "How long to wait for the gateways."
+
+
+def _served(api: Client, before: DeploymentOut, wait: bool, timeout: str) -> None:
+    """Say what a routing change changed, then wait for the gateways to serve it (or say
+    within how long they will); exit 1 if they did not in time."""
+    wait_seconds = parse_duration(timeout, "timeout")
+    after = api.get_deployment(before.name)
+    console.print(f"[bold]{after.name}[/]: {_changes(before, after)}")
+    if wait and not wait_for_gateways(api, after, wait_seconds):
+        raise typer.Exit(1)
+    if not wait and after.routing is not None:
+        console.print(f"Running gateways load it within {after.routing.reload_seconds:g} s.")
+
+
 @rollout_app.command("promote")
-def rollout_promote(name: str) -> None:
-    """Send all traffic to the canary now."""
+def rollout_promote(
+    name: str,
+    wait: Annotated[bool, typer.Option(help=WAIT_HELP)] = True,
+    timeout: Annotated[str, typer.Option(help=TIMEOUT_HELP)] = "60s",
+) -> None:
+    """Send all traffic to the canary now; then wait until the gateways serve it."""
     with client() as api:
+        before = api.get_deployment(name)
         _print_rollout(api.rollout_action(name, "promote"))
+        _served(api, before, wait, timeout)
 
 
 @rollout_app.command("abort")
-def rollout_abort(name: str) -> None:
-    """Stop the rollout; all traffic goes back to the stable revision."""
+def rollout_abort(
+    name: str,
+    wait: Annotated[bool, typer.Option(help=WAIT_HELP)] = True,
+    timeout: Annotated[str, typer.Option(help=TIMEOUT_HELP)] = "60s",
+) -> None:
+    """Stop the rollout; all traffic goes back to the stable revision (then wait until the
+    gateways serve that)."""
     with client() as api:
+        before = api.get_deployment(name)
         _print_rollout(api.rollout_action(name, "abort"))
+        _served(api, before, wait, timeout)
 
 
 def rollback(
     name: str,
-    wait: Annotated[bool, typer.Option(help="Wait for the rollback to end.")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the rollback to end and the gateways to serve it.")
+    ] = True,
+    timeout: Annotated[str, typer.Option(help=TIMEOUT_HELP)] = "60s",
 ) -> None:
     """Back to the revision that served before the last rollout (instant while it is warm)."""
     with client() as api:
+        before = api.get_deployment(name)
         rollout = api.rollback(name)
         if wait:
             rollout = wait_for_rollout(api, name, 600)
-    _print_rollout(rollout)
-    if rollout.state != "succeeded":
-        raise typer.Exit(1)
+        _print_rollout(rollout)
+        if rollout.state != "succeeded":
+            raise typer.Exit(1)
+        _served(api, before, wait, timeout)
