@@ -36,10 +36,16 @@ def bearer(key: str, **headers: str) -> dict[str, str]:
 
 
 def assert_error(response: httpx.Response, status: int, code: str, message: str) -> None:
+    """The control plane's ``{"error": {"code", "message"}}``, or the gateway's protocol shape
+    ``{"error": "<message> <fix>", "code"}``."""
     assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert message in error["message"], error["message"]
+    doc = response.json()
+    if isinstance(doc["error"], str):
+        assert doc["code"] == code
+        assert message in doc["error"], doc["error"]
+        return
+    assert doc["error"]["code"] == code
+    assert message in doc["error"]["message"], doc["error"]["message"]
 
 
 @contextmanager

@@ -143,7 +143,8 @@ def test_a_group_photographs_a_digit_then_its_code_is_switched_off(
     # The codes name 127.0.0.1, which no phone reaches: the sheet says so, and what to set.
     warning = sheet.get_by_role("alert")
     expect(warning).to_contain_text("which only this machine reaches")
-    expect(warning).to_contain_text("gateway_url")
+    expect(warning.locator("code").first).to_have_text("gateway_url")  # code, not backticks
+    assert "`" not in warning.inner_text()
     # The new rows' expiry reads as the rows the page came with: "in 8 h", the date on hover.
     made = admin.locator("#groups-body tr", has_text="Group 1").locator("time")
     expect(made).to_have_text("in 8 h")

@@ -215,7 +215,15 @@
     }
     // A link only this machine reaches (127.0.0.1): say so before anyone prints it.
     const warning = keys.length ? keys[0].gateway_warning : null;
-    $("sheet-warning").textContent = warning || "";
+    // `names` in the warning are code: shown as <code>, not as backticks (text only, no HTML).
+    $("sheet-warning").replaceChildren(
+      ...(warning || "").split("`").map((part, i) => {
+        if (i % 2 === 0) return document.createTextNode(part);
+        const code = document.createElement("code");
+        code.textContent = part;
+        return code;
+      }),
+    );
     $("sheet-warning").hidden = !warning;
     $("sheet-deployment").textContent = deployment;
     $("sheet-expiry").textContent = keys.length ? when(keys[0].expires_at) : "";
