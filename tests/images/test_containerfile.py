@@ -59,6 +59,7 @@ def test_a_baked_image_unpacks_the_package_at_its_digest_and_serves_it() -> None
     assert runs[2].value == (*unpack, f"/models/sha256-{HEX}")
     assert [c.value for c in named(commands, "EXPOSE")] == [("8080",)]
     assert [c.value for c in named(commands, "USER")] == [("10001:10001",)]
+    assert not named(commands, "VOLUME")  # nothing to cache: the package is in the image
     (health,) = named(commands, "HEALTHCHECK")
     assert health.json
     assert health.value[:3] == ("CMD", "python", "-c")

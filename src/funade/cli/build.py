@@ -171,7 +171,9 @@ def _emit(
     if directory is not None:
         _write(context, directory, api)
         console.print(
-            f"Wrote the Containerfile and build context of {what} to {directory}.", markup=False
+            f"Wrote the Containerfile and build context of {what} to {directory}.",
+            markup=False,
+            soft_wrap=True,
         )
         console.print("Build it with one of:", markup=False)
         for builder in ("podman", "docker"):
@@ -194,7 +196,7 @@ def _emit(
             fix="Fix what it reports (a base image it cannot pull: pass a local one with "
             "--base), or write the context with --containerfile-only DIR to build it yourself.",
         )
-    console.print(f"Built {context.tag} ({what}) with {found[0]}.", markup=False)
+    console.print(f"Built {context.tag} ({what}) with {found[0]}.", markup=False, soft_wrap=True)
 
 
 def _check_empty(directory: Path) -> None:

@@ -291,7 +291,7 @@ def version_build(
         labels["dev.funade.git-commit"] = commit
     if source is not None:
         labels["org.opencontainers.image.source"] = source
-    lines += _final_stage(labels, serve)
+    lines += _final_stage(labels, serve, fetches=fetch)
     return BuildContext(
         containerfile="\n".join(lines) + "\n", files=tuple(files), tag=tag, notes=tuple(notes)
     )
@@ -337,7 +337,7 @@ def runtime_build(
         "dev.funade.funade-version": funade_version,
     }
     serve = ["funade", "serve", "--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104
-    lines = _runtime_stage(base, funade_wheel) + _final_stage(labels, serve)
+    lines = _runtime_stage(base, funade_wheel) + _final_stage(labels, serve, fetches=True)
     return BuildContext(containerfile="\n".join(lines) + "\n", files=tuple(files), tag=tag)
 
 
@@ -366,11 +366,14 @@ def _runtime_stage(base: str, funade_wheel: Path | None) -> list[str]:
     ]
 
 
-def _final_stage(labels: Mapping[str, str], serve: list[str]) -> list[str]:
+def _final_stage(labels: Mapping[str, str], serve: list[str], *, fetches: bool) -> list[str]:
+    """Labels, port, health, user and entrypoint; a volume for the digest cache when the
+    image ``fetches`` its model at start."""
+    volume = [f"VOLUME {CACHE_DIR}"] if fetches else []
     return [
         "",
         *(f"LABEL {key}={_quote(value, key)}" for key, value in labels.items()),
-        f"VOLUME {CACHE_DIR}",
+        *volume,
         f"EXPOSE {PORT}",
         "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
         "  CMD " + _json(["python", "-c", _HEALTHCHECK]),
