@@ -76,7 +76,9 @@ def test_containerfile_only_writes_the_context_of_a_registered_version(
     fetch = cli("build", "calc", "--fetch", "--containerfile-only", str(tmp_path / "f"))
     assert fetch.code == 0, fetch.err
     assert not (tmp_path / "f" / "model").exists()
-    assert '"funade", "serve", "calc:2"' in (tmp_path / "f" / "Containerfile").read_text()
+    latest = remote.client.get_version("calc", "2").artifact.digest
+    fetching = f'"funade", "serve", "calc:2", "--digest", "{latest}"'
+    assert fetching in (tmp_path / "f" / "Containerfile").read_text()
 
 
 def test_bad_arguments_name_the_option_and_the_fix(

@@ -108,7 +108,7 @@ def test_fetch_bakes_nothing_in_and_serves_the_version_from_the_registry() -> No
     assert not [f for f in context.files if f.digest]
     assert "/models" not in context.containerfile
     (entry,) = named(commands, "ENTRYPOINT")
-    assert list(entry.value) == ["funade", "serve", "churn:3", *SERVE_ARGS]
+    assert list(entry.value) == ["funade", "serve", "churn:3", "--digest", DIGEST, *SERVE_ARGS]
     env = " ".join(" ".join(c.value) for c in named(commands, "ENV"))
     assert "FUNADE_CACHE_DIR /var/cache/funade" in env
     assert "FUNADE_URL" not in context.containerfile

@@ -257,8 +257,8 @@ def version_build(
     lines = _runtime_stage(base, funade_wheel)
     package_file = f"model/sha256-{_hex(digest)}.tar"
     target = model_path(digest)
-    if fetch:
-        serve = ["funade", "serve", f"{model}:{number}"]
+    if fetch:  # the version, and only if the control plane reached has its package
+        serve = ["funade", "serve", f"{model}:{number}", "--digest", digest]
     else:
         files.append(ContextFile(package_file, digest=digest, size=version.artifact.size))
         lines += [
