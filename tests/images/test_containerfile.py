@@ -104,13 +104,15 @@ def test_a_baked_image_unpacks_the_package_at_its_digest_and_serves_it() -> None
 def test_fetch_bakes_nothing_in_and_serves_the_version_from_the_registry() -> None:
     context = version_build(record(), funade_version="0.1.0", fetch=True)
     commands = parse(context.containerfile)
-    assert [c.value for c in named(commands, "FROM")] == [("python:3.12-slim", "AS", "runtime")]
+    froms = [c.value for c in named(commands, "FROM")]
+    assert froms == [("python:3.12-slim", "AS", "runtime"), ("runtime",)]
     assert not [f for f in context.files if f.digest]
     assert "/models" not in context.containerfile
     (entry,) = named(commands, "ENTRYPOINT")
     assert list(entry.value) == ["funade", "serve", "churn:3", "--digest", DIGEST, *SERVE_ARGS]
     env = " ".join(" ".join(c.value) for c in named(commands, "ENV"))
     assert "FUNADE_CACHE_DIR /var/cache/funade" in env
+    assert "FUNADE_PROJECT default" in env  # where churn:3 is looked up; the key comes at start
     assert "FUNADE_URL" not in context.containerfile
     assert "FUNADE_API_KEY" not in context.containerfile
     assert [c.value for c in named(commands, "VOLUME")] == [("/var/cache/funade",)]

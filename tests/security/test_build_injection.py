@@ -82,6 +82,13 @@ def test_a_hostile_tag_or_base_is_refused(hostile: str) -> None:
     assert info.value.field == "--base"
 
 
+@pytest.mark.parametrize("hostile", INJECTIONS)
+def test_a_hostile_project_cannot_reach_a_fetching_image(hostile: str) -> None:
+    with pytest.raises(InvalidNameError, match="Project name") as info:
+        version_build(record(project="default" + hostile), funade_version="0.1.0", fetch=True)
+    assert info.value.field == "project"
+
+
 def test_a_hostile_flavor_or_digest_is_refused() -> None:
     with pytest.raises(UnknownFlavorError):
         _build(flavor="sklearn\nRUN id")

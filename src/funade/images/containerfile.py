@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from funade.errors import InvalidInputError
-from funade.names import check_model_name
+from funade.names import check_model_name, check_project_name
 
 if TYPE_CHECKING:
     from funade.api.schemas import VersionOut
@@ -258,6 +258,8 @@ def version_build(
     package_file = f"model/sha256-{_hex(digest)}.tar"
     target = model_path(digest)
     if fetch:  # the version, and only if the control plane reached has its package
+        project = check_project_name(version.project, field="project")
+        lines += ["", "FROM runtime", f"ENV FUNADE_PROJECT={project}"]
         serve = ["funade", "serve", f"{model}:{number}", "--digest", digest]
     else:
         files.append(ContextFile(package_file, digest=digest, size=version.artifact.size))
