@@ -152,3 +152,91 @@ def test_with_no_builder_installed_it_says_how_to_install_one(tmp_path: Path) ->
         assert "Could not reach" not in said
     assert "'docker' (--builder)" in said
     assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*.tar"))
+
+
+FAKE_BUILDER = """#!/bin/bash
+# A stand-in for podman or docker: records its arguments and the context it was given.
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
+if [ "$1" = build ]; then
+    context="${@: -1}"
+    (cd "$context" && find . -type f | sort) >> "$FAKE_LOG"
+    exit "${FAKE_BUILD_EXIT:-0}"
+fi
+exit "${FAKE_PUSH_EXIT:-0}"
+"""
+
+
+@pytest.fixture
+def fake_builders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """podman and docker scripts first on PATH; returns the log they write."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    for name in ("podman", "docker"):
+        script = bin_dir / name
+        script.write_text(FAKE_BUILDER)
+        script.chmod(0o755)
+    log = tmp_path / "builder.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    return log
+
+
+def test_a_found_builder_builds_the_written_context_and_pushes(
+    remote: Plane, cli: Callable[..., Result], fake_builders: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote.log(Arithmetic(), "calc")
+    digest = remote.client.get_version("calc", "1").artifact.digest
+    hex_ = digest.removeprefix("sha256:")
+    done = cli("build", "calc:1", "--tag", "registry.example.com/ml/calc:1", "--push")
+    assert done.code == 0, done.err
+    assert "Built registry.example.com/ml/calc:1 (calc:1) with podman." in done.out
+    assert "Pushed registry.example.com/ml/calc:1." in done.out
+    lines = fake_builders.read_text().splitlines()
+    build = lines[0].split()
+    assert build[:5] == ["podman", "build", "--format", "docker", "-f"]
+    assert build[6:8] == ["-t", "registry.example.com/ml/calc:1"]
+    assert build[5] == f"{build[8]}/Containerfile"
+    assert lines[1:4] == ["./Containerfile", f"./model/sha256-{hex_}.tar", "./requirements.txt"]
+    assert lines[4] == "podman push registry.example.com/ml/calc:1"
+    assert not Path(build[8]).exists()  # the temporary context is gone
+
+    fake_builders.unlink()
+    chosen = cli("build", "--runtime", "--builder", "docker")
+    assert chosen.code == 0, chosen.err
+    assert fake_builders.read_text().split()[:2] == ["docker", "build"]  # no --format for docker
+
+    monkeypatch.setenv("FAKE_BUILD_EXIT", "1")
+    failed = cli("build", "--runtime")
+    assert failed.code == 2
+    assert "podman failed to build funade/runtime:" in failed.err
+    assert "(exit status 1)" in failed.err
+    monkeypatch.setenv("FAKE_BUILD_EXIT", "0")
+    monkeypatch.setenv("FAKE_PUSH_EXIT", "1")
+    refused = cli("build", "--runtime", "--push")
+    assert refused.code == 2
+    assert "podman could not push funade/runtime:" in refused.err
+    assert "podman login REGISTRY" in refused.err
+    both = cli("build", "--runtime", "--push", "--containerfile-only", "x")
+    assert both.code == 2
+    assert "--push needs an image, and --containerfile-only builds none" in both.err
+
+
+def test_a_package_that_cannot_be_fetched_leaves_no_context(
+    remote: Plane, cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    remote.log(Arithmetic(), "calc")
+    digest = remote.client.get_version("calc", "1").artifact.digest
+    blobs = [p for p in remote.home.rglob(digest.removeprefix("sha256:")) if p.is_file()]
+    assert blobs, "the artifact store keeps the blob under its hex"
+    for blob in blobs:
+        blob.unlink()
+    out = tmp_path / "ctx"
+    done = cli("build", "calc:1", "--containerfile-only", str(out))
+    assert done.code == 2
+    assert digest in done.err
+    assert not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    again = cli("build", "calc:1", "--containerfile-only", str(empty))
+    assert again.code == 2
+    assert list(empty.iterdir()) == []  # emptied again, kept: it was there before

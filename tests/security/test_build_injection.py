@@ -128,3 +128,14 @@ def test_a_hostile_ref_at_the_command_line_is_refused(
     assert done.code == 2
     assert "Model name 'calc\\nRUN id' is not allowed" in done.err
     assert not out.exists()
+
+
+def test_a_label_value_with_a_control_character_is_refused_even_past_the_checks() -> None:
+    """Belt and braces: every label value is checked before this, but the quoting refuses a
+    newline itself."""
+    from funade.images.containerfile import _quote
+
+    assert _quote('a"b$c\\', "k") == '"a\\"b\\$c\\\\"'
+    with pytest.raises(InvalidInputError, match="holds a control character") as info:
+        _quote("a\nLABEL x=y", "dev.funade.model")
+    assert info.value.field == "dev.funade.model"

@@ -70,6 +70,10 @@ def build(
             "xgboost, lightgbm, pandas, images).",
         ),
     ] = None,
+    push: Annotated[
+        bool,
+        typer.Option("--push", help="Push the image to its registry (the --tag's) once built."),
+    ] = False,
     funade_wheel: Annotated[
         Path | None,
         typer.Option(
@@ -115,6 +119,14 @@ def build(
             value=str(funade_wheel),
             fix="Pass the path of a funade wheel (`pip wheel --no-deps .` makes one).",
         )
+    if push and containerfile_only is not None:
+        raise InvalidInputError(
+            "--push needs an image, and --containerfile-only builds none.",
+            field="--push",
+            value=True,
+            fix="Leave --push out and push from the CI that builds the context, or leave "
+            "--containerfile-only out to build and push here.",
+        )
     found: tuple[str, str] | None = None
     if containerfile_only is not None:
         _check_empty(containerfile_only)
@@ -131,7 +143,7 @@ def build(
             tag=tag,
             funade_wheel=funade_wheel,
         )
-        _emit(context, containerfile_only, found, None, "the runtime image")
+        _emit(context, containerfile_only, found, None, "the runtime image", push=push)
         return
     assert ref is not None
     from funade.images.containerfile import version_build
@@ -148,7 +160,7 @@ def build(
             tag=tag,
             funade_wheel=funade_wheel,
         )
-        _emit(context, containerfile_only, found, api, f"{name}:{version.version}")
+        _emit(context, containerfile_only, found, api, f"{name}:{version.version}", push=push)
 
 
 def _emit(
@@ -157,9 +169,11 @@ def _emit(
     found: tuple[str, str] | None,
     api: Client | None,
     what: str,
+    *,
+    push: bool = False,
 ) -> None:
     """Write the context to ``directory`` (and say how to build it), or to a temporary
-    directory that the builder ``found`` builds."""
+    directory that the builder ``found`` builds (and pushes, with ``push``)."""
     import subprocess
     import tempfile
 
@@ -197,6 +211,18 @@ def _emit(
             "--base), or write the context with --containerfile-only DIR to build it yourself.",
         )
     console.print(f"Built {context.tag} ({what}) with {found[0]}.", markup=False, soft_wrap=True)
+    if push:
+        command = [found[1], "push", context.tag]
+        console_err.print("$ " + " ".join(command), markup=False, soft_wrap=True)
+        if subprocess.run(command, check=False).returncode != 0:
+            raise FunadeError(
+                f"{found[0]} could not push {context.tag}; its output is above.",
+                field="--push",
+                value=context.tag,
+                fix=f"Log in to the registry (`{found[0]} login REGISTRY`) or name one you may "
+                "push to with --tag registry.example.com/team/name:tag.",
+            )
+        console.print(f"Pushed {context.tag}.", markup=False, soft_wrap=True)
 
 
 def _check_empty(directory: Path) -> None:
