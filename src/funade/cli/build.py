@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 def build(
     ref: Annotated[
         str | None,
-        typer.Argument(help="The version to build: churn:3, churn@production or churn (latest)."),
+        typer.Argument(
+            metavar="REF",
+            help="The version to build: churn:3, churn@production or churn (latest).",
+        ),
     ] = None,
     tag: Annotated[
         str | None,
