@@ -13,7 +13,7 @@ import pytest
 
 import funade
 from funade.client import Client
-from funade.errors import NotFoundError
+from funade.errors import InvalidInputError, NotFoundError
 from funade.serving.source import (
     _LocalRegistry,
     _resolve_in_sqlite,
@@ -111,6 +111,23 @@ def test_a_control_plane_is_asked_over_http(
     )
     assert pin_source("calc@live", elsewhere) == "calc:1"
     assert (tmp_path / "replica" / "cache" / "blobs").is_dir()  # fetched into its own cache
+
+
+def test_an_expected_digest_refuses_another_package_before_fetching_it(
+    admin: Client, app_url: str, admin_key: str, tmp_path: Path
+) -> None:
+    """What an image built with `funade build --fetch` serves: its version, or nothing."""
+    version = funade.log_model(Arithmetic(), "calc", sample_input=SAMPLE, client=admin).version
+    digest = admin.get_version("calc", str(version)).artifact.digest
+    elsewhere = Settings(home=tmp_path / "replica", url=app_url, api_key=admin_key)  # type: ignore[arg-type]
+    other = "sha256:" + "0" * 64
+    with pytest.raises(InvalidInputError) as caught:
+        load_source("calc:1", elsewhere, expect_digest=other)
+    assert caught.value.message == (f"calc:1 at {app_url} has the package {digest}, not {other}.")
+    assert caught.value.field == "digest"
+    assert "dev.funade.digest" in str(caught.value)
+    assert not (tmp_path / "replica" / "cache" / "blobs").exists()  # nothing was fetched
+    assert load_source("calc:1", elsewhere, expect_digest=digest).digest == digest
 
 
 def test_a_home_without_a_registry_says_so(tmp_path: Path) -> None:

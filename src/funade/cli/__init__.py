@@ -14,6 +14,7 @@ import typer
 
 from funade.cli import (
     audit,
+    build,
     db,
     deployments,
     gateway,
@@ -55,6 +56,7 @@ pipelines.app.command("start")(pipelines.start)
 app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(schedules.app, name="schedule")
 app.command("lineage")(lineage.lineage)
+app.command("build")(build.build)
 
 
 def main() -> None:

@@ -46,6 +46,12 @@ def serve(
         str | None,
         typer.Option(help="The version a package directory is served as.", hidden=True),
     ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve a registry version only if its package has this digest (sha256:...).",
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -77,6 +83,7 @@ def serve(
         widen_datatypes=widen_datatypes,
         model_version=model_version,
         token=token or None,
+        digest=digest,
     )
     from funade.serving.server import serve as run_server
 

@@ -49,6 +49,12 @@ class ServeConfig(BaseModel):
         description="The version a package directory or tar is served as (a deployment's "
         "replica serves the version's package unpacked for it).",
     )
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Serve a registry reference only if its version's package has this digest "
+        "(an image that pulls its model at start, `funade build --fetch`).",
+    )
     token: str | None = Field(
         default=None,
         repr=False,

@@ -40,7 +40,7 @@ def build_app(
 ) -> InferenceFastPath:
 
     def load() -> Loaded:
-        loaded = load_source(config.source, settings, name=config.name)
+        loaded = load_source(config.source, settings, name=config.name, expect_digest=config.digest)
         if config.model_version is not None:
             loaded = replace(loaded, version=config.model_version)
             if config.model_version.isdigit():

@@ -26,8 +26,13 @@ if TYPE_CHECKING:
     from funade.store import Database
 
 
-def load_source(source: str, settings: Settings, *, name: str | None = None) -> Loaded:
-    """Load ``source``: a package directory, a package tar, or 'model[:n|@alias]'."""
+def load_source(
+    source: str, settings: Settings, *, name: str | None = None, expect_digest: str | None = None
+) -> Loaded:
+    """Load ``source``: a package directory, a package tar, or 'model[:n|@alias]'. With
+    ``expect_digest``, a registry reference must name a version whose package has that digest (an
+    image that pulls its model at start: the control plane it reaches is the one it was built
+    from), checked before anything is downloaded."""
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / MANIFEST_NAME).is_file():
@@ -50,7 +55,7 @@ def load_source(source: str, settings: Settings, *, name: str | None = None) -> 
         cache = ArtifactCache(settings.resolved_cache_dir, read_file)
         model = load_package(cache.unpacked(digest))
         return Loaded(model=model, name=name or path.stem, version=None, digest=digest)
-    return _load_from_registry(source, settings, name=name)
+    return _load_from_registry(source, settings, name=name, expect_digest=expect_digest)
 
 
 def pin_source(source: str, settings: Settings) -> str:
@@ -63,10 +68,22 @@ def pin_source(source: str, settings: Settings) -> str:
         return f"{model_name}:{registry.resolve(model_name, ref)[0]}"
 
 
-def _load_from_registry(source: str, settings: Settings, *, name: str | None) -> Loaded:
+def _load_from_registry(
+    source: str, settings: Settings, *, name: str | None, expect_digest: str | None = None
+) -> Loaded:
     model_name, ref = parse_model_ref(source)
+    expected = expect_digest
     with _registry(settings) as registry:
         number, digest = registry.resolve(model_name, ref)
+        if expected is not None and digest != expected:
+            raise InvalidInputError(
+                f"{model_name}:{number} at {settings.url or settings.home} has the package "
+                f"{digest}, not {expected}.",
+                field="digest",
+                value=digest,
+                fix="Point FUNADE_URL at the control plane the image was built from (its label "
+                "dev.funade.digest names the package), or build an image of this version.",
+            )
         cache = ArtifactCache(settings.resolved_cache_dir, registry.open)
         cache.blob_path(digest)
         if not cache.verify(digest):

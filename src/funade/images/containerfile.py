@@ -1,0 +1,480 @@
+"""The Containerfile `funade build` writes, and the build context that goes with it.
+
+Pure: a version record (``VersionOut``, as the control plane answers it) in, the Containerfile's
+text and the list of context files out; nothing is read or fetched here. ``funade.cli.build``
+writes the files (fetching the model package through the client) and runs a builder.
+
+Everything that comes from the registry (the model's name, the recorded package versions, the
+git commit, the remote URL) is validated against the shape it must have, then written either
+into ``requirements.txt`` (read by pip, never by a shell) or as a JSON string (exec-form
+``ENTRYPOINT``) or a double-quoted label value with ``\\``, ``"`` and ``$`` escaped and no control
+characters: a hostile name or version cannot add an instruction (tests/security/).
+
+The image of one version (``version_build``)::
+
+    FROM <base> AS runtime            pip install -r requirements.txt: funade[<extra>]==<this
+                                      funade> and the framework versions the model was saved
+                                      with; a non-root user (uid 10001)
+    FROM runtime AS package           (baked) the package tar, checked against its digest and
+                                      unpacked by funade.images.unpack
+    FROM runtime                      /models/sha256-<hex>/ (read-only, owned by root), labels,
+                                      EXPOSE 8080, HEALTHCHECK on /v2/health/ready, USER 10001,
+                                      ENTRYPOINT funade serve /models/sha256-<hex> ...
+
+With ``fetch=True`` nothing is copied: the entrypoint is ``funade serve <model>:<version>``,
+which pulls the version from the control plane at ``FUNADE_URL`` with ``FUNADE_API_KEY`` (both
+given when the container starts, never baked in) into ``FUNADE_CACHE_DIR``
+(``/var/cache/funade``, a volume), keyed by digest and verified. ``runtime_build`` is the same
+image without a model: any version is named when the container starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from funade.errors import InvalidInputError
+from funade.names import check_model_name, check_project_name
+
+if TYPE_CHECKING:
+    from funade.api.schemas import VersionOut
+
+__all__ = [
+    "CACHE_DIR",
+    "DEFAULT_PYTHON",
+    "MODELS_DIR",
+    "PORT",
+    "RUNTIME_EXTRAS",
+    "UID",
+    "BuildContext",
+    "ContextFile",
+    "base_for",
+    "check_base",
+    "check_tag",
+    "default_tag",
+    "model_path",
+    "pinned_requirements",
+    "runtime_build",
+    "runtime_tag",
+    "version_build",
+]
+
+DEFAULT_PYTHON = "3.11"
+"""The Python of the default base image when the version recorded none funade runs on."""
+PORT = 8080
+UID = 10001
+"""The image's user and group id: fixed, so a cluster's securityContext (``runAsUser``) and a
+volume's ownership can name it."""
+MODELS_DIR = "/models"
+CACHE_DIR = "/var/cache/funade"
+RUNTIME_EXTRAS = ("sklearn", "onnx", "xgboost", "lightgbm", "pandas", "images")
+"""The extras of the runtime image by default: every flavor's but torch's (PyPI's Linux torch
+is a multi-GB CUDA build: add ``--extra torch`` with a CPU index where it is wanted) and
+mlflow's (``--extra mlflow``)."""
+KNOWN_EXTRAS = (*RUNTIME_EXTRAS, "torch", "mlflow")
+READY_PATH = "/v2/health/ready"
+STAGED_TAR = "/opt/funade/package.tar"
+"""Where the package tar sits in the build stage that unpacks it (not in the final image)."""
+
+# A distribution name (PEP 508) and a version as pip writes it (PEP 440, local versions too):
+# no spaces, quotes, ';', '@' or newlines, so a line of requirements.txt holds one pin.
+_DISTRIBUTION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
+_VERSION = re.compile(r"[0-9][A-Za-z0-9.+!_-]{0,63}")
+_PYTHON = re.compile(r"(3)\.([0-9]{1,2})(?:\.[0-9]+.*)?")
+_COMMIT = re.compile(r"[0-9a-f]{7,64}")
+# An image reference as podman and docker take it: [registry[:port]/]path[:tag][@digest].
+_REFERENCE = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_HEALTHCHECK = (
+    "import urllib.request; "
+    f"urllib.request.urlopen('http://127.0.0.1:{PORT}{READY_PATH}', timeout=4)"
+)
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    """One file of the build context: its ``path`` (relative, POSIX) and either its ``content``,
+    the ``digest`` of a registry artifact to fetch into it, or a local ``source`` to copy."""
+
+    path: str
+    content: bytes | None = None
+    digest: str | None = None
+    source: Path | None = None
+    size: int = 0
+    """The artifact's size in bytes, for a progress bar."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What `funade build` writes: the Containerfile, the files beside it, and what to say."""
+
+    containerfile: str
+    files: tuple[ContextFile, ...]
+    tag: str
+    notes: tuple[str, ...] = field(default=())
+    """Things the person building should know (no versions were recorded, ...)."""
+
+
+def model_path(digest: str) -> str:
+    """Where an image holds the package of ``digest``: ``/models/sha256-<hex>``."""
+    return f"{MODELS_DIR}/sha256-{_hex(digest)}"
+
+
+def default_tag(model: str, version: int, digest: str, *, repository: str = "funade") -> str:
+    """The tag `funade build` gives the image of one version: ``<repository>/<name>:<version>-
+    <first 12 hex of the digest>``, e.g. ``funade/churn:3-1a2b3c4d5e6f``.
+
+    ``<name>`` is the model's name in lowercase with every run of other characters than
+    ``a-z0-9`` made one ``-``; when that changed the name (``Churn``, ``churn_v2``), the first 8
+    hex of the name's sha256 are appended, so two models never share a repository
+    (``funade/churn-4a1c9e0b:3-...``). The same version always gets the same tag; a tag names
+    exactly one package. ``repository`` is a registry path such as ``ghcr.io/acme/models``.
+    """
+    check_model_name(model, field="model")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInputError(
+            f"Version {version!r} is not a version number.",
+            field="version",
+            value=version,
+            fix="Pass the version's number, e.g. 3.",
+        )
+    name = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    if name != model:
+        name = f"{name}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
+    tag = f"{repository.rstrip('/')}/{name}:{version}-{_hex(digest)[:12]}"
+    return check_tag(tag, option="repository")
+
+
+def runtime_tag(funade_version: str, *, repository: str = "funade") -> str:
+    """The tag of the runtime image: ``<repository>/runtime:<funade version>``."""
+    return check_tag(f"{repository.rstrip('/')}/runtime:{funade_version}", option="repository")
+
+
+def check_tag(tag: str, *, option: str = "--tag") -> str:
+    """``tag`` if it is an image reference (``[registry/]path[:tag]``), else an error naming
+    ``option``."""
+    if not isinstance(tag, str) or len(tag) > 255 or not _REFERENCE.fullmatch(tag):
+        raise InvalidInputError(
+            f"{option} {tag!r} is not an image name.",
+            field=option,
+            value=tag,
+            fix="Use lowercase letters, digits, '.', '_', '-' and '/' with an optional "
+            "':tag' of letters, digits, '_', '.' and '-', e.g. "
+            "registry.example.com/team/churn:3.",
+        )
+    return tag
+
+
+def check_base(base: str) -> str:
+    """``base`` if it is an image reference ``FROM`` can take, else an error naming --base."""
+    return check_tag(base, option="--base")
+
+
+def base_for(python_version: str | None) -> str:
+    """The default base image: ``python:<major.minor>-slim`` of the Python the version was saved
+    with when funade runs on it (3.11 or later), else ``python:3.11-slim``."""
+    match = _PYTHON.fullmatch(python_version or "")
+    if match is None or int(match.group(2)) < 11:
+        return f"python:{DEFAULT_PYTHON}-slim"
+    return f"python:{match.group(1)}.{match.group(2)}-slim"
+
+
+def pinned_requirements(version: VersionOut) -> dict[str, str]:
+    """The framework versions the version was saved with (its manifest's ``requirements``:
+    distribution → version), checked; funade itself is left out (the image gets the funade
+    that builds it). Empty when none were recorded."""
+    recorded = version.manifest.get("requirements")
+    if recorded is None:
+        return {}
+    if not isinstance(recorded, Mapping):
+        raise _bad_record("manifest.requirements", recorded, "is not a mapping")
+    pins: dict[str, str] = {}
+    for name, pinned in recorded.items():
+        where = f"manifest.requirements.{name}"
+        if not isinstance(name, str) or not _DISTRIBUTION.fullmatch(name):
+            raise _bad_record(where, name, "is not a distribution name")
+        if not isinstance(pinned, str) or not _VERSION.fullmatch(pinned):
+            raise _bad_record(where, pinned, "is not a version")
+        if name.lower() != "funade":
+            pins[name] = pinned
+    return dict(sorted(pins.items(), key=lambda item: item[0].lower()))
+
+
+def version_build(
+    version: VersionOut,
+    *,
+    funade_version: str,
+    base: str | None = None,
+    fetch: bool = False,
+    tag: str | None = None,
+    funade_wheel: Path | None = None,
+) -> BuildContext:
+    """The Containerfile and context of the image serving ``version``: the package baked in at
+    ``/models/sha256-<hex>`` or, with ``fetch``, pulled at start."""
+    from funade.registry.flavors import get_flavor
+
+    model = check_model_name(version.model, field="model")
+    number = version.version
+    digest = _checked_digest(version.artifact.digest)
+    flavor = get_flavor(version.flavor)
+    extras = [flavor.extra] if flavor.extra else []
+    if _takes_images(version.signature):
+        extras.append("images")
+    pins = pinned_requirements(version)
+    notes: list[str] = []
+    if not pins:
+        notes.append(
+            f"{model}:{number} recorded no framework versions (its manifest has no "
+            "'requirements'): the image gets the newest releases funade's extra "
+            f"'{flavor.extra or '(none)'}' allows, resolved by pip when it is built. Re-register "
+            "the model with a current funade to pin them."
+        )
+    python = version.manifest.get("python_version")
+    python = python if isinstance(python, str) else _lineage_str(version.lineage, "python")
+    base = check_base(base) if base is not None else base_for(python)
+    tag = check_tag(tag) if tag is not None else default_tag(model, number, digest)
+    commit = _commit(version.lineage)
+    source = _remote(version.lineage)
+    files = [
+        ContextFile(
+            "requirements.txt",
+            content=_requirements(
+                extras, pins, funade_version, funade_wheel, f"{model}:{number} ({digest})"
+            ).encode(),
+        )
+    ]
+    if funade_wheel is not None:
+        files.append(ContextFile(f"wheels/{funade_wheel.name}", source=funade_wheel))
+    lines = _runtime_stage(base, funade_wheel)
+    package_file = f"model/sha256-{_hex(digest)}.tar"
+    target = model_path(digest)
+    if fetch:  # the version, and only if the control plane reached has its package
+        project = check_project_name(version.project, field="project")
+        lines += ["", "FROM runtime", f"ENV FUNADE_PROJECT={project}"]
+        serve = ["funade", "serve", f"{model}:{number}", "--digest", digest]
+    else:
+        files.append(ContextFile(package_file, digest=digest, size=version.artifact.size))
+        lines += [
+            "",
+            "# The model package, checked against its digest and unpacked; only the unpacked",
+            "# directory reaches the image.",
+            "FROM runtime AS package",
+            f"COPY {package_file} {STAGED_TAR}",
+            "RUN " + _json(["python", "-m", "funade.images.unpack", STAGED_TAR, digest, target]),
+            "",
+            "FROM runtime",
+            f"COPY --from=package {target} {target}",
+        ]
+        serve = ["funade", "serve", target]
+    serve += ["--host", "0.0.0.0", "--port", str(PORT), "--name", model]  # noqa: S104
+    serve += ["--model-version", str(number)]
+    labels = {
+        "org.opencontainers.image.title": f"{model}:{number}",
+        "org.opencontainers.image.version": str(number),
+        "org.opencontainers.image.description": f"funade model server for {model}:{number}",
+        "dev.funade.model": model,
+        "dev.funade.version": str(number),
+        "dev.funade.digest": digest,
+        "dev.funade.flavor": flavor.name,
+        "dev.funade.fetch": "true" if fetch else "false",
+        "dev.funade.funade-version": funade_version,
+    }
+    if commit is not None:
+        labels["org.opencontainers.image.revision"] = commit
+        labels["dev.funade.git-commit"] = commit
+    if source is not None:
+        labels["org.opencontainers.image.source"] = source
+    lines += _final_stage(labels, serve, fetches=fetch)
+    return BuildContext(
+        containerfile="\n".join(lines) + "\n", files=tuple(files), tag=tag, notes=tuple(notes)
+    )
+
+
+def runtime_build(
+    *,
+    funade_version: str,
+    base: str | None = None,
+    extras: Sequence[str] = RUNTIME_EXTRAS,
+    tag: str | None = None,
+    funade_wheel: Path | None = None,
+) -> BuildContext:
+    """The runtime image: funade with ``extras`` and no model; ``docker run IMAGE churn:3``
+    serves the version it pulls (``FUNADE_URL``, ``FUNADE_API_KEY``) into its digest cache."""
+    for extra in extras:
+        if extra not in KNOWN_EXTRAS:
+            raise InvalidInputError(
+                f"--extra {extra!r} is not an extra of funade that serves models.",
+                field="--extra",
+                value=extra,
+                fix=f"Use one of: {', '.join(KNOWN_EXTRAS)}.",
+            )
+    base = check_base(base) if base is not None else base_for(None)
+    tag = check_tag(tag) if tag is not None else runtime_tag(funade_version)
+    files = [
+        ContextFile(
+            "requirements.txt",
+            content=_requirements(
+                list(dict.fromkeys(extras)), {}, funade_version, funade_wheel, "the runtime image"
+            ).encode(),
+        )
+    ]
+    if funade_wheel is not None:
+        files.append(ContextFile(f"wheels/{funade_wheel.name}", source=funade_wheel))
+    labels = {
+        "org.opencontainers.image.title": "funade runtime",
+        "org.opencontainers.image.version": funade_version,
+        "org.opencontainers.image.description": "funade model server; serves the version named "
+        "when the container starts, pulled from the control plane",
+        "dev.funade.runtime": "true",
+        "dev.funade.extras": ",".join(dict.fromkeys(extras)),
+        "dev.funade.funade-version": funade_version,
+    }
+    serve = ["funade", "serve", "--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104
+    lines = _runtime_stage(base, funade_wheel) + _final_stage(labels, serve, fetches=True)
+    return BuildContext(containerfile="\n".join(lines) + "\n", files=tuple(files), tag=tag)
+
+
+# The parts ------------------------------------------------------------------------------------
+
+
+def _runtime_stage(base: str, funade_wheel: Path | None) -> list[str]:
+    copy_wheels = ["COPY wheels/ /opt/funade/wheels/"] if funade_wheel is not None else []
+    return [
+        "# Written by `funade build`. Build with podman (`--format docker` keeps the",
+        "# HEALTHCHECK), buildah or docker; docs/containers.md.",
+        f"FROM {base} AS runtime",
+        "# A package index for pip, if not PyPI: --build-arg PIP_INDEX_URL=...",
+        "ARG PIP_INDEX_URL",
+        "ARG PIP_EXTRA_INDEX_URL",
+        "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 "
+        "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        *copy_wheels,
+        "COPY requirements.txt /opt/funade/requirements.txt",
+        "RUN python -m pip install --no-cache-dir -r /opt/funade/requirements.txt",
+        f"RUN groupadd --system --gid {UID} funade \\",
+        f" && useradd --system --uid {UID} --gid {UID} --home-dir /home/funade --create-home \\",
+        "    --shell /usr/sbin/nologin funade \\",
+        f" && mkdir -p {CACHE_DIR} && chown {UID}:{UID} {CACHE_DIR}",
+        f"ENV HOME=/home/funade FUNADE_HOME=/home/funade/.funade FUNADE_CACHE_DIR={CACHE_DIR}",
+    ]
+
+
+def _final_stage(labels: Mapping[str, str], serve: list[str], *, fetches: bool) -> list[str]:
+    """Labels, port, health, user and entrypoint; a volume for the digest cache when the
+    image ``fetches`` its model at start."""
+    volume = [f"VOLUME {CACHE_DIR}"] if fetches else []
+    return [
+        "",
+        *(f"LABEL {key}={_quote(value, key)}" for key, value in labels.items()),
+        *volume,
+        f"EXPOSE {PORT}",
+        "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
+        "  CMD " + _json(["python", "-c", _HEALTHCHECK]),
+        f"USER {UID}:{UID}",
+        "ENTRYPOINT " + _json(serve),
+    ]
+
+
+def _requirements(
+    extras: Sequence[str],
+    pins: Mapping[str, str],
+    funade_version: str,
+    funade_wheel: Path | None,
+    what: str,
+) -> str:
+    if not _VERSION.fullmatch(funade_version):
+        raise _bad_record("funade_version", funade_version, "is not a version")
+    funade = f"funade[{','.join(extras)}]" if extras else "funade"
+    if funade_wheel is not None:
+        if not re.fullmatch(r"funade-[A-Za-z0-9._+-]+\.whl", funade_wheel.name):
+            raise InvalidInputError(
+                f"--funade-wheel {str(funade_wheel)!r} is not a funade wheel.",
+                field="--funade-wheel",
+                value=str(funade_wheel),
+                fix="Pass the file `python -m build --wheel` (or `pip wheel .`) made, named "
+                "funade-<version>-py3-none-any.whl.",
+            )
+        funade = f"{funade} @ file:///opt/funade/wheels/{funade_wheel.name}"
+    else:
+        funade = f"{funade}=={funade_version}"
+    lines = [f"# Written by `funade build` for {what}.", funade]
+    if pins:
+        lines.append("# The versions the model was saved with (its manifest's 'requirements'):")
+        lines += [f"{name}=={pinned}" for name, pinned in pins.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _takes_images(signature: Mapping[str, Any]) -> bool:
+    inputs = signature.get("inputs") if isinstance(signature, Mapping) else None
+    return any(isinstance(spec, Mapping) and spec.get("image") is not None for spec in inputs or [])
+
+
+def _lineage_str(lineage: Mapping[str, Any], key: str) -> str | None:
+    value = lineage.get(key) if isinstance(lineage, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _git(lineage: Mapping[str, Any]) -> Mapping[str, Any]:
+    git = lineage.get("git") if isinstance(lineage, Mapping) else None
+    return git if isinstance(git, Mapping) else {}
+
+
+def _commit(lineage: Mapping[str, Any]) -> str | None:
+    commit = _git(lineage).get("commit")
+    if commit is None or commit == "":
+        return None
+    if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
+        raise _bad_record("lineage.git.commit", commit, "is not a git commit id")
+    return commit
+
+
+def _remote(lineage: Mapping[str, Any]) -> str | None:
+    remote = _git(lineage).get("remote_url")
+    if not isinstance(remote, str) or not remote or len(remote) > 512 or _CONTROL.search(remote):
+        return None  # the source label is a courtesy: an odd URL is left out, not an error
+    return remote
+
+
+def _checked_digest(digest: str) -> str:
+    from funade.artifacts.digest import parse_digest
+
+    return parse_digest(digest, field="artifact.digest")
+
+
+def _hex(digest: str) -> str:
+    return _checked_digest(digest).removeprefix("sha256:")
+
+
+def _json(words: Sequence[str]) -> str:
+    """Exec form: a JSON array on one line (``json.dumps`` escapes newlines and quotes)."""
+    return json.dumps(list(words))
+
+
+def _quote(value: str, key: str) -> str:
+    """A LABEL value in double quotes: ``\\``, ``"`` and ``$`` escaped (no variable is
+    expanded); a control character (a newline would start an instruction) is refused."""
+    if _CONTROL.search(value):
+        raise _bad_record(key, value, "holds a control character (a newline, ...)")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def _bad_record(where: str, value: object, problem: str) -> InvalidInputError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:80] + "..."
+    return InvalidInputError(
+        f"The version's {where} {shown} {problem}; funade will not write it into a Containerfile.",
+        field=where,
+        value=value,
+        fix="Re-register the model with funade.log_model from a clean environment, or build "
+        "the image by hand (docs/containers.md).",
+    )
