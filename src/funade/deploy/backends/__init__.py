@@ -31,6 +31,8 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "BackendContext",
+    "BackendFactory",
+    "BackendModule",
     "Replica",
     "ReplicaSpec",
     "ReplicaState",
@@ -74,11 +76,13 @@ class BackendContext:
     """The control plane's API URL as replicas reach it; empty until the server is bound."""
 
 
-class _Factory(Protocol):
+class BackendFactory(Protocol):
+    """A backend module's ``create_backend``."""
+
     def __call__(self, settings: Settings, context: BackendContext) -> Backend: ...
 
 
-def load_backend(name: str) -> _Factory:
+def load_backend(name: str) -> BackendFactory:
     """The ``create_backend`` of backend ``name``, its module imported now; a clear error when
     there is no such backend, this version does not ship it, or its extra is not installed."""
     entry = BACKENDS.get(name)
@@ -108,7 +112,7 @@ def load_backend(name: str) -> _Factory:
             value=name,
             fix=f"Install it: pip install '{extra}'.",
         ) from None
-    factory: _Factory = module.create_backend
+    factory: BackendFactory = module.create_backend
     return factory
 
 
