@@ -278,6 +278,36 @@ def test_list_items_passed_without_listed_are_refused_pointing_at_it() -> None:
         plan([], [served], owner=OWNER)
 
 
+def test_seen_objects_of_any_shape_neither_crash_the_planner_nor_count_as_ours() -> None:
+    """A list call returns what anyone with access to the namespace wrote: labels and
+    annotations of the wrong type, a hash that is not a hash. Such an object is not ours (so it
+    is not deleted), and a forged hash makes only that object skip a re-apply."""
+    [deployment, service] = revision("churn", 1)
+    garbage = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": ["x"]}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "labels": None}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": "funade"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "d", "labels": dict(OWNER), "annotations": ["not", "a", "map"]},
+        },
+    ]
+    stale = copy.deepcopy(service)
+    stale["metadata"]["annotations"] = 7
+    actions = plan([deployment, service], [*garbage, stale], owner=OWNER, namespace=NS)
+    assert verbs(actions) == [
+        ("apply", "Service", "churn-r1"),
+        ("create", "Deployment", "churn-r1"),
+        ("delete", "ConfigMap", "d"),
+    ]
+    assert actions[0].reason == "there without a spec hash"
+    assert actions[0].body is not None
+    assert actions[0].body["metadata"]["annotations"] == {HASH_ANNOTATION: spec_hash(service)}
+    with pytest.raises(ValueError, match=r"^a seen object has no metadata\.name"):
+        plan([], [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": "x"}], owner=OWNER)
+
+
 names = st.sampled_from(["churn", "fraud", "rank"])
 revisions = st.lists(st.tuples(names, st.integers(1, 3), st.sampled_from(["a", "b"])), max_size=4)
 

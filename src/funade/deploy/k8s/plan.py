@@ -221,11 +221,13 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _metadata(obj).get("labels") or {}
+    labels = _metadata(obj).get("labels")
+    return labels if isinstance(labels, Mapping) else {}  # malformed: no labels, not ours
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _metadata(obj).get("annotations") or {}
+    annotations = _metadata(obj).get("annotations")
+    return annotations if isinstance(annotations, Mapping) else {}
 
 
 def _ours(obj: Mapping[str, Any], owner: Mapping[str, str]) -> bool:
@@ -244,5 +246,5 @@ def _deleting(obj: Mapping[str, Any]) -> bool:
 def _stamped(obj: Mapping[str, Any], digest: str) -> dict[str, Any]:
     body = copy.deepcopy(dict(obj))
     metadata = body.setdefault("metadata", {})
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), HASH_ANNOTATION: digest}
+    metadata["annotations"] = {**_annotations(obj), HASH_ANNOTATION: digest}
     return body
