@@ -79,3 +79,19 @@ def test_configuration_page_is_current() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_unknown_backend_is_refused_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FUNADE_BACKEND", "k8s")
+    with pytest.raises(InvalidInputError, match="Setting 'backend' is invalid") as info:
+        load_settings()
+    assert info.value.field == "backend"
+    assert info.value.value == "k8s"
+    assert "'local', 'podman', 'docker' or 'kubernetes'" in str(info.value)
+    assert "FUNADE_BACKEND" in str(info.value)
+    monkeypatch.setenv("FUNADE_BACKEND", "kubernetes")
+    assert load_settings().backend == "kubernetes"
+    monkeypatch.delenv("FUNADE_BACKEND")
+    assert load_settings().backend == "local"

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="How long a pipeline run's token lasts at most (it is also revoked when "
         "the run ends). A run that takes longer loses its credential: raise this for it.",
     )
+    backend: Literal["local", "podman", "docker", "kubernetes"] = Field(
+        default="local",
+        description="Where the controller runs replicas. `local`: `funade serve` processes on "
+        "this machine. `podman`, `docker` (containers) and `kubernetes` are recognised, and "
+        "refused by `funade up` until their backend ships (issue 22 tracks them).",
+    )
     isolation: Literal["auto", "users", "none"] = Field(
         default="auto",
         description="How model code (replicas) and pipelines started by the control plane are "

@@ -76,11 +76,7 @@ def plane(settings: Settings, database: Database, admin_key: str) -> Iterator[Pl
             yield Plane(url, client, controller, settings.home)
     finally:
         stop()
-        for replica in backend.replicas():
-            backend.stop(replica.id, grace_seconds=5)
-        deadline = time.monotonic() + 20
-        while list(backend.root.glob("*.json")) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        backend.stop_all(grace_seconds=5)
         backend.close()
 
 

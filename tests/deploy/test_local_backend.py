@@ -205,3 +205,15 @@ def test_runtime_options_reach_the_model_server(backend: LocalBackend, source: s
     assert cmdline[cmdline.index(b"--max-batch-size") + 1] == b"1"
     [replica] = backend.replicas()
     assert np.allclose(predict(replica.url, replica.token), [2.0, 4.0])
+
+
+def test_stop_all_drains_every_replica_and_waits_until_they_are_gone(
+    backend: LocalBackend, source: str
+) -> None:
+    started = [backend.start(spec_of(source, revision=n)) for n in (1, 2)]
+    until(lambda: all(r.state is ReplicaState.READY for r in backend.replicas()), 60, "ready")
+    pids = [json.loads((backend.root / f"{r.id}.json").read_text())["pid"] for r in started]
+    backend.stop_all(grace_seconds=5)
+    assert backend.replicas() == []
+    assert list(backend.root.glob("*.json")) == [], "returned only once they were gone"
+    assert [process_start_ticks(pid) for pid in pids] == [None, None]

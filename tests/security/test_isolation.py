@@ -119,6 +119,9 @@ def test_model_code_reaches_neither_the_platform_nor_other_projects(up: Up) -> N
         "env:FUNADE_DATABASE_URL": "<unset>",
         "env:FUNADE_API_KEY": "<unset>",
         "env:FUNADE_HOME": "<unset>",
+        # what it is given on purpose: the API's address (no credential for it) and its digest
+        "env:FUNADE_URL": up.url,
+        "env:FUNADE_MODEL_DIGEST": version.artifact.digest,
         # another project's files and processes
         f"read:{their_package / 'funade.json'}": "PermissionError",
         f"list:{up.sandbox / f'p{theirs}'}": "PermissionError",

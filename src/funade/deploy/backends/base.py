@@ -129,3 +129,13 @@ class Backend(Protocol):
         """Drain and stop a replica: in-flight requests finish (up to ``grace_seconds``), then
         it is gone and forgotten. Stopping an unknown or exited replica just forgets it."""
         ...
+
+    def stop_all(self, *, grace_seconds: float = 30.0) -> None:
+        """Stop every replica as ``stop`` does and wait until they are gone (a graceful stop of
+        the platform: the next start brings them back from the store)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the backend holds (clients, connections). Replicas keep running: a
+        control plane that restarts adopts them."""
+        ...

@@ -5,6 +5,15 @@ minimal environment, a private home and temp directory, and its model package un
 read-only (fetched and verified by digest here, so it needs no credential and no store of its
 own), and answers only callers that present its token (the gateway and the controller).
 
+What a replica is given, all of it (``_environment``): the allowlisted variables of
+``funade.sandbox.env``, its private ``HOME`` and ``TMPDIR``, its project (``FUNADE_PROJECT``),
+the control plane's API URL (``FUNADE_URL``, once the server is bound), the version's digest
+(``FUNADE_MODEL_DIGEST``) and its token (``FUNADE_REPLICA_TOKEN``). The token is made here for
+this one replica and is a credential *to* the replica, not to the control plane: it opens
+nothing there, and it is revoked when the replica stops (its record, the only other copy, is
+deleted, and the gateway stops presenting it). Never the database URL, the artifact store's
+credentials, an API key or any other variable of the control plane's environment.
+
 Every replica leaves a record in the backend's directory (``<id>.json``: its spec, pid, token
 and the process's start time), its log (``<id>.log``) and, once its socket is bound, its URL
 (in its private directory). The records are what lets a restarted control plane adopt the
@@ -28,6 +37,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -35,6 +45,10 @@ from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.fileutil import write_atomically
 from funade.sandbox.env import forbidden_names, minimal_env
 from funade.sandbox.layout import Sandbox
+
+if TYPE_CHECKING:
+    from funade.deploy.backends import BackendContext
+    from funade.settings import Settings
 
 # Failed health checks in a row after which a replica that was ready counts as FAILED.
 UNHEALTHY_AFTER = 3
@@ -110,9 +124,11 @@ class LocalBackend:
         host: str = "127.0.0.1",
         python: str = sys.executable,
         health_timeout: float = 2.0,
+        api_url: Callable[[], str] = lambda: "",
     ) -> None:
         """``root``: the records (private to funade's user); ``sandbox``: where and as whom
-        replicas run; ``fetch``: an artifact's bytes by digest (the artifact store's)."""
+        replicas run; ``fetch``: an artifact's bytes by digest (the artifact store's);
+        ``api_url``: the control plane's URL as replicas reach it (empty: not known yet)."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
@@ -120,6 +136,7 @@ class LocalBackend:
         self.fetch = fetch
         self.host = host
         self.python = python
+        self.api_url = api_url
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._health: dict[str, _Health] = {}
         self._lock = threading.Lock()
@@ -173,20 +190,7 @@ class LocalBackend:
             str(url_file),
             *(["--widen-datatypes"] if runtime.widen_datatypes else []),
         ]
-        refused = set(forbidden_names(runtime.env))  # a revision from an earlier version
-        env = minimal_env(
-            {
-                **{k: v for k, v in runtime.env.items() if k not in refused},
-                "HOME": str(private / "home"),
-                "TMPDIR": str(private / "tmp"),
-                # One line per message in the log (the CLI wraps to COLUMNS), read back as
-                # exit details.
-                "PYTHONUNBUFFERED": "1",
-                "COLUMNS": "1000",
-                "FUNADE_PROJECT": spec.project,
-                "FUNADE_REPLICA_TOKEN": token,
-            }
-        )
+        env = self._environment(spec, private, token)
         who = self.sandbox.run_as(spec.project_id)
         with open(log_path, "ab") as log:
             child = subprocess.Popen(
@@ -227,10 +231,41 @@ class LocalBackend:
             _signal_group(record.pid, signal.SIGTERM)
         self._finish_stop_later(record)
 
+    def stop_all(self, *, grace_seconds: float = 30.0) -> None:
+        """Stop every replica (each drains first) and wait until all are gone, up to
+        ``grace_seconds`` and the few seconds a kill takes after it."""
+        for replica in self.replicas():
+            self.stop(replica.id, grace_seconds=grace_seconds)
+        deadline = time.monotonic() + grace_seconds + 5
+        while list(self.root.glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def close(self) -> None:
+        """Let go of what this object holds (its HTTP client); the replicas keep running."""
         self._http.close()
 
     # Helpers --------------------------------------------------------------------------------
+
+    def _environment(self, spec: ReplicaSpec, private: Path, token: str) -> dict[str, str]:
+        """A replica's whole environment; see the module's docstring."""
+        runtime = spec.runtime
+        refused = set(forbidden_names(runtime.env))  # a revision from an earlier version
+        api_url = self.api_url()
+        return minimal_env(
+            {
+                **{k: v for k, v in runtime.env.items() if k not in refused},
+                "HOME": str(private / "home"),
+                "TMPDIR": str(private / "tmp"),
+                # One line per message in the log (the CLI wraps to COLUMNS), read back as
+                # exit details.
+                "PYTHONUNBUFFERED": "1",
+                "COLUMNS": "1000",
+                "FUNADE_PROJECT": spec.project,
+                **({"FUNADE_URL": api_url} if api_url else {}),
+                "FUNADE_MODEL_DIGEST": spec.digest,
+                "FUNADE_REPLICA_TOKEN": token,
+            }
+        )
 
     def log_path(self, replica_id: str) -> Path:
         return self._path(replica_id, "log")
@@ -351,3 +386,14 @@ def _tail(path: Path, size: int = 4096) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
+
+
+def create_backend(settings: Settings, context: BackendContext) -> LocalBackend:
+    """The local backend over ``$FUNADE_HOME/replicas`` (``funade.deploy.backends.make_backend``
+    calls this for ``backend = "local"``)."""
+    return LocalBackend(
+        settings.home / "replicas",
+        sandbox=context.sandbox,
+        fetch=context.fetch,
+        api_url=context.api_url,
+    )

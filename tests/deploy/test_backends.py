@@ -1,0 +1,86 @@
+"""Choosing the backend by the ``backend`` setting: the local one, and clear errors for the ones
+this version does not ship yet or whose extra is missing, from the API and from `funade up`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from funade.artifacts import ArtifactStore
+from funade.deploy.backends import BACKENDS, BackendContext, BackendModule, make_backend
+from funade.deploy.backends.local import LocalBackend
+from funade.errors import InvalidInputError
+from funade.sandbox.layout import Sandbox
+from funade.settings import Settings
+from tests.conftest import Result
+
+
+def context(settings: Settings) -> BackendContext:
+    return BackendContext(
+        sandbox=Sandbox.from_settings(settings),
+        fetch=ArtifactStore.from_settings(settings).open,
+        api_url=lambda: "http://127.0.0.1:8470",
+    )
+
+
+def test_local_is_the_default_backend(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    backend = make_backend(settings, context(settings))
+    try:
+        assert isinstance(backend, LocalBackend)
+        assert backend.root == settings.home / "replicas"
+        assert backend.api_url() == "http://127.0.0.1:8470"
+        assert backend.replicas() == []
+        backend.stop_all(grace_seconds=1)  # nothing to stop: returns at once
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("name", ["podman", "docker", "kubernetes"])
+def test_a_backend_not_shipped_yet_is_refused_naming_its_issue(tmp_path: Path, name: str) -> None:
+    settings = Settings(home=tmp_path / "home", backend=name)
+    with pytest.raises(InvalidInputError, match="not available in this version") as info:
+        make_backend(settings, context(settings))
+    assert f"The {name} backend is not available" in str(info.value)
+    assert "issue 22 tracks it" in str(info.value)
+    assert info.value.field == "backend"
+    assert info.value.value == name
+    assert info.value.fix is not None
+    assert 'backend = "local"' in info.value.fix
+    assert not (settings.home / "replicas").exists(), "nothing was started"
+
+
+def test_a_backend_whose_extra_is_missing_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        BACKENDS, "kubernetes", BackendModule("tests.deploy.needs_a_missing_library", "kubernetes")
+    )
+    settings = Settings(home=tmp_path / "home", backend="kubernetes")
+    with pytest.raises(InvalidInputError, match="needs the module") as info:
+        make_backend(settings, context(settings))
+    assert "'funade_test_no_such_library', which is not installed" in str(info.value)
+    assert info.value.fix == "Install it: pip install 'funade[kubernetes]'."
+    assert info.value.field == "backend"
+
+
+def test_a_backend_name_settings_would_refuse_is_refused_here_too(tmp_path: Path) -> None:
+    settings = Settings.model_construct(home=tmp_path / "home", backend="nomad")
+    with pytest.raises(InvalidInputError, match="There is no backend 'nomad'") as info:
+        make_backend(settings, context(Settings(home=tmp_path / "home")))
+    assert info.value.fix == "Set `backend` to one of docker, kubernetes, local, podman."
+
+
+def test_funade_up_refuses_an_unavailable_backend_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("FUNADE_HOME", str(home))
+    monkeypatch.setenv("FUNADE_BACKEND", "kubernetes")
+    done = cli("up", "--port", "0", "--gateway-port", "0")
+    assert done.code == 2
+    assert "The kubernetes backend is not available in this version of funade yet" in done.err
+    assert "issue 22 tracks it" in done.err
+    assert not home.exists(), "no store, no gateway, no lock"
