@@ -19,6 +19,7 @@ from funade.cli import (
     gateway,
     keys,
     lineage,
+    manifests,
     models,
     pipelines,
     projects,
@@ -55,6 +56,7 @@ pipelines.app.command("start")(pipelines.start)
 app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(schedules.app, name="schedule")
 app.command("lineage")(lineage.lineage)
+app.command("manifests")(manifests.manifests)
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ from funade.errors import InvalidInputError
 
 __all__ = [
     "CACHE_DIR",
+    "DEFAULT_READY_TIMEOUT",
     "PORT",
     "UID",
     "ModelCache",
@@ -55,6 +56,7 @@ __all__ = [
     "RenderOptions",
     "Target",
     "Toleration",
+    "check_options",
     "default_image",
     "file_name",
     "parse_model_cache",
@@ -69,6 +71,7 @@ PORT = 8080
 UID = 10001
 CACHE_DIR = "/var/cache/funade"
 HOME_DIR = "/home/funade"
+DEFAULT_READY_TIMEOUT = 600.0  # RolloutOptions.ready_timeout_seconds' default
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 MANAGER = "funade"
@@ -83,6 +86,13 @@ KNATIVE_PORT_NAME = "http1"
 _CPU = re.compile(r"(?:[0-9]+(?:\.[0-9]{1,3})?|[0-9]+m)")
 _MEMORY = re.compile(r"[0-9]+(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+# An image reference as podman and docker take it: [registry[:port]/]path[:tag][@digest].
+# TODO(funade build): funade.images.containerfile.check_tag, once it is on main.
+_IMAGE = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _PERIOD_SECONDS = 10  # the startupProbe's period: failureThreshold = ready timeout / period
 
@@ -150,7 +160,7 @@ class RenderOptions:
     registry_url: str | None = None
     """For an image that fetches its model (`funade build --fetch`): the control plane's URL."""
     model_cache: ModelCache | None = None
-    ready_timeout_seconds: float = 600.0
+    ready_timeout_seconds: float = DEFAULT_READY_TIMEOUT
     canary_weight: int | None = None
     stable_revision: int | None = None
     host: str | None = None
@@ -247,8 +257,9 @@ def default_image(version: ModelVersion, *, repository: str = "funade") -> str:
     return f"{repository}/{name}:{version.version}-{_hex(version.digest)[:12]}"
 
 
-def _check(version: ModelVersion, options: RenderOptions) -> None:
-    """Every option's value, refused with the option's name before anything is rendered."""
+def check_options(options: RenderOptions) -> None:
+    """Every option's value, refused with the option's name before anything is rendered (the
+    CLI calls it before it reads the version)."""
     if options.revision < 1:
         raise _bad("--revision", options.revision, "is not a revision number", "Give 1 or more.")
     if options.replicas < 0:
@@ -336,6 +347,16 @@ def _check(version: ModelVersion, options: RenderOptions) -> None:
         )
     if options.namespace is not None:
         check_namespace(options.namespace)
+    if options.image is not None and (
+        len(options.image) > 255 or not _IMAGE.fullmatch(options.image)
+    ):
+        raise _bad(
+            "--image",
+            options.image,
+            "is not an image name",
+            "Write [REGISTRY/]PATH[:TAG][@sha256:DIGEST] in lowercase, e.g. "
+            "'ghcr.io/acme/churn:3'.",
+        )
     for key, value in options.node_selector.items():
         check_label_key(key, option="--node-selector")
         check_label_value(value, option="--node-selector")
@@ -363,7 +384,8 @@ def _check(version: ModelVersion, options: RenderOptions) -> None:
             "is not a gateway",
             "Give 'mesh' or NAMESPACE/NAME, e.g. 'istio-system/ingressgateway'.",
         )
-    _hex(version.digest)
+    if options.deployment is not None:
+        check_label_name(options.deployment, option="--name", limit=_NAME_LIMIT[options.target])
 
 
 # The longest deployment name per target, so that every name made from it fits 63 characters:
@@ -381,7 +403,8 @@ def _deployment_name(version: ModelVersion, options: RenderOptions) -> str:
 
 def render(version: ModelVersion, options: RenderOptions) -> list[dict[str, Any]]:
     """The objects that serve ``version`` on ``options.target``, in apply order."""
-    _check(version, options)
+    check_options(options)
+    _hex(version.digest)
     name = _deployment_name(version, options)
     pod = _Pod(version, options, name)
     if options.target is Target.KSERVE:
