@@ -81,7 +81,7 @@ def check_namespace(text: str, *, option: str = "--namespace") -> str:
     return text
 
 
-def check_subdomain(text: str, *, option: str, what: str = "name") -> str:
+def check_subdomain(text: str, *, option: str, what: str = "name", example: str = "regcred") -> str:
     """``text`` if it is a DNS-1123 subdomain (the names of Secrets and claims)."""
     if not DNS1123_SUBDOMAIN.fullmatch(text) or len(text) > 253:
         raise InvalidNameError(
@@ -89,7 +89,7 @@ def check_subdomain(text: str, *, option: str, what: str = "name") -> str:
             field=option,
             value=text,
             fix="Use lowercase letters, digits, '-' and '.', starting and ending with a letter "
-            "or digit (at most 253), e.g. 'regcred'.",
+            f"or digit (at most 253), e.g. {example!r}.",
         )
     return text
 

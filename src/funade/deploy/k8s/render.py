@@ -196,7 +196,7 @@ def parse_model_cache(text: str) -> ModelCache:
     if kind == "hostpath" and _host_dir(location):
         return ModelCache("hostpath", location.rstrip("/"))
     if kind == "pvc" and location:
-        check_subdomain(location, option="--model-cache", what="claim name")
+        check_subdomain(location, option="--model-cache", what="claim name", example="models")
         return ModelCache("pvc", location)
     raise _bad(
         "--model-cache",
@@ -363,7 +363,12 @@ def check_options(options: RenderOptions) -> None:
     for secret in options.image_pull_secrets:
         check_subdomain(secret, option="--image-pull-secret", what="Secret name")
     if options.credential_secret is not None:
-        check_subdomain(options.credential_secret, option="--credential-secret", what="Secret name")
+        check_subdomain(
+            options.credential_secret,
+            option="--credential-secret",
+            what="Secret name",
+            example="churn-credentials",
+        )
     if options.registry_url is not None and not re.fullmatch(
         r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?", options.registry_url
     ):
