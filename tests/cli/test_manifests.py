@@ -62,6 +62,12 @@ def test_manifests_of_a_registered_version(
     service = yaml.safe_load((tmp_path / "kn" / f"{name}-service.yaml").read_text())
     assert service["metadata"]["annotations"]["funade.dev/source"] == "Churn_Model:2"
 
+    stream = cli("manifests", "Churn_Model:1", "--target", "kserve", "-o", "-")
+    assert stream.code == 0, stream.err
+    (isvc,) = yaml.safe_load_all(stream.out)
+    assert isvc["kind"] == "InferenceService"
+    assert isvc["metadata"]["annotations"]["funade.dev/digest"] == digest
+
     missing = cli("manifests", "churn:7", "-o", str(tmp_path / "none"))
     assert missing.code == 2
     assert missing.err.startswith("error: ")

@@ -20,7 +20,13 @@ TARGETS = ("kubernetes", "kserve", "knative")
 def manifests(
     ref: Annotated[str, typer.Argument(help="churn, churn:3 or churn@production")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory to write the YAML files into.")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Directory to write the YAML files into; '-': one multi-document YAML on "
+            "stdout (for `kubectl apply -f -`).",
+        ),
     ],
     target: Annotated[
         str,
@@ -95,7 +101,7 @@ def manifests(
     project: Annotated[str | None, typer.Option("--project", "-p", help=PROJECT_HELP)] = None,
 ) -> None:
     """Write the Kubernetes objects that serve a model version, one YAML file per object,
-    without applying them (`kubectl apply -f DIR`)."""
+    without applying them (`kubectl apply -f DIR`), or one stream of them (-o -)."""
     import yaml
 
     from funade.deploy.k8s import render as k8s
@@ -133,7 +139,8 @@ def manifests(
         istio_gateway=istio_gateway,
     )
     k8s.check_options(options)
-    if output.exists() and not output.is_dir():
+    to_stdout = str(output) == "-"
+    if not to_stdout and output.exists() and not output.is_dir():
         raise InvalidInputError(
             f"--output {str(output)!r} is a file, not a directory.",
             field="--output",
@@ -144,6 +151,9 @@ def manifests(
     with client(project) as api:
         version = api.get_version(model, version_ref)
     objects = k8s.render(_model_version(version), options)
+    if to_stdout:
+        typer.echo(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True), nl=False)
+        return
     output.mkdir(parents=True, exist_ok=True)
     for obj in objects:
         path = output / k8s.file_name(obj)
