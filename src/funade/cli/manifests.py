@@ -57,6 +57,12 @@ def manifests(
         str | None, typer.Option(help="Memory request and limit per replica: 4Gi.")
     ] = None,
     gpus: Annotated[int, typer.Option(help="NVIDIA GPUs per replica (nvidia.com/gpu).")] = 0,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes per replica (default: the image's).")
+    ] = None,
+    max_batch_size: Annotated[
+        int | None, typer.Option(help="Most rows per model call (default: the image's).")
+    ] = None,
     node_selector: Annotated[
         list[str] | None,
         typer.Option("--node-selector", help="KEY=VALUE a node must carry; repeat for more."),
@@ -122,6 +128,8 @@ def manifests(
         cpu=cpu,
         memory=memory,
         gpus=gpus,
+        workers=workers,
+        max_batch_size=max_batch_size,
         node_selector=dict(_pair(text) for text in node_selector or []),
         tolerations=[k8s.parse_toleration(text) for text in toleration or []],
         image_pull_secrets=image_pull_secret or [],

@@ -48,6 +48,8 @@ EVERYTHING: dict[str, Any] = {
     "registry_url": "http://funade.funade.svc:8000",
     "model_cache": parse_model_cache("hostpath:/var/cache/funade"),
     "ready_timeout_seconds": 1500,
+    "workers": 2,
+    "max_batch_size": 64,
 }
 CASES: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -129,6 +131,7 @@ def test_the_deployment_serves_the_version_as_the_issue_asks() -> None:
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/acme/churn:3"
+    assert container["args"] == ["--workers", "2", "--max-batch-size", "64"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     startup = container["startupProbe"]
@@ -174,6 +177,7 @@ def test_no_autoscaler_unless_asked_and_the_defaults() -> None:
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] == DEFAULT_READY_TIMEOUT
     assert "resources" not in container
+    assert "args" not in container  # the image's own `funade serve` options
     assert [file_name(o) for o in objects] == ["churn-r1-deployment.yaml", "churn-r1-service.yaml"]
 
 
@@ -289,6 +293,8 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"cpu": "lots"}, "--cpu", "is not a CPU quantity"),
     ({"memory": "4 GB"}, "--memory", "is not a memory quantity"),
     ({"gpus": -1}, "--gpus", "is negative"),
+    ({"workers": 0}, "--workers", "is out of range"),
+    ({"max_batch_size": 0}, "--max-batch-size", "is below 1"),
     ({"replicas": -1}, "--replicas", "is negative"),
     ({"revision": 0}, "--revision", "is not a revision number"),
     ({"ready_timeout_seconds": 0}, "--ready-timeout", "is out of range"),

@@ -166,6 +166,10 @@ class RenderOptions:
     host: str | None = None
     """The VirtualService's host (knative; default the Service's cluster-local name)."""
     istio_gateway: str = "mesh"
+    workers: int | None = None
+    """Worker processes per replica (appended to the image's `funade serve` as --workers)."""
+    max_batch_size: int | None = None
+    """Most rows per model call (--max-batch-size)."""
 
 
 def _bad(option: str, value: Any, message: str, fix: str) -> InvalidInputError:
@@ -264,6 +268,10 @@ def check_options(options: RenderOptions) -> None:
         raise _bad("--revision", options.revision, "is not a revision number", "Give 1 or more.")
     if options.replicas < 0:
         raise _bad("--replicas", options.replicas, "is negative", "Give 0 or more replicas.")
+    if options.workers is not None and not 1 <= options.workers <= 64:
+        raise _bad("--workers", options.workers, "is out of range", "Give 1-64 workers.")
+    if options.max_batch_size is not None and options.max_batch_size < 1:
+        raise _bad("--max-batch-size", options.max_batch_size, "is below 1", "Give 1 or more.")
     if options.gpus < 0:
         raise _bad("--gpus", options.gpus, "is negative", "Give 0 or more GPUs per replica.")
     if options.cpu is not None and not _CPU.fullmatch(options.cpu):
@@ -566,10 +574,21 @@ class _Pod:
             },
             "volumeMounts": mounts,
         }
+        args = self.args()
+        if args:  # after the image's ENTRYPOINT, `funade serve <package> --host ... --port 8080`
+            container["args"] = args
         resources = self.resources()
         if resources:
             container["resources"] = resources
         return container
+
+    def args(self) -> list[str]:
+        args = []
+        if self.options.workers is not None:
+            args += ["--workers", str(self.options.workers)]
+        if self.options.max_batch_size is not None:
+            args += ["--max-batch-size", str(self.options.max_batch_size)]
+        return args
 
     def volumes(self) -> list[dict[str, Any]]:
         volumes: list[dict[str, Any]] = [

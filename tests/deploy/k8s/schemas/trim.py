@@ -33,6 +33,7 @@ CONTAINER: dict[str, Any] = dict.fromkeys(
     [
         "name",
         "image",
+        "args",
         "ports",
         "env",
         "resources",
