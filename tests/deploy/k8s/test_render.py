@@ -125,7 +125,7 @@ def test_the_deployment_serves_the_version_as_the_issue_asks() -> None:
     selector = spec["selector"]["matchLabels"]
     assert selector == service["spec"]["selector"]
     assert selector.items() <= spec["template"]["metadata"]["labels"].items()
-    assert spec["replicas"] == 2
+    assert "replicas" not in spec  # the HPA's to set: an apply would reset it otherwise
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/acme/churn:3"
@@ -176,6 +176,7 @@ def test_no_autoscaler_unless_asked_and_the_defaults() -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] == DEFAULT_READY_TIMEOUT
     assert "resources" not in container
     assert "args" not in container  # the image's own `funade serve` options
+    assert objects[0]["spec"]["replicas"] == 1
     assert [file_name(o) for o in objects] == ["churn-r1-deployment.yaml", "churn-r1-service.yaml"]
 
 

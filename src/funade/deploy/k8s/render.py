@@ -317,7 +317,9 @@ class _Pod:
 
     def deployment(self) -> dict[str, Any]:
         options = self.options
-        replicas = options.min_replicas if options.min_replicas is not None else options.replicas
+        # With an autoscaler, the HPA owns the count: a `replicas` here would reset it to the
+        # minimum on every apply (Kubernetes' advice for HPA targets).
+        replicas = {} if options.max_replicas is not None else {"replicas": options.replicas}
         template_spec = {
             "containers": [self.container("model", port_name="http", probe_port="http")],
             "terminationGracePeriodSeconds": 30,
@@ -328,7 +330,7 @@ class _Pod:
             "kind": "Deployment",
             "metadata": self.metadata(self.revision_name),
             "spec": {
-                "replicas": replicas,
+                **replicas,
                 "selector": {"matchLabels": self.selector()},
                 "strategy": {
                     "type": "RollingUpdate",
