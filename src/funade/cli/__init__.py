@@ -20,6 +20,7 @@ from funade.cli import (
     gateway,
     keys,
     lineage,
+    manifests,
     models,
     pipelines,
     projects,
@@ -57,6 +58,7 @@ app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(schedules.app, name="schedule")
 app.command("lineage")(lineage.lineage)
 app.command("build")(build.build)
+app.command("manifests")(manifests.manifests)
 
 
 def main() -> None:
