@@ -28,12 +28,12 @@ DIGEST = "sha256:" + "ab" * 32
 # here rather than taken from funade.deploy.k8s.names, which they check.
 DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-# What funade.names accepts as a model's name (from_regex makes short ones: long ones too).
+# What funade.names accepts as a model's name (from_regex makes short ones: long ones too),
 _MODEL = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?"
 MODEL_NAMES = st.one_of(
     st.from_regex(_MODEL, fullmatch=True),
     st.text("aZ9._-", min_size=40, max_size=128).filter(lambda t: re.fullmatch(_MODEL, t)),
-)
+).filter(lambda name: ".." not in name)  # nor '..' (funade.names)
 
 
 def names_in(objects: list[dict[str, Any]]) -> list[str]:

@@ -87,8 +87,7 @@ _DISTRIBUTION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
 _VERSION = re.compile(r"[0-9][A-Za-z0-9.+!_-]{0,63}")
 _PYTHON = re.compile(r"(3)\.([0-9]{1,2})(?:\.[0-9]+.*)?")
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
-# An image reference as podman and docker take it: [registry[:port]/]path[:tag][@digest].
-_REFERENCE = re.compile(
+IMAGE_REFERENCE = re.compile(  # as podman and docker take it: [registry[:port]/]path[:tag][@digest]
     r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?/)?"
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
@@ -162,7 +161,7 @@ def runtime_tag(funade_version: str, *, repository: str = "funade") -> str:
 def check_tag(tag: str, *, option: str = "--tag") -> str:
     """``tag`` if it is an image reference (``[registry/]path[:tag]``), else an error naming
     ``option``."""
-    if not isinstance(tag, str) or len(tag) > 255 or not _REFERENCE.fullmatch(tag):
+    if not isinstance(tag, str) or len(tag) > 255 or not IMAGE_REFERENCE.fullmatch(tag):
         raise InvalidInputError(
             f"{option} {tag!r} is not an image name.",
             field=option,

@@ -18,6 +18,7 @@ from funade.deploy.k8s.names import (
     check_subdomain,
 )
 from funade.errors import InvalidInputError
+from funade.images.containerfile import IMAGE_REFERENCE
 
 __all__ = [
     "DEFAULT_READY_TIMEOUT",
@@ -38,13 +39,6 @@ DEFAULT_READY_TIMEOUT = 600.0  # RolloutOptions.ready_timeout_seconds' default
 _CPU = re.compile(r"(?:[0-9]+(?:\.[0-9]{1,3})?|[0-9]+m)")
 _MEMORY = re.compile(r"[0-9]+(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-# An image reference as podman and docker take it: [registry[:port]/]path[:tag][@digest].
-# TODO(funade build): funade.images.containerfile.check_tag, once it is on main.
-_IMAGE = re.compile(
-    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
-)
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
@@ -296,7 +290,7 @@ def check_options(options: RenderOptions) -> None:
     if options.namespace is not None:
         check_namespace(options.namespace)
     if options.image is not None and (
-        len(options.image) > 255 or not _IMAGE.fullmatch(options.image)
+        len(options.image) > 255 or not IMAGE_REFERENCE.fullmatch(options.image)
     ):
         raise _bad(
             "--image",

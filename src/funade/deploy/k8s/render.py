@@ -27,9 +27,7 @@ model, the control plane's API key come from a Secret by reference; no token is 
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +45,7 @@ from funade.deploy.k8s.options import (
     parse_model_cache,
     parse_toleration,
 )
+from funade.images.containerfile import CACHE_DIR, PORT, UID, default_tag
 
 __all__ = [
     "CACHE_DIR",
@@ -66,12 +65,6 @@ __all__ = [
     "render",
 ]
 
-# The image's conventions, as `funade build` writes them (src/funade/images/containerfile.py on
-# the `build` branch). TODO(funade build): import PORT, UID, CACHE_DIR and default_tag from
-# funade.images.containerfile once it is merged, and drop these copies.
-PORT = 8080
-UID = 10001
-CACHE_DIR = "/var/cache/funade"
 HOME_DIR = "/home/funade"
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
@@ -87,15 +80,8 @@ _PERIOD_SECONDS = 10  # the startupProbe's period: failureThreshold = ready time
 
 
 def default_image(version: ModelVersion, *, repository: str = "funade") -> str:
-    """The tag `funade build` gives the image of ``version``: ``funade/<name>:<version>-<first
-    12 hex of the digest>``, the name lowercased with runs of other characters than ``a-z0-9``
-    made ``-`` and, when that changed it, 8 hex of the name's sha256 appended.
-
-    TODO(funade build): use funade.images.containerfile.default_tag once it is on main."""
-    name = re.sub(r"[^a-z0-9]+", "-", version.model.lower()).strip("-")
-    if name != version.model:
-        name = f"{name}-{hashlib.sha256(version.model.encode()).hexdigest()[:8]}"
-    return f"{repository}/{name}:{version.version}-{digest_hex(version.digest)[:12]}"
+    """The tag `funade build` gives the image of ``version`` (``images.containerfile``)."""
+    return default_tag(version.model, version.version, version.digest, repository=repository)
 
 
 def _deployment_name(version: ModelVersion, options: RenderOptions) -> str:
