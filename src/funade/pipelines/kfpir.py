@@ -116,6 +116,7 @@ class _Group:
     parent: _Group | None
     condition: Condition | None = None
     node: str = ""  # the fanned-out node, for a loop
+    item: str = ""  # a loop over a literal list: the name of its item input
     children: list[_Group] = field(default_factory=list)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # inputDefinitions
@@ -212,7 +213,11 @@ class _Compiler:
                         "Zip the lists into one list of records in a step, and map over it.",
                         value=node.map_over,
                     )
-                group = self._new_group("loop", group, node=node.id)
+                item = ""
+                if node.inputs[node.map_over[0]].kind == "value":  # KFP numbers it first
+                    self.counter += 1
+                    item = f"pipelinechannel--loop-item-param-{self.counter}"
+                group = self._new_group("loop", group, node=node.id, item=item)
             self.group_of[node.id] = group
 
     # -- channels -----------------------------------------------------------------------
@@ -403,14 +408,14 @@ class _Compiler:
         if channel is None:
             if not isinstance(binding.value, list):
                 raise _refuse(where, "it fans out over a value that is not a list.", "Pass a list.")
-            item = f"pipelinechannel--loop-item-param-{loop.name.rsplit('-', 1)[1]}"
+            item = loop.item
             loop.task["parameterIterator"] = {
                 "itemInput": item,
                 "items": {"raw": json.dumps(binding.value)},
             }
-            loop.inputs[item] = {"parameterType": "STRING"}
-            element = _literal_type(binding.value[0]) if binding.value else None
-            return {"componentInputParameter": item}, element or "STRING"
+            element = (_literal_type(binding.value[0]) if binding.value else None) or "STRING"
+            loop.inputs[item] = {"parameterType": element}  # as KFP: the first item's type
+            return {"componentInputParameter": item}, element
         kind, _ = self.channel_type(channel)
         if kind != "LIST":
             raise _refuse(
