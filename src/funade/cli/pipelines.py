@@ -278,6 +278,45 @@ def compile_pipeline(
     console.print(f"wrote {escape(str(output))} ({len(text.splitlines())} lines, KFP v2 IR)")
 
 
+def step(
+    executor_input: Annotated[
+        str, typer.Option("--executor-input", help="KFP's executor input ({{$}}), as JSON.")
+    ],
+    pipeline: Annotated[str, typer.Option(help="The pipeline file: train.py:training.")],
+    function: Annotated[str, typer.Option(help="The step's module:qualname.")],
+    code_digest: Annotated[str, typer.Option(help="The step's code digest when compiled.")],
+    step_id: Annotated[str, typer.Option("--step", help="The step's id in the pipeline.")] = "",
+    cache_version: Annotated[
+        str, typer.Option(help="The step's cache_version (part of KFP's cache key).")
+    ] = "",
+) -> None:
+    """Run one step inside a KFP container (what compiled components run; see docs/kfp.md)."""
+    import json
+    import tempfile
+
+    from funade.errors import InvalidInputError
+    from funade.pipelines.kfpstep import run_kfp_step
+
+    try:
+        given = json.loads(executor_input)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"--executor-input is not JSON ({exc.msg} at {exc.pos}).",
+            field="executor-input",
+            value=executor_input[:80],
+            fix="Pass KFP's executor input placeholder, '{{$}}'.",
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="funade-step-") as work:
+        run_kfp_step(
+            given,
+            pipeline=pipeline,
+            function=function,
+            code_digest=code_digest,
+            work_dir=Path(work),
+        )
+    console.print(f"step {escape(step_id or function)} done")
+
+
 def start(
     run_id: Annotated[int, typer.Argument(help="A queued run's id.")],
     logs: Annotated[bool, typer.Option(help="Stream the steps' logs.")] = True,
