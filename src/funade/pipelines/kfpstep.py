@@ -17,6 +17,7 @@ artifacts, where to write its outputs) and the step's code reference. This:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from funade.pipelines.task import _plain, _split, resolve_step
 
 __all__ = ["local_path", "run_kfp_step"]
 
+_PLAIN_NAME = re.compile(r"[0-9a-f]{64}(\.[A-Za-z0-9_-]{1,16})?")
 _MOUNTS = {"gs://": "/gcs/", "s3://": "/s3/", "minio://": "/minio/"}
 
 
@@ -56,6 +58,14 @@ def _load_artifact(artifact: Mapping[str, Any], work_dir: Path, where: str) -> A
             f"{where}: artifact {artifact.get('uri')!r} was not stored by a funade step "
             "(its metadata has no funade_kind).",
             field=where,
+            fix="Pass outputs of funade steps between funade steps.",
+        )
+    if kind not in serializers.KINDS or not _PLAIN_NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"{where}: artifact {artifact.get('uri')!r} names the file {name!r} of kind "
+            f"{kind!r}; a funade artifact is one file (<digest>.<ext>) directly in its folder.",
+            field=where,
+            value=name,
             fix="Pass outputs of funade steps between funade steps.",
         )
     return serializers.decode(kind, local_path(str(artifact["uri"])) / name, work_dir=work_dir)
