@@ -86,3 +86,20 @@ def kfp_twin(
         with dsl.If(loud == True):  # noqa: E712 - how KFP writes a boolean test
             announced = k_announce(version=version.outputs["output"])
             announced.set_cpu_limit("500m").set_memory_request("512Mi").set_cpu_request("0.5")
+
+
+@dsl.container_component
+def k_score(n: int, output: dsl.OutputPath(float)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
+    return _container()
+
+
+@dsl.container_component
+def k_count(n: int, output: dsl.OutputPath(int)) -> dsl.ContainerSpec:  # type: ignore[valid-type]
+    return _container()
+
+
+@dsl.pipeline(name="mixed")
+def kfp_mixed(limit: int = 3) -> None:
+    scored = k_score(n=limit)
+    with dsl.If(scored.outputs["output"] >= limit):
+        k_count(n=limit)

@@ -4,6 +4,7 @@ components (``KFP_TWIN`` below); what KFP cannot express is refused naming the s
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,11 @@ from kfp import compiler
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import funade
+from funade.errors import InvalidInputError
 from funade.pipelines.kfpir import DEFAULT_IMAGE, KfpCompileError, compile_kfp
 from funade.pipelines.loader import load_pipeline
 from tests.conftest import Result
-from tests.pipelines.kfp_twin import IMAGE, kfp_twin
+from tests.pipelines.kfp_twin import IMAGE, kfp_mixed, kfp_twin
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "churn_pipeline" / "train.py"
 
@@ -408,3 +410,34 @@ def test_the_command_refuses_an_unknown_engine(cli: Callable[..., Result], tmp_p
     assert result.code != 0
     assert "--target 'argo' is not an engine funade compiles for" in " ".join(result.err.split())
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_without_kfp_pipeline_spec_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "kfp.pipeline_spec", None)  # as if not installed
+    with pytest.raises(InvalidInputError) as caught:
+        compile_kfp(flow, target="f.py:flow")
+    assert "needs the kfp-pipeline-spec package, which is not installed" in str(caught.value)
+    assert caught.value.fix == "pip install 'funade[kfp]'"
+
+
+@funade.step
+def score(n: int) -> float:
+    return n / 2
+
+
+@funade.pipeline
+def mixed(limit: int = 3) -> None:
+    with funade.when(score(limit) >= limit):
+        count(limit)
+
+
+def test_an_int_compared_with_a_float_is_cast_as_kfp_casts_it(tmp_path: Path) -> None:
+    spec, _ = _documents(compile_kfp(mixed, target="f.py:mixed"))
+    compiler.Compiler().compile(kfp_mixed, str(tmp_path / "mixed.yaml"))
+    kfps, _ = _documents((tmp_path / "mixed.yaml").read_text().replace("k-score", "score"))
+    mine = _tasks(spec)["condition-1"]["triggerPolicy"]
+    assert mine == _tasks(kfps)["condition-1"]["triggerPolicy"]
+    assert mine["condition"] == (
+        "inputs.parameter_values['pipelinechannel--score-output'] >= "
+        "double(int(inputs.parameter_values['pipelinechannel--limit']))"
+    )
