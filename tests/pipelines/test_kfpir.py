@@ -416,7 +416,7 @@ def test_without_kfp_pipeline_spec_the_extra_is_named(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "kfp.pipeline_spec", None)  # as if not installed
     with pytest.raises(InvalidInputError) as caught:
         compile_kfp(flow, target="f.py:flow")
-    assert "needs the kfp-pipeline-spec package, which is not installed" in str(caught.value)
+    assert "needs the kfp-pipeline-spec package and what it imports (module" in str(caught.value)
     assert caught.value.fix == "pip install 'funade[kfp]'"
 
 
