@@ -359,6 +359,22 @@ def untyped(n: Frame) -> None:
     count(1)
 
 
+@funade.step
+def anything(n: int) -> int | None:  # no KFP parameter type: stored as an artifact
+    return n
+
+
+@funade.pipeline
+def mismatched(n: int = 1) -> None:
+    count(anything(n))
+
+
+@funade.pipeline
+def clashing(n: int = 1) -> None:
+    count(n)
+    count.with_options(name="Count")(n)
+
+
 @pytest.mark.parametrize(
     ("pipeline", "message"),
     [
@@ -369,8 +385,20 @@ def untyped(n: Frame) -> None:
         (truthy_int, "funade.when(count.output) tests truth, which KFP expresses only for"),
         (escapes, "step 'count-2', input 'n': it reads count.output, but step 'count' runs"),
         (untyped, "parameter 'n': its type Frame has no KFP parameter type."),
+        (mismatched, "step 'count', input 'n': it is declared a parameter (NUMBER_INTEGER) but"),
+        (clashing, "step 'Count': its KFP task name 'count' is also step 'count''s."),
     ],
-    ids=["zip", "env-secret", "resource", "artifact-condition", "truthy", "escape", "type"],
+    ids=[
+        "zip",
+        "env-secret",
+        "resource",
+        "artifact-condition",
+        "truthy",
+        "escape",
+        "type",
+        "artifact-into-parameter",
+        "name-clash",
+    ],
 )
 def test_what_kfp_cannot_express_is_refused(pipeline: funade.Pipeline, message: str) -> None:
     with pytest.raises(KfpCompileError) as caught:
@@ -441,3 +469,28 @@ def test_an_int_compared_with_a_float_is_cast_as_kfp_casts_it(tmp_path: Path) ->
         "inputs.parameter_values['pipelinechannel--score-output'] >= "
         "double(int(inputs.parameter_values['pipelinechannel--limit']))"
     )
+
+
+def test_kubernetes_secrets_come_from_the_environments_config(tmp_path: Path) -> None:
+    """The docs' way: the step reads env: locally; prd's config gives the Kubernetes Secret."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "secretive.py").write_text(
+        "import funade\n\n"
+        "@funade.step(secrets={'DB_PASSWORD': 'env:LOCAL_DB'})\n"
+        "def connect(n: int) -> int:\n    return n\n\n"
+        "@funade.pipeline\ndef p(n: int = 1) -> None:\n    connect(n)\n"
+    )
+    (code / "funade.yaml").write_text(
+        "environments:\n  prd:\n    steps:\n"
+        "      connect: {secrets: {DB_PASSWORD: 'k8s:db-credentials/password'}}\n"
+    )
+    target = f"{code / 'secretive.py'}:p"
+    with pytest.raises(KfpCompileError, match="secret DB_PASSWORD = 'env:LOCAL_DB'"):
+        compile_kfp(load_pipeline(target), target=target)
+    _, platform = _documents(compile_kfp(load_pipeline(target), target=target, env="prd"))
+    assert platform is not None
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-connect"]["secretAsEnv"][0]["keyToEnv"] == [
+        {"envVar": "DB_PASSWORD", "secretKey": "password"}
+    ]
