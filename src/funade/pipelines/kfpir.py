@@ -841,7 +841,9 @@ def to_yaml(pipeline_spec: Mapping[str, Any], platform: Mapping[str, Any] | None
     info = pipeline_spec["pipelineInfo"]
     header = ["# PIPELINE DEFINITION", f"# Name: {info['name']}"]
     if info.get("description"):
-        header.append(f"# Description: {info['description'].splitlines()[0]}")
+        lines = [ln for ln in info["description"].splitlines() if ln.strip()]
+        header.append(f"# Description: {lines[0]}")
+        header += [f"#              {ln}" for ln in lines[1:]]
     params = pipeline_spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
     if params:
         header.append("# Inputs:")
