@@ -64,7 +64,7 @@ def kfp_twin(
     loud: bool = False,
 ) -> None:
     data = k_load(rows=rows, seed=seed).set_display_name("load")
-    with dsl.ParallelFor(cs) as c:
+    with dsl.ParallelFor(cs, parallelism=4) as c:
         fitted = k_fit(data=data.outputs["output"], c=c)
         fitted.set_retry(num_retries=2, backoff_duration="5s", backoff_factor=2)
         fitted.set_cpu_limit("2").set_memory_limit("4Gi")
@@ -77,7 +77,7 @@ def kfp_twin(
         )
         kubernetes.set_timeout(fitted, 600)
     top = k_best(scores=dsl.Collected(fitted.outputs["output"]))
-    with dsl.ParallelFor([0.5, 2.0]) as c2:
+    with dsl.ParallelFor([0.5, 2.0], parallelism=4) as c2:
         made = k_model(data=data.outputs["output"], c=c2)
     chosen = k_pick(models=dsl.Collected(made.outputs["output"]))
     with dsl.If(top.outputs["output"] > threshold):

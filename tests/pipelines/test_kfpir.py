@@ -184,6 +184,7 @@ def test_a_fan_out_and_its_fan_in_are_kfps(ours: Pair, theirs: Pair) -> None:
     for loop in ("for-loop-1", "for-loop-3"):
         mine, kfps = _tasks(ours[0])[loop], _tasks(theirs[0])[loop]
         assert mine["parameterIterator"] == kfps["parameterIterator"], loop
+        assert mine["iteratorPolicy"] == kfps["iteratorPolicy"] == {"parallelismLimit": 4}
         assert mine["inputs"] == kfps["inputs"], loop
         assert (
             _component(ours[0], loop)["inputDefinitions"]

@@ -13,7 +13,8 @@ SDK's container components, so KFP and Vertex AI Pipelines run it as they run th
   serializers, its digest in the artifact's metadata;
 - pipeline parameters and their defaults (after ``--env``'s values) are the root inputs;
 - ``funade.when`` blocks are ``dsl.If`` condition groups; ``step.map(x=list)`` is a
-  ``dsl.ParallelFor`` over ``list``; passing the fan-out's results on is ``dsl.Collected``;
+  ``dsl.ParallelFor`` over ``list`` (``parallelism=max_parallel``); passing the fan-out's
+  results on is ``dsl.Collected``;
 - ``retries``/``retry_backoff`` are the task's retry policy; ``resources`` (``cpu``,
   ``memory``, ``cpu_request``, ``memory_request``, ``gpu`` and ``accelerator``) the
   container's resources; ``env`` its environment; ``timeout`` and secrets written
@@ -218,6 +219,8 @@ class _Compiler:
                     self.counter += 1
                     item = f"pipelinechannel--loop-item-param-{self.counter}"
                 group = self._new_group("loop", group, node=node.id, item=item)
+                # funade bounds the steps running at once; KFP bounds each loop's iterations
+                group.task["iteratorPolicy"] = {"parallelismLimit": self.spec.max_parallel}
             self.group_of[node.id] = group
 
     # -- channels -----------------------------------------------------------------------
