@@ -356,6 +356,13 @@ def escapes(n: int = 1) -> None:
 
 
 @funade.pipeline
+def collected_inside(cs: list[float] = [1.0], loud: bool = True) -> None:  # noqa: B006
+    made = model.partial(data=frame(1)).map(c=cs)
+    with funade.when(loud):
+        pick(made)
+
+
+@funade.pipeline
 def untyped(n: Frame) -> None:
     count(1)
 
@@ -388,6 +395,7 @@ def clashing(n: int = 1) -> None:
         (untyped, "parameter 'n': its type Frame has no KFP parameter type."),
         (mismatched, "step 'count', input 'n': it is declared a parameter (NUMBER_INTEGER) but"),
         (clashing, "step 'Count': its KFP task name 'count' is also step 'count''s."),
+        (collected_inside, "step 'pick', input 'models': it collects the fan-out of step 'model'"),
     ],
     ids=[
         "zip",
@@ -399,6 +407,7 @@ def clashing(n: int = 1) -> None:
         "type",
         "artifact-into-parameter",
         "name-clash",
+        "collect-into-condition",
     ],
 )
 def test_what_kfp_cannot_express_is_refused(pipeline: funade.Pipeline, message: str) -> None:

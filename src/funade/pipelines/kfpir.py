@@ -274,23 +274,26 @@ class _Compiler:
                     "producerTask": producer_task,
                 }
             }
+        if channel[0] == "collect":  # kfp.compiler 2.17 fails on it too (a TypeError)
+            raise _refuse(
+                where,
+                f"it collects the fan-out of step {channel[1]!r} from inside a condition the "
+                "fan-out is not in; KFP passes a collected fan-out only to steps beside it.",
+                "Call the collecting step beside the fan-out (outside the funade.when), or "
+                "move the fan-out into the same funade.when block.",
+            )
         if producer_group in group.ancestors():
             return self._pass_down(group, channel, key, where)
-        reason = "the fan-out it collects" if channel[0] == "collect" else f"step {channel[1]!r}"
         raise _refuse(
             where,
-            f"it reads {channel[1]}.{channel[2]}, but {reason} runs inside a condition or "
-            "fan-out that this step is not in; KFP cannot pass a value out of a dsl.If or "
+            f"it reads {channel[1]}.{channel[2]}, but step {channel[1]!r} runs inside a "
+            "condition or fan-out that this step is not in; KFP cannot pass a value out of a dsl.If or "
             "a dsl.ParallelFor except by collecting a fan-out beside it.",
-            "Call the step inside the same funade.when block as the step whose output it "
-            "takes (or collect the fan-out in a step in that block).",
+            "Call the step inside the same funade.when block as the step whose output it takes.",
         )
 
     def _pass_down(self, group: _Group, channel: Channel, key: str, where: str) -> dict[str, Any]:
         name = self.channel_name(channel)
-        if channel[0] == "collect":
-            assert self.group_of[channel[1]].parent is not None
-            name = f"pipelinechannel--{self.group_of[channel[1]].name}-{name}"
         if name not in group.inputs:
             group.inputs[name] = self._definition(channel)
             assert group.parent is not None
