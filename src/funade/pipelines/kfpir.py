@@ -287,8 +287,8 @@ class _Compiler:
         raise _refuse(
             where,
             f"it reads {channel[1]}.{channel[2]}, but step {channel[1]!r} runs inside a "
-            "condition or fan-out that this step is not in; KFP cannot pass a value out of a dsl.If or "
-            "a dsl.ParallelFor except by collecting a fan-out beside it.",
+            "condition or fan-out that this step is not in; KFP cannot pass a value out of a "
+            "dsl.If or a dsl.ParallelFor except by collecting a fan-out beside it.",
             "Call the step inside the same funade.when block as the step whose output it takes.",
         )
 
