@@ -53,7 +53,13 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["models", "--help"], ["pipeline", "run", "--help"], ["serve", "--help"]],
+    [
+        ["--help"],
+        ["models", "--help"],
+        ["pipeline", "run", "--help"],
+        ["pipeline", "compile", "--help"],
+        ["serve", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_imports_no_web_stack_store_or_client(args: list[str]) -> None:

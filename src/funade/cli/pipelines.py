@@ -1,10 +1,11 @@
-"""`funade pipeline run`, `funade runs list|show|logs|cancel|resume`."""
+"""`funade pipeline run|compile`, `funade runs list|show|logs|cancel|resume`."""
 
 from __future__ import annotations
 
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -234,6 +235,86 @@ def run(
         finally:
             display.stop()
     _end(result, json_out=json_out)
+
+
+def compile_pipeline(
+    target: Annotated[str, typer.Argument(help="The pipeline: train.py:training or pkg.mod:fn.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The file to write (pipeline.yaml).")
+    ],
+    engine: Annotated[
+        str, typer.Option("--target", help="The engine to compile for: kfp (KFP v2 / Vertex AI).")
+    ] = "kfp",
+    env: Annotated[
+        str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="The runtime image the steps run in (default: funade's, see docs/kfp.md)."
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Switch the engine's caching off for every step.")
+    ] = False,
+) -> None:
+    """Compile a pipeline for another engine: KFP v2 IR YAML that KFP and Vertex AI run."""
+    from funade.errors import InvalidInputError
+    from funade.pipelines.kfpir import DEFAULT_IMAGE, compile_kfp
+    from funade.pipelines.loader import load_pipeline
+
+    if engine != "kfp":
+        raise InvalidInputError(
+            f"--target {engine!r} is not an engine funade compiles for.",
+            field="target",
+            value=engine,
+            fix="Use --target kfp (Kubeflow Pipelines v2 and Vertex AI Pipelines).",
+        )
+    pipeline = load_pipeline(target)
+    text = compile_kfp(
+        pipeline, target=target, env=env, image=image or DEFAULT_IMAGE, cache=not no_cache
+    )
+    output.write_text(text)
+    console.print(f"wrote {escape(str(output))} ({len(text.splitlines())} lines, KFP v2 IR)")
+
+
+def step(
+    executor_input: Annotated[
+        str, typer.Option("--executor-input", help="KFP's executor input ({{$}}), as JSON.")
+    ],
+    pipeline: Annotated[str, typer.Option(help="The pipeline file: train.py:training.")],
+    function: Annotated[str, typer.Option(help="The step's module:qualname.")],
+    code_digest: Annotated[str, typer.Option(help="The step's code digest when compiled.")],
+    step_id: Annotated[str, typer.Option("--step", help="The step's id in the pipeline.")] = "",
+    cache_version: Annotated[
+        str, typer.Option(help="The step's cache_version (part of KFP's cache key).")
+    ] = "",
+) -> None:
+    """Run one step inside a KFP container (what compiled components run; see docs/kfp.md)."""
+    import json
+    import tempfile
+
+    from funade.errors import InvalidInputError
+    from funade.pipelines.kfpstep import run_kfp_step
+
+    try:
+        given = json.loads(executor_input)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"--executor-input is not JSON ({exc.msg} at {exc.pos}).",
+            field="executor-input",
+            value=executor_input[:80],
+            fix="Pass KFP's executor input placeholder, '{{$}}'.",
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="funade-step-") as work:
+        run_kfp_step(
+            given,
+            pipeline=pipeline,
+            function=function,
+            code_digest=code_digest,
+            work_dir=Path(work),
+        )
+    console.print(f"step {escape(step_id or function)} done")
 
 
 def start(

@@ -55,10 +55,13 @@ def bind_params(
     env: Mapping[str, Any] | None = None,
     env_name: str | None = None,
     stored: Mapping[str, Any] | None = None,
+    allow_missing: bool = False,
 ) -> dict[str, Any]:
     """Every parameter's value: the default, overridden by ``env`` (the config's ``params``,
     read as text), then ``stored`` (a recorded run's JSON values), then ``given`` (Python
-    values, checked strictly) and ``text`` (``--param`` strings, parsed by type)."""
+    values, checked strictly) and ``text`` (``--param`` strings, parsed by type).
+    ``allow_missing`` leaves out required parameters nobody gave (compiling for another
+    engine, where they are given when the run is submitted)."""
     where = f"pipeline {pipeline.name!r}"
     signature = pipeline.signature.parameters
     supplied: dict[str, tuple[Any, str, str]] = {}
@@ -83,6 +86,8 @@ def bind_params(
         annotation = _unwrap(pipeline.hints.get(name, parameter.annotation))
         if name not in supplied:
             if parameter.default is inspect.Parameter.empty:
+                if allow_missing:
+                    continue
                 raise InvalidInputError(
                     f"{where}: parameter {name!r} is required and was not given.",
                     field=f"params.{name}",
