@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from funade.artifacts import iter_members, pack_directory, sha256_file, unpack
+from funade.artifacts import iter_members, pack_directory, sha256_file, tarball, unpack
 from funade.errors import InvalidArtifactError, InvalidInputError
+
+
+@pytest.fixture(params=["data-filter", "no-filter"])
+def extraction(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """unpack with tarfile's "data" filter, and as on a Python that has none (before 3.11.4,
+    such as Debian 12's 3.11.2)."""
+    if request.param == "data-filter" and not tarball.HAS_DATA_FILTER:
+        pytest.skip("this Python's tarfile has no extraction filters (before 3.11.4)")
+    if request.param == "no-filter":
+        monkeypatch.setattr(tarball, "HAS_DATA_FILTER", False)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -90,7 +101,7 @@ def test_packed_entries_are_sorted_and_normalized(model_dir: Path, tmp_path: Pat
         assert member.mode == (0o755 if member.isdir() else 0o644)
 
 
-def test_pack_then_unpack_round_trips(model_dir: Path, tmp_path: Path) -> None:
+def test_pack_then_unpack_round_trips(model_dir: Path, tmp_path: Path, extraction: str) -> None:
     pack_directory(model_dir, tmp_path / "model.tar")
     unpack(tmp_path / "model.tar", tmp_path / "out")
     for path in model_dir.rglob("*"):
@@ -166,7 +177,7 @@ UNSAFE = [
 
 @pytest.mark.parametrize(("member", "message"), UNSAFE)
 def test_unpack_refuses_unsafe_members(
-    member: tuple[tarfile.TarInfo, bytes | None], message: str, tmp_path: Path
+    member: tuple[tarfile.TarInfo, bytes | None], message: str, tmp_path: Path, extraction: str
 ) -> None:
     name = member[0].name
     archive = tmp_path / "evil.tar"
@@ -206,6 +217,37 @@ def test_links_inside_the_package_are_allowed(tmp_path: Path) -> None:
     unpack(archive, tmp_path / "out")
     assert (tmp_path / "out" / "data" / "alias.bin").read_bytes() == b"w"
     assert (tmp_path / "out" / "hard.bin").read_bytes() == b"w"
+
+
+def test_without_the_data_filter_modes_are_the_filters_and_links_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tarball, "HAS_DATA_FILTER", False)
+    setuid, script, twice = _file("setuid", b"s"), _file("bin/run.sh", b"r"), _file("twice", b"1")
+    setuid[0].mode, script[0].mode = 0o4777, 0o775
+    archive = tmp_path / "modes.tar"
+    archive.write_bytes(_tar_bytes(setuid, script, twice, _file("twice", b"2")))
+    unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "setuid").stat().st_mode & 0o7777 == 0o755
+    assert (tmp_path / "out" / "bin" / "run.sh").stat().st_mode & 0o7777 == 0o755
+    assert (tmp_path / "out" / "twice").read_bytes() == b"2"  # the last one wins, as with tar
+
+    links = tmp_path / "links.tar"
+    links.write_bytes(
+        _tar_bytes(
+            _file("data/weights.bin", b"w"),
+            _special("data/alias.bin", tarfile.SYMTYPE, "weights.bin"),
+        )
+    )
+    with pytest.raises(InvalidArtifactError) as caught:
+        unpack(links, tmp_path / "links")
+    error = caught.value
+    assert "Package member 'data/alias.bin' is a link, which this Python (before 3.11.4" in (
+        error.message
+    )
+    assert (error.field, error.value) == ("artifact", "data/alias.bin")
+    assert error.fix is not None and "Python 3.11.4 or later" in error.fix
+    assert not (tmp_path / "links").exists()  # refused before anything was written
 
 
 # Not a tar, truncated -----------------------------------------------------------------------

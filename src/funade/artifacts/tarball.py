@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -86,17 +87,65 @@ def _unpackable(top: Path, relative: str, reason: str) -> InvalidArtifactError:
     )
 
 
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+"""Whether this Python's tarfile has extraction filters (PEP 706: 3.11.4 and later; Debian 12's
+3.11.2 has none)."""
+
+
 def unpack(tar_path: Path, dest: Path) -> None:
-    """Extract the tar ``tar_path`` into ``dest`` after checking every member."""
+    """Extract the tar ``tar_path`` into ``dest`` after checking every member.
+
+    With tarfile's "data" filter where this Python has one; else (Python 3.11.0-3.11.3) only
+    regular files and directories, what funade packs, are written, with the filter's modes and
+    no owners, and a link is refused."""
     try:
         with tarfile.open(tar_path, "r:", tarinfo=_StrictTarInfo) as tar:
-            for member in tar.getmembers():
+            members = tar.getmembers()
+            for member in members:
                 _check_member(member)
-            tar.extractall(dest, filter="data")
-    except tarfile.FilterError as exc:  # belt and braces: the stdlib "data" filter refused it
-        raise _invalid(exc.tarinfo.name, f"cannot be extracted safely ({exc})") from None
+            if HAS_DATA_FILTER:
+                tar.extractall(dest, filter="data")
+            else:
+                _extract_without_filter(tar, members, dest)
     except tarfile.TarError as exc:
+        if HAS_DATA_FILTER and isinstance(exc, tarfile.FilterError):
+            # belt and braces: the stdlib "data" filter refused what _check_member let through
+            raise _invalid(exc.tarinfo.name, f"cannot be extracted safely ({exc})") from None
         raise _not_a_tar(repr(str(tar_path)), str(tar_path), exc) from None
+
+
+def _extract_without_filter(
+    tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path
+) -> None:
+    """What the "data" filter would let through of checked ``members``, without it: directories
+    and regular files (modes without setuid, setgid, sticky or group/other write bits; owned by
+    whoever extracts). Links are refused before anything is written: in-package links can chain
+    to a path outside, which only the filter's check of resolved paths catches."""
+    for member in members:
+        if member.issym() or member.islnk():
+            raise _invalid(
+                member.name,
+                "is a link, which this Python (before 3.11.4: no tarfile extraction filter) "
+                "cannot extract safely",
+                fix="Run funade on Python 3.11.4 or later, or rebuild the package with `funade`, "
+                "which stores links as the files they point to.",
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    for member in members:
+        target = root / posixpath.normpath(member.name)
+        if not target.resolve().is_relative_to(root):  # nothing is a link, so never; but check
+            raise _invalid(member.name, "resolves outside the package")
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        assert source is not None  # a regular file: _check_member let nothing else through
+        target.unlink(missing_ok=True)  # a later member of the same name wins, as with tar
+        with source, target.open("xb") as out:
+            shutil.copyfileobj(source, out)
+        target.chmod((member.mode & 0o755) | 0o600)
 
 
 def iter_members(chunks: Iterable[bytes], *, max_member_bytes: int) -> Iterator[tuple[str, bytes]]:
