@@ -50,10 +50,10 @@ def test_a_baked_image_unpacks_the_package_at_its_digest_and_serves_it() -> None
         (("--from=package",), (f"/models/sha256-{HEX}", f"/models/sha256-{HEX}")),
     ]
     runs = named(commands, "RUN")
-    assert runs[0].value == (
+    assert "useradd --system --uid 10001 --gid 10001" in runs[0].value[0]
+    assert runs[1].value == (
         "python -m pip install --no-cache-dir -r /opt/funade/requirements.txt",
     )
-    assert "useradd --system --uid 10001 --gid 10001" in runs[1].value[0]
     assert runs[2].json
     unpack = ("python", "-m", "funade.images.unpack", "/opt/funade/package.tar", DIGEST)
     assert runs[2].value == (*unpack, f"/models/sha256-{HEX}")
@@ -99,6 +99,26 @@ def test_a_baked_image_unpacks_the_package_at_its_digest_and_serves_it() -> None
     ]
     assert context.tag == f"funade/churn:3-{HEX[:12]}"
     assert context.notes == ()
+
+
+def test_models_of_the_same_flavor_and_pins_share_every_layer_but_the_models() -> None:
+    """What a builder's layer cache keys on: the instructions, and the files they copy. Up to the
+    model's stage, the Containerfiles and requirements.txt of two models are the same bytes."""
+    churn = version_build(record(), funade_version="0.1.0")
+    other = version_build(
+        record(model="fraud", version=7, artifact={"digest": "sha256:" + "cd" * 32, "size": 9}),
+        funade_version="0.1.0",
+    )
+    shared = churn.containerfile.split("FROM runtime AS package")[0]
+    assert other.containerfile.split("FROM runtime AS package")[0] == shared
+    assert "churn" not in shared
+    files = {f.path: f.content for f in churn.files}
+    other_files = {f.path: f.content for f in other.files}
+    assert files["requirements.txt"] == other_files["requirements.txt"]
+    assert b"churn" not in (files["requirements.txt"] or b"")
+    # the user first (any image on this base), then the packages
+    order = [c.value[0].split()[0] for c in named(parse(shared), "RUN")]
+    assert order == ["groupadd", "python"]
 
 
 def test_fetch_bakes_nothing_in_and_serves_the_version_from_the_registry() -> None:

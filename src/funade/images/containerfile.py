@@ -246,9 +246,7 @@ def version_build(
     files = [
         ContextFile(
             "requirements.txt",
-            content=_requirements(
-                extras, pins, funade_version, funade_wheel, f"{model}:{number} ({digest})"
-            ).encode(),
+            content=_requirements(extras, pins, funade_version, funade_wheel).encode(),
         )
     ]
     if funade_wheel is not None:
@@ -322,7 +320,7 @@ def runtime_build(
         ContextFile(
             "requirements.txt",
             content=_requirements(
-                list(dict.fromkeys(extras)), {}, funade_version, funade_wheel, "the runtime image"
+                list(dict.fromkeys(extras)), {}, funade_version, funade_wheel
             ).encode(),
         )
     ]
@@ -356,13 +354,16 @@ def _runtime_stage(base: str, funade_wheel: Path | None) -> list[str]:
         "ARG PIP_EXTRA_INDEX_URL",
         "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 "
         "PIP_DISABLE_PIP_VERSION_CHECK=1",
-        *copy_wheels,
-        "COPY requirements.txt /opt/funade/requirements.txt",
-        "RUN python -m pip install --no-cache-dir -r /opt/funade/requirements.txt",
+        "# Layers from the most shared to the least, so that a rebuild reuses what it can: the",
+        "# user (any image on this base), the packages (any model of the same flavor and pins),",
+        "# then, in the last stage, the model.",
         f"RUN groupadd --system --gid {UID} funade \\",
         f" && useradd --system --uid {UID} --gid {UID} --home-dir /home/funade --create-home \\",
         "    --shell /usr/sbin/nologin funade \\",
         f" && mkdir -p {CACHE_DIR} && chown {UID}:{UID} {CACHE_DIR}",
+        *copy_wheels,
+        "COPY requirements.txt /opt/funade/requirements.txt",
+        "RUN python -m pip install --no-cache-dir -r /opt/funade/requirements.txt",
         f"ENV HOME=/home/funade FUNADE_HOME=/home/funade/.funade FUNADE_CACHE_DIR={CACHE_DIR}",
     ]
 
@@ -388,8 +389,9 @@ def _requirements(
     pins: Mapping[str, str],
     funade_version: str,
     funade_wheel: Path | None,
-    what: str,
 ) -> str:
+    """requirements.txt: nothing in it names the model, so that every model of the same flavor
+    and pins has the same file, and a builder reuses its `pip install` layer."""
     if not _VERSION.fullmatch(funade_version):
         raise _bad_record("funade_version", funade_version, "is not a version")
     funade = f"funade[{','.join(extras)}]" if extras else "funade"
@@ -405,7 +407,7 @@ def _requirements(
         funade = f"{funade} @ file:///opt/funade/wheels/{funade_wheel.name}"
     else:
         funade = f"{funade}=={funade_version}"
-    lines = [f"# Written by `funade build` for {what}.", funade]
+    lines = ["# Written by `funade build`: funade with the flavor's extra.", funade]
     if pins:
         lines.append("# The versions the model was saved with (its manifest's 'requirements'):")
         lines += [f"{name}=={pinned}" for name, pinned in pins.items()]
