@@ -69,7 +69,10 @@ def podman_ready() -> Iterator[None]:
             pytest.fail(f"The base image {BASE} does not exist: run {SETUP}.")
         ran = _podman("run", "--rm", BASE, "python", "-c", "print('ok')", check=False)
         if ran.returncode != 0:
-            pytest.fail(f"podman cannot run a container of {BASE}: run {SETUP}. {ran.stderr}")
+            pytest.fail(
+                f"podman cannot run a container of {BASE}: run {SETUP} and use the "
+                f"containers.conf it writes (CONTAINERS_CONF={conf}). {ran.stderr}"
+            )
         yield
 
 
@@ -210,8 +213,11 @@ def test_an_sklearn_model_builds_runs_and_serves_in_a_container(
     with capsys.disabled():
         print(f"[podman timing] container / local start: {in_container / in_process:.2f}x")
 
+    # Without systemd (here) podman schedules no health checks; `healthcheck run` runs one.
     health = _podman("healthcheck", "run", name, check=False)
     assert health.returncode == 0, f"HEALTHCHECK failed: {health.stdout}{health.stderr}"
+    state = _podman("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
+    assert state == "healthy"
     assert _podman("exec", name, "id", "-u").stdout.strip() == "10001"
 
     # A second model of the same flavor and pins: every layer but the model's is reused.
