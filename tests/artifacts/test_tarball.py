@@ -246,7 +246,8 @@ def test_without_the_data_filter_modes_are_the_filters_and_links_are_refused(
         error.message
     )
     assert (error.field, error.value) == ("artifact", "data/alias.bin")
-    assert error.fix is not None and "Python 3.11.4 or later" in error.fix
+    assert error.fix is not None
+    assert "Python 3.11.4 or later" in error.fix
     assert not (tmp_path / "links").exists()  # refused before anything was written
 
 
