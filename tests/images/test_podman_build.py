@@ -32,11 +32,16 @@ from tests.conftest import Result
 from tests.deploy.conftest import Plane, plane  # noqa: F401 - the control plane fixture
 
 PODMAN = shutil.which("podman")
-pytestmark = pytest.mark.skipif(
-    PODMAN is None,
-    reason="podman is not installed: run scripts/podman-setup (as root; Debian's podman, and a "
-    "base image made from Debian packages)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        PODMAN is None,
+        reason="podman is not installed: run scripts/podman-setup (as root; Debian's podman, and "
+        "a base image made from Debian packages)",
+    ),
+    # A first build installs funade's and scikit-learn's packages from PyPI: 30 to 45 s here,
+    # more on a slower network than the suite's 300 s allow.
+    pytest.mark.timeout(900),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = os.environ.get("FUNADE_BASE_IMAGE", "localhost/funade-base:bookworm-py311")
