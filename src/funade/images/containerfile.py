@@ -12,9 +12,11 @@ characters: a hostile name or version cannot add an instruction (tests/security/
 
 The image of one version (``version_build``)::
 
-    FROM <base> AS runtime            pip install -r requirements.txt: funade[<extra>]==<this
-                                      funade> and the framework versions the model was saved
-                                      with; a non-root user (uid 10001)
+    FROM <base> AS runtime            a non-root user (uid 10001); then pip install -r
+                                      requirements.txt: funade[<extra>]==<this funade> and the
+                                      framework versions the model was saved with (nothing
+                                      names the model: models of the same flavor and pins
+                                      share these layers in a builder's cache)
     FROM runtime AS package           (baked) the package tar, checked against its digest and
                                       unpacked by funade.images.unpack
     FROM runtime                      /models/sha256-<hex>/ (read-only, owned by root), labels,
