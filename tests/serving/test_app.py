@@ -19,9 +19,10 @@ import numpy as np
 import orjson
 import pytest
 
-from funade.serving.app import _inference_route, create_model_app
+from funade.serving.app import create_model_app
 from funade.serving.collector import hold_collections
 from funade.serving.config import ServeConfig
+from funade.serving.fastpath import _inference_route
 from funade.serving.runtime import Loaded
 from tests.registry.helpers import read_manifest_json, write_manifest_json
 from tests.servers import serve

@@ -17,9 +17,10 @@ from pathlib import Path
 import uvicorn
 
 from funade.errors import FunadeError, ModelLoadError
-from funade.serving.app import InferenceFastPath, create_model_app
+from funade.serving.app import create_model_app
 from funade.serving.collector import hold_collections, resume_collections
 from funade.serving.config import ServeConfig
+from funade.serving.fastpath import InferenceFastPath
 from funade.serving.runtime import Loaded
 from funade.serving.source import load_source, pin_source
 from funade.serving.workers import WorkerPeers, watch_parent
