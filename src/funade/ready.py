@@ -97,17 +97,12 @@ def example_requests(
         for tensor in golden[0].get("inputs", []):
             if isinstance(tensor, dict) and isinstance(tensor.get("name"), str):
                 recorded[tensor["name"]] = tensor
-    tensors = [
-        # the signature's datatype, which the server requires exactly (a golden example's is
-        # the same, recorded from the sample the signature was inferred from)
-        {
-            **_first_row(recorded.get(spec["name"]) or _placeholder(spec)),
-            "datatype": spec["datatype"],
-        }
-        if "datatype" in spec
-        else _first_row(recorded.get(spec["name"]) or _placeholder(spec))
-        for spec in specs
-    ]
+    tensors = []
+    for spec in specs:
+        tensor = _first_row(recorded.get(spec["name"]) or _placeholder(spec))
+        if "datatype" in spec:  # the signature's, which the server requires exactly
+            tensor["datatype"] = spec["datatype"]
+        tensors.append(tensor)
     if not specs:  # no signature was recorded: the golden inputs as they are
         tensors = [_first_row(t) for t in recorded.values()]
     v2 = {"inputs": tensors}

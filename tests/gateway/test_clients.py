@@ -40,6 +40,7 @@ from tests.serving.test_clients import (
     kserve_expected,
     kserve_inputs,
     kserve_numpy,
+    triton_error,
     triton_inputs,
 )
 
@@ -106,12 +107,6 @@ def triton_client(gateway: Gateway) -> triton.InferenceServerClient:
     return triton.InferenceServerClient(
         gateway.address, connection_timeout=TIMEOUT, network_timeout=TIMEOUT
     )
-
-
-def triton_error(call: Callable[[], object]) -> InferenceServerException:
-    with pytest.raises(InferenceServerException) as info:
-        call()
-    return info.value
 
 
 def kserve(call: Callable[[InferenceRESTClient], Awaitable[T]]) -> T:
