@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from funade.cli.output import JSON_HELP, PROJECT_HELP, client, console, print_json, table, when
+from funade.cli.served import announce, gateways_text, traffic_summary
 from funade.durations import parse_seconds
 from funade.errors import InvalidInputError, NotFoundError
 
@@ -56,18 +57,13 @@ def parse_weights(pairs: list[str]) -> dict[int, int]:
     return weights
 
 
-def _summary(deployment: DeploymentOut) -> str:
-    traffic = ", ".join(f"rev-{n} {w}%" for n, w in sorted(deployment.traffic.items()))
-    return traffic or "no traffic yet"
-
-
 def _routing(routing: RoutingOut) -> str:
     """Whether the running gateways serve a deployment's routing, in a line."""
     gateways = routing.gateways
     if not gateways:
         return "Gateways: none running (none reported in the last 30 s)."
     late = [g for g in gateways if not g.serving]
-    running = _gateways(len(gateways))
+    running = gateways_text(len(gateways))
     if not late:
         return f"Gateways: {running}, all serving routing generation {routing.generation}."
     lacks = "; ".join(f"{g.gateway} {g.waiting_for}" for g in late)
@@ -101,7 +97,7 @@ def wait_for_rollout(api: Client, name: str, timeout: float) -> RolloutOut:
             )
             status.update(
                 f"{name}: revision {rollout.revision} {rollout.state}"
-                f" ({ready} replica(s) ready; traffic: {_summary(deployment)})"
+                f" ({ready} replica(s) ready; traffic: {traffic_summary(deployment)})"
             )
             if rollout.state in FINAL or time.monotonic() > deadline:
                 return rollout
@@ -208,7 +204,7 @@ def deploy(
         return
     if final is not None:
         _print_rollout(final)
-    console.print(f"[bold]{target}[/]: {_summary(deployment)}")
+    console.print(f"[bold]{target}[/]: {traffic_summary(deployment)}")
     if call is not None:
         _print_call(call)
     if final is not None and final.state in ("failed", "rolled_back", "aborted"):
@@ -303,7 +299,7 @@ def list_deployments(
                 d.name,
                 d.model,
                 d.state,
-                _summary(d),
+                traffic_summary(d),
                 f"{sum(r.state == 'ready' for r in d.replicas)}/{len(d.replicas)}",
                 f"{d.rollout.state} → rev-{d.rollout.revision}" if d.rollout else "",
                 when(d.updated_at),
@@ -326,7 +322,7 @@ def show(
         return
     console.print(
         f"[bold]{deployment.name}[/] ({deployment.project}) — {deployment.state}; "
-        f"traffic: {_summary(deployment)}"
+        f"traffic: {traffic_summary(deployment)}"
         + (f"; shadow: rev-{deployment.shadow}" if deployment.shadow else "")
     )
     if deployment.routing is not None:
@@ -419,89 +415,7 @@ def traffic(
         parsed = parse_weights(weights) if weights else None
         before = api.get_deployment(name)
         after = api.set_traffic(name, parsed, shadow=shadow, clear_shadow=no_shadow)
-        console.print(f"[bold]{name}[/]: {_changes(before, after)}")
-        if not after.controller:
-            console.print(
-                "No controller runs with this API: replicas of newly routed revisions start "
-                "once `funade up` runs over this home."
-            )
-        if wait and not wait_for_gateways(api, after, wait_seconds):
-            raise typer.Exit(1)
-        if not wait and after.routing is not None:
-            console.print(
-                f"Running gateways load it within {after.routing.reload_seconds:g} s, once the "
-                "revisions it routes to have ready replicas."
-            )
-
-
-def _changes(before: DeploymentOut, after: DeploymentOut) -> str:
-    """What a traffic change changed: 'traffic rev-1 100% → rev-1 90%, rev-2 10%; shadow none
-    → rev-2' (a part that stayed the same is said to)."""
-    parts = []
-    if before.traffic != after.traffic:
-        parts.append(f"traffic {_summary(before)} → {_summary(after)}")
-    else:
-        parts.append(f"traffic unchanged ({_summary(after)})")
-    if before.shadow != after.shadow:
-        old, new = (f"rev-{s}" if s else "none" for s in (before.shadow, after.shadow))
-        parts.append(
-            f"shadow {old} → {new}" + (" (a copy of every request)" if after.shadow else "")
-        )
-    elif after.shadow:
-        parts.append(f"shadow unchanged (rev-{after.shadow})")
-    return "; ".join(parts)
-
-
-def wait_for_gateways(api: Client, changed: DeploymentOut, timeout: float) -> bool:
-    """Wait until every running gateway serves ``changed``'s routing (its generation or newer,
-    with ready replicas for each revision it routes to) and say so; False if ``timeout``
-    passed first. With no gateway running, say when one will serve it."""
-    routing = changed.routing
-    if routing is None:  # an API from before gateways recorded what they serve
-        return True
-    generation, wanted = routing.generation, set(routing.wanted)
-    began = time.monotonic()
-    deadline = began + timeout
-    with console.status(f"Waiting for the gateways to serve {changed.name}…") as status:
-        while True:
-            now = api.get_deployment(changed.name).routing or routing
-            gateways = now.gateways
-            waiting = [
-                g
-                for g in gateways
-                if g.generation is None or g.generation < generation or not wanted <= set(g.ready)
-            ]
-            if not gateways:
-                console.print(
-                    "No gateway is running (none reported in the last 30 s): one that starts "
-                    f"serves this within {now.reload_seconds:g} s, routing to each revision once "
-                    "it has ready replicas."
-                )
-                return True
-            if not waiting:
-                console.print(
-                    f"Served by {_gateways(len(gateways))} after {time.monotonic() - began:.1f} s."
-                )
-                return True
-            if time.monotonic() > deadline:
-                console.print(
-                    f"Not served yet after {timeout:g} s by {len(waiting)} of "
-                    f"{_gateways(len(gateways))}: "
-                    + "; ".join(f"{g.gateway} {g.waiting_for or 'is loading it'}" for g in waiting)
-                    + ". The change is stored; they serve it once that is done.",
-                    style="yellow",
-                )
-                return False
-            status.update(
-                f"{changed.name}: {len(gateways) - len(waiting)} of {_gateways(len(gateways))} "
-                f"serve the change; waiting for {waiting[0].gateway} "
-                f"({waiting[0].waiting_for or 'loading it'})"
-            )
-            time.sleep(0.2)
-
-
-def _gateways(count: int) -> str:
-    return f"{count} gateway" + ("s" if count != 1 else "")
+        announce(api, before, after, wait=wait, timeout=wait_seconds)
 
 
 @rollout_app.command("status")
@@ -526,18 +440,6 @@ WAIT_HELP = "Wait until the running gateways serve the change."
 TIMEOUT_HELP = "How long to wait for the gateways."
 
 
-def _served(api: Client, before: DeploymentOut, wait: bool, timeout: str) -> None:
-    """Say what a routing change changed, then wait for the gateways to serve it (or say
-    within how long they will); exit 1 if they did not in time."""
-    wait_seconds = parse_duration(timeout, "timeout")
-    after = api.get_deployment(before.name)
-    console.print(f"[bold]{after.name}[/]: {_changes(before, after)}")
-    if wait and not wait_for_gateways(api, after, wait_seconds):
-        raise typer.Exit(1)
-    if not wait and after.routing is not None:
-        console.print(f"Running gateways load it within {after.routing.reload_seconds:g} s.")
-
-
 @rollout_app.command("promote")
 def rollout_promote(
     name: str,
@@ -548,7 +450,8 @@ def rollout_promote(
     with client() as api:
         before = api.get_deployment(name)
         _print_rollout(api.rollout_action(name, "promote"))
-        _served(api, before, wait, timeout)
+        after = api.get_deployment(name)
+        announce(api, before, after, wait=wait, timeout=parse_duration(timeout, "timeout"))
 
 
 @rollout_app.command("abort")
@@ -562,7 +465,8 @@ def rollout_abort(
     with client() as api:
         before = api.get_deployment(name)
         _print_rollout(api.rollout_action(name, "abort"))
-        _served(api, before, wait, timeout)
+        after = api.get_deployment(name)
+        announce(api, before, after, wait=wait, timeout=parse_duration(timeout, "timeout"))
 
 
 def rollback(
@@ -581,4 +485,5 @@ def rollback(
         _print_rollout(rollout)
         if rollout.state != "succeeded":
             raise typer.Exit(1)
-        _served(api, before, wait, timeout)
+        after = api.get_deployment(name)
+        announce(api, before, after, wait=wait, timeout=parse_duration(timeout, "timeout"))
