@@ -1,8 +1,13 @@
 """The routing table: what the gateway knows of every deployment, read from the store.
 
-The gateway reloads it every second and keeps the last good one when the store cannot be read,
-so inference goes on while the store or the control plane is away. ``TableLoader`` also tells
-the store what the gateway serves (``funade.deploy.routing``), for commands that wait for it.
+The gateway looks at it every second and keeps the last good one when the store cannot be read,
+so inference goes on while the store or the control plane is away. A look is one cheap query
+(``fingerprint``: how many deployments and replica records there are, the newest change to
+either, the sum of the routing generations); only when that differs, or every
+``FULL_RELOAD_SECONDS`` regardless, is the whole table read and rebuilt (a few queries and a
+policy validation per deployment, which held the gateway's GIL for milliseconds every second).
+``TableLoader`` also tells the store what the gateway serves (``funade.deploy.routing``), for
+commands that wait for it.
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from funade.auth.ipallow import Network, parse_networks
 from funade.deploy import routing
@@ -22,6 +28,10 @@ from funade.store import Database
 from funade.store.schema import Deployment, ReplicaRecord
 
 log = logging.getLogger("funade.gateway")
+
+FULL_RELOAD_SECONDS = 10.0
+"""The table is read whole at least this often, even when its fingerprint has not changed (a
+backstop for a change no fingerprint column shows, such as a project renamed in the store)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,24 @@ def load_table(db: Database, now: float) -> RoutingTable:
     return RoutingTable(routes, now)
 
 
+def fingerprint(db: Database) -> tuple[Any, ...]:
+    """What changes whenever the routing table would: every write to a deployment or a replica
+    record sets its ``updated_at`` (a revision added updates its deployment too), a row added
+    or deleted changes a count, and a routing change bumps a generation."""
+    with db.read() as session:
+        deployments = session.execute(
+            select(
+                func.count(Deployment.id),
+                func.max(Deployment.updated_at),
+                func.sum(Deployment.generation),
+            )
+        ).one()
+        replicas = session.execute(
+            select(func.count(ReplicaRecord.id), func.max(ReplicaRecord.updated_at))
+        ).one()
+    return (*deployments, *replicas)
+
+
 def served(table: RoutingTable) -> routing.Served:
     """What a gateway with ``table`` serves: per deployment, the generation it loaded and the
     revisions it has ready replicas for."""
@@ -135,11 +163,26 @@ class TableLoader:
         self.gateway = gateway
         self._reported: routing.Served | None = None
         self._reported_at = 0.0
+        self._table: RoutingTable | None = None
+        self._mark: tuple[Any, ...] | None = None
+        self._read_at = 0.0
+        self.full_loads = 0
+        """How many times the whole table was read (the rest were fingerprint looks)."""
         self.report_error = ""
         """Why the last record failed (empty: it did not)."""
 
     def load(self, now: float) -> RoutingTable:
-        table = load_table(self.db, now)
+        """The table as of ``now``: the last one read, if the store's fingerprint is unchanged
+        and it was read less than ``FULL_RELOAD_SECONDS`` ago, else read anew."""
+        mark = fingerprint(self.db)  # before the read: a change after it shows next time
+        fresh = now - self._read_at < FULL_RELOAD_SECONDS
+        if self._table is not None and mark == self._mark and fresh:
+            table = replace(self._table, loaded_at=now)
+        else:
+            table = load_table(self.db, now)
+            self._mark, self._read_at = mark, now
+            self.full_loads += 1
+        self._table = table
         serving = served(table)
         if serving != self._reported or now - self._reported_at >= routing.HEARTBEAT_SECONDS:
             try:
