@@ -28,7 +28,7 @@ import httpx
 
 import funade
 from benchmarks.gateway import platform as up
-from benchmarks.gateway.bench_gateway import CHECKED, Bodies, check, write_forms
+from benchmarks.gateway.bench_gateway import Bodies, check, write_forms
 from benchmarks.gateway.forms import FORMS, Form
 from benchmarks.registry.harness import cpu_seconds, isolate, machine, server_stack
 from benchmarks.serving.load import CYCLE_LUA, run_wrk
@@ -37,8 +37,6 @@ from benchmarks.serving.servers import start
 
 SERVERS, CLIENT = "0", "1"
 PARTS = ("gateway", "replica", "rest")
-
-__all__ = ["CHECKED", "main"]
 
 
 def parse_args() -> argparse.Namespace:
