@@ -1,0 +1,712 @@
+"""A local stand-in of the Kubernetes API server, for the tests of the client and the backend.
+
+No API server can be installed on the machines that test funade, so this one checks every
+request as a real one would, for the kinds funade uses (Deployments, Services, Secrets, HPAs,
+Pods, EndpointSlices), on a real HTTP server (Starlette on uvicorn, a free port, a thread):
+
+- a bearer token (401 without the right one) and a namespace it serves (403 elsewhere, as RBAC);
+- server-side apply only: ``PATCH`` with ``application/apply-patch+yaml`` (415 otherwise) and a
+  ``fieldManager`` (422 without); the body's apiVersion, kind, name and namespace must match the
+  URL (400), and it must validate against Kubernetes 1.33's schema as kubernetes-validate ships
+  it, strict (422 naming the field: an unknown field or a wrong type);
+- field ownership as SSA keeps it (``metadata.managedFields``, simplified to a set of leaf paths
+  per manager; lists are atomic, as ``x-kubernetes-list-type: atomic``): an apply that sets a
+  field another manager owns to another value is a 409 Conflict naming the field and the
+  manager, unless ``force=true``, which takes the field over; a manager's fields it no longer
+  applies are dropped;
+- get (404), list with ``labelSelector`` (``k=v``, ``k!=v``, ``k``, ``!k``), delete (404;
+  dependents named by ``ownerReferences`` go too), and ``?watch=1``: a stream of ADDED,
+  MODIFIED and DELETED events after ``resourceVersion`` (410 Gone for one older than the history
+  kept), ending after ``timeoutSeconds``;
+- a Deployment controller in miniature: a Deployment's ``spec.replicas`` pods (owned by it,
+  not ready), and an EndpointSlice per Service listing its ready pods. The test hooks
+  ``mark_ready``, ``mark_failed`` and ``update_as`` (another field manager's write) stand in
+  for the kubelet and for people.
+
+What it does not do: admission webhooks, defaulting, ReplicaSets, scheduling, real containers,
+strategic merge of lists by key, or RBAC beyond one namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes_validate
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+K8S = "1.33"
+APPLY = "application/apply-patch+yaml"
+
+# plural -> (apiVersion, kind)
+RESOURCES: dict[str, tuple[str, str]] = {
+    "deployments": ("apps/v1", "Deployment"),
+    "services": ("v1", "Service"),
+    "secrets": ("v1", "Secret"),
+    "pods": ("v1", "Pod"),
+    "horizontalpodautoscalers": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice"),
+}
+PLURAL = {kind: plural for plural, (_, kind) in RESOURCES.items()}
+SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
+
+
+@dataclass
+class Stored:
+    obj: dict[str, Any]
+    owned: dict[str, dict[tuple[str, ...], Any]] = field(default_factory=dict)
+    """Field manager -> the leaf paths it owns and their values (('spec', 'replicas'): 2)."""
+
+
+@dataclass
+class Event:
+    rv: int
+    plural: str
+    namespace: str
+    type: str
+    obj: dict[str, Any]
+
+
+def status(code: int, reason: str, message: str, **details: Any) -> JSONResponse:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=code)
+
+
+Path = tuple[str, ...]
+
+
+def leaves(value: Any, prefix: Path = ()) -> dict[Path, Any]:
+    """Leaf paths of an applied object as SSA tracks ownership (maps by key, lists atomic)."""
+    if isinstance(value, dict) and value:
+        out: dict[Path, Any] = {}
+        for key, item in value.items():
+            out.update(leaves(item, (*prefix, key)))
+        return out
+    return {prefix: value}
+
+
+def shown(path: Path) -> str:
+    """A path as the API server prints it in a conflict: ``.spec.replicas``."""
+    return "".join(f".{part}" for part in path)
+
+
+def build(paths: dict[Path, Any]) -> dict[str, Any]:
+    """An object from leaf paths (the inverse of ``leaves``)."""
+    out: dict[str, Any] = {}
+    for path, value in paths.items():
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = copy.deepcopy(value)
+    return out
+
+
+def merge(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def matches(labels: dict[str, str], expression: str) -> bool:
+    for term in filter(None, (t.strip() for t in expression.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            if labels.get(key.rstrip("=")) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+class ApiServer:
+    """The stand-in; ``with ApiServer() as server``: ``server.url``, ``server.token``."""
+
+    def __init__(self, namespace: str = "models", *, history: int = 10_000) -> None:
+        self.namespace = namespace
+        self.token = secrets.token_hex(16)
+        self.objects: dict[tuple[str, str, str], Stored] = {}
+        self.events: list[Event] = []
+        self.history = history
+        self.rv = 100
+        self.requests: list[tuple[str, str, str]] = []
+        """(method, path and query, content type) of every request, in order."""
+        self._lock = threading.Lock()
+        self._changed: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.url = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # Running ----------------------------------------------------------------------------
+
+    def __enter__(self) -> ApiServer:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        app = Starlette(
+            routes=[
+                Route("/api/v1/namespaces/{ns}/{plural}", self._collection, methods=["GET"]),
+                Route(
+                    "/api/v1/namespaces/{ns}/{plural}/{name}",
+                    self._item,
+                    methods=["GET", "PATCH", "DELETE", "PUT", "POST"],
+                ),
+                Route("/apis/{group}/{version}/namespaces/{ns}/{plural}", self._collection),
+                Route(
+                    "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
+                    self._item,
+                    methods=["GET", "PATCH", "DELETE", "PUT", "POST"],
+                ),
+            ]
+        )
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the stand-in API server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None
+        assert self._thread is not None
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def kubeconfig(self, *, token: str | None = None, namespace: str | None = None) -> str:
+        """A kubeconfig (YAML) for this server."""
+        return json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
+                "users": [{"name": "funade", "user": {"token": token or self.token}}],
+                "contexts": [
+                    {
+                        "name": "standin",
+                        "context": {
+                            "cluster": "standin",
+                            "user": "funade",
+                            "namespace": namespace or self.namespace,
+                        },
+                    }
+                ],
+                "current-context": "standin",
+            }
+        )
+
+    # Test hooks -------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            stored = self.objects.get((PLURAL[kind], self.namespace, name))
+            return copy.deepcopy(stored.obj) if stored else None
+
+    def names(self, kind: str) -> list[str]:
+        with self._lock:
+            return sorted(n for (p, ns, n) in self.objects if p == PLURAL[kind])
+
+    def mark_ready(self, pod: str, ready: bool = True) -> None:
+        """The kubelet's report: the pod runs and its readiness probe passes (or fails)."""
+        self._set_pod_status(
+            pod,
+            {
+                "phase": "Running",
+                "podIP": f"10.0.0.{abs(hash(pod)) % 250 + 2}",
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                "containerStatuses": [
+                    {"name": "model", "ready": ready, "state": {"running": {}}, "restartCount": 0}
+                ],
+            },
+        )
+
+    def mark_failed(self, pod: str, reason: str, message: str = "") -> None:
+        """The kubelet's report: a container waits for ``reason`` (CrashLoopBackOff, ...)."""
+        self._set_pod_status(
+            pod,
+            {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [
+                    {
+                        "name": "model",
+                        "ready": False,
+                        "state": {"waiting": {"reason": reason, "message": message}},
+                        "restartCount": 5,
+                    }
+                ],
+            },
+        )
+
+    def update_as(self, manager: str, kind: str, name: str, fields: dict[str, Any]) -> None:
+        """Another field manager (``kubectl``, a person) writes ``fields`` of the object."""
+        with self._lock:
+            stored = self.objects[(PLURAL[kind], self.namespace, name)]
+            for path, value in leaves(fields).items():
+                for owner in stored.owned.values():
+                    owner.pop(path, None)
+                stored.owned.setdefault(manager, {})[path] = value
+            self._compose(stored)
+            self._record("MODIFIED", PLURAL[kind], stored.obj)
+            self._after_change(PLURAL[kind], stored.obj)
+
+    def pods_of(self, deployment: str) -> list[str]:
+        with self._lock:
+            return sorted(
+                n
+                for (p, _, n), s in self.objects.items()
+                if p == "pods"
+                and any(r["name"] == deployment for r in s.obj["metadata"]["ownerReferences"])
+            )
+
+    def compact(self) -> None:
+        """Forget the event history (a watch from before now gets 410 Gone)."""
+        with self._lock:
+            self.events.clear()
+            self._compacted = self.rv
+
+    _compacted = 0
+
+    # Handlers ---------------------------------------------------------------------------
+
+    def _check(self, request: Request) -> JSONResponse | None:
+        self.requests.append(
+            (
+                request.method,
+                f"{request.url.path}?{request.url.query}",
+                request.headers.get("content-type", ""),
+            )
+        )
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return status(401, "Unauthorized", "Unauthorized")
+        plural = request.path_params["plural"]
+        if plural not in RESOURCES:
+            return status(404, "NotFound", f"the server could not find the resource {plural}")
+        api_version, _ = RESOURCES[plural]
+        group = request.path_params.get("group")
+        asked = f"{group}/{request.path_params['version']}" if group else "v1"
+        if asked != api_version:
+            return status(404, "NotFound", f"the server could not find {asked} {plural}")
+        if request.path_params["ns"] != self.namespace:
+            return status(
+                403,
+                "Forbidden",
+                f'{plural} is forbidden: User "funade" cannot {request.method.lower()} '
+                f'resource "{plural}" in the namespace "{request.path_params["ns"]}"',
+            )
+        return None
+
+    async def _collection(self, request: Request) -> Response:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        if request.method != "GET":
+            return status(405, "MethodNotAllowed", "only GET (list, watch) here")
+        plural = request.path_params["plural"]
+        expression = request.query_params.get("labelSelector", "")
+        if request.query_params.get("watch") in ("1", "true"):
+            return await self._watch(request, plural, expression)
+        api_version, kind = RESOURCES[plural]
+        with self._lock:
+            items = [
+                self._shown(s.obj)
+                for (p, ns, _), s in sorted(self.objects.items())
+                if p == plural and matches(s.obj["metadata"].get("labels") or {}, expression)
+            ]
+            rv = self.rv
+        return JSONResponse(
+            {
+                "apiVersion": api_version,
+                "kind": f"{kind}List",
+                "metadata": {"resourceVersion": str(rv)},
+                "items": items,
+            }
+        )
+
+    async def _item(self, request: Request) -> Response:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        plural, name = request.path_params["plural"], request.path_params["name"]
+        key = (plural, self.namespace, name)
+        if request.method == "GET":
+            with self._lock:
+                stored = self.objects.get(key)
+                if stored is None:
+                    return self._not_found(plural, name)
+                return JSONResponse(self._shown(stored.obj, list_item=False))
+        if request.method == "DELETE":
+            with self._lock:
+                if key not in self.objects:
+                    return self._not_found(plural, name)
+                self._delete(key)
+            return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+        if request.method != "PATCH":
+            return status(405, "MethodNotAllowed", "funade's client only applies (PATCH)")
+        return await self._apply(request, plural, name)
+
+    def _not_found(self, plural: str, name: str) -> JSONResponse:
+        group = RESOURCES[plural][0].rpartition("/")[0]
+        what = f"{plural}.{group}" if group else plural
+        return status(404, "NotFound", f'{what} "{name}" not found', name=name, kind=plural)
+
+    async def _apply(self, request: Request, plural: str, name: str) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type != APPLY:
+            return status(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {APPLY} (this stand-in takes server-side apply only)",
+            )
+        manager = request.query_params.get("fieldManager", "")
+        if not manager:
+            return status(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch",
+            )
+        force = request.query_params.get("force") == "true"
+        try:
+            body = json.loads(await request.body())
+        except ValueError as exc:
+            return status(400, "BadRequest", f"error decoding YAML: {exc}")
+        api_version, kind = RESOURCES[plural]
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        if not isinstance(metadata, dict):
+            return status(400, "BadRequest", "Object 'metadata' is missing")
+        if body.get("apiVersion") != api_version or body.get("kind") != kind:
+            return status(
+                400,
+                "BadRequest",
+                f"the API version in the data ({body.get('apiVersion')}) and kind "
+                f"({body.get('kind')}) do not match the URL's ({api_version}, {kind})",
+            )
+        if metadata.get("name") != name:
+            return status(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
+        if metadata.get("namespace", self.namespace) != self.namespace:
+            return status(400, "BadRequest", "the namespace of the object does not match the URL's")
+        for server_field in SERVER_FIELDS:
+            if server_field in metadata and server_field != "resourceVersion":
+                return status(422, "Invalid", f"metadata.{server_field}: Forbidden in an apply")
+        try:
+            kubernetes_validate.validate(body, K8S, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            return status(
+                422,
+                "Invalid",
+                f'{kind}.{api_version.rpartition("/")[0] or "core"} "{name}" is invalid: '
+                f"{path}: {exc.message}",
+            )
+        applied = {k: v for k, v in leaves(body).items() if k not in _IDENTITY}
+        with self._lock:
+            key = (plural, self.namespace, name)
+            stored = self.objects.get(key)
+            if stored is None:
+                stored = Stored(
+                    {
+                        "apiVersion": api_version,
+                        "kind": kind,
+                        "metadata": {
+                            "name": name,
+                            "namespace": self.namespace,
+                            "uid": str(uuid.uuid4()),
+                            "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "generation": 0,
+                        },
+                    }
+                )
+                created = True
+            else:
+                created = False
+            conflicts = [
+                (other, path)
+                for other, fields in stored.owned.items()
+                if other != manager
+                for path, value in fields.items()
+                if path in applied and applied[path] != value
+            ]
+            if conflicts and not force:
+                causes = [
+                    {
+                        "type": "FieldManagerConflict",
+                        "message": f'conflict with "{m}"',
+                        "field": shown(p),
+                    }
+                    for m, p in conflicts
+                ]
+                listed = "\n".join(f'- conflict with "{m}": {shown(p)}' for m, p in conflicts)
+                return status(
+                    409,
+                    "Conflict",
+                    f"Apply failed with {len(conflicts)} conflict"
+                    f"{'s' if len(conflicts) > 1 else ''}: {listed}",
+                    causes=causes,
+                    name=name,
+                    kind=plural,
+                )
+            for other, path in conflicts:  # forced: the fields change hands
+                stored.owned[other].pop(path, None)
+            stored.owned[manager] = applied
+            before = copy.deepcopy(stored.obj)
+            self._compose(stored)
+            if created:
+                self.objects[key] = stored
+                self._record("ADDED", plural, stored.obj)
+            elif stored.obj != before:
+                self._record("MODIFIED", plural, stored.obj)
+            self._after_change(plural, stored.obj)
+            answer = self._shown(stored.obj, list_item=False)
+        return JSONResponse(answer, status_code=201 if created else 200)
+
+    async def _watch(self, request: Request, plural: str, expression: str) -> Response:
+        try:
+            since = int(request.query_params.get("resourceVersion") or self.rv)
+            timeout = float(request.query_params.get("timeoutSeconds") or 30)
+        except ValueError:
+            return status(400, "BadRequest", "resourceVersion and timeoutSeconds are numbers")
+        if since < self._compacted:
+            gone = {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "message": f"too old resource version: {since} ({self._compacted})",
+                    "reason": "Expired",
+                    "code": 410,
+                },
+            }
+            return Response(json.dumps(gone) + "\n", media_type="application/json")
+
+        async def stream() -> AsyncIterator[bytes]:
+            seen = since
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for line in self._events_after(plural, expression, seen):
+                    seen = max(seen, line[0])
+                    yield (json.dumps(line[1]) + "\n").encode()
+                await asyncio.sleep(0.02)
+
+        return StreamingResponse(stream(), media_type="application/json")
+
+    def _events_after(
+        self, plural: str, expression: str, since: int
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            events = [e for e in self.events if e.rv > since and e.plural == plural]
+        for event in events:
+            labels = event.obj["metadata"].get("labels") or {}
+            if event.namespace == self.namespace and matches(labels, expression):
+                yield event.rv, {"type": event.type, "object": self._shown(event.obj)}
+
+    # The store --------------------------------------------------------------------------
+
+    def _compose(self, stored: Stored) -> None:
+        """The object from its managers' fields, with its server-side metadata."""
+        obj = stored.obj
+        keep = {k: obj["metadata"][k] for k in ("name", "namespace", "uid", "creationTimestamp")}
+        keep.update({k: obj["metadata"][k] for k in ("ownerReferences",) if k in obj["metadata"]})
+        fresh: dict[str, Any] = {"apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+        for fields in stored.owned.values():
+            merge(fresh, build(fields))
+        fresh.setdefault("metadata", {}).update(keep)
+        if "status" in obj:
+            fresh["status"] = obj["status"]
+        spec_changed = fresh.get("spec") != obj.get("spec")
+        generation = int(obj["metadata"].get("generation") or 0) + (1 if spec_changed else 0)
+        self.rv += 1
+        fresh["metadata"]["generation"] = generation
+        fresh["metadata"]["resourceVersion"] = str(self.rv)
+        fresh["metadata"]["managedFields"] = [
+            {
+                "manager": m,
+                "operation": "Apply",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {f"f:{shown(p)}": {} for p in sorted(f)},
+            }
+            for m, f in stored.owned.items()
+            if f
+        ]
+        stored.obj = fresh
+
+    def _record(self, type_: str, plural: str, obj: dict[str, Any]) -> None:
+        rv = int(obj["metadata"].get("resourceVersion") or self.rv)
+        self.events.append(Event(rv, plural, self.namespace, type_, copy.deepcopy(obj)))
+        del self.events[: -self.history]
+
+    def _shown(self, obj: dict[str, Any], *, list_item: bool = True) -> dict[str, Any]:
+        out = copy.deepcopy(obj)
+        if list_item:
+            out.pop("apiVersion", None)
+            out.pop("kind", None)
+        return out
+
+    def _delete(self, key: tuple[str, str, str]) -> None:
+        stored = self.objects.pop(key, None)
+        if stored is None:
+            return
+        uid = stored.obj["metadata"]["uid"]
+        for other_key, other in list(self.objects.items()):
+            refs = other.obj["metadata"].get("ownerReferences") or []
+            if any(ref.get("uid") == uid for ref in refs):
+                self._delete(other_key)
+        self.rv += 1
+        gone = copy.deepcopy(stored.obj)
+        gone["metadata"]["resourceVersion"] = str(self.rv)
+        self._record("DELETED", key[0], gone)
+        if key[0] in ("pods", "services"):
+            self._sync_endpoints()
+
+    # The controllers in miniature -------------------------------------------------------
+
+    def _after_change(self, plural: str, obj: dict[str, Any]) -> None:
+        if plural == "deployments":
+            self._scale(obj)
+        if plural in ("pods", "services", "deployments"):
+            self._sync_endpoints()
+
+    def _scale(self, deployment: dict[str, Any]) -> None:
+        name = deployment["metadata"]["name"]
+        uid = deployment["metadata"]["uid"]
+        spec = deployment.get("spec") or {}
+        want = int(spec.get("replicas", 1))
+        template = spec.get("template") or {}
+        pods = sorted(
+            (k, s)
+            for k, s in self.objects.items()
+            if k[0] == "pods"
+            and any(r.get("uid") == uid for r in s.obj["metadata"].get("ownerReferences") or [])
+        )
+        # Scale down: not-ready pods first, as a ReplicaSet does.
+        pods.sort(key=lambda item: _is_ready(item[1].obj))
+        for key, _ in pods[: max(0, len(pods) - want)]:
+            self._delete(key)
+        for _ in range(want - len(pods)):
+            pod_name = f"{name}-{secrets.token_hex(4)}-{secrets.token_hex(2)}"
+            self.rv += 1
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": pod_name,
+                    "namespace": self.namespace,
+                    "uid": str(uuid.uuid4()),
+                    "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                    "resourceVersion": str(self.rv),
+                    "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "ownerReferences": [
+                        {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid}
+                    ],
+                },
+                "spec": copy.deepcopy(template.get("spec") or {}),
+                "status": {"phase": "Pending"},
+            }
+            self.objects[("pods", self.namespace, pod_name)] = Stored(pod)
+            self._record("ADDED", "pods", pod)
+
+    def _set_pod_status(self, pod: str, pod_status: dict[str, Any]) -> None:
+        with self._lock:
+            stored = self.objects[("pods", self.namespace, pod)]
+            self.rv += 1
+            stored.obj["status"] = pod_status
+            stored.obj["metadata"]["resourceVersion"] = str(self.rv)
+            self._record("MODIFIED", "pods", stored.obj)
+            self._sync_endpoints()
+
+    def _sync_endpoints(self) -> None:
+        """One EndpointSlice per Service, listing the pods its selector picks."""
+        services = [s.obj for (p, _, _), s in self.objects.items() if p == "services"]
+        wanted: dict[str, dict[str, Any]] = {}
+        for service in services:
+            name = service["metadata"]["name"]
+            chosen = (service.get("spec") or {}).get("selector") or {}
+            endpoints = [
+                {
+                    "addresses": [s.obj["status"].get("podIP", "")],
+                    "conditions": {"ready": _is_ready(s.obj)},
+                    "targetRef": {"kind": "Pod", "name": n},
+                }
+                for (p, _, n), s in sorted(self.objects.items())
+                if p == "pods"
+                and chosen
+                and all(
+                    (s.obj["metadata"].get("labels") or {}).get(k) == v for k, v in chosen.items()
+                )
+                and s.obj["status"].get("podIP")
+            ]
+            wanted[f"{name}-slice"] = {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-slice",
+                    "namespace": self.namespace,
+                    "labels": {"kubernetes.io/service-name": name},
+                },
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            }
+        for key in [k for k in self.objects if k[0] == "endpointslices"]:
+            if key[2] not in wanted:
+                self._delete(key)
+        for slice_name, body in wanted.items():
+            key = ("endpointslices", self.namespace, slice_name)
+            there = self.objects.get(key)
+            if there is not None and there.obj["endpoints"] == body["endpoints"]:
+                continue
+            self.rv += 1
+            body["metadata"]["resourceVersion"] = str(self.rv)
+            self.objects[key] = Stored(body)
+            self._record("ADDED" if there is None else "MODIFIED", "endpointslices", body)
+
+
+_IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
