@@ -587,7 +587,7 @@ class ApiServer:
         stored = self.objects.pop(key, None)
         if stored is None:
             return
-        uid = stored.obj["metadata"]["uid"]
+        uid = stored.obj["metadata"].get("uid")
         for other_key, other in list(self.objects.items()):
             refs = other.obj["metadata"].get("ownerReferences") or []
             if any(ref.get("uid") == uid for ref in refs):
@@ -683,6 +683,7 @@ class ApiServer:
                     "name": f"{name}-slice",
                     "namespace": self.namespace,
                     "labels": {"kubernetes.io/service-name": name},
+                    "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
                 },
                 "addressType": "IPv4",
                 "endpoints": endpoints,
