@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         description="Where the Kubernetes backend makes revisions' objects. Default: the "
         "kubeconfig context's namespace, or the controller's pod's, else `default`.",
     )
+    kubernetes_api_url: str | None = Field(
+        default=None,
+        description="The control plane's URL as the Kubernetes backend's pods reach it, e.g. "
+        "`http://funade-control-plane.funade.svc:8470`. Default: the address it listens on.",
+    )
     kubernetes_images: str = Field(
         default="funade",
         description="The registry path of the images `funade build --push` made, e.g. "

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from funade.deploy.backends import BackendContext
     from funade.settings import Settings
 
-__all__ = ["OWNER", "KubernetesBackend", "create_backend"]
+__all__ = ["OWNER", "VERBS", "KubernetesBackend", "create_backend"]
 
 OWNER = {"app.kubernetes.io/managed-by": "funade"}
 SLOTS_ANNOTATION = "funade.dev/replicas"
@@ -69,6 +69,12 @@ STARTED_ANNOTATION = "funade.dev/started-at"
 KEY_ID_ANNOTATION = "funade.dev/key-id"
 KEY_EXPIRES_ANNOTATION = "funade.dev/key-expires"
 KINDS = ("Secret", "Service", "Deployment", "HorizontalPodAutoscaler")
+_WRITES = ("get", "list", "create", "patch", "delete")
+VERBS: dict[str, tuple[str, ...]] = {**dict.fromkeys(KINDS, _WRITES), "Pod": ("list",)}
+"""Every API verb this backend uses, by kind: what its ServiceAccount's Role grants (`funade
+platform manifests`), and no more. ``create`` is for a server-side apply that creates (the API
+server checks it on top of ``patch``); ``get`` finds a name held by an object without funade's
+labels; pods are only listed (readiness), never changed."""
 
 
 @dataclass
@@ -402,10 +408,11 @@ def create_backend(settings: Settings, context: BackendContext) -> KubernetesBac
     from funade.deploy.k8s.credentials import StoreKeys
 
     kube = connect(settings)
+    advertised = settings.kubernetes_api_url
     return KubernetesBackend(
         kube,
         keys=StoreKeys(open_database(settings, migrate=False)),
-        api_url=context.api_url,
+        api_url=(lambda: advertised) if advertised else context.api_url,
         images=settings.kubernetes_images,
         runtime_image=settings.kubernetes_runtime_image,
         pods=settings.kubernetes_pods,
