@@ -38,7 +38,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes_validate
@@ -48,109 +47,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .apicontrollers import Controllers
+from .apimachinery import (
+    PLURAL,
+    RESOURCES,
+    SERVER_FIELDS,
+    Event,
+    Stored,
+    build,
+    leaves,
+    matches,
+    merge,
+    shown,
+    status,
+)
+
 K8S = "1.33"
 APPLY = "application/apply-patch+yaml"
 
-# plural -> (apiVersion, kind)
-RESOURCES: dict[str, tuple[str, str]] = {
-    "deployments": ("apps/v1", "Deployment"),
-    "services": ("v1", "Service"),
-    "secrets": ("v1", "Secret"),
-    "pods": ("v1", "Pod"),
-    "horizontalpodautoscalers": ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice"),
-}
-PLURAL = {kind: plural for plural, (_, kind) in RESOURCES.items()}
-SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
 
-
-@dataclass
-class Stored:
-    obj: dict[str, Any]
-    owned: dict[str, dict[tuple[str, ...], Any]] = field(default_factory=dict)
-    """Field manager -> the leaf paths it owns and their values (('spec', 'replicas'): 2)."""
-
-
-@dataclass
-class Event:
-    rv: int
-    plural: str
-    namespace: str
-    type: str
-    obj: dict[str, Any]
-
-
-def status(code: int, reason: str, message: str, **details: Any) -> JSONResponse:
-    body = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details:
-        body["details"] = details
-    return JSONResponse(body, status_code=code)
-
-
-Path = tuple[str, ...]
-
-
-def leaves(value: Any, prefix: Path = ()) -> dict[Path, Any]:
-    """Leaf paths of an applied object as SSA tracks ownership (maps by key, lists atomic)."""
-    if isinstance(value, dict) and value:
-        out: dict[Path, Any] = {}
-        for key, item in value.items():
-            out.update(leaves(item, (*prefix, key)))
-        return out
-    return {prefix: value}
-
-
-def shown(path: Path) -> str:
-    """A path as the API server prints it in a conflict: ``.spec.replicas``."""
-    return "".join(f".{part}" for part in path)
-
-
-def build(paths: dict[Path, Any]) -> dict[str, Any]:
-    """An object from leaf paths (the inverse of ``leaves``)."""
-    out: dict[str, Any] = {}
-    for path, value in paths.items():
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = copy.deepcopy(value)
-    return out
-
-
-def merge(into: dict[str, Any], other: dict[str, Any]) -> None:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            merge(into[key], value)
-        else:
-            into[key] = copy.deepcopy(value)
-
-
-def matches(labels: dict[str, str], expression: str) -> bool:
-    for term in filter(None, (t.strip() for t in expression.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = term.split("=", 1)
-            if labels.get(key.rstrip("=")) != value:
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-class ApiServer:
+class ApiServer(Controllers):
     """The stand-in; ``with ApiServer() as server``: ``server.url``, ``server.token``."""
 
     def __init__(self, namespace: str = "models", *, history: int = 10_000) -> None:
@@ -242,38 +158,6 @@ class ApiServer:
     def names(self, kind: str) -> list[str]:
         with self._lock:
             return sorted(n for (p, ns, n) in self.objects if p == PLURAL[kind])
-
-    def mark_ready(self, pod: str, ready: bool = True) -> None:
-        """The kubelet's report: the pod runs and its readiness probe passes (or fails)."""
-        self._set_pod_status(
-            pod,
-            {
-                "phase": "Running",
-                "podIP": f"10.0.0.{abs(hash(pod)) % 250 + 2}",
-                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                "containerStatuses": [
-                    {"name": "model", "ready": ready, "state": {"running": {}}, "restartCount": 0}
-                ],
-            },
-        )
-
-    def mark_failed(self, pod: str, reason: str, message: str = "") -> None:
-        """The kubelet's report: a container waits for ``reason`` (CrashLoopBackOff, ...)."""
-        self._set_pod_status(
-            pod,
-            {
-                "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "False"}],
-                "containerStatuses": [
-                    {
-                        "name": "model",
-                        "ready": False,
-                        "state": {"waiting": {"reason": reason, "message": message}},
-                        "restartCount": 5,
-                    }
-                ],
-            },
-        )
 
     def update_as(self, manager: str, kind: str, name: str, fields: dict[str, Any]) -> None:
         """Another field manager (``kubectl``, a person) writes ``fields`` of the object."""
@@ -599,115 +483,5 @@ class ApiServer:
         if key[0] in ("pods", "services"):
             self._sync_endpoints()
 
-    # The controllers in miniature -------------------------------------------------------
-
-    def _after_change(self, plural: str, obj: dict[str, Any]) -> None:
-        if plural == "deployments":
-            self._scale(obj)
-        if plural in ("pods", "services", "deployments"):
-            self._sync_endpoints()
-
-    def _scale(self, deployment: dict[str, Any]) -> None:
-        name = deployment["metadata"]["name"]
-        uid = deployment["metadata"]["uid"]
-        spec = deployment.get("spec") or {}
-        want = int(spec.get("replicas", 1))
-        template = spec.get("template") or {}
-        pods = sorted(
-            (k, s)
-            for k, s in self.objects.items()
-            if k[0] == "pods"
-            and any(r.get("uid") == uid for r in s.obj["metadata"].get("ownerReferences") or [])
-        )
-        # Scale down: not-ready pods first, as a ReplicaSet does.
-        pods.sort(key=lambda item: _is_ready(item[1].obj))
-        for key, _ in pods[: max(0, len(pods) - want)]:
-            self._delete(key)
-        for _ in range(want - len(pods)):
-            pod_name = f"{name}-{secrets.token_hex(4)}-{secrets.token_hex(2)}"
-            self.rv += 1
-            pod = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": pod_name,
-                    "namespace": self.namespace,
-                    "uid": str(uuid.uuid4()),
-                    "labels": dict((template.get("metadata") or {}).get("labels") or {}),
-                    "resourceVersion": str(self.rv),
-                    "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "ownerReferences": [
-                        {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid}
-                    ],
-                },
-                "spec": copy.deepcopy(template.get("spec") or {}),
-                "status": {"phase": "Pending"},
-            }
-            self.objects[("pods", self.namespace, pod_name)] = Stored(pod)
-            self._record("ADDED", "pods", pod)
-
-    def _set_pod_status(self, pod: str, pod_status: dict[str, Any]) -> None:
-        with self._lock:
-            stored = self.objects[("pods", self.namespace, pod)]
-            self.rv += 1
-            stored.obj["status"] = pod_status
-            stored.obj["metadata"]["resourceVersion"] = str(self.rv)
-            self._record("MODIFIED", "pods", stored.obj)
-            self._sync_endpoints()
-
-    def _sync_endpoints(self) -> None:
-        """One EndpointSlice per Service, listing the pods its selector picks."""
-        services = [s.obj for (p, _, _), s in self.objects.items() if p == "services"]
-        wanted: dict[str, dict[str, Any]] = {}
-        for service in services:
-            name = service["metadata"]["name"]
-            chosen = (service.get("spec") or {}).get("selector") or {}
-            endpoints = [
-                {
-                    "addresses": [s.obj["status"].get("podIP", "")],
-                    "conditions": {"ready": _is_ready(s.obj)},
-                    "targetRef": {"kind": "Pod", "name": n},
-                }
-                for (p, _, n), s in sorted(self.objects.items())
-                if p == "pods"
-                and chosen
-                and all(
-                    (s.obj["metadata"].get("labels") or {}).get(k) == v for k, v in chosen.items()
-                )
-                and s.obj["status"].get("podIP")
-            ]
-            wanted[f"{name}-slice"] = {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": f"{name}-slice",
-                    "namespace": self.namespace,
-                    "labels": {"kubernetes.io/service-name": name},
-                    "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
-                },
-                "addressType": "IPv4",
-                "endpoints": endpoints,
-                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-            }
-        for key in [k for k in self.objects if k[0] == "endpointslices"]:
-            if key[2] not in wanted:
-                self._delete(key)
-        for slice_name, body in wanted.items():
-            key = ("endpointslices", self.namespace, slice_name)
-            there = self.objects.get(key)
-            if there is not None and there.obj["endpoints"] == body["endpoints"]:
-                continue
-            self.rv += 1
-            body["metadata"]["resourceVersion"] = str(self.rv)
-            self.objects[key] = Stored(body)
-            self._record("ADDED" if there is None else "MODIFIED", "endpointslices", body)
-
 
 _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
-
-
-def _is_ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
