@@ -22,6 +22,7 @@ from funade.deploy.backends import BackendContext, ReplicaSpec, ReplicaState, ma
 from funade.deploy.backends.kubernetes import KubernetesBackend
 from funade.deploy.k8s.client import connect
 from funade.deploy.k8s.credentials import StoreKeys
+from funade.deploy.reconcile import Desired, Reconciler
 from funade.errors import AuthenticationError, InvalidInputError
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
@@ -340,3 +341,32 @@ def test_wrong_pod_settings_are_refused_naming_the_key(
     with pytest.raises(InvalidInputError, match=message) as caught:
         cluster.backend(pods=pods)
     assert caught.value.field == field
+
+
+# Driven by the controller's reconciler ---------------------------------------------------------
+
+
+def test_the_reconciler_drives_it_to_the_count_restarts_a_failing_pod_and_retires_it(
+    cluster: Cluster,
+) -> None:
+    backend = cluster.backend()
+    reconciler = Reconciler(backend, clock=cluster.clock)
+    want = {SPEC.key: Desired(SPEC, 2)}
+    started = reconciler.step(want)
+    assert [r.state for r in started] == [ReplicaState.STARTING] * 2
+    assert cluster.server.get("Deployment", "churn-r3")["spec"]["replicas"] == 2  # type: ignore[index]
+    for pod in cluster.server.pods_of("churn-r3"):
+        cluster.server.mark_ready(pod)
+    assert [r.state for r in reconciler.step(want)] == [ReplicaState.READY] * 2
+    failing = cluster.server.pods_of("churn-r3")[0]
+    cluster.server.mark_failed(failing, "CrashLoopBackOff")
+    # The failed slot is stopped (Kubernetes removes the pod that is not ready) and, as its
+    # revision has a ready replica, started again at once: a pod in its place.
+    after = reconciler.step(want)
+    assert sorted(r.state for r in after) == [ReplicaState.READY, ReplicaState.STARTING]
+    assert any("unhealthy: CrashLoopBackOff" in e for e in reconciler.events)
+    assert failing not in cluster.server.pods_of("churn-r3")
+    assert len(cluster.server.pods_of("churn-r3")) == 2
+    assert reconciler.step({}) == []
+    assert cluster.server.names("Deployment") == []
+    assert cluster.server.names("Secret") == []
