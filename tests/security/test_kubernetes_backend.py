@@ -16,7 +16,13 @@ import pytest
 from funade.artifacts import ArtifactStore
 from funade.auth.service import authenticate
 from funade.bootstrap import bootstrap, open_database
-from funade.deploy.backends import BackendContext, ReplicaSpec, RuntimeConfig, make_backend
+from funade.deploy.backends import (
+    BackendContext,
+    ReplicaSpec,
+    ReplicaState,
+    RuntimeConfig,
+    make_backend,
+)
 from funade.deploy.backends.kubernetes import KubernetesBackend
 from funade.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from funade.projects import create_project
@@ -144,3 +150,51 @@ def test_no_object_carries_the_stores_url_credentials_or_the_environment(
     ]
     assert pod["automountServiceAccountToken"] is False
     assert container["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize(
+    ("project", "deployment", "model"),
+    [
+        ("default", "9-lives", "Churn_Model.v2"),
+        ("default", "a" * 63, "m" * 128),
+        ("fraud-team", "churn", "churn"),
+    ],
+)
+def test_every_name_funade_accepts_makes_objects_kubernetes_accepts(
+    setup: tuple[ApiServer, Settings, Database, KubernetesBackend],
+    project: str,
+    deployment: str,
+    model: str,
+) -> None:
+    """The stand-in refuses names and labels as the API server does (422); each name funade
+    accepts for a project, deployment and model becomes names it takes, distinct per project."""
+    server, _, db, backend = setup
+    if project != "default":
+        with db.session() as session:
+            create_project(session, project)
+    spec = ReplicaSpec(
+        project=project, deployment=deployment, revision=12345, source=f"{model}:7", digest=DIGEST
+    )
+    replica = backend.start(spec)
+    assert replica.state is not ReplicaState.FAILED, replica.detail
+    assert len(server.names("Deployment")) == 1
+    (name,) = server.names("Service")
+    assert name.endswith("-r12345")
+    assert len(name) <= 63
+
+
+def test_two_projects_deployments_never_share_objects(
+    setup: tuple[ApiServer, Settings, Database, KubernetesBackend],
+) -> None:
+    """Project a-b's deployment c and project a's deployment b-c would both be "a-b-c"."""
+    server, _, db, backend = setup
+    with db.session() as session:
+        create_project(session, "a-b")
+        create_project(session, "a")
+    for project, deployment in (("a-b", "c"), ("a", "b-c")):
+        spec = ReplicaSpec(
+            project=project, deployment=deployment, revision=1, source="m:1", digest=DIGEST
+        )
+        assert backend.start(spec).state is not ReplicaState.FAILED
+    assert len(set(server.names("Deployment"))) == 2
+    assert len(backend.replicas()) == 2

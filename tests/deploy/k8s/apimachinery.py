@@ -4,6 +4,7 @@ field paths as server-side apply tracks ownership, and label selectors."""
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,3 +114,37 @@ def is_ready(pod: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
+
+
+# The API server's name rules (k8s.io/apimachinery/pkg/util/validation), written out here rather
+# than taken from funade's own names.py, so funade's names are checked against the rules, not
+# against themselves.
+DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+
+
+def invalid_metadata(kind: str, metadata: dict[str, Any]) -> str:
+    """Why the API server would refuse the object's name or labels; empty: it would not."""
+    name = str(metadata.get("name") or "")
+    if kind == "Service":  # Services' names are DNS-1035 labels (they become DNS names)
+        if not DNS1035.fullmatch(name) or len(name) > 63:
+            return (
+                f"metadata.name: Invalid value: {name!r}: a DNS-1035 label must consist of lower "
+                "case alphanumeric characters or '-', start with an alphabetic character, and "
+                "end with an alphanumeric character (at most 63)"
+            )
+    elif not DNS1123_SUBDOMAIN.fullmatch(name) or len(name) > 253:
+        return f"metadata.name: Invalid value: {name!r}: a lowercase RFC 1123 subdomain"
+    for key, value in (metadata.get("labels") or {}).items():
+        prefix, _, label = str(key).rpartition("/")
+        if (
+            not LABEL_NAME.fullmatch(label)
+            or len(label) > 63
+            or (prefix and not DNS1123_SUBDOMAIN.fullmatch(prefix))
+        ):
+            return f"metadata.labels: Invalid value: {key!r}: a qualified name"
+        if not LABEL_VALUE.fullmatch(str(value)) or len(str(value)) > 63:
+            return f"metadata.labels: Invalid value: {value!r}: a valid label value (at most 63)"
+    return ""

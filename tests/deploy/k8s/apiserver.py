@@ -55,6 +55,7 @@ from .apimachinery import (
     Event,
     Stored,
     build,
+    invalid_metadata,
     leaves,
     matches,
     merge,
@@ -313,6 +314,9 @@ class ApiServer(Controllers):
         for server_field in SERVER_FIELDS:
             if server_field in metadata and server_field != "resourceVersion":
                 return status(422, "Invalid", f"metadata.{server_field}: Forbidden in an apply")
+        invalid = invalid_metadata(kind, metadata)
+        if invalid:
+            return status(422, "Invalid", f'{kind} "{name}" is invalid: {invalid}')
         try:
             kubernetes_validate.validate(body, K8S, strict=True)
         except kubernetes_validate.ValidationError as exc:

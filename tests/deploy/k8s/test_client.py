@@ -317,3 +317,13 @@ def test_the_stand_in_refuses_requests_a_real_server_would(server: ApiServer) ->
         assert wrong_group.status_code == 404
         missing = http.get(url, headers=auth)
         assert missing.json()["message"] == 'deployments.apps "churn-r3" not found'
+
+
+def test_the_stand_in_refuses_names_and_labels_kubernetes_refuses(kube: KubeClient) -> None:
+    service = objects()[1]
+    bad_name = {**service, "metadata": {**service["metadata"], "name": "9-lives"}}
+    with pytest.raises(InvalidInputError, match="a DNS-1035 label"):
+        kube.apply(bad_name)
+    bad_label = {**service, "metadata": {**service["metadata"], "labels": {"app": "a b"}}}
+    with pytest.raises(InvalidInputError, match="a valid label value"):
+        kube.apply(bad_label)
