@@ -23,7 +23,7 @@ from funade.deploy.backends.kubernetes import KubernetesBackend
 from funade.deploy.k8s.client import connect
 from funade.deploy.k8s.credentials import StoreKeys
 from funade.deploy.reconcile import Desired, Reconciler
-from funade.errors import AuthenticationError, InvalidInputError
+from funade.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from funade.store import Database
@@ -370,3 +370,16 @@ def test_the_reconciler_drives_it_to_the_count_restarts_a_failing_pod_and_retire
     assert reconciler.step({}) == []
     assert cluster.server.names("Deployment") == []
     assert cluster.server.names("Secret") == []
+
+
+def test_a_start_the_cluster_refuses_leaves_no_key_behind(cluster: Cluster) -> None:
+    backend = cluster.backend()
+    assert backend.replicas() == []  # adopted nothing
+    backend.kube.namespace = "elsewhere"  # the stand-in answers 403 there, as RBAC would
+    with pytest.raises(PermissionDeniedError, match="403 Forbidden"):
+        backend.start(SPEC)
+    backend.kube.namespace = "models"
+    with cluster.db.read() as session:
+        keys = session.scalars(select(ApiKey).where(ApiKey.name == "replicas of churn/3")).all()
+        assert [k.revoked_at is not None for k in keys] == [True]
+    assert backend.replicas() == []

@@ -121,7 +121,7 @@ class KubernetesBackend:
         with self._lock:
             self._adopt()
             revision = self._revisions.get(spec.key)
-            if revision is None or revision.spec != spec:
+            if revision is None:
                 revision = _Revision(spec, self._revision_name(spec))
                 revision.token = secrets.token_urlsafe(32)
                 revision.key = self._issue(spec)
@@ -130,10 +130,12 @@ class KubernetesBackend:
             revision.started[slot] = self.clock()
             try:
                 self._reconcile(revision)
-            except ConflictError as exc:
+            except Exception as exc:  # nothing started: a new revision's key goes too
                 revision.slots.remove(slot)
                 if not revision.slots and revision.key is not None:
                     self.keys.revoke(revision.key.key_id)
+                if not isinstance(exc, ConflictError):
+                    raise  # the cluster is away: the controller's next pass tries again
                 return Replica(slot, spec, "", ReplicaState.FAILED, self.clock(), exc.message)
             self._revisions[spec.key] = revision
             return Replica(
