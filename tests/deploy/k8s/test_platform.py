@@ -73,6 +73,9 @@ def test_one_controller_and_several_gateways_behind_the_ingress() -> None:
     control = objects["Deployment/funade-control-plane"]
     assert control["spec"]["replicas"] == 1
     assert control["spec"]["strategy"] == {"type": "Recreate"}
+    (migrate,) = control["spec"]["template"]["spec"]["initContainers"]
+    assert migrate["args"] == ["db", "upgrade"]  # PostgreSQL's schema before `funade up`
+    assert migrate["env"] == control["spec"]["template"]["spec"]["containers"][0]["env"]
     gateway = objects["Deployment/funade-gateway"]
     assert gateway["spec"]["replicas"] == 4
     env = env_of(control)

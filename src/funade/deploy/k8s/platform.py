@@ -3,7 +3,8 @@
 Pure: ``PlatformOptions`` in, plain dicts out. What it makes:
 
 - **The control plane** (``funade-control-plane``): `funade up`, which is the API, the
-  deployment controller and the scheduler in one process, with ``backend = "kubernetes"``.
+  deployment controller and the scheduler in one process, with ``backend = "kubernetes"``,
+  after an init container that runs `funade db upgrade` (it migrates only SQLite itself).
   ``replicas: 1`` and ``strategy: Recreate``: two copies would be two controllers reconciling
   the same store and namespace, which funade cannot do safely yet; Recreate stops the old pod
   before the new one starts, so even a rollout never runs two. The revisions it made keep
@@ -325,6 +326,16 @@ class _Platform:
             env,
             {"ready": "/healthz", "live": "/healthz"},
         )
+        template = self.pod(CONTROL_PLANE, CONTROLLER, container)
+        # `funade up` migrates only SQLite: PostgreSQL's schema is brought up to date first.
+        migrate = {
+            k: v
+            for k, v in container.items()
+            if k not in ("ports", "readinessProbe", "livenessProbe")
+        }
+        template["spec"]["initContainers"] = [
+            {**migrate, "name": "migrate", "args": ["db", "upgrade"]}
+        ]
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -334,7 +345,7 @@ class _Platform:
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": {"app.kubernetes.io/instance": CONTROL_PLANE}},
-                "template": self.pod(CONTROL_PLANE, CONTROLLER, container),
+                "template": template,
             },
         }
 
