@@ -187,6 +187,7 @@ class KubernetesBackend:
 
     def close(self) -> None:
         self.kube.close()
+        self.keys.close()
 
     # Keys -----------------------------------------------------------------------------------
 
@@ -413,7 +414,7 @@ def create_backend(settings: Settings, context: BackendContext) -> KubernetesBac
     advertised = settings.kubernetes_api_url
     return KubernetesBackend(
         kube,
-        keys=StoreKeys(open_database(settings, migrate=False)),
+        keys=StoreKeys(open_database(settings, migrate=False), owned=True),
         api_url=(lambda: advertised) if advertised else context.api_url,
         images=settings.kubernetes_images,
         runtime_image=settings.kubernetes_runtime_image,

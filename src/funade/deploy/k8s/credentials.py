@@ -45,6 +45,8 @@ class ReplicaKeys(Protocol):
 
     def revoke(self, key_id: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def key_name(revision: str) -> str:
     return f"replicas of {revision}"
@@ -53,8 +55,14 @@ def key_name(revision: str) -> str:
 class StoreKeys:
     """Revisions' keys in the store funade's API checks keys against."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, owned: bool = False) -> None:
+        """``owned``: the database is this object's to close (made for it)."""
         self.db = db
+        self.owned = owned
+
+    def close(self) -> None:
+        if self.owned:
+            self.db.dispose()
 
     def issue(self, project: str, revision: str, expires_at: datetime) -> IssuedKey:
         """A new read key of ``project`` for the pods of ``revision`` (``deployment/N``),
