@@ -50,21 +50,25 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     secure_home(settings.home)
     db = open_database(settings, migrate=True)
     home = bootstrap(settings, db)
+    lock = ControllerLock(settings.home / "controller.lock")
+    if not lock.acquire():
+        raise PlatformBusyError(settings.home, lock.path)
     from funade.artifacts import ArtifactStore
 
     artifacts = ArtifactStore.from_settings(settings)
     # Replicas get the API's URL: the configured one now, the bound one once the server is up
     # (they differ only for port 0, when no replica can have been told it before).
     api = _Address(f"http://{settings.host}:{settings.port}" if settings.port else "")
-    # Made before the lock and the gateway: a backend that cannot start (a cluster it cannot
-    # reach) stops `funade up` with nothing to undo.
-    backend = create_backend(
-        settings, BackendContext(sandbox=sandbox, fetch=artifacts.open, api_url=api.get)
-    )
-    lock = ControllerLock(settings.home / "controller.lock")
-    if not lock.acquire():
-        backend.close()
-        raise PlatformBusyError(settings.home, lock.path)
+    # Before the gateway: a backend that cannot start (a cluster it cannot reach) stops `funade
+    # up` with only the lock to let go of.
+    try:
+        backend = create_backend(
+            settings, BackendContext(sandbox=sandbox, fetch=artifacts.open, api_url=api.get)
+        )
+    except BaseException:
+        lock.release()
+        db.dispose()
+        raise
     # The gateway's process starts (its interpreter, its imports) while this one imports and
     # builds the API: a second of the start that used to come before it.
     gateway_starting = _Background(

@@ -20,6 +20,7 @@ from funade.auth.service import authenticate
 from funade.bootstrap import bootstrap, open_database
 from funade.deploy.backends import BackendContext, ReplicaSpec, ReplicaState, make_backend
 from funade.deploy.backends.kubernetes import KubernetesBackend
+from funade.deploy.controller import ControllerLock
 from funade.deploy.k8s.client import connect
 from funade.deploy.k8s.credentials import StoreKeys
 from funade.deploy.reconcile import Desired, Reconciler
@@ -308,7 +309,7 @@ def test_make_backend_without_a_cluster_names_the_setting(tmp_path: Path) -> Non
     assert caught.value.field == "kubernetes_kubeconfig"
 
 
-def test_funade_up_without_a_cluster_stops_before_the_gateway_and_the_lock(
+def test_funade_up_without_a_cluster_stops_before_the_gateway_and_lets_go_of_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
 ) -> None:
     home = tmp_path / "home"
@@ -319,8 +320,10 @@ def test_funade_up_without_a_cluster_stops_before_the_gateway_and_the_lock(
     assert done.code == 2
     assert "kubernetes_kubeconfig" in done.err
     assert "is not a file" in done.err
-    assert not (home / "controller.lock").exists()
-    assert not (home / "gateway.json").exists()
+    assert not (home / "gateway.json").exists()  # no gateway was started
+    lock = ControllerLock(home / "controller.lock")
+    assert lock.acquire()  # and the lock was let go of
+    lock.release()
 
 
 @pytest.mark.parametrize(
