@@ -53,6 +53,22 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     lock = ControllerLock(settings.home / "controller.lock")
     if not lock.acquire():
         raise PlatformBusyError(settings.home, lock.path)
+    from funade.artifacts import ArtifactStore
+
+    artifacts = ArtifactStore.from_settings(settings)
+    # Replicas get the API's URL: the configured one now, the bound one once the server is up
+    # (they differ only for port 0, when no replica can have been told it before).
+    api = _Address(f"http://{settings.host}:{settings.port}" if settings.port else "")
+    # Before the gateway: a backend that cannot start (a cluster it cannot reach) stops `funade
+    # up` with only the lock to let go of.
+    try:
+        backend = create_backend(
+            settings, BackendContext(sandbox=sandbox, fetch=artifacts.open, api_url=api.get)
+        )
+    except BaseException:
+        lock.release()
+        db.dispose()
+        raise
     # The gateway's process starts (its interpreter, its imports) while this one imports and
     # builds the API: a second of the start that used to come before it.
     gateway_starting = _Background(
@@ -61,19 +77,11 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     import uvicorn
 
     from funade.api.app import create_app
-    from funade.artifacts import ArtifactStore
     from funade.deploy.controller import start_controller
     from funade.gateway.server import stop_gateway
     from funade.pipelines.schedules import Launcher, start_scheduler
     from funade.running import forget_up, record_up
 
-    artifacts = ArtifactStore.from_settings(settings)
-    # Replicas get the API's URL: the configured one now, the bound one once the server is up
-    # (they differ only for port 0, when no replica can have been told it before).
-    api = _Address(f"http://{settings.host}:{settings.port}" if settings.port else "")
-    backend = create_backend(
-        settings, BackendContext(sandbox=sandbox, fetch=artifacts.open, api_url=api.get)
-    )
     _controller, stop_controller = start_controller(db, backend)
     app = create_app(settings, db, artifacts, controller=True)
     try:

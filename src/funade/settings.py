@@ -123,8 +123,9 @@ class Settings(BaseSettings):
     backend: Literal["local", "podman", "docker", "kubernetes"] = Field(
         default="local",
         description="Where the controller runs replicas. `local`: `funade serve` processes on "
-        "this machine. `podman`, `docker` (containers) and `kubernetes` are recognised, and "
-        "refused by `funade up` until their backend ships (issue 22 tracks them).",
+        "this machine. `kubernetes`: a Deployment and a Service per revision "
+        "(docs/kubernetes.md). `podman`, `docker` (containers) are recognised, and refused by "
+        "`funade up` until their backend ships (issue 22 tracks them).",
     )
     isolation: Literal["auto", "users", "none"] = Field(
         default="auto",
@@ -148,8 +149,51 @@ class Settings(BaseSettings):
         description="Project N's processes run as uid and gid `sandbox_uid_base + N` (with "
         "isolation `users`). Pick a range no real user or container mapping uses.",
     )
+    kubernetes_kubeconfig: Path | None = Field(
+        default=None,
+        description="The Kubernetes backend's kubeconfig file. Default: the in-cluster "
+        "service account of the pod the controller runs in.",
+    )
+    kubernetes_context: str | None = Field(
+        default=None, description="The kubeconfig context to use. Default: its current one."
+    )
+    kubernetes_namespace: str | None = Field(
+        default=None,
+        description="Where the Kubernetes backend makes revisions' objects. Default: the "
+        "kubeconfig context's namespace, or the controller's pod's, else `default`.",
+    )
+    kubernetes_api_url: str | None = Field(
+        default=None,
+        description="The control plane's URL as the Kubernetes backend's pods reach it, e.g. "
+        "`http://funade-control-plane.funade.svc:8470`. Default: the address it listens on.",
+    )
+    kubernetes_images: str = Field(
+        default="funade",
+        description="The registry path of the images `funade build --push` made, e.g. "
+        "`ghcr.io/acme/models`: a revision runs `<this>/<model>:<version>-<digest>`.",
+    )
+    kubernetes_runtime_image: str | None = Field(
+        default=None,
+        description="A runtime image (`funade build --runtime`) for every revision instead: "
+        "each pod pulls its version from the control plane at start, with its revision's key.",
+    )
+    kubernetes_pods: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What every revision's pods get, as `funade manifests`' options: `cpu`, "
+        "`memory`, `gpus`, `node_selector`, `tolerations`, `image_pull_secrets`, "
+        "`model_cache`, `ready_timeout_seconds`, and `max_replicas`/`target_cpu` for an HPA.",
+    )
+    kubernetes_key_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a revision's key (the read key its pods pull their model "
+        "with) lasts; the backend renews it when half of that has passed.",
+    )
 
-    @field_validator("home", "cache_dir", "config", "sandbox_dir", mode="after")
+    @field_validator(
+        "home", "cache_dir", "config", "sandbox_dir", "kubernetes_kubeconfig", mode="after"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

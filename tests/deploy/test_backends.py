@@ -38,7 +38,7 @@ def test_local_is_the_default_backend(tmp_path: Path) -> None:
         backend.close()
 
 
-@pytest.mark.parametrize("name", ["podman", "docker", "kubernetes"])
+@pytest.mark.parametrize("name", ["podman", "docker"])
 def test_a_backend_not_shipped_yet_is_refused_naming_its_issue(tmp_path: Path, name: str) -> None:
     settings = Settings(home=tmp_path / "home", backend=name)
     with pytest.raises(InvalidInputError, match="not available in this version") as info:
@@ -78,9 +78,9 @@ def test_funade_up_refuses_an_unavailable_backend_before_starting_anything(
 ) -> None:
     home = tmp_path / "home"
     monkeypatch.setenv("FUNADE_HOME", str(home))
-    monkeypatch.setenv("FUNADE_BACKEND", "kubernetes")
+    monkeypatch.setenv("FUNADE_BACKEND", "podman")
     done = cli("up", "--port", "0", "--gateway-port", "0")
     assert done.code == 2
-    assert "The kubernetes backend is not available in this version of funade yet" in done.err
+    assert "The podman backend is not available in this version of funade yet" in done.err
     assert "issue 22 tracks it" in done.err
     assert not home.exists(), "no store, no gateway, no lock"

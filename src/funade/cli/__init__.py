@@ -23,6 +23,7 @@ from funade.cli import (
     manifests,
     models,
     pipelines,
+    platform,
     projects,
     schedules,
     serve,
@@ -61,6 +62,7 @@ app.add_typer(schedules.app, name="schedule")
 app.command("lineage")(lineage.lineage)
 app.command("build")(build.build)
 app.command("manifests")(manifests.manifests)
+app.add_typer(platform.app, name="platform")
 
 
 def main() -> None:

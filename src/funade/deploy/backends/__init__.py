@@ -57,9 +57,7 @@ BACKENDS: dict[str, BackendModule] = {
     "local": BackendModule("funade.deploy.backends.local"),
     "podman": BackendModule("funade.deploy.backends.container", tracked_by="issue 22"),
     "docker": BackendModule("funade.deploy.backends.container", tracked_by="issue 22"),
-    "kubernetes": BackendModule(
-        "funade.deploy.backends.kubernetes", extra="kubernetes", tracked_by="issue 22"
-    ),
+    "kubernetes": BackendModule("funade.deploy.backends.kubernetes", extra="kubernetes"),
 }
 """Every backend the ``backend`` setting may name, by that name."""
 

@@ -132,7 +132,8 @@ class Backend(Protocol):
 
     def stop_all(self, *, grace_seconds: float = 30.0) -> None:
         """Stop every replica as ``stop`` does and wait until they are gone (a graceful stop of
-        the platform: the next start brings them back from the store)."""
+        the platform: the next start brings them back from the store). A backend whose replicas
+        serve apart from the control plane (Kubernetes) stops none: the next start adopts them."""
         ...
 
     def close(self) -> None:
