@@ -181,11 +181,11 @@ def test_steps_get_secrets_and_the_runs_token_by_reference(
     env = {e["name"]: e["value"] for e in executors["exec-load"]["container"]["env"]}
     assert json.loads(env.pop(SECRET_REFS_ENV)) == {
         "DB_PASSWORD": f"projects/{PROJECT}/secrets/db-password/versions/latest",
-        "FUNADE_API_KEY": f"projects/{PROJECT}/secrets/funade-run-RUN_ID/versions/latest",
+        "FUNADE_API_KEY": f"projects/{PROJECT}/secrets/funade-run-0/versions/latest",
     }
     assert env == {
         "FUNADE_PIPELINE": "flow",
-        "FUNADE_RUN_ID": "RUN_ID",
+        "FUNADE_RUN_ID": "0",
         "FUNADE_URL": "https://funade.example",
     }
     fit_env = {e["name"] for e in executors["exec-fit"]["container"]["env"]}
@@ -230,7 +230,7 @@ def test_the_cli_prints_the_requests_without_credentials(
     shown = json.loads(result.out)
     assert [(r["method"], urlsplit(r["url"]).path) for r in shown] == [
         ("POST", f"/v1/projects/{PROJECT}/secrets"),
-        ("POST", f"/v1/projects/{PROJECT}/secrets/funade-run-RUN_ID:addVersion"),
+        ("POST", f"/v1/projects/{PROJECT}/secrets/funade-run-0:addVersion"),
         ("POST", JOBS),
     ]
     assert shown[2]["body"]["runtimeConfig"]["parameterValues"] == {"rows": 3}

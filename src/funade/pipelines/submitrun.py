@@ -36,7 +36,10 @@ from funade.pipelines.submit import (
 )
 from funade.pipelines.submitfollow import Followed
 
-__all__ = ["Engine", "SubmitOptions", "Submitted", "dry_run", "submit"]
+__all__ = ["DRY_RUN_ID", "Engine", "SubmitOptions", "Submitted", "dry_run", "submit"]
+
+DRY_RUN_ID = 0
+"""The run id ``--dry-run`` shows (a run's id is made when it is recorded, which it is not)."""
 
 
 class Engine(Followed, Protocol):
@@ -95,7 +98,7 @@ def _submission(
     project: str = "",
 ) -> Submission:
     pipeline, target, spec, values = prepared
-    shown_id: int | str = run_id if run_id is not None else "RUN_ID"
+    shown_id = run_id if run_id is not None else DRY_RUN_ID
     step_env: dict[str, str] = {}
     step_secrets: dict[str, str] = {}
     _, hook = engine.step_secrets(shown_id)
@@ -127,9 +130,9 @@ def _submission(
 
 def dry_run(engine: Engine, target: str, options: SubmitOptions) -> list[Request]:
     """The requests ``submit`` would send; needs no credentials and records nothing. The
-    run's id is ``RUN_ID`` and its token is redacted: both are made when the run is."""
+    run's id is 0 and its token is redacted: both are made when the run is recorded."""
     sub = _submission(engine, _plan(target, options), options, None)
-    token = [] if options.schedule else engine.token_requests("RUN_ID", None)
+    token = [] if options.schedule else engine.token_requests(DRY_RUN_ID, None)
     return token + engine.create_requests(sub)
 
 
