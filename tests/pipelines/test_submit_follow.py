@@ -311,3 +311,19 @@ def test_fan_out_tasks_are_indexed_steps() -> None:
         ("score_all[0]", 0, "succeeded", ""),
         ("score_all[1]", 1, "failed", "boom"),
     ]
+
+
+def test_a_remote_run_is_not_resumed_here(
+    submitted: Submitted, vertex: StandIn, engine: VertexEngine, admin: Client
+) -> None:
+    from funade.errors import ConflictError
+    from funade.pipelines.runs import resume_run
+
+    name = submitted.job.rsplit("/", 1)[-1]
+    vertex.route("GET", rf"{JOBS}/{name}", (200, {"state": "PIPELINE_STATE_FAILED"}))
+    ended = _follow(admin, submitted, engine)
+    with pytest.raises(ConflictError) as caught:
+        resume_run(ended.id, client=admin)
+    assert str(caught.value).startswith(
+        f"Run {ended.id} ran on vertex ({submitted.job}); it cannot be resumed here."
+    )

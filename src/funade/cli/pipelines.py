@@ -292,10 +292,19 @@ def step(
 ) -> None:
     """Run one step inside a KFP container (what compiled components run; see docs/kfp.md)."""
     import json
+    import os
     import tempfile
 
     from funade.errors import InvalidInputError
     from funade.pipelines.kfpstep import run_kfp_step
+    from funade.pipelines.vertexrefs import SECRET_REFS_ENV
+
+    if os.environ.get(SECRET_REFS_ENV):  # on Vertex AI: Secret Manager references (submit)
+        from funade.pipelines.submitvertex import google_session
+        from funade.pipelines.vertexrefs import resolve, secret_manager_fetch
+
+        with google_session() as http:
+            os.environ.update(resolve(os.environ, secret_manager_fetch(http)))
 
     try:
         given = json.loads(executor_input)

@@ -36,7 +36,7 @@ from funade.pipelines.submit import (
     send,
     token_secret_name,
 )
-from funade.pipelines.vertexrefs import secret_manager_hook
+from funade.pipelines.vertexrefs import SECRETS_ENDPOINT, secret_manager_hook
 
 __all__ = [
     "ENDPOINT",
@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 ENDPOINT = "https://{region}-aiplatform.googleapis.com"
-SECRETS_ENDPOINT = "https://secretmanager.googleapis.com"
 CONSOLE = "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/{kind}/{id}"
 
 RUN_STATES = {

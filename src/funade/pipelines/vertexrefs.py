@@ -22,9 +22,21 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from funade.errors import InvalidInputError
+import httpx
 
-__all__ = ["SECRET_REFS_ENV", "resolve", "secret_env", "secret_manager_hook"]
+from funade.errors import InvalidInputError
+from funade.pipelines.submit import Request, send
+
+__all__ = [
+    "SECRETS_ENDPOINT",
+    "SECRET_REFS_ENV",
+    "resolve",
+    "secret_env",
+    "secret_manager_fetch",
+    "secret_manager_hook",
+]
+
+SECRETS_ENDPOINT = "https://secretmanager.googleapis.com"
 
 SECRET_REFS_ENV = "FUNADE_SECRET_REFS"  # noqa: S105 - a variable's name
 _PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}"
@@ -120,12 +132,12 @@ def resolve(environ: Mapping[str, str], fetch: Fetch) -> dict[str, str]:
     return out
 
 
-def fetch_with_service_account(name: str) -> dict[str, Any]:  # pragma: no cover - on Vertex
-    """Read a secret version with the credentials of the machine (the job's service account,
-    from the metadata server on Vertex AI)."""
-    from funade.pipelines.submitvertex import google_session
+def secret_manager_fetch(http: httpx.Client, endpoint: str = SECRETS_ENDPOINT) -> Fetch:
+    """``Fetch`` through Secret Manager's REST API with ``http`` (on Vertex AI: the job's
+    service account's credentials, ``submitvertex.google_session``)."""
 
-    response = google_session().get(f"https://secretmanager.googleapis.com/v1/{name}:access")
-    response.raise_for_status()
-    answer: dict[str, Any] = response.json()
-    return answer
+    def fetch(name: str) -> dict[str, Any]:
+        url = f"{endpoint.rstrip('/')}/v1/{name}:access"
+        return send(http, Request("GET", url), "Secret Manager")
+
+    return fetch
