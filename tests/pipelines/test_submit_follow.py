@@ -327,3 +327,40 @@ def test_a_remote_run_is_not_resumed_here(
     assert str(caught.value).startswith(
         f"Run {ended.id} ran on vertex ({submitted.job}); it cannot be resumed here."
     )
+
+
+def test_the_slo_and_notifications_work_as_for_a_local_run(
+    write_pipeline: Callable[..., str],
+    engine: VertexEngine,
+    vertex: StandIn,
+    admin: Client,
+    app_url: str,
+    receiver: Any,
+) -> None:
+    hooks = [{"url": receiver.url, "kind": "json", "on": ["failure", "success", "slo_breach"]}]
+    source = FLOW.replace(
+        "@funade.pipeline\n", f"@funade.pipeline(max_duration=30, notify={hooks!r})\n"
+    )
+    options = SubmitOptions(pipeline_root=ROOT, funade_url=app_url)
+    done = submit(engine, write_pipeline(source), options, admin)
+    name = done.job.rsplit("/", 1)[-1]
+    vertex.route(
+        "GET",
+        rf"{JOBS}/{name}",
+        Script(
+            {"state": "PIPELINE_STATE_RUNNING"},
+            {"state": "PIPELINE_STATE_RUNNING"},
+            {"state": "PIPELINE_STATE_RUNNING"},
+            {"state": "PIPELINE_STATE_FAILED", "error": {"message": "fit: OOM"}},
+        ),
+    )
+    clock = itertools.count(0, 20)  # 20 s between polls: past 30 s at the second
+    ended = _follow(admin, done, engine, clock=lambda: next(clock))
+    assert ended.state == "failed"
+    assert admin.get_run(ended.id).slo_breached
+    assert [b["event"] for b in receiver.bodies] == ["slo_breach", "failure"]
+    breach, failure = receiver.bodies
+    assert breach["message"] == "running for 40s, over its 30s limit"
+    assert breach["run_id"] == str(ended.id)
+    assert failure["message"] == ended.reason
+    assert failure["url"].endswith(f"/runs/{ended.id}?project=default")

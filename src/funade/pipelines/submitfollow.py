@@ -12,6 +12,9 @@ the follower stops (Ctrl-C, a machine gone), as a local run whose runner stops i
 - An engine that cannot be reached is retried; after ``unreachable_after`` seconds the run ends
   ``lost``, naming the job and the last error. A funade that cannot be reached is retried
   until the job ends.
+- The pipeline's ``max_duration`` (its SLO) and ``notify`` webhooks work as for a local run:
+  a run still going past its limit is marked ``slo_breached`` and ``slo_breach`` is posted;
+  ``success`` and ``failure`` are posted when the job ends (from the machine following it).
 - When the run ends the engine's copy of its token (the secret) is deleted; the token itself
   is revoked by funade then.
 """
@@ -24,7 +27,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from funade.durations import format_seconds
 from funade.errors import FunadeError
+from funade.pipelines import notify
 from funade.pipelines.kfpir import kfp_name
 from funade.pipelines.reporting import RunReporter
 from funade.pipelines.schemas import RunEventsIn, RunOut, RunUpdate, StepRecord
@@ -84,6 +89,10 @@ def _end_update(remote: RemoteState, engine: str, job: str) -> RunUpdate:
     )
 
 
+def over(limit: float | None, elapsed: float) -> bool:
+    return limit is not None and elapsed > limit
+
+
 def follow(
     reporter: RunReporter,
     run: RunOut,
@@ -102,6 +111,24 @@ def follow(
     last_state = ""
     unreachable_since: float | None = None
     cancelling = False
+    hooks = notify.check_webhooks(spec.notify, where=f"pipeline {spec.name!r}, notify")
+    began, slo_reported = clock(), run.slo_breached
+
+    def tell(event: notify.EventKind, message: str, about: RunOut, **extra: float) -> None:
+        if hooks:
+            notify.send(
+                hooks,
+                notify.run_event(
+                    event,
+                    about,
+                    pipeline=spec.name,
+                    url=notify.run_page(reporter, about),
+                    max_duration=spec.max_duration,
+                    message=message,
+                    **extra,
+                ),
+            )
+
     while True:
         update: RunUpdate | None = None
         steps: list[StepRecord] = []
@@ -123,8 +150,16 @@ def follow(
                 on_change(remote)
             last_state = remote.engine_state
             steps = [r for r in step_records(spec, remote.tasks) if sent.get(r.instance) != r]
+            elapsed = clock() - began
             if remote.state != "running":
                 update = _end_update(remote, engine.name, job)
+            elif over(spec.max_duration, elapsed) and not slo_reported:
+                slo_reported = True
+                update = RunUpdate(slo_breached=True)
+                limit = format_seconds(spec.max_duration or 0)
+                shown = format_seconds(round(elapsed, 1) if elapsed < 60 else round(elapsed))
+                tell("slo_breach", f"running for {shown}, over its {limit} limit", run,
+                     elapsed=elapsed)  # fmt: skip
         try:
             answer = reporter.report_run(run.id, RunEventsIn(steps=steps, run=update))
         except FunadeError:
@@ -134,6 +169,9 @@ def follow(
         if answer.run is not None:
             with contextlib.suppress(EngineError):  # revoked anyway: a stale secret is dead
                 engine.forget_token(run.id)
+            if answer.run.state in ("failed", "succeeded"):
+                ended = answer.run.state
+                tell("failure" if ended == "failed" else "success", answer.run.reason, answer.run)
             return answer.run
         if answer.cancel_requested and not cancelling:
             try:
