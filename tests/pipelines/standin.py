@@ -15,6 +15,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+FLOW = """
+@funade.step{options}
+def load(rows: int) -> list[float]:
+    return [float(i) for i in range(rows)]
+
+
+@funade.step
+def fit(xs: list[float], c: float) -> float:
+    return sum(xs) * c
+
+
+@funade.pipeline
+def flow(rows: int = 10, c: float = 0.5):
+    fit(load(rows), c)
+"""
+"""The pipeline the submit tests send: ``FLOW.format(options="(secrets=...)")``."""
+
 Answer = tuple[int, Any]
 Route = Callable[["Seen"], Answer]
 

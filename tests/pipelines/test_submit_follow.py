@@ -20,27 +20,14 @@ from funade.pipelines.submitfollow import follow
 from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, Submitted, submit
 from funade.pipelines.submitvertex import VertexEngine
+from tests.pipelines.standin import FLOW as STANDIN_FLOW
 from tests.pipelines.standin import Seen, StandIn, standin
 
 PROJECT, REGION = "acme-ml", "europe-west4"
 ROOT = "gs://acme-ml/pipelines"
 JOBS = rf"/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs"
 
-FLOW = """
-@funade.step
-def load(rows: int) -> list[float]:
-    return [float(i) for i in range(rows)]
-
-
-@funade.step
-def fit(xs: list[float], c: float) -> float:
-    return sum(xs) * c
-
-
-@funade.pipeline
-def flow(rows: int = 10, c: float = 0.5):
-    fit(load(rows), c)
-"""
+FLOW = STANDIN_FLOW.format(options="")
 
 
 def _task(name: str, state: str, error: str = "") -> dict[str, Any]:

@@ -19,26 +19,15 @@ from funade.pipelines.submit import Request
 from funade.pipelines.submitkfp import EXPERIMENT_PLACEHOLDER, KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, dry_run
 from tests.conftest import Result
+from tests.pipelines.standin import FLOW as STANDIN_FLOW
 from tests.pipelines.standin import StandIn, standin
 
 ROOT = "minio://mlpipeline/v2/artifacts"
 RUNS = "/apis/v2beta1/runs"
 
-FLOW = """
-@funade.step(secrets={"DB_PASSWORD": "k8s:db-credentials/password"}, timeout="10m")
-def load(rows: int) -> list[float]:
-    return [float(i) for i in range(rows)]
-
-
-@funade.step
-def fit(xs: list[float], c: float) -> float:
-    return sum(xs) * c
-
-
-@funade.pipeline
-def flow(rows: int = 10, c: float = 0.5):
-    fit(load(rows), c)
-"""
+FLOW = STANDIN_FLOW.format(
+    options='(secrets={"DB_PASSWORD": "k8s:db-credentials/password"}, timeout="10m")'
+)
 
 
 pytestmark = pytest.mark.filterwarnings(

@@ -21,6 +21,7 @@ from funade.pipelines.submitrun import SubmitOptions, dry_run
 from funade.pipelines.submitvertex import VertexEngine, caching_off
 from funade.pipelines.vertexrefs import SECRET_REFS_ENV
 from tests.conftest import Result
+from tests.pipelines.standin import FLOW as STANDIN_FLOW
 from tests.pipelines.standin import StandIn, standin
 
 PROJECT, REGION = "acme-ml", "europe-west4"
@@ -28,21 +29,7 @@ ROOT = "gs://acme-ml/pipelines"
 SA = "pipelines@acme-ml.iam.gserviceaccount.com"
 JOBS = rf"/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs"
 
-FLOW = """
-@funade.step(secrets={"DB_PASSWORD": "gsm:db-password"})
-def load(rows: int) -> list[float]:
-    return [float(i) for i in range(rows)]
-
-
-@funade.step
-def fit(xs: list[float], c: float) -> float:
-    return sum(xs) * c
-
-
-@funade.pipeline
-def flow(rows: int = 10, c: float = 0.5):
-    fit(load(rows), c)
-"""
+FLOW = STANDIN_FLOW.format(options='(secrets={"DB_PASSWORD": "gsm:db-password"})')
 
 
 @pytest.fixture

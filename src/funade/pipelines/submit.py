@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,11 +38,14 @@ __all__ = [
     "RemoteState",
     "RemoteTask",
     "Request",
+    "StateFields",
     "Submission",
     "check_host",
     "check_region",
     "check_vertex_project",
     "compile_submission",
+    "parse_time",
+    "remote_state",
     "send",
     "token_secret_name",
 ]
@@ -127,6 +130,69 @@ class RemoteState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     tasks: tuple[RemoteTask, ...] = ()
+
+
+@dataclass(frozen=True)
+class StateFields:
+    """Where an engine's JSON has a job's state, times and tasks (Vertex's REST API writes
+    camelCase, KFP's snake_case), and how its states map to funade's."""
+
+    run_states: Mapping[str, str]
+    task_states: Mapping[str, str]
+    unspecified: str
+    started: str
+    finished: str
+    tasks: tuple[str, str]
+    task_name: str
+    task_started: str
+    task_finished: str
+
+
+def _error(item: Mapping[str, Any]) -> str:
+    error = item.get("error")
+    return str(error.get("message") or "") if isinstance(error, dict) else ""
+
+
+def remote_state(answer: Mapping[str, Any], fields: StateFields) -> RemoteState:
+    """A job as the engine's GET answers it, in funade's terms (unknown states: running)."""
+    state = str(answer.get("state") or fields.unspecified)
+    holder = answer.get(fields.tasks[0])
+    items = holder.get(fields.tasks[1]) if isinstance(holder, dict) else None
+    tasks = tuple(
+        RemoteTask(
+            name=str(t.get(fields.task_name, "")),
+            state=fields.task_states.get(str(t.get("state")), "pending"),
+            started_at=parse_time(t.get(fields.task_started)),
+            finished_at=parse_time(t.get(fields.task_finished)),
+            error=_error(t),
+        )
+        for t in (items if isinstance(items, list) else [])
+        if isinstance(t, dict)
+    )
+    return RemoteState(
+        engine_state=state,
+        state=fields.run_states.get(state, "running"),
+        error=_error(answer),
+        started_at=parse_time(answer.get(fields.started)),
+        finished_at=parse_time(answer.get(fields.finished)),
+        tasks=tasks,
+    )
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time as Google's and KFP's APIs write it (nanoseconds cut to micro)."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def send(http: httpx.Client, request: Request, engine: str) -> dict[str, Any]:

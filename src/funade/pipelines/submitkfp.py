@@ -30,13 +30,13 @@ from funade.errors import InvalidInputError
 from funade.pipelines.submit import (
     REDACTED,
     RemoteState,
-    RemoteTask,
     Request,
+    StateFields,
     Submission,
+    remote_state,
     send,
     token_secret_name,
 )
-from funade.pipelines.submitvertex import parse_time
 
 __all__ = [
     "RUN_STATES",
@@ -76,6 +76,19 @@ TASK_STATES = {
     "CANCELED": "cancelled",
     "SKIPPED": "skipped",
 }
+
+
+FIELDS = StateFields(
+    run_states=RUN_STATES,
+    task_states=TASK_STATES,
+    unspecified="RUNTIME_STATE_UNSPECIFIED",
+    started="created_at",
+    finished="finished_at",
+    tasks=("run_details", "task_details"),
+    task_name="display_name",
+    task_started="start_time",
+    task_finished="end_time",
+)
 
 
 def caching_off(pipeline_spec: dict[str, Any]) -> dict[str, Any]:
@@ -254,27 +267,7 @@ class KubeflowEngine:
 
     def poll(self, job: str) -> RemoteState:
         answer = send(self.http, Request("GET", f"{self.host}{API}/runs/{job}"), "Kubeflow")
-        state = str(answer.get("state") or "RUNTIME_STATE_UNSPECIFIED")
-        details = (answer.get("run_details") or {}).get("task_details") or []
-        tasks = tuple(
-            RemoteTask(
-                name=str(t.get("display_name", "")),
-                state=TASK_STATES.get(str(t.get("state")), "pending"),
-                started_at=parse_time(t.get("start_time")),
-                finished_at=parse_time(t.get("end_time")),
-                error=str((t.get("error") or {}).get("message") or ""),
-            )
-            for t in details
-            if isinstance(t, dict)
-        )
-        return RemoteState(
-            engine_state=state,
-            state=RUN_STATES.get(state, "running"),
-            error=str((answer.get("error") or {}).get("message") or ""),
-            started_at=parse_time(answer.get("created_at")),
-            finished_at=parse_time(answer.get("finished_at")),
-            tasks=tasks,
-        )
+        return remote_state(answer, FIELDS)
 
     def cancel(self, job: str) -> None:
         send(self.http, Request("POST", f"{self.host}{API}/runs/{job}:terminate", {}), "Kubeflow")

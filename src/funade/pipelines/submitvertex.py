@@ -30,9 +30,10 @@ from funade.pipelines.kfpir import SecretsHook
 from funade.pipelines.submit import (
     REDACTED,
     RemoteState,
-    RemoteTask,
     Request,
+    StateFields,
     Submission,
+    remote_state,
     send,
     token_secret_name,
 )
@@ -79,6 +80,18 @@ TASK_STATES = {
     "NOT_TRIGGERED": "skipped",
 }
 """A task's state → the step's (Vertex marks a task served from its cache SKIPPED)."""
+
+FIELDS = StateFields(
+    run_states=RUN_STATES,
+    task_states=TASK_STATES,
+    unspecified="PIPELINE_STATE_UNSPECIFIED",
+    started="startTime",
+    finished="endTime",
+    tasks=("jobDetail", "taskDetails"),
+    task_name="taskName",
+    task_started="startTime",
+    task_finished="endTime",
+)
 
 
 def job_id(name: str, now: datetime | None = None) -> str:
@@ -252,26 +265,7 @@ class VertexEngine:
 
     def poll(self, job: str) -> RemoteState:
         answer = send(self.http, Request("GET", f"{self.endpoint}/v1/{job}"), "Vertex AI")
-        state = str(answer.get("state") or "PIPELINE_STATE_UNSPECIFIED")
-        tasks = tuple(
-            RemoteTask(
-                name=str(t.get("taskName", "")),
-                state=TASK_STATES.get(str(t.get("state")), "pending"),
-                started_at=parse_time(t.get("startTime")),
-                finished_at=parse_time(t.get("endTime")),
-                error=str((t.get("error") or {}).get("message") or ""),
-            )
-            for t in (answer.get("jobDetail") or {}).get("taskDetails") or []
-            if isinstance(t, dict)
-        )
-        return RemoteState(
-            engine_state=state,
-            state=RUN_STATES.get(state, "running"),
-            error=str((answer.get("error") or {}).get("message") or ""),
-            started_at=parse_time(answer.get("startTime")),
-            finished_at=parse_time(answer.get("endTime")),
-            tasks=tasks,
-        )
+        return remote_state(answer, FIELDS)
 
     def cancel(self, job: str) -> None:
         send(self.http, Request("POST", f"{self.endpoint}/v1/{job}:cancel", {}), "Vertex AI")
@@ -279,19 +273,3 @@ class VertexEngine:
     def forget_token(self, run_id: int | str) -> None:
         url = f"{self.secrets_endpoint}/v1/{secret_path(self.project, run_id)}"
         send(self.http, Request("DELETE", url), "Secret Manager")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time as Google's and KFP's APIs write it (nanoseconds cut to micro)."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
