@@ -181,3 +181,73 @@ def test_the_cli_prints_the_requests(
         ("POST", "http://localhost:8080/apis/v2beta1/runs"),
     ]
     assert shown[0]["body"]["metadata"]["name"] == "funade-run-0"
+
+
+def test_the_cli_submits_and_follows_a_kubeflow_run(
+    write_pipeline: Callable[..., str],
+    cli: Callable[..., Result],
+    kfp_api: StandIn,
+    app_url: str,
+    admin_key: str,
+    admin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The whole command: the kubeconfig read for the Kubernetes API (here the stand-in, with
+    a bearer token), the Secret stored, the run created and followed to its end."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": kfp_api.url}}],
+                "users": [{"name": "u", "user": {"token": "kube-token"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("FUNADE_URL", app_url)
+    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
+    kfp_api.route("POST", "/api/v1/namespaces/kubeflow/secrets", (201, {}))
+    kfp_api.route("DELETE", "/api/v1/namespaces/kubeflow/secrets/.+", (200, {}))
+    kfp_api.route("GET", f"{RUNS}/run-1", (200, {"state": "FAILED", "error": {"message": "OOM"}}))
+    result = cli(
+        "pipeline", "submit", write_pipeline(FLOW), "--target", "kubeflow",
+        "--host", kfp_api.url, "--interval", "1",
+    )  # fmt: skip
+    assert result.code == 1, result.err
+    (run,) = admin.list_runs().items
+    assert f"Run {run.id} submitted to kubeflow as run-1" in result.out
+    assert "kubeflow: FAILED" in result.out
+    assert "the kubeflow job run-1 ended FAILED: OOM" in result.out
+    (secret,) = kfp_api.requests("POST", "/api/v1/namespaces/kubeflow/secrets")
+    assert secret.headers["authorization"] == "Bearer kube-token"
+    assert kfp_api.requests("DELETE", f"/api/v1/namespaces/kubeflow/secrets/funade-run-{run.id}")
+    (created,) = kfp_api.requests("POST", RUNS)
+    env = created.body["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"]
+    assert {"name": "FUNADE_URL", "value": app_url} in env["exec-load"]["container"]["env"]
+    assert run.state == "failed"
+
+
+def test_an_unreadable_kubeconfig_is_named(
+    write_pipeline: Callable[..., str],
+    cli: Callable[..., Result],
+    kfp_api: StandIn,
+    app_url: str,
+    admin_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("FUNADE_URL", app_url)
+    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
+    result = cli(
+        "pipeline", "submit", write_pipeline(FLOW), "--target", "kubeflow", "--host", kfp_api.url
+    )
+    assert result.code == 2
+    assert result.err.startswith("error: No Kubernetes credentials to store the run's token with")
+    assert "Point KUBECONFIG" in result.err

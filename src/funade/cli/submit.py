@@ -65,12 +65,24 @@ def _engine(
         from funade.pipelines.submitkfp import KubeflowEngine, kfp_session
 
         token_path = os.environ.get(TOKEN_PATH_ENV)
-        token = Path(token_path).read_text().strip() if token_path and not dry_run else None
+        token = None
+        if token_path and not dry_run:
+            try:
+                token = Path(token_path).read_text().strip()
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"${TOKEN_PATH_ENV} names {token_path!r}, which cannot be read: "
+                    f"{exc.strerror}.",
+                    field=TOKEN_PATH_ENV,
+                    value=token_path,
+                    fix="Point it at the file holding the KFP API's bearer token, or unset it.",
+                ) from None
         return KubeflowEngine(
             checks.check_host(host),
             http=kfp_session(token),
             experiment=experiment,
             namespace=checks.check_k8s_name(namespace, "namespace"),
+            kubeconfig=os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser()),
         )
     raise InvalidInputError(
         f"--target {engine!r} is not an engine funade submits to.",
@@ -213,6 +225,12 @@ def _follow(
         result = follow(
             reporter, done.run, done.spec, remote, done.job, interval=interval, on_change=changed
         )
+    except KeyboardInterrupt:
+        console.print(
+            f"Stopped following run {done.run.id}; the job goes on on {remote.name} "
+            f"({escape(done.console)}), and funade marks the run lost in 60 s.",
+        )
+        raise typer.Exit(130) from None
     finally:
         reporter.close()
     _end(result, json_out=json_out)

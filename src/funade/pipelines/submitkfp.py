@@ -176,8 +176,10 @@ def kfp_session(token: str | None) -> httpx.Client:
     return httpx.Client(headers=headers, timeout=60)
 
 
-def kube_session() -> tuple[str, httpx.Client]:  # pragma: no cover - needs a cluster
-    """The Kubernetes API's URL and a client with the kubeconfig's (or the pod's) credentials."""
+def kube_session(kubeconfig: str | None = None) -> tuple[str, httpx.Client]:
+    """The Kubernetes API's URL and a client with the pod's credentials (in a cluster) or the
+    current context of ``kubeconfig`` (files as $KUBECONFIG lists them; the kubernetes
+    package's default, ~/.kube/config, if None): a token or a client certificate."""
     try:
         from kubernetes import client as k8s  # type: ignore[import-untyped]
         from kubernetes import config
@@ -189,11 +191,19 @@ def kube_session() -> tuple[str, httpx.Client]:  # pragma: no cover - needs a cl
             value="kubeflow",
             fix="pip install 'funade[kubeflow]'",
         ) from None
+    conf = k8s.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=conf)
     except config.ConfigException:
-        config.load_kube_config()
-    conf = k8s.Configuration.get_default_copy()
+        try:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=conf)
+        except (config.ConfigException, OSError) as exc:
+            raise InvalidInputError(
+                f"No Kubernetes credentials to store the run's token with: {exc}",
+                field="kubeconfig",
+                fix="Point KUBECONFIG (or ~/.kube/config) at the cluster Kubeflow runs on, "
+                "with a context that may create Secrets in --namespace.",
+            ) from None
     token = conf.get_api_key_with_prefix("authorization")
     cert = (conf.cert_file, conf.key_file) if conf.cert_file else None
     return conf.host, httpx.Client(
@@ -217,16 +227,17 @@ class KubeflowEngine:
         experiment: str = "Default",
         namespace: str = "kubeflow",
         kube: tuple[str, httpx.Client] | None = None,
+        kubeconfig: str | None = None,
     ) -> None:
         self.host, self.http, self.experiment, self.namespace = host, http, experiment, namespace
-        self.kube = kube
+        self.kube, self.kubeconfig = kube, kubeconfig
 
     def step_secrets(self, run_id: int | str) -> tuple[dict[str, str], None]:
         return {"FUNADE_API_KEY": secret_reference(run_id)}, None
 
     def _kube(self) -> tuple[str, httpx.Client]:
         if self.kube is None:
-            self.kube = kube_session()
+            self.kube = kube_session(self.kubeconfig)
         return self.kube
 
     def token_requests(self, run_id: int | str, token: str | None) -> list[Request]:

@@ -196,6 +196,7 @@ def google_session() -> httpx.Client:
     """An httpx client that sends the machine's Google credentials (application default)."""
     try:
         import google.auth
+        import google.auth.exceptions
         import google.auth.transport.requests
     except ImportError:
         raise InvalidInputError(
@@ -204,7 +205,17 @@ def google_session() -> httpx.Client:
             value="vertex",
             fix="pip install 'funade[vertex]'",
         ) from None
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    try:
+        credentials, _ = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise InvalidInputError(
+            f"No Google credentials to submit to Vertex AI with: {exc}",
+            field="credentials",
+            fix="Run `gcloud auth application-default login`, or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service account's key file.",
+        ) from None
     request = google.auth.transport.requests.Request()
 
     def auth(outgoing: httpx.Request) -> httpx.Request:
