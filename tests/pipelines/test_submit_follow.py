@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
 from funade.client import Client
-from funade.errors import AuthenticationError, PermissionDeniedError
+from funade.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.submit import EngineError
 from funade.pipelines.submitfollow import follow
@@ -351,3 +353,58 @@ def test_the_slo_and_notifications_work_as_for_a_local_run(
     assert breach["run_id"] == str(ended.id)
     assert failure["message"] == ended.reason
     assert failure["url"].endswith(f"/runs/{ended.id}?project=default")
+
+
+def _executors(seen: Seen) -> dict[str, Any]:
+    executors: dict[str, Any] = seen.body["pipelineSpec"]["deploymentSpec"]["executors"]
+    return executors
+
+
+def test_without_the_step_token_two_runs_send_the_same_containers(
+    write_pipeline: Callable[..., str],
+    engine: VertexEngine,
+    vertex: StandIn,
+    admin: Client,
+    app_url: str,
+) -> None:
+    """Vertex's cache key covers the containers' environment: with the run's token (and id)
+    two runs' steps differ there; --no-step-token sends the same containers every run."""
+    target = write_pipeline(FLOW)
+    with_token = SubmitOptions(pipeline_root=ROOT, funade_url=app_url)
+    for _ in range(2):
+        submit(engine, target, with_token, admin)
+    first, second = (_executors(s) for s in vertex.requests("POST", JOBS))
+    env = [
+        {e["name"]: e["value"] for e in x["exec-fit"]["container"]["env"]} for x in (first, second)
+    ]
+    assert {k for k in env[0] if env[0][k] != env[1][k]} == {"FUNADE_RUN_ID", "FUNADE_SECRET_REFS"}
+    vertex.seen.clear()
+    without = replace(with_token, step_token=False)
+    runs = [submit(engine, target, without, admin) for _ in range(2)]
+    first, second = (_executors(s) for s in vertex.requests("POST", JOBS))
+    assert first == second
+    assert "FUNADE_API_KEY" not in json.dumps(first)
+    assert not vertex.requests("POST", rf"/v1/projects/{PROJECT}/secrets.*")
+    assert all(r.run is not None and r.run.state == "running" for r in runs)
+
+
+def test_what_cannot_compile_records_no_run(
+    write_pipeline: Callable[..., str], engine: VertexEngine, admin: Client, app_url: str
+) -> None:
+    from funade.pipelines.kfpir import KfpCompileError
+
+    source = FLOW.replace(
+        "@funade.step\ndef load", '@funade.step(secrets={"A": "env:A"})\ndef load'
+    )
+    assert source != FLOW
+    with pytest.raises(KfpCompileError):
+        submit(
+            engine,
+            write_pipeline(source),
+            SubmitOptions(pipeline_root=ROOT, funade_url=app_url),
+            admin,
+        )
+    with pytest.raises(InvalidInputError) as caught:
+        submit(engine, write_pipeline(FLOW), SubmitOptions(funade_url=app_url), admin)
+    assert caught.value.field == "pipeline-root"
+    assert admin.list_runs().items == []

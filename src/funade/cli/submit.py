@@ -136,6 +136,13 @@ def submit(
         str | None,
         typer.Option(help="Where the steps reach funade (default: the API this CLI uses)."),
     ] = None,
+    step_token: Annotated[
+        bool,
+        typer.Option(
+            help="Give the steps the run's token, by reference (off: Vertex AI's cache can "
+            "reuse steps across runs; see docs/kfp.md)."
+        ),
+    ] = True,
     interval: Annotated[float, typer.Option(help="Seconds between polls of the job.")] = 10.0,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the requests; send nothing, record nothing.")
@@ -185,6 +192,7 @@ def submit(
         service_account=check_service_account(service_account, engine) if service_account else None,
         schedule=check_schedule(schedule) if schedule else None,
         funade_url=check_host(funade_url, "funade-url", "funade API") if funade_url else "",
+        step_token=step_token,
     )
     if dry_run:
         from funade.settings import Settings
@@ -205,11 +213,11 @@ def submit(
             f"Run {done.run.id} submitted to {engine} as {escape(done.job)}\n"
             f"  {escape(done.console)}"
         )
-        _follow(api, done, remote, interval=interval, json_out=json_out)
+        _follow(api, done, remote, interval=interval, json_out=json_out, forget=step_token)
 
 
 def _follow(
-    api: Client, done: Submitted, remote: Engine, *, interval: float, json_out: bool
+    api: Client, done: Submitted, remote: Engine, *, interval: float, json_out: bool, forget: bool
 ) -> None:
     from funade.cli.pipelines import _end
     from funade.pipelines.submitfollow import follow
@@ -223,7 +231,14 @@ def _follow(
     reporter = api.with_key(done.token)
     try:
         result = follow(
-            reporter, done.run, done.spec, remote, done.job, interval=interval, on_change=changed
+            reporter,
+            done.run,
+            done.spec,
+            remote,
+            done.job,
+            interval=interval,
+            on_change=changed,
+            forget_token=forget,
         )
     except KeyboardInterrupt:
         console.print(

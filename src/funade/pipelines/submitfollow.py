@@ -103,10 +103,12 @@ def follow(
     interval: float = 10.0,
     unreachable_after: float = 300.0,
     on_change: Callable[[RemoteState], None] | None = None,
+    forget_token: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RunOut:
-    """Follow ``job`` until it ends; the funade run as it ended."""
+    """Follow ``job`` until it ends; the funade run as it ended (``forget_token``: delete the
+    engine's secret holding the run's token then)."""
     sent: dict[str, StepRecord] = {}
     last_state = ""
     unreachable_since: float | None = None
@@ -167,8 +169,9 @@ def follow(
             continue
         sent.update((r.instance, r) for r in steps)
         if answer.run is not None:
-            with contextlib.suppress(EngineError):  # revoked anyway: a stale secret is dead
-                engine.forget_token(run.id)
+            if forget_token:
+                with contextlib.suppress(EngineError):  # revoked anyway: a stale one is dead
+                    engine.forget_token(run.id)
             if answer.run.state in ("failed", "succeeded"):
                 ended = answer.run.state
                 tell("failure" if ended == "failed" else "success", answer.run.reason, answer.run)

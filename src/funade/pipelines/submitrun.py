@@ -68,6 +68,10 @@ class SubmitOptions:
     schedule: str | None = None
     funade_url: str = ""
     """Where the steps reach funade (``FUNADE_URL`` in their containers)."""
+    step_token: bool = True
+    """Give the steps the run's token (by reference) and its id. Vertex AI's cache key covers
+    the container's environment, so on Vertex a step's cached result is reused only by runs
+    whose steps got none (``--no-step-token``); KFP's leaves the environment out."""
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,15 @@ def _submission(
     shown_id = run_id if run_id is not None else DRY_RUN_ID
     step_env: dict[str, str] = {}
     step_secrets: dict[str, str] = {}
-    _, hook = engine.step_secrets(shown_id)
+    secrets, hook = engine.step_secrets(shown_id)
     if not options.schedule:
-        step_secrets = engine.step_secrets(shown_id)[0]
         step_env = {
             "FUNADE_URL": options.funade_url,
-            "FUNADE_RUN_ID": str(shown_id),
             "FUNADE_PIPELINE": spec.name,
             **({"FUNADE_PROJECT": project} if project else {}),
         }
+        if options.step_token:
+            step_secrets, step_env["FUNADE_RUN_ID"] = secrets, str(shown_id)
     return compile_submission(
         pipeline,
         spec,
@@ -132,7 +136,8 @@ def dry_run(engine: Engine, target: str, options: SubmitOptions) -> list[Request
     """The requests ``submit`` would send; needs no credentials and records nothing. The
     run's id is 0 and its token is redacted: both are made when the run is recorded."""
     sub = _submission(engine, _plan(target, options), options, None)
-    token = [] if options.schedule else engine.token_requests(DRY_RUN_ID, None)
+    stored = not options.schedule and options.step_token
+    token = engine.token_requests(DRY_RUN_ID, None) if stored else []
     return token + engine.create_requests(sub)
 
 
@@ -164,6 +169,8 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
         )
     from funade.registry.lineage import attempt_lineage, code_lineage
 
+    # Every check that compiling and building the requests makes, before a run is recorded.
+    engine.create_requests(_submission(engine, prepared, options, None))
     pipeline, source, spec, values = prepared
     run = client.create_run(
         RunIn(
@@ -181,10 +188,12 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
     token = run.token or ""
     reporter = client.with_key(token)
     try:
-        sub = _submission(engine, prepared, options, run.id, run.project)
-        requests = engine.token_requests(run.id, None) + engine.create_requests(sub)
         try:
-            engine.send_token(engine.token_requests(run.id, token))
+            sub = _submission(engine, prepared, options, run.id, run.project)
+            requests = engine.create_requests(sub)
+            if options.step_token:
+                requests = engine.token_requests(run.id, None) + requests
+                engine.send_token(engine.token_requests(run.id, token))
             job, console = engine.create(sub)
         except FunadeError as exc:
             reason = f"it could not be submitted to {engine.name}: {exc}"

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from funade.errors import InvalidInputError
+from funade.pipelines.kfpir import KfpCompileError
 from funade.pipelines.submit import Request, send
 
 __all__ = [
@@ -56,7 +57,7 @@ def resource_name(reference: str, *, project: str, where: str, env_name: str) ->
     short = _SHORT.match(text) if text is not None else None
     if short:
         return f"projects/{project}/secrets/{short.group(1)}/versions/{short.group(2) or 'latest'}"
-    raise InvalidInputError(
+    raise KfpCompileError(
         f"{where}: secret {env_name} = {reference!r} is not a Secret Manager reference; "
         "Vertex AI ignores Kubernetes Secrets, and the machine that runs the step has "
         "nothing of yours in it.",
@@ -74,7 +75,7 @@ def secret_env(where: str, secrets: Mapping[str, str], *, project: str) -> list[
     refs = {}
     for env_name, reference in sorted(secrets.items()):
         if not _ENV_NAME.match(env_name) or env_name == SECRET_REFS_ENV:
-            raise InvalidInputError(
+            raise KfpCompileError(
                 f"{where}: {env_name!r} cannot be the name of a secret's variable.",
                 field="secrets",
                 value=env_name,
