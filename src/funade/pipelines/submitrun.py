@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from funade.errors import FunadeError, InvalidInputError
+from funade.pipelines.dsl import Pipeline
 from funade.pipelines.kfpir import DEFAULT_IMAGE, SecretsHook
 from funade.pipelines.records import check_cache_mode
 from funade.pipelines.reporting import RunControl
@@ -86,7 +87,8 @@ class Submitted:
     """The run's token, for following it (never printed)."""
 
 
-Prepared = tuple[Any, str, PipelineSpec, dict[str, Any]]
+Prepared = tuple[Pipeline, str, PipelineSpec, dict[str, Any]]
+"""What ``runs.prepare`` gives: the pipeline, its target, its spec (env applied), its values."""
 
 
 def _plan(target: str, options: SubmitOptions) -> Prepared:
