@@ -408,3 +408,18 @@ def test_what_cannot_compile_records_no_run(
         submit(engine, write_pipeline(FLOW), SubmitOptions(funade_url=app_url), admin)
     assert caught.value.field == "pipeline-root"
     assert admin.list_runs().items == []
+
+
+def test_runs_show_names_the_remote_job(
+    submitted: Submitted,
+    cli: Callable[..., Any],
+    app_url: str,
+    admin_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FUNADE_URL", app_url)
+    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
+    assert submitted.run is not None
+    result = cli("runs", "show", str(submitted.run.id))
+    assert result.code == 0, result.err
+    assert f"  on vertex: {submitted.job}  {submitted.console}" in result.out

@@ -380,6 +380,13 @@ def _show(run: RunOut) -> None:
         + (f" (attempt {run.attempt})" if run.attempt > 1 else "")
     )
     console.print(f"  source: {run.source}")
+    if run.runner.get("engine") in ("vertex", "kubeflow"):  # funade pipeline submit's
+        console.print(
+            f"  on {run.runner['engine']}: {run.runner.get('job') or '(not created)'}"
+            + (f"  {run.runner['console']}" if run.runner.get("console") else ""),
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(f"  params: {run.params}" + (f"  env: {run.env}" if run.env else ""))
     attempts = [a for a in (run.lineage or {}).get("attempts") or [] if isinstance(a, dict)]
     for entry in attempts or [run.lineage or {}]:
