@@ -423,3 +423,71 @@ def test_runs_show_names_the_remote_job(
     result = cli("runs", "show", str(submitted.run.id))
     assert result.code == 0, result.err
     assert f"  on vertex: {submitted.job}  {submitted.console}" in result.out
+
+
+def test_cancelling_a_kubeflow_run_terminates_it(
+    write_pipeline: Callable[..., str], admin: Client, app_url: str
+) -> None:
+    with standin() as api, httpx.Client() as http:
+        api.route(
+            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
+        )
+        api.route("POST", "/apis/v2beta1/runs", (200, {"run_id": "r-2"}))
+        api.route("POST", "/api/v1/namespaces/kubeflow/secrets", (201, {}))
+        api.route("DELETE", "/api/v1/namespaces/kubeflow/secrets/.+", (404, {"message": "gone"}))
+        api.route("POST", "/apis/v2beta1/runs/r-2:terminate", (200, {}))
+        api.route(
+            "GET",
+            "/apis/v2beta1/runs/r-2",
+            lambda s: (
+                200,
+                {"state": "CANCELED" if api.requests("POST", ".+:terminate") else "RUNNING"},
+            ),
+        )
+        engine = KubeflowEngine(api.url, http=http, kube=(api.url, http))
+        done = submit(engine, write_pipeline(FLOW), SubmitOptions(funade_url=app_url), admin)
+        assert done.run is not None
+        admin.cancel_run(done.run.id)
+        ended = _follow(admin, done, engine)  # a secret already gone is no error
+    assert ended.state == "cancelled"
+    assert ended.reason == "the kubeflow job r-2 ended CANCELED"
+
+
+GOOGLE = {"error": {"code": 403, "message": "Permission denied on secret"}}
+KFP = {"error_message": "Invalid input error: bad cron", "code": 3}
+KUBERNETES = {"kind": "Status", "message": 'secrets "funade-run-1" already exists'}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (403, GOOGLE, "Permission denied on secret"),
+        (400, KFP, "Invalid input error: bad cron"),
+        (409, KUBERNETES, 'secrets "funade-run-1" already exists'),
+        (502, ["upstream"], '["upstream"]'),
+    ],
+)
+def test_an_engines_refusal_says_what_the_engine_said(status: int, body: Any, said: str) -> None:
+    from funade.pipelines.submit import Request, send
+
+    with standin() as api, httpx.Client() as http:
+        api.route("POST", "/x", (status, body))
+        with pytest.raises(EngineError) as caught:
+            send(http, Request("POST", f"{api.url}/x", {"token": "t0ken"}), "Kubeflow")
+    assert str(caught.value) == (
+        f"Kubeflow refused POST {api.url}/x with {status}: {said} Fix what the engine names "
+        "(permissions, names, quotas), then try again."
+    )
+    assert "t0ken" not in str(caught.value)
+
+
+def test_an_answer_that_is_not_a_json_object_is_an_engine_error() -> None:
+    from funade.pipelines.submit import Request, send
+
+    with standin() as api, httpx.Client() as http:
+        api.route("GET", "/x", (200, ["not", "an", "object"]))
+        with pytest.raises(EngineError) as caught:
+            send(http, Request("GET", f"{api.url}/x"), "Vertex AI")
+    assert str(caught.value).startswith(
+        f"Vertex AI answered GET {api.url}/x with something that is not a JSON object."
+    )
