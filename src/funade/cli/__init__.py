@@ -27,6 +27,7 @@ from funade.cli import (
     projects,
     schedules,
     serve,
+    submit,
     up,
 )
 from funade.cli.output import console_err, error_line
@@ -57,6 +58,7 @@ pipelines.app.command("run")(pipelines.run)
 pipelines.app.command("start")(pipelines.start)
 pipelines.app.command("compile")(pipelines.compile_pipeline)
 pipelines.app.command("step")(pipelines.step)
+pipelines.app.command("submit")(submit.submit)
 app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(schedules.app, name="schedule")
 app.command("lineage")(lineage.lineage)

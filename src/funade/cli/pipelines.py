@@ -292,10 +292,19 @@ def step(
 ) -> None:
     """Run one step inside a KFP container (what compiled components run; see docs/kfp.md)."""
     import json
+    import os
     import tempfile
 
     from funade.errors import InvalidInputError
     from funade.pipelines.kfpstep import run_kfp_step
+    from funade.pipelines.vertexrefs import SECRET_REFS_ENV
+
+    if os.environ.get(SECRET_REFS_ENV):  # on Vertex AI: Secret Manager references (submit)
+        from funade.pipelines.submitvertex import google_session
+        from funade.pipelines.vertexrefs import resolve, secret_manager_fetch
+
+        with google_session() as http:
+            os.environ.update(resolve(os.environ, secret_manager_fetch(http)))
 
     try:
         given = json.loads(executor_input)
@@ -371,6 +380,13 @@ def _show(run: RunOut) -> None:
         + (f" (attempt {run.attempt})" if run.attempt > 1 else "")
     )
     console.print(f"  source: {run.source}")
+    if run.runner.get("engine") in ("vertex", "kubeflow"):  # funade pipeline submit's
+        console.print(
+            f"  on {run.runner['engine']}: {run.runner.get('job') or '(not created)'}"
+            + (f"  {run.runner['console']}" if run.runner.get("console") else ""),
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(f"  params: {run.params}" + (f"  env: {run.env}" if run.env else ""))
     attempts = [a for a in (run.lineage or {}).get("attempts") or [] if isinstance(a, dict)]
     for entry in attempts or [run.lineage or {}]:

@@ -33,7 +33,7 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,14 @@ from funade.pipelines.dsl import Pipeline
 from funade.pipelines.params import bind_params
 from funade.pipelines.spec import Binding, Condition, NodeSpec, PipelineSpec
 
-__all__ = ["DEFAULT_IMAGE", "KfpCompileError", "compile_kfp", "compile_spec", "to_yaml"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "KfpCompileError",
+    "SecretsHook",
+    "compile_kfp",
+    "compile_spec",
+    "to_yaml",
+]
 
 DEFAULT_IMAGE = "ghcr.io/funade/funade-runtime:0.1.0"
 """The runtime image the components run when ``--image`` is not given."""
@@ -71,6 +78,11 @@ _MEMORY_UNITS = {
     "G": 10**9, "Gi": 2**30, "M": 10**6, "Mi": 2**20, "K": 10**3, "Ki": 2**10, "": 1,
 }  # fmt: skip
 _SECRET = re.compile(r"^k8s:([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/([-._a-zA-Z0-9]+)$")
+
+
+SecretsHook = Callable[[str, Mapping[str, str]], list[dict[str, str]]]
+"""How an engine without Kubernetes Secrets passes a step's secrets (``vertexrefs``): given
+where (for errors) and the step's secrets, the container's env entries (references only)."""
 
 
 class KfpCompileError(InvalidInputError):
@@ -143,9 +155,15 @@ class _Compiler:
         image: str,
         cache: bool,
         target: str,
+        step_env: Mapping[str, str] | None = None,
+        step_secrets: Mapping[str, str] | None = None,
+        secrets_hook: SecretsHook | None = None,
     ) -> None:
         self.spec, self.pipeline, self.defaults = spec, pipeline, defaults
         self.image, self.cache, self.target = image, cache, target
+        # what `funade pipeline submit` adds to every step: the run's ids, its token's secret
+        self.step_env, self.step_secrets = dict(step_env or {}), dict(step_secrets or {})
+        self.secrets_hook = secrets_hook
         self.nodes = {n.id: n for n in spec.nodes}
         self.root = _Group("root", "root", None)
         self.group_of: dict[str, _Group] = {}
@@ -576,8 +594,11 @@ class _Compiler:
             "command": ["funade", "pipeline", "step"],
             "image": self.image,
         }
-        if node.options.env:
-            container["env"] = [{"name": k, "value": v} for k, v in node.options.env.items()]
+        env = [{"name": k, "value": v} for k, v in {**node.options.env, **self.step_env}.items()]
+        if self.secrets_hook is not None:  # an engine without Kubernetes Secrets (Vertex)
+            env += self.secrets_hook(self._where(node), self._secrets(node))
+        if env:
+            container["env"] = env
         resources = self._resources(node)
         if resources:
             container["resources"] = resources
@@ -655,7 +676,8 @@ class _Compiler:
         if node.options.timeout is not None:
             config["activeDeadlineSeconds"] = str(max(1, round(node.options.timeout)))
         by_secret: dict[str, list[dict[str, str]]] = {}
-        for env_name, reference in node.options.secrets.items():
+        secrets = self._secrets(node) if self.secrets_hook is None else {}
+        for env_name, reference in secrets.items():
             match = _SECRET.match(reference)
             if not match:
                 raise _refuse(
@@ -682,6 +704,9 @@ class _Compiler:
             ]
         if config:
             self.platform[f"exec-{name}"] = config
+
+    def _secrets(self, node: NodeSpec) -> dict[str, str]:
+        return {**node.options.secrets, **self.step_secrets}
 
     # -- the whole --------------------------------------------------------------------------
 
@@ -806,14 +831,28 @@ def compile_spec(
     image: str = DEFAULT_IMAGE,
     cache: bool = True,
     target: str = "",
+    step_env: Mapping[str, str] | None = None,
+    step_secrets: Mapping[str, str] | None = None,
+    secrets_hook: SecretsHook | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The PipelineSpec and the Kubernetes PlatformSpec (or None) of a compiled pipeline, as
-    the dicts ``json_format.MessageToDict`` gives, each checked strictly against its proto."""
+    the dicts ``json_format.MessageToDict`` gives, each checked strictly against its proto.
+    ``step_env`` and ``step_secrets`` are added to every step's (``funade pipeline submit``:
+    the run's ids and its token's secret); ``secrets_hook`` passes secrets as container env
+    entries instead of the Kubernetes platform spec (Vertex AI, ``vertexrefs``)."""
     from google.protobuf import json_format  # type: ignore[import-untyped]
 
     pb = _protos()
     compiler = _Compiler(
-        spec, pipeline, defaults, image=image, cache=cache, target=target or spec.source
+        spec,
+        pipeline,
+        defaults,
+        image=image,
+        cache=cache,
+        target=target or spec.source,
+        step_env=step_env,
+        step_secrets=step_secrets,
+        secrets_hook=secrets_hook,
     )
     pipeline_spec, platform = compiler.build()
     message = json_format.ParseDict(pipeline_spec, pb.PipelineSpec(), ignore_unknown_fields=False)

@@ -225,6 +225,15 @@ def resume_run(
     that no step whose outputs are reused has consumed; others are refused."""
     client = _control(client)
     run = client.get_run(run_id, spec=True)
+    if run.runner.get("engine") in ("vertex", "kubeflow"):  # funade pipeline submit's
+        raise ConflictError(
+            f"Run {run_id} ran on {run.runner['engine']} ({run.runner.get('job')}); it cannot "
+            "be resumed here.",
+            field="run",
+            value=run_id,
+            fix="Submit the pipeline again with `funade pipeline submit` (the engine's cache "
+            "reuses the steps that succeeded).",
+        )
     if run.state == "succeeded":
         raise ConflictError(
             f"Run {run_id} succeeded; there is nothing to resume.",

@@ -1,0 +1,251 @@
+"""`funade pipeline submit`: run or schedule a pipeline on Vertex AI Pipelines or Kubeflow."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from funade.cli.output import client, console
+
+if TYPE_CHECKING:
+    from funade.client import Client
+    from funade.pipelines.submit import RemoteState
+    from funade.pipelines.submitrun import Engine, Submitted
+
+TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"  # noqa: S105 - a variable's name
+"""A file holding a bearer token for the KFP API (as the kfp SDK reads it)."""
+
+
+def _engine(
+    engine: str,
+    *,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    host: str | None,
+    experiment: str,
+    namespace: str,
+    dry_run: bool,
+) -> Engine:
+    import httpx
+
+    from funade.errors import InvalidInputError
+    from funade.pipelines import submit as checks
+
+    if engine == "vertex":
+        if not project or not region:
+            missing = "--project" if not project else "--region"
+            raise InvalidInputError(
+                f"--target vertex needs {missing}.",
+                field=missing.lstrip("-"),
+                fix="Give --project (the Google Cloud project) and --region (e.g. us-central1).",
+            )
+        from funade.pipelines.submitvertex import VertexEngine, google_session
+
+        return VertexEngine(
+            checks.check_vertex_project(project),
+            checks.check_region(region),
+            http=httpx.Client() if dry_run else google_session(),
+            endpoint=checks.check_host(api_endpoint, "api-endpoint", "Vertex AI API")
+            if api_endpoint
+            else None,
+        )
+    if engine == "kubeflow":
+        if not host:
+            raise InvalidInputError(
+                "--target kubeflow needs --host, the Kubeflow Pipelines API's URL.",
+                field="host",
+                fix="Give --host https://kfp.example.com (or http://localhost:8080).",
+            )
+        from funade.pipelines.submitkfp import KubeflowEngine, kfp_session
+
+        token_path = os.environ.get(TOKEN_PATH_ENV)
+        token = None
+        if token_path and not dry_run:
+            try:
+                token = Path(token_path).read_text().strip()
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"${TOKEN_PATH_ENV} names {token_path!r}, which cannot be read: "
+                    f"{exc.strerror}.",
+                    field=TOKEN_PATH_ENV,
+                    value=token_path,
+                    fix="Point it at the file holding the KFP API's bearer token, or unset it.",
+                ) from None
+        return KubeflowEngine(
+            checks.check_host(host),
+            http=kfp_session(token),
+            experiment=experiment,
+            namespace=checks.check_k8s_name(namespace, "namespace"),
+            kubeconfig=os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser()),
+        )
+    raise InvalidInputError(
+        f"--target {engine!r} is not an engine funade submits to.",
+        field="target",
+        value=engine,
+        fix="Use --target vertex (Vertex AI Pipelines) or --target kubeflow.",
+    )
+
+
+def submit(
+    target: Annotated[str, typer.Argument(help="The pipeline: train.py:training or pkg.mod:fn.")],
+    engine: Annotated[str, typer.Option("--target", help="Where to run it: vertex or kubeflow.")],
+    project: Annotated[
+        str | None, typer.Option(help="Vertex AI: the Google Cloud project (id or number).")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Vertex AI: the region.")] = None,
+    api_endpoint: Annotated[
+        str | None,
+        typer.Option(help="Vertex AI: another API endpoint (default https://REGION-aiplatform…)."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Kubeflow: the KFP API's URL.")] = None,
+    experiment: Annotated[str, typer.Option(help="Kubeflow: the experiment.")] = "Default",
+    namespace: Annotated[
+        str, typer.Option(help="Kubeflow: the namespace the run's pods (and token) are in.")
+    ] = "kubeflow",
+    env: Annotated[
+        str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option(help="The runtime image the steps run in (docs/kfp.md).")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="A cron expression (UTC): create a schedule instead.")
+    ] = None,
+    pipeline_root: Annotated[
+        str | None, typer.Option(help="Where the engine writes artifacts (gs://…, s3://…).")
+    ] = None,
+    service_account: Annotated[
+        str | None, typer.Option(help="The service account the job runs as.")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Switch the engine's caching off for every step.")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Run every step (KFP caching off; see docs/kfp.md).")
+    ] = False,
+    funade_url: Annotated[
+        str | None,
+        typer.Option(help="Where the steps reach funade (default: the API this CLI uses)."),
+    ] = None,
+    step_token: Annotated[
+        bool,
+        typer.Option(
+            help="Give the steps the run's token, by reference (off: Vertex AI's cache can "
+            "reuse steps across runs; see docs/kfp.md)."
+        ),
+    ] = True,
+    interval: Annotated[float, typer.Option(help="Seconds between polls of the job.")] = 10.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the requests; send nothing, record nothing.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run (or schedule) a pipeline on Vertex AI Pipelines or Kubeflow Pipelines, with a funade
+    run that follows the job; exits 1 if the job does not succeed."""
+    from funade.errors import InvalidInputError
+    from funade.pipelines.kfpir import DEFAULT_IMAGE
+    from funade.pipelines.params import parse_assignments
+    from funade.pipelines.submit import (
+        check_host,
+        check_pipeline_root,
+        check_schedule,
+        check_service_account,
+        shown,
+    )
+    from funade.pipelines.submitrun import SubmitOptions
+    from funade.pipelines.submitrun import dry_run as plan
+    from funade.pipelines.submitrun import submit as send
+
+    remote = _engine(
+        engine,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+        host=host,
+        experiment=experiment,
+        namespace=namespace,
+        dry_run=dry_run,
+    )
+    if interval < 1 or interval > 30:
+        raise InvalidInputError(
+            f"--interval {interval} is out of range.",
+            field="interval",
+            value=interval,
+            fix="Poll every 1 to 30 seconds (a run not reported for 60 s is lost).",
+        )
+    options = SubmitOptions(
+        env=env,
+        text_params=parse_assignments(param or []),
+        image=image or DEFAULT_IMAGE,
+        use_cache=not no_cache,
+        refresh_cache=refresh,
+        pipeline_root=check_pipeline_root(pipeline_root, engine) if pipeline_root else None,
+        service_account=check_service_account(service_account, engine) if service_account else None,
+        schedule=check_schedule(schedule) if schedule else None,
+        funade_url=check_host(funade_url, "funade-url", "funade API") if funade_url else "",
+        step_token=step_token,
+    )
+    if dry_run:
+        from funade.settings import Settings
+
+        address = funade_url or Settings().url or "<the URL of the funade API you use>"
+        typer.echo(shown(plan(remote, target, replace(options, funade_url=address))))
+        return
+    with client() as api:
+        if not funade_url and not api.is_local:
+            options = replace(options, funade_url=api.url)
+        done = send(remote, target, options, api)
+        if done.run is None:
+            console.print(
+                f"Schedule {escape(done.job)} created on {engine}: {escape(done.console)}"
+            )
+            return
+        console.print(
+            f"Run {done.run.id} submitted to {engine} as {escape(done.job)}\n"
+            f"  {escape(done.console)}"
+        )
+        _follow(api, done, remote, interval=interval, json_out=json_out, forget=step_token)
+
+
+def _follow(
+    api: Client, done: Submitted, remote: Engine, *, interval: float, json_out: bool, forget: bool
+) -> None:
+    from funade.cli.pipelines import _end
+    from funade.pipelines.submitfollow import follow
+
+    assert done.run is not None
+
+    def changed(state: RemoteState) -> None:
+        if not json_out:
+            console.print(f"  {remote.name}: {state.engine_state}", markup=False)
+
+    reporter = api.with_key(done.token)
+    try:
+        result = follow(
+            reporter,
+            done.run,
+            done.spec,
+            remote,
+            done.job,
+            interval=interval,
+            on_change=changed,
+            forget_token=forget,
+        )
+    except KeyboardInterrupt:
+        console.print(
+            f"Stopped following run {done.run.id}; the job goes on on {remote.name} "
+            f"({escape(done.console)}), and funade marks the run lost in 60 s.",
+        )
+        raise typer.Exit(130) from None
+    finally:
+        reporter.close()
+    _end(result, json_out=json_out)

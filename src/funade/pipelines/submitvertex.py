@@ -1,0 +1,286 @@
+"""Vertex AI Pipelines: the REST requests ``aiplatform`` sends, the job's states in funade's.
+
+- a run: ``POST {endpoint}/v1/projects/P/locations/R/pipelineJobs?pipelineJobId=ID`` with the
+  ``PipelineJob`` that ``aiplatform.PipelineJob(template_path=..., pipeline_root=...,
+  parameter_values=..., enable_caching=...)`` builds and ``.submit(service_account=...)``
+  sends (tests/pipelines/test_submit_vertex.py compares them field by field);
+- a schedule: ``POST …/schedules`` with the ``Schedule`` of
+  ``aiplatform.PipelineJobSchedule(job, display_name).create(cron=...)``;
+- the run's token: a Secret Manager secret ``funade-run-<id>`` in the job's project (created,
+  given one version, deleted when the run ends), that steps read by reference
+  (``vertexrefs``); Vertex AI ignores Kubernetes Secrets;
+- following: ``GET …/pipelineJobs/ID`` (``state``, ``error``, ``jobDetail.taskDetails``) and
+  ``POST …/pipelineJobs/ID:cancel``.
+
+Requests are sent with httpx and the machine's Google credentials (``google-auth``, the
+``vertex`` extra), so ``--dry-run`` prints exactly what is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from funade.errors import InvalidInputError
+from funade.pipelines.kfpir import SecretsHook
+from funade.pipelines.submit import (
+    REDACTED,
+    RemoteState,
+    Request,
+    StateFields,
+    Submission,
+    remote_state,
+    send,
+    token_secret_name,
+)
+from funade.pipelines.vertexrefs import SECRETS_ENDPOINT, secret_manager_hook
+
+__all__ = [
+    "ENDPOINT",
+    "RUN_STATES",
+    "SECRETS_ENDPOINT",
+    "TASK_STATES",
+    "VertexEngine",
+    "google_session",
+    "job_id",
+    "job_requests",
+    "token_requests",
+]
+
+ENDPOINT = "https://{region}-aiplatform.googleapis.com"
+CONSOLE = "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/{kind}/{id}"
+
+RUN_STATES = {
+    "PIPELINE_STATE_UNSPECIFIED": "running",
+    "PIPELINE_STATE_QUEUED": "running",
+    "PIPELINE_STATE_PENDING": "running",
+    "PIPELINE_STATE_RUNNING": "running",
+    "PIPELINE_STATE_CANCELLING": "running",
+    "PIPELINE_STATE_PAUSED": "running",
+    "PIPELINE_STATE_SUCCEEDED": "succeeded",
+    "PIPELINE_STATE_FAILED": "failed",
+    "PIPELINE_STATE_CANCELLED": "cancelled",
+}
+"""A PipelineJob's state → the funade run's (those not finished: still running)."""
+
+TASK_STATES = {
+    "STATE_UNSPECIFIED": "pending",
+    "PENDING": "pending",
+    "RUNNING": "running",
+    "CANCEL_PENDING": "running",
+    "CANCELLING": "running",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+    "SKIPPED": "cached",
+    "NOT_TRIGGERED": "skipped",
+}
+"""A task's state → the step's (Vertex marks a task served from its cache SKIPPED)."""
+
+FIELDS = StateFields(
+    run_states=RUN_STATES,
+    task_states=TASK_STATES,
+    unspecified="PIPELINE_STATE_UNSPECIFIED",
+    started="startTime",
+    finished="endTime",
+    tasks=("jobDetail", "taskDetails"),
+    task_name="taskName",
+    task_started="startTime",
+    task_finished="endTime",
+)
+
+
+def job_id(name: str, now: datetime | None = None) -> str:
+    """The job's id as ``aiplatform`` makes it: ``<pipeline name>-<YYYYmmddHHMMSS>`` (UTC)."""
+    return f"{name}-{(now or datetime.now(UTC)).strftime('%Y%m%d%H%M%S')}"
+
+
+def caching_off(pipeline_spec: dict[str, Any]) -> dict[str, Any]:
+    """Every task's cache off, as ``PipelineJob(enable_caching=False)`` writes it."""
+    pipeline_spec = copy.deepcopy(pipeline_spec)
+    components = [pipeline_spec["root"], *pipeline_spec.get("components", {}).values()]
+    for component in components:
+        for task in component.get("dag", {}).get("tasks", {}).values():
+            task["cachingOptions"] = {"enableCache": False}
+    return pipeline_spec
+
+
+def _pipeline_job(sub: Submission, *, schedule: bool = False) -> dict[str, Any]:
+    if sub.pipeline_root is None:
+        raise InvalidInputError(
+            "Vertex AI needs a bucket to write the pipeline's artifacts to, and none was given.",
+            field="pipeline-root",
+            fix="Give --pipeline-root gs://BUCKET/PATH (a bucket the job's service account "
+            "may write).",
+        )
+    spec = caching_off(sub.pipeline_spec) if not sub.cache else sub.pipeline_spec
+    runtime: dict[str, Any] = {"gcsOutputDirectory": sub.pipeline_root}
+    if sub.params:
+        runtime["parameterValues"] = dict(sub.params)
+    job: dict[str, Any] = {} if schedule else {"displayName": sub.display_name}
+    job |= {"pipelineSpec": spec, "runtimeConfig": runtime}
+    if sub.service_account:
+        job["serviceAccount"] = sub.service_account
+    return job
+
+
+def job_requests(
+    sub: Submission, *, project: str, region: str, job: str, endpoint: str | None = None
+) -> list[Request]:
+    """The request that creates the job (or, with ``sub.schedule``, its schedule)."""
+    base = f"{endpoint or ENDPOINT.format(region=region)}/v1/projects/{project}/locations/{region}"
+    if sub.schedule:
+        body = {
+            "createPipelineJobRequest": {
+                "parent": f"projects/{project}/locations/{region}",
+                "pipelineJob": _pipeline_job(sub, schedule=True),
+            },
+            "cron": sub.schedule,
+            "displayName": sub.display_name,
+            "maxConcurrentRunCount": "1",
+        }
+        return [Request("POST", f"{base}/schedules", body, purpose="create the schedule")]
+    return [
+        Request(
+            "POST",
+            f"{base}/pipelineJobs",
+            _pipeline_job(sub),
+            params={"pipelineJobId": job},
+            purpose="create the pipeline job",
+        )
+    ]
+
+
+def secret_path(project: str, run_id: int | str) -> str:
+    return f"projects/{project}/secrets/{token_secret_name(run_id)}"
+
+
+def token_requests(
+    project: str, run_id: int | str, token: str | None, *, endpoint: str = SECRETS_ENDPOINT
+) -> list[Request]:
+    """Store the run's token as a Secret Manager secret (``token`` None: shown redacted)."""
+    data = base64.b64encode(token.encode()).decode() if token is not None else REDACTED
+    return [
+        Request(
+            "POST",
+            f"{endpoint}/v1/projects/{project}/secrets",
+            {"labels": {"funade-run": str(run_id)}, "replication": {"automatic": {}}},
+            params={"secretId": token_secret_name(run_id)},
+            purpose="a secret for the run's token, which the steps read by reference",
+        ),
+        Request(
+            "POST",
+            f"{endpoint}/v1/{secret_path(project, run_id)}:addVersion",
+            {"payload": {"data": data}},
+            purpose="the run's token as the secret's one version",
+        ),
+    ]
+
+
+def secret_reference(project: str, run_id: int | str) -> str:
+    """The ``gsm:`` reference steps get for the run's token."""
+    return f"gsm:{secret_path(project, run_id)}/versions/latest"
+
+
+def console_url(project: str, region: str, name: str, kind: str = "runs") -> str:
+    """Where the Cloud console shows a job (``runs``) or a schedule, as aiplatform says."""
+    page = CONSOLE.format(region=region, kind=kind, id=name.rsplit("/", 1)[-1])
+    return f"{page}?project={project}"
+
+
+def google_session() -> httpx.Client:
+    """An httpx client that sends the machine's Google credentials (application default)."""
+    try:
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+    except ImportError:
+        raise InvalidInputError(
+            "Submitting to Vertex AI needs google-auth, which is not installed.",
+            field="target",
+            value="vertex",
+            fix="pip install 'funade[vertex]'",
+        ) from None
+    try:
+        credentials, _ = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise InvalidInputError(
+            f"No Google credentials to submit to Vertex AI with: {exc}",
+            field="credentials",
+            fix="Run `gcloud auth application-default login`, or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service account's key file.",
+        ) from None
+    request = google.auth.transport.requests.Request()
+
+    def auth(outgoing: httpx.Request) -> httpx.Request:
+        if not credentials.valid:
+            credentials.refresh(request)  # type: ignore[no-untyped-call]
+        outgoing.headers["Authorization"] = f"Bearer {credentials.token}"
+        return outgoing
+
+    return httpx.Client(auth=auth, timeout=60)
+
+
+class VertexEngine:
+    """A Vertex AI project and region: what ``submitrun`` and ``submitfollow`` ask of it."""
+
+    name = "vertex"
+
+    def __init__(
+        self,
+        project: str,
+        region: str,
+        *,
+        http: httpx.Client,
+        endpoint: str | None = None,
+        secrets_endpoint: str = SECRETS_ENDPOINT,
+    ) -> None:
+        self.project, self.region, self.http = project, region, http
+        self.endpoint = (endpoint or ENDPOINT.format(region=region)).rstrip("/")
+        self.secrets_endpoint = secrets_endpoint.rstrip("/")
+
+    def step_secrets(self, run_id: int | str) -> tuple[dict[str, str], SecretsHook]:
+        """What every step gets: the run's token by reference, and how secrets are passed."""
+        reference = secret_reference(self.project, run_id)
+        return {"FUNADE_API_KEY": reference}, secret_manager_hook(self.project)
+
+    def token_requests(self, run_id: int | str, token: str | None) -> list[Request]:
+        return token_requests(self.project, run_id, token, endpoint=self.secrets_endpoint)
+
+    def send_token(self, requests: list[Request]) -> None:
+        for request in requests:
+            send(self.http, request, "Secret Manager")
+
+    def create_requests(self, sub: Submission, *, experiment_id: str = "") -> list[Request]:
+        return job_requests(
+            sub,
+            project=self.project,
+            region=self.region,
+            job=job_id(sub.name),
+            endpoint=self.endpoint,
+        )
+
+    def create(self, sub: Submission) -> tuple[str, str]:
+        """Create the job (or schedule): its resource name and where to see it."""
+        (request,) = self.create_requests(sub)
+        answer = send(self.http, request, "Vertex AI")
+        name = str(answer.get("name") or "")
+        kind = "schedules" if sub.schedule else "runs"
+        return name, console_url(self.project, self.region, name, kind)
+
+    def poll(self, job: str) -> RemoteState:
+        answer = send(self.http, Request("GET", f"{self.endpoint}/v1/{job}"), "Vertex AI")
+        return remote_state(answer, FIELDS)
+
+    def cancel(self, job: str) -> None:
+        send(self.http, Request("POST", f"{self.endpoint}/v1/{job}:cancel", {}), "Vertex AI")
+
+    def forget_token(self, run_id: int | str) -> None:
+        url = f"{self.secrets_endpoint}/v1/{secret_path(self.project, run_id)}"
+        send(self.http, Request("DELETE", url), "Secret Manager")
