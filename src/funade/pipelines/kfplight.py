@@ -39,8 +39,7 @@ COMPONENT_KINDS = ("container", "python")
 Python components."""
 
 FUNADE_SINGLE, KFP_SINGLE = "output", "Output"
-"""A step's one output: funade names it ``output``, KFP's ``@dsl.component`` ``Output`` (and
-``kfp.local`` reads conditions and fan-outs over a task's output only by that name)."""
+"""A step's one output: funade names it ``output``, KFP's ``@dsl.component`` ``Output``."""
 
 FUNCTION = "funade_step"
 """The name of the generated function in every component (``--function_to_execute``)."""
@@ -140,52 +139,62 @@ def _code(component: Mapping[str, Any], reference: Mapping[str, str], where: str
     return f"{_HEADER}def {FUNCTION}({', '.join(params)}){arrow}:\n{body}\n"
 
 
-def _single_outputs(spec: Mapping[str, Any]) -> set[str]:
-    """The tasks of steps whose one output (funade's ``output``) is a parameter."""
-    out = set()
+def _channels(spec: Mapping[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """The parameter channels named for ``kfp.local`` (old name → new), and the tasks whose one
+    output (funade's ``output``) is a parameter, which KFP calls ``Output``.
+
+    kfp.local (2.17) finds the task behind a condition's operand by the channel's name only:
+    ``pipelinechannel--<task>-Output`` (a single output) or ``pipelinechannel--<task>--<name>``
+    (a named one); ``kfp.compiler``'s ``pipelinechannel--<task>-<name>`` it takes for a pipeline
+    parameter, and the condition for false. KFP and Vertex AI read channel names as opaque."""
+    renamed: dict[str, str] = {}
+    single: set[str] = set()
     for name, component in spec.get("components", {}).items():
+        if "executorLabel" not in component:
+            continue
+        task = name.removeprefix("comp-")
         definitions = component.get("outputDefinitions", {})
         parameters = definitions.get("parameters", {})
-        if (
-            "executorLabel" in component
-            and list(definitions) == ["parameters"]
-            and list(parameters) == [FUNADE_SINGLE]
-        ):
-            out.add(name.removeprefix("comp-"))
-    return out
+        if list(definitions) == ["parameters"] and list(parameters) == [FUNADE_SINGLE]:
+            single.add(task)
+            renamed[f"pipelinechannel--{task}-{FUNADE_SINGLE}"] = f"pipelinechannel--{task}-Output"
+            continue
+        for output in parameters:
+            renamed[f"pipelinechannel--{task}-{output}"] = f"pipelinechannel--{task}--{output}"
+    return renamed, single
 
 
-def _rename_single_outputs(node: Any, tasks: set[str], channel: re.Pattern[str]) -> Any:
-    """``node`` with the one output of each of ``tasks`` named ``Output`` (in the components'
-    output definitions, the references to it and the channels that carry it)."""
+def _rename(
+    node: Any, channel: re.Pattern[str], renamed: Mapping[str, str], single: set[str]
+) -> Any:
+    """``node`` with the channels renamed, and the references to the single outputs of
+    ``single``'s tasks naming ``Output``."""
     if isinstance(node, str):
-        return channel.sub(r"\1-Output", node)
+        return channel.sub(lambda m: renamed[m.group(0)], node)
     if isinstance(node, list):
-        return [_rename_single_outputs(item, tasks, channel) for item in node]
+        return [_rename(item, channel, renamed, single) for item in node]
     if not isinstance(node, dict):
         return node
     out = {
-        channel.sub(r"\1-Output", k): _rename_single_outputs(v, tasks, channel)
+        channel.sub(lambda m: renamed[m.group(0)], k): _rename(v, channel, renamed, single)
         for k, v in node.items()
     }
     producer = node.get("producerTask", node.get("producerSubtask"))
-    if producer in tasks:
-        for key in ("outputParameterKey", "outputArtifactKey"):
-            if out.get(key) == FUNADE_SINGLE:
-                out[key] = KFP_SINGLE
+    if producer in single and out.get("outputParameterKey") == FUNADE_SINGLE:
+        out["outputParameterKey"] = KFP_SINGLE
     return out
 
 
 def as_python_components(pipeline_spec: Mapping[str, Any]) -> dict[str, Any]:
     """``pipeline_spec`` (as ``kfpir.compile_spec`` gives it) with every step's executor a
     lightweight Python component running the same step."""
-    tasks = _single_outputs(pipeline_spec)
+    renamed, single = _channels(pipeline_spec)
     spec: dict[str, Any] = dict(pipeline_spec)
-    if tasks:
-        names = "|".join(re.escape(t) for t in sorted(tasks, key=len, reverse=True))
-        channel = re.compile(rf"(pipelinechannel--(?:{names}))-{FUNADE_SINGLE}(?=$|'|-loop-item$)")
-        spec = _rename_single_outputs(spec, tasks, channel)
-        for task in tasks:
+    if renamed:
+        names = "|".join(re.escape(n) for n in sorted(renamed, key=len, reverse=True))
+        channel = re.compile(rf"(?:{names})(?=$|'|-loop-item$)")
+        spec = _rename(spec, channel, renamed, single)
+        for task in single:
             parameters = spec["components"][f"comp-{task}"]["outputDefinitions"]["parameters"]
             parameters[KFP_SINGLE] = parameters.pop(FUNADE_SINGLE)
     by_executor = {
