@@ -10,8 +10,11 @@ to end on KFP's local runner, and it runs on KFP and Vertex AI as well (the imag
 hold the ``kfp`` SDK besides funade).
 
 :func:`as_python_components` rewrites the executors of a compiled ``PipelineSpec``: the
-components' interfaces, the DAG, conditions, loops, retries, resources, caching and the
-Kubernetes platform spec stay as ``kfpir`` wrote them. Each executor gets the function
+DAG, conditions, loops, retries, resources, caching and the Kubernetes platform spec stay as
+``kfpir`` wrote them, and so do the components' interfaces but for two names: a step's single
+parameter output is ``Output`` (the return value, as ``@dsl.component`` names it), and the
+channels of parameter outputs are named as ``kfp.local`` reads them (:func:`_channels`).
+Each executor gets the function
 ``kfp.compiler`` would write for a ``@dsl.component`` with the same inputs and outputs
 (``Input[Artifact]``, ``Input[List[Artifact]]`` for a fan-in, ``Output[Artifact]``,
 ``OutputPath(float)`` …); its body calls :func:`run_python_step` with the step's code reference
