@@ -161,3 +161,36 @@ def test_a_component_without_its_step_reference_is_refused(tmp_path: Path) -> No
     with pytest.raises(InvalidInputError, match="lacks code_digest, function") as caught:
         run_python_step({"pipeline": "x.py:flow"}, parameters={}, artifacts={}, outputs={})
     assert caught.value.field == "reference"
+
+
+def test_every_mapping_of_the_kfpir_tests_pipeline_survives(tmp_path: Path) -> None:
+    # test_kfpir's pipeline: fan-outs over a parameter and a literal, fan-ins of parameters
+    # and artifacts, nested conditions, retries, resources, secrets, timeouts, no-cache steps
+    from tests.pipelines.test_kfpir import flow
+
+    container = list(
+        yaml.safe_load_all(compile_kfp(flow, target="tests/flow.py:flow", image=IMAGE))
+    )
+    python = list(
+        yaml.safe_load_all(
+            compile_kfp(flow, target="tests/flow.py:flow", image=IMAGE, components="python")
+        )
+    )
+    assert python[1] == container[1]  # the Kubernetes platform spec: secrets, timeouts
+    spec = python[0]
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        ours = dict(executor["container"])
+        assert ours.pop("resources", None) == container[0]["deploymentSpec"]["executors"][label][
+            "container"
+        ].get("resources")
+        theirs, interface = _kfp_writes(ours["command"][-1], tmp_path)
+        assert {"container": ours} == theirs, label
+        component = spec["components"][label.replace("exec-", "comp-")]
+        assert {k: v for k, v in component.items() if k.endswith("Definitions")} == interface
+    publish = spec["components"]["comp-condition-4"]["dag"]["tasks"]["publish"]
+    assert publish["cachingOptions"] == {}  # cache=False
+    assert spec["root"]["dag"]["tasks"]["condition-4"]["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--best-Output'] > "
+        "inputs.parameter_values['pipelinechannel--threshold']"
+    )
