@@ -81,7 +81,11 @@ def test_the_example_runs_on_kfp_local_as_funade_runs_it(
     assert result.code == 0, result.err
 
     root = tmp_path / "kfp-root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root),
+        workspace_root=str(tmp_path / "kfp-workspace"),  # not a new one under /tmp each time
+    )
     training = components.load_component_from_file(str(compiled))
     task = training()  # runs the whole pipeline, raising if a task fails
     assert task.state.name == "FINAL"
