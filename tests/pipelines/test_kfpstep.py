@@ -5,6 +5,7 @@ artifact URIs are local paths (what the launcher mounts gs:// and s3:// URIs as)
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,30 @@ def test_an_artifact_funade_did_not_store_is_refused(
     assert result.code != 0
     assert "input 'frame': artifact" in " ".join(result.err.split())
     assert "was not stored by a funade step" in " ".join(result.err.split())
+
+
+def test_a_step_knows_its_pipelines_file_while_it_runs(
+    cli: Cli, write_pipeline: Callable[..., str], tmp_path: Path
+) -> None:
+    # what funade.log_model reads for the git state of the project (not of KFP's entry point)
+    target = write_pipeline(
+        """
+        @funade.step
+        def where() -> str:
+            return os.environ["FUNADE_RUN_SOURCE"]
+
+
+        @funade.pipeline
+        def flow() -> None:
+            where()
+        """
+    )
+    parameter = tmp_path / "out" / "where"
+    result = _run(
+        cli,
+        _args(target, "where"),
+        {"outputs": {"parameters": {"output": {"outputFile": str(parameter)}}}},
+    )
+    assert result.code == 0, result.err
+    assert parameter.read_text() == target
+    assert "FUNADE_RUN_SOURCE" not in os.environ

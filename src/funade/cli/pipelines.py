@@ -257,6 +257,13 @@ def compile_pipeline(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Switch the engine's caching off for every step.")
     ] = False,
+    components: Annotated[
+        str,
+        typer.Option(
+            help="container: each step a container running funade pipeline step; python: a "
+            "lightweight Python component (what kfp.local's SubprocessRunner runs)."
+        ),
+    ] = "container",
 ) -> None:
     """Compile a pipeline for another engine: KFP v2 IR YAML that KFP and Vertex AI run."""
     from funade.errors import InvalidInputError
@@ -272,7 +279,12 @@ def compile_pipeline(
         )
     pipeline = load_pipeline(target)
     text = compile_kfp(
-        pipeline, target=target, env=env, image=image or DEFAULT_IMAGE, cache=not no_cache
+        pipeline,
+        target=target,
+        env=env,
+        image=image or DEFAULT_IMAGE,
+        cache=not no_cache,
+        components=components,
     )
     output.write_text(text)
     console.print(f"wrote {escape(str(output))} ({len(text.splitlines())} lines, KFP v2 IR)")

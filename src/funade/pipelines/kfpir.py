@@ -870,14 +870,20 @@ def compile_kfp(
     env: str | None = None,
     image: str = DEFAULT_IMAGE,
     cache: bool = True,
+    components: str = "container",
 ) -> str:
-    """The KFP v2 YAML of ``pipeline`` with environment ``env``'s config applied."""
+    """The KFP v2 YAML of ``pipeline`` with environment ``env``'s config applied; its steps
+    container components, or lightweight Python ones (``components="python"``, ``kfplight``)."""
     config = load_env(pipeline, env)
     spec = apply_env(pipeline.compile(source=target), config, env=env)
     defaults = bind_params(pipeline, env=config.get("params"), env_name=env, allow_missing=True)
     pipeline_spec, platform = compile_spec(
         spec, pipeline, defaults=defaults, image=image, cache=cache, target=target
     )
+    if components != "container":
+        from funade.pipelines.kfplight import with_components
+
+        pipeline_spec = with_components(pipeline_spec, components)
     return to_yaml(pipeline_spec, platform)
 
 

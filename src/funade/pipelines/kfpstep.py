@@ -17,8 +17,10 @@ artifacts, where to write its outputs) and the step's code reference. This:
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,20 @@ def _parameter(value: Any, step: Step[..., Any], name: str) -> Any:
     return value
 
 
+@contextmanager
+def _run_source(pipeline: str) -> Iterator[None]:
+    """While the step runs, ``FUNADE_RUN_SOURCE`` names the pipeline's file (as the local
+    runner's steps have it), so a model the step registers records the git state of the
+    project, not of wherever the engine's entry point (``funade``, KFP's executor) lives."""
+    before = os.environ.get("FUNADE_RUN_SOURCE")
+    os.environ["FUNADE_RUN_SOURCE"] = before or pipeline
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["FUNADE_RUN_SOURCE"]
+
+
 def run_kfp_step(
     executor_input: Mapping[str, Any],
     *,
@@ -112,7 +128,8 @@ def run_kfp_step(
         declared = step.hints.get(name)
         is_list = getattr(declared, "__origin__", None) is list
         values[name] = loaded if is_list or len(loaded) != 1 else loaded[0]
-    returned = step.fn(**values)
+    with _run_source(pipeline):
+        returned = step.fn(**values)
     outputs = _split(step, returned, where)
     wanted = executor_input.get("outputs") or {}
     result: dict[str, Any] = {}
