@@ -181,7 +181,7 @@ def kube_session(kubeconfig: str | None = None) -> tuple[str, httpx.Client]:
     current context of ``kubeconfig`` (files as $KUBECONFIG lists them; the kubernetes
     package's default, ~/.kube/config, if None): a token or a client certificate."""
     try:
-        from kubernetes import client as k8s  # type: ignore[import-untyped]
+        from kubernetes import client as k8s
         from kubernetes import config
     except ImportError:
         raise InvalidInputError(
