@@ -53,6 +53,9 @@ def parse_args() -> argparse.Namespace:
         help="also record py-spy profiles (collapsed stacks) of the gateway and the replica "
         "during each full-path run into this directory",
     )
+    parser.add_argument(
+        "--native", action="store_true", help="profiles include C frames (py-spy --native)"
+    )
     args = parser.parse_args()
     args.forms = [FORMS[name] for name in args.forms.split(",")]
     args.columns = [tuple(int(n) for n in c.split("x")) for c in args.columns.split(",")]
@@ -209,7 +212,9 @@ def _measure(
                 "raw",
                 "--output",
                 str(args.profile / f"{tag}.txt"),
-                "--nonblocking",
+                # --native pauses the process for each sample (py-spy cannot read C frames of a
+                # running one); it costs the server time, so read its profile, not its figures
+                *(["--native"] if args.native else ["--nonblocking"]),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

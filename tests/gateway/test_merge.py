@@ -364,5 +364,52 @@ def test_batches_that_are_full_go_at_once_and_big_requests_go_alone() -> None:
     assert mergeable(body(inputs=[tensor("x", rows_64)])) is None
     assert mergeable_v1(orjson.dumps({"instances": rows_64})) is None
     assert mergeable_v1(orjson.dumps({"inputs": {"x": rows_64}})) is None
-    raw, length = binary_body(rows_64)
-    assert mergeable_binary(raw, length.encode()) is None
+
+
+def test_big_binary_requests_merge_up_to_the_revisions_batch_size() -> None:
+    """Binary tensors are joined and cut as bytes, so 64-row bodies merge too, as many as the
+    revision's ``max_batch_size`` holds in one call; one with as many rows goes alone, at once."""
+    calls: list[list[int]] = []
+
+    own: dict[bytes, int] = {}  # a request sent alone keeps its own header length
+
+    async def send(payload: bytes, replaced: list[tuple[str, str]]) -> Answer:
+        header = dict(replaced).get("inference-header-content-length")
+        length = int(header) if header else own[payload]
+        doc = orjson.loads(payload[:length])
+        rows = doc["inputs"][0]["shape"][0]
+        calls.append([rows])
+        await asyncio.sleep(0.02)
+        data = np.frombuffer(payload[length:], dtype="<f8").reshape(rows, 2)
+        out = np.ascontiguousarray(data[:, :1] * 2, dtype="<f8").tobytes()
+        entry = {"name": "y", "datatype": "FP64", "shape": [rows, 1],
+                 "parameters": {"binary_data_size": len(out)}}  # fmt: skip
+        head = orjson.dumps({"outputs": [entry]})
+        extra = [(b"inference-header-content-length", str(len(head)).encode())]
+        return 200, extra, head + out, 1
+
+    blocks = [[[float(i), 0.0]] * 64 for i in range(5)]
+    bodies = [binary_body(block, outputs=[{"name": "y"}]) for block in blocks]
+    parsed = [mergeable_binary(raw, length.encode()) for raw, length in bodies]
+    own.update((raw, int(length)) for raw, length in bodies)
+    assert all(p is not None and p[0].rows == 64 for p in parsed)
+
+    async def scenario(limit: int) -> list[Answer]:
+        merger = Merger()
+        return list(
+            await asyncio.gather(
+                *(merger.submit(("k",), p[0], send, limit) for p in parsed if p is not None)
+            )
+        )
+
+    answers = asyncio.run(scenario(128))
+    assert sorted(rows for (rows,) in calls) == [64, 128, 128], "two merged calls, one alone"
+    for index, (status, headers, payload, _) in enumerate(answers):
+        length = int(dict(headers)[b"inference-header-content-length"])
+        doc = orjson.loads(payload[:length])
+        assert status == 200
+        assert doc["outputs"][0]["shape"] == [64, 1]
+        assert set(np.frombuffer(payload[length:], dtype="<f8")) == {2.0 * index}
+    calls.clear()
+    asyncio.run(scenario(64))
+    assert calls == [[64]] * 5, "a request of the batch size goes alone, at once"

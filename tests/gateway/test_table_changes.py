@@ -12,11 +12,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from funade.gateway.table import FULL_RELOAD_SECONDS, TableLoader
+from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
 from funade.store import Database, create_database, upgrade
 from funade.store.schema import Deployment, Model, ModelVersion, Project, ReplicaRecord, Revision
 
 
-def add_deployment(db: Database, name: str, *, replicas: int = 1) -> None:
+def add_deployment(
+    db: Database, name: str, *, replicas: int = 1, runtime: dict[str, object] | None = None
+) -> None:
     """A deployment of one revision with ``replicas`` ready replica records, as the controller
     leaves them."""
     with db.session() as session:
@@ -38,7 +41,11 @@ def add_deployment(db: Database, name: str, *, replicas: int = 1) -> None:
             "weights": {"1": 100}}, policy={}, next_revision=2)  # fmt: skip
         session.add_all([model, version, deployment])
         session.flush()
-        session.add(Revision(deployment_id=deployment.id, number=1, version_id=version.id))
+        session.add(
+            Revision(
+                deployment_id=deployment.id, number=1, version_id=version.id, runtime=runtime or {}
+            )
+        )
         for index in range(replicas):
             session.add(_replica(deployment.id, f"{name}-{index}", revision=1))
 
@@ -181,3 +188,14 @@ def test_a_new_deployment_is_seen_at_the_next_look(loader: TableLoader, database
     assert set(loader.load(now).routes) == {"calc"}
     add_deployment(database, "other", replicas=0)
     assert set(loader.load(now + 0.2).routes) == {"calc", "other"}
+
+
+def test_the_gateway_merges_as_many_rows_as_each_revision_batches(
+    loader: TableLoader, database: Database
+) -> None:
+    """A merged call holds at most the revision's ``max_batch_size`` rows (its default when the
+    revision sets none), so the replica makes one model call of it."""
+    add_deployment(database, "small", runtime={"max_batch_size": 32})
+    routes = loader.load(time.time()).routes
+    assert routes["calc"].max_batch == {1: DEFAULT_MAX_BATCH_SIZE}
+    assert routes["small"].max_batch == {1: 32}

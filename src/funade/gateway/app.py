@@ -317,7 +317,8 @@ class Gateway:
                         sent = forward
                     return self._forward(route, method, target, sent, payload, order)
 
-                answer = await self.merger.submit(key, request, send_body)
+                most = route.max_batch.get(order[0]) if order else None
+                answer = await self.merger.submit(key, request, send_body, most)
             else:
                 answer = await self._forward(route, method, target, forward, body, order)
             status, response_headers, payload, revision = answer

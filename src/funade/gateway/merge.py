@@ -32,6 +32,9 @@ class _Waiting:
 
 @dataclass
 class _Group:
+    max_rows: int
+    """Rows in one merged call: the revision's ``max_batch_size``, so the replica makes one
+    model call of it."""
     waiting: list[_Waiting] = field(default_factory=list)
     busy: bool = False
 
@@ -41,6 +44,7 @@ class Merger:
 
     def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self.max_rows = max_rows
+        """Rows in one merged call when ``submit`` names no limit of its own."""
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self.merged_calls = 0
@@ -48,10 +52,17 @@ class Merger:
         self.merged_by_form: collections.Counter[str] = collections.Counter()
         """Merged upstream calls by request form."""
 
-    async def submit(self, key: tuple[Any, ...], request: Request, send: Send) -> Answer:
+    async def submit(
+        self, key: tuple[Any, ...], request: Request, send: Send, max_rows: int | None = None
+    ) -> Answer:
+        """``request``'s answer, sent with others of ``key`` in calls of at most ``max_rows``
+        rows (a request of that many rows or more goes alone, at once)."""
+        limit = self.max_rows if max_rows is None else max(1, max_rows)
+        if request.rows >= limit:
+            return await send(request.body, [])
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _Group()
+            group = self._groups[key] = _Group(limit)
         waiting = _Waiting(request, send, asyncio.get_running_loop().create_future())
         group.waiting.append(waiting)
         if not group.busy:
@@ -69,7 +80,7 @@ class Merger:
                 batch: list[_Waiting] = []
                 rows = 0
                 while group.waiting and (
-                    not batch or rows + group.waiting[0].request.rows <= self.max_rows
+                    not batch or rows + group.waiting[0].request.rows <= group.max_rows
                 ):
                     batch.append(group.waiting.pop(0))
                     rows += batch[-1].request.rows

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from funade.auth.ipallow import Network, parse_networks
 from funade.deploy import routing
 from funade.deploy.policy import Policy
+from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
 from funade.store import Database
 from funade.store.schema import Deployment, ReplicaRecord
 
@@ -54,6 +55,8 @@ class Route:
     """What each replica (by URL) wants presented: ``Authorization: Bearer <token>``."""
     generation: int = 0
     """The deployment's routing generation this route was loaded at."""
+    max_batch: dict[int, int] = field(default_factory=dict)
+    """Each revision's ``max_batch_size``: the most rows the gateway merges into one call."""
 
     def credential(self, url: str) -> list[tuple[str, str]]:
         """The header that lets the gateway in at replica ``url`` (none if it wants none)."""
@@ -121,8 +124,14 @@ def load_table(db: Database, now: float) -> RoutingTable:
                 },
                 tokens=tokens.get(deployment.id, {}),
                 generation=deployment.generation,
+                max_batch={r.number: _max_batch(r.runtime) for r in deployment.revisions},
             )
     return RoutingTable(routes, now)
+
+
+def _max_batch(runtime: dict[str, Any] | None) -> int:
+    value = (runtime or {}).get("max_batch_size", DEFAULT_MAX_BATCH_SIZE)
+    return value if isinstance(value, int) and value >= 1 else DEFAULT_MAX_BATCH_SIZE
 
 
 def fingerprint(db: Database) -> tuple[Any, ...]:
