@@ -142,27 +142,34 @@ def test_concurrent_requests_go_out_together_and_each_gets_its_answer(
             doc = {"inputs": [tensor("input", [[value]])], **extra}
             answers[value] = httpx.post(infer, json=doc, timeout=60)
 
-        # keeps the group's call out (2 s, room for the others to arrive on a busy machine)
-        first = threading.Thread(target=call, args=(2.0,))
+        # Nothing is out: the first goes at once, unparsed (nothing to merge with). The second
+        # finds it out, so it is parsed into its merge group, which is idle: it goes on the
+        # loop's next turn and keeps the group's call out (2 s, room for the others to arrive
+        # on a busy machine), so the five after it wait and go together.
+        first = threading.Thread(target=call, args=(2.5,))
         first.start()
+        time.sleep(0.2)
+        second = threading.Thread(target=call, args=(2.0,), kwargs={"id": "2.0"})
+        second.start()
         time.sleep(0.2)
         values = [0.01, 0.02, 0.03, 0.04, 0.05]
         others = [threading.Thread(target=call, args=(v,), kwargs={"id": str(v)}) for v in values]
         for thread in others:
             thread.start()
-        for thread in [first, *others]:
+        for thread in [first, second, *others]:
             thread.join(30)
-    for value in [2.0, *values]:
+    for value in [2.5, 2.0, *values]:
         answer = answers[value]
         assert answer.status_code == 200, answer.text
         data = answer.json()
         assert data["outputs"][0]["data"] == [value]
         assert data["outputs"][0]["shape"] == [1, 1]
         assert answer.headers["funade-revision"] == "1"
-        if value != 2.0:
+        if value != 2.5:
             assert data["id"] == str(value)
     assert app.merger.merged_calls == 1
     assert app.merger.merged_requests == 5
+    assert app.merger.submitted == 6, "the first went unparsed, past the merge groups"
 
 
 def binary_body(rows: list[list[float]], *, outputs: Any = None, **doc: Any) -> tuple[bytes, str]:

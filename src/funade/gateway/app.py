@@ -304,7 +304,9 @@ class Gateway:
         method: str = scope["method"]
         order = route.pick(sticky)
         try:
-            merge = self._mergeable(method, target, headers, body)
+            merge = (
+                self._mergeable(method, target, headers, body) if self._busy(route, order) else None
+            )
             if merge is not None:
                 request, shapes = merge
                 key = (route.name, target, order[0] if order else None, shapes)
@@ -372,6 +374,13 @@ class Gateway:
                     "Retry after the time in Retry-After.",
                     {"Retry-After": retry_after(wait)},
                 )
+
+    def _busy(self, route: Route, order: list[int]) -> bool:
+        """Whether a call to the drawn revision's replicas is out. Only then can a request
+        have anything to merge with: one that finds none out goes at once, unparsed (parsing
+        it and passing it through a merge group cost ~30 us of the gateway's CPU)."""
+        inflight = self._inflight
+        return bool(order) and any(inflight.get(u) for u in route.replicas.get(order[0], ()))
 
     def _mergeable(
         self, method: str, target: str, headers: dict[bytes, bytes], body: bytes

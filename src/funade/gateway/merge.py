@@ -47,6 +47,8 @@ class Merger:
         """Rows in one merged call when ``submit`` names no limit of its own."""
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self._sending: set[asyncio.Task[None]] = set()
+        self.submitted = 0
+        """Requests passed to a merge group (merged or not)."""
         self.merged_calls = 0
         self.merged_requests = 0
         self.merged_by_form: collections.Counter[str] = collections.Counter()
@@ -57,6 +59,7 @@ class Merger:
     ) -> Answer:
         """``request``'s answer, sent with others of ``key`` in calls of at most ``max_rows``
         rows (a request of that many rows or more goes alone, at once)."""
+        self.submitted += 1
         limit = self.max_rows if max_rows is None else max(1, max_rows)
         if request.rows >= limit:
             return await send(request.body, [])
