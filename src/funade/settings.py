@@ -123,8 +123,20 @@ class Settings(BaseSettings):
     backend: Literal["local", "podman", "docker", "kubernetes"] = Field(
         default="local",
         description="Where the controller runs replicas. `local`: `funade serve` processes on "
-        "this machine. `podman`, `docker` (containers) and `kubernetes` are recognised, and "
-        "refused by `funade up` until their backend ships (issue 22 tracks them).",
+        "this machine. `podman`, `docker`: a container each, from the version's image (built "
+        "on demand, docs/containers.md). `kubernetes` is recognised, and refused by `funade up` "
+        "until its backend ships (issue 22 tracks it).",
+    )
+    container_base_image: str | None = Field(
+        default=None,
+        description="Base image of the images the podman and docker backends build (as "
+        "`funade build --base`). Default: `python:3.X-slim` of the Python the model was saved "
+        "with; where no registry is in reach, a local one (scripts/podman-setup makes one).",
+    )
+    container_funade_wheel: Path | None = Field(
+        default=None,
+        description="A funade wheel those images install funade from (as `funade build "
+        "--funade-wheel`), instead of this funade's version from the package index.",
     )
     isolation: Literal["auto", "users", "none"] = Field(
         default="auto",
@@ -149,7 +161,9 @@ class Settings(BaseSettings):
         "isolation `users`). Pick a range no real user or container mapping uses.",
     )
 
-    @field_validator("home", "cache_dir", "config", "sandbox_dir", mode="after")
+    @field_validator(
+        "home", "cache_dir", "config", "sandbox_dir", "container_funade_wheel", mode="after"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

@@ -38,7 +38,7 @@ def test_local_is_the_default_backend(tmp_path: Path) -> None:
         backend.close()
 
 
-@pytest.mark.parametrize("name", ["podman", "docker", "kubernetes"])
+@pytest.mark.parametrize("name", ["kubernetes"])
 def test_a_backend_not_shipped_yet_is_refused_naming_its_issue(tmp_path: Path, name: str) -> None:
     settings = Settings(home=tmp_path / "home", backend=name)
     with pytest.raises(InvalidInputError, match="not available in this version") as info:
