@@ -29,7 +29,7 @@ from funade.deploy.reconcile import Desired, Reconciler
 from funade.errors import InvalidInputError
 from funade.images.containerfile import default_tag
 from funade.images.engine import ContainerEngine
-from funade.images.ondemand import image_digest
+from funade.images.ondemand import ensure_image, image_digest
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from tests.deploy.conftest import until
@@ -52,9 +52,28 @@ def blobs() -> Blobs:
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory, blobs: Blobs) -> str:
-    """The digest of the arithmetic package."""
-    return blobs.add(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
+def source(
+    podman_ready: None, wheel: Path, tmp_path_factory: pytest.TempPathFactory, blobs: Blobs
+) -> str:
+    """The digest of the arithmetic package, the image of ``churn:1`` of it built first: on a
+    machine whose builder holds no layer yet, that build installs funade's dependencies (a
+    minute or more), which no test's own deadline should have to cover."""
+    work = tmp_path_factory.mktemp("pkg")
+    digest = blobs.add(arithmetic_package(work / "calc"))
+    ensure_image(
+        ContainerEngine.find("podman"),
+        project="default",
+        model="churn",
+        version=1,
+        digest=digest,
+        fetch=blobs.open,
+        scratch=work / "builds",
+        log=work / "build.log",
+        funade_version=funade.__version__,
+        base=BASE,
+        funade_wheel=wheel,
+    )
+    return digest
 
 
 def predict(url: str, token: str, model: str = "churn") -> list[float]:
