@@ -123,9 +123,20 @@ class Settings(BaseSettings):
     backend: Literal["local", "podman", "docker", "kubernetes"] = Field(
         default="local",
         description="Where the controller runs replicas. `local`: `funade serve` processes on "
-        "this machine. `kubernetes`: a Deployment and a Service per revision "
-        "(docs/kubernetes.md). `podman`, `docker` (containers) are recognised, and refused by "
-        "`funade up` until their backend ships (issue 22 tracks them).",
+        "this machine. `podman`, `docker`: a container each, from the version's image (built "
+        "on demand, docs/containers.md). `kubernetes`: a Deployment and a Service per revision "
+        "(docs/kubernetes.md).",
+    )
+    container_base_image: str | None = Field(
+        default=None,
+        description="Base image of the images the podman and docker backends build (as "
+        "`funade build --base`). Default: `python:3.X-slim` of the Python the model was saved "
+        "with; where no registry is in reach, a local one (scripts/podman-setup makes one).",
+    )
+    container_funade_wheel: Path | None = Field(
+        default=None,
+        description="A funade wheel those images install funade from (as `funade build "
+        "--funade-wheel`), instead of this funade's version from the package index.",
     )
     isolation: Literal["auto", "users", "none"] = Field(
         default="auto",
@@ -192,7 +203,13 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "home", "cache_dir", "config", "sandbox_dir", "kubernetes_kubeconfig", mode="after"
+        "home",
+        "cache_dir",
+        "config",
+        "sandbox_dir",
+        "kubernetes_kubeconfig",
+        "container_funade_wheel",
+        mode="after",
     )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:

@@ -12,8 +12,6 @@ once per machine, as root. The timings of each step are printed (`pytest -s`).""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,69 +28,15 @@ import pytest
 from funade.artifacts import unpack
 from tests.conftest import Result
 from tests.deploy.conftest import Plane, plane  # noqa: F401 - the control plane fixture
+from tests.images.podman import BASE, needs_podman, podman_ready_fixture, wheel_fixture  # noqa: F401
+from tests.images.podman import podman as _podman
 
-PODMAN = shutil.which("podman")
 pytestmark = [
-    pytest.mark.skipif(
-        PODMAN is None,
-        reason="podman is not installed: run scripts/podman-setup (as root; Debian's podman, and "
-        "a base image made from Debian packages)",
-    ),
+    needs_podman,
     # A first build installs funade's and scikit-learn's packages from PyPI: 30 to 45 s here,
     # more on a slower network than the suite's 300 s allow.
     pytest.mark.timeout(900),
 ]
-
-ROOT = Path(__file__).resolve().parents[2]
-BASE = os.environ.get("FUNADE_BASE_IMAGE", "localhost/funade-base:bookworm-py311")
-CACHE = Path(os.environ.get("FUNADE_CI_CACHE", "/var/cache/funade-ci"))
-SETUP = "scripts/podman-setup (as root)"
-
-
-def _podman(
-    *args: str, check: bool = True, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    assert PODMAN is not None
-    done = subprocess.run(
-        [PODMAN, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)} failed ({done.returncode}): {done.stderr}")
-    return done
-
-
-@pytest.fixture(scope="module")
-def podman_ready() -> Iterator[None]:
-    """podman that can run a container of the base image, as scripts/podman-setup leaves it;
-    CONTAINERS_CONF, unless set, is the containers.conf it wrote (for every podman started
-    here, `funade build`'s too)."""
-    conf = CACHE / "containers.conf"
-    with pytest.MonkeyPatch.context() as patch:
-        if "CONTAINERS_CONF" not in os.environ and conf.is_file():
-            patch.setenv("CONTAINERS_CONF", str(conf))
-        if _podman("image", "exists", BASE, check=False).returncode != 0:
-            pytest.fail(f"The base image {BASE} does not exist: run {SETUP}.")
-        ran = _podman("run", "--rm", BASE, "python", "-c", "print('ok')", check=False)
-        if ran.returncode != 0:
-            pytest.fail(
-                f"podman cannot run a container of {BASE}: run {SETUP} and use the "
-                f"containers.conf it writes (CONTAINERS_CONF={conf}). {ran.stderr}"
-            )
-        yield
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this checkout (hatchling's are reproducible: the same source, the same bytes,
-    so the image's dependency layer is reused from one run to the next)."""
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-        check=True,
-        timeout=300,
-    )
-    (built,) = out.glob("funade-*.whl")
-    return built
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,15 @@ BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1
 
 
 class Platform:
-    """`funade up` over one home, started, killed with SIGKILL and started again."""
+    """`funade up` over one home, started, killed with SIGKILL and started again; its replicas
+    local processes, or containers (``backend`` podman, with the settings ``env`` gives)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(
+        self, home: Path, backend: str = "local", env: dict[str, str] | None = None
+    ) -> None:
         self.home = home
+        self.backend = backend
+        self.env = {"FUNADE_BACKEND": backend, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.gateway = ""
@@ -55,7 +61,7 @@ class Platform:
 
     def start(self, timeout: float = 90) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
-        env.update(FUNADE_HOME=str(self.home), COLUMNS="400")
+        env.update(FUNADE_HOME=str(self.home), COLUMNS="400", **self.env)
         self.home.mkdir(parents=True, exist_ok=True)
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
@@ -97,9 +103,41 @@ class Platform:
         return Client(url=self.url, api_key=key)
 
     def replica_ids(self, deployment: str) -> list[str]:
-        return sorted(p.stem for p in (self.home / "replicas").glob(f"{deployment}-r*.json"))
+        """The replicas of ``deployment`` the backend knows, running or not yet forgotten."""
+        if self.backend == "local":
+            return sorted(p.stem for p in (self.home / "replicas").glob(f"{deployment}-r*.json"))
+        from funade.deploy.backends.container import LABEL, owner_of
 
-    def wait_rollout(self, client: Client, name: str, timeout: float = 120) -> Any:
+        listed = subprocess.run(
+            [
+                self.backend,
+                "ps",
+                "--all",
+                f"--filter=label={LABEL}.owner={owner_of(self.home)}",
+                f"--filter=label={LABEL}.deployment={deployment}",
+                "--format={{.Names}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return sorted(name.removeprefix("funade-") for name in listed.stdout.split())
+
+    def kill_replica(self, replica_id: str) -> None:
+        """SIGKILL to the replica's process (its server and workers: a container's all)."""
+        if self.backend == "local":
+            record = json.loads((self.home / "replicas" / f"{replica_id}.json").read_text())
+            os.kill(record["pid"], signal.SIGKILL)
+        else:
+            subprocess.run(
+                [self.backend, "kill", "--signal=KILL", f"funade-{replica_id}"],
+                capture_output=True,
+                check=True,
+            )
+
+    def wait_rollout(self, client: Client, name: str, timeout: float | None = None) -> Any:
+        # In containers, the first replica of a version waits for its image to be built.
+        timeout = timeout or (120 if self.backend == "local" else 600)
         deadline = time.monotonic() + timeout
         while True:
             rollout = client.get_deployment(name).rollout
@@ -109,11 +147,13 @@ class Platform:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+@contextmanager
+def started(
+    home: Path, backend: str = "local", env: dict[str, str] | None = None
+) -> Iterator[Platform]:
     """`funade up` with calc:1, calc:2 (good), calc:3 (drifts under FAKE_MODEL_DRIFT) and calc:4
-    (crashes on load under FAKE_MODEL_CRASH) registered."""
-    platform = Platform(tmp_path_factory.mktemp("reliability") / "home")
+    (crashes on load under FAKE_MODEL_CRASH) registered; stopped at the end."""
+    platform = Platform(home, backend, env)
     platform.start()
     try:
         with platform.client() as client:
@@ -122,6 +162,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         yield platform
     finally:
         platform.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The platform of ``started``, its replicas local processes."""
+    with started(tmp_path_factory.mktemp("reliability") / "home") as platform:
+        yield platform
 
 
 @dataclass

@@ -4,9 +4,6 @@ a replica, or the kill -9 of the control plane and its restart. Each prints its 
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import time
 
 from tests.reliability.conftest import Platform, load_for, wait_routed
@@ -95,8 +92,7 @@ def test_kill_9_of_one_of_two_replicas(platform: Platform) -> None:
         with load:
             time.sleep(STEADY)
             victim = platform.replica_ids("pair")[0]
-            record = json.loads((platform.home / "replicas" / f"{victim}.json").read_text())
-            os.kill(record["pid"], signal.SIGKILL)
+            platform.kill_replica(victim)
             deadline = time.monotonic() + 60
             while True:
                 replicas = client.get_deployment("pair").replicas

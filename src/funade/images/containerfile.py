@@ -1,6 +1,7 @@
 """The Containerfile `funade build` writes, and the build context that goes with it.
 
-Pure: a version record (``VersionOut``, as the control plane answers it) in, the Containerfile's
+Pure: a version record (``VersionFacts``: a ``VersionOut`` as the control plane answers it, or
+what the package itself says) in, the Containerfile's
 text and the list of context files out; nothing is read or fetched here. ``funade.cli.build``
 writes the files (fetching the model package through the client) and runs a builder.
 
@@ -38,13 +39,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from funade.errors import InvalidInputError
 from funade.names import check_model_name, check_project_name
-
-if TYPE_CHECKING:
-    from funade.api.schemas import VersionOut
 
 __all__ = [
     "CACHE_DIR",
@@ -55,6 +53,7 @@ __all__ = [
     "UID",
     "BuildContext",
     "ContextFile",
+    "VersionFacts",
     "base_for",
     "check_base",
     "check_tag",
@@ -99,6 +98,36 @@ _HEALTHCHECK = (
     "import urllib.request; "
     f"urllib.request.urlopen('http://127.0.0.1:{PORT}{READY_PATH}', timeout=4)"
 )
+
+
+class _Artifact(Protocol):
+    @property
+    def digest(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+class VersionFacts(Protocol):
+    """What an image of a version is made from: a version record as the control plane answers
+    it (``funade.api.schemas.VersionOut``), or one read from the package itself
+    (``funade.images.ondemand``)."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def artifact(self) -> _Artifact: ...
+    @property
+    def flavor(self) -> str: ...
+    @property
+    def signature(self) -> dict[str, Any]: ...
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+    @property
+    def lineage(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -189,7 +218,7 @@ def base_for(python_version: str | None) -> str:
     return f"python:{match.group(1)}.{match.group(2)}-slim"
 
 
-def pinned_requirements(version: VersionOut) -> dict[str, str]:
+def pinned_requirements(version: VersionFacts) -> dict[str, str]:
     """The framework versions the version was saved with (its manifest's ``requirements``:
     distribution → version), checked; funade itself is left out (the image gets the funade
     that builds it). Empty when none were recorded."""
@@ -211,7 +240,7 @@ def pinned_requirements(version: VersionOut) -> dict[str, str]:
 
 
 def version_build(
-    version: VersionOut,
+    version: VersionFacts,
     *,
     funade_version: str,
     base: str | None = None,

@@ -55,8 +55,8 @@ class BackendModule:
 
 BACKENDS: dict[str, BackendModule] = {
     "local": BackendModule("funade.deploy.backends.local"),
-    "podman": BackendModule("funade.deploy.backends.container", tracked_by="issue 22"),
-    "docker": BackendModule("funade.deploy.backends.container", tracked_by="issue 22"),
+    "podman": BackendModule("funade.deploy.backends.container"),
+    "docker": BackendModule("funade.deploy.backends.container"),
     "kubernetes": BackendModule("funade.deploy.backends.kubernetes", extra="kubernetes"),
 }
 """Every backend the ``backend`` setting may name, by that name."""

@@ -52,6 +52,22 @@ class RuntimeConfig(BaseModel):
             )
         return env
 
+    def serve_arguments(self) -> list[str]:
+        """These options as `funade serve` takes them (``env`` aside: it is the environment)."""
+        return [
+            "--workers",
+            str(self.workers),
+            "--max-batch-size",
+            str(self.max_batch_size),
+            "--max-latency-ms",
+            str(self.max_latency_ms),
+            "--timeout-ms",
+            str(self.timeout_ms),
+            "--max-body-bytes",
+            str(self.max_body_bytes),
+            *(["--widen-datatypes"] if self.widen_datatypes else []),
+        ]
+
     @classmethod
     def stored(cls, data: dict[str, object]) -> RuntimeConfig:
         """A revision's stored runtime, without environment variables this version refuses

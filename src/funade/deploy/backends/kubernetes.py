@@ -244,8 +244,6 @@ class KubernetesBackend:
             or default_tag(model, version.version, spec.digest, repository=self.images),
             replicas=len(revision.slots),
             registry_url=self.api_url() or None,
-            workers=spec.runtime.workers,
-            max_batch_size=spec.runtime.max_batch_size,
             **self.pods,
         )
         if options.max_replicas is not None:  # the HPA's floor is the slots the controller wants
@@ -263,7 +261,12 @@ class KubernetesBackend:
             }
         )
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        container["args"] = [*container.get("args", []), *_serve_args(spec)]
+        container["args"] = [
+            *container.get("args", []),
+            *spec.runtime.serve_arguments(),
+            "--name",
+            spec.deployment,
+        ]
         ours = {e["name"] for e in container["env"]} | {"FUNADE_MODEL_DIGEST"}
         refused = set(forbidden_names(spec.runtime.env))  # a revision from an earlier version
         container["env"] += [
@@ -378,22 +381,6 @@ def _read_secret(secret: Mapping[str, Any]) -> tuple[str, IssuedKey | None]:
             datetime.fromisoformat(annotations[KEY_EXPIRES_ANNOTATION]),
         )
     return data.get(SECRET_TOKEN_KEY, ""), key
-
-
-def _serve_args(spec: ReplicaSpec) -> list[str]:
-    """`funade serve`'s options for the revision's runtime besides workers and batch size."""
-    runtime = spec.runtime
-    return [
-        "--name",
-        spec.deployment,
-        "--max-latency-ms",
-        str(runtime.max_latency_ms),
-        "--timeout-ms",
-        str(runtime.timeout_ms),
-        "--max-body-bytes",
-        str(runtime.max_body_bytes),
-        *(["--widen-datatypes"] if runtime.widen_datatypes else []),
-    ]
 
 
 def _with(options: RenderOptions, **changes: Any) -> RenderOptions:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
+from funade.deploy.backends.health import Health, probe
 from funade.fileutil import write_atomically
 from funade.sandbox.env import forbidden_names, minimal_env
 from funade.sandbox.layout import Sandbox
@@ -49,15 +50,6 @@ from funade.sandbox.layout import Sandbox
 if TYPE_CHECKING:
     from funade.deploy.backends import BackendContext
     from funade.settings import Settings
-
-# Failed health checks in a row after which a replica that was ready counts as FAILED.
-UNHEALTHY_AFTER = 3
-
-
-@dataclass
-class _Health:
-    ever_ready: bool = False
-    failures: int = 0
 
 
 @dataclass
@@ -138,7 +130,7 @@ class LocalBackend:
         self.python = python
         self.api_url = api_url
         self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._health: dict[str, _Health] = {}
+        self._health: dict[str, Health] = {}
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=health_timeout, trust_env=False)
         for record in self._records():  # finish stops a previous control plane began
@@ -161,7 +153,6 @@ class LocalBackend:
             write_atomically(self._path(replica_id, "json"), record.to_json(), mode=0o600)
             return Replica(replica_id, spec, "", ReplicaState.EXITED, record.started_at)
         url_file = private / "url"
-        runtime = spec.runtime
         command = [
             self.python,
             "-m",
@@ -176,19 +167,9 @@ class LocalBackend:
             spec.deployment,
             "--model-version",
             spec.version,
-            "--workers",
-            str(runtime.workers),
-            "--max-batch-size",
-            str(runtime.max_batch_size),
-            "--max-latency-ms",
-            str(runtime.max_latency_ms),
-            "--timeout-ms",
-            str(runtime.timeout_ms),
-            "--max-body-bytes",
-            str(runtime.max_body_bytes),
+            *spec.runtime.serve_arguments(),
             "--url-file",
             str(url_file),
-            *(["--widen-datatypes"] if runtime.widen_datatypes else []),
         ]
         env = self._environment(spec, private, token)
         who = self.sandbox.run_as(spec.project_id)
@@ -298,7 +279,7 @@ class LocalBackend:
 
     def _observe(self, record: _Record) -> Replica:
         url = _read(Path(record.url_file)) if record.url_file else ""
-        health = self._health.setdefault(record.id, _Health())
+        health = self._health.setdefault(record.id, Health())
 
         def replica(state: ReplicaState, detail: str = "") -> Replica:
             return Replica(
@@ -309,22 +290,7 @@ class LocalBackend:
             return replica(ReplicaState.EXITED, self._exit_detail(record))
         if not url:
             return replica(ReplicaState.STARTING)
-        try:
-            response = self._http.get(
-                f"{url}/v2/health/ready", headers={"authorization": f"Bearer {record.token}"}
-            )
-        except httpx.HTTPError as exc:
-            health.failures += 1
-            if health.ever_ready and health.failures >= UNHEALTHY_AFTER:
-                return replica(ReplicaState.FAILED, f"health check failed: {exc!r}")
-            return replica(ReplicaState.READY if health.ever_ready else ReplicaState.STARTING)
-        if response.status_code == 200:
-            health.ever_ready, health.failures = True, 0
-            return replica(ReplicaState.READY)
-        health.failures += 1
-        if health.ever_ready and health.failures >= UNHEALTHY_AFTER:
-            return replica(ReplicaState.FAILED, f"not ready: {response.text[:200]}")
-        return replica(ReplicaState.READY if health.ever_ready else ReplicaState.STARTING)
+        return replica(*probe(self._http, url, record.token, health))
 
     def _exit_detail(self, record: _Record) -> str:
         with self._lock:

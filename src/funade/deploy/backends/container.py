@@ -1,0 +1,392 @@
+"""The container backend (``backend = "podman"`` or ``"docker"``): each replica is a container
+of its model version's image, run by the engine's command line (``funade.images.engine``).
+
+**The image** is the one `funade build` makes for the version (``funade.images.ondemand``):
+built from the artifact store's package the first time a replica of that digest starts, tagged
+``funade/<model>:<version>-<12 hex>`` and reused by every later start (an image already tagged
+for the digest is never built again). ``container_base_image`` and ``container_funade_wheel``
+(settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs inside
+``start``: the first replica of a version waits for it (seconds with the builder's cache warm,
+a minute or so when the frameworks are installed from the index), later ones do not.
+
+**The network.** A replica's server listens on port 8080 inside the container, in the engine's
+default (bridge) network, published on the host's loopback only: ``--publish 127.0.0.1::8080``,
+a free port the engine picks and reports (``inspect``), so the gateway and the controller reach
+it at ``http://127.0.0.1:<port>`` and nothing off the machine does. Host networking
+(``--network host`` with the server bound to 127.0.0.1) was the other way; it is not used
+because the container would then share the host's loopback, where the control plane, the
+gateway, other replicas and a trust-authenticated PostgreSQL listen: a model would reach them
+all. In its own network namespace it reaches none of them (on this machine's rootful podman,
+CNI's bridge with port forwarding worked as it is; ``scripts/podman-setup``). The control
+plane's URL is still given (``FUNADE_URL``), as the local backend gives it; from the bridge a
+loopback URL does not reach the host (a control plane on another address does).
+
+**What a replica is given**, all of it: its image's own environment (no secret is baked in;
+docs/containers.md), ``FUNADE_PROJECT``, ``FUNADE_URL`` (once the server is bound),
+``FUNADE_MODEL_DIGEST``, its token ``FUNADE_REPLICA_TOKEN`` and the revision's ``env``: the
+local backend's list, less ``HOME`` and ``TMPDIR`` (the image has its own). Values go through
+the engine's environment (``-e NAME`` with no value), never on a command line. Never the
+database URL, the artifact store's credentials, an API key, or any other variable of the
+control plane. The container runs as the image's user (uid 10001), with every capability
+dropped and ``no-new-privileges``.
+
+**Supervision and adoption.** Nothing is kept on disk: each container carries labels (given in
+a file, ``--label-file``, as the spec may hold the revision's secrets) with its replica id,
+deployment, revision, the whole spec, its start time and the backend's owner (a hash of
+``FUNADE_HOME``, so two platforms on one machine, or two test workers, never see each other's
+replicas). ``replicas`` lists them (``ps --all --filter label=dev.funade.replica.owner=...``)
+and inspects each new one once (its token from its environment, its port); a restarted control
+plane finds them the same way and adopts them. A running container is STARTING until its
+``/v2/health/ready`` answers with its token, READY after, FAILED after three failed checks in a
+row (``funade.deploy.backends.health``, the local backend's rule); a stopped one is EXITED with
+its exit status and the last lines of its log. ``stop`` drains (``stop -t GRACE``: SIGTERM,
+then SIGKILL after the grace time) and removes the container, in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
+from funade.deploy.backends.health import Health, probe
+from funade.images.containerfile import PORT
+from funade.images.engine import ContainerEngine
+from funade.images.ondemand import ensure_image
+from funade.sandbox.env import forbidden_names
+
+if TYPE_CHECKING:
+    from funade.deploy.backends import BackendContext
+    from funade.settings import Settings
+
+__all__ = ["LABEL", "ContainerBackend", "create_backend"]
+
+LABEL = "dev.funade.replica"
+"""The label every replica's container carries, its value the replica's id; the other labels
+are ``LABEL`` + ``.owner``, ``.deployment``, ``.revision``, ``.spec`` and ``.started-at``."""
+_OWNER = f"{LABEL}.owner"
+# A container's state as `ps --format {{.State}}` says it, by its first word: docker's are
+# one word (running, exited, ...), podman's a phrase ("up 3 seconds ago", "exited (1) ...").
+_RUNNING = {"running", "up"}
+_GONE = {"exited", "dead", "stopped"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LOG_LINES = 3
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a container of ours is, read once from ``inspect`` (none of it changes)."""
+
+    id: str
+    spec: ReplicaSpec
+    started_at: float
+    token: str
+    url: str
+
+
+class ContainerBackend:
+    """Replicas as containers run by podman or docker; see the module's docstring."""
+
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        root: Path,
+        *,
+        owner: str,
+        fetch: Callable[[str], Iterable[bytes]],
+        funade_version: str,
+        base_image: str | None = None,
+        funade_wheel: Path | None = None,
+        api_url: Callable[[], str] = lambda: "",
+        health_timeout: float = 2.0,
+    ) -> None:
+        """``root``: build contexts and logs (private to funade's user); ``owner``: the value of
+        the owner label, the same for every backend over one home; ``fetch``: a package's
+        bytes by digest; ``api_url``: the control plane's URL (empty: not known yet)."""
+        self.engine = engine
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        self.owner = owner
+        self.fetch = fetch
+        self.funade_version = funade_version
+        self.base_image = base_image
+        self.funade_wheel = funade_wheel
+        self.api_url = api_url
+        self._http = httpx.Client(timeout=health_timeout, trust_env=False)
+        self._lock = threading.Lock()
+        self._seen: dict[str, _Seen | None] = {}  # container id -> ours (None: not readable)
+        self._exits: dict[str, str] = {}  # container id -> why it exited
+        self._health: dict[str, Health] = {}
+        self._failed: dict[str, Replica] = {}  # replicas that never got a container
+        self._stopping: dict[str, threading.Thread] = {}
+
+    # The interface --------------------------------------------------------------------------
+
+    def start(self, spec: ReplicaSpec) -> Replica:
+        replica_id = f"{_slug(spec.deployment)}-r{spec.revision}-{secrets.token_hex(3)}"
+        token = secrets.token_urlsafe(32)
+        started_at = time.time()
+        try:
+            image = self._image(spec)
+        except Exception as exc:  # no image, no container: the start failed
+            return self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
+        env = self._environment(spec, token)
+        labels = {
+            LABEL: replica_id,
+            _OWNER: self.owner,
+            f"{LABEL}.deployment": spec.deployment,
+            f"{LABEL}.revision": str(spec.revision),
+            f"{LABEL}.spec": spec.model_dump_json(),
+            f"{LABEL}.started-at": repr(started_at),
+        }
+        label_file = self.root / f"{replica_id}.labels"
+        args = [
+            "run",
+            "--detach",
+            "--name",
+            _name(replica_id),
+            f"--label-file={label_file}",
+            f"--publish=127.0.0.1::{PORT}",
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            # The backend checks readiness itself; the image's HEALTHCHECK would only make
+            # podman set up a systemd timer for it (and complain where there is no systemd).
+            "--no-healthcheck",
+            *(f"--env={name}" for name in env),
+            image,
+            # After the image: the server's arguments, appended to the image's entrypoint
+            # (`funade serve /models/... --host 0.0.0.0 --port 8080 ...`; the last value wins).
+            "--name",
+            spec.deployment,
+            "--model-version",
+            spec.version,
+            *spec.runtime.serve_arguments(),
+        ]
+        # The labels hold the spec, whose env may hold secrets of the model's: from a file
+        # only funade's user reads, not the command line.
+        label_file.touch(mode=0o600)
+        label_file.write_text("".join(f"{key}={value}\n" for key, value in labels.items()))
+        try:
+            done = self.engine.run(*args, env=env, timeout=120, check=False)
+        finally:
+            label_file.unlink(missing_ok=True)
+        if done.returncode != 0:
+            self.engine.run("rm", "--force", _name(replica_id), check=False)
+            said = (done.stderr or done.stdout).strip()[-500:]
+            detail = f"`{self.engine.name} run` failed (exit status {done.returncode}): {said}"
+            return self._failed_start(spec, replica_id, started_at, detail)
+        return Replica(replica_id, spec, "", ReplicaState.STARTING, started_at, token=token)
+
+    def replicas(self) -> list[Replica]:
+        out = list(self._failed.values())
+        listing = self._list()
+        self._learn([cid for cid, _state in listing if cid not in self._seen])
+        for cid, state in listing:
+            seen = self._seen.get(cid)
+            if seen is None or seen.id in self._stopping:
+                continue
+            out.append(self._observe(cid, state, seen))
+        return out
+
+    def stop(self, replica_id: str, *, grace_seconds: float = 30.0) -> None:
+        """Drain and remove the replica's container in a thread (``stop -t``, then ``rm``)."""
+        if self._failed.pop(replica_id, None) is not None:
+            return
+        with self._lock:
+            if replica_id in self._stopping:
+                return
+            thread = threading.Thread(
+                target=self._finish_stop,
+                args=(replica_id, grace_seconds),
+                name=f"stop-{replica_id}",
+                daemon=True,
+            )
+            self._stopping[replica_id] = thread
+        thread.start()
+
+    def stop_all(self, *, grace_seconds: float = 30.0) -> None:
+        """Stop every replica (each drains first) and wait until all are gone."""
+        for replica in self.replicas():
+            self.stop(replica.id, grace_seconds=grace_seconds)
+        deadline = time.monotonic() + grace_seconds + 30
+        with self._lock:
+            threads = list(self._stopping.values())
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """Let go of the HTTP client; the containers keep running, to be adopted."""
+        self._http.close()
+
+    # Helpers --------------------------------------------------------------------------------
+
+    def _image(self, spec: ReplicaSpec) -> str:
+        model, _, version = spec.source.rpartition(":")
+        return ensure_image(
+            self.engine,
+            project=spec.project,
+            model=model,
+            version=int(version),
+            digest=spec.digest,
+            fetch=self.fetch,
+            scratch=self.root / "builds",
+            log=self.root / "builds" / f"{spec.digest.removeprefix('sha256:')[:12]}.log",
+            funade_version=self.funade_version,
+            base=self.base_image,
+            funade_wheel=self.funade_wheel,
+        )
+
+    def _environment(self, spec: ReplicaSpec, token: str) -> dict[str, str]:
+        """A replica's environment beyond its image's; see the module's docstring."""
+        refused = set(forbidden_names(spec.runtime.env))
+        api_url = self.api_url()
+        return {
+            **{
+                name: value
+                for name, value in spec.runtime.env.items()
+                if name not in refused and _ENV_NAME.fullmatch(name)
+            },
+            "COLUMNS": "1000",  # one line per message in the log, read back as exit details
+            "FUNADE_PROJECT": spec.project,
+            **({"FUNADE_URL": api_url} if api_url else {}),
+            "FUNADE_MODEL_DIGEST": spec.digest,
+            "FUNADE_REPLICA_TOKEN": token,
+        }
+
+    def _failed_start(
+        self, spec: ReplicaSpec, replica_id: str, started_at: float, detail: str
+    ) -> Replica:
+        replica = Replica(replica_id, spec, "", ReplicaState.EXITED, started_at, detail)
+        self._failed[replica_id] = replica
+        return replica
+
+    def _list(self) -> list[tuple[str, str]]:
+        """``(container id, state)`` of every container of this owner."""
+        done = self.engine.run(
+            "ps",
+            "--all",
+            "--no-trunc",
+            f"--filter=label={_OWNER}={self.owner}",
+            "--format={{.ID}} {{.State}}",
+        )
+        rows = []
+        for line in done.stdout.splitlines():
+            cid, _, state = line.strip().partition(" ")
+            if cid:
+                rows.append((cid, (state.split() or [""])[0].lower()))
+        return rows
+
+    def _learn(self, ids: list[str]) -> None:
+        """Inspect containers seen for the first time, and remember what they are."""
+        if not ids:
+            return
+        done = self.engine.run("inspect", *ids, check=False)
+        try:
+            found = json.loads(done.stdout or "[]")
+        except ValueError:
+            found = []
+        for item in found if isinstance(found, list) else []:
+            cid = str(item.get("Id", ""))
+            self._seen[cid] = _read(item)
+
+    def _observe(self, cid: str, state: str, seen: _Seen) -> Replica:
+        def replica(state: ReplicaState, detail: str = "") -> Replica:
+            return Replica(seen.id, seen.spec, seen.url, state, seen.started_at, detail, seen.token)
+
+        if state in _GONE:
+            if cid not in self._exits:
+                self._exits[cid] = self._exit_detail(cid)
+            return replica(ReplicaState.EXITED, self._exits[cid])
+        if state not in _RUNNING or not seen.url:
+            return replica(ReplicaState.STARTING)
+        health = self._health.setdefault(seen.id, Health())
+        return replica(*probe(self._http, seen.url, seen.token, health))
+
+    def _exit_detail(self, cid: str) -> str:
+        done = self.engine.run("inspect", "--format={{.State.ExitCode}}", cid, check=False)
+        code = done.stdout.strip()
+        logs = self.engine.run("logs", "--tail=20", cid, check=False)
+        lines = [line.strip() for line in (logs.stdout + logs.stderr).splitlines() if line.strip()]
+        status = f"exited with status {code}" if code else "no longer running"
+        said = " | ".join(lines[-_LOG_LINES:])
+        return f"{status}: {said}" if said else status
+
+    def _finish_stop(self, replica_id: str, grace_seconds: float) -> None:
+        name = _name(replica_id)
+        try:
+            if grace_seconds > 0:
+                seconds = math.ceil(grace_seconds)
+                self.engine.run(
+                    "stop", f"--time={seconds}", name, check=False, timeout=seconds + 60
+                )
+            self.engine.run("rm", "--force", name, check=False, timeout=60)
+        finally:
+            with self._lock:
+                self._stopping.pop(replica_id, None)
+            self._health.pop(replica_id, None)
+            for cid, seen in list(self._seen.items()):
+                if seen is not None and seen.id == replica_id:
+                    self._seen.pop(cid, None)
+                    self._exits.pop(cid, None)
+
+
+def _read(item: dict[str, Any]) -> _Seen | None:
+    """A replica from a container's ``inspect``, or None when it is not one of ours."""
+    config = item.get("Config") or {}
+    labels = config.get("Labels") or {}
+    try:
+        spec = ReplicaSpec.model_validate_json(labels[f"{LABEL}.spec"])
+        started_at = float(labels[f"{LABEL}.started-at"])
+        replica_id = str(labels[LABEL])
+    except (KeyError, ValueError, TypeError):
+        return None
+    env = dict(str(entry).partition("=")[::2] for entry in config.get("Env") or [])
+    ports = ((item.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
+    host_port = next((str(p.get("HostPort")) for p in ports if p.get("HostPort")), "")
+    url = f"http://127.0.0.1:{host_port}" if host_port else ""
+    return _Seen(replica_id, spec, started_at, env.get("FUNADE_REPLICA_TOKEN", ""), url)
+
+
+def _name(replica_id: str) -> str:
+    return f"funade-{replica_id}"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:40]
+
+
+def owner_of(home: Path) -> str:
+    """The owner label of the backends over ``home``: 12 hex of the sha256 of its path."""
+    with contextlib.suppress(OSError):
+        home = home.resolve()
+    return hashlib.sha256(str(home).encode()).hexdigest()[:12]
+
+
+def create_backend(settings: Settings, context: BackendContext) -> ContainerBackend:
+    """The container backend over ``settings.backend``'s engine (podman or docker) on ``PATH``
+    (``funade.deploy.backends.make_backend`` calls this)."""
+    import funade
+
+    return ContainerBackend(
+        ContainerEngine.find(settings.backend),
+        settings.home / "containers",
+        owner=owner_of(settings.home),
+        fetch=context.fetch,
+        funade_version=funade.__version__,
+        base_image=settings.container_base_image,
+        funade_wheel=settings.container_funade_wheel,
+        api_url=context.api_url,
+    )
