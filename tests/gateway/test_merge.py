@@ -253,13 +253,19 @@ def test_every_form_merges_and_each_answer_is_what_it_would_have_been_alone(
             got[index] = httpx.post(url + path, content=content, headers=headers, timeout=60)
 
         def wave(values: list[float], extra: list[Call] = []) -> list[Call]:  # noqa: B006
-            """A holder per form keeps its group busy for 1.5 s; then the calls go together."""
+            """A holder per form keeps its group busy for 2.5 s; then the calls go together.
+            The first holders find nothing out and go at once, unparsed; the second find them
+            out, so each goes as its group's call, and the calls wait for it."""
             got.clear()
-            holders = forms(1.5, keys[0], "holder")
+            holders = forms(2.5, keys[0], "holder") + forms(2.5, keys[0], "holder-2")
             held = [threading.Thread(target=send, args=(-1 - i, c)) for i, c in enumerate(holders)]
-            for thread in held:
+            half = len(held) // 2
+            for thread in held[:half]:
                 thread.start()
-            time.sleep(0.5)
+            time.sleep(0.4)
+            for thread in held[half:]:
+                thread.start()
+            time.sleep(0.6)
             calls = [
                 call
                 for index, value in enumerate(values)
