@@ -52,7 +52,7 @@ from funade.deploy.k8s.options import NAME_LIMIT, ModelVersion, RenderOptions, T
 from funade.deploy.k8s.plan import Verb, plan
 from funade.deploy.k8s.podsettings import pod_options
 from funade.deploy.k8s.render import SECRET_API_KEY, SECRET_TOKEN_KEY, render
-from funade.errors import ConflictError
+from funade.errors import ConflictError, InvalidInputError
 from funade.images.containerfile import default_tag
 from funade.sandbox.env import forbidden_names
 
@@ -134,7 +134,7 @@ class KubernetesBackend:
                 revision.slots.remove(slot)
                 if not revision.slots and revision.key is not None:
                     self.keys.revoke(revision.key.key_id)
-                if not isinstance(exc, ConflictError):
+                if not isinstance(exc, ConflictError | InvalidInputError):
                     raise  # the cluster is away: the controller's next pass tries again
                 return Replica(slot, spec, "", ReplicaState.FAILED, self.clock(), exc.message)
             self._revisions[spec.key] = revision
@@ -244,10 +244,13 @@ class KubernetesBackend:
             or default_tag(model, version.version, spec.digest, repository=self.images),
             replicas=len(revision.slots),
             registry_url=self.api_url() or None,
-            **self.pods,
+            **self._pods(spec),
         )
         if options.max_replicas is not None:  # the HPA's floor is the slots the controller wants
-            options = _with(options, min_replicas=max(1, len(revision.slots)))
+            floor = max(1, len(revision.slots))
+            options = _with(
+                options, min_replicas=floor, max_replicas=max(floor, options.max_replicas)
+            )
         objects = render(version, options)
         if self.runtime_image:  # the runtime image is told which version to serve
             container = objects[0]["spec"]["template"]["spec"]["containers"][0]
@@ -276,6 +279,28 @@ class KubernetesBackend:
         ]
         container["env"].append({"name": "FUNADE_MODEL_DIGEST", "value": spec.digest})
         return [self._secret(revision, deployment["metadata"]), *objects]
+
+    def _pods(self, spec: ReplicaSpec) -> dict[str, Any]:
+        """The platform's ``kubernetes_pods`` with what the revision asks over them: the
+        startupProbe's allowance (its rollout's ready timeout) and autoscaling."""
+        pods = dict(self.pods)
+        if spec.ready_timeout_seconds is not None:
+            pods["ready_timeout_seconds"] = spec.ready_timeout_seconds
+        autoscale = spec.runtime.autoscale
+        if autoscale is None:
+            return pods
+        pods.update(max_replicas=autoscale.max_replicas, target_cpu=autoscale.target_cpu)
+        pods["cpu"] = autoscale.cpu or pods.get("cpu")
+        if pods["cpu"] is None:
+            raise InvalidInputError(
+                f"Revision {spec.revision} of {spec.deployment} asks for autoscaling, but its "
+                "pods have no CPU request for the autoscaler to measure against.",
+                field="runtime.autoscale.cpu",
+                value=None,
+                fix='Give the revision runtime.autoscale.cpu (e.g. "1"), or give every pod one '
+                "with the kubernetes_pods setting's cpu.",
+            )
+        return pods
 
     def _secret(self, revision: _Revision, metadata: Mapping[str, Any]) -> dict[str, Any]:
         key = revision.key
