@@ -11,7 +11,8 @@ What maps to what:
 - **A replica** the controller starts is a slot of its revision: the Deployment's
   ``spec.replicas`` is the number of slots, their ids are in its annotation
   ``funade.dev/replicas`` (so a restarted control plane finds them), and each slot's state is
-  read from the revision's pods: as many slots are READY as pods are ready (the oldest slots
+  read from the revision's pods (kept by a watch, ``funade.deploy.k8s.podwatch``, not listed
+  on every pass): as many slots are READY as pods are ready (the oldest slots
   first), then one FAILED per pod that cannot start (CrashLoopBackOff, ErrImagePull, ...), the
   rest STARTING. Kubernetes, not funade, chooses which pod goes when a slot is stopped (a
   ReplicaSet removes not-ready pods first).
@@ -51,6 +52,7 @@ from funade.deploy.k8s.names import object_name
 from funade.deploy.k8s.options import NAME_LIMIT, ModelVersion, RenderOptions, Target
 from funade.deploy.k8s.plan import Verb, plan
 from funade.deploy.k8s.podsettings import pod_options
+from funade.deploy.k8s.podwatch import PodWatch
 from funade.deploy.k8s.render import SECRET_API_KEY, SECRET_TOKEN_KEY, render
 from funade.errors import ConflictError, InvalidInputError
 from funade.images.containerfile import default_tag
@@ -70,11 +72,14 @@ KEY_ID_ANNOTATION = "funade.dev/key-id"
 KEY_EXPIRES_ANNOTATION = "funade.dev/key-expires"
 KINDS = ("Secret", "Service", "Deployment", "HorizontalPodAutoscaler")
 _WRITES = ("get", "list", "create", "patch", "delete")
-VERBS: dict[str, tuple[str, ...]] = {**dict.fromkeys(KINDS, _WRITES), "Pod": ("list",)}
+VERBS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(KINDS, _WRITES),
+    "Pod": ("list", "watch"),
+}
 """Every API verb this backend uses, by kind: what its ServiceAccount's Role grants (`funade
 platform manifests`), and no more. ``create`` is for a server-side apply that creates (the API
 server checks it on top of ``patch``); ``get`` finds a name held by an object without funade's
-labels; pods are only listed (readiness), never changed."""
+labels; pods are only listed and watched (readiness), never changed."""
 
 
 @dataclass
@@ -102,6 +107,7 @@ class KubernetesBackend:
         pods: Mapping[str, Any] | None = None,
         key_hours: float = 24.0,
         clock: Callable[[], float] = time.time,
+        watch: PodWatch | None = None,
     ) -> None:
         self.kube = kube
         self.keys = keys
@@ -111,6 +117,8 @@ class KubernetesBackend:
         self.pods = pod_options(pods or {})
         self.key_hours = key_hours
         self.clock = clock
+        self.watch = watch
+        """Pods from a watch (``funade.deploy.k8s.podwatch``); None: listed on every pass."""
         self._revisions: dict[str, _Revision] = {}
         self._adopted = False
         self._lock = threading.RLock()
@@ -152,7 +160,8 @@ class KubernetesBackend:
             self._adopt()
             self._renew()
             pods: dict[str, list[dict[str, Any]]] = {}
-            for pod in self.kube.pods(OWNER):
+            seen = self.watch.pods() if self.watch is not None else None
+            for pod in seen if seen is not None else self.kube.pods(OWNER):
                 instance = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
                 pods.setdefault(str(instance), []).append(pod)
             out: list[Replica] = []
@@ -186,6 +195,8 @@ class KubernetesBackend:
         them (see the module's docstring)."""
 
     def close(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
         self.kube.close()
         self.keys.close()
 
@@ -424,7 +435,8 @@ def create_backend(settings: Settings, context: BackendContext) -> KubernetesBac
 
     kube = connect(settings)
     advertised = settings.kubernetes_api_url
-    return KubernetesBackend(
+    watch = PodWatch(kube, OWNER)
+    backend = KubernetesBackend(
         kube,
         keys=StoreKeys(open_database(settings, migrate=False), owned=True),
         api_url=(lambda: advertised) if advertised else context.api_url,
@@ -432,4 +444,7 @@ def create_backend(settings: Settings, context: BackendContext) -> KubernetesBac
         runtime_image=settings.kubernetes_runtime_image,
         pods=settings.kubernetes_pods,
         key_hours=settings.kubernetes_key_hours,
+        watch=watch,
     )
+    watch.start()  # once the settings were accepted: nothing to let go of when they were not
+    return backend
