@@ -61,6 +61,18 @@ def test_a_replica_whose_spec_changed_is_replaced() -> None:
     assert intents == [Stop("a", "its spec changed"), Start(changed)]
 
 
+def test_a_replica_from_before_specs_had_a_ready_timeout_is_kept() -> None:
+    """Adopted after an upgrade: its spec has no ready timeout, the wanted one has its
+    rollout's; that alone restarts nothing. Another timeout than the wanted one does."""
+    wanted = SPEC.model_copy(update={"ready_timeout_seconds": 600.0})
+    observed = [replica("a", ReplicaState.READY)]  # SPEC: ready_timeout_seconds None
+    assert plan({SPEC.key: Desired(wanted, 1)}, observed, {}, 0.0) == []
+    other = SPEC.model_copy(update={"ready_timeout_seconds": 1200.0})
+    observed = [replica("b", ReplicaState.READY, spec=other)]
+    intents = plan({SPEC.key: Desired(wanted, 1)}, observed, {}, 0.0)
+    assert intents == [Stop("b", "its spec changed"), Start(wanted)]
+
+
 def test_exited_replicas_are_forgotten_and_failed_ones_stopped_then_replaced() -> None:
     observed = [replica("gone", ReplicaState.EXITED), replica("hung", ReplicaState.FAILED)]
     intents = plan({SPEC.key: Desired(SPEC, 2)}, observed, {}, 0.0)

@@ -198,3 +198,27 @@ def test_two_projects_deployments_never_share_objects(
         assert backend.start(spec).state is not ReplicaState.FAILED
     assert len(set(server.names("Deployment"))) == 2
     assert len(backend.replicas()) == 2
+
+
+@pytest.mark.parametrize(
+    "cpu",
+    [
+        "1\n        securityContext: {privileged: true}",
+        '500m", "limits": {"cpu": "64"',
+        "2; rm -rf /",
+        "${CPU}",
+        "-1",
+        "1e3",
+        "",
+        "1" * 10_000 + "x",
+    ],
+)
+def test_a_hostile_autoscale_cpu_never_reaches_a_pod(cpu: str) -> None:
+    """A revision's autoscale.cpu becomes the pod's CPU request: only a CPU quantity gets in."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        RuntimeConfig.model_validate({"autoscale": {"max_replicas": 2, "cpu": cpu}})
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("autoscale", "cpu")
+    assert error["type"] == "string_pattern_mismatch"

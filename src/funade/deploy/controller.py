@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import httpx
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from funade.deploy import service
 from funade.deploy.backends.base import Backend, Replica, ReplicaSpec, ReplicaState, RuntimeConfig
@@ -214,6 +215,7 @@ class Controller:
                 for n in (r.revision, r.stable_revision)
                 if n is not None
             }
+            ready_timeouts = _ready_timeouts(session)
             for deployment in session.scalars(select(Deployment)):
                 if deployment.state == "deleting":
                     deleting.append((deployment.id, deployment.name))
@@ -236,6 +238,7 @@ class Controller:
                         runtime=RuntimeConfig.stored(revision.runtime),
                         project_id=deployment.project_id,
                         digest=version.artifact_digest,
+                        ready_timeout_seconds=ready_timeouts.get((deployment.id, revision.number)),
                     )
                     out[(deployment.id, revision.number)] = _RevisionView(
                         deployment.id,
@@ -448,6 +451,23 @@ class ControllerLock:
         """The pid of the process holding the lock, without taking it; None when it is free
         (0 when it is held but names no pid)."""
         return lock_holder(self.path)
+
+
+def _ready_timeouts(session: Session) -> dict[tuple[int, int], float]:
+    """Each revision's ready timeout: that of the first rollout to it, the one that made it (a
+    later rollback to it does not change its replicas' spec, which would restart them)."""
+    first = select(func.min(Rollout.id)).group_by(Rollout.deployment_id, Rollout.revision)
+    rows = session.execute(
+        select(Rollout.deployment_id, Rollout.revision, Rollout.options).where(
+            Rollout.id.in_(first)
+        )
+    )
+    out: dict[tuple[int, int], float] = {}
+    for deployment_id, revision, options in rows:
+        timeout = (options or {}).get("ready_timeout_seconds")
+        if isinstance(timeout, int | float) and timeout > 0:
+            out[(deployment_id, revision)] = float(timeout)
+    return out
 
 
 def start_controller(db: Database, backend: Backend, **options: Any) -> tuple[Controller, Any]:

@@ -81,6 +81,14 @@ def note_health(
     return out
 
 
+def same_spec(wanted: ReplicaSpec, running: ReplicaSpec) -> bool:
+    """Whether a running replica is of the spec wanted. One started before specs carried a
+    ready timeout (adopted after an upgrade) has none: it is not restarted for that alone."""
+    if running.ready_timeout_seconds is None:
+        running = running.model_copy(update={"ready_timeout_seconds": wanted.ready_timeout_seconds})
+    return wanted == running
+
+
 def plan(
     desired: Mapping[str, Desired],
     observed: Sequence[Replica],
@@ -98,7 +106,7 @@ def plan(
             intents.append(Stop(replica.id, f"unhealthy: {replica.detail}"))
         elif want is None or want.count == 0:
             intents.append(Stop(replica.id, "no longer wanted"))
-        elif want.spec != replica.spec:
+        elif not same_spec(want.spec, replica.spec):
             intents.append(Stop(replica.id, "its spec changed"))
         else:
             live.setdefault(replica.spec.key, []).append(replica)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ import yaml
 
 from funade.bootstrap import bootstrap, open_database
 from funade.deploy.backends import ReplicaSpec
-from funade.deploy.backends.kubernetes import VERBS, KubernetesBackend
+from funade.deploy.backends.kubernetes import OWNER, VERBS, KubernetesBackend
 from funade.deploy.k8s.client import connect
 from funade.deploy.k8s.credentials import StoreKeys
 from funade.deploy.k8s.platform import PlatformOptions, render_platform
+from funade.deploy.k8s.podwatch import PodWatch
 from funade.errors import InvalidInputError
 from funade.settings import Settings
 from tests.conftest import Result
@@ -121,8 +123,10 @@ def test_the_role_grants_what_the_backend_uses_in_the_models_namespace_only() ->
         for verb in rule["verbs"]
     }
     assert "*" not in json.dumps(role["rules"])
-    assert ("list", "pods") in granted
-    assert not any(resource == "pods" and verb != "list" for verb, resource in granted)
+    assert {("list", "pods"), ("watch", "pods")} <= granted
+    assert not any(
+        resource == "pods" and verb not in ("list", "watch") for verb, resource in granted
+    )
     assert not any(o["kind"].startswith("Cluster") for o in objects.values())
     binding = objects["RoleBinding/funade-controller"]
     assert binding["subjects"] == [
@@ -143,18 +147,22 @@ def test_the_backend_uses_exactly_what_the_role_grants(tmp_path: Path) -> None:
         settings = Settings(home=tmp_path / "home", kubernetes_kubeconfig=kubeconfig)
         db = open_database(settings, migrate=True)
         bootstrap(settings, db)
+        kube = connect(settings)
+        watch = PodWatch(kube, OWNER, timeout_seconds=1)
         backend = KubernetesBackend(
-            connect(settings),
-            keys=StoreKeys(db),
-            pods={"cpu": "1", "max_replicas": 3},
-            key_hours=1,
+            kube, keys=StoreKeys(db), pods={"cpu": "1", "max_replicas": 3}, key_hours=1, watch=watch
         )
+        watch.start()
         spec = ReplicaSpec(
             deployment="churn", revision=1, source="churn:1", digest="sha256:" + "a" * 64
         )
         first = backend.start(spec)
         second = backend.start(spec)
         backend.replicas()
+        deadline = time.monotonic() + 10
+        while not any("watch=1" in target for _, target, _ in server.requests):
+            assert time.monotonic() < deadline, "the pods were never watched"
+            time.sleep(0.05)
         backend.clock = lambda: 10**10
         backend.renew_keys()
         backend.stop(second.id)

@@ -18,6 +18,24 @@ from funade.sandbox.env import forbidden_names
 from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
 
 
+class Autoscale(BaseModel):
+    """A revision that asks to scale with its load (the Kubernetes backend: an HPA on CPU from
+    the deployment's ``replicas`` up to ``max_replicas``; the other backends run ``replicas``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_replicas: int = Field(ge=1, le=1000, description="Most replicas the autoscaler runs.")
+    target_cpu: int = Field(
+        default=80, ge=1, le=100, description="Average CPU use to aim at, in percent."
+    )
+    cpu: str | None = Field(
+        default=None,
+        pattern=r"^(?:[0-9]+(?:\.[0-9]{1,3})?|[0-9]+m)$",
+        description="CPU request per replica, which the target is measured against (cores or "
+        "millicores: 2, 0.5, 500m); default: the backend's (kubernetes_pods.cpu).",
+    )
+
+
 class RuntimeConfig(BaseModel):
     """How a revision's replicas serve its model version (fixed for the revision's life)."""
 
@@ -39,6 +57,11 @@ class RuntimeConfig(BaseModel):
         default_factory=dict,
         description="Environment variables of the model server (not ones that make it load "
         "other code, such as PYTHONPATH or LD_PRELOAD: see docs/security.md).",
+    )
+    autoscale: Autoscale | None = Field(
+        default=None,
+        description="Scale with load between replicas and autoscale.max_replicas (the "
+        "kubernetes backend; the others run replicas).",
     )
 
     @field_validator("env")
@@ -90,6 +113,13 @@ class ReplicaSpec(BaseModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     project_id: int = Field(default=0, ge=0, description="Whose user and files it gets.")
     digest: str = Field(default="", description="The version's package, sha256:<hex>.")
+    ready_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long a replica may take to become ready: the ready timeout of the "
+        "rollout that made the revision (a Kubernetes pod's startupProbe allowance); None: the "
+        "backend's own.",
+    )
 
     @property
     def version(self) -> str:

@@ -11,7 +11,8 @@ What maps to what:
 - **A replica** the controller starts is a slot of its revision: the Deployment's
   ``spec.replicas`` is the number of slots, their ids are in its annotation
   ``funade.dev/replicas`` (so a restarted control plane finds them), and each slot's state is
-  read from the revision's pods: as many slots are READY as pods are ready (the oldest slots
+  read from the revision's pods (kept by a watch, ``funade.deploy.k8s.podwatch``, not listed
+  on every pass): as many slots are READY as pods are ready (the oldest slots
   first), then one FAILED per pod that cannot start (CrashLoopBackOff, ErrImagePull, ...), the
   rest STARTING. Kubernetes, not funade, chooses which pod goes when a slot is stopped (a
   ReplicaSet removes not-ready pods first).
@@ -51,8 +52,9 @@ from funade.deploy.k8s.names import object_name
 from funade.deploy.k8s.options import NAME_LIMIT, ModelVersion, RenderOptions, Target
 from funade.deploy.k8s.plan import Verb, plan
 from funade.deploy.k8s.podsettings import pod_options
+from funade.deploy.k8s.podwatch import PodWatch
 from funade.deploy.k8s.render import SECRET_API_KEY, SECRET_TOKEN_KEY, render
-from funade.errors import ConflictError
+from funade.errors import ConflictError, InvalidInputError
 from funade.images.containerfile import default_tag
 from funade.sandbox.env import forbidden_names
 
@@ -70,11 +72,14 @@ KEY_ID_ANNOTATION = "funade.dev/key-id"
 KEY_EXPIRES_ANNOTATION = "funade.dev/key-expires"
 KINDS = ("Secret", "Service", "Deployment", "HorizontalPodAutoscaler")
 _WRITES = ("get", "list", "create", "patch", "delete")
-VERBS: dict[str, tuple[str, ...]] = {**dict.fromkeys(KINDS, _WRITES), "Pod": ("list",)}
+VERBS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(KINDS, _WRITES),
+    "Pod": ("list", "watch"),
+}
 """Every API verb this backend uses, by kind: what its ServiceAccount's Role grants (`funade
 platform manifests`), and no more. ``create`` is for a server-side apply that creates (the API
 server checks it on top of ``patch``); ``get`` finds a name held by an object without funade's
-labels; pods are only listed (readiness), never changed."""
+labels; pods are only listed and watched (readiness), never changed."""
 
 
 @dataclass
@@ -102,6 +107,7 @@ class KubernetesBackend:
         pods: Mapping[str, Any] | None = None,
         key_hours: float = 24.0,
         clock: Callable[[], float] = time.time,
+        watch: PodWatch | None = None,
     ) -> None:
         self.kube = kube
         self.keys = keys
@@ -111,6 +117,8 @@ class KubernetesBackend:
         self.pods = pod_options(pods or {})
         self.key_hours = key_hours
         self.clock = clock
+        self.watch = watch
+        """Pods from a watch (``funade.deploy.k8s.podwatch``); None: listed on every pass."""
         self._revisions: dict[str, _Revision] = {}
         self._adopted = False
         self._lock = threading.RLock()
@@ -134,7 +142,7 @@ class KubernetesBackend:
                 revision.slots.remove(slot)
                 if not revision.slots and revision.key is not None:
                     self.keys.revoke(revision.key.key_id)
-                if not isinstance(exc, ConflictError):
+                if not isinstance(exc, ConflictError | InvalidInputError):
                     raise  # the cluster is away: the controller's next pass tries again
                 return Replica(slot, spec, "", ReplicaState.FAILED, self.clock(), exc.message)
             self._revisions[spec.key] = revision
@@ -152,7 +160,8 @@ class KubernetesBackend:
             self._adopt()
             self._renew()
             pods: dict[str, list[dict[str, Any]]] = {}
-            for pod in self.kube.pods(OWNER):
+            seen = self.watch.pods() if self.watch is not None else None
+            for pod in seen if seen is not None else self.kube.pods(OWNER):
                 instance = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/instance")
                 pods.setdefault(str(instance), []).append(pod)
             out: list[Replica] = []
@@ -186,6 +195,8 @@ class KubernetesBackend:
         them (see the module's docstring)."""
 
     def close(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
         self.kube.close()
         self.keys.close()
 
@@ -244,10 +255,13 @@ class KubernetesBackend:
             or default_tag(model, version.version, spec.digest, repository=self.images),
             replicas=len(revision.slots),
             registry_url=self.api_url() or None,
-            **self.pods,
+            **self._pods(spec),
         )
         if options.max_replicas is not None:  # the HPA's floor is the slots the controller wants
-            options = _with(options, min_replicas=max(1, len(revision.slots)))
+            floor = max(1, len(revision.slots))
+            options = _with(
+                options, min_replicas=floor, max_replicas=max(floor, options.max_replicas)
+            )
         objects = render(version, options)
         if self.runtime_image:  # the runtime image is told which version to serve
             container = objects[0]["spec"]["template"]["spec"]["containers"][0]
@@ -276,6 +290,28 @@ class KubernetesBackend:
         ]
         container["env"].append({"name": "FUNADE_MODEL_DIGEST", "value": spec.digest})
         return [self._secret(revision, deployment["metadata"]), *objects]
+
+    def _pods(self, spec: ReplicaSpec) -> dict[str, Any]:
+        """The platform's ``kubernetes_pods`` with what the revision asks over them: the
+        startupProbe's allowance (its rollout's ready timeout) and autoscaling."""
+        pods = dict(self.pods)
+        if spec.ready_timeout_seconds is not None:
+            pods["ready_timeout_seconds"] = spec.ready_timeout_seconds
+        autoscale = spec.runtime.autoscale
+        if autoscale is None:
+            return pods
+        pods.update(max_replicas=autoscale.max_replicas, target_cpu=autoscale.target_cpu)
+        pods["cpu"] = autoscale.cpu or pods.get("cpu")
+        if pods["cpu"] is None:
+            raise InvalidInputError(
+                f"Revision {spec.revision} of {spec.deployment} asks for autoscaling, but its "
+                "pods have no CPU request for the autoscaler to measure against.",
+                field="runtime.autoscale.cpu",
+                value=None,
+                fix='Give the revision runtime.autoscale.cpu (e.g. "1"), or give every pod one '
+                "with the kubernetes_pods setting's cpu.",
+            )
+        return pods
 
     def _secret(self, revision: _Revision, metadata: Mapping[str, Any]) -> dict[str, Any]:
         key = revision.key
@@ -399,7 +435,8 @@ def create_backend(settings: Settings, context: BackendContext) -> KubernetesBac
 
     kube = connect(settings)
     advertised = settings.kubernetes_api_url
-    return KubernetesBackend(
+    watch = PodWatch(kube, OWNER)
+    backend = KubernetesBackend(
         kube,
         keys=StoreKeys(open_database(settings, migrate=False), owned=True),
         api_url=(lambda: advertised) if advertised else context.api_url,
@@ -407,4 +444,7 @@ def create_backend(settings: Settings, context: BackendContext) -> KubernetesBac
         runtime_image=settings.kubernetes_runtime_image,
         pods=settings.kubernetes_pods,
         key_hours=settings.kubernetes_key_hours,
+        watch=watch,
     )
+    watch.start()  # once the settings were accepted: nothing to let go of when they were not
+    return backend
