@@ -42,3 +42,29 @@ def test_the_gateway_benchmark_runs() -> None:
     assert "c1 p50 added" in out
     assert "total: launch to the first prediction" in out
     assert "idle CPU, % of a core" in out
+
+
+def test_the_cpu_breakdown_runs() -> None:
+    """cpu.py measures the floor, `funade serve` and the full path by part, for one form and
+    one column; own.py the gateway's own Python, in-process."""
+    command = ["benchmarks.gateway.cpu", "--duration", "1", "--warmup", "1",
+               "--forms", "v1-instances", "--columns", "8x1"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=os.environ,
+                          capture_output=True, text=True, timeout=240, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    row = re.search(r"^\| v1 `instances` \| c8, 1 row \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|",
+                    done.stdout, re.MULTILINE)  # fmt: skip
+    assert row is not None, done.stdout[-2000:]
+    assert all(int(value) > 0 for value in row.groups()), row.group(0)
+    own = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gateway.own"],
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert own.returncode == 0, own.stdout[-3000:] + own.stderr[-3000:]
+    assert re.search(r"^\| lone request \(nothing out: unparsed\) \| \d+\.\d \|$", own.stdout,
+                     re.MULTILINE), own.stdout  # fmt: skip
