@@ -10,7 +10,10 @@
   given one version, deleted when the run ends), that steps read by reference
   (``vertexrefs``); Vertex AI ignores Kubernetes Secrets;
 - following: ``GET …/pipelineJobs/ID`` (``state``, ``error``, ``jobDetail.taskDetails``) and
-  ``POST …/pipelineJobs/ID:cancel``.
+  ``POST …/pipelineJobs/ID:cancel``;
+- following a schedule: ``GET …/schedules/ID`` (its ``state``, the job it makes), and its jobs
+  as ``PipelineJobSchedule.list_jobs()`` lists them: ``GET …/pipelineJobs?filter=
+  schedule_name="…"`` (newest first), each job naming its schedule in ``scheduleName``.
 
 Requests are sent with httpx and the machine's Google credentials (``google-auth``, the
 ``vertex`` extra), so ``--dry-run`` prints exactly what is sent.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +33,13 @@ from funade.errors import InvalidInputError
 from funade.pipelines.kfpir import SecretsHook
 from funade.pipelines.submit import (
     REDACTED,
+    ListedJob,
+    RemoteSchedule,
     RemoteState,
     Request,
     StateFields,
     Submission,
+    parse_time,
     remote_state,
     send,
     token_secret_name,
@@ -92,6 +99,14 @@ FIELDS = StateFields(
     task_started="startTime",
     task_finished="endTime",
 )
+
+
+SCHEDULE_STATES = {"ACTIVE": True, "PAUSED": True, "COMPLETED": False}
+"""A Schedule's state → whether it may still start runs (unknown states: it may)."""
+_SCHEDULE = re.compile(
+    r"^projects/([a-z0-9-]{1,30})/locations/([a-z0-9-]{1,40})/schedules/([0-9]{1,20})$"
+)
+_LIST_PAGE = "50"
 
 
 def job_id(name: str, now: datetime | None = None) -> str:
@@ -284,3 +299,70 @@ class VertexEngine:
     def forget_token(self, run_id: int | str) -> None:
         url = f"{self.secrets_endpoint}/v1/{secret_path(self.project, run_id)}"
         send(self.http, Request("DELETE", url), "Secret Manager")
+
+    def schedule_path(self, text: str) -> str:
+        """A schedule's resource name, from it or its number (in ``--project``/``--region``)."""
+        if text.isascii() and text.isdigit() and len(text) <= 20:
+            return f"projects/{self.project}/locations/{self.region}/schedules/{text}"
+        found = _SCHEDULE.fullmatch(text)
+        if found and found[2] == self.region:
+            return text
+        raise InvalidInputError(
+            f"{text!r} is not a Vertex AI schedule in region {self.region}.",
+            field="schedule",
+            value=text,
+            fix="Give the schedule's resource name as `funade pipeline submit --schedule` "
+            f"printed it (projects/P/locations/{self.region}/schedules/ID), or its ID.",
+        )
+
+    def get_schedule(self, name: str) -> RemoteSchedule:
+        answer = send(self.http, Request("GET", f"{self.endpoint}/v1/{name}"), "Vertex AI")
+        state = str(answer.get("state") or "STATE_UNSPECIFIED")
+        made = answer.get("createPipelineJobRequest")
+        job = made.get("pipelineJob") if isinstance(made, dict) else None
+        spec = job.get("pipelineSpec") if isinstance(job, dict) else None
+        return RemoteSchedule(
+            name=name,
+            engine_state=state,
+            active=SCHEDULE_STATES.get(state, True),
+            pipeline_spec=spec if isinstance(spec, dict) else {},
+        )
+
+    def list_jobs(self, schedule: RemoteSchedule) -> list[ListedJob]:
+        """The newest jobs ``schedule`` started (those that do not name it left out)."""
+        parent = schedule.name.rsplit("/schedules/", 1)[0]
+        answer = send(
+            self.http,
+            Request(
+                "GET",
+                f"{self.endpoint}/v1/{parent}/pipelineJobs",
+                params={
+                    "filter": f'schedule_name="{schedule.name}"',
+                    "orderBy": "create_time desc",
+                    "pageSize": _LIST_PAGE,
+                },
+            ),
+            "Vertex AI",
+        )
+        jobs = answer.get("pipelineJobs")
+        return [
+            ListedJob(
+                name=str(job["name"]),
+                created_at=parse_time(job.get("createTime")),
+                state=remote_state(job, FIELDS),
+                params=_parameter_values(job),
+            )
+            for job in (jobs if isinstance(jobs, list) else [])
+            if isinstance(job, dict)
+            and job.get("scheduleName") == schedule.name
+            and isinstance(job.get("name"), str)
+        ]
+
+    def job_console(self, job: str) -> str:
+        return console_url(self.project, self.region, job)
+
+
+def _parameter_values(job: dict[str, Any]) -> dict[str, Any]:
+    runtime = job.get("runtimeConfig")
+    values = runtime.get("parameterValues") if isinstance(runtime, dict) else None
+    return dict(values) if isinstance(values, dict) else {}
