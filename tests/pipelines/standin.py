@@ -117,7 +117,7 @@ def _now() -> str:
 @dataclass
 class ScheduledJobs:
     """A schedule on a stand-in engine and the jobs it starts, listed as the engine lists them
-    (Vertex: ``pipelineJobs?filter=schedule_name="…"``, each job naming its ``scheduleName``;
+    (Vertex: ``pipelineJobs?filter=schedule_name=…``, only the fields of its ``readMask``;
     KFP: the runs of the schedule's experiment, each with its ``recurring_run_id``). A test
     starts jobs, moves their states and deletes the schedule between the follower's polls."""
 
@@ -182,8 +182,11 @@ class ScheduledJobs:
 
         newest = sorted(self.jobs.values(), key=made, reverse=True)
         if self.engine == "vertex":
-            wanted = re.fullmatch(r'schedule_name="([^"]+)"', seen.query.get("filter", ""))
+            wanted = re.fullmatch(r"schedule_name=(\S+)", seen.query.get("filter", ""))
             listed = [j for j in newest if wanted and j["scheduleName"] == wanted[1]]
+            fields = {f.split(".")[0] for f in seen.query.get("readMask", "").split(",") if f}
+            if fields:  # only the fields asked for, as Vertex answers
+                listed = [{k: v for k, v in j.items() if k in fields} for j in listed]
             return 200, {"pipelineJobs": listed} if listed else {}
         experiment = seen.query.get("experiment_id")
         listed = [j for j in newest if not experiment or j["experiment_id"] == experiment]

@@ -15,19 +15,9 @@ from typing import Any
 
 import pytest
 
-FLOW = """
-import funade
+from tests.pipelines.standin import FLOW as STANDIN_FLOW
 
-
-@funade.step
-def load(rows: int) -> list[float]:
-    return [float(i) for i in range(rows)]
-
-
-@funade.pipeline
-def flow(rows: int = 10):
-    load(rows)
-"""
+FLOW = "import funade\n" + STANDIN_FLOW.format(options="")
 
 ABSENT = {
     "kfp.client",  # what the SDK's kfp/__init__.py imports

@@ -19,7 +19,7 @@ from funade.pipelines.submit import EngineError
 from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, submit
 from funade.pipelines.submitschedule import FollowedSchedule, follow_schedule
-from funade.pipelines.submitvertex import VertexEngine
+from funade.pipelines.submitvertex import LIST_FIELDS, VertexEngine
 from tests.pipelines.standin import FLOW as STANDIN_FLOW
 from tests.pipelines.standin import ScheduledJobs, StandIn, standin
 
@@ -61,6 +61,19 @@ def _schedule(
     return ScheduledJobs(vertex, "vertex", SCHEDULE, sent.body)
 
 
+@pytest.fixture
+def scheduled(
+    write_pipeline: Callable[..., str],
+    engine: VertexEngine,
+    vertex: StandIn,
+    admin: Client,
+    app_url: str,
+) -> tuple[str, ScheduledJobs]:
+    """The pipeline file (FLOW) and its schedule, made with `submit --schedule`."""
+    target = write_pipeline(FLOW)
+    return target, _schedule(engine, vertex, target, admin, app_url)
+
+
 class Script:
     """What happens on the engine between the follower's polls: one action per sleep."""
 
@@ -79,14 +92,9 @@ def _follow(engine: Any, target: str, name: str, admin: Client, **kwargs: Any) -
 
 
 def test_each_run_the_schedule_starts_is_recorded_and_followed(
-    write_pipeline: Callable[..., str],
-    engine: VertexEngine,
-    vertex: StandIn,
-    admin: Client,
-    app_url: str,
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, vertex: StandIn, admin: Client
 ) -> None:
-    target = write_pipeline(FLOW)
-    jobs = _schedule(engine, vertex, target, admin, app_url)
+    target, jobs = scheduled
     old = jobs.start("flow-old", "PIPELINE_STATE_SUCCEEDED")  # ended before: history
     jobs.jobs[old]["createTime"] = "2026-01-01T03:00:00Z"
     first = jobs.start("flow-1", "PIPELINE_STATE_RUNNING", params={"rows": 20})
@@ -124,7 +132,8 @@ def test_each_run_the_schedule_starts_is_recorded_and_followed(
     assert run.runner["console"].startswith(
         f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/flow-1"
     )
-    assert run.params == {"rows": 20, "c": 0.5}  # the job's values over the defaults
+    # the job's values over the defaults: from the job's GET (the listing leaves them out)
+    assert run.params == {"rows": 20, "c": 0.5}
     assert {s.instance: s.state for s in run.steps} == {"load": "succeeded", "fit": "succeeded"}
     assert run.finished_at is not None
     assert run.finished_at.isoformat() == "2026-12-07T03:05:00+00:00"
@@ -132,21 +141,47 @@ def test_each_run_the_schedule_starts_is_recorded_and_followed(
     assert {r.runner["job"] for r in admin.list_runs().items} == {first, second}
     (listed, *_) = vertex.requests("GET", f"/v1/{PARENT}/pipelineJobs")
     assert listed.query == {
-        "filter": f'schedule_name="{SCHEDULE}"',
+        "filter": f"schedule_name={SCHEDULE}",
+        "readMask": LIST_FIELDS,
         "orderBy": "create_time desc",
         "pageSize": "50",
     }
 
 
-def test_following_again_records_no_job_twice(
-    write_pipeline: Callable[..., str],
-    engine: VertexEngine,
-    vertex: StandIn,
-    admin: Client,
-    app_url: str,
+@pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning")
+def test_the_listing_asks_what_aiplatforms_list_jobs_asks(
+    engine: VertexEngine, vertex: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = write_pipeline(FLOW)
-    jobs = _schedule(engine, vertex, target, admin, app_url)
+    """google-cloud-aiplatform's own `PipelineJobSchedule.list_jobs()` sends its filter and
+    fields to the same stand-in; funade's listing adds only the order and page size."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform import initializer
+
+    jobs = ScheduledJobs(vertex, "vertex", SCHEDULE, {})
+    jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
+    monkeypatch.setattr(initializer, "global_config", initializer._Config())
+    initializer.global_config.init(
+        project=PROJECT,
+        location=REGION,
+        credentials=AnonymousCredentials(),
+        api_endpoint=vertex.url,
+        api_transport="rest",
+    )
+    theirs = aiplatform.PipelineJobSchedule.get(SCHEDULE).list_jobs()
+    ours = engine.list_jobs(engine.get_schedule(SCHEDULE))
+    assert [j.resource_name for j in theirs] == [j.name for j in ours]
+    sdk, funade_ = vertex.requests("GET", f"/v1/{PARENT}/pipelineJobs")
+    assert {k: sdk.query[k] for k in ("filter", "readMask")} == {
+        "filter": funade_.query["filter"],
+        "readMask": funade_.query["readMask"],
+    }
+
+
+def test_following_again_records_no_job_twice(
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, vertex: StandIn, admin: Client
+) -> None:
+    target, jobs = scheduled
     job = jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
     # the first follower stops with the job still going (its run is then lost)
     with pytest.raises(KeyboardInterrupt):
@@ -195,14 +230,9 @@ def test_the_slo_and_notifications_hold_for_scheduled_runs(
 
 
 def test_cancelling_a_scheduled_run_cancels_its_job(
-    write_pipeline: Callable[..., str],
-    engine: VertexEngine,
-    vertex: StandIn,
-    admin: Client,
-    app_url: str,
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, vertex: StandIn, admin: Client
 ) -> None:
-    target = write_pipeline(FLOW)
-    jobs = _schedule(engine, vertex, target, admin, app_url)
+    target, jobs = scheduled
     job = jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
     vertex.route(
         "POST",
@@ -271,14 +301,9 @@ def test_other_code_than_the_schedule_runs_is_refused(
 
 
 def test_an_unreachable_engine_loses_the_runs_and_stops(
-    write_pipeline: Callable[..., str],
-    engine: VertexEngine,
-    vertex: StandIn,
-    admin: Client,
-    app_url: str,
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, vertex: StandIn, admin: Client
 ) -> None:
-    target = write_pipeline(FLOW)
-    jobs = _schedule(engine, vertex, target, admin, app_url)
+    target, jobs = scheduled
     jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
     clock = itertools.count(0, 100)
 
@@ -383,3 +408,22 @@ def test_follow_refuses_a_bad_interval(
                  "--project", PROJECT, "--region", REGION, "--interval", "0")  # fmt: skip
     assert result.code == 2
     assert "--interval 0.0 is out of range." in result.err
+
+
+def test_a_new_job_the_engine_fails_to_show_is_recorded_at_the_next_poll(
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, vertex: StandIn, admin: Client
+) -> None:
+    target, jobs = scheduled
+    job = jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
+    answers = iter([(503, {"error": {"code": 503, "message": "try again"}})])
+    vertex.route("GET", f"/v1/{job}", lambda seen: next(answers, None) or jobs._job(seen))
+    seen_runs: list[int] = []
+
+    def check_none_yet() -> None:
+        seen_runs.append(len(admin.list_runs().items))
+        jobs.move(job, "PIPELINE_STATE_SUCCEEDED")
+        jobs.state = "COMPLETED"
+
+    done = _follow(engine, target, SCHEDULE, admin, sleep=Script(check_none_yet, lambda: None))
+    assert seen_runs == [0]  # not recorded while its parameters could not be read
+    assert [(r.state, r.runner["job"]) for r in done.runs] == [("succeeded", job)]

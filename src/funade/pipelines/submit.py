@@ -144,8 +144,6 @@ class ListedJob:
     """The name ``poll`` and ``cancel`` take (Vertex's resource name, KFP's run id)."""
     created_at: datetime | None
     state: RemoteState
-    params: dict[str, Any] = field(default_factory=dict)
-    """The job's runtime parameter values."""
 
 
 @dataclass(frozen=True)

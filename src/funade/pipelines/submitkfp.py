@@ -335,13 +335,18 @@ class KubeflowEngine:
                 name=str(run["run_id"]),
                 created_at=parse_time(run.get("created_at")),
                 state=remote_state(run, FIELDS),
-                params=_parameters(run),
             )
             for run in (runs if isinstance(runs, list) else [])
             if isinstance(run, dict)
             and run.get("recurring_run_id") == schedule.name
             and isinstance(run.get("run_id"), str)
         ]
+
+    def job_params(self, job: str) -> dict[str, Any]:
+        answer = send(self.http, Request("GET", f"{self.host}{API}/runs/{job}"), "Kubeflow")
+        runtime = answer.get("runtime_config")
+        values = runtime.get("parameters") if isinstance(runtime, dict) else None
+        return dict(values) if isinstance(values, dict) else {}
 
     def job_console(self, job: str) -> str:
         return f"{self.host}/#/runs/details/{job}"
@@ -350,9 +355,3 @@ class KubeflowEngine:
         kube_api, http = self._kube()
         url = f"{kube_api}/api/v1/namespaces/{self.namespace}/secrets/{token_secret_name(run_id)}"
         send(http, Request("DELETE", url), "Kubernetes")
-
-
-def _parameters(run: dict[str, Any]) -> dict[str, Any]:
-    runtime = run.get("runtime_config")
-    values = runtime.get("parameters") if isinstance(runtime, dict) else None
-    return dict(values) if isinstance(values, dict) else {}

@@ -61,6 +61,8 @@ class ScheduleEngine(Followed, Protocol):
 
     def list_jobs(self, schedule: RemoteSchedule) -> list[ListedJob]: ...
 
+    def job_params(self, job: str) -> dict[str, Any]: ...
+
     def job_console(self, job: str) -> str: ...
 
 
@@ -181,11 +183,17 @@ def follow_schedule(
     lineage = attempt_lineage({}, code_lineage(code_folder(pipeline)), 1)
     began = now()
     known = _recorded_jobs(client, spec.name, name)
+    waiting: set[str] = set()
     followers: dict[str, tuple[RunFollower, RunControl]] = {}
     done = FollowedSchedule(name)
     unreachable_since: float | None = None
 
     def record(job: ListedJob) -> None:
+        try:
+            given = engine.job_params(job.name)
+        except EngineError:
+            waiting.add(job.name)  # recorded at a later poll, ended or not
+            return
         runner = runner_info(engine.name, job.name, engine.job_console(job.name))
         run = client.create_run(
             RunIn(
@@ -193,7 +201,7 @@ def follow_schedule(
                 source=source,
                 env=env,
                 spec=spec.model_dump(),
-                params=values | {k: v for k, v in job.params.items() if k in values},
+                params=values | {k: v for k, v in given.items() if k in values},
                 trigger="schedule",
                 lineage=lineage,
                 runner=runner | {"schedule": name},
@@ -220,7 +228,11 @@ def follow_schedule(
             j
             for j in jobs
             if j.name not in known
-            and (j.state.state == "running" or (j.created_at is not None and j.created_at >= began))
+            and (
+                j.state.state == "running"
+                or j.name in waiting
+                or (j.created_at is not None and j.created_at >= began)
+            )
         ]
         return sorted(fresh, key=lambda j: j.created_at or began)  # the oldest first
 

@@ -12,8 +12,8 @@
 - following: ``GET …/pipelineJobs/ID`` (``state``, ``error``, ``jobDetail.taskDetails``) and
   ``POST …/pipelineJobs/ID:cancel``;
 - following a schedule: ``GET …/schedules/ID`` (its ``state``, the job it makes), and its jobs
-  as ``PipelineJobSchedule.list_jobs()`` lists them: ``GET …/pipelineJobs?filter=
-  schedule_name="…"`` (newest first), each job naming its schedule in ``scheduleName``.
+  as ``PipelineJobSchedule.list_jobs()`` lists them (``GET …/pipelineJobs?filter=
+  schedule_name=…`` with its ``readMask``), newest first; a new job's parameters by its GET.
 
 Requests are sent with httpx and the machine's Google credentials (``google-auth``, the
 ``vertex`` extra), so ``--dry-run`` prints exactly what is sent.
@@ -107,6 +107,12 @@ _SCHEDULE = re.compile(
     r"^projects/([a-z0-9-]{1,30})/locations/([a-z0-9-]{1,40})/schedules/([0-9]{1,20})$"
 )
 _LIST_PAGE = "50"
+LIST_FIELDS = (
+    "name,state,displayName,pipelineSpec.pipelineInfo,createTime,startTime,endTime,updateTime,"
+    "labels,templateUri,templateMetadata.version,jobDetail.pipelineRunContext,"
+    "jobDetail.pipelineContext"
+)
+"""The fields aiplatform's listing asks for (its "simple view"): not the jobs' specs."""
 
 
 def job_id(name: str, now: datetime | None = None) -> str:
@@ -329,40 +335,36 @@ class VertexEngine:
         )
 
     def list_jobs(self, schedule: RemoteSchedule) -> list[ListedJob]:
-        """The newest jobs ``schedule`` started (those that do not name it left out)."""
+        """The newest jobs ``schedule`` started: the filter and fields of aiplatform's
+        ``PipelineJobSchedule.list_jobs()``, newest first."""
         parent = schedule.name.rsplit("/schedules/", 1)[0]
-        answer = send(
-            self.http,
-            Request(
-                "GET",
-                f"{self.endpoint}/v1/{parent}/pipelineJobs",
-                params={
-                    "filter": f'schedule_name="{schedule.name}"',
-                    "orderBy": "create_time desc",
-                    "pageSize": _LIST_PAGE,
-                },
-            ),
-            "Vertex AI",
-        )
+        params = {
+            "filter": f"schedule_name={schedule.name}",
+            "readMask": LIST_FIELDS,
+            "orderBy": "create_time desc",
+            "pageSize": _LIST_PAGE,
+        }
+        url = f"{self.endpoint}/v1/{parent}/pipelineJobs"
+        answer = send(self.http, Request("GET", url, params=params), "Vertex AI")
         jobs = answer.get("pipelineJobs")
         return [
             ListedJob(
                 name=str(job["name"]),
                 created_at=parse_time(job.get("createTime")),
                 state=remote_state(job, FIELDS),
-                params=_parameter_values(job),
             )
             for job in (jobs if isinstance(jobs, list) else [])
             if isinstance(job, dict)
-            and job.get("scheduleName") == schedule.name
             and isinstance(job.get("name"), str)
+            and job.get("scheduleName", schedule.name) == schedule.name
         ]
+
+    def job_params(self, job: str) -> dict[str, Any]:
+        """The job's runtime parameter values (which the listing leaves out)."""
+        answer = send(self.http, Request("GET", f"{self.endpoint}/v1/{job}"), "Vertex AI")
+        runtime = answer.get("runtimeConfig")
+        values = runtime.get("parameterValues") if isinstance(runtime, dict) else None
+        return dict(values) if isinstance(values, dict) else {}
 
     def job_console(self, job: str) -> str:
         return console_url(self.project, self.region, job)
-
-
-def _parameter_values(job: dict[str, Any]) -> dict[str, Any]:
-    runtime = job.get("runtimeConfig")
-    values = runtime.get("parameterValues") if isinstance(runtime, dict) else None
-    return dict(values) if isinstance(values, dict) else {}
