@@ -427,3 +427,43 @@ def test_a_new_job_the_engine_fails_to_show_is_recorded_at_the_next_poll(
     done = _follow(engine, target, SCHEDULE, admin, sleep=Script(check_none_yet, lambda: None))
     assert seen_runs == [0]  # not recorded while its parameters could not be read
     assert [(r.state, r.runner["job"]) for r in done.runs] == [("succeeded", job)]
+
+
+def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
+    write_pipeline: Callable[..., str],
+    cli: Callable[..., Any],
+    app_url: str,
+    admin_key: str,
+    admin: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FUNADE_URL", app_url)
+    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
+    target = write_pipeline(FLOW)
+    with standin() as api:
+        api.route(
+            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
+        )
+        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
+        made = cli("pipeline", "submit", target, "--target", "kubeflow", "--host", api.url,
+                   "--schedule", "0 3 * * *")  # fmt: skip
+        assert made.code == 0, made.err
+        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
+        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        job = jobs.start("r-1", "RUNNING")
+
+        def run(seen: Any) -> tuple[int, Any]:
+            if len(api.requests("GET", "/apis/v2beta1/runs/r-1")) > 2:  # its GET, one poll
+                jobs.move(job, "SUCCEEDED")
+                jobs.gone = True
+            return jobs._job(seen)
+
+        api.route("GET", "/apis/v2beta1/runs/r-1", run)
+        result = cli("pipeline", "follow", target, "rr-1", "--target", "kubeflow",
+                     "--host", api.url, "--interval", "1")  # fmt: skip
+    assert result.code == 0, result.err
+    (recorded,) = admin.list_runs().items
+    assert f"Run {recorded.id} follows kubeflow job r-1 (RUNNING)" in result.out
+    assert f"Run {recorded.id} succeeded" in result.out
+    assert "Stopped: schedule rr-1 no longer exists on kubeflow; 1 run(s) followed." in result.out
+    assert (recorded.state, recorded.trigger) == ("succeeded", "schedule")
