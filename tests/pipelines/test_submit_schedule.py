@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from funade.client import Client
-from funade.errors import InvalidInputError, NotFoundError
+from funade.errors import FunadeError, InvalidInputError, NotFoundError, PermissionDeniedError
 from funade.pipelines.submit import EngineError
 from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, submit
@@ -467,3 +467,49 @@ def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
     assert f"Run {recorded.id} succeeded" in result.out
     assert "Stopped: schedule rr-1 no longer exists on kubeflow; 1 run(s) followed." in result.out
     assert (recorded.state, recorded.trigger) == ("succeeded", "schedule")
+
+
+class _Away:
+    """The control plane as the follower reaches it, away for its first `create_run` (as the
+    client says when it cannot connect); everything else is the real client's."""
+
+    def __init__(self, client: Client) -> None:
+        self.client, self.failed = client, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def create_run(self, run: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise FunadeError("Could not reach the funade API at http://x: ConnectError.")
+        return self.client.create_run(run)
+
+
+def test_a_job_funade_could_not_record_is_recorded_at_the_next_poll(
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, admin: Client
+) -> None:
+    target, jobs = scheduled
+    job = jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
+
+    def end() -> None:
+        jobs.move(job, "PIPELINE_STATE_SUCCEEDED")
+        jobs.gone = True
+
+    away = _Away(admin)
+    done = follow_schedule(engine, target, SCHEDULE, away, interval=0,  # type: ignore[arg-type]
+                           sleep=Script(end, lambda: None))  # fmt: skip
+    assert away.failed
+    assert [(r.state, r.runner["job"]) for r in done.runs] == [("succeeded", job)]
+
+
+def test_a_key_that_may_not_record_runs_is_refused(
+    scheduled: tuple[str, ScheduledJobs], engine: VertexEngine, key_for: Any
+) -> None:
+    target, jobs = scheduled
+    jobs.start("flow-1", "PIPELINE_STATE_RUNNING")
+    reader = key_for(["read"])
+    with pytest.raises(PermissionDeniedError) as caught:
+        follow_schedule(engine, target, SCHEDULE, reader, interval=0, sleep=Script())
+    assert "this needs 'write'" in str(caught.value)
+    assert reader.list_runs().items == []

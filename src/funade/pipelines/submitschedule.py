@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from funade.errors import FunadeError, InvalidInputError, NotFoundError
+from funade.errors import APIError, FunadeError, InvalidInputError, NotFoundError
 from funade.pipelines.kfpir import kfp_name
 from funade.pipelines.reporting import RunControl
 from funade.pipelines.runs import code_folder, prepare
@@ -183,7 +183,8 @@ def follow_schedule(
     lineage = attempt_lineage({}, code_lineage(code_folder(pipeline)), 1)
     began = now()
     known = _recorded_jobs(client, spec.name, name)
-    waiting: set[str] = set()
+    waiting: dict[str, ListedJob] = {}
+    """Jobs seen that could not be recorded yet (the engine or funade away for a moment)."""
     followers: dict[str, tuple[RunFollower, RunControl]] = {}
     done = FollowedSchedule(name)
     unreachable_since: float | None = None
@@ -191,22 +192,28 @@ def follow_schedule(
     def record(job: ListedJob) -> None:
         try:
             given = engine.job_params(job.name)
-        except EngineError:
-            waiting.add(job.name)  # recorded at a later poll, ended or not
-            return
-        runner = runner_info(engine.name, job.name, engine.job_console(job.name))
-        run = client.create_run(
-            RunIn(
-                pipeline=spec.name,
-                source=source,
-                env=env,
-                spec=spec.model_dump(),
-                params=values | {k: v for k, v in given.items() if k in values},
-                trigger="schedule",
-                lineage=lineage,
-                runner=runner | {"schedule": name},
+            run = client.create_run(
+                RunIn(
+                    pipeline=spec.name,
+                    source=source,
+                    env=env,
+                    spec=spec.model_dump(),
+                    params=values | {k: v for k, v in given.items() if k in values},
+                    trigger="schedule",
+                    lineage=lineage,
+                    runner=runner_info(engine.name, job.name, engine.job_console(job.name))
+                    | {"schedule": name},
+                )
             )
-        )
+        except (EngineError, APIError):
+            waiting[job.name] = job  # recorded at a later poll, ended or not
+            return
+        except FunadeError as exc:
+            if type(exc) is not FunadeError:  # refused: a key without the write scope, ...
+                raise
+            waiting[job.name] = job  # funade could not be reached
+            return
+        waiting.pop(job.name, None)
         known.add(job.name)
         reporter = client.with_key(run.token or "")
         follower = RunFollower(
@@ -223,6 +230,38 @@ def follow_schedule(
         if on_record is not None:
             on_record(run, job)
 
+    def unreachable(exc: EngineError) -> list[ListedJob]:
+        nonlocal unreachable_since
+        moment = clock()
+        if unreachable_since is None:
+            unreachable_since = moment
+        if moment - unreachable_since >= unreachable_after:
+            done.lost = True
+            done.reason = (
+                f"schedule {name} could not be followed for "
+                f"{round(moment - unreachable_since)} s; last: {exc}"
+            )
+        return []
+
+    def look() -> list[ListedJob]:
+        """The schedule's newest jobs; ``done.reason`` set once it is gone (or unreachable)."""
+        nonlocal unreachable_since
+        try:
+            remote = engine.get_schedule(name)
+        except EngineError as exc:
+            if exc.status != 404:
+                return unreachable(exc)
+            done.reason = f"schedule {name} no longer exists on {engine.name}"
+            return []
+        try:
+            jobs = engine.list_jobs(remote)
+        except EngineError as exc:
+            return unreachable(exc)
+        unreachable_since = None
+        if not remote.active:
+            done.reason = f"schedule {name} is {remote.engine_state} on {engine.name}"
+        return jobs
+
     def new(jobs: Iterable[ListedJob]) -> list[ListedJob]:
         fresh = [
             j
@@ -238,30 +277,11 @@ def follow_schedule(
 
     try:
         while True:
-            if not done.reason:
-                try:
-                    remote = engine.get_schedule(name)
-                    jobs = engine.list_jobs(remote)
-                except EngineError as exc:
-                    jobs = []
-                    if exc.status == 404:
-                        done.reason = f"schedule {name} no longer exists on {engine.name}"
-                    else:
-                        moment = clock()
-                        if unreachable_since is None:
-                            unreachable_since = moment
-                        if moment - unreachable_since >= unreachable_after:
-                            done.lost = True
-                            done.reason = (
-                                f"schedule {name} could not be followed for "
-                                f"{round(moment - unreachable_since)} s; last: {exc}"
-                            )
-                else:
-                    unreachable_since = None
-                    if not remote.active:
-                        done.reason = f"schedule {name} is {remote.engine_state} on {engine.name}"
-                for job in new(jobs):
-                    record(job)
+            found = new(look()) if not done.reason else []
+            if done.reason:  # no more listing: what was seen and not recorded is tried again
+                found = [j for j in waiting.values() if j.name not in known]
+            for job in found:
+                record(job)
             for job_name, (follower, reporter) in list(followers.items()):
                 try:
                     ended = follower.tick()
