@@ -214,7 +214,7 @@ def submit(
         if done.run is None:
             where = (
                 f"--project {project} --region {region}" if engine == "vertex" else f"--host {host}"
-            )
+            ) + (f" --api-endpoint {api_endpoint}" if api_endpoint else "")
             console.print(
                 f"Schedule {escape(done.job)} created on {engine}: {escape(done.console)}\n"
                 "  Record and follow its runs in funade with:\n"
