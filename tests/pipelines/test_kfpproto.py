@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,21 @@ def test_a_module_that_fails_to_load_is_named_and_not_left_half_loaded(tmp_path:
         "'google.rpc' is not installed). pip install 'funade[kfp]'"
     )
     assert report["left"] == []
+
+
+def test_the_collector_is_on_again_after_a_compile_that_worked_or_failed(
+    flow: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command holds cyclic collections while it compiles (a new process's speed); run in
+    a process that goes on (a test, a notebook), it turns them on again."""
+    import gc
+
+    monkeypatch.chdir(flow)
+    assert gc.isenabled()
+    done = cli("pipeline", "compile", "flow.py:flow", "--target", "kfp", "-o", "out.yaml")
+    assert done.code == 0, done.err
+    assert gc.isenabled()
+    failed = cli("pipeline", "compile", "flow.py:nothing", "--target", "kfp", "-o", "x.yaml")
+    assert failed.code == 2
+    assert "nothing" in failed.err
+    assert gc.isenabled()
