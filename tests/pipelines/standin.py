@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -107,3 +108,92 @@ def standin() -> Iterator[StandIn]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ScheduledJobs:
+    """A schedule on a stand-in engine and the jobs it starts, listed as the engine lists them
+    (Vertex: ``pipelineJobs?filter=schedule_name=…``, only the fields of its ``readMask``;
+    KFP: the runs of the schedule's experiment, each with its ``recurring_run_id``). A test
+    starts jobs, moves their states and deletes the schedule between the follower's polls."""
+
+    api: StandIn
+    engine: str
+    name: str
+    """Vertex: the schedule's resource name; KFP: the recurring run's id."""
+    body: dict[str, Any]
+    """The schedule as it was created (the POST's body)."""
+    state: str = ""
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gone: bool = False
+
+    def __post_init__(self) -> None:
+        if self.engine == "vertex":
+            self.state = self.state or "ACTIVE"
+            parent = self.name.rsplit("/schedules/", 1)[0]
+            self.api.route("GET", f"/v1/{self.name}", self._schedule)
+            self.api.route("GET", f"/v1/{parent}/pipelineJobs", self._list)
+            self.api.route("GET", f"/v1/{parent}/pipelineJobs/[^/]+", self._job)
+        else:
+            self.state = self.state or "ENABLED"
+            self.api.route("GET", f"/apis/v2beta1/recurringruns/{self.name}", self._schedule)
+            self.api.route("GET", "/apis/v2beta1/runs", self._list)
+            self.api.route("GET", "/apis/v2beta1/runs/[^/:]+", self._job)
+
+    def start(self, job: str, state: str, params: dict[str, Any] | None = None) -> str:
+        """A job the schedule starts now; its name as the engine gives it."""
+        if self.engine == "vertex":
+            name = f"{self.name.rsplit('/schedules/', 1)[0]}/pipelineJobs/{job}"
+            self.jobs[name] = {
+                "name": name,
+                "scheduleName": self.name,
+                "createTime": _now(),
+                "runtimeConfig": {"parameterValues": params or {}},
+            }
+        else:
+            name = job
+            self.jobs[name] = {
+                "run_id": job,
+                "recurring_run_id": self.name,
+                "experiment_id": self.body.get("experiment_id", ""),
+                "created_at": _now(),
+                "runtime_config": {"parameters": params or {}},
+            }
+        return self.move(name, state)
+
+    def move(self, name: str, state: str, **fields: Any) -> str:
+        """Set the job's state (and other fields: ``error``, ``endTime``, task details)."""
+        self.jobs[name] |= {"state": state, **fields}
+        return name
+
+    def _schedule(self, seen: Seen) -> Answer:
+        if self.gone:
+            return 404, {"error": {"code": 404, "message": f"{self.name} not found"}}
+        key = "state" if self.engine == "vertex" else "status"
+        return 200, {**self.body, "name": self.name, key: self.state}
+
+    def _list(self, seen: Seen) -> Answer:
+        def made(job: dict[str, Any]) -> str:
+            return str(job.get("createTime") or job.get("created_at"))
+
+        newest = sorted(self.jobs.values(), key=made, reverse=True)
+        if self.engine == "vertex":
+            wanted = re.fullmatch(r"schedule_name=(\S+)", seen.query.get("filter", ""))
+            listed = [j for j in newest if wanted and j["scheduleName"] == wanted[1]]
+            fields = {f.split(".")[0] for f in seen.query.get("readMask", "").split(",") if f}
+            if fields:  # only the fields asked for, as Vertex answers
+                listed = [{k: v for k, v in j.items() if k in fields} for j in listed]
+            return 200, {"pipelineJobs": listed} if listed else {}
+        experiment = seen.query.get("experiment_id")
+        listed = [j for j in newest if not experiment or j["experiment_id"] == experiment]
+        return 200, {"runs": listed, "total_size": len(listed)}
+
+    def _job(self, seen: Seen) -> Answer:
+        for name, job in self.jobs.items():
+            if seen.path.endswith(f"/{name}") or seen.path == f"/v1/{name}":
+                return 200, job
+        return 404, {"error": {"code": 404, "message": f"{seen.path} not found"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from datetime import UTC, datetime
@@ -277,15 +278,24 @@ def compile_pipeline(
             value=engine,
             fix="Use --target kfp (Kubeflow Pipelines v2 and Vertex AI Pipelines).",
         )
-    pipeline = load_pipeline(target)
-    text = compile_kfp(
-        pipeline,
-        target=target,
-        env=env,
-        image=image or DEFAULT_IMAGE,
-        cache=not no_cache,
-        components=components,
-    )
+    # No cyclic collections while the pipeline's file imports its libraries and compiles: their
+    # passes over the growing heap find next to nothing, and took 0.15 s of the example's 1 s
+    # (benchmarks/kfp/RESULTS.md). Reference counting still frees what is not in a cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        pipeline = load_pipeline(target)
+        text = compile_kfp(
+            pipeline,
+            target=target,
+            env=env,
+            image=image or DEFAULT_IMAGE,
+            cache=not no_cache,
+            components=components,
+        )
+    finally:
+        if collecting:
+            gc.enable()
     output.write_text(text)
     console.print(f"wrote {escape(str(output))} ({len(text.splitlines())} lines, KFP v2 IR)")
 

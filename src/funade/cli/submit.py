@@ -1,4 +1,5 @@
-"""`funade pipeline submit`: run or schedule a pipeline on Vertex AI Pipelines or Kubeflow."""
+"""`funade pipeline submit`: run or schedule a pipeline on Vertex AI Pipelines or Kubeflow;
+`funade pipeline follow`: record and follow the runs of such a schedule."""
 
 from __future__ import annotations
 
@@ -14,11 +15,31 @@ from funade.cli.output import client, console
 
 if TYPE_CHECKING:
     from funade.client import Client
-    from funade.pipelines.submit import RemoteState
+    from funade.pipelines.schemas import RunOut
+    from funade.pipelines.submit import ListedJob, RemoteState
+    from funade.pipelines.submitkfp import KubeflowEngine
     from funade.pipelines.submitrun import Engine, Submitted
+    from funade.pipelines.submitvertex import VertexEngine
 
 TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"  # noqa: S105 - a variable's name
 """A file holding a bearer token for the KFP API (as the kfp SDK reads it)."""
+
+
+Project = Annotated[
+    str | None, typer.Option(help="Vertex AI: the Google Cloud project (id or number).")
+]
+Region = Annotated[str | None, typer.Option(help="Vertex AI: the region.")]
+ApiEndpoint = Annotated[
+    str | None,
+    typer.Option(help="Vertex AI: another API endpoint (default https://REGION-aiplatform…)."),
+]
+Host = Annotated[str | None, typer.Option(help="Kubeflow: the KFP API's URL.")]
+Env = Annotated[
+    str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
+]
+Interval = Annotated[float, typer.Option(help="Seconds between polls of the engine.")]
+EngineName = Annotated[str, typer.Option("--target", help="Where it runs: vertex or kubeflow.")]
+Target = Annotated[str, typer.Argument(help="The pipeline: train.py:training or pkg.mod:fn.")]
 
 
 def _engine(
@@ -28,10 +49,10 @@ def _engine(
     region: str | None,
     api_endpoint: str | None,
     host: str | None,
-    experiment: str,
-    namespace: str,
-    dry_run: bool,
-) -> Engine:
+    experiment: str = "Default",
+    namespace: str = "kubeflow",
+    dry_run: bool = False,
+) -> VertexEngine | KubeflowEngine:
     import httpx
 
     from funade.errors import InvalidInputError
@@ -93,24 +114,17 @@ def _engine(
 
 
 def submit(
-    target: Annotated[str, typer.Argument(help="The pipeline: train.py:training or pkg.mod:fn.")],
-    engine: Annotated[str, typer.Option("--target", help="Where to run it: vertex or kubeflow.")],
-    project: Annotated[
-        str | None, typer.Option(help="Vertex AI: the Google Cloud project (id or number).")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="Vertex AI: the region.")] = None,
-    api_endpoint: Annotated[
-        str | None,
-        typer.Option(help="Vertex AI: another API endpoint (default https://REGION-aiplatform…)."),
-    ] = None,
-    host: Annotated[str | None, typer.Option(help="Kubeflow: the KFP API's URL.")] = None,
+    target: Target,
+    engine: EngineName,
+    project: Project = None,
+    region: Region = None,
+    api_endpoint: ApiEndpoint = None,
+    host: Host = None,
     experiment: Annotated[str, typer.Option(help="Kubeflow: the experiment.")] = "Default",
     namespace: Annotated[
         str, typer.Option(help="Kubeflow: the namespace the run's pods (and token) are in.")
     ] = "kubeflow",
-    env: Annotated[
-        str | None, typer.Option(help="Environment section of the config file (dev, stg, prd).")
-    ] = None,
+    env: Env = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")
     ] = None,
@@ -143,7 +157,7 @@ def submit(
             "reuse steps across runs; see docs/kfp.md)."
         ),
     ] = True,
-    interval: Annotated[float, typer.Option(help="Seconds between polls of the job.")] = 10.0,
+    interval: Interval = 10.0,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the requests; send nothing, record nothing.")
     ] = False,
@@ -151,7 +165,6 @@ def submit(
 ) -> None:
     """Run (or schedule) a pipeline on Vertex AI Pipelines or Kubeflow Pipelines, with a funade
     run that follows the job; exits 1 if the job does not succeed."""
-    from funade.errors import InvalidInputError
     from funade.pipelines.kfpir import DEFAULT_IMAGE
     from funade.pipelines.params import parse_assignments
     from funade.pipelines.submit import (
@@ -175,13 +188,7 @@ def submit(
         namespace=namespace,
         dry_run=dry_run,
     )
-    if interval < 1 or interval > 30:
-        raise InvalidInputError(
-            f"--interval {interval} is out of range.",
-            field="interval",
-            value=interval,
-            fix="Poll every 1 to 30 seconds (a run not reported for 60 s is lost).",
-        )
+    _check_interval(interval)
     options = SubmitOptions(
         env=env,
         text_params=parse_assignments(param or []),
@@ -205,8 +212,15 @@ def submit(
             options = replace(options, funade_url=api.url)
         done = send(remote, target, options, api)
         if done.run is None:
+            where = (
+                f"--project {project} --region {region}" if engine == "vertex" else f"--host {host}"
+            ) + (f" --api-endpoint {api_endpoint}" if api_endpoint else "")
             console.print(
-                f"Schedule {escape(done.job)} created on {engine}: {escape(done.console)}"
+                f"Schedule {escape(done.job)} created on {engine}: {escape(done.console)}\n"
+                "  Record and follow its runs in funade with:\n"
+                f"  funade pipeline follow {escape(target)} {escape(done.job)} --target {engine} "
+                f"{escape(where)}" + (f" --env {escape(env)}" if env else ""),
+                soft_wrap=True,
             )
             return
         console.print(
@@ -214,6 +228,77 @@ def submit(
             f"  {escape(done.console)}"
         )
         _follow(api, done, remote, interval=interval, json_out=json_out, forget=step_token)
+
+
+def _check_interval(interval: float) -> None:
+    from funade.errors import InvalidInputError
+
+    if interval < 1 or interval > 30:
+        raise InvalidInputError(
+            f"--interval {interval} is out of range.",
+            field="interval",
+            value=interval,
+            fix="Poll every 1 to 30 seconds (a run not reported for 60 s is lost).",
+        )
+
+
+def follow(
+    target: Target,
+    schedule: Annotated[
+        str,
+        typer.Argument(
+            help="The schedule: Vertex's projects/P/locations/R/schedules/ID (or ID), KFP's "
+            "recurring run id; as `funade pipeline submit --schedule` printed it."
+        ),
+    ],
+    engine: EngineName,
+    project: Project = None,
+    region: Region = None,
+    api_endpoint: ApiEndpoint = None,
+    host: Host = None,
+    env: Env = None,
+    interval: Interval = 10.0,
+) -> None:
+    """Record each run a schedule on Vertex AI or Kubeflow starts as a funade run, and follow
+    it as `submit` follows its run; until the schedule is gone. Exits 1 if the engine could not
+    be reached."""
+    from funade.pipelines.submitschedule import follow_schedule
+
+    _check_interval(interval)
+    remote = _engine(engine, project=project, region=region, api_endpoint=api_endpoint, host=host)
+
+    def recorded(run: RunOut, job: ListedJob) -> None:
+        console.print(
+            f"Run {run.id} follows {remote.name} job {escape(job.name)} ({job.state.engine_state})",
+            soft_wrap=True,
+        )
+
+    def ended(run: RunOut) -> None:
+        console.print(
+            f"Run {run.id} {run.state}" + (f": {escape(run.reason)}" if run.reason else "")
+        )
+
+    with client() as api:
+        try:
+            done = follow_schedule(
+                remote,
+                target,
+                schedule,
+                api,
+                env=env,
+                interval=interval,
+                on_record=recorded,
+                on_end=ended,
+            )
+        except KeyboardInterrupt:
+            console.print(
+                "Stopped following the schedule; runs it was following are marked lost in 60 s "
+                "(their jobs go on), and the next `funade pipeline follow` records only new jobs."
+            )
+            raise typer.Exit(130) from None
+    console.print(f"Stopped: {escape(done.reason)}; {len(done.runs)} run(s) followed.")
+    if done.lost:
+        raise typer.Exit(1)
 
 
 def _follow(

@@ -812,15 +812,16 @@ def _element_type(text: str | None) -> str:
 
 
 def _protos() -> Any:
+    from funade.pipelines.kfpproto import pipeline_spec_pb2
+
     try:
-        from kfp.pipeline_spec import pipeline_spec_pb2
+        return pipeline_spec_pb2()
     except ImportError as exc:  # kfp-pipeline-spec 2.17.3 imports google.rpc undeclared
         raise InvalidInputError(
             "Compiling for KFP needs the kfp-pipeline-spec package and what it imports "
             f"(module {exc.name!r} is not installed).",
             fix="pip install 'funade[kfp]'",
         ) from None
-    return pipeline_spec_pb2
 
 
 def compile_spec(

@@ -35,6 +35,8 @@ __all__ = [
     "ENGINES",
     "REDACTED",
     "EngineError",
+    "ListedJob",
+    "RemoteSchedule",
     "RemoteState",
     "RemoteTask",
     "Request",
@@ -67,6 +69,8 @@ class EngineError(FunadeError):
     """The remote engine could not be reached, or refused a request; says which and why."""
 
     code = "engine_error"
+    status: int | None = None
+    """The engine's HTTP status when it answered (404: the job or schedule is gone)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,31 @@ class RemoteState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     tasks: tuple[RemoteTask, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """A job a schedule started, as the engine lists it."""
+
+    name: str
+    """The name ``poll`` and ``cancel`` take (Vertex's resource name, KFP's run id)."""
+    created_at: datetime | None
+    state: RemoteState
+
+
+@dataclass(frozen=True)
+class RemoteSchedule:
+    """A schedule on the engine (a Vertex ``Schedule``, a KFP recurring run)."""
+
+    name: str
+    engine_state: str
+    active: bool
+    """False once the engine starts no more runs of it (Vertex ``COMPLETED``); paused is
+    still active: it may be resumed."""
+    pipeline_spec: dict[str, Any]
+    """The ``PipelineSpec`` its runs run."""
+    experiment_id: str = ""
+    """KFP: the experiment its runs are in."""
 
 
 @dataclass(frozen=True)
@@ -211,12 +240,14 @@ def send(http: httpx.Client, request: Request, engine: str) -> dict[str, Any]:
             fix="Check the address and your network, then try again.",
         ) from None
     if response.status_code >= 400:
-        raise EngineError(
+        refused = EngineError(
             f"{engine} refused {where} with {response.status_code}: {_message(response)[:500]}",
             field="engine",
             value=request.url,
             fix="Fix what the engine names (permissions, names, quotas), then try again.",
         )
+        refused.status = response.status_code
+        raise refused
     if not response.content:
         return {}
     try:
@@ -254,7 +285,7 @@ def _bad(field_name: str, value: Any, message: str, fix: str) -> InvalidInputErr
 
 def check_vertex_project(project: str) -> str:
     """A Google Cloud project id (6 to 30 lower-case letters, digits, dashes) or number."""
-    if _GCP_PROJECT.match(project) or (project.isascii() and project.isdigit()):
+    if _GCP_PROJECT.fullmatch(project) or (project.isascii() and project.isdigit()):
         return project
     raise _bad(
         "project",
@@ -266,7 +297,7 @@ def check_vertex_project(project: str) -> str:
 
 
 def check_region(region: str) -> str:
-    if _REGION.match(region):
+    if _REGION.fullmatch(region):
         return region
     raise _bad(
         "region",
@@ -301,7 +332,7 @@ def check_host(host: str, field_name: str = "host", what: str = "Kubeflow Pipeli
 
 
 def check_k8s_name(value: str, field_name: str) -> str:
-    if _K8S_NAME.match(value):
+    if _K8S_NAME.fullmatch(value):
         return value
     raise _bad(
         field_name,
@@ -325,9 +356,9 @@ def check_pipeline_root(root: str, engine: str) -> str:
 
 
 def check_service_account(account: str, engine: str) -> str:
-    if engine == "vertex" and _SERVICE_ACCOUNT.match(account):
+    if engine == "vertex" and _SERVICE_ACCOUNT.fullmatch(account):
         return account
-    if engine == "kubeflow" and _K8S_NAME.match(account):
+    if engine == "kubeflow" and _K8S_NAME.fullmatch(account):
         return account
     raise _bad(
         "service-account",

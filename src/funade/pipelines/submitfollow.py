@@ -36,7 +36,7 @@ from funade.pipelines.schemas import RunEventsIn, RunOut, RunUpdate, StepRecord
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.submit import EngineError, RemoteState, RemoteTask
 
-__all__ = ["Followed", "follow", "step_records"]
+__all__ = ["Followed", "RunFollower", "follow", "step_records"]
 
 
 class Followed(Protocol):
@@ -93,6 +93,112 @@ def over(limit: float | None, elapsed: float) -> bool:
     return limit is not None and elapsed > limit
 
 
+class RunFollower:
+    """One funade run kept in step with one remote job: each :meth:`tick` polls the engine once
+    and reports what changed (the loop around it is :func:`follow`, or a schedule's follower
+    that keeps several at once)."""
+
+    def __init__(
+        self,
+        reporter: RunReporter,
+        run: RunOut,
+        spec: PipelineSpec,
+        engine: Followed,
+        job: str,
+        *,
+        unreachable_after: float = 300.0,
+        on_change: Callable[[RemoteState], None] | None = None,
+        forget_token: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reporter, self.run, self.spec, self.engine, self.job = (
+            reporter, run, spec, engine, job
+        )  # fmt: skip
+        self.unreachable_after, self.on_change = unreachable_after, on_change
+        self.forget_token, self.clock = forget_token, clock
+        self.sent: dict[str, StepRecord] = {}
+        self.last_state = ""
+        self.unreachable_since: float | None = None
+        self.cancelling = False
+        self.hooks = notify.check_webhooks(spec.notify, where=f"pipeline {spec.name!r}, notify")
+        self.began, self.slo_reported = clock(), run.slo_breached
+
+    def _tell(self, event: notify.EventKind, message: str, about: RunOut, **extra: float) -> None:
+        if self.hooks:
+            notify.send(
+                self.hooks,
+                notify.run_event(
+                    event,
+                    about,
+                    pipeline=self.spec.name,
+                    url=notify.run_page(self.reporter, about),
+                    max_duration=self.spec.max_duration,
+                    message=message,
+                    **extra,
+                ),
+            )
+
+    def _observe(self) -> tuple[RunUpdate | None, list[StepRecord]]:
+        """Poll the job: the run's update (None: nothing to say) and the changed steps."""
+        engine, job, spec = self.engine, self.job, self.spec
+        try:
+            remote = engine.poll(job)
+        except EngineError as exc:
+            now = self.clock()
+            since = self.unreachable_since = (
+                now if self.unreachable_since is None else self.unreachable_since
+            )
+            if now - since < self.unreachable_after:
+                return None, []
+            reason = (
+                f"the {engine.name} job {job} could not be followed for "
+                f"{round(now - since)} s; last: {exc}"
+            )
+            return RunUpdate(state="lost", reason=reason, finished_at=datetime.now(UTC)), []
+        self.unreachable_since = None
+        if remote.engine_state != self.last_state and self.on_change is not None:
+            self.on_change(remote)
+        self.last_state = remote.engine_state
+        steps = [r for r in step_records(spec, remote.tasks) if self.sent.get(r.instance) != r]
+        elapsed = self.clock() - self.began
+        if remote.state != "running":
+            return _end_update(remote, engine.name, job), steps
+        if over(spec.max_duration, elapsed) and not self.slo_reported:
+            self.slo_reported = True
+            limit = format_seconds(spec.max_duration or 0)
+            shown = format_seconds(round(elapsed, 1) if elapsed < 60 else round(elapsed))
+            self._tell("slo_breach", f"running for {shown}, over its {limit} limit", self.run,
+                       elapsed=elapsed)  # fmt: skip
+            return RunUpdate(slo_breached=True), steps
+        return None, steps
+
+    def tick(self) -> RunOut | None:
+        """Poll once and report; the run as it ended, or None while it goes on."""
+        update, steps = self._observe()
+        try:
+            answer = self.reporter.report_run(self.run.id, RunEventsIn(steps=steps, run=update))
+        except FunadeError:
+            return None  # funade away: the next report says it all again
+        self.sent.update((r.instance, r) for r in steps)
+        if answer.run is not None:
+            if self.forget_token:
+                with contextlib.suppress(EngineError):  # revoked anyway: a stale one is dead
+                    self.engine.forget_token(self.run.id)
+            if answer.run.state in ("failed", "succeeded"):
+                ended = answer.run.state
+                self._tell(
+                    "failure" if ended == "failed" else "success", answer.run.reason, answer.run
+                )
+            return answer.run
+        if answer.cancel_requested and not self.cancelling:
+            try:
+                self.engine.cancel(self.job)
+                self.cancelling = True
+            except EngineError:
+                pass  # asked again at the next poll
+        return None
+
+
 def follow(
     reporter: RunReporter,
     run: RunOut,
@@ -109,77 +215,17 @@ def follow(
 ) -> RunOut:
     """Follow ``job`` until it ends; the funade run as it ended (``forget_token``: delete the
     engine's secret holding the run's token then)."""
-    sent: dict[str, StepRecord] = {}
-    last_state = ""
-    unreachable_since: float | None = None
-    cancelling = False
-    hooks = notify.check_webhooks(spec.notify, where=f"pipeline {spec.name!r}, notify")
-    began, slo_reported = clock(), run.slo_breached
-
-    def tell(event: notify.EventKind, message: str, about: RunOut, **extra: float) -> None:
-        if hooks:
-            notify.send(
-                hooks,
-                notify.run_event(
-                    event,
-                    about,
-                    pipeline=spec.name,
-                    url=notify.run_page(reporter, about),
-                    max_duration=spec.max_duration,
-                    message=message,
-                    **extra,
-                ),
-            )
-
-    while True:
-        update: RunUpdate | None = None
-        steps: list[StepRecord] = []
-        try:
-            remote = engine.poll(job)
-        except EngineError as exc:
-            now = clock()
-            unreachable_since = now if unreachable_since is None else unreachable_since
-            if now - unreachable_since >= unreachable_after:
-                update = RunUpdate(
-                    state="lost",
-                    reason=f"the {engine.name} job {job} could not be followed for "
-                    f"{round(now - unreachable_since)} s; last: {exc}",
-                    finished_at=datetime.now(UTC),
-                )
-        else:
-            unreachable_since = None
-            if remote.engine_state != last_state and on_change is not None:
-                on_change(remote)
-            last_state = remote.engine_state
-            steps = [r for r in step_records(spec, remote.tasks) if sent.get(r.instance) != r]
-            elapsed = clock() - began
-            if remote.state != "running":
-                update = _end_update(remote, engine.name, job)
-            elif over(spec.max_duration, elapsed) and not slo_reported:
-                slo_reported = True
-                update = RunUpdate(slo_breached=True)
-                limit = format_seconds(spec.max_duration or 0)
-                shown = format_seconds(round(elapsed, 1) if elapsed < 60 else round(elapsed))
-                tell("slo_breach", f"running for {shown}, over its {limit} limit", run,
-                     elapsed=elapsed)  # fmt: skip
-        try:
-            answer = reporter.report_run(run.id, RunEventsIn(steps=steps, run=update))
-        except FunadeError:
-            sleep(interval)  # funade away: the next report says it all again
-            continue
-        sent.update((r.instance, r) for r in steps)
-        if answer.run is not None:
-            if forget_token:
-                with contextlib.suppress(EngineError):  # revoked anyway: a stale one is dead
-                    engine.forget_token(run.id)
-            if answer.run.state in ("failed", "succeeded"):
-                ended = answer.run.state
-                tell("failure" if ended == "failed" else "success", answer.run.reason, answer.run)
-            return answer.run
-        if answer.cancel_requested and not cancelling:
-            try:
-                engine.cancel(job)
-                cancelling = True
-            except EngineError:
-                pass  # asked again at the next poll
+    follower = RunFollower(
+        reporter,
+        run,
+        spec,
+        engine,
+        job,
+        unreachable_after=unreachable_after,
+        on_change=on_change,
+        forget_token=forget_token,
+        clock=clock,
+    )
+    while (ended := follower.tick()) is None:
         sleep(interval)
+    return ended

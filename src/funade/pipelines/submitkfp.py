@@ -13,7 +13,10 @@ funade's.
 - the run's token: a Kubernetes Secret ``funade-run-<id>`` in the namespace the run's pods
   run in (key ``token``), made through the Kubernetes API and mounted by the compiled platform
   spec as ``FUNADE_API_KEY``; deleted when the run ends;
-- following: ``GET {host}/apis/v2beta1/runs/ID`` and ``POST …/runs/ID:terminate``.
+- following: ``GET {host}/apis/v2beta1/runs/ID`` and ``POST …/runs/ID:terminate``;
+- following a schedule: ``GET {host}/apis/v2beta1/recurringruns/ID`` (its ``status``, its
+  experiment, the spec its runs run), and the newest runs of its experiment (``GET …/runs?
+  experiment_id=…``), those whose ``recurring_run_id`` is the schedule's.
 
 Plain HTTP with httpx: the kfp SDK (and its pinned kubernetes and requests) is not needed.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import httpx
@@ -29,10 +33,13 @@ import httpx
 from funade.errors import InvalidInputError
 from funade.pipelines.submit import (
     REDACTED,
+    ListedJob,
+    RemoteSchedule,
     RemoteState,
     Request,
     StateFields,
     Submission,
+    parse_time,
     remote_state,
     send,
     token_secret_name,
@@ -50,6 +57,9 @@ __all__ = [
 
 API = "/apis/v2beta1"
 EXPERIMENT_PLACEHOLDER = "<the id of experiment {name!r}, looked up (or made) first>"
+
+_RECURRING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_LIST_PAGE = "50"
 
 RUN_STATES = {
     "RUNTIME_STATE_UNSPECIFIED": "running",
@@ -282,6 +292,64 @@ class KubeflowEngine:
 
     def cancel(self, job: str) -> None:
         send(self.http, Request("POST", f"{self.host}{API}/runs/{job}:terminate", {}), "Kubeflow")
+
+    def schedule_path(self, text: str) -> str:
+        """A recurring run's id, checked (it goes into URLs)."""
+        if _RECURRING_ID.fullmatch(text):
+            return text
+        raise InvalidInputError(
+            f"{text!r} is not a Kubeflow recurring run's id.",
+            field="schedule",
+            value=text,
+            fix="Give the id `funade pipeline submit --schedule` printed (letters, digits and "
+            "dashes, e.g. 5f0c…-…).",
+        )
+
+    def get_schedule(self, name: str) -> RemoteSchedule:
+        answer = send(
+            self.http, Request("GET", f"{self.host}{API}/recurringruns/{name}"), "Kubeflow"
+        )
+        status = str(answer.get("status") or "STATUS_UNSPECIFIED")
+        spec = answer.get("pipeline_spec")
+        if isinstance(spec, dict) and isinstance(spec.get("pipeline_spec"), dict):
+            spec = spec["pipeline_spec"]  # with a platform spec, both are sent
+        return RemoteSchedule(
+            name=name,
+            engine_state=status,
+            active=True,  # a disabled recurring run may be enabled again
+            pipeline_spec=spec if isinstance(spec, dict) else {},
+            experiment_id=str(answer.get("experiment_id") or ""),
+        )
+
+    def list_jobs(self, schedule: RemoteSchedule) -> list[ListedJob]:
+        """The newest runs of the schedule's experiment that ``schedule`` started."""
+        params = {"sort_by": "created_at desc", "page_size": _LIST_PAGE}
+        if schedule.experiment_id:
+            params["experiment_id"] = schedule.experiment_id
+        answer = send(
+            self.http, Request("GET", f"{self.host}{API}/runs", params=params), "Kubeflow"
+        )
+        runs = answer.get("runs")
+        return [
+            ListedJob(
+                name=str(run["run_id"]),
+                created_at=parse_time(run.get("created_at")),
+                state=remote_state(run, FIELDS),
+            )
+            for run in (runs if isinstance(runs, list) else [])
+            if isinstance(run, dict)
+            and run.get("recurring_run_id") == schedule.name
+            and isinstance(run.get("run_id"), str)
+        ]
+
+    def job_params(self, job: str) -> dict[str, Any]:
+        answer = send(self.http, Request("GET", f"{self.host}{API}/runs/{job}"), "Kubeflow")
+        runtime = answer.get("runtime_config")
+        values = runtime.get("parameters") if isinstance(runtime, dict) else None
+        return dict(values) if isinstance(values, dict) else {}
+
+    def job_console(self, job: str) -> str:
+        return f"{self.host}/#/runs/details/{job}"
 
     def forget_token(self, run_id: int | str) -> None:
         kube_api, http = self._kube()

@@ -37,7 +37,7 @@ from funade.pipelines.submit import (
 )
 from funade.pipelines.submitfollow import Followed
 
-__all__ = ["DRY_RUN_ID", "Engine", "SubmitOptions", "Submitted", "dry_run", "submit"]
+__all__ = ["DRY_RUN_ID", "Engine", "SubmitOptions", "Submitted", "dry_run", "runner_info", "submit"]
 
 DRY_RUN_ID = 0
 """The run id ``--dry-run`` shows (a run's id is made when it is recorded, which it is not)."""
@@ -143,7 +143,8 @@ def dry_run(engine: Engine, target: str, options: SubmitOptions) -> list[Request
     return token + engine.create_requests(sub)
 
 
-def _runner(engine: str, job: str = "", console: str = "") -> dict[str, Any]:
+def runner_info(engine: str, job: str = "", console: str = "") -> dict[str, Any]:
+    """What a remote run's record says of where it runs and who follows it (``runner``)."""
     return {
         "engine": engine,
         "job": job,
@@ -184,7 +185,7 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
             use_cache=options.use_cache,
             refresh_cache=options.refresh_cache,
             lineage=attempt_lineage({}, code_lineage(code_folder(pipeline)), 1),
-            runner=_runner(engine.name),
+            runner=runner_info(engine.name),
         )
     )
     token = run.token or ""
@@ -205,7 +206,7 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
             with contextlib.suppress(FunadeError):
                 engine.forget_token(run.id)
             raise
-        update = RunUpdate(runner=_runner(engine.name, job, console))
+        update = RunUpdate(runner=runner_info(engine.name, job, console))
         reporter.report_run(run.id, RunEventsIn(run=update))
         run = reporter.get_run(run.id)
     finally:

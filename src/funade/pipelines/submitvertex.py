@@ -10,7 +10,10 @@
   given one version, deleted when the run ends), that steps read by reference
   (``vertexrefs``); Vertex AI ignores Kubernetes Secrets;
 - following: ``GET …/pipelineJobs/ID`` (``state``, ``error``, ``jobDetail.taskDetails``) and
-  ``POST …/pipelineJobs/ID:cancel``.
+  ``POST …/pipelineJobs/ID:cancel``;
+- following a schedule: ``GET …/schedules/ID`` (its ``state``, the job it makes), and its jobs
+  as ``PipelineJobSchedule.list_jobs()`` lists them (``GET …/pipelineJobs?filter=
+  schedule_name=…`` with its ``readMask``), newest first; a new job's parameters by its GET.
 
 Requests are sent with httpx and the machine's Google credentials (``google-auth``, the
 ``vertex`` extra), so ``--dry-run`` prints exactly what is sent.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +33,13 @@ from funade.errors import InvalidInputError
 from funade.pipelines.kfpir import SecretsHook
 from funade.pipelines.submit import (
     REDACTED,
+    ListedJob,
+    RemoteSchedule,
     RemoteState,
     Request,
     StateFields,
     Submission,
+    parse_time,
     remote_state,
     send,
     token_secret_name,
@@ -92,6 +99,20 @@ FIELDS = StateFields(
     task_started="startTime",
     task_finished="endTime",
 )
+
+
+SCHEDULE_STATES = {"ACTIVE": True, "PAUSED": True, "COMPLETED": False}
+"""A Schedule's state → whether it may still start runs (unknown states: it may)."""
+_SCHEDULE = re.compile(
+    r"^projects/([a-z0-9-]{1,30})/locations/([a-z0-9-]{1,40})/schedules/([0-9]{1,20})$"
+)
+_LIST_PAGE = "50"
+LIST_FIELDS = (
+    "name,state,displayName,pipelineSpec.pipelineInfo,createTime,startTime,endTime,updateTime,"
+    "labels,templateUri,templateMetadata.version,jobDetail.pipelineRunContext,"
+    "jobDetail.pipelineContext"
+)
+"""The fields aiplatform's listing asks for (its "simple view"): not the jobs' specs."""
 
 
 def job_id(name: str, now: datetime | None = None) -> str:
@@ -284,3 +305,66 @@ class VertexEngine:
     def forget_token(self, run_id: int | str) -> None:
         url = f"{self.secrets_endpoint}/v1/{secret_path(self.project, run_id)}"
         send(self.http, Request("DELETE", url), "Secret Manager")
+
+    def schedule_path(self, text: str) -> str:
+        """A schedule's resource name, from it or its number (in ``--project``/``--region``)."""
+        if text.isascii() and text.isdigit() and len(text) <= 20:
+            return f"projects/{self.project}/locations/{self.region}/schedules/{text}"
+        found = _SCHEDULE.fullmatch(text)
+        if found and found[2] == self.region:
+            return text
+        raise InvalidInputError(
+            f"{text!r} is not a Vertex AI schedule in region {self.region}.",
+            field="schedule",
+            value=text,
+            fix="Give the schedule's resource name as `funade pipeline submit --schedule` "
+            f"printed it (projects/P/locations/{self.region}/schedules/ID), or its ID.",
+        )
+
+    def get_schedule(self, name: str) -> RemoteSchedule:
+        answer = send(self.http, Request("GET", f"{self.endpoint}/v1/{name}"), "Vertex AI")
+        state = str(answer.get("state") or "STATE_UNSPECIFIED")
+        made = answer.get("createPipelineJobRequest")
+        job = made.get("pipelineJob") if isinstance(made, dict) else None
+        spec = job.get("pipelineSpec") if isinstance(job, dict) else None
+        return RemoteSchedule(
+            name=name,
+            engine_state=state,
+            active=SCHEDULE_STATES.get(state, True),
+            pipeline_spec=spec if isinstance(spec, dict) else {},
+        )
+
+    def list_jobs(self, schedule: RemoteSchedule) -> list[ListedJob]:
+        """The newest jobs ``schedule`` started: the filter and fields of aiplatform's
+        ``PipelineJobSchedule.list_jobs()``, newest first."""
+        parent = schedule.name.rsplit("/schedules/", 1)[0]
+        params = {
+            "filter": f"schedule_name={schedule.name}",
+            "readMask": LIST_FIELDS,
+            "orderBy": "create_time desc",
+            "pageSize": _LIST_PAGE,
+        }
+        url = f"{self.endpoint}/v1/{parent}/pipelineJobs"
+        answer = send(self.http, Request("GET", url, params=params), "Vertex AI")
+        jobs = answer.get("pipelineJobs")
+        return [
+            ListedJob(
+                name=str(job["name"]),
+                created_at=parse_time(job.get("createTime")),
+                state=remote_state(job, FIELDS),
+            )
+            for job in (jobs if isinstance(jobs, list) else [])
+            if isinstance(job, dict)
+            and isinstance(job.get("name"), str)
+            and job.get("scheduleName", schedule.name) == schedule.name
+        ]
+
+    def job_params(self, job: str) -> dict[str, Any]:
+        """The job's runtime parameter values (which the listing leaves out)."""
+        answer = send(self.http, Request("GET", f"{self.endpoint}/v1/{job}"), "Vertex AI")
+        runtime = answer.get("runtimeConfig")
+        values = runtime.get("parameterValues") if isinstance(runtime, dict) else None
+        return dict(values) if isinstance(values, dict) else {}
+
+    def job_console(self, job: str) -> str:
+        return console_url(self.project, self.region, job)
