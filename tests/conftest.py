@@ -3,6 +3,7 @@ control-plane server on a free port, and clients with keys of each scope."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -74,6 +75,18 @@ def public_dir(sandboxes: Path) -> Path:
     path.mkdir(mode=0o755)
     path.chmod(0o755)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _quiet_httpx() -> Iterator[None]:
+    """httpx logs each request at INFO. When a library in the test process raises the root
+    logger to INFO with a handler on stdout (kfp.local does while it runs a pipeline), those
+    lines land in what an in-process `funade ... --json` printed; they are not funade's."""
+    logger = logging.getLogger("httpx")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
