@@ -53,6 +53,8 @@ def test_references_compile_to_resource_names_only() -> None:
         "gsm:projects/acme-ml/secrets/db/versions/0",
         "gsm:../../other",
         "gsm:db password",
+        "gsm:db\n",  # `$` alone would let a trailing newline through
+        "gsm:projects/acme-ml/secrets/db/versions/latest\n",
     ],
 )
 def test_other_references_are_refused(reference: str) -> None:
@@ -65,7 +67,7 @@ def test_other_references_are_refused(reference: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["1ABC", "A-B", SECRET_REFS_ENV, "A B"])
+@pytest.mark.parametrize("name", ["1ABC", "A-B", SECRET_REFS_ENV, "A B", "DB\n"])
 def test_variable_names_are_checked(name: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         secret_env(WHERE, {name: "gsm:db"}, project="acme-ml")

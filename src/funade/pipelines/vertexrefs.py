@@ -51,10 +51,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def resource_name(reference: str, *, project: str, where: str, env_name: str) -> str:
     """The secret version's resource name a ``gsm:`` reference names."""
     text = reference.removeprefix("gsm:") if reference.startswith("gsm:") else None
-    full = _FULL.match(text) if text is not None else None
+    full = _FULL.fullmatch(text) if text is not None else None
     if full:
         return text  # type: ignore[return-value]
-    short = _SHORT.match(text) if text is not None else None
+    short = _SHORT.fullmatch(text) if text is not None else None
     if short:
         return f"projects/{project}/secrets/{short.group(1)}/versions/{short.group(2) or 'latest'}"
     raise KfpCompileError(
@@ -74,7 +74,7 @@ def secret_env(where: str, secrets: Mapping[str, str], *, project: str) -> list[
         return []
     refs = {}
     for env_name, reference in sorted(secrets.items()):
-        if not _ENV_NAME.match(env_name) or env_name == SECRET_REFS_ENV:
+        if not _ENV_NAME.fullmatch(env_name) or env_name == SECRET_REFS_ENV:
             raise KfpCompileError(
                 f"{where}: {env_name!r} cannot be the name of a secret's variable.",
                 field="secrets",
@@ -108,7 +108,7 @@ def resolve(environ: Mapping[str, str], fetch: Fetch) -> dict[str, str]:
     except json.JSONDecodeError:
         refs = None
     if not isinstance(refs, dict) or not all(
-        isinstance(k, str) and _ENV_NAME.match(k) and isinstance(v, str) and _FULL.match(v)
+        isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str) and _FULL.fullmatch(v)
         for k, v in refs.items()
     ):
         raise InvalidInputError(
