@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -25,8 +24,16 @@ import pytest
 
 from tests.conftest import Result
 from tests.deploy.conftest import Plane, plane  # noqa: F401 - the control plane fixture
-from tests.images.podman import BASE, needs_podman, podman_ready_fixture, wheel_fixture  # noqa: F401
-from tests.images.podman import podman as _podman
+from tests.images.podman import (  # noqa: F401 - fixtures
+    BASE,
+    free_port,
+    log_iris,
+    made_fixture,
+    needs_podman,
+    podman_ready_fixture,
+    remote_fixture,
+    wheel_fixture,
+)
 
 REGISTRY = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
@@ -44,17 +51,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[str]:
     """``127.0.0.1:PORT``: a registry serving plain HTTP on loopback, storing in tmp_path."""
     assert REGISTRY is not None
-    port = _free_port()
+    port = free_port()
     storage = tmp_path / "registry"
     storage.mkdir()
     config = tmp_path / "registry.yml"
@@ -87,36 +88,17 @@ def registry(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-@pytest.fixture
-def remote(plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Plane:  # noqa: F811
-    monkeypatch.setenv("FUNADE_URL", plane.url)
-    monkeypatch.setenv("FUNADE_API_KEY", plane.client._http.headers["authorization"][7:])
-    return plane
-
-
-@pytest.fixture
-def tags() -> Iterator[list[str]]:
-    """Image tags the test made, removed from local storage at the end (the layers stay)."""
-    made: list[str] = []
-    yield made
-    for tag in made:
-        _podman("rmi", tag, check=False)
-
-
 def test_a_built_image_is_pushed_to_a_registry_over_plain_http(
     podman_ready: None,
     wheel: Path,
     remote: Plane,
     registry: str,
     cli: Callable[..., Result],
-    tags: list[str],
+    made: tuple[list[str], list[str]],
 ) -> None:
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
-    x, y = make_classification(n_samples=60, n_features=4, n_informative=2, random_state=0)
-    remote.log(LogisticRegression().fit(x, y), "iris", sample_input=x[:2])
-    digest = remote.client.get_version("iris", "1").artifact.digest
+    _, tags = made
+    _, _, version = log_iris(remote)
+    digest = version.artifact.digest
     tag = f"{registry}/models/x:{uuid.uuid4().hex[:8]}"
     tags.append(tag)
     build = ("build", "iris:1", "--base", BASE, "--funade-wheel", str(wheel), "--tag", tag)
@@ -144,7 +126,7 @@ def test_a_built_image_is_pushed_to_a_registry_over_plain_http(
     assert json.loads(inspected.stdout)["Labels"]["dev.funade.digest"] == digest
 
     # A registry that is not there: the same error, naming the --tag to fix.
-    nowhere = f"127.0.0.1:{_free_port()}/models/x:1"
+    nowhere = f"127.0.0.1:{free_port()}/models/x:1"
     tags.append(nowhere)
     unreachable = cli(
         "build", "iris:1", "--base", BASE, "--funade-wheel", str(wheel), "--tag", nowhere,
