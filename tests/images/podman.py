@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
+import numpy as np
 import pytest
+
+from funade.api.schemas import VersionOut
+from tests.deploy.conftest import Plane
 
 PODMAN = shutil.which("podman")
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +84,63 @@ def build_wheel(out: Path) -> Path:
 def wheel_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of this checkout, for images that install funade (``--funade-wheel``)."""
     return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(name="remote")
+def remote_fixture(plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Plane:
+    """The control plane, as `funade build` finds it: FUNADE_URL and FUNADE_API_KEY set."""
+    monkeypatch.setenv("FUNADE_URL", plane.url)
+    monkeypatch.setenv("FUNADE_API_KEY", plane.client._http.headers["authorization"][7:])
+    return plane
+
+
+@pytest.fixture(name="made")
+def made_fixture() -> Iterator[tuple[list[str], list[str]]]:
+    """The containers (with their anonymous volumes) and the image tags a test made, removed
+    at the end (the layers stay, as the build cache of the next run)."""
+    containers: list[str] = []
+    images: list[str] = []
+    yield containers, images
+    for name in containers:
+        podman("rm", "--force", "--volumes", "--time", "2", name, check=False)
+    for tag in images:
+        podman("rmi", tag, check=False)
+
+
+def log_iris(plane: Plane) -> tuple[Any, np.ndarray, VersionOut]:
+    """A small scikit-learn classifier registered as iris:1 through ``plane``; the model, its
+    inputs and the version. Its image's layers are test_podman_build.py's: cached once that
+    ran."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(n_samples=60, n_features=4, n_informative=2, random_state=0)
+    model = LogisticRegression().fit(x, y)
+    plane.log(model, "iris", sample_input=x[:2])
+    return model, x, plane.client.get_version("iris", "1")
+
+
+def wait_ready(url: str, name: str, timeout: float) -> None:
+    """Until the server at ``url`` is ready; else fail with container ``name``'s log (at once
+    when it stopped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if podman("inspect", "--format", "{{.State.Running}}", name).stdout.strip() != "true":
+            break
+        time.sleep(0.2)
+    logs = podman("logs", name, check=False)
+    raise AssertionError(
+        f"{name} was not ready in {timeout} s; its log:\n{logs.stdout}{logs.stderr}"
+    )

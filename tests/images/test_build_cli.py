@@ -198,6 +198,12 @@ def test_a_found_builder_builds_the_written_context_and_pushes(
     assert build[5] == f"{build[8]}/Containerfile"
     assert lines[1:4] == ["./Containerfile", f"./model/sha256-{hex_}.tar", "./requirements.txt"]
     assert lines[4] == "podman push registry.example.com/ml/calc:1"
+    fake_builders.unlink()
+    plain = cli("build", "calc:1", "--tag", "127.0.0.1:5000/ml/calc:1", "--push", "--no-tls-verify")
+    assert plain.code == 0, plain.err
+    assert fake_builders.read_text().splitlines()[-1] == (
+        "podman push --tls-verify=false 127.0.0.1:5000/ml/calc:1"
+    )
     assert not Path(build[8]).exists()  # the temporary context is gone
 
     fake_builders.unlink()
@@ -215,10 +221,28 @@ def test_a_found_builder_builds_the_written_context_and_pushes(
     refused = cli("build", "--runtime", "--push")
     assert refused.code == 2
     assert "podman could not push funade/runtime:" in refused.err
+    assert "(--push) to the registry its --tag names" in refused.err
     assert "podman login REGISTRY" in refused.err
+    assert "--no-tls-verify" in refused.err
     both = cli("build", "--runtime", "--push", "--containerfile-only", "x")
     assert both.code == 2
     assert "--push needs an image, and --containerfile-only builds none" in both.err
+
+
+def test_no_tls_verify_needs_push_and_a_builder_that_can_push_so(
+    remote: Plane, cli: Callable[..., Result], fake_builders: Path
+) -> None:
+    alone = cli("build", "--runtime", "--no-tls-verify")
+    assert alone.code == 2
+    assert "--no-tls-verify applies to --push, and nothing is pushed." in alone.err
+    assert "Add --push, or leave --no-tls-verify out." in alone.err
+    docker = cli("build", "--runtime", "--builder", "docker", "--push", "--no-tls-verify")
+    assert docker.code == 2
+    assert "--no-tls-verify is for podman and buildah; docker's push has no such flag." in (
+        docker.err
+    )
+    assert "insecure-registries in docker's daemon.json" in docker.err
+    assert not fake_builders.exists()  # refused before anything was built
 
 
 def test_a_package_that_cannot_be_fetched_leaves_no_context(

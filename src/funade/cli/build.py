@@ -77,6 +77,14 @@ def build(
         bool,
         typer.Option("--push", help="Push the image to its registry (the --tag's) once built."),
     ] = False,
+    tls_verify: Annotated[
+        bool,
+        typer.Option(
+            "--tls-verify/--no-tls-verify",
+            help="With --push: check the registry's TLS certificate (default); --no-tls-verify "
+            "pushes over plain HTTP, for a registry on loopback or in a lab (podman, buildah).",
+        ),
+    ] = True,
     funade_wheel: Annotated[
         Path | None,
         typer.Option(
@@ -90,7 +98,7 @@ def build(
     Containerfile and build context with --containerfile-only DIR."""
     import funade
     from funade.errors import InvalidInputError
-    from funade.images.builders import find_builder
+    from funade.images.builders import find_builder, push_command
 
     if runtime and ref is not None:
         raise InvalidInputError(
@@ -130,11 +138,20 @@ def build(
             fix="Leave --push out and push from the CI that builds the context, or leave "
             "--containerfile-only out to build and push here.",
         )
+    if not tls_verify and not push:
+        raise InvalidInputError(
+            "--no-tls-verify applies to --push, and nothing is pushed.",
+            field="--no-tls-verify",
+            value=False,
+            fix="Add --push, or leave --no-tls-verify out.",
+        )
     found: tuple[str, str] | None = None
     if containerfile_only is not None:
         _check_empty(containerfile_only)
     else:
         found = find_builder(builder)  # before anything is fetched
+        if push:  # a builder that cannot push as asked fails before the build, too
+            push_command(*found, tag or "", tls_verify=tls_verify)
     context: BuildContext
     if runtime:
         from funade.images.containerfile import RUNTIME_EXTRAS, runtime_build
@@ -146,7 +163,15 @@ def build(
             tag=tag,
             funade_wheel=funade_wheel,
         )
-        _emit(context, containerfile_only, found, None, "the runtime image", push=push)
+        _emit(
+            context,
+            containerfile_only,
+            found,
+            None,
+            "the runtime image",
+            push=push,
+            tls_verify=tls_verify,
+        )
         return
     assert ref is not None
     from funade.images.containerfile import version_build
@@ -163,7 +188,15 @@ def build(
             tag=tag,
             funade_wheel=funade_wheel,
         )
-        _emit(context, containerfile_only, found, api, f"{name}:{version.version}", push=push)
+        _emit(
+            context,
+            containerfile_only,
+            found,
+            api,
+            f"{name}:{version.version}",
+            push=push,
+            tls_verify=tls_verify,
+        )
 
 
 def _emit(
@@ -174,14 +207,15 @@ def _emit(
     what: str,
     *,
     push: bool = False,
+    tls_verify: bool = True,
 ) -> None:
     """Write the context to ``directory`` (and say how to build it), or to a temporary
     directory that the builder ``found`` builds (and pushes, with ``push``)."""
     import subprocess
     import tempfile
 
-    from funade.errors import FunadeError
-    from funade.images.builders import build_command
+    from funade.errors import FunadeError, InvalidInputError
+    from funade.images.builders import build_command, push_command
 
     for note in context.notes:
         console_err.print(f"note: {note}", markup=False, soft_wrap=True)
@@ -215,15 +249,18 @@ def _emit(
         )
     console.print(f"Built {context.tag} ({what}) with {found[0]}.", markup=False, soft_wrap=True)
     if push:
-        command = [found[1], "push", context.tag]
+        command = push_command(*found, context.tag, tls_verify=tls_verify)
         console_err.print("$ " + " ".join(command), markup=False, soft_wrap=True)
         if subprocess.run(command, check=False).returncode != 0:
-            raise FunadeError(
-                f"{found[0]} could not push {context.tag}; its output is above.",
-                field="--push",
+            raise InvalidInputError(
+                f"{found[0]} could not push {context.tag} (--push) to the registry its --tag "
+                "names; its output is above.",
+                field="--tag",
                 value=context.tag,
-                fix=f"Log in to the registry (`{found[0]} login REGISTRY`) or name one you may "
-                "push to with --tag registry.example.com/team/name:tag.",
+                fix=f"Name a registry that is up and that you may push to, with --tag "
+                "registry.example.com/team/name:tag; log in to it first "
+                f"(`{found[0]} login REGISTRY`); for one served over plain HTTP (on "
+                "loopback, in a lab) add --no-tls-verify.",
             )
         console.print(f"Pushed {context.tag}.", markup=False, soft_wrap=True)
 

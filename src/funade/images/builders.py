@@ -8,7 +8,7 @@ from pathlib import Path
 
 from funade.errors import FunadeError, InvalidInputError
 
-__all__ = ["BUILDERS", "INSTALL_HINT", "build_command", "find_builder"]
+__all__ = ["BUILDERS", "INSTALL_HINT", "build_command", "find_builder", "push_command"]
 
 BUILDERS = ("podman", "buildah", "docker")
 INSTALL_HINT = (
@@ -58,3 +58,20 @@ def build_command(builder: str, executable: str, context: Path, tag: str) -> lis
         return [executable, "build", "-f", containerfile, "-t", tag, str(context)]
     verb = "bud" if builder == "buildah" else "build"
     return [executable, verb, "--format", "docker", "-f", containerfile, "-t", tag, str(context)]
+
+
+def push_command(builder: str, executable: str, tag: str, *, tls_verify: bool = True) -> list[str]:
+    """The command that pushes ``tag``; ``tls_verify=False`` lets podman or buildah push over
+    plain HTTP (a registry on loopback, or in a lab). Docker has no such flag: its daemon
+    decides (``insecure-registries`` in daemon.json), so asking for it there is an error."""
+    if tls_verify:
+        return [executable, "push", tag]
+    if builder == "docker":
+        raise InvalidInputError(
+            "--no-tls-verify is for podman and buildah; docker's push has no such flag.",
+            field="--no-tls-verify",
+            value=tag,
+            fix="List the registry under insecure-registries in docker's daemon.json "
+            "(/etc/docker/daemon.json) and restart docker, or build with --builder podman.",
+        )
+    return [executable, "push", "--tls-verify=false", tag]
