@@ -242,7 +242,9 @@ def test_another_runs_token_cannot_report_this_one(
     from funade.pipelines.schemas import RunEventsIn, RunUpdate
 
     options = SubmitOptions(pipeline_root=ROOT, funade_url=app_url)
-    other = submit(engine, write_pipeline(FLOW, name="other.py"), options, admin)
+    # not other.py: a pipeline file stays in sys.modules under its stem, and
+    # test_cache_property's project has a module `other`
+    other = submit(engine, write_pipeline(FLOW, name="another_flow.py"), options, admin)
     assert submitted.run is not None
     with admin.with_key(other.token) as reporter, pytest.raises(PermissionDeniedError) as caught:
         reporter.report_run(submitted.run.id, RunEventsIn(run=RunUpdate(state="succeeded")))

@@ -291,8 +291,10 @@ def test_other_code_than_the_schedule_runs_is_refused(
         _follow(engine, changed, SCHEDULE, admin)
     assert str(caught.value).startswith("Step 'fit''s code here (sha256:")
     assert f"is not the code schedule {SCHEDULE} runs" in str(caught.value)
+    # a module name no other test's project uses: a pipeline file stays in sys.modules under
+    # its stem, and test_cache_property's project has a module `other`
     other = write_pipeline(
-        FLOW.replace("def flow(", "def other("), name="other.py", pipeline="other"
+        FLOW.replace("def flow(", "def other("), name="another_flow.py", pipeline="other"
     )
     with pytest.raises(InvalidInputError) as caught:
         _follow(engine, other, SCHEDULE, admin)
