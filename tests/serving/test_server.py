@@ -173,9 +173,21 @@ def test_a_model_that_does_not_exist_stops_the_server_with_the_error(home: Path)
     assert "error: Model 'nosuch' does not exist in project 'default'." in done.stderr, done.stderr
 
 
-def test_bad_options_are_refused_before_anything_starts(home: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("workers", "0", "'workers' is invalid: Input should be greater than or equal to 1"),
+        ("max-batch-size", "2000000", "'max_batch_size' is invalid: Input should be less than "),
+        ("max-latency-ms", "1e9", "'max_latency_ms' is invalid: Input should be less than "),
+        ("timeout-ms", "inf", "'timeout_ms' is invalid: Input should be less than or equal to"),
+        ("max-body-bytes", "4294967296", "'max_body_bytes' is invalid: Input should be less "),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(
+    home: Path, option: str, value: str, message: str
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "funade", "serve", "calc:1", "--workers", "0"],
+        [sys.executable, "-m", "funade", "serve", "calc:1", f"--{option}", value],
         capture_output=True,
         text=True,
         env=_env(home),
@@ -183,6 +195,4 @@ def test_bad_options_are_refused_before_anything_starts(home: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "Serving option 'workers' is invalid: Input should be greater than or equal to 1" in (
-        done.stderr
-    )
+    assert f"Serving option {message}" in done.stderr, done.stderr

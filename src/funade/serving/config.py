@@ -11,6 +11,15 @@ enough that several many-row requests merge (eight 64-row requests at once go ou
 of 256, not eight of 64: the serving benchmark's 64-row case), low enough that one call stays
 short."""
 
+MAX_BATCH_SIZE_LIMIT = 1_048_576
+"""The largest ``max_batch_size`` taken: a million rows per model call is past any model's use."""
+MAX_LATENCY_LIMIT_MS = 60_000.0
+"""The longest a batch may wait for rows: a minute is past any online use."""
+TIMEOUT_LIMIT_MS = 3_600_000.0
+"""The longest per-request timeout: an hour (a longer job is a pipeline, not a request)."""
+MAX_BODY_LIMIT = 2**31
+"""The largest request body limit: 2 GiB (bigger tensors belong in the artifact store)."""
+
 
 class ServeConfig(BaseModel):
     """Settings of `funade serve` (and of every replica a deployment starts)."""
@@ -30,19 +39,27 @@ class ServeConfig(BaseModel):
     max_batch_size: int = Field(
         default=DEFAULT_MAX_BATCH_SIZE,
         ge=1,
+        le=MAX_BATCH_SIZE_LIMIT,
         description="Most rows merged into one model call (1 turns batching off).",
     )
     max_latency_ms: float = Field(
         default=0.0,
         ge=0,
+        le=MAX_LATENCY_LIMIT_MS,
         description="How long a batch may wait for more rows when it is not full. 0: never wait "
         "(batches still form while the model is busy).",
     )
     timeout_ms: float = Field(
-        default=30_000, gt=0, description="Per-request limit; past it the client gets a 504."
+        default=30_000,
+        gt=0,
+        le=TIMEOUT_LIMIT_MS,
+        description="Per-request limit; past it the client gets a 504.",
     )
     max_body_bytes: int = Field(
-        default=64 * 1024**2, gt=0, description="Largest request body accepted (413 above)."
+        default=64 * 1024**2,
+        gt=0,
+        le=MAX_BODY_LIMIT,
+        description="Largest request body accepted (413 above).",
     )
     model_version: str | None = Field(
         default=None,

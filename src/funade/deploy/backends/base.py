@@ -15,7 +15,13 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funade.sandbox.env import forbidden_names
-from funade.serving.config import DEFAULT_MAX_BATCH_SIZE
+from funade.serving.config import (
+    DEFAULT_MAX_BATCH_SIZE,
+    MAX_BATCH_SIZE_LIMIT,
+    MAX_BODY_LIMIT,
+    MAX_LATENCY_LIMIT_MS,
+    TIMEOUT_LIMIT_MS,
+)
 
 
 class Autoscale(BaseModel):
@@ -43,11 +49,20 @@ class RuntimeConfig(BaseModel):
 
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes per replica.")
     max_batch_size: int = Field(
-        default=DEFAULT_MAX_BATCH_SIZE, ge=1, description="Most rows per model call."
+        default=DEFAULT_MAX_BATCH_SIZE,
+        ge=1,
+        le=MAX_BATCH_SIZE_LIMIT,
+        description="Most rows per model call.",
     )
-    max_latency_ms: float = Field(default=0.0, ge=0, description="Wait to fill a batch.")
-    timeout_ms: float = Field(default=30_000, gt=0, description="Per-request timeout.")
-    max_body_bytes: int = Field(default=64 * 1024**2, gt=0, description="Largest request body.")
+    max_latency_ms: float = Field(
+        default=0.0, ge=0, le=MAX_LATENCY_LIMIT_MS, description="Wait to fill a batch."
+    )
+    timeout_ms: float = Field(
+        default=30_000, gt=0, le=TIMEOUT_LIMIT_MS, description="Per-request timeout."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024**2, gt=0, le=MAX_BODY_LIMIT, description="Largest request body."
+    )
     widen_datatypes: bool = Field(
         default=False,
         description="Convert v2 inputs sent with a narrower datatype than the signature's "
