@@ -96,3 +96,18 @@ def test_funade_up_refuses_an_unavailable_backend_before_starting_anything(
     assert "The podman backend is not available in this version of funade yet" in done.err
     assert "issue 22 tracks it" in done.err
     assert not home.exists(), "no store, no gateway, no lock"
+
+
+def test_a_stored_runtime_above_a_later_limit_serves_at_the_limit() -> None:
+    """Revisions stored before the limits existed still load (the controller reads them all
+    each pass); what is new is refused."""
+    from pydantic import ValidationError
+
+    from funade.deploy.backends.base import RuntimeConfig
+
+    old = {"max_batch_size": 2**40, "timeout_ms": 1e12, "max_latency_ms": 5.0, "workers": 2}
+    loaded = RuntimeConfig.stored(old)
+    assert (loaded.max_batch_size, loaded.timeout_ms) == (1_048_576, 3_600_000)
+    assert (loaded.max_latency_ms, loaded.workers) == (5.0, 2)
+    with pytest.raises(ValidationError, match="less than or equal to 1048576"):
+        RuntimeConfig.model_validate(old)

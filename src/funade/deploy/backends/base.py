@@ -113,7 +113,21 @@ class RuntimeConfig(BaseModel):
         env = data.get("env")
         if isinstance(env, dict) and forbidden_names(env):
             data = {**data, "env": {k: v for k, v in env.items() if k not in forbidden_names(env)}}
+        # Limits added later: a stored value above one serves at the limit, never stops the
+        # controller reading the revision.
+        for name, limit in _LIMITS.items():
+            value = data.get(name)
+            if isinstance(value, int | float) and value > limit:
+                data = {**data, name: limit}
         return cls.model_validate(data)
+
+
+_LIMITS: dict[str, float] = {
+    "max_batch_size": MAX_BATCH_SIZE_LIMIT,
+    "max_latency_ms": MAX_LATENCY_LIMIT_MS,
+    "timeout_ms": TIMEOUT_LIMIT_MS,
+    "max_body_bytes": MAX_BODY_LIMIT,
+}
 
 
 class ReplicaSpec(BaseModel):
