@@ -127,9 +127,9 @@ def log_iris(plane: Plane) -> tuple[Any, np.ndarray, VersionOut]:
     return model, x, plane.client.get_version("iris", "1")
 
 
-def wait_ready(url: str, name: str, timeout: float) -> None:
+def wait_ready(url: str, name: str | None, timeout: float) -> None:
     """Until the server at ``url`` is ready; else fail with container ``name``'s log (at once
-    when it stopped)."""
+    when it stopped; ``None``: a server that is no container)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -137,9 +137,14 @@ def wait_ready(url: str, name: str, timeout: float) -> None:
                 return
         except httpx.TransportError:
             pass
-        if podman("inspect", "--format", "{{.State.Running}}", name).stdout.strip() != "true":
+        if (
+            name is not None
+            and podman("inspect", "--format", "{{.State.Running}}", name).stdout.strip() != "true"
+        ):
             break
         time.sleep(0.2)
+    if name is None:
+        raise AssertionError(f"{url} was not ready in {timeout} s")
     logs = podman("logs", name, check=False)
     raise AssertionError(
         f"{name} was not ready in {timeout} s; its log:\n{logs.stdout}{logs.stderr}"

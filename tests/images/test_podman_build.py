@@ -12,12 +12,11 @@ once per machine, as root. The timings of each step are printed (`pytest -s`).""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,16 @@ import pytest
 from funade.artifacts import unpack
 from tests.conftest import Result
 from tests.deploy.conftest import Plane, plane  # noqa: F401 - the control plane fixture
-from tests.images.podman import BASE, needs_podman, podman_ready_fixture, wheel_fixture  # noqa: F401
+from tests.images.podman import (  # noqa: F401 - fixtures
+    BASE,
+    free_port,
+    made_fixture,
+    needs_podman,
+    podman_ready_fixture,
+    remote_fixture,
+    wait_ready,
+    wheel_fixture,
+)
 from tests.images.podman import podman as _podman
 
 pytestmark = [
@@ -37,26 +45,6 @@ pytestmark = [
     # more on a slower network than the suite's 300 s allow.
     pytest.mark.timeout(900),
 ]
-
-
-@pytest.fixture
-def remote(plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Plane:  # noqa: F811
-    monkeypatch.setenv("FUNADE_URL", plane.url)
-    monkeypatch.setenv("FUNADE_API_KEY", plane.client._http.headers["authorization"][7:])
-    return plane
-
-
-@pytest.fixture
-def made() -> Iterator[tuple[list[str], list[str]]]:
-    """The containers and the image tags the test made, removed at the end (the layers stay,
-    as the build cache of the next run)."""
-    containers: list[str] = []
-    images: list[str] = []
-    yield containers, images
-    for name in containers:
-        _podman("rm", "--force", "--time", "2", name, check=False)
-    for tag in images:
-        _podman("rmi", tag, check=False)
 
 
 def _fit(seed: int) -> tuple[Any, np.ndarray]:
@@ -73,12 +61,6 @@ def _timed(what: str, started: float, capsys: pytest.CaptureFixture[str]) -> flo
     with capsys.disabled():
         print(f"\n[podman timing] {what}: {took:.1f} s")
     return took
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _layers(image: str) -> list[str]:
@@ -119,7 +101,7 @@ def test_an_sklearn_model_builds_runs_and_serves_in_a_container(
     _podman("run", "--detach", "--name", name, "--publish", "127.0.0.1::8080", tag)
     port = _podman("port", name, "8080").stdout.strip().rsplit(":", 1)[1]
     url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, name, timeout=60)
+    wait_ready(url, name, timeout=60)
     in_container = _timed("podman run to ready", started, capsys)
 
     (spec,) = version.signature["inputs"]
@@ -136,7 +118,7 @@ def test_an_sklearn_model_builds_runs_and_serves_in_a_container(
     # The same package served by a local process, for the start-up comparison.
     package = remote.client.download_artifact(version.artifact.digest, tmp_path / "iris.tar")
     unpack(package, tmp_path / "iris")
-    port = str(_free_port())
+    port = str(free_port())
     started = time.monotonic()
     local = subprocess.Popen(
         [
@@ -154,7 +136,7 @@ def test_an_sklearn_model_builds_runs_and_serves_in_a_container(
         ]
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", None, timeout=60)
+        wait_ready(f"http://127.0.0.1:{port}", None, timeout=60)
         in_process = _timed("local funade serve to ready", started, capsys)
     finally:
         local.terminate()
@@ -182,20 +164,3 @@ def test_an_sklearn_model_builds_runs_and_serves_in_a_container(
     assert len(first_layers) == len(second_layers)
     assert first_layers[:-1] == second_layers[:-1]
     assert first_layers[-1] != second_layers[-1]
-
-
-def _wait_ready(url: str, name: str | None, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    if name is None:
-        raise AssertionError(f"{url} was not ready in {timeout} s")
-    logs = _podman("logs", name, check=False)
-    raise AssertionError(
-        f"{name} was not ready in {timeout} s; its log:\n{logs.stdout}{logs.stderr}"
-    )
