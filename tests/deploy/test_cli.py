@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from funade.cli.deployments import parse_duration, parse_steps, parse_weights
+from funade.cli.deployments import parse_duration, parse_env, parse_steps, parse_weights
 from funade.errors import InvalidInputError
 from tests.cli.conftest import Result
 from tests.deploy.conftest import Plane
@@ -87,3 +87,41 @@ def test_bad_arguments_name_the_option() -> None:
     assert parse_weights(["rev-3=90", "4=10"]) == {3: 90, 4: 10}
     with pytest.raises(InvalidInputError, match="'rev-x=5' is not a revision weight"):
         parse_weights(["rev-x=5"])
+    with pytest.raises(InvalidInputError, match="--env 'MODE' is not KEY=VALUE") as env:
+        parse_env(["MODE"])
+    assert env.value.field == "env"
+    assert parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+
+
+def test_every_runtime_option_reaches_the_revision(
+    remote: Plane, cli: Callable[..., Result]
+) -> None:
+    remote.log(Arithmetic())
+    options = ["--max-latency-ms", "2", "--timeout-ms", "5000", "--max-body-bytes", "100000"]
+    options += ["--widen-datatypes", "--env", "MODE=fast", "--workers", "2", "--no-wait"]
+    made = cli("deploy", "calc", *options, "--no-key")
+    assert made.code == 0, made.err
+    runtime = remote.client.get_deployment("calc").revisions[-1].runtime
+    assert runtime["max_latency_ms"] == 2 and runtime["timeout_ms"] == 5000
+    assert runtime["max_body_bytes"] == 100000 and runtime["widen_datatypes"] is True
+    assert runtime["env"] == {"MODE": "fast"} and runtime["workers"] == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--workers", "0"], "runtime.workers"),  # 0 is sent, not taken for 'not given'
+        (["--replicas", "0"], "between 1 and 32"),
+        (["--timeout-ms", "1e9"], "less than or equal to 3600000"),
+        (["--env", "PYTHONPATH=/tmp"], "PYTHONPATH"),
+        (["--env", "=x"], "--env '=x' is not KEY=VALUE"),
+    ],
+)
+def test_bad_runtime_options_are_refused_and_nothing_is_stored(
+    remote: Plane, cli: Callable[..., Result], options: list[str], message: str
+) -> None:
+    remote.log(Arithmetic())
+    refused = cli("deploy", "calc", *options, "--no-wait", "--no-key")
+    assert refused.code == 2, refused.out
+    assert message in refused.err
+    assert remote.client.list_deployments() == []

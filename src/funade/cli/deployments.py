@@ -40,6 +40,22 @@ def parse_steps(text: str) -> list[int]:
         ) from None
 
 
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    """``["OMP_NUM_THREADS=2", "MODE=fast"]`` → {"OMP_NUM_THREADS": "2", "MODE": "fast"}."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip() or name != name.strip():
+            raise InvalidInputError(
+                f"--env {pair!r} is not KEY=VALUE.",
+                field="env",
+                value=pair,
+                fix="Give a name, '=' and the value, e.g. --env OMP_NUM_THREADS=2.",
+            )
+        env[name] = value
+    return env
+
+
 def parse_weights(pairs: list[str]) -> dict[int, int]:
     """``rev-3=90 rev-4=10`` (or ``3=90``) → {3: 90, 4: 10}."""
     weights: dict[int, int] = {}
@@ -115,6 +131,31 @@ def deploy(
     replicas: Annotated[int | None, typer.Option(help="Replica processes.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes per replica.")] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Most rows per model call.")] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="How long a batch may wait for more rows (default 0).")
+    ] = None,
+    timeout_ms: Annotated[
+        float | None, typer.Option(help="Per-request timeout in the replica (504 past it).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body a replica takes (413 above).")
+    ] = None,
+    widen_datatypes: Annotated[
+        bool | None,
+        typer.Option(
+            "--widen-datatypes/--exact-datatypes",
+            help="Convert v2 inputs sent with a narrower datatype than the signature's (FP32 "
+            "for FP64); exact (the default): a 400 naming both.",
+        ),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            help="KEY=VALUE in the model server's environment; repeat (replaces the current "
+            "revision's environment).",
+        ),
+    ] = None,
     strategy: Annotated[
         str, typer.Option(help="direct, bluegreen or canary (for a change to a live deployment).")
     ] = "direct",
@@ -152,7 +193,16 @@ def deploy(
     the model's signature) and a new predict key limited to the deployment, which expires
     (--key-expires) and is revoked with the deployment."""
     target = name or model
-    runtime = {k: v for k, v in {"workers": workers, "max_batch_size": max_batch_size}.items() if v}
+    given = {
+        "workers": workers,
+        "max_batch_size": max_batch_size,
+        "max_latency_ms": max_latency_ms,
+        "timeout_ms": timeout_ms,
+        "max_body_bytes": max_body_bytes,
+        "widen_datatypes": widen_datatypes,
+        "env": parse_env(env) if env else None,
+    }
+    runtime = {k: v for k, v in given.items() if v is not None}  # 0 too: the server judges it
     policy: dict[str, Any] = {}
     if public is not None:
         policy["public"] = public
@@ -177,7 +227,7 @@ def deploy(
                 model,
                 name=target,
                 version=version,
-                replicas=replicas or 1,
+                replicas=1 if replicas is None else replicas,
                 runtime=runtime,
                 policy=policy,
             )
