@@ -102,9 +102,10 @@ def test_every_runtime_option_reaches_the_revision(
     made = cli("deploy", "calc", *options, "--no-key")
     assert made.code == 0, made.err
     runtime = remote.client.get_deployment("calc").revisions[-1].runtime
-    assert runtime["max_latency_ms"] == 2 and runtime["timeout_ms"] == 5000
-    assert runtime["max_body_bytes"] == 100000 and runtime["widen_datatypes"] is True
-    assert runtime["env"] == {"MODE": "fast"} and runtime["workers"] == 2
+    wanted = {"max_latency_ms": 2, "timeout_ms": 5000, "max_body_bytes": 100000, "workers": 2}
+    assert {k: runtime[k] for k in wanted} == wanted
+    assert runtime["widen_datatypes"] is True
+    assert runtime["env"] == {"MODE": "fast"}
 
 
 @pytest.mark.parametrize(
