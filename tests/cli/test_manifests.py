@@ -67,6 +67,13 @@ def test_manifests_of_a_registered_version(
     (isvc,) = yaml.safe_load_all(stream.out)
     assert isvc["kind"] == "InferenceService"
     assert isvc["metadata"]["annotations"]["funade.dev/digest"] == digest
+    assert "args" not in isvc["spec"]["predictor"]["containers"][0]  # served as the image says
+    named = cli("manifests", "Churn_Model:1", "--target", "kserve", "--name", "churn", "-o", "-")
+    assert named.code == 0, named.err
+    (isvc,) = yaml.safe_load_all(named.out)
+    assert isvc["metadata"]["name"] == "churn"
+    # KServe's clients call /v2/models/<InferenceService>/infer: the model answers to that name.
+    assert isvc["spec"]["predictor"]["containers"][0]["args"] == ["--name", "churn"]
 
     missing = cli("manifests", "churn:7", "-o", str(tmp_path / "none"))
     assert missing.code == 2

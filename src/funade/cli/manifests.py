@@ -118,6 +118,7 @@ def manifests(
     options = k8s.RenderOptions(
         target=_target(target),
         deployment=name,
+        served_name=name,
         revision=revision,
         namespace=namespace,
         image=image,

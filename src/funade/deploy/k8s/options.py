@@ -86,6 +86,10 @@ class RenderOptions:
     target: Target = Target.KUBERNETES
     deployment: str | None = None
     """The deployment's name (default: derived from the model's)."""
+    served_name: str | None = None
+    """The name the model answers to (`funade serve --name`; default: the image's, the
+    model's). `funade manifests --name X` serves as X, so /v2/models/X/infer works; the
+    Kubernetes backend passes the deployment's name itself."""
     revision: int = 1
     namespace: str | None = None
     image: str | None = None

@@ -265,6 +265,8 @@ class _Pod:
             args += ["--workers", str(self.options.workers)]
         if self.options.max_batch_size is not None:
             args += ["--max-batch-size", str(self.options.max_batch_size)]
+        if self.options.served_name is not None:
+            args += ["--name", self.options.served_name]
         return args
 
     def volumes(self) -> list[dict[str, Any]]:
