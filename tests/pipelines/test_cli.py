@@ -156,9 +156,15 @@ def shipping(tag: str = "a") -> None:
         version = api.get_version("doubler", "1")
         assert version.lineage["run"]["id"] == 1
         text = api._http.get("/metrics").text  # the client's key is a read key and more
-    assert 'funade_pipeline_runs_total{pipeline="shipping",state="succeeded"} 1.0' in text
     assert (
-        'funade_pipeline_steps_total{pipeline="shipping",state="succeeded",step="register"} 1.0'
+        'funade_pipeline_runs_total{pipeline="shipping",project="default",state="succeeded"} 1.0'
         in text
     )
-    assert 'funade_pipeline_last_success_timestamp_seconds{pipeline="shipping"}' in text
+    assert (
+        'funade_pipeline_steps_total{pipeline="shipping",project="default",state="succeeded",'
+        'step="register"} 1.0' in text
+    )
+    assert (
+        'funade_pipeline_last_success_timestamp_seconds{pipeline="shipping",project="default"}'
+        in text
+    )
