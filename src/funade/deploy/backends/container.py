@@ -58,10 +58,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.images.containerfile import PORT
 from funade.images.engine import ContainerEngine
 from funade.images.ondemand import ensure_image
@@ -125,7 +124,7 @@ class ContainerBackend:
         self.base_image = base_image
         self.funade_wheel = funade_wheel
         self.api_url = api_url
-        self._http = httpx.Client(timeout=health_timeout, trust_env=False)
+        self._http = ReplicaHTTP(health_timeout)
         self._lock = threading.Lock()
         self._seen: dict[str, _Seen | None] = {}  # container id -> ours (None: not readable)
         self._exits: dict[str, str] = {}  # container id -> why it exited

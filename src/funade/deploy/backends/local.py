@@ -39,10 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.fileutil import write_atomically
 from funade.sandbox.env import forbidden_names, minimal_env
 from funade.sandbox.layout import Sandbox
@@ -132,7 +131,7 @@ class LocalBackend:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._health: dict[str, Health] = {}
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=health_timeout, trust_env=False)
+        self._http = ReplicaHTTP(health_timeout)
         for record in self._records():  # finish stops a previous control plane began
             if record.stopping_until is not None:
                 self._finish_stop_later(record)
