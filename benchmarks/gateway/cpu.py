@@ -4,6 +4,11 @@ called alone, and on the full path split into the gateway, the replica and the r
 
     .venv/bin/python -m benchmarks.gateway.cpu --duration 5
     .venv/bin/python -m benchmarks.gateway.cpu --duration 2 --forms v2-binary --columns 8x64
+    .venv/bin/python -m benchmarks.gateway.cpu --duration 5 --transports tcp,unix --forms v2-json
+
+``--transports``: the full path once per way the gateway reaches its replica (a ``funade up``
+each, one after the other): ``tcp`` (loopback) and ``unix`` (a Unix socket, the default). The
+``serve`` column (wrk straight at the replica) needs TCP: it is measured on the ``tcp`` one.
 
 CPU time (user + system, from /proc) divided by the requests answered is far steadier on a
 shared machine than requests per second: a neighbour's load lowers the rate a server reaches,
@@ -17,12 +22,14 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,7 +63,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--native", action="store_true", help="profiles include C frames (py-spy --native)"
     )
+    parser.add_argument(
+        "--transports",
+        default="unix",
+        help="how the gateway reaches its replica: comma-separated of tcp, unix",
+    )
     args = parser.parse_args()
+    args.transports = args.transports.split(",")
+    if set(args.transports) - {"tcp", "unix"}:
+        parser.error("--transports takes tcp and unix")
     args.forms = [FORMS[name] for name in args.forms.split(",")]
     args.columns = [tuple(int(n) for n in c.split("x")) for c in args.columns.split(",")]
     rows = {r for _, r in args.columns if r > 1}
@@ -104,74 +119,100 @@ def main() -> None:
             return None if got.status_code == 200 else f"HTTP {got.status_code}"
 
         os.sched_setaffinity(0, {int(CLIENT)})
+        header = (
+            "| transport | form | column | floor µs | serve µs | full: gateway µs "
+            "| full: replica µs | full: rest µs | full total ÷ floor | gateway in kernel |"
+        )
+        lines += [header, "|" + " --- |" * 10]
+        print(header, flush=True)
         with contextlib.ExitStack() as stack:
             floor = start("floor", prepared, check_body, check_expected, core=SERVERS,
                           log_dir=work)  # fmt: skip
             stack.callback(floor.stop)
-            platform = up.launch(home, work / "up.log", SERVERS, first_request)
-            stack.callback(platform.stop)
-            gateway_pid = int(json.loads((home / "gateway.json").read_text())["pid"])
-            replica_pid = _replica_pid(home)
-            everything = up.descendants(platform.process.pid)
-            replica = up.descendants(replica_pid)
-            parts: dict[str, Callable[[], float]] = {
-                "gateway": lambda: tree_cpu([gateway_pid]),
-                "gateway-sys": lambda: system_seconds(gateway_pid),
-                "replica": lambda: tree_cpu(replica),
-                "rest": lambda: tree_cpu(
-                    [p for p in everything if p not in replica and p != gateway_pid]
-                ),
-            }
-            profiled = {"gateway": gateway_pid, "replica": replica_pid}
-            targets = {
-                "floor": (
-                    f"http://127.0.0.1:{floor.port}",
-                    {},
-                    {"floor": lambda: tree_cpu(up.descendants(floor.process.pid))},
-                ),
-                "serve": (
-                    platform.replica,
-                    {"Authorization": f"Bearer {platform.token}"},
-                    {"replica": parts["replica"]},
-                ),
-                "full": (platform.gateway, {"X-API-Key": platform.key}, parts),
-            }
-            for form in args.forms:
-                for base, headers, _ in targets.values():
-                    check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
-            header = (
-                "| form | column | floor µs | serve µs | full: gateway µs | full: replica µs "
-                "| full: rest µs | full total ÷ floor | gateway in kernel |"
-            )
-            lines += [header, "|" + " --- |" * 9]
-            print(header, flush=True)
-            for form in args.forms:
-                for concurrency, rows in args.columns:
-                    per: dict[str, dict[str, float]] = {}
-                    for name, (base, headers, meters) in targets.items():
-                        spies = profiled if name == "full" else {}
-                        tag = f"{form.name}-c{concurrency}x{rows}"
-                        per[name] = _measure(
-                            args, form, bodies, f"{base}{form.path('lr')}", headers, meters,
-                            concurrency, rows, {f"{tag}-{k}": v for k, v in spies.items()},
-                        )  # fmt: skip
-                    full = per["full"]
-                    total = full["gateway"] + full["replica"] + full["rest"]
-                    line = (
-                        f"| {form.label} | c{concurrency}, {rows} row{'s' if rows > 1 else ''} "
-                        f"| {per['floor']['floor']:.0f} | {per['serve']['replica']:.0f} "
-                        f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
-                        f"| {total / per['floor']['floor']:.2f}x "
-                        f"| {full['gateway-sys'] / full['gateway']:.0%} |"
-                    )
-                    lines.append(line)
-                    print(line, flush=True)
+            for transport in args.transports:
+                platform_home = work / f"home-{transport}"  # a copy: `lr` deployed afresh
+                shutil.copytree(home, platform_home)
+                lines += _full_path(args, work, platform_home, transport, floor, first_request,
+                                    bodies, expected)  # fmt: skip
     print(
         f"\n{machine()} · {server_stack()}\n\n`.venv/bin/python -m benchmarks.gateway.cpu "
         f"{' '.join(sys.argv[1:])}` — CPU µs per request (user + system), servers on core 0, "
         f"wrk on core 1; {args.duration:g} s per run. Run took {time.perf_counter() - began:.0f} s."
     )
     print("\n".join(lines))
+
+
+def _full_path(
+    args: argparse.Namespace,
+    work: Path,
+    home: Path,
+    transport: str,
+    floor: Any,
+    first_request: Callable[[str, str], str | None],
+    bodies: Bodies,
+    expected: dict[int, Any],
+) -> list[str]:
+    """The rows of one ``funade up`` whose gateway reaches its replica over ``transport``."""
+    lines = []
+    with contextlib.ExitStack() as stack:
+        platform = up.launch(home, work / f"up-{transport}.log", SERVERS, first_request,
+                             transport=transport)  # fmt: skip
+        stack.callback(platform.stop)
+        if not platform.replica.startswith("unix:" if transport == "unix" else "http:"):
+            raise RuntimeError(f"the replica of a {transport} platform is at {platform.replica}")
+        gateway_pid = int(json.loads((home / "gateway.json").read_text())["pid"])
+        replica_pid = _replica_pid(home)
+        everything = up.descendants(platform.process.pid)
+        replica = up.descendants(replica_pid)
+        parts: dict[str, Callable[[], float]] = {
+            "gateway": lambda: tree_cpu([gateway_pid]),
+            "gateway-sys": lambda: system_seconds(gateway_pid),
+            "replica": lambda: tree_cpu(replica),
+            "rest": lambda: tree_cpu(
+                [p for p in everything if p not in replica and p != gateway_pid]
+            ),
+        }
+        profiled = {"gateway": gateway_pid, "replica": replica_pid}
+        targets = {
+            "floor": (
+                f"http://127.0.0.1:{floor.port}",
+                {},
+                {"floor": lambda: tree_cpu(up.descendants(floor.process.pid))},
+            ),
+            "full": (platform.gateway, {"X-API-Key": platform.key}, parts),
+        }
+        if transport == "tcp":  # wrk speaks TCP only
+            targets["serve"] = (
+                platform.replica,
+                {"Authorization": f"Bearer {platform.token}"},
+                {"replica": parts["replica"]},
+            )
+        for form in args.forms:
+            for base, headers, _ in targets.values():
+                check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
+        for form in args.forms:
+            for concurrency, rows in args.columns:
+                per: dict[str, dict[str, float]] = {}
+                for name, (base, headers, meters) in targets.items():
+                    spies = profiled if name == "full" else {}
+                    tag = f"{transport}-{form.name}-c{concurrency}x{rows}"
+                    per[name] = _measure(
+                        args, form, bodies, f"{base}{form.path('lr')}", headers, meters,
+                        concurrency, rows, {f"{tag}-{k}": v for k, v in spies.items()},
+                    )  # fmt: skip
+                full = per["full"]
+                total = full["gateway"] + full["replica"] + full["rest"]
+                serve = f"{per['serve']['replica']:.0f}" if "serve" in per else "—"
+                line = (
+                    f"| {transport} | {form.label} | c{concurrency}, {rows} "
+                    f"row{'s' if rows > 1 else ''} | {per['floor']['floor']:.0f} | {serve} "
+                    f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
+                    f"| {total / per['floor']['floor']:.2f}x "
+                    f"| {full['gateway-sys'] / full['gateway']:.0%} |"
+                )
+                lines.append(line)
+                print(line, flush=True)
+    return lines
 
 
 def _replica_pid(home: Path) -> int:

@@ -55,22 +55,29 @@ class Platform:
 
 
 def launch(
-    home: Path, log: Path, cores: str, first_request: Callable[[str, str], str | None]
+    home: Path,
+    log: Path,
+    cores: str,
+    first_request: Callable[[str, str], str | None],
+    transport: str = "unix",
+    timeout: float = 120,
 ) -> Platform:
     """Start ``funade up`` on ``cores`` (a taskset list) over ``home`` and deploy ``lr:1``;
     ``first_request(gateway, key)`` is polled until it returns None (a right prediction; else
-    it says what came back). Times
-    each phase from the launch to that first prediction."""
+    it says what came back). Times each phase from the launch to that first prediction.
+    ``transport``: how the gateway reaches the replica (``replica_transport``); ``timeout``:
+    seconds from the launch to that first prediction at most."""
     command = ["taskset", "-c", cores, str(Path(sys.executable).with_name("funade")),
                "up", "--port", "0", "--gateway-port", "0"]  # fmt: skip
     # As root, the replica runs as its project's user: its sandbox must be reachable by it.
     home.parent.chmod(0o711)
     env = {**os.environ, "FUNADE_HOME": str(home), "COLUMNS": "400",
-           "FUNADE_SANDBOX_DIR": str(home.parent / f"sandbox-{home.name}")}  # fmt: skip
+           "FUNADE_SANDBOX_DIR": str(home.parent / f"sandbox-{home.name}"),
+           "FUNADE_REPLICA_TRANSPORT": transport}  # fmt: skip
     began = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while "Press Ctrl-C" not in (text := log.read_text(errors="replace")):
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"funade up did not start:\n{text}")

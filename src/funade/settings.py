@@ -138,6 +138,15 @@ class Settings(BaseSettings):
         description="A funade wheel those images install funade from (as `funade build "
         "--funade-wheel`), instead of this funade's version from the package index.",
     )
+    replica_transport: Literal["unix", "tcp"] = Field(
+        default="unix",
+        description="How the gateway and the controller reach the replicas of the local and "
+        "container backends. `unix`: a Unix socket each, in a private directory "
+        "(`$TMPDIR/funade-<hash of home>`, or a directory mounted into the container), with no "
+        "port open: each request spares loopback TCP's kernel time (and, for containers, the "
+        "bridge and its NAT). `tcp`: a free loopback port each (containers: published on "
+        "127.0.0.1). Kubernetes replicas are reached over their Service, always TCP.",
+    )
     isolation: Literal["auto", "users", "none"] = Field(
         default="auto",
         description="How model code (replicas) and pipelines started by the control plane are "

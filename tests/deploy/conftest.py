@@ -17,6 +17,7 @@ from funade.api.app import create_app
 from funade.artifacts import ArtifactStore
 from funade.client import Client
 from funade.deploy.backends.local import LocalBackend
+from funade.deploy.backends.sockets import socket_base
 from funade.deploy.controller import Controller, start_controller
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
@@ -68,6 +69,7 @@ def plane(settings: Settings, database: Database, admin_key: str) -> Iterator[Pl
         settings.home / "replicas",
         sandbox=Sandbox.from_settings(settings),
         fetch=ArtifactStore.from_settings(settings).open,
+        sockets=socket_base(Path("/tmp"), settings.home),  # the default transport
     )
     controller, stop = start_controller(database, backend, interval=0.1, grace_seconds=5)
     app = create_app(settings, database, ArtifactStore.from_settings(settings), controller=True)

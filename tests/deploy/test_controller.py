@@ -4,9 +4,11 @@ create → verified → traffic; new revisions by blue/green and canary; verific
 
 from __future__ import annotations
 
-import httpx
+from contextlib import closing
+
 import pytest
 
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.errors import ConflictError
 from tests.deploy.conftest import Plane, until
 from tests.serving.models import Arithmetic, CrashOnLoad, Drifting
@@ -16,7 +18,8 @@ def infer(plane: Plane, url: str, name: str = "calc") -> dict[str, list[float]]:
     """A replica's answer, asked as the gateway asks (with the replica's token)."""
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
     headers = {"authorization": f"Bearer {plane.replica_token(url)}"}
-    response = httpx.post(f"{url}/v2/models/{name}/infer", json=body, headers=headers)
+    with closing(ReplicaHTTP(10)) as http:
+        response = http.post(url, f"/v2/models/{name}/infer", json=body, headers=headers)
     assert response.status_code == 200, response.text
     return {o["name"]: o["data"] for o in response.json()["outputs"]}
 
@@ -41,7 +44,9 @@ def test_a_deployment_is_verified_then_takes_traffic(calc: Plane) -> None:
     ]
     [url] = ready_urls(calc, "calc", 1)
     assert infer(calc, url)["double"] == [2.0, 4.0]
-    anonymous = httpx.post(f"{url}/v2/models/calc/infer", json={"inputs": []})
+    assert url.startswith("unix:/tmp/funade-"), "replicas listen on Unix sockets by default"
+    with closing(ReplicaHTTP(10)) as http:
+        anonymous = http.post(url, "/v2/models/calc/infer", json={"inputs": []})
     assert anonymous.status_code == 401, anonymous.text  # only the gateway may call it
     actions = [e.action for e in calc.client.audit(action="deployment").items]
     assert actions == ["deployment.create"]

@@ -1,5 +1,6 @@
 """The local backend and the reconciler with real ``funade serve`` subprocesses: converging,
-restarting after ``kill -9``, adopting replicas after a control-plane restart, stopping."""
+restarting after ``kill -9``, adopting replicas after a control-plane restart, stopping; on
+Unix sockets (the default) and on loopback TCP."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from funade.artifacts.tarball import pack_directory
 from funade.deploy.backends import ReplicaSpec, ReplicaState
 from funade.deploy.backends.local import LocalBackend, process_start_ticks
+from funade.deploy.backends.sockets import socket_base
 from funade.deploy.reconcile import Desired, Reconciler
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from tests.deploy.conftest import until
@@ -70,7 +72,11 @@ def sandbox(tmp_path: Path) -> Sandbox:
 
 @pytest.fixture
 def backend(tmp_path: Path, sandbox: Sandbox, blobs: Blobs) -> Iterator[LocalBackend]:
-    backend = LocalBackend(tmp_path / "replicas", sandbox=sandbox, fetch=blobs.open)
+    """Replicas on Unix sockets, as ``funade up`` starts them by default."""
+    sockets = socket_base(Path("/tmp"), tmp_path / "home")
+    backend = LocalBackend(
+        tmp_path / "replicas", sandbox=sandbox, fetch=blobs.open, sockets=sockets
+    )
     yield backend
     for replica in backend.replicas():
         backend.stop(replica.id, grace_seconds=5)
@@ -94,9 +100,13 @@ def converge(reconciler: Reconciler, desired: dict[str, Desired], ready: int) ->
 def predict(url: str, token: str) -> list[float]:
     """The ``double`` output for the row [1, 2]."""
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
-    response = httpx.post(
-        f"{url}/v2/models/churn/infer", json=body, headers={"authorization": f"Bearer {token}"}
-    )
+    http = ReplicaHTTP(10)
+    try:
+        response = http.post(
+            url, "/v2/models/churn/infer", json=body, headers={"authorization": f"Bearer {token}"}
+        )
+    finally:
+        http.close()
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
     return list(outputs["double"])
@@ -111,6 +121,7 @@ def test_converges_restarts_after_kill_9_adopts_and_stops(
     first = converge(reconciler, desired, 2)
     by_id = {r.id: r for r in backend.replicas()}
     for rid in first:
+        assert by_id[rid].url.startswith("unix:/tmp/funade-")
         assert predict(by_id[rid].url, by_id[rid].token) == [2.0, 4.0]
     record = json.loads((backend.root / f"{first[0]}.json").read_text())
 
@@ -124,7 +135,10 @@ def test_converges_restarts_after_kill_9_adopts_and_stops(
     )
 
     # A new control plane: a fresh backend and reconciler over the same directory adopt both.
-    adopted = LocalBackend(backend.root, sandbox=backend.sandbox, fetch=backend.fetch)
+    sockets = backend.sockets.base if backend.sockets else None
+    adopted = LocalBackend(
+        backend.root, sandbox=backend.sandbox, fetch=backend.fetch, sockets=sockets
+    )
     again = Reconciler(adopted, grace_seconds=5)
     assert converge(again, desired, 2) == after_kill
     assert not any("started" in event for event in again.events)
@@ -217,3 +231,62 @@ def test_stop_all_drains_every_replica_and_waits_until_they_are_gone(
     assert backend.replicas() == []
     assert list(backend.root.glob("*.json")) == [], "returned only once they were gone"
     assert [process_start_ticks(pid) for pid in pids] == [None, None]
+
+
+def listening_tcp_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            next(handle)
+            inodes |= {f[9] for f in map(str.split, handle) if f[3] == "0A"}  # LISTEN
+    return inodes
+
+
+def socket_inodes(pid: int) -> set[str]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            out.add(target[len("socket:[") : -1])
+    return out
+
+
+def test_a_replica_listens_on_its_private_socket_and_no_tcp_port(
+    backend: LocalBackend, source: str
+) -> None:
+    replica = backend.start(spec_of(source))
+    until(lambda: backend.replicas()[0].state is ReplicaState.READY, 60, "ready")
+    [seen] = backend.replicas()
+    assert backend.sockets is not None
+    path = backend.sockets.socket(replica.id)
+    assert seen.url == f"unix:{path}"
+    assert len(str(path)) <= 107
+    pid = json.loads((backend.root / f"{replica.id}.json").read_text())["pid"]
+    assert socket_inodes(pid), "it has its listening socket"
+    assert not socket_inodes(pid) & listening_tcp_inodes()
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)
+    who = backend.sandbox.run_as(1)
+    if who is not None:  # the replica's user owns its directory; funade's, the base
+        assert (path.stat().st_uid, path.parent.stat().st_uid) == (who.uid, who.uid)
+        assert oct(backend.sockets.base.stat().st_mode & 0o777) == oct(0o711)
+    else:
+        assert oct(backend.sockets.base.stat().st_mode & 0o777) == oct(0o700)
+    assert backend.sockets.base.stat().st_uid == os.geteuid()
+    backend.stop(replica.id, grace_seconds=5)
+    until(lambda: not path.parent.exists(), 15, "its socket directory removed once it stopped")
+
+
+def test_with_tcp_a_replica_listens_on_a_loopback_port(
+    tmp_path: Path, sandbox: Sandbox, blobs: Blobs, source: str
+) -> None:
+    backend = LocalBackend(tmp_path / "tcp", sandbox=sandbox, fetch=blobs.open)
+    try:
+        backend.start(spec_of(source))
+        until(lambda: backend.replicas()[0].state is ReplicaState.READY, 60, "ready")
+        [seen] = backend.replicas()
+        assert seen.url.startswith("http://127.0.0.1:")
+        assert predict(seen.url, seen.token) == [2.0, 4.0]
+    finally:
+        backend.stop_all(grace_seconds=5)
+        backend.close()

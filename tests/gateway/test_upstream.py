@@ -1,13 +1,15 @@
 """The gateway's client to its replicas, against raw servers that answer as replicas may:
-kept alive, closed while idle, chunked, slow, not HTTP."""
+kept alive, closed while idle, chunked, slow, not HTTP; over TCP and over a Unix socket."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -22,10 +24,25 @@ Handler = Callable[[socket.socket, int], None]
 
 
 @contextmanager
-def raw_server(handle: Handler) -> Iterator[tuple[str, list[int]]]:
+def raw_server(handle: Handler, unix: bool = False) -> Iterator[tuple[str, list[int]]]:
     """A server calling ``handle(conn, n)`` for its n-th connection; yields its URL and the
-    list of connections it accepted."""
+    list of connections it accepted. ``unix``: on a Unix socket (``unix:/path``)."""
+    if unix:
+        with tempfile.TemporaryDirectory(prefix="up-") as directory:
+            path = str(Path(directory) / "r.sock")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(path)
+            sock.listen()
+            with _accepting(sock, handle, f"unix:{path}") as served:
+                yield served
+        return
     sock = socket.create_server(("127.0.0.1", 0))
+    with _accepting(sock, handle, f"http://127.0.0.1:{sock.getsockname()[1]}") as served:
+        yield served
+
+
+@contextmanager
+def _accepting(sock: socket.socket, handle: Handler, url: str) -> Iterator[tuple[str, list[int]]]:
     accepted: list[int] = []
 
     def serve() -> None:
@@ -39,7 +56,7 @@ def raw_server(handle: Handler) -> Iterator[tuple[str, list[int]]]:
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", accepted
+        yield url, accepted
     finally:
         sock.close()
 
@@ -92,14 +109,16 @@ def run(
     return asyncio.run(go())
 
 
-def test_connections_are_kept_alive_and_reused() -> None:
-    with raw_server(answers(OK)) as (url, accepted):
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+def test_connections_are_kept_alive_and_reused(unix: bool) -> None:
+    with raw_server(answers(OK), unix) as (url, accepted):
         assert run(Upstream(), url, times=5) == [(200, b"{}")] * 5
     assert len(accepted) == 1
 
 
-def test_a_connection_the_replica_closed_while_idle_is_replaced_once() -> None:
-    with raw_server(answers(OK, per_connection=1)) as (url, accepted):
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+def test_a_connection_the_replica_closed_while_idle_is_replaced_once(unix: bool) -> None:
+    with raw_server(answers(OK, per_connection=1), unix) as (url, accepted):
         assert run(Upstream(), url, times=3) == [(200, b"{}")] * 3
     assert len(accepted) == 3
 
@@ -164,6 +183,60 @@ def test_a_slow_replica_times_out_and_its_connection_is_not_reused() -> None:
     assert len(accepted) == 2, "the timed-out connection was closed, a new one made"
 
 
-def test_a_url_that_is_not_http_host_port_is_refused() -> None:
-    with pytest.raises(UpstreamError, match="is not http://host:port"):
-        run(Upstream(), "unix:/tmp/x.sock")
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("unix:relative.sock", r"'unix:relative\.sock' is not unix:/absolute/path"),
+        ("ftp://127.0.0.1:21", r"'ftp://127\.0\.0\.1:21' is neither http://host:port nor"),
+        ("http://127.0.0.1", r"is neither http://host:port nor unix:/path"),
+        ("http://127.0.0.1:99999", r"is neither http://host:port nor unix:/path"),
+    ],
+)
+def test_a_url_that_is_neither_http_host_port_nor_unix_is_refused(url: str, message: str) -> None:
+    with pytest.raises(UpstreamError, match=message):
+        run(Upstream(), url)
+
+
+def test_over_a_unix_socket_the_host_header_names_the_replica_not_the_path() -> None:
+    heads: list[bytes] = []
+
+    def record(conn: socket.socket, _: int) -> None:
+        with conn:
+            heads.append(read_request(conn))
+            conn.sendall(OK)
+
+    with raw_server(record, unix=True) as (url, _):
+        assert run(Upstream(), url) == [(200, b"{}")]
+    assert b"\r\nhost: replica\r\n" in heads[0]
+
+
+def test_a_unix_socket_gone_is_an_upstream_error_naming_it() -> None:
+    with raw_server(answers(OK), unix=True) as (url, _):
+        assert run(Upstream(), url) == [(200, b"{}")]
+    path = url.removeprefix("unix:")
+    assert not Path(path).exists()
+    with pytest.raises(UpstreamError, match=f"cannot connect to {path}"):
+        run(Upstream(), url)
+
+
+def test_forget_closes_the_idle_connections_to_a_unix_replica() -> None:
+    closed = threading.Event()
+
+    def notice_close(conn: socket.socket, _: int) -> None:
+        with conn:
+            while read_request(conn):
+                conn.sendall(OK)
+        closed.set()
+
+    with raw_server(notice_close, unix=True) as (url, accepted):
+
+        async def go() -> None:
+            upstream = Upstream()
+            await upstream.request(url, "POST", "/v2/x", [], b"{}", 5)
+            upstream.forget(url)
+            await upstream.request(url, "POST", "/v2/x", [], b"{}", 5)
+            upstream.close()
+
+        asyncio.run(go())
+        assert closed.wait(5), "the forgotten connection was closed"
+    assert len(accepted) == 2

@@ -86,6 +86,7 @@ def test_a_baked_image_unpacks_the_package_at_its_digest_and_serves_it() -> None
         "dev.funade.flavor": "sklearn",
         "dev.funade.fetch": "false",
         "dev.funade.funade-version": "0.1.0",
+        "dev.funade.serve-uds": "true",
     }
     assert [(f.path, f.digest, f.size) for f in context.files if f.digest] == [
         (f"model/sha256-{HEX}.tar", DIGEST, 1234)

@@ -23,8 +23,9 @@ import pytest
 
 from funade.deploy.backends import ReplicaState, RuntimeConfig
 from funade.deploy.backends.container import ContainerBackend
+from funade.images.containerfile import default_tag
 from funade.images.engine import ContainerEngine
-from tests.deploy.backends.test_container import make_backend, ready, spec_of
+from tests.deploy.backends.test_container import CHURN, make_backend, ready, spec_of
 from tests.deploy.test_local_backend import Blobs
 from tests.images.podman import needs_podman, podman, podman_ready_fixture, wheel_fixture  # noqa: F401
 from tests.security.test_replica_environment import API_URL, SECRETS
@@ -45,8 +46,10 @@ ENGINE = {"container", "HOSTNAME", "TERM"}
 
 
 @pytest.fixture(scope="module")
-def digest(tmp_path_factory: pytest.TempPathFactory, blobs: Blobs) -> str:
-    return blobs.add(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
+def digest(tmp_path_factory: pytest.TempPathFactory, blobs: Blobs) -> Iterator[str]:
+    digest = blobs.add(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
+    yield digest
+    podman("rmi", "--force", default_tag(CHURN, 1, digest), check=False)  # built here, by start
 
 
 @pytest.fixture(scope="module")

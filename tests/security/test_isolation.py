@@ -19,6 +19,7 @@ import funade
 from funade.api.schemas import LaunchIn
 from funade.artifacts.digest import digest_hex
 from funade.client import Client
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.sandbox.layout import interpreter_problem
 from tests.security.models import SAMPLE, Probe
 from tests.security.platform import Up, funade_up, wait_rollout
@@ -139,13 +140,15 @@ def test_model_code_reaches_neither_the_platform_nor_other_projects(up: Up) -> N
 
 
 def test_a_replica_answers_only_its_gateway(up: Up) -> None:
-    """Replicas listen on loopback; without the token the gateway presents, they refuse."""
+    """Replicas listen on private Unix sockets; without the gateway's token, they refuse."""
     with Client(url=up.url, api_key=up.key) as admin:
         if "probe" not in {d.name for d in admin.list_deployments()}:
             _deploy(up, "default")
         replicas = admin.get_deployment("probe").replicas
     ready = [r.url for r in replicas if r.state == "ready"]
     assert ready
+    assert ready[0].startswith("unix:/"), "funade up's replicas listen on Unix sockets"
+    http = ReplicaHTTP(10)
     body = {"inputs": [{"name": "ask", "datatype": "BYTES", "shape": [1], "data": ["whoami:"]}]}
     for path in (
         "/v2/models/probe/infer",
@@ -153,18 +156,20 @@ def test_a_replica_answers_only_its_gateway(up: Up) -> None:
         "/v2/models/probe",
         "/metrics",
     ):
-        response = httpx.post(f"{ready[0]}{path}", json=body)
+        response = http.post(ready[0], path, json=body)
         if path != "/v2/models/probe/infer":
-            response = httpx.get(f"{ready[0]}{path}")
+            response = http.get(ready[0], path)
         assert response.status_code == 401, (path, response.text)
         assert response.json()["code"] == "unauthenticated"
-    forged = httpx.post(
-        f"{ready[0]}/v2/models/probe/infer",
+    forged = http.post(
+        ready[0],
+        "/v2/models/probe/infer",
         json=body,
         headers={"authorization": f"Bearer {up.key}"},
     )
     assert forged.status_code == 401, "not even the admin key opens a replica"
-    assert httpx.get(f"{ready[0]}/v2/health/ready").status_code == 200, "probes stay open"
+    assert http.get(ready[0], "/v2/health/ready").status_code == 200, "probes stay open"
+    http.close()
 
 
 STEP = """

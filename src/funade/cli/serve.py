@@ -20,6 +20,12 @@ def serve(
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8080,
+    uds: Annotated[
+        str | None,
+        typer.Option(
+            help="Listen on this Unix socket (absolute path; mode 0600) instead of host:port.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes behind the port.")] = 1,
     name: Annotated[
         str | None, typer.Option(help="Serve under this name (default: the model's).")
@@ -90,8 +96,9 @@ def serve(
     settings = load_settings()
 
     def announce(url: str) -> None:
-        console.print(f"funade serve: {source} at {url} (ready at {url}/v2/health/ready)")
+        ready = "GET /v2/health/ready" if uds else f"{url}/v2/health/ready"
+        console.print(f"funade serve: {source} at {url} (ready at {ready})")
         if url_file is not None:
             write_atomically(Path(url_file), url)
 
-    run_server(config, settings, announce=announce)
+    run_server(config, settings, announce=announce, uds=uds)

@@ -28,13 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from funade.deploy import service
 from funade.deploy.backends.base import Backend, Replica, ReplicaSpec, ReplicaState, RuntimeConfig
 from funade.deploy.reconcile import Desired, Reconciler
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.deploy.rollout import (
     ACTIVE,
     Decision,
@@ -96,7 +96,7 @@ class Controller:
     verify_timeout: float = 30.0
     reconciler: Reconciler = field(init=False)
     _published: dict[int, set[tuple[str, int, str, str, str]]] = field(default_factory=dict)
-    _http: httpx.Client = field(init=False)
+    _http: ReplicaHTTP = field(init=False)
     _wake: threading.Event = field(default_factory=threading.Event)
     _thread: int | None = None
     _pace: float = 0.0
@@ -106,7 +106,7 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.backend, grace_seconds=self.grace_seconds)
-        self._http = httpx.Client(timeout=self.verify_timeout, trust_env=False)
+        self._http = ReplicaHTTP(self.verify_timeout)
 
     def wake(self) -> None:
         """Make the next pass now: what should run changed (called after a commit)."""

@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.registry.golden import compare_outputs
 
 
 def verify(
-    client: httpx.Client,
+    client: ReplicaHTTP,
     url: str,
     name: str,
     golden: Sequence[dict[str, Any]],
@@ -43,7 +44,8 @@ def verify(
             body["outputs"] = [{"name": n} for n in wanted]
         try:
             response = client.post(
-                f"{url}/v2/models/{name}/infer",
+                url,
+                f"/v2/models/{name}/infer",
                 json=body,
                 headers={"authorization": f"Bearer {token}"} if token else None,
             )

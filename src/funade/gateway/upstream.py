@@ -12,6 +12,9 @@ before the answer is whole, or an answer that is not HTTP. A kept-alive connecti
 closed while it sat idle (uvicorn closes them after 5 s) fails at its first write or read without
 a byte answered; that request is sent once more on a fresh connection to the same replica
 before it counts as a failure. A timeout closes the connection (its answer may still come).
+
+A replica's URL is ``http://host:port`` or ``unix:/path.sock`` (``funade.deploy.replicaurl``):
+on this machine a Unix socket spares each hop the kernel's loopback TCP (benchmarks/gateway).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import cast
-from urllib.parse import urlsplit
 
 import httptools
+
+from funade.deploy.replicaurl import Address, address
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -110,14 +114,12 @@ class _Connection(asyncio.Protocol):
 
 @dataclass
 class _Pool:
-    host: str
-    port: int
-    authority: bytes
+    where: Address
     idle: list[_Connection] = field(default_factory=list)
 
 
 class Upstream:
-    """Kept-alive connections to replicas, by base URL (``http://host:port``)."""
+    """Kept-alive connections to replicas, by URL (``http://host:port`` or ``unix:/path``)."""
 
     def __init__(self, max_idle: int = 256) -> None:
         self.max_idle = max_idle
@@ -135,7 +137,7 @@ class Upstream:
     ) -> tuple[int, Headers, bytes]:
         """Send one request to the replica at ``url``; its status, headers and body."""
         pool = self._pools.get(url) or self._pool(url)
-        lines = [f"{method} {target} HTTP/1.1", f"host: {pool.authority.decode()}"]
+        lines = [f"{method} {target} HTTP/1.1", f"host: {pool.where.authority}"]
         lines += [f"{name}: {value}" for name, value in headers]
         if body or method not in ("GET", "HEAD"):
             lines.append(f"content-length: {len(body)}")
@@ -167,17 +169,23 @@ class Upstream:
             if not connection.closed:
                 return connection, True
         loop = asyncio.get_running_loop()
+        where = pool.where
         try:
-            _, connection = await loop.create_connection(_Connection, pool.host, pool.port)
+            if where.socket is not None:
+                _, connection = await loop.create_unix_connection(_Connection, where.socket)
+            else:
+                _, connection = await loop.create_connection(_Connection, where.host, where.port)
         except OSError as exc:
-            raise UpstreamError(f"cannot connect to {pool.host}:{pool.port} ({exc})") from None
+            target = where.socket or f"{where.host}:{where.port}"
+            raise UpstreamError(f"cannot connect to {target} ({exc})") from None
         return connection, False
 
     def _pool(self, url: str) -> _Pool:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname is None or parts.port is None:
-            raise UpstreamError(f"replica URL {url!r} is not http://host:port")
-        pool = self._pools[url] = _Pool(parts.hostname, parts.port, parts.netloc.encode())
+        try:
+            where = address(url)
+        except ValueError as exc:
+            raise UpstreamError(str(exc)) from None
+        pool = self._pools[url] = _Pool(where)
         return pool
 
     def forget(self, url: str) -> None:

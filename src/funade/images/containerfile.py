@@ -50,6 +50,7 @@ __all__ = [
     "MODELS_DIR",
     "PORT",
     "RUNTIME_EXTRAS",
+    "SERVES_UNIX_LABEL",
     "UID",
     "BuildContext",
     "ContextFile",
@@ -68,6 +69,9 @@ __all__ = [
 DEFAULT_PYTHON = "3.11"
 """The Python of the default base image when the version recorded none funade runs on."""
 PORT = 8080
+SERVES_UNIX_LABEL = "dev.funade.serve-uds"
+"""Set ("true") on images whose `funade serve` can listen on a Unix socket (``--uds``): the
+container backend gives an image without it (built by an older funade) a published port."""
 UID = 10001
 """The image's user and group id: fixed, so a cluster's securityContext (``runAsUser``) and a
 volume's ownership can name it."""
@@ -315,6 +319,7 @@ def version_build(
         "dev.funade.flavor": flavor.name,
         "dev.funade.fetch": "true" if fetch else "false",
         "dev.funade.funade-version": funade_version,
+        SERVES_UNIX_LABEL: "true",
     }
     if commit is not None:
         labels["org.opencontainers.image.revision"] = commit
@@ -365,6 +370,7 @@ def runtime_build(
         "dev.funade.runtime": "true",
         "dev.funade.extras": ",".join(dict.fromkeys(extras)),
         "dev.funade.funade-version": funade_version,
+        SERVES_UNIX_LABEL: "true",
     }
     serve = ["funade", "serve", "--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104
     lines = _runtime_stage(base, funade_wheel) + _final_stage(labels, serve, fetches=True)

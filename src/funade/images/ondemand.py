@@ -29,7 +29,7 @@ from funade.images.builders import build_command
 from funade.images.containerfile import default_tag, version_build
 from funade.images.engine import ContainerEngine
 
-__all__ = ["PackagedVersion", "ensure_image", "image_digest"]
+__all__ = ["PackagedVersion", "ensure_image", "image_digest", "image_labels"]
 
 BUILD_TIMEOUT = 1800.0
 """Seconds a build may take (a first one installs the frameworks from the package index)."""
@@ -61,18 +61,23 @@ class PackagedVersion:
 
 def image_digest(engine: ContainerEngine, tag: str) -> str | None:
     """The ``dev.funade.digest`` label of the image ``tag``; None when there is no such image."""
+    value = image_labels(engine, tag).get("dev.funade.digest")
+    return value if isinstance(value, str) else None
+
+
+def image_labels(engine: ContainerEngine, tag: str) -> dict[str, Any]:
+    """The labels of the image ``tag`` (empty when there is no such image)."""
     import json
 
     done = engine.run("image", "inspect", tag, check=False)
     if done.returncode != 0:
-        return None
+        return {}
     try:
         (image,) = json.loads(done.stdout)
         labels = (image.get("Config") or {}).get("Labels") or image.get("Labels") or {}
     except (ValueError, TypeError, AttributeError):
-        return None
-    value = labels.get("dev.funade.digest")
-    return value if isinstance(value, str) else None
+        return {}
+    return labels if isinstance(labels, dict) else {}
 
 
 def ensure_image(

@@ -7,8 +7,10 @@ Prometheus metrics are then aggregated across processes through a shared directo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import uvicorn
 
-from funade.errors import FunadeError, ModelLoadError
+from funade.deploy.replicaurl import UNIX_PATH_MAX, unix_url
+from funade.errors import FunadeError, InvalidInputError, ModelLoadError
 from funade.serving.app import create_model_app
 from funade.serving.collector import hold_collections, resume_collections
 from funade.serving.config import ServeConfig
@@ -69,8 +72,45 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_unix(path: str) -> socket.socket:
+    """A listening Unix socket at ``path`` (absolute), readable and writable by this user only
+    (mode 0600; its directory should be private too). A socket left there by a server that died is
+    replaced; any other file there is an error."""
+    if not os.path.isabs(path) or len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise InvalidInputError(
+            f"The socket path {path!r} is not an absolute path of at most {UNIX_PATH_MAX} bytes "
+            f"(it has {len(os.fsencode(path))}).",
+            field="uds",
+            value=path,
+            fix="Give an absolute path short enough for a Unix socket (e.g. under /tmp), or "
+            "serve on TCP with --host/--port.",
+        )
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise InvalidInputError(
+                f"{path!r} exists and is not a socket.",
+                field="uds",
+                value=path,
+                fix="Choose a path where nothing is, or remove what is there.",
+            )
+        os.unlink(path)  # a socket left by a server that is gone
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # born 0600: never a moment when others could connect
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(
-    config: ServeConfig, settings: Settings, *, announce: Callable[[str], None] | None = None
+    config: ServeConfig,
+    settings: Settings,
+    *,
+    announce: Callable[[str], None] | None = None,
+    uds: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish first (graceful shutdown).
 
@@ -81,17 +121,57 @@ def serve(
     """
     if config.workers > 1:
         config = config.model_copy(update={"source": pin_source(config.source, settings)})
-    sock = bind(config.host, config.port)
-    port = sock.getsockname()[1]
+    if uds is not None:
+        sock = bind_unix(uds)
+        url = unix_url(uds)
+    else:
+        sock = bind(config.host, config.port)
+        url = f"http://{config.host}:{sock.getsockname()[1]}"
+
+    def done() -> None:  # a Unix socket's file goes with its server
+        if uds is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(uds)
+
+    try:
+        _serve(config, settings, sock, url, announce, done)
+    finally:
+        sock.close()
+        done()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling ``done`` once it has shut down (uvicorn then raises the signal
+    that stopped it again, so nothing after ``run`` would)."""
+
+    def __init__(self, config: uvicorn.Config, done: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.done = done
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            self.done()
+
+
+def _serve(
+    config: ServeConfig,
+    settings: Settings,
+    sock: socket.socket,
+    url: str,
+    announce: Callable[[str], None] | None,
+    done: Callable[[], None],
+) -> None:
     if announce is not None:
-        announce(f"http://{config.host}:{port}")
+        announce(url)
     options: dict[str, object] = {
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "http": "httptools",
         "loop": "uvloop",
-        "proxy_headers": False,  # believe no X-Forwarded-For (replicas listen on loopback)
+        "proxy_headers": False,  # believe no X-Forwarded-For (replicas are on loopback or a socket)
     }
     if config.workers == 1:
         failures: list[BaseException] = []
@@ -101,7 +181,7 @@ def serve(
             server.should_exit = True
 
         app = build_app(config, settings, on_load_failure=failed)
-        server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+        server = _Server(uvicorn.Config(app, **options), done)  # type: ignore[arg-type]
         server.run(sockets=[sock])
         if failures:
             raise _as_load_error(failures[0], config.source)

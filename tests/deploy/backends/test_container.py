@@ -17,15 +17,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 import funade
 from funade.deploy.backends import BackendContext, ReplicaState, RuntimeConfig
 from funade.deploy.backends import make_backend as make_backend_for
-from funade.deploy.backends.container import LABEL, ContainerBackend, create_backend, owner_of
+from funade.deploy.backends.container import (
+    LABEL,
+    SOCKET_MOUNT,
+    ContainerBackend,
+    create_backend,
+    owner_of,
+)
+from funade.deploy.backends.sockets import socket_base
 from funade.deploy.reconcile import Desired, Reconciler
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.errors import InvalidInputError
 from funade.images.containerfile import default_tag
 from funade.images.engine import ContainerEngine
@@ -33,7 +40,8 @@ from funade.images.ondemand import ensure_image, image_digest
 from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from tests.deploy.conftest import until
-from tests.deploy.test_local_backend import Blobs, converge, spec_of
+from tests.deploy.test_local_backend import Blobs, converge
+from tests.deploy.test_local_backend import spec_of as any_spec_of
 from tests.images.podman import BASE, needs_podman, podman, podman_ready_fixture, wheel_fixture  # noqa: F401
 from tests.serving.fakes import arithmetic_package, package
 from tests.serving.models import CrashOnLoad, Paced
@@ -44,6 +52,13 @@ SHIM = Path("/usr/bin/docker")
 """Debian's podman-docker: podman behind a `docker` command (another docker may come first on
 PATH: this test names the shim's path)."""
 SAMPLE = {"x": np.array([[1.0, 2.0], [3.0, 4.0]])}
+CHURN = f"churn-{uuid.uuid4().hex[:8]}"
+"""This session's model: its image is built here from this checkout's wheel (an image of the
+same package tagged by another checkout's tests, whose funade may differ, is never reused)."""
+
+
+def spec_of(digest: str, deployment: str = CHURN, **more: Any) -> Any:
+    return any_spec_of(digest, deployment, **more)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +69,7 @@ def blobs() -> Blobs:
 @pytest.fixture(scope="module")
 def source(
     podman_ready: None, wheel: Path, tmp_path_factory: pytest.TempPathFactory, blobs: Blobs
-) -> str:
+) -> Iterator[str]:
     """The digest of the arithmetic package, the image of ``churn:1`` of it built first: on a
     machine whose builder holds no layer yet, that build installs funade's dependencies (a
     minute or more), which no test's own deadline should have to cover."""
@@ -63,7 +78,7 @@ def source(
     ensure_image(
         ContainerEngine.find("podman"),
         project="default",
-        model="churn",
+        model=CHURN,
         version=1,
         digest=digest,
         fetch=blobs.open,
@@ -73,15 +88,20 @@ def source(
         base=BASE,
         funade_wheel=wheel,
     )
-    return digest
+    yield digest
+    podman("rmi", "--force", default_tag(CHURN, 1, digest), check=False)
 
 
-def predict(url: str, token: str, model: str = "churn") -> list[float]:
+def predict(url: str, token: str, model: str = CHURN) -> list[float]:
     """The ``double`` output for the row [1, 2]."""
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
-    response = httpx.post(
-        f"{url}/v2/models/{model}/infer", json=body, headers={"authorization": f"Bearer {token}"}
-    )
+    with ReplicaHTTP(30) as http:
+        response = http.post(
+            url,
+            f"/v2/models/{model}/infer",
+            json=body,
+            headers={"authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 200, response.text
     return list({o["name"]: o["data"] for o in response.json()["outputs"]}["double"])
 
@@ -92,7 +112,9 @@ def make_backend(
     blobs: Blobs,
     owner: str,
     engine: ContainerEngine | None = None,
+    unix: bool = True,
 ) -> ContainerBackend:
+    """A backend as ``funade up`` makes it: replicas on Unix sockets (``unix``), else on TCP."""
     return ContainerBackend(
         engine or ContainerEngine.find("podman"),
         root,
@@ -102,6 +124,7 @@ def make_backend(
         base_image=BASE,
         funade_wheel=wheel,
         api_url=lambda: "http://127.0.0.1:8470",
+        sockets=socket_base(Path("/tmp"), root) if unix else None,
     )
 
 
@@ -133,7 +156,7 @@ def ready(backend: ContainerBackend, count: int = 1) -> list[Any]:
     return replicas
 
 
-def test_a_replica_serves_on_loopback_with_its_token_and_refuses_any_other(
+def test_a_replica_serves_on_its_socket_with_its_token_and_refuses_any_other(
     backend: ContainerBackend, source: str
 ) -> None:
     started = backend.start(spec_of(source, runtime=RuntimeConfig(max_batch_size=3)))
@@ -142,24 +165,44 @@ def test_a_replica_serves_on_loopback_with_its_token_and_refuses_any_other(
     [replica] = ready(backend)
     assert replica.id == started.id
     assert replica.token == started.token
-    assert replica.url.startswith("http://127.0.0.1:")
+    assert backend.sockets is not None
+    path = backend.sockets.socket(replica.id)
+    assert replica.url == f"unix:{path}"
     assert np.allclose(predict(replica.url, replica.token), [2.0, 4.0])
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)
+    assert path.parent.stat().st_uid == 10001, "the image's user, who alone writes there"
+    assert oct(backend.sockets.base.stat().st_mode & 0o777) == oct(0o700)
 
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
-    infer = f"{replica.url}/v2/models/churn/infer"
-    assert httpx.post(infer, json=body).status_code == 401
-    wrong = httpx.post(infer, json=body, headers={"authorization": "Bearer not-the-token"})
-    assert wrong.status_code == 401
-    assert httpx.get(f"{replica.url}/v2/models/churn").status_code == 401
-    assert httpx.get(f"{replica.url}/v2/health/ready").status_code == 200  # a probe: open
+    with ReplicaHTTP(30) as http:
+        infer = f"/v2/models/{CHURN}/infer"
+        assert http.post(replica.url, infer, json=body).status_code == 401
+        wrong = http.post(
+            replica.url, infer, json=body, headers={"authorization": "Bearer not-the-token"}
+        )
+        assert wrong.status_code == 401
+        assert http.get(replica.url, f"/v2/models/{CHURN}").status_code == 401
+        assert http.get(replica.url, "/v2/health/ready").status_code == 200  # a probe: open
 
     name = f"funade-{replica.id}"
     inspected = podman("inspect", "--format", "{{json .HostConfig.PortBindings}}", name).stdout
-    assert '"HostIp":"127.0.0.1"' in inspected.replace(" ", "")
+    assert "HostPort" not in inspected, "no port published"
+    mounts = podman("inspect", "--format", "{{json .Mounts}}", name).stdout
+    assert f'"Destination":"{SOCKET_MOUNT}"' in mounts.replace(" ", "")
     args = podman("inspect", "--format", "{{json .Args}}", name).stdout
     assert '"--max-batch-size","3"' in args.replace(" ", "")
     assert replica.token not in args
     assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
+
+
+def test_an_image_without_the_socket_label_is_served_on_a_port(
+    backend: ContainerBackend, source: str
+) -> None:
+    """An image of an older funade (its `funade serve` knows no --uds) gets a published port."""
+    assert backend._serves_unix(default_tag(CHURN, 1, source))
+    assert not backend._serves_unix(BASE), "the base image has no funade label"
+    assert not backend._serves_unix("localhost/no-such-image:1")
 
 
 def test_a_new_backend_adopts_replicas_and_a_killed_one_is_replaced(
@@ -173,6 +216,8 @@ def test_a_new_backend_adopts_replicas_and_a_killed_one_is_replaced(
     reconciler = Reconciler(backend, grace_seconds=2)
     first = converge(reconciler, desired, 2)
     tokens = {r.id: r.token for r in backend.replicas()}
+    urls = {r.id: r.url for r in backend.replicas()}
+    assert all(r.url.startswith("unix:/tmp/funade-") for r in backend.replicas())
 
     adopted = make_backend(backend.root, wheel, blobs, backend.owner)
     try:
@@ -180,6 +225,7 @@ def test_a_new_backend_adopts_replicas_and_a_killed_one_is_replaced(
         assert converge(again, desired, 2) == first
         assert not any("started" in event for event in again.events)
         assert {r.id: r.token for r in adopted.replicas()} == tokens
+        assert {r.id: r.url for r in adopted.replicas()} == urls, "the sockets read back"
         for replica in adopted.replicas():
             assert np.allclose(predict(replica.url, replica.token), [2.0, 4.0])
 
@@ -232,14 +278,14 @@ def test_stop_drains_a_request_in_flight_then_removes_the_container(
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [3, 0]}]}
 
     def slow_request() -> None:  # the model takes 3 s over it
-        answers.append(
-            httpx.post(
-                f"{replica.url}/v2/models/paced/infer",
+        with ReplicaHTTP(30) as http:
+            answer = http.post(
+                replica.url,
+                "/v2/models/paced/infer",
                 json=body,
                 headers={"authorization": f"Bearer {replica.token}"},
-                timeout=30,
-            ).status_code
-        )
+            )
+        answers.append(answer.status_code)
 
     request = threading.Thread(target=slow_request)
     request.start()
@@ -254,6 +300,8 @@ def test_stop_drains_a_request_in_flight_then_removes_the_container(
         30,
         "the container removed",
     )
+    assert backend.sockets is not None
+    until(lambda: not backend.sockets.directory(replica.id).exists(), 10, "its socket dir gone")
 
 
 def test_an_image_is_built_once_per_digest(
@@ -324,11 +372,13 @@ def test_the_docker_backend_runs_replicas_through_docker(
         blobs,
         uuid.uuid4().hex[:12],
         engine=ContainerEngine.find("docker", executable=str(SHIM)),
+        unix=False,
     )
     try:
         assert backend.engine.name == "docker"
         backend.start(spec_of(source))
         [replica] = ready(backend)
+        assert replica.url.startswith("http://127.0.0.1:"), "with TCP, a published port"
         assert np.allclose(predict(replica.url, replica.token), [2.0, 4.0])
     finally:
         backend.stop_all(grace_seconds=2)

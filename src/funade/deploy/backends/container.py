@@ -9,10 +9,21 @@ for the digest is never built again). ``container_base_image`` and ``container_f
 ``start``: the first replica of a version waits for it (seconds with the builder's cache warm,
 a minute or so when the frameworks are installed from the index), later ones do not.
 
-**The network.** A replica's server listens on port 8080 inside the container, in the engine's
-default (bridge) network, published on the host's loopback only: ``--publish 127.0.0.1::8080``,
-a free port the engine picks and reports (``inspect``), so the gateway and the controller reach
-it at ``http://127.0.0.1:<port>`` and nothing off the machine does. Host networking
+**The socket.** A replica's server listens on a Unix socket (``funade serve --uds``) in a
+directory of the host mounted into the container (``SOCKET_MOUNT``): one directory per replica
+(``funade.deploy.backends.sockets``: under ``$TMPDIR/funade-<hash of home>``, mode 0700), owned
+by the image's user (uid 10001: the container drops every capability, so only that uid may
+write there); the socket is 0600. The gateway and the controller (root) reach it at
+``unix:<host directory>/r.sock``; no port is published, and the hop skips the bridge and its NAT
+(benchmarks/containers). This needs funade to run as root (rootful podman or docker); otherwise,
+with ``replica_transport = "tcp"``, or for an image built by a funade that knew no ``--uds``
+(no ``dev.funade.serve-uds`` label), the replica listens on TCP as below.
+
+**The network.** Without a socket, a replica's server listens on port 8080 inside the
+container, in the engine's default (bridge) network, published on the host's loopback only:
+``--publish 127.0.0.1::8080``, a free port the engine picks and reports (``inspect``), so the
+gateway and the controller reach it at ``http://127.0.0.1:<port>`` and nothing off the machine
+does. Either way the container keeps the bridge network for its own outbound calls. Host networking
 (``--network host`` with the server bound to 127.0.0.1) was the other way; it is not used
 because the container would then share the host's loopback, where the control plane, the
 gateway, other replicas and a trust-authenticated PostgreSQL listen: a model would reach them
@@ -35,7 +46,8 @@ a file, ``--label-file``, as the spec may hold the revision's secrets) with its 
 deployment, revision, the whole spec, its start time and the backend's owner (a hash of
 ``FUNADE_HOME``, so two platforms on one machine, or two test workers, never see each other's
 replicas). ``replicas`` lists them (``ps --all --filter label=dev.funade.replica.owner=...``)
-and inspects each new one once (its token from its environment, its port); a restarted control
+and inspects each new one once (its token from its environment, its socket's mount or its
+port); a restarted control
 plane finds them the same way and adopts them. A running container is STARTING until its
 ``/v2/health/ready`` answers with its token, READY after, FAILED after three failed checks in a
 row (``funade.deploy.backends.health``, the local backend's rule); a stopped one is EXITED with
@@ -58,20 +70,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
-from funade.images.containerfile import PORT
+from funade.deploy.backends.sockets import SOCKET_NAME, SocketDirs, socket_base
+from funade.deploy.replicaurl import ReplicaHTTP, unix_url
+from funade.images.containerfile import PORT, SERVES_UNIX_LABEL, UID
 from funade.images.engine import ContainerEngine
-from funade.images.ondemand import ensure_image
+from funade.images.ondemand import ensure_image, image_labels
 from funade.sandbox.env import forbidden_names
 
 if TYPE_CHECKING:
     from funade.deploy.backends import BackendContext
     from funade.settings import Settings
 
-__all__ = ["LABEL", "ContainerBackend", "create_backend"]
+__all__ = ["LABEL", "SOCKET_MOUNT", "ContainerBackend", "create_backend"]
+
+SOCKET_MOUNT = "/run/funade"
+"""Where a replica's socket directory is mounted in its container."""
 
 LABEL = "dev.funade.replica"
 """The label every replica's container carries, its value the replica's id; the other labels
@@ -111,10 +126,13 @@ class ContainerBackend:
         funade_wheel: Path | None = None,
         api_url: Callable[[], str] = lambda: "",
         health_timeout: float = 2.0,
+        sockets: Path | None = None,
     ) -> None:
         """``root``: build contexts and logs (private to funade's user); ``owner``: the value of
         the owner label, the same for every backend over one home; ``fetch``: a package's
-        bytes by digest; ``api_url``: the control plane's URL (empty: not known yet)."""
+        bytes by digest; ``api_url``: the control plane's URL (empty: not known yet);
+        ``sockets``: the directory of replicas' socket directories (``sockets.socket_base``;
+        funade must run as root), or None for TCP on a published port."""
         self.engine = engine
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
@@ -125,7 +143,8 @@ class ContainerBackend:
         self.base_image = base_image
         self.funade_wheel = funade_wheel
         self.api_url = api_url
-        self._http = httpx.Client(timeout=health_timeout, trust_env=False)
+        self.sockets = SocketDirs(sockets, shared=False) if sockets is not None else None
+        self._http = ReplicaHTTP(health_timeout)
         self._lock = threading.Lock()
         self._seen: dict[str, _Seen | None] = {}  # container id -> ours (None: not readable)
         self._exits: dict[str, str] = {}  # container id -> why it exited
@@ -153,13 +172,19 @@ class ContainerBackend:
             f"{LABEL}.started-at": repr(started_at),
         }
         label_file = self.root / f"{replica_id}.labels"
+        if self.sockets is not None and self._serves_unix(image):
+            socket = self.sockets.make(replica_id, (UID, UID))
+            listen = [f"--volume={socket.parent}:{SOCKET_MOUNT}:rw"]
+            serve = ["--uds", f"{SOCKET_MOUNT}/{SOCKET_NAME}"]
+        else:
+            listen, serve = [f"--publish=127.0.0.1::{PORT}"], []
         args = [
             "run",
             "--detach",
             "--name",
             _name(replica_id),
             f"--label-file={label_file}",
-            f"--publish=127.0.0.1::{PORT}",
+            *listen,
             "--cap-drop=ALL",
             "--security-opt=no-new-privileges",
             # The backend checks readiness itself; the image's HEALTHCHECK would only make
@@ -174,6 +199,7 @@ class ContainerBackend:
             "--model-version",
             spec.version,
             *spec.runtime.serve_arguments(),
+            *serve,
         ]
         # The labels hold the spec, whose env may hold secrets of the model's: from a file
         # only funade's user reads, not the command line.
@@ -185,6 +211,8 @@ class ContainerBackend:
             label_file.unlink(missing_ok=True)
         if done.returncode != 0:
             self.engine.run("rm", "--force", _name(replica_id), check=False)
+            if self.sockets is not None:
+                self.sockets.remove(replica_id)
             said = (done.stderr or done.stdout).strip()[-500:]
             detail = f"`{self.engine.name} run` failed (exit status {done.returncode}): {said}"
             return self._failed_start(spec, replica_id, started_at, detail)
@@ -248,6 +276,11 @@ class ContainerBackend:
             base=self.base_image,
             funade_wheel=self.funade_wheel,
         )
+
+    def _serves_unix(self, image: str) -> bool:
+        """Whether the image's `funade serve` listens on a Unix socket (an image built by an
+        older funade does not know ``--uds``: it gets a published port)."""
+        return image_labels(self.engine, image).get(SERVES_UNIX_LABEL) == "true"
 
     def _environment(self, spec: ReplicaSpec, token: str) -> dict[str, str]:
         """A replica's environment beyond its image's; see the module's docstring."""
@@ -334,6 +367,8 @@ class ContainerBackend:
                 )
             self.engine.run("rm", "--force", name, check=False, timeout=60)
         finally:
+            if self.sockets is not None:
+                self.sockets.remove(replica_id)
             with self._lock:
                 self._stopping.pop(replica_id, None)
             self._health.pop(replica_id, None)
@@ -354,9 +389,13 @@ def _read(item: dict[str, Any]) -> _Seen | None:
     except (KeyError, ValueError, TypeError):
         return None
     env = dict(str(entry).partition("=")[::2] for entry in config.get("Env") or [])
+    mounts = [m for m in item.get("Mounts") or [] if m.get("Destination") == SOCKET_MOUNT]
     ports = ((item.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
     host_port = next((str(p.get("HostPort")) for p in ports if p.get("HostPort")), "")
-    url = f"http://127.0.0.1:{host_port}" if host_port else ""
+    if mounts and mounts[0].get("Source"):
+        url = unix_url(f"{mounts[0]['Source']}/{SOCKET_NAME}")
+    else:
+        url = f"http://127.0.0.1:{host_port}" if host_port else ""
     return _Seen(replica_id, spec, started_at, env.get("FUNADE_REPLICA_TOKEN", ""), url)
 
 
@@ -377,8 +416,14 @@ def owner_of(home: Path) -> str:
 
 def create_backend(settings: Settings, context: BackendContext) -> ContainerBackend:
     """The container backend over ``settings.backend``'s engine (podman or docker) on ``PATH``
-    (``funade.deploy.backends.make_backend`` calls this)."""
+    (``funade.deploy.backends.make_backend`` calls this); replicas on Unix sockets under
+    ``$TMPDIR`` when ``replica_transport`` is ``unix`` and funade runs as root."""
+    import os
+    import tempfile
+
     import funade
+
+    unix = settings.replica_transport == "unix" and os.geteuid() == 0
 
     return ContainerBackend(
         ContainerEngine.find(settings.backend),
@@ -389,4 +434,5 @@ def create_backend(settings: Settings, context: BackendContext) -> ContainerBack
         base_image=settings.container_base_image,
         funade_wheel=settings.container_funade_wheel,
         api_url=context.api_url,
+        sockets=socket_base(Path(tempfile.gettempdir()), settings.home) if unix else None,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from funade.deploy.backends.base import ReplicaState
+from funade.deploy.replicaurl import ReplicaHTTP
 
 __all__ = ["UNHEALTHY_AFTER", "Health", "probe"]
 
@@ -24,12 +25,12 @@ class Health:
     failures: int = 0
 
 
-def probe(http: httpx.Client, url: str, token: str, health: Health) -> tuple[ReplicaState, str]:
+def probe(http: ReplicaHTTP, url: str, token: str, health: Health) -> tuple[ReplicaState, str]:
     """The state of the running replica at ``url`` after one readiness check (and why, when it
     failed): READY once it answered 200, STARTING until then, FAILED after ``UNHEALTHY_AFTER``
     failed checks in a row of a replica that was ready (one failed check is not enough)."""
     try:
-        response = http.get(f"{url}/v2/health/ready", headers={"authorization": f"Bearer {token}"})
+        response = http.get(url, "/v2/health/ready", headers={"authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
         why = f"health check failed: {exc!r}"
     else:

@@ -1,4 +1,6 @@
-"""The local backend: each replica is a ``funade serve`` subprocess on a free loopback port.
+"""The local backend: each replica is a ``funade serve`` subprocess on a Unix socket of its own
+(``funade.deploy.backends.sockets``; its URL ``unix:/path``), or, with ``replica_transport =
+"tcp"``, on a free loopback port.
 
 A replica runs as its project's own user when funade runs as root (``funade.sandbox``), with a
 minimal environment, a private home and temp directory, and its model package unpacked for it
@@ -39,10 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
+from funade.deploy.backends.sockets import SocketDirs, socket_base
+from funade.deploy.replicaurl import ReplicaHTTP
 from funade.fileutil import write_atomically
 from funade.sandbox.env import forbidden_names, minimal_env
 from funade.sandbox.layout import Sandbox
@@ -117,10 +119,13 @@ class LocalBackend:
         python: str = sys.executable,
         health_timeout: float = 2.0,
         api_url: Callable[[], str] = lambda: "",
+        sockets: Path | None = None,
     ) -> None:
         """``root``: the records (private to funade's user); ``sandbox``: where and as whom
         replicas run; ``fetch``: an artifact's bytes by digest (the artifact store's);
-        ``api_url``: the control plane's URL as replicas reach it (empty: not known yet)."""
+        ``api_url``: the control plane's URL as replicas reach it (empty: not known yet);
+        ``sockets``: the directory of the replicas' Unix sockets (``sockets.socket_base``), or
+        None to serve them on loopback TCP (on ``host``)."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
@@ -129,10 +134,11 @@ class LocalBackend:
         self.host = host
         self.python = python
         self.api_url = api_url
+        self.sockets = SocketDirs(sockets, shared=sandbox.users) if sockets is not None else None
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._health: dict[str, Health] = {}
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=health_timeout, trust_env=False)
+        self._http = ReplicaHTTP(health_timeout)
         for record in self._records():  # finish stops a previous control plane began
             if record.stopping_until is not None:
                 self._finish_stop_later(record)
@@ -153,16 +159,19 @@ class LocalBackend:
             write_atomically(self._path(replica_id, "json"), record.to_json(), mode=0o600)
             return Replica(replica_id, spec, "", ReplicaState.EXITED, record.started_at)
         url_file = private / "url"
+        who = self.sandbox.run_as(spec.project_id)
+        if self.sockets is not None:
+            owner = (who.uid, who.gid) if who is not None else None
+            listen = ["--uds", str(self.sockets.make(replica_id, owner))]
+        else:
+            listen = ["--host", self.host, "--port", "0"]
         command = [
             self.python,
             "-m",
             "funade",
             "serve",
             str(package),
-            "--host",
-            self.host,
-            "--port",
-            "0",
+            *listen,
             "--name",
             spec.deployment,
             "--model-version",
@@ -172,7 +181,6 @@ class LocalBackend:
             str(url_file),
         ]
         env = self._environment(spec, private, token)
-        who = self.sandbox.run_as(spec.project_id)
         with open(log_path, "ab") as log:
             child = subprocess.Popen(
                 command,
@@ -325,6 +333,8 @@ class LocalBackend:
         for suffix in ("json", "url", "log"):
             self._path(record.id, suffix).unlink(missing_ok=True)
         self.sandbox.remove_private(record.spec.project_id, record.id)
+        if self.sockets is not None:
+            self.sockets.remove(record.id)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -356,10 +366,15 @@ def _slug(name: str) -> str:
 
 def create_backend(settings: Settings, context: BackendContext) -> LocalBackend:
     """The local backend over ``$FUNADE_HOME/replicas`` (``funade.deploy.backends.make_backend``
-    calls this for ``backend = "local"``)."""
+    calls this for ``backend = "local"``), its replicas on Unix sockets under ``$TMPDIR`` unless
+    ``replica_transport`` is ``tcp``."""
+    import tempfile
+
+    unix = settings.replica_transport == "unix"
     return LocalBackend(
         settings.home / "replicas",
         sandbox=context.sandbox,
         fetch=context.fetch,
         api_url=context.api_url,
+        sockets=socket_base(Path(tempfile.gettempdir()), settings.home) if unix else None,
     )
