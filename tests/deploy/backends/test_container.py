@@ -263,7 +263,8 @@ def test_an_image_is_built_once_per_digest(
     blobs: Blobs,
 ) -> None:
     """A model no other test uses, so its image can be removed first: the first start builds
-    it, a second (of another backend instance, after the first is stopped) reuses it."""
+    it (in the background: the replica is STARTING, "building image TAG", meanwhile), a second
+    (of another backend instance, after the first is stopped) reuses it at once."""
     digest = blobs.add(package(CrashOnLoad(), tmp_path / "cached", SAMPLE))
     spec = spec_of(digest, deployment="cached")
     tag = default_tag("cached", 1, digest)
@@ -273,15 +274,17 @@ def test_an_image_is_built_once_per_digest(
     first = make_backend(tmp_path / "containers", wheel, blobs, owner)
     second = make_backend(tmp_path / "containers", wheel, blobs, owner)
     try:
-        first.start(spec)
+        started = first.start(spec)
+        assert (started.state, started.detail) == (ReplicaState.STARTING, f"building image {tag}")
+        ready(first)
         assert image_digest(first.engine, tag) == digest
         built = log.read_text()
         assert built.count("$ ") == 1, built
         assert " build " in built
-        ready(first)
         first.stop_all(grace_seconds=2)
 
-        second.start(spec)
+        again = second.start(spec)
+        assert (again.state, again.detail) == (ReplicaState.STARTING, ""), "run at once"
         assert log.read_text() == built, "the second start built the image again"
         [replica] = ready(second)
         assert np.allclose(predict(replica.url, replica.token, "cached"), [2.0, 4.0])
@@ -296,9 +299,14 @@ def test_a_package_that_cannot_be_fetched_makes_a_replica_that_exited(
     backend: ContainerBackend,
 ) -> None:
     replica = backend.start(spec_of("sha256:" + "0" * 64, deployment="gone"))
-    assert replica.state is ReplicaState.EXITED
+    assert replica.state is ReplicaState.STARTING  # its image is to be built: in the background
+    until(
+        lambda: [r.state for r in backend.replicas()] == [ReplicaState.EXITED],
+        30,
+        "the failed build seen",
+    )
     [seen] = backend.replicas()
-    assert seen.state is ReplicaState.EXITED
+    assert seen.id == replica.id
     assert seen.detail.startswith("no image: "), seen.detail
     backend.stop(seen.id)
     assert backend.replicas() == []

@@ -5,9 +5,13 @@ of its model version's image, run by the engine's command line (``funade.images.
 built from the artifact store's package the first time a replica of that digest starts, tagged
 ``funade/<model>:<version>-<12 hex>`` and reused by every later start (an image already tagged
 for the digest is never built again). ``container_base_image`` and ``container_funade_wheel``
-(settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs inside
-``start``: the first replica of a version waits for it (seconds with the builder's cache warm,
-a minute or so when the frameworks are installed from the index), later ones do not.
+(settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs in the
+background (``funade.images.background``: one build per tag at a time, at most two at once), not
+on the controller's thread: ``start`` of a replica whose image is not built yet answers it
+STARTING with the detail ``building image TAG``, and ``replicas`` runs its container once the
+image is there (seconds with the builder's cache warm, a minute or so when the frameworks are
+installed from the index), or reports it EXITED with the build's error (``no image: ...``, the
+builder's last lines), which the reconciler counts as a crash. Later starts find the image.
 
 **The network.** A replica's server listens on port 8080 inside the container, in the engine's
 default (bridge) network, published on the host's loopback only: ``--publish 127.0.0.1::8080``,
@@ -54,6 +58,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,9 +67,10 @@ import httpx
 
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
-from funade.images.containerfile import PORT
+from funade.images.background import BackgroundBuilds
+from funade.images.containerfile import PORT, default_tag
 from funade.images.engine import ContainerEngine
-from funade.images.ondemand import ensure_image
+from funade.images.ondemand import ensure_image, image_digest
 from funade.sandbox.env import forbidden_names
 
 if TYPE_CHECKING:
@@ -94,6 +100,17 @@ class _Seen:
     started_at: float
     token: str
     url: str
+
+
+@dataclass(frozen=True)
+class _Building:
+    """A replica started while its image is built: what its container is run with after."""
+
+    spec: ReplicaSpec
+    token: str
+    started_at: float
+    tag: str
+    image: Future[str]
 
 
 class ContainerBackend:
@@ -132,6 +149,8 @@ class ContainerBackend:
         self._health: dict[str, Health] = {}
         self._failed: dict[str, Replica] = {}  # replicas that never got a container
         self._stopping: dict[str, threading.Thread] = {}
+        self._builds = BackgroundBuilds()
+        self._building: dict[str, _Building] = {}  # replicas waiting for their image
 
     # The interface --------------------------------------------------------------------------
 
@@ -140,9 +159,21 @@ class ContainerBackend:
         token = secrets.token_urlsafe(32)
         started_at = time.time()
         try:
-            image = self._image(spec)
+            image = self._tag(spec)
+            built = image_digest(self.engine, image) == spec.digest
         except Exception as exc:  # no image, no container: the start failed
             return self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
+        if not built:  # built in the background; `replicas` runs the container after
+            future = self._builds.submit(image, lambda: self._image(spec))
+            waiting = _Building(spec, token, started_at, image, future)
+            self._building[replica_id] = waiting
+            return self._waiting(replica_id, waiting)
+        return self._run(spec, replica_id, token, started_at, image)
+
+    def _run(
+        self, spec: ReplicaSpec, replica_id: str, token: str, started_at: float, image: str
+    ) -> Replica:
+        """Run the container of a replica whose ``image`` is built."""
         env = self._environment(spec, token)
         labels = {
             LABEL: replica_id,
@@ -191,7 +222,8 @@ class ContainerBackend:
         return Replica(replica_id, spec, "", ReplicaState.STARTING, started_at, token=token)
 
     def replicas(self) -> list[Replica]:
-        out = list(self._failed.values())
+        waiting = self._after_builds()
+        out = list(self._failed.values()) + waiting
         listing = self._list()
         self._learn([cid for cid, _state in listing if cid not in self._seen])
         for cid, state in listing:
@@ -205,6 +237,8 @@ class ContainerBackend:
         """Drain and remove the replica's container in a thread (``stop -t``, then ``rm``)."""
         if self._failed.pop(replica_id, None) is not None:
             return
+        if self._building.pop(replica_id, None) is not None:
+            return  # no container yet, none later; its image is still built, for the next
         with self._lock:
             if replica_id in self._stopping:
                 return
@@ -232,6 +266,42 @@ class ContainerBackend:
         self._http.close()
 
     # Helpers --------------------------------------------------------------------------------
+
+    def _tag(self, spec: ReplicaSpec) -> str:
+        """The tag of the image of ``spec``'s version (``funade build``'s)."""
+        model, _, version = spec.source.rpartition(":")
+        return default_tag(model, int(version), spec.digest)
+
+    def _after_builds(self) -> list[Replica]:
+        """The replicas waiting for an image: a container run for each whose image is built,
+        a failed start for each whose build failed; the ones still waiting, STARTING."""
+        waiting = []
+        for replica_id, building in list(self._building.items()):
+            if not building.image.done():
+                waiting.append(self._waiting(replica_id, building))
+                continue
+            if self._building.pop(replica_id, None) is None:
+                continue  # stopped meanwhile
+            spec, token, started_at = building.spec, building.token, building.started_at
+            try:
+                image = building.image.result()
+            except Exception as exc:
+                self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
+            else:
+                self._run(spec, replica_id, token, started_at, image)
+        return waiting
+
+    def _waiting(self, replica_id: str, building: _Building) -> Replica:
+        detail = f"building image {building.tag}"
+        return Replica(
+            replica_id,
+            building.spec,
+            "",
+            ReplicaState.STARTING,
+            building.started_at,
+            detail,
+            building.token,
+        )
 
     def _image(self, spec: ReplicaSpec) -> str:
         model, _, version = spec.source.rpartition(":")
