@@ -10,6 +10,7 @@ it from podman's build cache."""
 
 from __future__ import annotations
 
+import http.server
 import threading
 import time
 import uuid
@@ -24,7 +25,13 @@ import pytest
 import funade
 from funade.deploy.backends import BackendContext, ReplicaState, RuntimeConfig
 from funade.deploy.backends import make_backend as make_backend_for
-from funade.deploy.backends.container import LABEL, ContainerBackend, create_backend, owner_of
+from funade.deploy.backends.container import (
+    LABEL,
+    ContainerBackend,
+    bridged_url,
+    create_backend,
+    owner_of,
+)
 from funade.deploy.reconcile import Desired, Reconciler
 from funade.errors import InvalidInputError
 from funade.images.containerfile import default_tag
@@ -310,6 +317,52 @@ def test_a_package_that_cannot_be_fetched_makes_a_replica_that_exited(
     assert seen.detail.startswith("no image: "), seen.detail
     backend.stop(seen.id)
     assert backend.replicas() == []
+
+
+def test_a_replica_reaches_a_control_plane_listening_on_every_address(
+    backend: ContainerBackend, source: str
+) -> None:
+    """A plane on 0.0.0.0 is given to a bridged replica as host.containers.internal, which it
+    reaches (a stand-in server answers for the plane: only what the replica reaches matters)."""
+
+    class Plane(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"the plane")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Plane)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        backend.api_url = lambda: f"http://0.0.0.0:{port}"
+        backend.start(spec_of(source))
+        [replica] = ready(backend)
+        name = f"funade-{replica.id}"
+        env = podman("exec", name, "printenv", "FUNADE_URL").stdout.strip()
+        assert env == f"http://host.containers.internal:{port}"
+        fetch = "import os, urllib.request as u; print(u.urlopen(os.environ['FUNADE_URL']).read())"
+        reached = podman("exec", name, "python", "-c", fetch, check=False)
+        assert reached.stdout.strip() == "b'the plane'", reached.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_url_a_bridged_replica_gets_for_the_control_plane() -> None:
+    assert bridged_url("http://0.0.0.0:8470", "podman") == "http://host.containers.internal:8470"
+    assert bridged_url("http://[::]:8470", "podman") == "http://host.containers.internal:8470"
+    # Loopback reaches nothing from the bridge; a routable address or name is given as it is.
+    assert bridged_url("http://127.0.0.1:8470", "podman") == "http://127.0.0.1:8470"
+    assert bridged_url("http://192.0.2.2:8470", "podman") == "http://192.0.2.2:8470"
+    assert bridged_url("https://funade.example.com", "podman") == "https://funade.example.com"
+    # Docker names the host only when a container is run with --add-host: left as it is.
+    assert bridged_url("http://0.0.0.0:8470", "docker") == "http://0.0.0.0:8470"
+    assert bridged_url("", "podman") == ""
 
 
 def test_stopping_an_unknown_replica_is_a_no_op(backend: ContainerBackend) -> None:

@@ -23,7 +23,8 @@ gateway, other replicas and a trust-authenticated PostgreSQL listen: a model wou
 all. In its own network namespace it reaches none of them (on this machine's rootful podman,
 CNI's bridge with port forwarding worked as it is; ``scripts/podman-setup``). The control
 plane's URL is still given (``FUNADE_URL``), as the local backend gives it; from the bridge a
-loopback URL does not reach the host (a control plane on another address does).
+loopback URL does not reach the host (a control plane on another address does; one on every
+address, ``0.0.0.0``, is given as ``host.containers.internal`` with podman: ``bridged_url``).
 
 **What a replica is given**, all of it: its image's own environment (no secret is baked in;
 docs/containers.md), ``FUNADE_PROJECT``, ``FUNADE_URL`` (once the server is bound),
@@ -62,6 +63,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -322,7 +324,7 @@ class ContainerBackend:
     def _environment(self, spec: ReplicaSpec, token: str) -> dict[str, str]:
         """A replica's environment beyond its image's; see the module's docstring."""
         refused = set(forbidden_names(spec.runtime.env))
-        api_url = self.api_url()
+        api_url = bridged_url(self.api_url(), self.engine.name)
         return {
             **{
                 name: value
@@ -428,6 +430,20 @@ def _read(item: dict[str, Any]) -> _Seen | None:
     host_port = next((str(p.get("HostPort")) for p in ports if p.get("HostPort")), "")
     url = f"http://127.0.0.1:{host_port}" if host_port else ""
     return _Seen(replica_id, spec, started_at, env.get("FUNADE_REPLICA_TOKEN", ""), url)
+
+
+def bridged_url(url: str, engine: str) -> str:
+    """The control plane's ``url`` as a container on the engine's bridge reaches it: a plane
+    listening on every address (``0.0.0.0``, ``::``) is reached at ``host.containers.internal``,
+    the name podman (4.1 or later) gives the host's side of the bridge in each container's
+    /etc/hosts; any other URL as it is. One on the host's loopback reaches nothing from the
+    bridge (the container's loopback is its own), and docker gives no such name unless run with
+    ``--add-host=host.docker.internal:host-gateway``: docs/containers.md."""
+    parts = urlsplit(url)
+    if engine != "podman" or parts.hostname not in ("0.0.0.0", "::"):  # noqa: S104
+        return url
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"host.containers.internal{port}"))
 
 
 def _name(replica_id: str) -> str:
