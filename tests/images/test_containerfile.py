@@ -158,6 +158,24 @@ def test_the_runtime_image_serves_the_version_named_at_start() -> None:
     assert info.value.field == "--extra"
 
 
+def test_lightgbm_gets_the_openmp_runtime_its_wheel_loads_and_other_extras_nothing() -> None:
+    """LightGBM's wheel loads libgomp.so.1 from the system, which slim bases lack (found when
+    the default runtime image was built and `import lightgbm` failed in it)."""
+    commands = parse(runtime_build(funade_version="0.1.0").containerfile)
+    runs = [" ".join(c.value) for c in named(commands, "RUN")]
+    apt = [run for run in runs if "apt-get" in run]
+    assert apt == [
+        "apt-get update  && apt-get install -y --no-install-recommends libgomp1  "
+        "&& rm -rf /var/lib/apt/lists/*"
+    ]
+    assert runs.index(apt[0]) == 1, "after the user, before pip: shared by images of the extra"
+    sklearn = parse(runtime_build(funade_version="0.1.0", extras=["sklearn"]).containerfile)
+    assert not [c for c in named(sklearn, "RUN") if "apt-get" in " ".join(c.value)]
+    version = version_build(record(flavor="lightgbm", manifest={"requirements": {}}),
+                            funade_version="0.1.0")  # fmt: skip
+    assert "apt-get install -y --no-install-recommends libgomp1" in version.containerfile
+
+
 def test_a_version_with_no_recorded_versions_gets_the_extra_unpinned_and_a_note() -> None:
     context = version_build(record(manifest={"requirements": {}}), funade_version="0.1.0")
     assert _requirements(context) == ["funade[sklearn]==0.1.0"]

@@ -165,7 +165,9 @@ def test_a_build_that_fails_names_the_command_its_status_and_its_log(
     with pytest.raises(EngineError) as info:
         build(engine, tmp_path, digest, tar)
     assert info.value.message.startswith("`podman build --format docker -f ")
-    assert info.value.message.endswith(f"failed (exit status 3): see {tmp_path / 'build.log'}")
+    assert info.value.message.endswith(
+        f"failed (exit status 3): STEP 1/9: FROM base (all of its output: {tmp_path / 'build.log'})"
+    )
     assert info.value.fix == "Fix what podman reports above."
 
 

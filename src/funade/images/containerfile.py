@@ -82,6 +82,10 @@ RUNTIME_EXTRAS = ("sklearn", "onnx", "xgboost", "lightgbm", "pandas", "images")
 is a multi-GB CUDA build: add ``--extra torch`` with a CPU index where it is wanted) and
 mlflow's (``--extra mlflow``)."""
 KNOWN_EXTRAS = (*RUNTIME_EXTRAS, "torch", "mlflow")
+SYSTEM_LIBRARIES: Mapping[str, tuple[str, ...]] = {"lightgbm": ("libgomp1",)}
+"""Debian packages an extra's wheels need and slim bases lack: LightGBM's wheel loads the OpenMP
+runtime (``libgomp.so.1``) from the system (xgboost-cpu's and scikit-learn's bring their own).
+Installed with apt-get as root, right after the user, only in images with that extra."""
 READY_PATH = "/v2/health/ready"
 STAGED_TAR = "/opt/funade/package.tar"
 """Where the package tar sits in the build stage that unpacks it (not in the final image)."""
@@ -286,7 +290,7 @@ def version_build(
     ]
     if funade_wheel is not None:
         files.append(ContextFile(f"wheels/{funade_wheel.name}", source=funade_wheel))
-    lines = _runtime_stage(base, funade_wheel)
+    lines = _runtime_stage(base, funade_wheel, extras)
     package_file = f"model/sha256-{_hex(digest)}.tar"
     target = model_path(digest)
     if fetch:  # the version, and only if the control plane reached has its package
@@ -373,15 +377,26 @@ def runtime_build(
         SERVES_UNIX_LABEL: "true",
     }
     serve = ["funade", "serve", "--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104
-    lines = _runtime_stage(base, funade_wheel) + _final_stage(labels, serve, fetches=True)
+    lines = _runtime_stage(base, funade_wheel, extras) + _final_stage(labels, serve, fetches=True)
     return BuildContext(containerfile="\n".join(lines) + "\n", files=tuple(files), tag=tag)
 
 
 # The parts ------------------------------------------------------------------------------------
 
 
-def _runtime_stage(base: str, funade_wheel: Path | None) -> list[str]:
+def _runtime_stage(base: str, funade_wheel: Path | None, extras: Sequence[str] = ()) -> list[str]:
     copy_wheels = ["COPY wheels/ /opt/funade/wheels/"] if funade_wheel is not None else []
+    libraries = sorted({lib for extra in extras for lib in SYSTEM_LIBRARIES.get(extra, ())})
+    apt = (
+        [
+            "# Shared libraries the extras' wheels load but do not bring (Debian's packages).",
+            "RUN apt-get update \\",
+            " && apt-get install -y --no-install-recommends " + " ".join(libraries) + " \\",
+            " && rm -rf /var/lib/apt/lists/*",
+        ]
+        if libraries
+        else []
+    )
     return [
         "# Written by `funade build`. Build with podman (`--format docker` keeps the",
         "# HEALTHCHECK), buildah or docker; docs/containers.md.",
@@ -398,6 +413,7 @@ def _runtime_stage(base: str, funade_wheel: Path | None) -> list[str]:
         f" && useradd --system --uid {UID} --gid {UID} --home-dir /home/funade --create-home \\",
         "    --shell /usr/sbin/nologin funade \\",
         f" && mkdir -p {CACHE_DIR} && chown {UID}:{UID} {CACHE_DIR}",
+        *apt,
         *copy_wheels,
         "COPY requirements.txt /opt/funade/requirements.txt",
         "RUN python -m pip install --no-cache-dir -r /opt/funade/requirements.txt",

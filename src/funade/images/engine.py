@@ -79,6 +79,7 @@ class ContainerEngine:
         ``check``: raise ``EngineError`` when it fails."""
         command = [self.executable, *args]
         environment = {**os.environ, **env} if env else None
+        logged = log.stat().st_size if log is not None and log.exists() else 0
         try:
             if log is None:
                 done = subprocess.run(
@@ -112,10 +113,11 @@ class ContainerEngine:
                 fix=f"See whether `{self.name} info` answers; a stuck engine needs a restart.",
             ) from None
         if check and done.returncode != 0:
-            said = (done.stderr or done.stdout or "").strip() if log is None else f"see {log}"
+            said = (done.stderr or done.stdout or "").strip()[-2000:]
+            if log is not None:
+                said = f"{_last_lines(log, logged)} (all of its output: {log})"
             raise EngineError(
-                f"`{self.name} {_shown(args)}` failed (exit status {done.returncode}): "
-                f"{said[-2000:]}",
+                f"`{self.name} {_shown(args)}` failed (exit status {done.returncode}): {said}",
                 field="backend",
                 value=self.name,
                 fix=f"Fix what {self.name} reports above.",
@@ -124,6 +126,20 @@ class ContainerEngine:
 
     def __repr__(self) -> str:
         return f"ContainerEngine({self.name!r}, {self.executable!r})"
+
+
+def _last_lines(log: Path, start: int, count: int = 4, limit: int = 1500) -> str:
+    """The last ``count`` lines a command wrote to ``log`` from offset ``start`` on, joined
+    with `` | `` (a builder's error is in its last lines: pip's, a missing base image's)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(start)
+            written = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return "(its output could not be read)"
+    lines = [line.strip() for line in written.splitlines() if line.strip()]
+    said = " | ".join(lines[1:][-count:])  # the first is the command, written above
+    return said[-limit:] if said else "(it printed nothing)"
 
 
 def _shown(args: Sequence[str], limit: int = 6) -> str:

@@ -10,6 +10,7 @@ it from podman's build cache."""
 
 from __future__ import annotations
 
+import http.server
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from funade.deploy.backends.container import (
     LABEL,
     SOCKET_MOUNT,
     ContainerBackend,
+    bridged_url,
     create_backend,
     owner_of,
 )
@@ -311,7 +313,8 @@ def test_an_image_is_built_once_per_digest(
     blobs: Blobs,
 ) -> None:
     """A model no other test uses, so its image can be removed first: the first start builds
-    it, a second (of another backend instance, after the first is stopped) reuses it."""
+    it (in the background: the replica is STARTING, "building image TAG", meanwhile), a second
+    (of another backend instance, after the first is stopped) reuses it at once."""
     digest = blobs.add(package(CrashOnLoad(), tmp_path / "cached", SAMPLE))
     spec = spec_of(digest, deployment="cached")
     tag = default_tag("cached", 1, digest)
@@ -321,15 +324,17 @@ def test_an_image_is_built_once_per_digest(
     first = make_backend(tmp_path / "containers", wheel, blobs, owner)
     second = make_backend(tmp_path / "containers", wheel, blobs, owner)
     try:
-        first.start(spec)
+        started = first.start(spec)
+        assert (started.state, started.detail) == (ReplicaState.STARTING, f"building image {tag}")
+        ready(first)
         assert image_digest(first.engine, tag) == digest
         built = log.read_text()
         assert built.count("$ ") == 1, built
         assert " build " in built
-        ready(first)
         first.stop_all(grace_seconds=2)
 
-        second.start(spec)
+        again = second.start(spec)
+        assert (again.state, again.detail) == (ReplicaState.STARTING, ""), "run at once"
         assert log.read_text() == built, "the second start built the image again"
         [replica] = ready(second)
         assert np.allclose(predict(replica.url, replica.token, "cached"), [2.0, 4.0])
@@ -344,12 +349,63 @@ def test_a_package_that_cannot_be_fetched_makes_a_replica_that_exited(
     backend: ContainerBackend,
 ) -> None:
     replica = backend.start(spec_of("sha256:" + "0" * 64, deployment="gone"))
-    assert replica.state is ReplicaState.EXITED
+    assert replica.state is ReplicaState.STARTING  # its image is to be built: in the background
+    until(
+        lambda: [r.state for r in backend.replicas()] == [ReplicaState.EXITED],
+        30,
+        "the failed build seen",
+    )
     [seen] = backend.replicas()
-    assert seen.state is ReplicaState.EXITED
+    assert seen.id == replica.id
     assert seen.detail.startswith("no image: "), seen.detail
     backend.stop(seen.id)
     assert backend.replicas() == []
+
+
+def test_a_replica_reaches_a_control_plane_listening_on_every_address(
+    backend: ContainerBackend, source: str
+) -> None:
+    """A plane on 0.0.0.0 is given to a bridged replica as host.containers.internal, which it
+    reaches (a stand-in server answers for the plane: only what the replica reaches matters)."""
+
+    class Plane(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"the plane")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Plane)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        backend.api_url = lambda: f"http://0.0.0.0:{port}"
+        backend.start(spec_of(source))
+        [replica] = ready(backend)
+        name = f"funade-{replica.id}"
+        env = podman("exec", name, "printenv", "FUNADE_URL").stdout.strip()
+        assert env == f"http://host.containers.internal:{port}"
+        fetch = "import os, urllib.request as u; print(u.urlopen(os.environ['FUNADE_URL']).read())"
+        reached = podman("exec", name, "python", "-c", fetch, check=False)
+        assert reached.stdout.strip() == "b'the plane'", reached.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_url_a_bridged_replica_gets_for_the_control_plane() -> None:
+    assert bridged_url("http://0.0.0.0:8470", "podman") == "http://host.containers.internal:8470"
+    assert bridged_url("http://[::]:8470", "podman") == "http://host.containers.internal:8470"
+    # Loopback reaches nothing from the bridge; a routable address or name is given as it is.
+    assert bridged_url("http://127.0.0.1:8470", "podman") == "http://127.0.0.1:8470"
+    assert bridged_url("http://192.0.2.2:8470", "podman") == "http://192.0.2.2:8470"
+    assert bridged_url("https://funade.example.com", "podman") == "https://funade.example.com"
+    # Docker names the host only when a container is run with --add-host: left as it is.
+    assert bridged_url("http://0.0.0.0:8470", "docker") == "http://0.0.0.0:8470"
+    assert bridged_url("", "podman") == ""
 
 
 def test_stopping_an_unknown_replica_is_a_no_op(backend: ContainerBackend) -> None:

@@ -5,9 +5,13 @@ of its model version's image, run by the engine's command line (``funade.images.
 built from the artifact store's package the first time a replica of that digest starts, tagged
 ``funade/<model>:<version>-<12 hex>`` and reused by every later start (an image already tagged
 for the digest is never built again). ``container_base_image`` and ``container_funade_wheel``
-(settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs inside
-``start``: the first replica of a version waits for it (seconds with the builder's cache warm,
-a minute or so when the frameworks are installed from the index), later ones do not.
+(settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs in the
+background (``funade.images.background``: one build per tag at a time, at most two at once), not
+on the controller's thread: ``start`` of a replica whose image is not built yet answers it
+STARTING with the detail ``building image TAG``, and ``replicas`` runs its container once the
+image is there (seconds with the builder's cache warm, a minute or so when the frameworks are
+installed from the index), or reports it EXITED with the build's error (``no image: ...``, the
+builder's last lines), which the reconciler counts as a crash. Later starts find the image.
 
 **The socket.** A replica's server listens on a Unix socket (``funade serve --uds``) in a
 directory of the host mounted into the container (``SOCKET_MOUNT``): one directory per replica
@@ -30,7 +34,8 @@ gateway, other replicas and a trust-authenticated PostgreSQL listen: a model wou
 all. In its own network namespace it reaches none of them (on this machine's rootful podman,
 CNI's bridge with port forwarding worked as it is; ``scripts/podman-setup``). The control
 plane's URL is still given (``FUNADE_URL``), as the local backend gives it; from the bridge a
-loopback URL does not reach the host (a control plane on another address does).
+loopback URL does not reach the host (a control plane on another address does; one on every
+address, ``0.0.0.0``, is given as ``host.containers.internal`` with podman: ``bridged_url``).
 
 **What a replica is given**, all of it: its image's own environment (no secret is baked in;
 docs/containers.md), ``FUNADE_PROJECT``, ``FUNADE_URL`` (once the server is bound),
@@ -66,17 +71,20 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
 from funade.deploy.backends.sockets import SOCKET_NAME, SocketDirs, socket_base
 from funade.deploy.replicaurl import ReplicaHTTP, unix_url
-from funade.images.containerfile import PORT, SERVES_UNIX_LABEL, UID
+from funade.images.background import BackgroundBuilds
+from funade.images.containerfile import PORT, SERVES_UNIX_LABEL, UID, default_tag
 from funade.images.engine import ContainerEngine
-from funade.images.ondemand import ensure_image, image_labels
+from funade.images.ondemand import ensure_image, image_digest, image_labels
 from funade.sandbox.env import forbidden_names
 
 if TYPE_CHECKING:
@@ -109,6 +117,17 @@ class _Seen:
     started_at: float
     token: str
     url: str
+
+
+@dataclass(frozen=True)
+class _Building:
+    """A replica started while its image is built: what its container is run with after."""
+
+    spec: ReplicaSpec
+    token: str
+    started_at: float
+    tag: str
+    image: Future[str]
 
 
 class ContainerBackend:
@@ -151,6 +170,8 @@ class ContainerBackend:
         self._health: dict[str, Health] = {}
         self._failed: dict[str, Replica] = {}  # replicas that never got a container
         self._stopping: dict[str, threading.Thread] = {}
+        self._builds = BackgroundBuilds()
+        self._building: dict[str, _Building] = {}  # replicas waiting for their image
 
     # The interface --------------------------------------------------------------------------
 
@@ -159,9 +180,21 @@ class ContainerBackend:
         token = secrets.token_urlsafe(32)
         started_at = time.time()
         try:
-            image = self._image(spec)
+            image = self._tag(spec)
+            built = image_digest(self.engine, image) == spec.digest
         except Exception as exc:  # no image, no container: the start failed
             return self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
+        if not built:  # built in the background; `replicas` runs the container after
+            future = self._builds.submit(image, lambda: self._image(spec))
+            waiting = _Building(spec, token, started_at, image, future)
+            self._building[replica_id] = waiting
+            return self._waiting(replica_id, waiting)
+        return self._run(spec, replica_id, token, started_at, image)
+
+    def _run(
+        self, spec: ReplicaSpec, replica_id: str, token: str, started_at: float, image: str
+    ) -> Replica:
+        """Run the container of a replica whose ``image`` is built."""
         env = self._environment(spec, token)
         labels = {
             LABEL: replica_id,
@@ -219,7 +252,8 @@ class ContainerBackend:
         return Replica(replica_id, spec, "", ReplicaState.STARTING, started_at, token=token)
 
     def replicas(self) -> list[Replica]:
-        out = list(self._failed.values())
+        waiting = self._after_builds()
+        out = list(self._failed.values()) + waiting
         listing = self._list()
         self._learn([cid for cid, _state in listing if cid not in self._seen])
         for cid, state in listing:
@@ -233,6 +267,8 @@ class ContainerBackend:
         """Drain and remove the replica's container in a thread (``stop -t``, then ``rm``)."""
         if self._failed.pop(replica_id, None) is not None:
             return
+        if self._building.pop(replica_id, None) is not None:
+            return  # no container yet, none later; its image is still built, for the next
         with self._lock:
             if replica_id in self._stopping:
                 return
@@ -261,6 +297,42 @@ class ContainerBackend:
 
     # Helpers --------------------------------------------------------------------------------
 
+    def _tag(self, spec: ReplicaSpec) -> str:
+        """The tag of the image of ``spec``'s version (``funade build``'s)."""
+        model, _, version = spec.source.rpartition(":")
+        return default_tag(model, int(version), spec.digest)
+
+    def _after_builds(self) -> list[Replica]:
+        """The replicas waiting for an image: a container run for each whose image is built,
+        a failed start for each whose build failed; the ones still waiting, STARTING."""
+        waiting = []
+        for replica_id, building in list(self._building.items()):
+            if not building.image.done():
+                waiting.append(self._waiting(replica_id, building))
+                continue
+            if self._building.pop(replica_id, None) is None:
+                continue  # stopped meanwhile
+            spec, token, started_at = building.spec, building.token, building.started_at
+            try:
+                image = building.image.result()
+            except Exception as exc:
+                self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
+            else:
+                self._run(spec, replica_id, token, started_at, image)
+        return waiting
+
+    def _waiting(self, replica_id: str, building: _Building) -> Replica:
+        detail = f"building image {building.tag}"
+        return Replica(
+            replica_id,
+            building.spec,
+            "",
+            ReplicaState.STARTING,
+            building.started_at,
+            detail,
+            building.token,
+        )
+
     def _image(self, spec: ReplicaSpec) -> str:
         model, _, version = spec.source.rpartition(":")
         return ensure_image(
@@ -285,7 +357,7 @@ class ContainerBackend:
     def _environment(self, spec: ReplicaSpec, token: str) -> dict[str, str]:
         """A replica's environment beyond its image's; see the module's docstring."""
         refused = set(forbidden_names(spec.runtime.env))
-        api_url = self.api_url()
+        api_url = bridged_url(self.api_url(), self.engine.name)
         return {
             **{
                 name: value
@@ -397,6 +469,20 @@ def _read(item: dict[str, Any]) -> _Seen | None:
     else:
         url = f"http://127.0.0.1:{host_port}" if host_port else ""
     return _Seen(replica_id, spec, started_at, env.get("FUNADE_REPLICA_TOKEN", ""), url)
+
+
+def bridged_url(url: str, engine: str) -> str:
+    """The control plane's ``url`` as a container on the engine's bridge reaches it: a plane
+    listening on every address (``0.0.0.0``, ``::``) is reached at ``host.containers.internal``,
+    the name podman (4.1 or later) gives the host's side of the bridge in each container's
+    /etc/hosts; any other URL as it is. One on the host's loopback reaches nothing from the
+    bridge (the container's loopback is its own), and docker gives no such name unless run with
+    ``--add-host=host.docker.internal:host-gateway``: docs/containers.md."""
+    parts = urlsplit(url)
+    if engine != "podman" or parts.hostname not in ("0.0.0.0", "::"):  # noqa: S104
+        return url
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"host.containers.internal{port}"))
 
 
 def _name(replica_id: str) -> str:

@@ -1,0 +1,185 @@
+"""Image builds run off the reconciler's thread (funade.deploy.backends.container with
+funade.images.background), with real podman as root behind a builder stand-in: a `podman`
+script that holds `build` of one tag until the test lets it go and hands every other command,
+and the held build once let go, to the real podman. While one version's build is held, another
+deployment's replica, on an image already built, becomes ready and serves; the held one is
+STARTING with the detail "building image TAG", then ready and serving once its build finishes.
+A build that fails (a base image that is not there) makes its replica exit with the builder's
+own words, counted as a crash: the next start, after the backoff, builds again.
+
+Skipped only where podman is not installed; a missing base image fails naming
+scripts/podman-setup. The `source` fixture (test_container.py's) builds the arithmetic model's
+image first, which on a machine whose builder holds no layer yet takes a minute or more."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import funade
+from funade.deploy.backends import Replica, ReplicaState
+from funade.deploy.backends.container import LABEL, ContainerBackend
+from funade.deploy.reconcile import Desired, Reconciler
+from funade.images.containerfile import default_tag
+from funade.images.engine import ContainerEngine
+from tests.deploy.backends.test_container import blobs, predict, source  # noqa: F401 - fixtures
+from tests.deploy.conftest import until
+from tests.deploy.test_local_backend import Blobs, spec_of
+from tests.images.podman import (  # noqa: F401 - fixtures
+    BASE,
+    PODMAN,
+    needs_podman,
+    podman,
+    podman_ready_fixture,
+    wheel_fixture,
+)
+
+pytestmark = [needs_podman, pytest.mark.timeout(900)]
+
+HOLDING = """#!/bin/sh
+# A builder stand-in: `build ... -t {tag} ...` waits until {release} exists (after writing
+# {held}); everything else, and that build once let go, is the real podman's.
+if [ "$1" = build ]; then
+  case " $* " in
+    *" -t {tag} "*)
+      touch {held}
+      while [ ! -e {release} ]; do sleep 0.2; done ;;
+  esac
+fi
+exec {podman} "$@"
+"""
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> Iterator[list[ContainerBackend]]:
+    """Backends a test makes: their replicas stopped, and no container of theirs left."""
+    backends: list[ContainerBackend] = []
+    yield backends
+    for backend in backends:
+        backend.stop_all(grace_seconds=2)
+        backend.close()
+        left = podman("ps", "-aq", f"--filter=label={LABEL}.owner={backend.owner}").stdout.split()
+        if left:
+            podman("rm", "--force", *left, check=False)
+        assert left == [], "stop_all left containers"
+
+
+def backend_over(
+    engine: ContainerEngine, root: Path, wheel: Path, packages: Blobs, base: str = BASE
+) -> ContainerBackend:
+    return ContainerBackend(
+        engine,
+        root,
+        owner=uuid.uuid4().hex[:12],
+        fetch=packages.open,
+        funade_version=funade.__version__,
+        base_image=base,
+        funade_wheel=wheel,
+    )
+
+
+def test_a_held_build_stalls_no_other_deployment_and_its_replica_starts_once_built(
+    podman_ready: None,
+    tmp_path: Path,
+    wheel: Path,
+    blobs: Blobs,  # noqa: F811
+    source: str,  # noqa: F811
+    made: list[ContainerBackend],
+) -> None:
+    held = f"held{uuid.uuid4().hex[:8]}"  # a model whose image no one has built
+    tag = default_tag(held, 1, source)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "bin" / "podman"
+    script.parent.mkdir()
+    assert PODMAN is not None
+    script.write_text(
+        HOLDING.format(tag=tag, held=marks / "held", release=marks / "release", podman=PODMAN)
+    )
+    script.chmod(0o755)
+    backend = backend_over(
+        ContainerEngine.find("podman", executable=str(script)), tmp_path / "c", wheel, blobs
+    )
+    made.append(backend)
+    fast = spec_of(source)  # churn:1, whose image the `source` fixture built
+    slow = spec_of(source, deployment=held)
+    desired = {fast.key: Desired(fast, 1), slow.key: Desired(slow, 1)}
+    reconciler = Reconciler(backend, grace_seconds=2)
+    try:
+        seen: dict[str, Replica] = {}
+
+        def fast_ready() -> bool:
+            seen.clear()
+            seen.update((r.spec.deployment, r) for r in reconciler.step(desired))
+            return "churn" in seen and seen["churn"].state is ReplicaState.READY
+
+        until(fast_ready, 180, f"churn ready while {held}'s build is held: {seen}")
+        assert (marks / "held").exists(), "the held build reached the builder"
+        waiting = seen[held]
+        assert waiting.state is ReplicaState.STARTING
+        assert waiting.detail == f"building image {tag}"
+        assert waiting.url == ""
+        assert np.allclose(predict(seen["churn"].url, seen["churn"].token), [2.0, 4.0])
+        assert podman("image", "exists", tag, check=False).returncode == 1, "not built yet"
+        # One start each: the waiting replica counts as starting, and is not started again.
+        assert sum("started" in e for e in reconciler.events) == 2, reconciler.events
+    finally:
+        (marks / "release").touch()
+
+    def both_ready() -> bool:
+        seen.clear()
+        seen.update((r.spec.deployment, r) for r in reconciler.step(desired))
+        return len(seen) == 2 and all(r.state is ReplicaState.READY for r in seen.values())
+
+    until(both_ready, 300, f"both ready once the build was let go: {seen}")
+    assert seen[held].id == waiting.id, "the replica that waited is the one that runs"
+    assert seen[held].token == waiting.token
+    assert np.allclose(predict(seen[held].url, seen[held].token, held), [2.0, 4.0])
+    assert sum("started" in e for e in reconciler.events) == 2, reconciler.events
+    log = backend.root / "builds" / f"{source.removeprefix('sha256:')[:12]}.log"
+    assert log.read_text().count(f" -t {tag} ") == 1, "built once"
+    podman("rmi", "--force", tag, check=False)
+
+
+def test_a_build_that_fails_is_a_crash_with_the_builders_reason_and_is_retried(
+    podman_ready: None,
+    tmp_path: Path,
+    wheel: Path,
+    blobs: Blobs,  # noqa: F811
+    source: str,  # noqa: F811
+    made: list[ContainerBackend],
+) -> None:
+    missing = f"localhost/funade-test/no-such-base:{uuid.uuid4().hex[:8]}"
+    backend = backend_over(
+        ContainerEngine.find("podman"), tmp_path / "c", wheel, blobs, base=missing
+    )
+    made.append(backend)
+    broken = f"nobase{uuid.uuid4().hex[:8]}"
+    spec = spec_of(source, deployment=broken)
+    desired = {spec.key: Desired(spec, 1)}
+    reconciler = Reconciler(backend, grace_seconds=1)
+    first = reconciler.step(desired)
+    assert [(r.state, r.detail) for r in first] == [
+        (ReplicaState.STARTING, f"building image {default_tag(broken, 1, source)}")
+    ]
+    until(
+        lambda: (
+            reconciler.step(desired) is not None
+            and spec.key in reconciler.backoff
+            and reconciler.backoff[spec.key].failures >= 2
+        ),
+        180,
+        "two failed builds",
+    )
+    detail = reconciler.backoff[spec.key].last_detail
+    assert detail.startswith("no image: `podman build --format docker -f "), detail
+    assert "failed (exit status 125): " in detail, detail
+    assert missing in detail, "the builder's own words name the base it could not get"
+    log = backend.root / "builds" / f"{source.removeprefix('sha256:')[:12]}.log"
+    assert f"(all of its output: {log})" in detail
+    assert log.read_text().count("$ ") >= 2, "the next start built again"
+    assert any("no image: `podman build" in e for e in reconciler.events), reconciler.events
