@@ -26,9 +26,15 @@ from funade.deploy.backends.container import LABEL, ContainerBackend
 from funade.deploy.reconcile import Desired, Reconciler
 from funade.images.containerfile import default_tag
 from funade.images.engine import ContainerEngine
-from tests.deploy.backends.test_container import blobs, predict, source  # noqa: F401 - fixtures
+from tests.deploy.backends.test_container import (  # noqa: F401 - fixtures
+    CHURN,
+    blobs,
+    predict,
+    source,
+    spec_of,
+)
 from tests.deploy.conftest import until
-from tests.deploy.test_local_backend import Blobs, spec_of
+from tests.deploy.test_local_backend import Blobs
 from tests.images.podman import (  # noqa: F401 - fixtures
     BASE,
     PODMAN,
@@ -105,7 +111,7 @@ def test_a_held_build_stalls_no_other_deployment_and_its_replica_starts_once_bui
         ContainerEngine.find("podman", executable=str(script)), tmp_path / "c", wheel, blobs
     )
     made.append(backend)
-    fast = spec_of(source)  # churn:1, whose image the `source` fixture built
+    fast = spec_of(source)  # CHURN:1, whose image the `source` fixture built
     slow = spec_of(source, deployment=held)
     desired = {fast.key: Desired(fast, 1), slow.key: Desired(slow, 1)}
     reconciler = Reconciler(backend, grace_seconds=2)
@@ -115,15 +121,15 @@ def test_a_held_build_stalls_no_other_deployment_and_its_replica_starts_once_bui
         def fast_ready() -> bool:
             seen.clear()
             seen.update((r.spec.deployment, r) for r in reconciler.step(desired))
-            return "churn" in seen and seen["churn"].state is ReplicaState.READY
+            return CHURN in seen and seen[CHURN].state is ReplicaState.READY
 
-        until(fast_ready, 180, f"churn ready while {held}'s build is held: {seen}")
+        until(fast_ready, 180, f"{CHURN} ready while {held}'s build is held: {seen}")
         assert (marks / "held").exists(), "the held build reached the builder"
         waiting = seen[held]
         assert waiting.state is ReplicaState.STARTING
         assert waiting.detail == f"building image {tag}"
         assert waiting.url == ""
-        assert np.allclose(predict(seen["churn"].url, seen["churn"].token), [2.0, 4.0])
+        assert np.allclose(predict(seen[CHURN].url, seen[CHURN].token), [2.0, 4.0])
         assert podman("image", "exists", tag, check=False).returncode == 1, "not built yet"
         # One start each: the waiting replica counts as starting, and is not started again.
         assert sum("started" in e for e in reconciler.events) == 2, reconciler.events
