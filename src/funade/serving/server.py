@@ -92,6 +92,7 @@ def serve(
         "http": "httptools",
         "loop": "uvloop",
         "proxy_headers": False,  # believe no X-Forwarded-For (replicas listen on loopback)
+        "ws": "none",  # no websockets: their library is not even imported (a replica's start)
     }
     if config.workers == 1:
         failures: list[BaseException] = []
