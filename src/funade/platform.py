@@ -98,6 +98,7 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
             port=settings.port,
             log_level="warning",
             proxy_headers=False,  # forwarded headers: only from trusted_proxies (api/app.py)
+            ws="none",  # the API has no websockets: their library is not even imported
         )
     )
 

@@ -196,3 +196,19 @@ def test_bad_options_are_refused_before_anything_starts(
     )
     assert done.returncode == 2
     assert f"Serving option {message}" in done.stderr, done.stderr
+
+
+def test_a_websocket_handshake_is_answered_as_plain_http(home: Path, tmp_path: Path) -> None:
+    """A model server speaks no websockets (uvicorn's ``ws="none"``: their library is not even
+    imported, which a replica's start skips): a handshake is an ordinary request, here a probe."""
+    directory = package(Arithmetic(), tmp_path / "adder", {"x": np.ones((2, 2))})
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    with funade_serve(home, str(directory), "--name", "adder") as (_, url):
+        response = httpx.get(f"{url}/v2/health/live", headers=upgrade)
+        assert response.status_code == 200
+        assert response.json() == {"live": True}

@@ -172,6 +172,7 @@ def _serve(
         "http": "httptools",
         "loop": "uvloop",
         "proxy_headers": False,  # believe no X-Forwarded-For (replicas are on loopback or a socket)
+        "ws": "none",  # no websockets: their library is not even imported (a replica's start)
     }
     if config.workers == 1:
         failures: list[BaseException] = []
