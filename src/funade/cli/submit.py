@@ -157,6 +157,13 @@ def submit(
             "reuse steps across runs; see docs/kfp.md)."
         ),
     ] = True,
+    token_wait: Annotated[
+        float | None,
+        typer.Option(
+            help="With --schedule: seconds a step waits for `funade pipeline follow` to give "
+            "it its run's token (default 600)."
+        ),
+    ] = None,
     interval: Interval = 10.0,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the requests; send nothing, record nothing.")
@@ -200,6 +207,7 @@ def submit(
         schedule=check_schedule(schedule) if schedule else None,
         funade_url=check_host(funade_url, "funade-url", "funade API") if funade_url else "",
         step_token=step_token,
+        token_wait=_check_wait(token_wait),
     )
     if dry_run:
         from funade.settings import Settings
@@ -219,7 +227,9 @@ def submit(
                 f"Schedule {escape(done.job)} created on {engine}: {escape(done.console)}\n"
                 "  Record and follow its runs in funade with:\n"
                 f"  funade pipeline follow {escape(target)} {escape(done.job)} --target {engine} "
-                f"{escape(where)}" + (f" --env {escape(env)}" if env else ""),
+                f"{escape(where)}"
+                + (f" --namespace {escape(namespace)}" if namespace != "kubeflow" else "")
+                + (f" --env {escape(env)}" if env else ""),
                 soft_wrap=True,
             )
             return
@@ -242,6 +252,19 @@ def _check_interval(interval: float) -> None:
         )
 
 
+def _check_wait(seconds: float | None) -> float | None:
+    from funade.errors import InvalidInputError
+
+    if seconds is not None and not 0 <= seconds <= 86400:
+        raise InvalidInputError(
+            f"--token-wait {seconds} is out of range.",
+            field="token-wait",
+            value=seconds,
+            fix="Give the seconds a scheduled step waits for its token, 0 to 86400 (e.g. 600).",
+        )
+    return seconds
+
+
 def follow(
     target: Target,
     schedule: Annotated[
@@ -256,6 +279,9 @@ def follow(
     region: Region = None,
     api_endpoint: ApiEndpoint = None,
     host: Host = None,
+    namespace: Annotated[
+        str, typer.Option(help="Kubeflow: the namespace of the schedule's Secret (its pods').")
+    ] = "kubeflow",
     env: Env = None,
     interval: Interval = 10.0,
 ) -> None:
@@ -265,7 +291,14 @@ def follow(
     from funade.pipelines.submitschedule import follow_schedule
 
     _check_interval(interval)
-    remote = _engine(engine, project=project, region=region, api_endpoint=api_endpoint, host=host)
+    remote = _engine(
+        engine,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+        host=host,
+        namespace=namespace,
+    )
 
     def recorded(run: RunOut, job: ListedJob) -> None:
         console.print(
