@@ -6,6 +6,7 @@ state between the follower's polls (its ``sleep``)."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -485,6 +486,21 @@ def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
     assert "Stopped: schedule rr-1 no longer exists on kubeflow; 1 run(s) followed." in result.out
     assert (recorded.state, recorded.trigger) == ("succeeded", "schedule")
     assert stores.k8s == {}  # the per-schedule Secret deleted with the schedule
+    # funade's record of the schedule: made by submit, updated by follow
+    (record,) = admin.list_remote_schedules()
+    assert (record.target, record.engine_id, record.cron, record.pipeline) == (
+        "kubeflow", "rr-1", "0 3 * * *", "flow",
+    )  # fmt: skip
+    assert record.console == f"{api.url}/#/recurringrun/details/rr-1"
+    assert record.last_job == "r-1"
+    assert record.last_seen_at is not None
+    assert record.ended_reason == "schedule rr-1 no longer exists on kubeflow"
+    listed = cli("pipeline", "schedules")
+    assert listed.code == 0, listed.err
+    assert "kubeflow" in listed.out
+    assert "rr-1" in listed.out
+    as_json = cli("pipeline", "schedules", "--json")
+    assert [r["engine_id"] for r in json.loads(as_json.out)] == ["rr-1"]
     (written, *_) = api.requests("PATCH", "/api/v1/namespaces/kubeflow/secrets/.+")
     assert written.headers["authorization"] == "Bearer kube-token"
 

@@ -232,6 +232,8 @@ def submit(
                 + (f" --env {escape(env)}" if env else ""),
                 soft_wrap=True,
             )
+            _remember(api, engine, done.job, console=done.console, cron=schedule or "",
+                      pipeline=done.spec.name, source=target)  # fmt: skip
             return
         console.print(
             f"Run {done.run.id} submitted to {engine} as {escape(done.job)}\n"
@@ -305,6 +307,8 @@ def follow(
             f"Run {run.id} follows {remote.name} job {escape(job.name)} ({job.state.engine_state})",
             soft_wrap=True,
         )
+        name = str(run.runner.get("schedule") or schedule)
+        _remember(api, engine, name, pipeline=run.pipeline, last_job=job.name)
 
     def ended(run: RunOut) -> None:
         console.print(
@@ -329,9 +333,58 @@ def follow(
                 "(their jobs go on), and the next `funade pipeline follow` records only new jobs."
             )
             raise typer.Exit(130) from None
+        if not done.lost:
+            _remember(api, engine, done.schedule, pipeline=done.pipeline, ended=True,
+                      reason=done.reason)  # fmt: skip
     console.print(f"Stopped: {escape(done.reason)}; {len(done.runs)} run(s) followed.")
     if done.lost:
         raise typer.Exit(1)
+
+
+def _remember(api: Client, engine: str, engine_id: str, **fields: object) -> None:
+    """Record (or update) funade's record of a remote schedule; a failure is only said: the
+    schedule is on the engine, and following it goes on."""
+    from funade.errors import FunadeError
+    from funade.pipelines.schemas import RemoteScheduleIn
+
+    try:
+        api.record_remote_schedule(
+            RemoteScheduleIn.model_validate({"target": engine, "engine_id": engine_id, **fields})
+        )
+    except (FunadeError, ValueError) as exc:
+        console.print(f"  (funade's record of schedule {escape(engine_id)} not updated: "
+                      f"{escape(str(exc))})", style="yellow")  # fmt: skip
+
+
+def schedules(
+    project: Annotated[str | None, typer.Option(help="Project to work in.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Schedules made on Vertex AI and Kubeflow with `funade pipeline submit --schedule` (the
+    engines run them; `funade schedule list` lists the control plane's own)."""
+    from funade.cli.output import print_json, table, when
+
+    with client(project) as api:
+        rows = api.list_remote_schedules()
+    if json_out:
+        print_json(rows)
+        return
+    table(
+        None,
+        ("target", "schedule", "cron", "pipeline", "last job", "last seen", "ended"),
+        [
+            (
+                r.target,
+                r.engine_id,
+                r.cron,
+                r.pipeline,
+                r.last_job,
+                when(r.last_seen_at),
+                when(r.ended_at),
+            )
+            for r in rows
+        ],
+    )
 
 
 def _follow(

@@ -109,6 +109,7 @@ class FollowedSchedule:
     reason: str = ""
     lost: bool = False
     """The engine could not be reached: the runs it followed are ``lost``."""
+    pipeline: str = ""
     secret: str = ""
     """The per-schedule secret the jobs' tokens were written to ("" if the steps get none)."""
 
@@ -214,7 +215,7 @@ def follow_schedule(
     waiting: dict[str, ListedJob] = {}
     """Jobs seen that could not be recorded yet (the engine or funade away for a moment)."""
     followers: dict[str, tuple[RunFollower, RunControl]] = {}
-    done = FollowedSchedule(name, secret=schedule_secret(remote.pipeline_spec))
+    done = FollowedSchedule(name, pipeline=spec.name, secret=schedule_secret(remote.pipeline_spec))
     unreachable_since: float | None = None
     entries: dict[str, str] = {}
     """Job key → its entry (run id and token) in the per-schedule secret."""
