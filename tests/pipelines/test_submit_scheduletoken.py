@@ -566,3 +566,56 @@ def test_job_keys() -> None:
         with pytest.raises(InvalidInputError) as caught:
             job_key(bad)
         assert caught.value.field == "job"
+
+
+def test_a_schedule_whose_steps_get_a_token_needs_funades_address(
+    write_pipeline: Callable[..., str],
+    kfp: tuple[StandIn, SecretStores, KubeflowEngine],
+    admin: Client,
+) -> None:
+    api, stores, engine = kfp
+    with pytest.raises(InvalidInputError) as caught:
+        submit(engine, write_pipeline(FLOW), SubmitOptions(schedule="0 3 * * *"), admin)
+    assert caught.value.field == "funade-url"
+    assert str(caught.value).endswith("(or --no-step-token: the steps then cannot call funade).")
+    assert api.seen == []
+    options = SubmitOptions(schedule="0 3 * * *", step_token=False)
+    assert submit(engine, write_pipeline(FLOW), options, admin).job == "rr-1"
+    assert stores.k8s == {}  # no token for the steps: no secret
+    (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
+    assert "funade_job" not in json.dumps(sent.body)
+
+
+def test_a_steps_own_input_named_funade_job_reaches_it_outside_schedules(
+    write_pipeline: Callable[..., str], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Only a scheduled step's --job drops the `funade_job` input; other steps keep theirs."""
+    import yaml
+
+    from funade.pipelines.kfpir import compile_kfp
+    from funade.pipelines.loader import load_pipeline
+
+    target = write_pipeline(
+        """
+@funade.step
+def load(funade_job: int) -> float:
+    return funade_job * 2.0
+
+
+@funade.pipeline
+def flow(n: int = 3):
+    load(n)
+"""
+    )
+    spec = next(yaml.safe_load_all(compile_kfp(load_pipeline(target), target=target)))
+    args = spec["deploymentSpec"]["executors"]["exec-load"]["container"]["args"]
+    out = tmp_path / "out.txt"
+    executor_input = {
+        "inputs": {"parameterValues": {"funade_job": 3.0}},
+        "outputs": {"parameters": {"output": {"outputFile": str(out)}}},
+    }
+    result = cli(
+        "pipeline", "step", *[json.dumps(executor_input) if a == "{{$}}" else a for a in args]
+    )
+    assert result.code == 0, result.err
+    assert out.read_text() == "6.0"

@@ -344,6 +344,12 @@ def step(
             value=executor_input[:80],
             fix="Pass KFP's executor input placeholder, '{{$}}'.",
         ) from None
+    if job and isinstance(given, dict):  # the job's name is the schedule's input, not the step's
+        from funade.pipelines.scheduletoken import JOB_INPUT
+
+        values = (given.get("inputs") or {}).get("parameterValues")
+        if isinstance(values, dict):
+            values.pop(JOB_INPUT, None)
     with tempfile.TemporaryDirectory(prefix="funade-step-") as work:
         run_kfp_step(
             given,

@@ -28,7 +28,6 @@ from funade.errors import InvalidInputError
 from funade.pipelines import serializers
 from funade.pipelines.codehash import code_session, describe_code
 from funade.pipelines.loader import load_pipeline
-from funade.pipelines.scheduletoken import JOB_INPUT
 from funade.pipelines.steps import Step
 from funade.pipelines.task import _plain, _split, resolve_step
 
@@ -122,7 +121,6 @@ def run_kfp_step(
     values: dict[str, Any] = {
         name: _parameter(value, step, name)
         for name, value in (inputs.get("parameterValues") or {}).items()
-        if name != JOB_INPUT  # a scheduled run's job name (scheduletoken), not the step's
     }
     for name, given in (inputs.get("artifacts") or {}).items():
         artifacts = given.get("artifacts") or []

@@ -198,7 +198,12 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
             "this funade runs in-process.",
             field="funade-url",
             fix="Give --funade-url https://funade.example (a control plane the engine's "
-            "machines reach), or set FUNADE_URL to one.",
+            "machines reach), or set FUNADE_URL to one"
+            + (
+                " (or --no-step-token: the steps then cannot call funade)."
+                if options.schedule
+                else "."
+            ),
         )
     if options.schedule:
         return _schedule(engine, prepared, options, client)

@@ -135,6 +135,15 @@ def schedule_secret(pipeline_spec: dict[str, Any]) -> str:
     return ""
 
 
+def _key(job: str) -> str:
+    """The job's key in the per-schedule secret; "" for a name that cannot be one (the job's
+    steps then wait in vain and fail naming the job)."""
+    try:
+        return job_key(job)
+    except InvalidInputError:
+        return ""
+
+
 def check_schedule_runs(spec: PipelineSpec, remote: RemoteSchedule) -> None:
     """Raise unless ``remote`` runs this pipeline with the code of its steps here."""
     name = remote.pipeline_spec.get("pipelineInfo", {}).get("name")
@@ -260,8 +269,9 @@ def follow_schedule(
             return
         waiting.pop(job.name, None)
         known.add(job.name)
-        if done.secret:
-            entries[job_key(job.name)] = entry_text(run.id, run.token or "")
+        key = _key(job.name) if done.secret else ""
+        if key:
+            entries[key] = entry_text(run.id, run.token or "")
             unsaved = True
         reporter = client.with_key(run.token or "")
         follower = RunFollower(
@@ -339,9 +349,10 @@ def follow_schedule(
                 if ended is not None:
                     reporter.close()
                     del followers[job_name]
-                    if done.secret:
-                        entries.pop(job_key(job_name), None)
-                        dropped.add(job_key(job_name))
+                    key = _key(job_name) if done.secret else ""
+                    if key:
+                        entries.pop(key, None)
+                        dropped.add(key)
                         unsaved = True
                     done.runs.append(ended)
                     if on_end is not None:
