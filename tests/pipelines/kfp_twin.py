@@ -103,3 +103,18 @@ def kfp_mixed(limit: int = 3) -> None:
     scored = k_score(n=limit)
     with dsl.If(scored.outputs["output"] >= limit):
         k_count(n=limit)
+
+
+@dsl.container_component
+def k_scheduled(funade_job: str) -> dsl.ContainerSpec:
+    return dsl.ContainerSpec(image=IMAGE, command=["funade"], args=["--job", funade_job])
+
+
+@dsl.pipeline(name="scheduled")
+def scheduled_twin() -> None:
+    """A scheduled run's step as the KFP SDK writes it: the job's id given as an argument
+    (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``) and the per-schedule Secret mounted as a volume."""
+    task = k_scheduled(funade_job=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+    kubernetes.use_secret_as_volume(
+        task, secret_name="funade-schedule-0a", mount_path="/var/run/funade/schedule"
+    )

@@ -5,7 +5,9 @@ follow a job whose states the test scripts."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -197,3 +200,184 @@ class ScheduledJobs:
             if seen.path.endswith(f"/{name}") or seen.path == f"/v1/{name}":
                 return 200, job
         return 404, {"error": {"code": 404, "message": f"{seen.path} not found"}}
+
+
+@dataclass
+class SecretStores:
+    """Kubernetes Secrets and Secret Manager secrets on a stand-in, kept as the services keep
+    them: a Secret's ``data`` (base64) changed by merge patches (a key set to null removed), a
+    Secret Manager secret's versions (``latest`` the newest enabled one; destroyed ones gone).
+    ``mount`` writes a Secret's keys into a folder as the kubelet updates a secret volume."""
+
+    api: StandIn
+    k8s: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    gsm: dict[str, list[str | None]] = field(default_factory=dict)
+    """Secret resource name → its versions' payloads (base64; None once destroyed)."""
+
+    def __post_init__(self) -> None:
+        k8s = r"/api/v1/namespaces/([^/]+)/secrets"
+        self.api.route("POST", k8s, self._k8s_create)
+        self.api.route("GET", k8s + "/([^/]+)", self._k8s_get)
+        self.api.route("PATCH", k8s + "/([^/]+)", self._k8s_patch)
+        self.api.route("DELETE", k8s + "/([^/]+)", self._k8s_delete)
+        gsm = r"/v1/(projects/[^/]+/secrets)"
+        self.api.route("POST", gsm, self._gsm_create)
+        self.api.route("DELETE", gsm + r"/([^/:]+)", self._gsm_delete)
+        self.api.route("POST", gsm + r"/([^/:]+):addVersion", self._gsm_add)
+        self.api.route("GET", gsm + r"/([^/:]+)/versions", self._gsm_list)
+        self.api.route("POST", gsm + r"/([^/:]+)/versions/([0-9]+):destroy", self._gsm_destroy)
+        self.api.route("GET", gsm + r"/([^/:]+)/versions/([0-9]+|latest):access", self._gsm_access)
+
+    @staticmethod
+    def _parts(seen: Seen, pattern: str) -> tuple[str, ...]:
+        found = re.fullmatch(pattern, seen.path)
+        assert found is not None
+        return found.groups()
+
+    # -- Kubernetes ---------------------------------------------------------------------
+
+    def _k8s_key(self, seen: Seen) -> tuple[str, str]:
+        namespace, name = self._parts(seen, r"/api/v1/namespaces/([^/]+)/secrets/([^/]+)")
+        return namespace, name
+
+    def _k8s_create(self, seen: Seen) -> Answer:
+        (namespace,) = self._parts(seen, r"/api/v1/namespaces/([^/]+)/secrets")
+        key = (namespace, seen.body["metadata"]["name"])
+        if key in self.k8s:
+            return 409, {"message": f"secrets {key[1]!r} already exists"}
+        data = dict(seen.body.get("data") or {})
+        for k, v in (seen.body.get("stringData") or {}).items():
+            data[k] = base64.b64encode(v.encode()).decode()
+        self.k8s[key] = data
+        return 201, seen.body
+
+    def _k8s_get(self, seen: Seen) -> Answer:
+        key = self._k8s_key(seen)
+        if key not in self.k8s:
+            return 404, {"message": f"secrets {key[1]!r} not found"}
+        return 200, {"metadata": {"name": key[1]}, "data": self.k8s[key]}
+
+    def _k8s_patch(self, seen: Seen) -> Answer:
+        key = self._k8s_key(seen)
+        if seen.headers.get("content-type") != "application/merge-patch+json":
+            return 415, {"message": "the body of the request was in an unknown format"}
+        if key not in self.k8s:
+            return 404, {"message": f"secrets {key[1]!r} not found"}
+        for k, v in (seen.body.get("data") or {}).items():
+            if v is None:
+                self.k8s[key].pop(k, None)
+            else:
+                self.k8s[key][k] = v
+        return 200, {"metadata": {"name": key[1]}, "data": self.k8s[key]}
+
+    def _k8s_delete(self, seen: Seen) -> Answer:
+        key = self._k8s_key(seen)
+        if self.k8s.pop(key, None) is None:
+            return 404, {"message": f"secrets {key[1]!r} not found"}
+        return 200, {}
+
+    def k8s_values(self, namespace: str, name: str) -> dict[str, str]:
+        return {k: base64.b64decode(v).decode() for k, v in self.k8s[(namespace, name)].items()}
+
+    def mount(self, namespace: str, name: str, folder: Path) -> None:
+        """Write the Secret's keys into ``folder`` (and remove keys it no longer has), each
+        file replaced whole, as the kubelet's atomic writer does."""
+        folder.mkdir(parents=True, exist_ok=True)
+        values = self.k8s_values(namespace, name) if (namespace, name) in self.k8s else {}
+        for path in folder.iterdir():
+            if path.name not in values and not path.name.startswith("."):
+                path.unlink()
+        for key, value in values.items():
+            tmp = folder / f".{key}.tmp"
+            tmp.write_text(value)
+            os.replace(tmp, folder / key)
+
+    # -- Secret Manager -----------------------------------------------------------------
+
+    def _gsm_create(self, seen: Seen) -> Answer:
+        (parent,) = self._parts(seen, r"/v1/(projects/[^/]+/secrets)")
+        name = f"{parent}/{seen.query['secretId']}"
+        if name in self.gsm:
+            return 409, {"error": {"code": 409, "message": f"Secret [{name}] already exists."}}
+        self.gsm[name] = []
+        return 200, {"name": name}
+
+    def _gsm_name(self, seen: Seen) -> str:
+        found = re.match(r"/v1/(projects/[^/]+/secrets/[^/:]+)", seen.path)
+        assert found is not None
+        return found[1]
+
+    def _gsm_missing(self, name: str) -> Answer:
+        return 404, {"error": {"code": 404, "message": f"Secret [{name}] not found."}}
+
+    def _gsm_delete(self, seen: Seen) -> Answer:
+        name = self._gsm_name(seen)
+        if self.gsm.pop(name, None) is None:
+            return self._gsm_missing(name)
+        return 200, {}
+
+    def _gsm_add(self, seen: Seen) -> Answer:
+        name = self._gsm_name(seen)
+        if name not in self.gsm:
+            return self._gsm_missing(name)
+        self.gsm[name].append(seen.body["payload"]["data"])
+        return 200, {"name": f"{name}/versions/{len(self.gsm[name])}", "state": "ENABLED"}
+
+    def _gsm_list(self, seen: Seen) -> Answer:
+        name = self._gsm_name(seen)
+        if name not in self.gsm:
+            return self._gsm_missing(name)
+        versions = [
+            {"name": f"{name}/versions/{i}", "state": "ENABLED"}
+            for i, data in enumerate(self.gsm[name], 1)
+            if data is not None
+        ]
+        return 200, {"versions": versions} if versions else {}
+
+    def _gsm_destroy(self, seen: Seen) -> Answer:
+        name = self._gsm_name(seen)
+        number = int(seen.path.rsplit("/", 1)[-1].split(":")[0])
+        if name not in self.gsm or number > len(self.gsm[name]):
+            return self._gsm_missing(name)
+        self.gsm[name][number - 1] = None
+        return 200, {"name": f"{name}/versions/{number}", "state": "DESTROYED"}
+
+    def _gsm_access(self, seen: Seen) -> Answer:
+        name = self._gsm_name(seen)
+        which = seen.path.rsplit("/", 1)[-1].split(":")[0]
+        versions = self.gsm.get(name)
+        if versions is None:
+            return self._gsm_missing(name)
+        enabled = [i for i, data in enumerate(versions, 1) if data is not None]
+        number = enabled[-1] if which == "latest" and enabled else int(which or 0)
+        if which == "latest" and not enabled:
+            return 404, {"error": {"code": 404, "message": f"{name} has no enabled version"}}
+        if number > len(versions) or versions[number - 1] is None:
+            return 400 if number <= len(versions) else 404, {
+                "error": {"message": f"{name}/versions/{number} is DESTROYED or missing"}
+            }
+        return 200, {
+            "name": f"{name}/versions/{number}",
+            "payload": {"data": versions[number - 1]},
+        }
+
+    def gsm_latest(self, name: str) -> dict[str, Any] | None:
+        enabled = [d for d in self.gsm.get(name, []) if d is not None]
+        return json.loads(base64.b64decode(enabled[-1])) if enabled else None
+
+
+def write_kubeconfig(path: Path, server: str) -> str:
+    """A kubeconfig whose current context is ``server`` with a bearer token (the stand-in)."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "kube-token"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return str(path)

@@ -128,7 +128,7 @@ def test_the_schedule_is_the_one_kfp_client_creates(
     import kfp
 
     options = SubmitOptions(pipeline_root=ROOT, schedule="30 3 * * 1-5")
-    _, ours = dry_run(engine, write_pipeline(FLOW), options)
+    *_, ours = dry_run(engine, write_pipeline(FLOW), options)
     assert ours.url == f"{kfp_api.url}/apis/v2beta1/recurringruns"
     kfp.Client(host=kfp_api.url).create_recurring_run(
         experiment_id="exp-1",

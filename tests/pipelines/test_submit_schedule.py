@@ -6,6 +6,7 @@ state between the follower's polls (its ``sleep``)."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +22,13 @@ from funade.pipelines.submitrun import SubmitOptions, submit
 from funade.pipelines.submitschedule import FollowedSchedule, follow_schedule
 from funade.pipelines.submitvertex import LIST_FIELDS, VertexEngine
 from tests.pipelines.standin import FLOW as STANDIN_FLOW
-from tests.pipelines.standin import ScheduledJobs, StandIn, standin
+from tests.pipelines.standin import (
+    ScheduledJobs,
+    SecretStores,
+    StandIn,
+    standin,
+    write_kubeconfig,
+)
 
 PROJECT, REGION = "acme-ml", "europe-west4"
 ROOT = "gs://acme-ml/pipelines"
@@ -41,13 +48,16 @@ def _task(name: str, state: str, error: str = "") -> dict[str, Any]:
 def vertex() -> Iterator[StandIn]:
     with standin() as api:
         api.route("POST", f"/v1/{PARENT}/schedules", (200, {"name": SCHEDULE}))
+        SecretStores(api)  # the per-schedule secret the follower writes the jobs' tokens to
         yield api
 
 
 @pytest.fixture
 def engine(vertex: StandIn) -> Iterator[VertexEngine]:
     with httpx.Client() as http:
-        yield VertexEngine(PROJECT, REGION, http=http, endpoint=vertex.url)
+        yield VertexEngine(
+            PROJECT, REGION, http=http, endpoint=vertex.url, secrets_endpoint=vertex.url
+        )
 
 
 def _schedule(
@@ -346,6 +356,7 @@ def test_kubeflow_recurring_runs_are_followed(
             "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
         )
         api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
+        SecretStores(api)
         engine = KubeflowEngine(api.url, http=http, kube=(api.url, http))
         options = SubmitOptions(funade_url=app_url, schedule="0 3 * * *")
         assert submit(engine, target, options, admin).job == "rr-1"
@@ -385,12 +396,14 @@ def test_a_bad_recurring_run_id_is_refused(
 
 def test_submit_schedule_prints_how_to_follow_it(
     write_pipeline: Callable[..., str], cli: Callable[..., Any], app_url: str, admin_key: str,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("FUNADE_URL", app_url)
     monkeypatch.setenv("FUNADE_API_KEY", admin_key)
     target = write_pipeline(FLOW)
     with standin() as api:
+        monkeypatch.setenv("KUBECONFIG", write_kubeconfig(tmp_path / "kubeconfig", api.url))
+        SecretStores(api)
         api.route(
             "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
         )
@@ -438,11 +451,14 @@ def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
     admin_key: str,
     admin: Client,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
 ) -> None:
     monkeypatch.setenv("FUNADE_URL", app_url)
     monkeypatch.setenv("FUNADE_API_KEY", admin_key)
     target = write_pipeline(FLOW)
     with standin() as api:
+        monkeypatch.setenv("KUBECONFIG", write_kubeconfig(tmp_path / "kubeconfig", api.url))
+        stores = SecretStores(api)
         api.route(
             "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
         )
@@ -469,6 +485,24 @@ def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
     assert f"Run {recorded.id} succeeded" in result.out
     assert "Stopped: schedule rr-1 no longer exists on kubeflow; 1 run(s) followed." in result.out
     assert (recorded.state, recorded.trigger) == ("succeeded", "schedule")
+    assert stores.k8s == {}  # the per-schedule Secret deleted with the schedule
+    # funade's record of the schedule: made by submit, updated by follow
+    (record,) = admin.list_remote_schedules()
+    assert (record.target, record.engine_id, record.cron, record.pipeline) == (
+        "kubeflow", "rr-1", "0 3 * * *", "flow",
+    )  # fmt: skip
+    assert record.console == f"{api.url}/#/recurringrun/details/rr-1"
+    assert record.last_job == "r-1"
+    assert record.last_seen_at is not None
+    assert record.ended_reason == "schedule rr-1 no longer exists on kubeflow"
+    listed = cli("pipeline", "schedules")
+    assert listed.code == 0, listed.err
+    assert "kubeflow" in listed.out
+    assert "rr-1" in listed.out
+    as_json = cli("pipeline", "schedules", "--json")
+    assert [r["engine_id"] for r in json.loads(as_json.out)] == ["rr-1"]
+    (written, *_) = api.requests("PATCH", "/api/v1/namespaces/kubeflow/secrets/.+")
+    assert written.headers["authorization"] == "Bearer kube-token"
 
 
 class _Away:

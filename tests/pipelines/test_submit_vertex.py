@@ -144,8 +144,9 @@ def test_the_schedule_is_the_one_aiplatform_creates(
 
     options = SubmitOptions(pipeline_root=ROOT, service_account=SA, schedule="0  3 * * 1")
     requests = dry_run(engine, write_pipeline(FLOW), options)
-    assert len(requests) == 1  # no run, so no token to store
-    (ours,) = requests
+    # no run, so no run token: the per-schedule secret's requests (made, written, deleted)
+    assert [r.method for r in requests] == ["POST", "POST", "DELETE", "POST"]
+    ours = requests[-1]
     assert ours.body is not None
     spec = ours.body["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]
     job = _aiplatform_job(tmp_path, spec, display_name="flow")

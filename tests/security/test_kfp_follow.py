@@ -1,17 +1,23 @@
 """`funade pipeline follow`: hostile schedule names go into no URL, a scheduled run's steps hold
-no funade credential, and each followed run's token reports only its own run."""
+only a reference to the per-schedule secret (never a token), each job's token travels only to
+the secret store and is never printed, a step reads only its own job's entry, and each followed
+run's token reports only its own run and is dead once the run ended."""
 
 from __future__ import annotations
 
+import base64
+import json
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from funade.client import Client
-from funade.errors import InvalidInputError, PermissionDeniedError
+from funade.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from funade.pipelines.scheduletoken import read_mounted
 from funade.pipelines.schemas import RunEventsIn, RunUpdate
 from funade.pipelines.submit import (
     check_k8s_name,
@@ -23,7 +29,14 @@ from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, submit
 from funade.pipelines.submitschedule import follow_schedule
 from funade.pipelines.submitvertex import VertexEngine
-from tests.pipelines.standin import FLOW, ScheduledJobs, StandIn, standin
+from tests.pipelines.standin import (
+    FLOW,
+    ScheduledJobs,
+    SecretStores,
+    StandIn,
+    standin,
+    write_kubeconfig,
+)
 
 PARENT = "projects/acme-ml/locations/europe-west4"
 SCHEDULE = f"{PARENT}/schedules/7"
@@ -82,20 +95,31 @@ def test_hostile_recurring_run_ids_are_refused_before_anything_is_sent(
     assert api.seen == []
 
 
-def test_scheduled_runs_steps_get_no_token_and_each_run_reports_only_itself(
+def _token_in(token: str, body: object) -> bool:
+    text = json.dumps(body)
+    return token in text or base64.b64encode(token.encode()).decode() in text
+
+
+def test_scheduled_runs_tokens_are_only_in_the_per_schedule_secret_and_each_reports_itself(
     api: StandIn, write_pipeline: Callable[..., str], admin: Client, app_url: str
 ) -> None:
+    """The schedule's containers hold a reference to the per-schedule secret, never a token;
+    each job's token travels only in the follower's writes to the secret store (and the
+    follower's own reports); a run's token reports only its own run."""
     target = write_pipeline(FLOW.format(options=""))
     api.route("POST", f"/v1/{PARENT}/schedules", (200, {"name": SCHEDULE}))
+    stores = SecretStores(api)
     with httpx.Client() as http:
-        engine = VertexEngine("acme-ml", "europe-west4", http=http, endpoint=api.url)
+        engine = VertexEngine(
+            "acme-ml", "europe-west4", http=http, endpoint=api.url, secrets_endpoint=api.url
+        )
         options = SubmitOptions(pipeline_root="gs://b/p", funade_url=app_url, schedule="0 3 * * *")
         submit(engine, target, options, admin)
         (sent,) = api.requests("POST", f"/v1/{PARENT}/schedules")
-        # the schedule's containers hold no token, no reference to one and no run id
         assert "FUNADE_API_KEY" not in str(sent.body)
         assert "FUNADE_SECRET_REFS" not in str(sent.body)
-        assert not api.requests("POST", r"/v1/projects/acme-ml/secrets.*")
+        (secret,) = stores.gsm
+        assert f"{secret}/versions/latest" in str(sent.body)
         jobs = ScheduledJobs(api, "vertex", SCHEDULE, sent.body)
         jobs.start("a", "PIPELINE_STATE_RUNNING")
         jobs.start("b", "PIPELINE_STATE_RUNNING")
@@ -124,6 +148,105 @@ def test_scheduled_runs_steps_get_no_token_and_each_run_reports_only_itself(
         done = follow_schedule(engine, target, SCHEDULE, admin, interval=0, sleep=attack)
     assert ended
     assert sorted(r.state for r in done.runs) == ["succeeded", "succeeded"]
+    for token in tokens.values():
+        holding = {s.path for s in api.seen if _token_in(token, s.body)}
+        assert holding == {f"/v1/{secret}:addVersion"}
+        for run in done.runs:
+            assert token not in admin.get_run(run.id, spec=True).model_dump_json()
+
+
+def test_the_follow_command_prints_no_token(
+    write_pipeline: Callable[..., str],
+    cli: Callable[..., Any],
+    app_url: str,
+    admin_key: str,
+    admin: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("FUNADE_URL", app_url)
+    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
+    target = write_pipeline(FLOW.format(options=""))
+    with standin() as api:
+        monkeypatch.setenv("KUBECONFIG", write_kubeconfig(tmp_path / "kubeconfig", api.url))
+        stores = SecretStores(api)
+        api.route(
+            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
+        )
+        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
+        made = cli("pipeline", "submit", target, "--target", "kubeflow", "--host", api.url,
+                   "--schedule", "0 3 * * *")  # fmt: skip
+        assert made.code == 0, made.err
+        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
+        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        job = jobs.start("r-1", "RUNNING")
+        tokens: list[str] = []
+
+        def run(seen: Any) -> tuple[int, Any]:
+            ((namespace, secret),) = stores.k8s
+            values = stores.k8s_values(namespace, secret)
+            if "r-1" in values:
+                tokens.append(json.loads(values["r-1"])["token"])
+                jobs.move(job, "SUCCEEDED")
+                jobs.gone = True
+            return jobs._job(seen)
+
+        api.route("GET", "/apis/v2beta1/runs/r-1", run)
+        result = cli("pipeline", "follow", target, "rr-1", "--target", "kubeflow",
+                     "--host", api.url, "--interval", "1")  # fmt: skip
+    assert result.code == 0, result.err
+    assert tokens
+    for token in tokens:
+        assert token not in result.out + result.err + made.out + made.err
+    assert stores.k8s == {}
+
+
+def test_a_step_reads_only_its_own_jobs_entry(tmp_path: Path) -> None:
+    """The step opens only its job's key (and `schedule`): another job's entry in the same
+    mounted Secret is never read, and a job name cannot point the read elsewhere. (The pod
+    could still read the other files of the volume: see docs/security.md.)"""
+    (tmp_path / "r-2").write_text(json.dumps({"run": 2, "token": "r-2's token"}))
+    (tmp_path / "schedule").write_text("rr-1")
+    outside = tmp_path.parent / "outside"
+    outside.write_text(json.dumps({"run": 3, "token": "not a job's"}))
+    read = read_mounted(tmp_path, "r-1")
+    assert read() == (None, "rr-1")
+    (tmp_path / "r-1").write_text(json.dumps({"run": 1, "token": "r-1's token"}))
+    assert read() == ((1, "r-1's token"), "rr-1")
+    for hostile in ("../outside", "schedule", "r-1/../r-2", "..", f"{PARENT}/pipelineJobs/../x"):
+        with pytest.raises(InvalidInputError) as caught:
+            read_mounted(tmp_path, hostile)
+        assert caught.value.field == "job"
+
+
+def test_a_wrong_or_revoked_token_is_refused_by_funade(
+    api: StandIn, write_pipeline: Callable[..., str], admin: Client, app_url: str
+) -> None:
+    """A token written for a job is dead once its run ended; a made-up one never worked."""
+    target = write_pipeline(FLOW.format(options=""))
+    api.route("GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]}))
+    api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
+    stores = SecretStores(api)
+    with httpx.Client() as http:
+        engine = KubeflowEngine(api.url, http=http, kube=(api.url, http))
+        submit(engine, target, SubmitOptions(funade_url=app_url, schedule="0 3 * * *"), admin)
+        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
+        ((_, secret),) = stores.k8s
+        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        job = jobs.start("r-1", "RUNNING")
+        written: list[dict[str, Any]] = []
+
+        def end() -> None:
+            written.append(json.loads(stores.k8s_values("kubeflow", secret)["r-1"]))
+            with admin.with_key(written[0]["token"]) as live:
+                assert live.get_run(written[0]["run"]).id == written[0]["run"]
+            jobs.move(job, "SUCCEEDED")
+            jobs.gone = True
+
+        follow_schedule(engine, target, "rr-1", admin, interval=0, sleep=lambda _s: end())
+    for key in (written[0]["token"], "fnd_run_made_up"):
+        with admin.with_key(key) as refused, pytest.raises(AuthenticationError):
+            refused.get_run(written[0]["run"])
 
 
 @pytest.mark.parametrize(

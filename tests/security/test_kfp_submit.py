@@ -226,3 +226,23 @@ def test_the_runs_token_is_only_in_the_secret_store(
         recorded = admin.get_run(done.run.id, spec=True)
         assert done.token not in recorded.model_dump_json()
         api.seen.clear()
+
+
+def test_a_schedules_dry_run_shows_its_secret_redacted(
+    cli: Callable[..., Result], target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNADE_API_KEY", "fnd_the_starters_own_key")
+    for args in (
+        [*VERTEX, *ROOT],
+        ["--target", "kubeflow", "--host", "https://kfp.example.com"],
+    ):
+        result = cli("pipeline", "submit", target, *args, "--schedule", "0 3 * * *", "--dry-run")
+        assert result.code == 0, result.err
+        assert "fnd_the_starters_own_key" not in result.out
+        shown = json.loads(result.out)
+        made, written, deleted = shown[:3]
+        assert "funade-schedule-" in json.dumps(made)
+        assert "token" not in json.dumps(made["body"])
+        assert "never printed" in json.dumps(written["body"])
+        assert deleted["method"] == "DELETE"
+        assert "FUNADE_API_KEY" not in result.out

@@ -203,3 +203,56 @@ def test_rollouts_are_numbered_per_deployment_on_upgrade(database_url: str) -> N
     )
     assert numbers[(ids["churn"], 1)] < numbers[(ids["cancer"], 1)] < numbers[(ids["churn"], 2)]
     db.dispose()
+
+
+def test_remote_schedules_go_up_and_down(database_url: str) -> None:
+    """0012 adds the record of remote schedules to a home with data and takes it away again,
+    leaving 0011's schema (and its rows) as they were."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import MetaData, Table, select
+    from sqlalchemy.exc import IntegrityError
+
+    from funade.store.migrate import _config
+
+    db = create_database(database_url)
+    upgrade(db, "0011")
+    projects = Table("projects", MetaData(), autoload_with=db.engine)
+    now = datetime.now(UTC)
+    with db.engine.begin() as connection:
+        [project_id] = connection.execute(
+            projects.insert().values(name="default", description="", created_at=now)
+        ).inserted_primary_key or [None]
+    upgrade(db, "0012")
+    assert current_revision(db) == "0012"
+    schedules = Table("remote_schedules", MetaData(), autoload_with=db.engine)
+    row = {
+        "project_id": project_id,
+        "target": "kubeflow",
+        "engine_id": "rr-1",
+        "console": "",
+        "cron": "0 3 * * *",
+        "pipeline": "flow",
+        "source": "",
+        "created_at": now,
+        "ended_reason": "",
+    }
+    with db.engine.begin() as connection:
+        connection.execute(schedules.insert().values(**row))
+        # one record per schedule of an engine
+        with pytest.raises(IntegrityError), connection.begin_nested():
+            connection.execute(schedules.insert().values(**row))
+        assert connection.execute(select(schedules.c.engine_id)).scalars().all() == ["rr-1"]
+    config = _config(db)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0011")
+    assert current_revision(db) == "0011"
+    assert "remote_schedules" not in inspect(db.engine).get_table_names()
+    with db.engine.connect() as connection:
+        assert connection.execute(select(projects.c.name)).scalars().all() == ["default"]
+    upgrade(db)
+    assert is_current(db)
+    assert "remote_schedules" in inspect(db.engine).get_table_names()
+    db.dispose()

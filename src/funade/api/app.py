@@ -25,6 +25,7 @@ from funade.api.routes import (
     metrics,
     models,
     projects,
+    remoteschedules,
     runs,
     schedules,
     versions,
@@ -91,6 +92,7 @@ def create_app(
         deployments,
         runs,
         schedules,
+        remoteschedules,
         metrics,
     ):
         app.include_router(module.router)

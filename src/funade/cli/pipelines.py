@@ -311,6 +311,10 @@ def step(
     cache_version: Annotated[
         str, typer.Option(help="The step's cache_version (part of KFP's cache key).")
     ] = "",
+    job: Annotated[
+        str,
+        typer.Option(help="A scheduled run's job name (the engine fills it in at run time)."),
+    ] = "",
 ) -> None:
     """Run one step inside a KFP container (what compiled components run; see docs/kfp.md)."""
     import json
@@ -319,6 +323,7 @@ def step(
 
     from funade.errors import InvalidInputError
     from funade.pipelines.kfpstep import run_kfp_step
+    from funade.pipelines.scheduletoken import TOKENS_ENV
     from funade.pipelines.vertexrefs import SECRET_REFS_ENV
 
     if os.environ.get(SECRET_REFS_ENV):  # on Vertex AI: Secret Manager references (submit)
@@ -327,6 +332,8 @@ def step(
 
         with google_session() as http:
             os.environ.update(resolve(os.environ, secret_manager_fetch(http)))
+    if os.environ.get(TOKENS_ENV):  # a scheduled run: wait for the follower to write its token
+        os.environ.update(_schedule_token(job))
 
     try:
         given = json.loads(executor_input)
@@ -337,6 +344,12 @@ def step(
             value=executor_input[:80],
             fix="Pass KFP's executor input placeholder, '{{$}}'.",
         ) from None
+    if job and isinstance(given, dict):  # the job's name is the schedule's input, not the step's
+        from funade.pipelines.scheduletoken import JOB_INPUT
+
+        values = (given.get("inputs") or {}).get("parameterValues")
+        if isinstance(values, dict):
+            values.pop(JOB_INPUT, None)
     with tempfile.TemporaryDirectory(prefix="funade-step-") as work:
         run_kfp_step(
             given,
@@ -346,6 +359,22 @@ def step(
             work_dir=Path(work),
         )
     console.print(f"step {escape(step_id or function)} done")
+
+
+def _schedule_token(job: str) -> dict[str, str]:
+    """``FUNADE_API_KEY`` and ``FUNADE_RUN_ID`` of a scheduled run's step, once ``funade
+    pipeline follow`` has written them into the per-schedule secret."""
+    import os
+
+    from funade.pipelines.scheduletoken import TOKENS_ENV, resolve_schedule_token
+
+    if not os.environ[TOKENS_ENV].startswith("gsm:"):
+        return resolve_schedule_token(os.environ, job)
+    from funade.pipelines.submitvertex import google_session
+    from funade.pipelines.vertexrefs import latest_fetch
+
+    with google_session() as http:
+        return resolve_schedule_token(os.environ, job, fetch_gsm=latest_fetch(http))
 
 
 def start(

@@ -157,6 +157,13 @@ def submit(
             "reuse steps across runs; see docs/kfp.md)."
         ),
     ] = True,
+    token_wait: Annotated[
+        float | None,
+        typer.Option(
+            help="With --schedule: seconds a step waits for `funade pipeline follow` to give "
+            "it its run's token (default 600)."
+        ),
+    ] = None,
     interval: Interval = 10.0,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the requests; send nothing, record nothing.")
@@ -200,6 +207,7 @@ def submit(
         schedule=check_schedule(schedule) if schedule else None,
         funade_url=check_host(funade_url, "funade-url", "funade API") if funade_url else "",
         step_token=step_token,
+        token_wait=_check_wait(token_wait),
     )
     if dry_run:
         from funade.settings import Settings
@@ -219,9 +227,13 @@ def submit(
                 f"Schedule {escape(done.job)} created on {engine}: {escape(done.console)}\n"
                 "  Record and follow its runs in funade with:\n"
                 f"  funade pipeline follow {escape(target)} {escape(done.job)} --target {engine} "
-                f"{escape(where)}" + (f" --env {escape(env)}" if env else ""),
+                f"{escape(where)}"
+                + (f" --namespace {escape(namespace)}" if namespace != "kubeflow" else "")
+                + (f" --env {escape(env)}" if env else ""),
                 soft_wrap=True,
             )
+            _remember(api, engine, done.job, console=done.console, cron=schedule or "",
+                      pipeline=done.spec.name, source=target)  # fmt: skip
             return
         console.print(
             f"Run {done.run.id} submitted to {engine} as {escape(done.job)}\n"
@@ -242,6 +254,19 @@ def _check_interval(interval: float) -> None:
         )
 
 
+def _check_wait(seconds: float | None) -> float | None:
+    from funade.errors import InvalidInputError
+
+    if seconds is not None and not 0 <= seconds <= 86400:
+        raise InvalidInputError(
+            f"--token-wait {seconds} is out of range.",
+            field="token-wait",
+            value=seconds,
+            fix="Give the seconds a scheduled step waits for its token, 0 to 86400 (e.g. 600).",
+        )
+    return seconds
+
+
 def follow(
     target: Target,
     schedule: Annotated[
@@ -256,6 +281,9 @@ def follow(
     region: Region = None,
     api_endpoint: ApiEndpoint = None,
     host: Host = None,
+    namespace: Annotated[
+        str, typer.Option(help="Kubeflow: the namespace of the schedule's Secret (its pods').")
+    ] = "kubeflow",
     env: Env = None,
     interval: Interval = 10.0,
 ) -> None:
@@ -265,13 +293,22 @@ def follow(
     from funade.pipelines.submitschedule import follow_schedule
 
     _check_interval(interval)
-    remote = _engine(engine, project=project, region=region, api_endpoint=api_endpoint, host=host)
+    remote = _engine(
+        engine,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+        host=host,
+        namespace=namespace,
+    )
 
     def recorded(run: RunOut, job: ListedJob) -> None:
         console.print(
             f"Run {run.id} follows {remote.name} job {escape(job.name)} ({job.state.engine_state})",
             soft_wrap=True,
         )
+        name = str(run.runner.get("schedule") or schedule)
+        _remember(api, engine, name, pipeline=run.pipeline, last_job=job.name)
 
     def ended(run: RunOut) -> None:
         console.print(
@@ -296,9 +333,58 @@ def follow(
                 "(their jobs go on), and the next `funade pipeline follow` records only new jobs."
             )
             raise typer.Exit(130) from None
+        if not done.lost:
+            _remember(api, engine, done.schedule, pipeline=done.pipeline, ended=True,
+                      reason=done.reason)  # fmt: skip
     console.print(f"Stopped: {escape(done.reason)}; {len(done.runs)} run(s) followed.")
     if done.lost:
         raise typer.Exit(1)
+
+
+def _remember(api: Client, engine: str, engine_id: str, **fields: object) -> None:
+    """Record (or update) funade's record of a remote schedule; a failure is only said: the
+    schedule is on the engine, and following it goes on."""
+    from funade.errors import FunadeError
+    from funade.pipelines.schemas import RemoteScheduleIn
+
+    try:
+        api.record_remote_schedule(
+            RemoteScheduleIn.model_validate({"target": engine, "engine_id": engine_id, **fields})
+        )
+    except (FunadeError, ValueError) as exc:
+        console.print(f"  (funade's record of schedule {escape(engine_id)} not updated: "
+                      f"{escape(str(exc))})", style="yellow")  # fmt: skip
+
+
+def schedules(
+    project: Annotated[str | None, typer.Option(help="Project to work in.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Schedules made on Vertex AI and Kubeflow with `funade pipeline submit --schedule` (the
+    engines run them; `funade schedule list` lists the control plane's own)."""
+    from funade.cli.output import print_json, table, when
+
+    with client(project) as api:
+        rows = api.list_remote_schedules()
+    if json_out:
+        print_json(rows)
+        return
+    table(
+        None,
+        ("target", "schedule", "cron", "pipeline", "last job", "last seen", "ended"),
+        [
+            (
+                r.target,
+                r.engine_id,
+                r.cron,
+                r.pipeline,
+                r.last_job,
+                when(r.last_seen_at),
+                when(r.ended_at),
+            )
+            for r in rows
+        ],
+    )
 
 
 def _follow(

@@ -44,6 +44,7 @@ from funade.artifacts.digest import sha256_file
 from funade.client.responses import is_missing, raise_for_error
 from funade.credentials import read_credentials
 from funade.errors import ArtifactCorruptError, FunadeError
+from funade.pipelines.schemas import RemoteScheduleIn, RemoteScheduleOut
 from funade.running import RunningUp, find_up
 from funade.settings import Settings, load_settings
 
@@ -599,6 +600,21 @@ class Client:
             "POST", f"{self._p(project)}/schedules", json=schedule.model_dump(mode="json")
         )
         return ScheduleOut.model_validate(response.json())
+
+    def record_remote_schedule(
+        self, schedule: RemoteScheduleIn, *, project: str | None = None
+    ) -> RemoteScheduleOut:
+        """Record a schedule made on Vertex AI or Kubeflow, or update its record."""
+        response = self._request(
+            "POST",
+            f"{self._p(project)}/remote-schedules",
+            json=schedule.model_dump(mode="json", exclude_none=True),
+        )
+        return RemoteScheduleOut.model_validate(response.json())
+
+    def list_remote_schedules(self, *, project: str | None = None) -> list[RemoteScheduleOut]:
+        rows = self._request("GET", f"{self._p(project)}/remote-schedules").json()
+        return [RemoteScheduleOut.model_validate(r) for r in rows]
 
     def list_schedules(self, *, project: str | None = None) -> list[ScheduleOut]:
         rows = self._request("GET", f"{self._p(project)}/schedules").json()

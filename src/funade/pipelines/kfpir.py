@@ -158,8 +158,12 @@ class _Compiler:
         step_env: Mapping[str, str] | None = None,
         step_secrets: Mapping[str, str] | None = None,
         secrets_hook: SecretsHook | None = None,
+        job_input: tuple[str, str] | None = None,
+        secret_volume: tuple[str, str] | None = None,
     ) -> None:
         self.spec, self.pipeline, self.defaults = spec, pipeline, defaults
+        # a schedule's steps: the job's name as an input (name, placeholder), a Secret mounted
+        self.job_input, self.secret_volume = job_input, secret_volume
         self.image, self.cache, self.target = image, cache, target
         # what `funade pipeline submit` adds to every step: the run's ids, its token's secret
         self.step_env, self.step_secrets = dict(step_env or {}), dict(step_secrets or {})
@@ -404,6 +408,18 @@ class _Compiler:
             elif other_group.parent is group:
                 deps.add(other_group.name)
         self._conditions_supplied(node)
+        if self.job_input is not None:
+            job_name, placeholder = self.job_input
+            if job_name in node.inputs:
+                raise _refuse(
+                    where,
+                    f"its input {job_name!r} has the name of the input that carries a "
+                    "scheduled job's name.",
+                    "Rename the step's input.",
+                    value=job_name,
+                )
+            parameters[job_name] = {"runtimeValue": {"constant": placeholder}}
+            in_params[job_name] = {"parameterType": "STRING"}
         inputs: dict[str, Any] = {}
         if artifacts:
             inputs["artifacts"] = artifacts
@@ -589,6 +605,8 @@ class _Compiler:
         ]
         if node.options.cache_version:
             args += ["--cache-version", node.options.cache_version]
+        if self.job_input is not None:
+            args += ["--job", f"{{{{$.inputs.parameters['{self.job_input[0]}']}}}}"]
         container: dict[str, Any] = {
             "args": args,
             "command": ["funade", "pipeline", "step"],
@@ -701,6 +719,16 @@ class _Compiler:
                     "secretNameParameter": {"runtimeValue": {"constant": secret}},
                 }
                 for secret, keys in by_secret.items()
+            ]
+        if self.secret_volume is not None:
+            secret, mount = self.secret_volume
+            config["secretAsVolume"] = [
+                {
+                    "mountPath": mount,
+                    "optional": False,
+                    "secretName": secret,
+                    "secretNameParameter": {"runtimeValue": {"constant": secret}},
+                }
             ]
         if config:
             self.platform[f"exec-{name}"] = config
@@ -835,12 +863,17 @@ def compile_spec(
     step_env: Mapping[str, str] | None = None,
     step_secrets: Mapping[str, str] | None = None,
     secrets_hook: SecretsHook | None = None,
+    job_input: tuple[str, str] | None = None,
+    secret_volume: tuple[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The PipelineSpec and the Kubernetes PlatformSpec (or None) of a compiled pipeline, as
     the dicts ``json_format.MessageToDict`` gives, each checked strictly against its proto.
     ``step_env`` and ``step_secrets`` are added to every step's (``funade pipeline submit``:
     the run's ids and its token's secret); ``secrets_hook`` passes secrets as container env
-    entries instead of the Kubernetes platform spec (Vertex AI, ``vertexrefs``)."""
+    entries instead of the Kubernetes platform spec (Vertex AI, ``vertexrefs``). A schedule's
+    steps (``scheduletoken``) get ``job_input``, an input (name, placeholder) holding the job's
+    name at run time, passed as ``--job``, and on Kubeflow ``secret_volume`` (Secret, path)
+    mounted as ``kfp.kubernetes.use_secret_as_volume`` writes it."""
     from google.protobuf import json_format  # type: ignore[import-untyped]
 
     pb = _protos()
@@ -854,6 +887,8 @@ def compile_spec(
         step_env=step_env,
         step_secrets=step_secrets,
         secrets_hook=secrets_hook,
+        job_input=job_input,
+        secret_volume=secret_volume,
     )
     pipeline_spec, platform = compiler.build()
     message = json_format.ParseDict(pipeline_spec, pb.PipelineSpec(), ignore_unknown_fields=False)

@@ -4,7 +4,7 @@ runner reports, the store records and the API shows (``funade.api.schemas`` re-e
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -233,3 +233,41 @@ class LaunchIn(Strict):
     env: Short | None = None
     use_cache: bool = True
     refresh_cache: bool = False
+
+
+class RemoteScheduleIn(Strict):
+    """What ``submit --schedule`` records of a schedule it made on an engine, and what
+    ``follow`` updates (an upsert by target and engine id: fields left out stay as they are)."""
+
+    target: Literal["vertex", "kubeflow"]
+    engine_id: Annotated[
+        str, Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]*$")
+    ]
+    """The engine's name for it: Vertex's ``projects/P/locations/R/schedules/ID``, KFP's
+    recurring run id."""
+    console: Annotated[str, Field(max_length=1024, pattern=r"^(https?://\S*)?$")] | None = None
+    cron: Annotated[str, Field(max_length=128)] | None = None
+    pipeline: Name
+    source: Source | None = None
+    last_job: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """A job of the schedule that ``follow`` recorded as a run (the newest)."""
+    ended: bool = False
+    """``follow`` saw the schedule gone (deleted, or ended on the engine)."""
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class RemoteScheduleOut(BaseModel):
+    id: int
+    project: str
+    target: str
+    engine_id: str
+    console: str
+    cron: str
+    pipeline: str
+    source: str
+    created_by: str | None
+    created_at: datetime
+    last_job: str | None
+    last_seen_at: datetime | None
+    ended_at: datetime | None
+    ended_reason: str

@@ -34,6 +34,7 @@ from funade.pipelines.spec import PipelineSpec
 __all__ = [
     "ENGINES",
     "REDACTED",
+    "REDACTED_ENTRIES",
     "EngineError",
     "ListedJob",
     "RemoteSchedule",
@@ -55,6 +56,8 @@ __all__ = [
 ENGINES = ("vertex", "kubeflow")
 REDACTED = "<the run's token, made when the run is recorded; never printed>"
 """What ``--dry-run`` shows where a request carries the run's token (storing it as a secret)."""
+REDACTED_ENTRIES = "<each recorded job's run id and token; never printed>"
+"""What ``--dry-run`` shows for the entries ``follow`` writes into a per-schedule secret."""
 
 _GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
@@ -82,6 +85,8 @@ class Request:
     body: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
     purpose: str = ""
+    content_type: str = ""
+    """Another content type than JSON's for the body (Kubernetes' merge patch)."""
 
     def shown(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "url": self.url}
@@ -229,9 +234,18 @@ def send(http: httpx.Client, request: Request, engine: str) -> dict[str, Any]:
     request and what went wrong (never the request's body: it may hold the run's token)."""
     where = f"{request.method} {request.url}"
     try:
-        response = http.request(
-            request.method, request.url, params=request.params or None, json=request.body
-        )
+        if request.content_type:
+            response = http.request(
+                request.method,
+                request.url,
+                params=request.params or None,
+                content=json.dumps(request.body).encode(),
+                headers={"content-type": request.content_type},
+            )
+        else:
+            response = http.request(
+                request.method, request.url, params=request.params or None, json=request.body
+            )
     except httpx.TransportError as exc:
         raise EngineError(
             f"{engine} could not be reached ({where}): {type(exc).__name__}: {exc}.",
@@ -396,6 +410,8 @@ def compile_submission(
     step_env: Mapping[str, str] | None = None,
     step_secrets: Mapping[str, str] | None = None,
     secrets_hook: SecretsHook | None = None,
+    job_input: tuple[str, str] | None = None,
+    secret_volume: tuple[str, str] | None = None,
     **options: Any,
 ) -> Submission:
     """The submission of ``spec`` (its environment applied) with the steps given ``step_env``
@@ -409,6 +425,8 @@ def compile_submission(
         step_env=step_env,
         step_secrets=step_secrets,
         secrets_hook=secrets_hook,
+        job_input=job_input,
+        secret_volume=secret_volume,
     )
     return Submission(
         name=kfp_name(spec.name),

@@ -13,6 +13,8 @@ funade's.
 - the run's token: a Kubernetes Secret ``funade-run-<id>`` in the namespace the run's pods
   run in (key ``token``), made through the Kubernetes API and mounted by the compiled platform
   spec as ``FUNADE_API_KEY``; deleted when the run ends;
+- a schedule's steps: a per-schedule Secret ``funade-schedule-<key>`` mounted as a volume,
+  one key per job written by the follower with merge patches (``scheduletoken``);
 - following: ``GET {host}/apis/v2beta1/runs/ID`` and ``POST …/runs/ID:terminate``;
 - following a schedule: ``GET {host}/apis/v2beta1/recurringruns/ID`` (its ``status``, its
   experiment, the spec its runs run), and the newest runs of its experiment (``GET …/runs?
@@ -23,16 +25,20 @@ Plain HTTP with httpx: the kfp SDK (and its pinned kubernetes and requests) is n
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from funade.errors import InvalidInputError
+from funade.pipelines.scheduletoken import MOUNT, SCHEDULE_KEY, SECRET_ENV, TOKENS_ENV
 from funade.pipelines.submit import (
     REDACTED,
+    REDACTED_ENTRIES,
     ListedJob,
     RemoteSchedule,
     RemoteState,
@@ -60,6 +66,7 @@ EXPERIMENT_PLACEHOLDER = "<the id of experiment {name!r}, looked up (or made) fi
 
 _RECURRING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _LIST_PAGE = "50"
+MERGE_PATCH = "application/merge-patch+json"
 
 RUN_STATES = {
     "RUNTIME_STATE_UNSPECIFIED": "running",
@@ -241,6 +248,8 @@ class KubeflowEngine:
     ) -> None:
         self.host, self.http, self.experiment, self.namespace = host, http, experiment, namespace
         self.kube, self.kubeconfig = kube, kubeconfig
+        self._opened: set[str] = set()
+        """Per-schedule Secrets whose stale keys were removed (at the first save)."""
 
     def step_secrets(self, run_id: int | str) -> tuple[dict[str, str], None]:
         return {"FUNADE_API_KEY": secret_reference(run_id)}, None
@@ -355,3 +364,70 @@ class KubeflowEngine:
         kube_api, http = self._kube()
         url = f"{kube_api}/api/v1/namespaces/{self.namespace}/secrets/{token_secret_name(run_id)}"
         send(http, Request("DELETE", url), "Kubernetes")
+
+    # -- a schedule's per-schedule secret (scheduletoken) --------------------------------
+
+    def schedule_wiring(self, secret: str) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """What a schedule's steps get: the Secret mounted as a volume (which the kubelet
+        updates in place, where a variable from a Secret is fixed at the pod's start)."""
+        return {SECRET_ENV: secret, TOKENS_ENV: f"file:{MOUNT}"}, (secret, MOUNT)
+
+    def schedule_secret_requests(self, secret: str, kube_api: str = "") -> list[Request]:
+        """Create the per-schedule Secret (empty), what ``follow`` writes into it (shown
+        redacted), and its deletion (by ``follow``, once the schedule is gone)."""
+        kube_api = kube_api or "<the Kubernetes API of your kubeconfig>"
+        base = f"{kube_api}/api/v1/namespaces/{self.namespace}/secrets"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"labels": {"funade-schedule": "true"}, "name": secret},
+            "type": "Opaque",
+        }
+        return [
+            Request(
+                "POST",
+                base,
+                body,
+                purpose="a Kubernetes Secret for the run tokens of the schedule's jobs, "
+                "which `funade pipeline follow` writes and the steps read from a volume",
+            ),
+            Request(
+                "PATCH",
+                f"{base}/{secret}",
+                {"data": {"<job>": REDACTED_ENTRIES}},
+                purpose="sent by `funade pipeline follow` for each job it records (the key "
+                "set to null when the run ends)",
+                content_type=MERGE_PATCH,
+            ),
+            Request(
+                "DELETE",
+                f"{base}/{secret}",
+                purpose="sent by `funade pipeline follow` once the schedule is gone",
+            ),
+        ]
+
+    def create_schedule_secret(self, secret: str) -> None:
+        kube_api, http = self._kube()
+        send(http, self.schedule_secret_requests(secret, kube_api)[0], "Kubernetes")
+
+    def delete_schedule_secret(self, secret: str) -> None:
+        kube_api, http = self._kube()
+        send(http, self.schedule_secret_requests(secret, kube_api)[2], "Kubernetes")
+
+    def save_entries(
+        self, secret: str, schedule: str, entries: Mapping[str, str], dropped: Iterable[str]
+    ) -> None:
+        """Patch the Secret: one key per job (``dropped`` ones removed) and ``schedule``; at
+        the first save, keys a follower before left are removed too."""
+        kube_api, http = self._kube()
+        url = f"{kube_api}/api/v1/namespaces/{self.namespace}/secrets/{secret}"
+        gone: set[str] = set(dropped)
+        if secret not in self._opened:
+            found = send(http, Request("GET", url), "Kubernetes").get("data")
+            gone |= set(found) if isinstance(found, dict) else set()
+        data: dict[str, str | None] = dict.fromkeys(gone - set(entries) - {SCHEDULE_KEY})
+        data[SCHEDULE_KEY] = base64.b64encode(schedule.encode()).decode()
+        data |= {k: base64.b64encode(v.encode()).decode() for k, v in entries.items()}
+        patch = Request("PATCH", url, {"data": data}, content_type=MERGE_PATCH)
+        send(http, patch, "Kubernetes")
+        self._opened.add(secret)

@@ -6,8 +6,10 @@ A run (not a schedule) is recorded before the job is created, so its token exist
 run's ``runner`` (``{"engine": "vertex", "job": ...}``) once the engine has it. If the engine
 refuses the job, the run ends ``failed`` with the engine's answer and the secret is deleted.
 
-A schedule creates no funade run: the engine starts its runs, and their steps get no funade
-token (``FUNADE_API_KEY`` is not set), so a scheduled pipeline's steps cannot call funade.
+A schedule creates no funade run: the engine starts its runs. Its steps get a per-schedule
+secret by reference instead (``funade-schedule-<key>``, made here before the schedule, empty),
+into which ``funade pipeline follow`` writes each job's run token when it records the job, and
+the job's name at run time (``scheduletoken``); ``--no-step-token`` leaves all of it out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from funade.pipelines.kfpir import DEFAULT_IMAGE, SecretsHook
 from funade.pipelines.records import check_cache_mode
 from funade.pipelines.reporting import RunControl
 from funade.pipelines.runs import code_folder, prepare
+from funade.pipelines.scheduletoken import JOB_INPUT, JOB_PLACEHOLDERS, WAIT_ENV, new_secret_name
 from funade.pipelines.schemas import RunEventsIn, RunIn, RunOut, RunUpdate
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.submit import (
@@ -56,6 +59,14 @@ class Engine(Followed, Protocol):
 
     def create(self, sub: Submission) -> tuple[str, str]: ...
 
+    def schedule_wiring(self, secret: str) -> tuple[dict[str, str], tuple[str, str] | None]: ...
+
+    def schedule_secret_requests(self, secret: str) -> list[Request]: ...
+
+    def create_schedule_secret(self, secret: str) -> None: ...
+
+    def delete_schedule_secret(self, secret: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class SubmitOptions:
@@ -72,7 +83,12 @@ class SubmitOptions:
     step_token: bool = True
     """Give the steps the run's token (by reference) and its id. Vertex AI's cache key covers
     the container's environment, so on Vertex a step's cached result is reused only by runs
-    whose steps got none (``--no-step-token``); KFP's leaves the environment out."""
+    whose steps got none (``--no-step-token``); KFP's leaves the environment out. A
+    schedule's steps get the per-schedule secret and the job's name (an input: no step of
+    a scheduled run is then served from another run's cache)."""
+    token_wait: float | None = None
+    """A schedule's steps: seconds to wait for the follower to write the job's token
+    (``FUNADE_TOKEN_WAIT``; None: the step's default, 600)."""
 
 
 @dataclass(frozen=True)
@@ -102,20 +118,29 @@ def _submission(
     options: SubmitOptions,
     run_id: int | None,
     project: str = "",
+    secret: str = "",
 ) -> Submission:
     pipeline, target, spec, values = prepared
     shown_id = run_id if run_id is not None else DRY_RUN_ID
     step_env: dict[str, str] = {}
     step_secrets: dict[str, str] = {}
     secrets, hook = engine.step_secrets(shown_id)
-    if not options.schedule:
+    job_input: tuple[str, str] | None = None
+    volume: tuple[str, str] | None = None
+    if not options.schedule or secret:
         step_env = {
             "FUNADE_URL": options.funade_url,
             "FUNADE_PIPELINE": spec.name,
             **({"FUNADE_PROJECT": project} if project else {}),
         }
-        if options.step_token:
-            step_secrets, step_env["FUNADE_RUN_ID"] = secrets, str(shown_id)
+    if secret:  # a schedule's steps: the per-schedule secret and the job's name
+        wiring, volume = engine.schedule_wiring(secret)
+        step_env |= wiring
+        if options.token_wait is not None:
+            step_env[WAIT_ENV] = f"{options.token_wait:g}"
+        job_input = (JOB_INPUT, JOB_PLACEHOLDERS[engine.name])
+    elif not options.schedule and options.step_token:
+        step_secrets, step_env["FUNADE_RUN_ID"] = secrets, str(shown_id)
     return compile_submission(
         pipeline,
         spec,
@@ -126,6 +151,8 @@ def _submission(
         step_env=step_env,
         step_secrets=step_secrets,
         secrets_hook=hook,
+        job_input=job_input,
+        secret_volume=volume,
         display_name=display_name(spec, run_id),
         cache=options.use_cache and not options.refresh_cache,
         pipeline_root=options.pipeline_root,
@@ -137,7 +164,10 @@ def _submission(
 def dry_run(engine: Engine, target: str, options: SubmitOptions) -> list[Request]:
     """The requests ``submit`` would send; needs no credentials and records nothing. The
     run's id is 0 and its token is redacted: both are made when the run is recorded."""
-    sub = _submission(engine, _plan(target, options), options, None)
+    secret = new_secret_name() if options.schedule and options.step_token else ""
+    sub = _submission(engine, _plan(target, options), options, None, secret=secret)
+    if secret:
+        return engine.schedule_secret_requests(secret) + engine.create_requests(sub)
     stored = not options.schedule and options.step_token
     token = engine.token_requests(DRY_RUN_ID, None) if stored else []
     return token + engine.create_requests(sub)
@@ -158,7 +188,7 @@ def runner_info(engine: str, job: str = "", console: str = "") -> dict[str, Any]
 def submit(engine: Engine, target: str, options: SubmitOptions, client: RunControl) -> Submitted:
     """Record the run, store its token, create the job; or create the schedule."""
     prepared = _plan(target, options)
-    if options.schedule:
+    if options.schedule and not options.step_token:
         sub = _submission(engine, prepared, options, None)
         job, console = engine.create(sub)
         return Submitted(engine.create_requests(sub), job, console, None, prepared[2])
@@ -168,8 +198,15 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
             "this funade runs in-process.",
             field="funade-url",
             fix="Give --funade-url https://funade.example (a control plane the engine's "
-            "machines reach), or set FUNADE_URL to one.",
+            "machines reach), or set FUNADE_URL to one"
+            + (
+                " (or --no-step-token: the steps then cannot call funade)."
+                if options.schedule
+                else "."
+            ),
         )
+    if options.schedule:
+        return _schedule(engine, prepared, options, client)
     from funade.registry.lineage import attempt_lineage, code_lineage
 
     # Every check that compiling and building the requests makes, before a run is recorded.
@@ -212,3 +249,22 @@ def submit(engine: Engine, target: str, options: SubmitOptions, client: RunContr
     finally:
         reporter.close()
     return Submitted(requests, job, console, run, spec, token=token)
+
+
+def _schedule(
+    engine: Engine, prepared: Prepared, options: SubmitOptions, client: RunControl
+) -> Submitted:
+    """Create the per-schedule secret, then the schedule (the secret deleted if refused)."""
+    secret = new_secret_name()
+    project = getattr(client, "project", "")
+    project = project if isinstance(project, str) else ""
+    sub = _submission(engine, prepared, options, None, project, secret)
+    requests = engine.schedule_secret_requests(secret) + engine.create_requests(sub)
+    engine.create_schedule_secret(secret)
+    try:
+        job, console = engine.create(sub)
+    except FunadeError:
+        with contextlib.suppress(FunadeError):
+            engine.delete_schedule_secret(secret)
+        raise
+    return Submitted(requests, job, console, None, prepared[2])

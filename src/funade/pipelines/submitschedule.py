@@ -14,6 +14,12 @@ process on a machine with the engine's credentials and a funade key, polls the s
   follows have ended, or when the engine cannot be reached for ``unreachable_after`` seconds
   (its runs are then ``lost``, as a submitted run's are).
 
+If the schedule's steps were given a per-schedule secret (``FUNADE_SCHEDULE_SECRET`` in their
+containers, ``scheduletoken``), the follower writes each recorded job's run id and token into it
+under the job's key, and removes the entry when the run ends (funade revokes the token then);
+its first write also removes what a follower before left, and once the schedule is gone the
+secret is deleted.
+
 Before anything is recorded the pipeline file here is checked against the schedule: the same
 pipeline, and every step's code digest one the schedule's containers run, so the runs' specs
 (and code lineage) are the code that runs. Jobs the schedule ran before are not recorded twice:
@@ -22,9 +28,10 @@ the runs of the pipeline funade holds are read first for the jobs they name.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,6 +40,7 @@ from funade.errors import APIError, FunadeError, InvalidInputError, NotFoundErro
 from funade.pipelines.kfpir import kfp_name
 from funade.pipelines.reporting import RunControl
 from funade.pipelines.runs import code_folder, prepare
+from funade.pipelines.scheduletoken import SECRET_ENV, check_secret_name, entry_text, job_key
 from funade.pipelines.schemas import RunIn, RunOut
 from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.submit import EngineError, ListedJob, RemoteSchedule
@@ -45,6 +53,7 @@ __all__ = [
     "ScheduleEngine",
     "check_schedule_runs",
     "follow_schedule",
+    "schedule_secret",
 ]
 
 _DIGEST = re.compile(r"--code-digest[\s\"',=\\]*(sha256:[0-9a-f]{64})")
@@ -64,6 +73,12 @@ class ScheduleEngine(Followed, Protocol):
     def job_params(self, job: str) -> dict[str, Any]: ...
 
     def job_console(self, job: str) -> str: ...
+
+    def save_entries(
+        self, secret: str, schedule: str, entries: Mapping[str, str], dropped: Iterable[str]
+    ) -> None: ...
+
+    def delete_schedule_secret(self, secret: str) -> None: ...
 
 
 class RunPage(Protocol):
@@ -94,6 +109,9 @@ class FollowedSchedule:
     reason: str = ""
     lost: bool = False
     """The engine could not be reached: the runs it followed are ``lost``."""
+    pipeline: str = ""
+    secret: str = ""
+    """The per-schedule secret the jobs' tokens were written to ("" if the steps get none)."""
 
 
 def _digests(pipeline_spec: dict[str, Any]) -> set[str]:
@@ -104,6 +122,26 @@ def _digests(pipeline_spec: dict[str, Any]) -> set[str]:
         words = [*container.get("command", []), *container.get("args", [])]
         found.update(_DIGEST.findall(" ".join(str(w) for w in words)))
     return found
+
+
+def schedule_secret(pipeline_spec: dict[str, Any]) -> str:
+    """The per-schedule secret the schedule's steps read ("" if they were given none)."""
+    executors = pipeline_spec.get("deploymentSpec", {}).get("executors", {})
+    for executor in executors.values() if isinstance(executors, dict) else []:
+        container = executor.get("container", {}) if isinstance(executor, dict) else {}
+        for entry in container.get("env", []) if isinstance(container, dict) else []:
+            if isinstance(entry, dict) and entry.get("name") == SECRET_ENV:
+                return check_secret_name(str(entry.get("value")))
+    return ""
+
+
+def _key(job: str) -> str:
+    """The job's key in the per-schedule secret; "" for a name that cannot be one (the job's
+    steps then wait in vain and fail naming the job)."""
+    try:
+        return job_key(job)
+    except InvalidInputError:
+        return ""
 
 
 def check_schedule_runs(spec: PipelineSpec, remote: RemoteSchedule) -> None:
@@ -186,10 +224,26 @@ def follow_schedule(
     waiting: dict[str, ListedJob] = {}
     """Jobs seen that could not be recorded yet (the engine or funade away for a moment)."""
     followers: dict[str, tuple[RunFollower, RunControl]] = {}
-    done = FollowedSchedule(name)
+    done = FollowedSchedule(name, pipeline=spec.name, secret=schedule_secret(remote.pipeline_spec))
     unreachable_since: float | None = None
+    entries: dict[str, str] = {}
+    """Job key → its entry (run id and token) in the per-schedule secret."""
+    dropped: set[str] = set()
+    unsaved = bool(done.secret)  # the first save clears what a follower before left
+
+    def save() -> None:
+        nonlocal unsaved
+        if not unsaved:
+            return
+        try:
+            engine.save_entries(done.secret, name, entries, dropped)
+        except EngineError:
+            return  # written at the next poll; the steps wait for it
+        unsaved = False
+        dropped.clear()
 
     def record(job: ListedJob) -> None:
+        nonlocal unsaved
         try:
             given = engine.job_params(job.name)
             run = client.create_run(
@@ -215,6 +269,10 @@ def follow_schedule(
             return
         waiting.pop(job.name, None)
         known.add(job.name)
+        key = _key(job.name) if done.secret else ""
+        if key:
+            entries[key] = entry_text(run.id, run.token or "")
+            unsaved = True
         reporter = client.with_key(run.token or "")
         follower = RunFollower(
             reporter,
@@ -282,6 +340,7 @@ def follow_schedule(
                 found = [j for j in waiting.values() if j.name not in known]
             for job in found:
                 record(job)
+            save()
             for job_name, (follower, reporter) in list(followers.items()):
                 try:
                     ended = follower.tick()
@@ -290,10 +349,19 @@ def follow_schedule(
                 if ended is not None:
                     reporter.close()
                     del followers[job_name]
+                    key = _key(job_name) if done.secret else ""
+                    if key:
+                        entries.pop(key, None)
+                        dropped.add(key)
+                        unsaved = True
                     done.runs.append(ended)
                     if on_end is not None:
                         on_end(ended)
+            save()
             if done.reason and not followers:
+                if done.secret and not done.lost:
+                    with contextlib.suppress(EngineError):
+                        engine.delete_schedule_secret(done.secret)
                 return done
             sleep(interval)
     finally:

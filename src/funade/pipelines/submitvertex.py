@@ -9,6 +9,9 @@
 - the run's token: a Secret Manager secret ``funade-run-<id>`` in the job's project (created,
   given one version, deleted when the run ends), that steps read by reference
   (``vertexrefs``); Vertex AI ignores Kubernetes Secrets;
+- a schedule's steps: a per-schedule secret ``funade-schedule-<key>`` whose ``latest``
+  version the follower rewrites (the versions before destroyed) and the steps read
+  (``scheduletoken``);
 - following: ``GET …/pipelineJobs/ID`` (``state``, ``error``, ``jobDetail.taskDetails``) and
   ``POST …/pipelineJobs/ID:cancel``;
 - following a schedule: ``GET …/schedules/ID`` (its ``state``, the job it makes), and its jobs
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +36,10 @@ import httpx
 
 from funade.errors import InvalidInputError
 from funade.pipelines.kfpir import SecretsHook
+from funade.pipelines.scheduletoken import SECRET_ENV, TOKENS_ENV
 from funade.pipelines.submit import (
     REDACTED,
+    REDACTED_ENTRIES,
     ListedJob,
     RemoteSchedule,
     RemoteState,
@@ -265,6 +272,8 @@ class VertexEngine:
         self.project, self.region, self.http = project, region, http
         self.endpoint = (endpoint or ENDPOINT.format(region=region)).rstrip("/")
         self.secrets_endpoint = secrets_endpoint.rstrip("/")
+        self._versions: dict[str, list[str]] = {}
+        """The per-schedule secrets' versions that hold entries (destroyed when replaced)."""
 
     def step_secrets(self, run_id: int | str) -> tuple[dict[str, str], SecretsHook]:
         """What every step gets: the run's token by reference, and how secrets are passed."""
@@ -301,6 +310,74 @@ class VertexEngine:
 
     def cancel(self, job: str) -> None:
         send(self.http, Request("POST", f"{self.endpoint}/v1/{job}:cancel", {}), "Vertex AI")
+
+    # -- a schedule's per-schedule secret (scheduletoken) --------------------------------
+
+    def schedule_wiring(self, secret: str) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """What a schedule's steps get: where to read the secret's latest version."""
+        reference = f"gsm:projects/{self.project}/secrets/{secret}/versions/latest"
+        return {SECRET_ENV: secret, TOKENS_ENV: reference}, None
+
+    def schedule_secret_requests(self, secret: str) -> list[Request]:
+        """Create the per-schedule secret (no version yet), what ``follow`` writes into it
+        (shown redacted), and its deletion (by ``follow``, once the schedule is gone)."""
+        base = f"{self.secrets_endpoint}/v1/projects/{self.project}/secrets"
+        return [
+            Request(
+                "POST",
+                base,
+                {"labels": {"funade-schedule": "true"}, "replication": {"automatic": {}}},
+                params={"secretId": secret},
+                purpose="a secret for the run tokens of the schedule's jobs, which "
+                "`funade pipeline follow` writes and the steps read by reference",
+            ),
+            Request(
+                "POST",
+                f"{base}/{secret}:addVersion",
+                {"payload": {"data": REDACTED_ENTRIES}},
+                purpose="sent by `funade pipeline follow` for each job it records and ends "
+                "(the version before is destroyed)",
+            ),
+            Request(
+                "DELETE",
+                f"{base}/{secret}",
+                purpose="sent by `funade pipeline follow` once the schedule is gone",
+            ),
+        ]
+
+    def create_schedule_secret(self, secret: str) -> None:
+        send(self.http, self.schedule_secret_requests(secret)[0], "Secret Manager")
+
+    def delete_schedule_secret(self, secret: str) -> None:
+        send(self.http, self.schedule_secret_requests(secret)[2], "Secret Manager")
+
+    def save_entries(
+        self, secret: str, schedule: str, entries: Mapping[str, str], dropped: Iterable[str]
+    ) -> None:
+        """Write the entries as the secret's new version, then destroy the versions before
+        (at the first save, every enabled one: a follower before may have left tokens)."""
+        base = f"{self.secrets_endpoint}/v1/projects/{self.project}/secrets/{secret}"
+        payload = {"schedule": schedule, "jobs": {k: json.loads(v) for k, v in entries.items()}}
+        data = base64.b64encode(json.dumps(payload, sort_keys=True).encode()).decode()
+        if secret not in self._versions:
+            listed = send(
+                self.http,
+                Request("GET", f"{base}/versions", params={"filter": "state:ENABLED"}),
+                "Secret Manager",
+            )
+            versions = listed.get("versions")
+            self._versions[secret] = [
+                str(v["name"])
+                for v in (versions if isinstance(versions, list) else [])
+                if isinstance(v, dict) and isinstance(v.get("name"), str)
+            ]
+        request = Request("POST", f"{base}:addVersion", {"payload": {"data": data}})
+        made = str(send(self.http, request, "Secret Manager").get("name") or "")
+        before, self._versions[secret] = self._versions[secret], [made]
+        for name in before:
+            if name != made and name.startswith(f"projects/{self.project}/secrets/{secret}/"):
+                url = f"{self.secrets_endpoint}/v1/{name}:destroy"
+                send(self.http, Request("POST", url, {}), "Secret Manager")
 
     def forget_token(self, run_id: int | str) -> None:
         url = f"{self.secrets_endpoint}/v1/{secret_path(self.project, run_id)}"

@@ -26,11 +26,12 @@ import httpx
 
 from funade.errors import InvalidInputError
 from funade.pipelines.kfpir import KfpCompileError
-from funade.pipelines.submit import Request, send
+from funade.pipelines.submit import EngineError, Request, send
 
 __all__ = [
     "SECRETS_ENDPOINT",
     "SECRET_REFS_ENV",
+    "latest_fetch",
     "resolve",
     "secret_env",
     "secret_manager_fetch",
@@ -140,5 +141,36 @@ def secret_manager_fetch(http: httpx.Client, endpoint: str = SECRETS_ENDPOINT) -
     def fetch(name: str) -> dict[str, Any]:
         url = f"{endpoint.rstrip('/')}/v1/{name}:access"
         return send(http, Request("GET", url), "Secret Manager")
+
+    return fetch
+
+
+def latest_fetch(
+    http: httpx.Client, endpoint: str = SECRETS_ENDPOINT
+) -> Callable[[str], dict[str, Any] | None]:
+    """Read a version that holds a JSON object (a per-schedule secret's ``latest``, read
+    again on every call): the object, or None while the secret has no version."""
+
+    def fetch(name: str) -> dict[str, Any] | None:
+        url = f"{endpoint.rstrip('/')}/v1/{name}:access"
+        try:
+            answer = send(http, Request("GET", url), "Secret Manager")
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = (answer.get("payload") or {}).get("data")
+        try:
+            found = json.loads(base64.b64decode(data)) if isinstance(data, str) else None
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise InvalidInputError(
+                f"Secret Manager version {name} does not hold a JSON object.",
+                field="FUNADE_SCHEDULE_TOKENS",
+                value=name,
+                fix="Leave the per-schedule secret to `funade pipeline follow`, which writes it.",
+            )
+        return found
 
     return fetch

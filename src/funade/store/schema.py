@@ -496,3 +496,29 @@ class PipelineSchedule(Base):
     created_by: Mapped[str | None] = mapped_column(String(32))
 
     project: Mapped[Project] = relationship(lazy="joined")
+
+
+class RemoteSchedule(Base):
+    """A schedule on Vertex AI or Kubeflow made with ``funade pipeline submit --schedule`` (the
+    engine keeps and runs it; this is funade's record of it), updated by ``funade pipeline
+    follow``: the last job it recorded, and when it saw the schedule end."""
+
+    __tablename__ = "remote_schedules"
+    __table_args__ = (UniqueConstraint("project_id", "target", "engine_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    target: Mapped[str] = mapped_column(String(16))
+    engine_id: Mapped[str] = mapped_column(String(512))
+    console: Mapped[str] = mapped_column(String(1024), default="")
+    cron: Mapped[str] = mapped_column(String(128), default="")
+    pipeline: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(1024), default="")
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_job: Mapped[str | None] = mapped_column(String(512))
+    last_seen_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str] = mapped_column(String(500), default="")
+
+    project: Mapped[Project] = relationship(lazy="joined")

@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from funade.api.routes import remoteschedules as remote_routes
 from funade.api.routes import runs as run_routes
 from funade.api.routes import schedules as schedule_routes
 from funade.api.schemas import RunOut, ScheduleOut, StepRecord
@@ -323,6 +324,7 @@ def schedules_page(viewer: Signed) -> HTMLResponse:
         section="schedules",
         title="Schedules",
         schedules=schedules,
+        remote=remote_routes.list_remote_schedules(project, viewer.state, viewer.principal),
         schedule_ids=ids,
         last_runs=last,
         pipeline_of=pipeline_of,
