@@ -10,6 +10,7 @@ it from podman's build cache."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
@@ -139,6 +140,8 @@ def backend(
     yield backend
     backend.stop_all(grace_seconds=2)
     backend.close()
+    if backend.sockets is not None:
+        shutil.rmtree(backend.sockets.base, ignore_errors=True)  # under /tmp
     left = podman("ps", "-aq", f"--filter=label={LABEL}.owner={backend.owner}").stdout.split()
     if left:
         podman("rm", "--force", *left, check=False)
