@@ -3,6 +3,7 @@ them, and models registered in it (fake models from tests.serving.models)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,11 +66,12 @@ class Plane:
 
 @pytest.fixture
 def plane(settings: Settings, database: Database, admin_key: str) -> Iterator[Plane]:
+    sockets = socket_base(Path("/tmp"), settings.home)
     backend = LocalBackend(
         settings.home / "replicas",
         sandbox=Sandbox.from_settings(settings),
         fetch=ArtifactStore.from_settings(settings).open,
-        sockets=socket_base(Path("/tmp"), settings.home),  # the default transport
+        sockets=sockets,  # the default transport
     )
     controller, stop = start_controller(database, backend, interval=0.1, grace_seconds=5)
     app = create_app(settings, database, ArtifactStore.from_settings(settings), controller=True)
@@ -80,6 +82,7 @@ def plane(settings: Settings, database: Database, admin_key: str) -> Iterator[Pl
         stop()
         backend.stop_all(grace_seconds=5)
         backend.close()
+        shutil.rmtree(sockets, ignore_errors=True)  # under /tmp
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -82,6 +83,7 @@ def backend(tmp_path: Path, sandbox: Sandbox, blobs: Blobs) -> Iterator[LocalBac
         backend.stop(replica.id, grace_seconds=5)
     until(lambda: not list(backend.root.glob("*.json")), 15, "replicas stopped")
     backend.close()
+    shutil.rmtree(sockets, ignore_errors=True)  # under /tmp, not the test's own directory
 
 
 def converge(reconciler: Reconciler, desired: dict[str, Desired], ready: int) -> list[str]:
@@ -230,6 +232,8 @@ def test_stop_all_drains_every_replica_and_waits_until_they_are_gone(
     backend.stop_all(grace_seconds=5)
     assert backend.replicas() == []
     assert list(backend.root.glob("*.json")) == [], "returned only once they were gone"
+    assert backend.sockets is not None
+    assert not backend.sockets.base.exists(), "the sockets' directory went with them"
     assert [process_start_ticks(pid) for pid in pids] == [None, None]
 
 

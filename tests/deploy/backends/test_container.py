@@ -11,6 +11,7 @@ it from podman's build cache."""
 from __future__ import annotations
 
 import http.server
+import shutil
 import threading
 import time
 import uuid
@@ -141,6 +142,8 @@ def backend(
     yield backend
     backend.stop_all(grace_seconds=2)
     backend.close()
+    if backend.sockets is not None:
+        shutil.rmtree(backend.sockets.base, ignore_errors=True)  # under /tmp
     left = podman("ps", "-aq", f"--filter=label={LABEL}.owner={backend.owner}").stdout.split()
     if left:
         podman("rm", "--force", *left, check=False)

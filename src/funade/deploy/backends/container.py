@@ -290,6 +290,8 @@ class ContainerBackend:
             threads = list(self._stopping.values())
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.sockets is not None:
+            self.sockets.remove_base()
 
     def close(self) -> None:
         """Let go of the HTTP client; the containers keep running, to be adopted."""

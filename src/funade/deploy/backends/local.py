@@ -228,6 +228,8 @@ class LocalBackend:
         deadline = time.monotonic() + grace_seconds + 5
         while list(self.root.glob("*.json")) and time.monotonic() < deadline:
             time.sleep(0.1)
+        if self.sockets is not None:
+            self.sockets.remove_base()
 
     def close(self) -> None:
         """Let go of what this object holds (its HTTP client); the replicas keep running."""
@@ -330,11 +332,11 @@ class LocalBackend:
         if child is not None:
             child.wait()
         self._health.pop(record.id, None)
+        if self.sockets is not None:  # before its record: stop_all waits for the records
+            self.sockets.remove(record.id)
         for suffix in ("json", "url", "log"):
             self._path(record.id, suffix).unlink(missing_ok=True)
         self.sandbox.remove_private(record.spec.project_id, record.id)
-        if self.sockets is not None:
-            self.sockets.remove(record.id)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -76,6 +76,11 @@ class SocketDirs:
     def remove(self, replica_id: str) -> None:
         shutil.rmtree(self.directory(replica_id), ignore_errors=True)
 
+    def remove_base(self) -> None:
+        """Remove the base directory if no replica's directory is left in it."""
+        with contextlib.suppress(OSError):
+            self.base.rmdir()
+
     def _make_base(self) -> None:
         with contextlib.suppress(FileExistsError):
             self.base.mkdir(mode=0o700)
