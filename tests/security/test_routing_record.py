@@ -12,13 +12,13 @@ from funade.gateway.app import Gateway
 from funade.store import Database
 from funade.store.schema import GatewayRecord
 from tests.deploy.conftest import Plane, calc, plane, until  # noqa: F401 - shared fixtures
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 
 
 @pytest.fixture
 def gateway(calc: Plane, database: Database) -> Iterator[Gateway]:  # noqa: F811
     app = Gateway(database, refresh_seconds=0.1)
-    with serve(app):
+    with serve_gateway_app(app):
         yield app
 
 
