@@ -16,7 +16,9 @@ At the public edge (docs/security.md):
   and the connection is closed. So are an invalid method, target or version (505 for a version
   other than HTTP/1.0 or 1.1).
 - The request head is at most ``max_head_bytes`` (32 KiB, as nginx's 4 x 8 KiB buffers) and
-  ``max_headers`` (100, as Envoy) lines: 431 and close.
+  ``max_headers`` (100, as Envoy) lines: 431 and close. A head still arriving is counted read
+  by read, from the first read after the one it began in, so at most the limit and one read
+  (uvloop reads up to 256 KiB) of an unfinished head is held.
 - Bodies are read as the app asks, under its limit (the deployment's ``max_body_bytes``; 413):
   at most 64 KiB of a body the app has not asked for is held before reading pauses.
 - A request head must arrive whole within ``header_timeout`` (10 s) and a body must not stall
@@ -206,6 +208,8 @@ class _Connection(asyncio.Protocol):
         self.drained: asyncio.Future[None] | None = None
         self.after_drain: _Request | None = None
         self.closed = False
+        self.refusal: tuple[int, str] | None = None
+        """A later request's fault, answered once those before it are."""
         self.deadline = 0.0
         """When the client's turn runs out (``loop.time()``; 0: none); see ``expire``."""
 
@@ -238,6 +242,8 @@ class _Connection(asyncio.Protocol):
             drained.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:  # the parser stopped at a fault: nothing more is read
+            return
         if self.in_head:
             self.head_bytes += len(data)
         try:
@@ -293,6 +299,8 @@ class _Connection(asyncio.Protocol):
         waiting, self.after_drain = self.after_drain, None
         if waiting is not None:
             self._next(waiting)
+        elif self.current is None and self.refusal is not None:
+            self._refuse(*self.refusal)
         elif self.current is None and not self.in_head:
             self.deadline = self.loop.time() + self.limits.keep_alive_timeout
         else:
@@ -586,6 +594,8 @@ class _Connection(asyncio.Protocol):
             return
         if self.queue:
             self._next(self.queue.popleft())
+        elif self.refusal is not None:
+            self._refuse(*self.refusal)
         elif not self.in_head and self.parsing is None:
             self.deadline = self.loop.time() + self.limits.keep_alive_timeout
 
@@ -611,15 +621,18 @@ class _Connection(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer with ``status`` and a plain-text reason unless an answer is under way, then
-        close."""
+        """Answer with ``status`` and a plain-text reason, then close. The fault of a later,
+        pipelined request is answered in its turn: the requests before it are answered first
+        (nothing more is read meanwhile)."""
         transport = self.transport
         if transport is None or self.closed:
             return
         current = self.current
-        # Say why unless that would come out of order: a request is in flight and the fault is
-        # in a later, pipelined one (or its answer is under way).
-        if current is None or (self.parsing is current and not current.answered):
+        if current is not None and self.parsing is not current:
+            self.refusal = (status, message)
+            self._pause("refused")
+            return
+        if current is None or not current.answered:
             body = message.encode()
             head = STATUS_LINES[status] + self.shared.date()
             head += b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
@@ -639,7 +652,7 @@ class _Connection(asyncio.Protocol):
         if self.write_paused:  # it has not read its answers
             self.transport.abort()
             return
-        if self.pauses - {"write"}:  # waiting on the app, not on the client
+        if self.pauses - {"write"}:  # waiting on the app (or its turn), not on the client
             self.deadline = now + self.limits.body_timeout
             return
         if self.in_head or self.parsing is not None:
