@@ -1,9 +1,12 @@
 """Where a request's CPU goes: microseconds of CPU per request in the floor, in `funade serve`
 called alone, and on the full path split into the gateway, the replica and the rest of
-`funade up` (control plane, controller), for each request form, in one run.
+`funade up` (control plane, controller), for each request form and each of the gateway's HTTP
+servers (``gateway_server``: the lean front and uvicorn, each a `funade gateway` of its own over
+the same `funade up`), in one run.
 
     .venv/bin/python -m benchmarks.gateway.cpu --duration 5
     .venv/bin/python -m benchmarks.gateway.cpu --duration 2 --forms v2-binary --columns 8x64
+    .venv/bin/python -m benchmarks.gateway.cpu --servers lean  # one server only
 
 CPU time (user + system, from /proc) divided by the requests answered is far steadier on a
 shared machine than requests per second: a neighbour's load lowers the rate a server reaches,
@@ -21,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -48,6 +51,9 @@ def parse_args() -> argparse.Namespace:
         "--columns", default="8x1,64x1,8x64", help="concurrency x rows per body, comma-separated"
     )
     parser.add_argument(
+        "--servers", default="lean,uvicorn", help="the gateway's HTTP servers, comma-separated"
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="also record py-spy profiles (collapsed stacks) of the gateway and the replica "
@@ -58,6 +64,9 @@ def parse_args() -> argparse.Namespace:
     )
     args = parser.parse_args()
     args.forms = [FORMS[name] for name in args.forms.split(",")]
+    args.servers = args.servers.split(",")
+    if not set(args.servers) <= {"lean", "uvicorn"}:
+        parser.error("--servers takes lean and uvicorn")
     args.columns = [tuple(int(n) for n in c.split("x")) for c in args.columns.split(",")]
     rows = {r for _, r in args.columns if r > 1}
     if len(rows) > 1:
@@ -110,19 +119,24 @@ def main() -> None:
             stack.callback(floor.stop)
             platform = up.launch(home, work / "up.log", SERVERS, first_request)
             stack.callback(platform.stop)
-            gateway_pid = int(json.loads((home / "gateway.json").read_text())["pid"])
             replica_pid = _replica_pid(home)
+            gateways = {
+                server: stack.enter_context(_gateway(home, work, server)) for server in args.servers
+            }
             everything = up.descendants(platform.process.pid)
             replica = up.descendants(replica_pid)
-            parts: dict[str, Callable[[], float]] = {
-                "gateway": lambda: tree_cpu([gateway_pid]),
-                "gateway-sys": lambda: system_seconds(gateway_pid),
-                "replica": lambda: tree_cpu(replica),
-                "rest": lambda: tree_cpu(
-                    [p for p in everything if p not in replica and p != gateway_pid]
-                ),
-            }
-            profiled = {"gateway": gateway_pid, "replica": replica_pid}
+            theirs = {pid for _, pid in gateways.values()}
+
+            def parts_of(gateway_pid: int) -> dict[str, Callable[[], float]]:
+                return {
+                    "gateway": lambda: tree_cpu([gateway_pid]),
+                    "gateway-sys": lambda: system_seconds(gateway_pid),
+                    "replica": lambda: tree_cpu(replica),
+                    "rest": lambda: tree_cpu(
+                        [p for p in everything if p not in replica and p not in theirs]
+                    ),
+                }
+
             targets = {
                 "floor": (
                     f"http://127.0.0.1:{floor.port}",
@@ -132,46 +146,78 @@ def main() -> None:
                 "serve": (
                     platform.replica,
                     {"Authorization": f"Bearer {platform.token}"},
-                    {"replica": parts["replica"]},
+                    {"replica": parts_of(0)["replica"]},
                 ),
-                "full": (platform.gateway, {"X-API-Key": platform.key}, parts),
             }
+            for server, (url, pid) in gateways.items():
+                targets[server] = (url, {"X-API-Key": platform.key}, parts_of(pid))
+            profiled = {server: {"gateway": pid, "replica": replica_pid}
+                        for server, (_, pid) in gateways.items()}  # fmt: skip
             for form in args.forms:
                 for base, headers, _ in targets.values():
                     check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
             header = (
-                "| form | column | floor µs | serve µs | full: gateway µs | full: replica µs "
-                "| full: rest µs | full total ÷ floor | gateway in kernel |"
+                "| form | column | gateway server | floor µs | serve µs | full: gateway µs "
+                "| full: replica µs | full: rest µs | full total ÷ floor | gateway in kernel |"
             )
-            lines += [header, "|" + " --- |" * 9]
+            lines += [header, "|" + " --- |" * 10]
             print(header, flush=True)
             for form in args.forms:
                 for concurrency, rows in args.columns:
                     per: dict[str, dict[str, float]] = {}
                     for name, (base, headers, meters) in targets.items():
-                        spies = profiled if name == "full" else {}
-                        tag = f"{form.name}-c{concurrency}x{rows}"
+                        spies = profiled.get(name, {})
+                        tag = f"{form.name}-c{concurrency}x{rows}-{name}"
                         per[name] = _measure(
                             args, form, bodies, f"{base}{form.path('lr')}", headers, meters,
                             concurrency, rows, {f"{tag}-{k}": v for k, v in spies.items()},
                         )  # fmt: skip
-                    full = per["full"]
-                    total = full["gateway"] + full["replica"] + full["rest"]
-                    line = (
-                        f"| {form.label} | c{concurrency}, {rows} row{'s' if rows > 1 else ''} "
-                        f"| {per['floor']['floor']:.0f} | {per['serve']['replica']:.0f} "
-                        f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
-                        f"| {total / per['floor']['floor']:.2f}x "
-                        f"| {full['gateway-sys'] / full['gateway']:.0%} |"
-                    )
-                    lines.append(line)
-                    print(line, flush=True)
+                    for server in args.servers:
+                        full = per[server]
+                        total = full["gateway"] + full["replica"] + full["rest"]
+                        line = (
+                            f"| {form.label} | c{concurrency}, {rows} row{'s' if rows > 1 else ''} "
+                            f"| {server} | {per['floor']['floor']:.0f} "
+                            f"| {per['serve']['replica']:.0f} "
+                            f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
+                            f"| {total / per['floor']['floor']:.2f}x "
+                            f"| {full['gateway-sys'] / full['gateway']:.0%} |"
+                        )
+                        lines.append(line)
+                        print(line, flush=True)
     print(
         f"\n{machine()} · {server_stack()}\n\n`.venv/bin/python -m benchmarks.gateway.cpu "
         f"{' '.join(sys.argv[1:])}` — CPU µs per request (user + system), servers on core 0, "
         f"wrk on core 1; {args.duration:g} s per run. Run took {time.perf_counter() - began:.0f} s."
     )
     print("\n".join(lines))
+
+
+@contextlib.contextmanager
+def _gateway(home: Path, work: Path, server: str) -> Iterator[tuple[str, int]]:
+    """A `funade gateway` of its own on ``server`` over ``home`` (on the servers' core); its URL
+    and pid."""
+    url_file = work / f"gateway-{server}.url"
+    command = ["taskset", "-c", SERVERS, str(Path(sys.executable).with_name("funade")),
+               "gateway", "--port", "0", "--url-file", str(url_file)]  # fmt: skip
+    env = {**os.environ, "FUNADE_HOME": str(home), "FUNADE_GATEWAY_SERVER": server}
+    with (work / f"gateway-{server}.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not url_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {server} gateway did not start")
+            time.sleep(0.05)
+        url = url_file.read_text().strip()
+        while httpx.get(f"{url}/healthz").json()["deployments"] < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {server} gateway never routed to the deployment")
+            time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def _replica_pid(home: Path) -> int:

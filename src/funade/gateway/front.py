@@ -29,7 +29,8 @@ At the public edge (docs/security.md):
   Reading pauses too while the socket's write buffer is full.
 - ``Expect: 100-continue`` gets its interim answer when the app first reads the body (not when
   it refuses first). HEAD answers carry no body. HTTP/1.0 is kept alive only when it asks.
-- Past ``max_connections`` open connections, a new one gets a 503 and is closed.
+- Past ``max_connections`` open connections (10,000, and at most half the open files the
+  process may have), a new one gets a 503 and is closed.
 - A fault in the app is a 500 without details (the log has the traceback).
 
 Answers carry a ``date`` header and, unlike uvicorn's, no ``server`` header.
@@ -43,8 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import logging
+import resource
 import signal
 import socket
 import threading
@@ -123,6 +126,7 @@ class _Request:
         "buffered",
         "chunks",
         "complete",
+        "connection",
         "continued",
         "disconnected",
         "expect_continue",
@@ -159,6 +163,11 @@ class _Request:
         """Whether the answer's head was written."""
         self.continued = False
         """Whether a 100 Continue was written."""
+        self.connection: _Connection
+
+    def receive(self) -> Awaitable[Message]:
+        """ASGI's ``receive`` for this request."""
+        return self.connection._receive(self)
 
     def wake(self) -> None:
         waiter, self.waiter = self.waiter, None
@@ -172,17 +181,17 @@ class _Shared:
     def __init__(self, app: App, direct: Direct | None, limits: Limits) -> None:
         self.app, self.direct, self.limits = app, direct, limits
         self.connections: set[_Connection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
-        self._second = 0
-        self._date = b""
+        self.now = 0.0
+        """``loop.time()`` as of the last tick (deadlines need no finer clock)."""
+        self.date = b""
+        """The ``date`` header line, as of the last tick."""
+        self.tick()
 
-    def date(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._date = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        return self._date
+    def tick(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.now = asyncio.get_running_loop().time()
+        self.date = b"date: " + formatdate(time.time(), usegmt=True).encode() + b"\r\n"
 
 
 class _Connection(asyncio.Protocol):
@@ -198,10 +207,13 @@ class _Connection(asyncio.Protocol):
         self.url = b""
         self.headers: Headers = []
         self.head_bytes = 0
+        self.head_size = 0
+        self.expect = False
         self.in_head = False
         self.parsing: _Request | None = None
         # answering
         self.current: _Request | None = None
+        self.task: asyncio.Task[None] | None = None
         self.queue: deque[_Request] = deque()
         self.pauses: set[str] = set()
         self.write_paused = False
@@ -228,7 +240,7 @@ class _Connection(asyncio.Protocol):
             self._refuse(503, "The server has too many connections now; retry in a moment.")
             return
         shared.connections.add(self)
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = self.shared.now + self.limits.header_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -288,7 +300,7 @@ class _Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.write_paused = True
         self._pause("write")
-        self.deadline = self.loop.time() + self.limits.body_timeout
+        self.deadline = self.shared.now + self.limits.body_timeout
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -302,7 +314,7 @@ class _Connection(asyncio.Protocol):
         elif self.current is None and self.refusal is not None:
             self._refuse(*self.refusal)
         elif self.current is None and not self.in_head:
-            self.deadline = self.loop.time() + self.limits.keep_alive_timeout
+            self.deadline = self.shared.now + self.limits.keep_alive_timeout
         else:
             self.deadline = 0.0
 
@@ -312,8 +324,10 @@ class _Connection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.head_bytes = 0
+        self.head_size = 0
+        self.expect = False
         self.in_head = True
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = self.shared.now + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -323,45 +337,51 @@ class _Connection(asyncio.Protocol):
         if len(headers) >= self.limits.max_headers:
             raise _Refuse(431, f"The request has more than {self.limits.max_headers} headers.")
         # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes from the value
-        headers.append((name.lower(), value.rstrip(b" \t")))
+        name, value = name.lower(), value.rstrip(b" \t")
+        headers.append((name, value))
+        self.head_size += len(name) + len(value) + 4
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect = True
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         parser = self.parser
-        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
-        if size > self.limits.max_head_bytes:
+        url = self.url
+        if len(url) + self.head_size > self.limits.max_head_bytes:
             raise _Refuse(431, "The request head is too large.")
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             raise _Refuse(505, f"HTTP/{version} is not supported; send HTTP/1.1.")
         method = parser.get_method().decode("ascii")
-        url = self.url
+        if url[:1] == b"/":  # origin form (llhttp checked its bytes)
+            raw_path, _, query = url.partition(b"#")[0].partition(b"?")
+        else:  # absolute form: its path
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                raise _Refuse(400, "The request target is not a valid URL.") from None
+            raw_path, query = parsed.path or b"", parsed.query or b""
+            if raw_path[:1] != b"/":
+                raise _Refuse(400, "The request target must be a path (or an absolute URL).")
         try:
-            parsed = httptools.parse_url(url)
-            raw_path: bytes | None = parsed.path
-            path = raw_path.decode("ascii") if raw_path else ""
-        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            path = raw_path.decode("ascii")
+        except UnicodeDecodeError:
             raise _Refuse(400, "The request target is not a valid URL.") from None
-        if not path.startswith("/"):
-            raise _Refuse(400, "The request target must be a path (or an absolute URL).")
         if "%" in path:
             path = urllib.parse.unquote(path)
-        expect = False
-        for name, value in self.headers:
-            if name == b"expect" and value.lower() == b"100-continue":
-                expect = version == "1.1"
         request = _Request(
             method,
             path,
-            cast(bytes, raw_path),
-            parsed.query or b"",
+            raw_path,
+            query,
             self.headers,
             version,
             parser.should_keep_alive(),
-            expect,
+            self.expect and version == "1.1",
         )
+        request.connection = self
         self.parsing = request
-        self.deadline = self.loop.time() + self.limits.body_timeout
+        self.deadline = self.shared.now + self.limits.body_timeout
         if self.current is None and self.after_drain is None and not self.queue:
             self._start(request)
         else:  # pipelined: answered after those before it; read no further meanwhile
@@ -376,15 +396,17 @@ class _Connection(asyncio.Protocol):
         request.buffered += len(body)
         if request.buffered > self.limits.buffered_body:
             self._pause("body")
-        self.deadline = self.loop.time() + self.limits.body_timeout
-        request.wake()
+        self.deadline = self.shared.now + self.limits.body_timeout
+        if request.waiter is not None:
+            request.wake()
 
     def on_message_complete(self) -> None:
         request, self.parsing = self.parsing, None
         self.deadline = 0.0
         if request is not None:
             request.complete = True
-            request.wake()
+            if request.waiter is not None:
+                request.wake()
 
     # answering ---------------------------------------------------------------------------
 
@@ -392,12 +414,9 @@ class _Connection(asyncio.Protocol):
         self.current = request
         direct = self.shared.direct
         if direct is not None and direct.takes(request.path):
-            task = self.loop.create_task(self._direct(direct, request))
+            self.task = self.loop.create_task(self._direct(direct, request))
         else:
-            task = self.loop.create_task(self._asgi(request))
-        tasks = self.shared.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+            self.task = self.loop.create_task(self._asgi(request))
 
     async def _direct(self, direct: Direct, request: _Request) -> None:
         call = Call(
@@ -407,7 +426,7 @@ class _Connection(asyncio.Protocol):
             request.query,
             request.headers,
             self.client,
-            lambda: self._receive(request),
+            request.receive,
         )
         try:
             status, headers, body = await direct.reply(call)
@@ -417,8 +436,13 @@ class _Connection(asyncio.Protocol):
             return
         if request.disconnected:
             return
-        self._write_head(request, status, headers, len(body))
-        if request.method != "HEAD":
+        head = self._head(request, status, headers, len(body))
+        if request.method == "HEAD":
+            self._write(head)
+        elif len(body) < 65536:
+            self._write(head + body)  # one send
+        else:  # not copied
+            self._write(head)
             self._write(body)
         self._finished(request)
 
@@ -504,13 +528,17 @@ class _Connection(asyncio.Protocol):
                     else:  # HTTP/1.0 streamed: the body ends when the connection does
                         state["framing"] = "close"
                         request.keep_alive = False
-                    self._write_head(request, state["status"], headers, None)
+                    head = self._head(request, state["status"], headers, None)
+                else:
+                    head = b""
                 chunked = state["framing"] == "chunked"
                 if body and not head_only:
-                    self._write(b"%x\r\n%b\r\n" % (len(body), body) if chunked else body)
+                    head += b"%x\r\n%b\r\n" % (len(body), body) if chunked else body
+                if not more and chunked and not head_only:
+                    head += b"0\r\n\r\n"
+                if head:
+                    self._write(head)
                 if not more:
-                    if chunked and not head_only:
-                        self._write(b"0\r\n\r\n")
                     state["done"] = True
                     request.wake()
                     self._finished(request)
@@ -542,12 +570,10 @@ class _Connection(asyncio.Protocol):
                 self.drained = self.loop.create_future()
             await self.drained
 
-    def _write_head(
-        self, request: _Request, status: int, headers: Headers, length: int | None
-    ) -> None:
-        """Write the answer's head (``length``: the content-length to add, if not None)."""
+    def _head(self, request: _Request, status: int, headers: Headers, length: int | None) -> bytes:
+        """The answer's head (``length``: the content-length to add, if not None)."""
         request.answered = True
-        parts = [STATUS_LINES.get(status) or _status_line(status), self.shared.date()]
+        parts = [STATUS_LINES.get(status) or _status_line(status), self.shared.date]
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
         if length is not None:
@@ -559,7 +585,7 @@ class _Connection(asyncio.Protocol):
         elif request.version == "1.0":
             parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
-        self._write(b"".join(parts))
+        return b"".join(parts)
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -571,9 +597,8 @@ class _Connection(asyncio.Protocol):
             return
         request.keep_alive = False
         headers = [(b"content-type", b"application/json")]
-        self._write_head(request, 500, headers, len(INTERNAL_BODY))
-        if request.method != "HEAD":
-            self._write(INTERNAL_BODY)
+        head = self._head(request, 500, headers, len(INTERNAL_BODY))
+        self._write(head if request.method == "HEAD" else head + INTERNAL_BODY)
         self._finished(request)
 
     def _finished(self, request: _Request) -> None:
@@ -597,7 +622,7 @@ class _Connection(asyncio.Protocol):
         elif self.refusal is not None:
             self._refuse(*self.refusal)
         elif not self.in_head and self.parsing is None:
-            self.deadline = self.loop.time() + self.limits.keep_alive_timeout
+            self.deadline = self.shared.now + self.limits.keep_alive_timeout
 
     def _next(self, request: _Request) -> None:
         self.current = None
@@ -634,7 +659,7 @@ class _Connection(asyncio.Protocol):
             return
         if current is None or not current.answered:
             body = message.encode()
-            head = STATUS_LINES[status] + self.shared.date()
+            head = STATUS_LINES[status] + self.shared.date
             head += b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
             transport.write(head + b"content-length: %d\r\n\r\n" % len(body) + body)
         if self.current is not None:
@@ -727,10 +752,10 @@ class Front:
             for number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(number, self._signal)
         lifespan = _Lifespan(self.app)
-        await lifespan.startup()
-        shared = _Shared(self.app, self.direct, self.limits)
-        servers = []
+        shared = _Shared(self.app, self.direct, _within_open_files(self.limits))
+        servers: list[asyncio.Server] = []
         try:
+            await lifespan.startup()
             for sock in sockets:
                 server = await loop.create_server(
                     lambda: _Connection(shared), sock=sock, backlog=2048
@@ -745,6 +770,8 @@ class Front:
         finally:
             for server in servers:
                 server.close()
+            for sock in sockets:  # handed over: closed with the servers
+                sock.close()
             await lifespan.shutdown()
             if signals:
                 for number in (signal.SIGTERM, signal.SIGINT):
@@ -757,6 +784,7 @@ class Front:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(tick)
+            shared.tick()
             now = loop.time()
             for connection in list(shared.connections):
                 if connection.deadline and connection.deadline <= now:
@@ -769,18 +797,38 @@ class Front:
         for connection in list(shared.connections):
             connection.shutdown()
         deadline = time.monotonic() + self.limits.graceful_seconds
-        while shared.tasks and time.monotonic() < deadline and not self._forced:
-            await asyncio.wait(list(shared.tasks), timeout=0.1)
+
+        def in_flight() -> list[asyncio.Task[None]]:
+            tasks = (c.task for c in shared.connections)
+            return [t for t in tasks if t is not None and not t.done()]
+
+        while (tasks := in_flight()) and time.monotonic() < deadline and not self._forced:
+            await asyncio.wait(tasks, timeout=0.1)
             for connection in list(shared.connections):
                 connection.shutdown()
-        for task in list(shared.tasks):
-            task.cancel()
-        if shared.tasks:
-            log.warning("%d requests still in flight were cancelled", len(shared.tasks))
-            await asyncio.wait(list(shared.tasks), timeout=1)
+        if tasks := in_flight():
+            log.warning("%d requests still in flight were cancelled", len(tasks))
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=1)
         for connection in list(shared.connections):
             if connection.transport is not None:
                 connection.transport.close()
+
+
+def _within_open_files(limits: Limits) -> Limits:
+    """``limits`` with at most half the process's open files for client connections (the rest
+    for its connections to replicas and the store), raising the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = min(hard, 1 << 16) if hard != resource.RLIM_INFINITY else 1 << 16
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+            soft = max(soft, wanted)
+    most = max(16, soft // 2)
+    if limits.max_connections <= most:
+        return limits
+    return dataclasses.replace(limits, max_connections=most)
 
 
 class _Lifespan:
