@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="Port of the gateway `funade up` starts (0 picks a free one).",
     )
     gateway_server: Literal["lean", "uvicorn"] = Field(
-        default="uvicorn",
+        default="lean",
         description="The gateway's HTTP server. `lean`: funade's own HTTP/1.1 server on "
         "httptools and uvloop, which calls the model routes without ASGI (about a fifth of the "
         "gateway's CPU per request less; docs/gateway.md). `uvicorn`: uvicorn on the same parser "
