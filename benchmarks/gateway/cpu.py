@@ -210,7 +210,7 @@ def _gateway(home: Path, work: Path, server: str) -> Iterator[tuple[str, int]]:
                 raise RuntimeError(f"the {server} gateway did not start")
             time.sleep(0.05)
         url = url_file.read_text().strip()
-        while httpx.get(f"{url}/healthz").json()["deployments"] < 1:
+        while not _routes(url):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the {server} gateway never routed to the deployment")
             time.sleep(0.1)
@@ -218,6 +218,14 @@ def _gateway(home: Path, work: Path, server: str) -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def _routes(url: str) -> bool:
+    """Whether the gateway at ``url`` listens and routes to a deployment."""
+    try:
+        return bool(httpx.get(f"{url}/healthz").json()["deployments"])
+    except httpx.TransportError:  # bound, not yet listening
+        return False
 
 
 def _replica_pid(home: Path) -> int:

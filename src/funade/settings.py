@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     gateway_server: Literal["lean", "uvicorn"] = Field(
         default="lean",
         description="The gateway's HTTP server. `lean`: funade's own HTTP/1.1 server on "
-        "httptools and uvloop, which calls the model routes without ASGI (about a fifth of the "
-        "gateway's CPU per request less; docs/gateway.md). `uvicorn`: uvicorn on the same parser "
-        "and loop.",
+        "httptools and uvloop, which calls the model routes without ASGI (its own CPU per "
+        "request about a third of uvicorn's; docs/gateway.md). `uvicorn`: uvicorn on the same "
+        "parser and loop.",
     )
     gateway_url: str | None = Field(
         default=None,
