@@ -85,6 +85,11 @@ def parse_args() -> argparse.Namespace:
     where.add_argument("--pin", action="store_const", const=["pinned"], dest="placements")
     where.add_argument("--free", action="store_const", const=["free"], dest="placements")
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument(
+        "--gateway-server",
+        choices=["lean", "uvicorn"],
+        help="the gateway's HTTP server (the gateway_server setting; default: its default)",
+    )
     args = parser.parse_args()
     args.placements = args.placements or list(PLACEMENTS)
     args.forms = [FORMS[name] for name in args.forms.split(",")]
@@ -127,12 +132,16 @@ def main() -> None:
         for placement in (PLACEMENTS[name] for name in args.placements):
             os.sched_setaffinity(0, {int(c) for c in placement.client.split(",")})
             isolate(homes[placement.name])
+            if args.gateway_server:
+                os.environ["FUNADE_GATEWAY_SERVER"] = args.gateway_server
             with contextlib.ExitStack() as stack:
                 floor = start("floor", prepared, check_body, check_expected,
                               core=placement.servers, log_dir=work)  # fmt: skip
                 stack.callback(floor.stop)
+                # The replica on TCP: wrk drives `funade serve` alone at its URL, and wrk speaks
+                # no Unix sockets (the socket hop is measured in RESULTS.md, cpu.py's runs).
                 platform = up.launch(homes[placement.name], work / f"up-{placement.name}.log",
-                                     placement.servers, first_request)  # fmt: skip
+                                     placement.servers, first_request, transport="tcp")  # fmt: skip
                 stack.callback(platform.stop)
                 phases[placement.name] = dict(platform.phases)
                 if args.idle > 0:

@@ -1,14 +1,12 @@
 """Where a request's CPU goes: microseconds of CPU per request in the floor, in `funade serve`
 called alone, and on the full path split into the gateway, the replica and the rest of
-`funade up` (control plane, controller), for each request form, in one run.
+`funade up` (control plane, controller), for each request form and each of the gateway's HTTP
+servers (``gateway_server``: the lean front and uvicorn, each a `funade gateway` of its own over
+the same `funade up`), in one run.
 
     .venv/bin/python -m benchmarks.gateway.cpu --duration 5
     .venv/bin/python -m benchmarks.gateway.cpu --duration 2 --forms v2-binary --columns 8x64
-    .venv/bin/python -m benchmarks.gateway.cpu --duration 5 --transports tcp,unix --forms v2-json
-
-``--transports``: the full path once per way the gateway reaches its replica (a ``funade up``
-each, one after the other): ``tcp`` (loopback) and ``unix`` (a Unix socket, the default). The
-``serve`` column (wrk straight at the replica) needs TCP: it is measured on the ``tcp`` one.
+    .venv/bin/python -m benchmarks.gateway.cpu --servers lean  # one server only
 
 CPU time (user + system, from /proc) divided by the requests answered is far steadier on a
 shared machine than requests per second: a neighbour's load lowers the rate a server reaches,
@@ -22,14 +20,12 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -55,6 +51,9 @@ def parse_args() -> argparse.Namespace:
         "--columns", default="8x1,64x1,8x64", help="concurrency x rows per body, comma-separated"
     )
     parser.add_argument(
+        "--servers", default="lean,uvicorn", help="the gateway's HTTP servers, comma-separated"
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="also record py-spy profiles (collapsed stacks) of the gateway and the replica "
@@ -63,16 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--native", action="store_true", help="profiles include C frames (py-spy --native)"
     )
-    parser.add_argument(
-        "--transports",
-        default="unix",
-        help="how the gateway reaches its replica: comma-separated of tcp, unix",
-    )
     args = parser.parse_args()
-    args.transports = args.transports.split(",")
-    if set(args.transports) - {"tcp", "unix"}:
-        parser.error("--transports takes tcp and unix")
     args.forms = [FORMS[name] for name in args.forms.split(",")]
+    args.servers = args.servers.split(",")
+    if not set(args.servers) <= {"lean", "uvicorn"}:
+        parser.error("--servers takes lean and uvicorn")
     args.columns = [tuple(int(n) for n in c.split("x")) for c in args.columns.split(",")]
     rows = {r for _, r in args.columns if r > 1}
     if len(rows) > 1:
@@ -119,21 +113,80 @@ def main() -> None:
             return None if got.status_code == 200 else f"HTTP {got.status_code}"
 
         os.sched_setaffinity(0, {int(CLIENT)})
-        header = (
-            "| transport | form | column | floor µs | serve µs | full: gateway µs "
-            "| full: replica µs | full: rest µs | full total ÷ floor | gateway in kernel |"
-        )
-        lines += [header, "|" + " --- |" * 10]
-        print(header, flush=True)
         with contextlib.ExitStack() as stack:
             floor = start("floor", prepared, check_body, check_expected, core=SERVERS,
                           log_dir=work)  # fmt: skip
             stack.callback(floor.stop)
-            for transport in args.transports:
-                platform_home = work / f"home-{transport}"  # a copy: `lr` deployed afresh
-                shutil.copytree(home, platform_home)
-                lines += _full_path(args, work, platform_home, transport, floor, first_request,
-                                    bodies, expected)  # fmt: skip
+            # The replica on TCP: the `serve` column is wrk straight at it, and wrk speaks no
+            # Unix sockets (the default hop; RESULTS.md has the two compared).
+            platform = up.launch(home, work / "up.log", SERVERS, first_request, transport="tcp")
+            stack.callback(platform.stop)
+            replica_pid = _replica_pid(home)
+            gateways = {
+                server: stack.enter_context(_gateway(home, work, server)) for server in args.servers
+            }
+            everything = up.descendants(platform.process.pid)
+            replica = up.descendants(replica_pid)
+            theirs = {pid for _, pid in gateways.values()}
+
+            def parts_of(gateway_pid: int) -> dict[str, Callable[[], float]]:
+                return {
+                    "gateway": lambda: tree_cpu([gateway_pid]),
+                    "gateway-sys": lambda: system_seconds(gateway_pid),
+                    "replica": lambda: tree_cpu(replica),
+                    "rest": lambda: tree_cpu(
+                        [p for p in everything if p not in replica and p not in theirs]
+                    ),
+                }
+
+            targets = {
+                "floor": (
+                    f"http://127.0.0.1:{floor.port}",
+                    {},
+                    {"floor": lambda: tree_cpu(up.descendants(floor.process.pid))},
+                ),
+                "serve": (
+                    platform.replica,
+                    {"Authorization": f"Bearer {platform.token}"},
+                    {"replica": parts_of(0)["replica"]},
+                ),
+            }
+            for server, (url, pid) in gateways.items():
+                targets[server] = (url, {"X-API-Key": platform.key}, parts_of(pid))
+            profiled = {server: {"gateway": pid, "replica": replica_pid}
+                        for server, (_, pid) in gateways.items()}  # fmt: skip
+            for form in args.forms:
+                for base, headers, _ in targets.values():
+                    check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
+            header = (
+                "| form | column | gateway server | floor µs | serve µs | full: gateway µs "
+                "| full: replica µs | full: rest µs | full total ÷ floor | gateway in kernel |"
+            )
+            lines += [header, "|" + " --- |" * 10]
+            print(header, flush=True)
+            for form in args.forms:
+                for concurrency, rows in args.columns:
+                    per: dict[str, dict[str, float]] = {}
+                    for name, (base, headers, meters) in targets.items():
+                        spies = profiled.get(name, {})
+                        tag = f"{form.name}-c{concurrency}x{rows}-{name}"
+                        per[name] = _measure(
+                            args, form, bodies, f"{base}{form.path('lr')}", headers, meters,
+                            concurrency, rows, {f"{tag}-{k}": v for k, v in spies.items()},
+                        )  # fmt: skip
+                    for server in args.servers:
+                        full = per[server]
+                        total = full["gateway"] + full["replica"] + full["rest"]
+                        line = (
+                            f"| {form.label} | c{concurrency}, {rows} row{'s' if rows > 1 else ''} "
+                            f"| {server} | {per['floor']['floor']:.0f} "
+                            f"| {per['serve']['replica']:.0f} "
+                            f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
+                            f"| {total / per['floor']['floor']:.2f}x "
+                            f"| {full['gateway-sys'] / full['gateway']:.0%} |"
+                        )
+                        lines.append(line)
+                        print(line, flush=True)
     print(
         f"\n{machine()} · {server_stack()}\n\n`.venv/bin/python -m benchmarks.gateway.cpu "
         f"{' '.join(sys.argv[1:])}` — CPU µs per request (user + system), servers on core 0, "
@@ -142,77 +195,39 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def _full_path(
-    args: argparse.Namespace,
-    work: Path,
-    home: Path,
-    transport: str,
-    floor: Any,
-    first_request: Callable[[str, str], str | None],
-    bodies: Bodies,
-    expected: dict[int, Any],
-) -> list[str]:
-    """The rows of one ``funade up`` whose gateway reaches its replica over ``transport``."""
-    lines = []
-    with contextlib.ExitStack() as stack:
-        platform = up.launch(home, work / f"up-{transport}.log", SERVERS, first_request,
-                             transport=transport)  # fmt: skip
-        stack.callback(platform.stop)
-        if not platform.replica.startswith("unix:" if transport == "unix" else "http:"):
-            raise RuntimeError(f"the replica of a {transport} platform is at {platform.replica}")
-        gateway_pid = int(json.loads((home / "gateway.json").read_text())["pid"])
-        replica_pid = _replica_pid(home)
-        everything = up.descendants(platform.process.pid)
-        replica = up.descendants(replica_pid)
-        parts: dict[str, Callable[[], float]] = {
-            "gateway": lambda: tree_cpu([gateway_pid]),
-            "gateway-sys": lambda: system_seconds(gateway_pid),
-            "replica": lambda: tree_cpu(replica),
-            "rest": lambda: tree_cpu(
-                [p for p in everything if p not in replica and p != gateway_pid]
-            ),
-        }
-        profiled = {"gateway": gateway_pid, "replica": replica_pid}
-        targets = {
-            "floor": (
-                f"http://127.0.0.1:{floor.port}",
-                {},
-                {"floor": lambda: tree_cpu(up.descendants(floor.process.pid))},
-            ),
-            "full": (platform.gateway, {"X-API-Key": platform.key}, parts),
-        }
-        if transport == "tcp":  # wrk speaks TCP only
-            targets["serve"] = (
-                platform.replica,
-                {"Authorization": f"Bearer {platform.token}"},
-                {"replica": parts["replica"]},
-            )
-        for form in args.forms:
-            for base, headers, _ in targets.values():
-                check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
-        for form in args.forms:
-            for concurrency, rows in args.columns:
-                per: dict[str, dict[str, float]] = {}
-                for name, (base, headers, meters) in targets.items():
-                    spies = profiled if name == "full" else {}
-                    tag = f"{transport}-{form.name}-c{concurrency}x{rows}"
-                    per[name] = _measure(
-                        args, form, bodies, f"{base}{form.path('lr')}", headers, meters,
-                        concurrency, rows, {f"{tag}-{k}": v for k, v in spies.items()},
-                    )  # fmt: skip
-                full = per["full"]
-                total = full["gateway"] + full["replica"] + full["rest"]
-                serve = f"{per['serve']['replica']:.0f}" if "serve" in per else "—"
-                line = (
-                    f"| {transport} | {form.label} | c{concurrency}, {rows} "
-                    f"row{'s' if rows > 1 else ''} | {per['floor']['floor']:.0f} | {serve} "
-                    f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
-                    f"| {total / per['floor']['floor']:.2f}x "
-                    f"| {full['gateway-sys'] / full['gateway']:.0%} |"
-                )
-                lines.append(line)
-                print(line, flush=True)
-    return lines
+@contextlib.contextmanager
+def _gateway(home: Path, work: Path, server: str) -> Iterator[tuple[str, int]]:
+    """A `funade gateway` of its own on ``server`` over ``home`` (on the servers' core); its URL
+    and pid."""
+    url_file = work / f"gateway-{server}.url"
+    command = ["taskset", "-c", SERVERS, str(Path(sys.executable).with_name("funade")),
+               "gateway", "--port", "0", "--url-file", str(url_file)]  # fmt: skip
+    env = {**os.environ, "FUNADE_HOME": str(home), "FUNADE_GATEWAY_SERVER": server}
+    with (work / f"gateway-{server}.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not url_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {server} gateway did not start")
+            time.sleep(0.05)
+        url = url_file.read_text().strip()
+        while not _routes(url):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {server} gateway never routed to the deployment")
+            time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _routes(url: str) -> bool:
+    """Whether the gateway at ``url`` listens and routes to a deployment."""
+    try:
+        return bool(httpx.get(f"{url}/healthz").json()["deployments"])
+    except httpx.TransportError:  # bound, not yet listening
+        return False
 
 
 def _replica_pid(home: Path) -> int:

@@ -1,7 +1,8 @@
 """What the HTTP server under the gateway costs per request: uvicorn (httptools + uvloop, as the
-gateway runs it) against a minimal HTTP/1.1 protocol on the same parser and loop, each serving a
-fixed answer to wrk at concurrency 8, in CPU microseconds per request (servers on core 0, wrk
-on core 1), in one run.
+gateway ran it), funade's lean front (``funade.gateway.front``, its direct entry: what the
+gateway's model routes take with ``gateway_server = "lean"``) and a minimal HTTP/1.1 protocol on
+the same parser and loop, each serving a fixed answer to wrk at concurrency 8, in CPU
+microseconds per request (servers on core 0, wrk on core 1), in one run.
 
     .venv/bin/python -m benchmarks.gateway.front --duration 5 --rounds 2
 
@@ -45,6 +46,36 @@ def run_uvicorn(port: int) -> None:
 
     uvicorn.run(asgi_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
                 http="httptools", loop="uvloop")  # fmt: skip
+
+
+def run_lean(port: int) -> None:
+    import socket as sockets
+
+    from funade.gateway.front import Front
+    from funade.gateway.http import Call, Reply
+
+    class Fixed:
+        """A direct entry reading the body and answering, as the gateway's model routes do."""
+
+        def takes(self, path: str) -> bool:
+            return True
+
+        async def reply(self, call: Call) -> Reply:
+            message = await call.receive()
+            while message.get("more_body"):
+                message = await call.receive()
+            return 200, [(b"content-type", b"application/json")], ANSWER
+
+        async def __call__(self, scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+
+    sock = sockets.socket()
+    sock.bind(("127.0.0.1", port))
+    app = Fixed()
+    Front(app, direct=app).run([sock])
 
 
 def run_minimal(port: int) -> None:
@@ -132,19 +163,22 @@ def measure(kind: str, seconds: float) -> tuple[float, float]:
         server.wait()
 
 
+KINDS = {"uvicorn": run_uvicorn, "lean": run_lean, "minimal": run_minimal}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--serve", choices=["uvicorn", "minimal"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=list(KINDS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        (run_uvicorn if args.serve == "uvicorn" else run_minimal)(args.port)
+        KINDS[args.serve](args.port)
         return
     best: dict[str, tuple[float, float]] = {}
     for _ in range(args.rounds):
-        for kind in ("uvicorn", "minimal"):
+        for kind in KINDS:
             got = measure(kind, args.duration)
             if kind not in best or got[0] < best[kind][0]:
                 best[kind] = got

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of the gateway `funade up` starts (0 picks a free one).",
     )
+    gateway_server: Literal["lean", "uvicorn"] = Field(
+        default="lean",
+        description="The gateway's HTTP server. `lean`: funade's own HTTP/1.1 server on "
+        "httptools and uvloop, which calls the model routes without ASGI (its own CPU per "
+        "request about a third of uvicorn's; docs/gateway.md). `uvicorn`: uvicorn on the same "
+        "parser and loop.",
+    )
     gateway_url: str | None = Field(
         default=None,
         description="The gateway's address as browsers and phones reach it (for try-it links "

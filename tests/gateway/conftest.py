@@ -1,4 +1,4 @@
-"""A gateway in front of the deployment tests' control plane."""
+"""A gateway in front of the deployment tests' control plane, on each of its HTTP servers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ import pytest
 from funade.gateway.app import Gateway
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane  # noqa: F401 - shared fixtures
-from tests.servers import serve
+from tests.servers import serve_gateway_app
+
+SERVERS = ["lean", "uvicorn"]
+"""The gateway's HTTP servers (the ``gateway_server`` setting): the tests that take the
+``gateway`` fixture run on each."""
 
 
-@pytest.fixture
-def gateway(calc: Plane, database: Database) -> Iterator[tuple[str, Gateway]]:  # noqa: F811
+@pytest.fixture(params=SERVERS)
+def gateway(
+    request: pytest.FixtureRequest,
+    calc: Plane,  # noqa: F811
+    database: Database,
+) -> Iterator[tuple[str, Gateway]]:
     app = Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)
-    with serve(app) as url:
+    with serve_gateway_app(app, request.param) as url:
         yield url, app

@@ -16,7 +16,7 @@ from funade.errors import ConflictError, InvalidInputError
 from funade.gateway.app import Gateway
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 from tests.serving.models import Picky
 
 
@@ -131,7 +131,8 @@ def test_a_canary_that_fails_every_request_costs_about_a_second_of_its_traffic(
     figures (every second), long before its 30 s pause ends, not after it."""
     calc.log(Picky())
     rate, min_requests = 20.0, 5
-    with serve(Gateway(database, refresh_seconds=0.5)) as url:  # figures written each second
+    app = Gateway(database, refresh_seconds=0.5)  # figures written each second
+    with serve_gateway_app(app) as url:
         calc.client.update_deployment(
             "calc",
             version="2",

@@ -22,7 +22,7 @@ from funade.gateway.limits import Buckets, retry_after
 from funade.gateway.table import Route, RoutingTable
 from funade.store import Database, create_database
 from tests.deploy.conftest import Plane, until
-from tests.servers import serve
+from tests.servers import serve, serve_gateway_app
 from tests.serving.models import Arithmetic
 
 BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
@@ -186,7 +186,7 @@ def test_the_last_good_table_serves_while_the_store_is_away(
         live.backup(backup)  # the store as it is now, WAL included
     db = create_database(f"sqlite:///{copy}")
     app = Gateway(db, refresh_seconds=0.1)
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         assert post(url, admin_headers(calc)).status_code == 200
         copy.unlink()
         for suffix in ("-wal", "-shm"):
@@ -278,7 +278,7 @@ def test_a_replica_that_dies_while_answering_is_retried_on_another(
     broken = Breaking(reply)
     with serve(answers_ok) as good_url:
         app = Gateway(database, refresh_seconds=3600)
-        with serve(app) as url:
+        with serve_gateway_app(app) as url:
             app.table = one_route((broken.url, good_url))  # the broken one is tried first
             answer = post(url)
             assert answer.status_code == 200, answer.text
@@ -290,7 +290,7 @@ def test_a_replica_that_dies_while_answering_is_retried_on_another(
 def test_no_replica_answering_whole_is_a_502_that_says_so(database: Database) -> None:
     broken = [Breaking(CUT_SHORT), Breaking(NOT_HTTP)]
     app = Gateway(database, refresh_seconds=3600)
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         app.table = one_route(tuple(b.url for b in broken))
         answer = post(url)
     assert answer.status_code == 502
@@ -306,10 +306,10 @@ def test_a_fault_of_the_gateways_own_is_a_json_500_and_a_log_line(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Faulty(Gateway):
-        async def _proxy(self, scope: Any, receive: Any, send: Any) -> None:
+        async def _proxy(self, call: Any) -> Any:
             raise RuntimeError("a bug")
 
-    with serve(Faulty(database, refresh_seconds=3600)) as url:
+    with serve_gateway_app(Faulty(database, refresh_seconds=3600)) as url:
         answer = post(url)
     assert answer.status_code == 500
     assert answer.json()["code"] == "internal"

@@ -25,7 +25,7 @@ from funade.gateway.forms import (
 from funade.gateway.merge import Merger
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 from tests.serving.models import Paced, Slow
 
 
@@ -133,7 +133,7 @@ def test_concurrent_requests_go_out_together_and_each_gets_its_answer(
     plane.client.create_deployment("slow", policy={"public": True})
     plane.wait_rollout("slow", ("succeeded",))
     app = Gateway(database, refresh_seconds=0.1)
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         until(lambda: "slow" in app.table.routes and app.table.routes["slow"].weights, 5, "route")
         infer = f"{url}/v2/models/slow/infer"
         answers: dict[float, httpx.Response] = {}
@@ -237,7 +237,7 @@ def test_every_form_merges_and_each_answer_is_what_it_would_have_been_alone(
     keys = [plane.client.create_key(n, ["predict"], project="default").key for n in ("a", "b")]
     merging = Gateway(database, refresh_seconds=0.1)
     alone = Gateway(database, refresh_seconds=0.1, merge=False)
-    with serve(merging) as url, serve(alone) as alone_url:
+    with serve_gateway_app(merging) as url, serve_gateway_app(alone) as alone_url:
         for app in (merging, alone):
             until(
                 lambda app=app: (

@@ -17,7 +17,7 @@ from funade.store import Database
 from funade.store.schema import GatewayRecord
 from tests.cli.conftest import Result
 from tests.deploy.conftest import Plane, until
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 from tests.serving.models import Arithmetic
 
 BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
@@ -139,7 +139,7 @@ def test_a_gateway_records_what_it_serves_and_forgets_it_when_it_stops(
     calc: Plane, database: Database
 ) -> None:
     app = Gateway(database, refresh_seconds=0.1)
-    with serve(app):
+    with serve_gateway_app(app):
         with database.read() as session:
             row = session.get(GatewayRecord, app.stats.gateway)
             assert row is not None

@@ -14,14 +14,14 @@ from funade.gateway.app import Gateway
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane  # noqa: F401 - shared fixtures
 from tests.security.test_weak_points import BODY, bearer, error_of
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 
 
 @pytest.fixture
 def gateway(calc: Plane, database: Database) -> Iterator[tuple[str, Gateway]]:  # noqa: F811
     app = Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)
     app.keys.ttl = 0.0  # every request asks the store: a revoked key is refused at once
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         yield url, app
 
 

@@ -24,7 +24,7 @@ from funade.settings import Settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane, until  # noqa: F401 - shared fixtures
 from tests.security.platform import funade_up
-from tests.servers import serve
+from tests.servers import serve, serve_gateway_app
 
 SPOOF = {"x-forwarded-for": "10.1.2.3"}
 LOOPBACK = ["127.0.0.1/32"]
@@ -162,7 +162,7 @@ def test_a_forwarded_header_from_loopback_passes_no_allowlist_at_the_gateway(
     ).key
     plain = Gateway(database, refresh_seconds=0.1)
     trusting = Gateway(database, refresh_seconds=0.1, trusted_proxies=LOOPBACK)
-    with serve(plain) as url, serve(trusting) as trusted_url:
+    with serve_gateway_app(plain) as url, serve_gateway_app(trusting) as trusted_url:
         predict = "/v2/models/calc/infer"
         spoofed = httpx.post(f"{url}{predict}", json=BODY, headers=bearer(limited, **SPOOF))
         assert_error(spoofed, 403, "permission_denied", "this request came from 127.0.0.1")

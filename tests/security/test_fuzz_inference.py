@@ -44,7 +44,7 @@ from funade.serving.openapi import document
 from funade.settings import Settings
 from funade.store import create_database, upgrade
 from tests.security import fuzzing
-from tests.servers import serve
+from tests.servers import serve, serve_gateway_app
 from tests.serving.fakes import wait_ready
 from tests.serving.models import Drifting
 
@@ -157,7 +157,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, sandboxes: Path) -> Iterat
                 assert time.monotonic() < deadline, f"rollout stuck: {rollout}"
                 time.sleep(0.1)
             key = client.create_key("fuzz", ["predict"], project="default").key
-            with serve(Gateway(db, refresh_seconds=0.1, stats_seconds=0.2)) as gateway_url:
+            routing = Gateway(db, refresh_seconds=0.1, stats_seconds=0.2)
+            with serve_gateway_app(routing) as gateway_url:
                 deadline = time.monotonic() + 30
                 while httpx.get(f"{gateway_url}/healthz").json()["deployments"] < 1:
                     assert time.monotonic() < deadline, "the gateway never saw the deployment"

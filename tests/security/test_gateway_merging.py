@@ -13,7 +13,7 @@ import orjson
 from funade.gateway.app import Gateway
 from funade.store import Database
 from tests.deploy.conftest import Plane, plane, until  # noqa: F401 - the fixture
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 from tests.serving.models import Paced
 
 V2 = "/v2/models/paced/infer"
@@ -56,7 +56,7 @@ def test_hostile_requests_in_a_merged_batch_spoil_nobody_elses_answer(
         (header + raw[:8], {"inference-header-content-length": str(len(header))}),  # short
         (b'{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": "AAAA"}]}', {}),
     ]
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         until(
             lambda: app.table.routes.get("paced") and app.table.routes["paced"].replicas,
             10,

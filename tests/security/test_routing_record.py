@@ -12,13 +12,13 @@ from funade.gateway.app import Gateway
 from funade.store import Database
 from funade.store.schema import GatewayRecord
 from tests.deploy.conftest import Plane, calc, plane, until  # noqa: F401 - shared fixtures
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 
 
 @pytest.fixture
 def gateway(calc: Plane, database: Database) -> Iterator[Gateway]:  # noqa: F811
     app = Gateway(database, refresh_seconds=0.1)
-    with serve(app):
+    with serve_gateway_app(app):
         yield app
 
 
@@ -29,9 +29,14 @@ def test_the_routing_record_names_no_replica_and_no_other_deployment(
 ) -> None:
     calc.client.create_deployment("calc", name="calc-b")
     calc.wait_rollout("calc-b", ("succeeded",))
-    until(lambda: "calc-b" in gateway.table.routes, 5, "the gateway to route calc-b")
-    replicas = [u for r in gateway.table.routes.values() for u in r.replicas.values()]
-    secrets = [url for urls in replicas for url in urls]
+
+    def replica_urls() -> list[str]:
+        replicas = [u for r in gateway.table.routes.values() for u in r.replicas.values()]
+        return [url for urls in replicas for url in urls]
+
+    # Both deployments routed with their replica (a route can show before its replica does).
+    until(lambda: len(replica_urls()) == 2, 10, "the gateway to route calc and calc-b")
+    secrets = replica_urls()
     secrets += [t for r in gateway.table.routes.values() for t in r.tokens.values()]
     assert len(secrets) == 4
     with database.read() as session:

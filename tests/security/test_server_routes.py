@@ -13,13 +13,13 @@ from funade.deploy.replicaurl import ReplicaHTTP
 from funade.gateway.app import Gateway
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane  # noqa: F401 - shared fixtures
-from tests.servers import serve
+from tests.servers import serve_gateway_app
 
 
 @pytest.fixture
 def gateway(calc: Plane, database: Database) -> Iterator[str]:  # noqa: F811
     app = Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         yield url
 
 

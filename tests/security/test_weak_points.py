@@ -26,7 +26,7 @@ from funade.gateway.app import Gateway
 from funade.settings import Settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, calc, plane, until  # noqa: F401 - shared fixtures
-from tests.servers import serve
+from tests.servers import serve, serve_gateway_app
 
 BODY = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
 PREDICT = "/v2/models/calc/infer"
@@ -56,7 +56,7 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
 @pytest.fixture
 def gateway(calc: Plane, database: Database) -> Iterator[tuple[str, Gateway]]:  # noqa: F811
     app = Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)
-    with serve(app) as url:
+    with serve_gateway_app(app) as url:
         yield url, app
 
 

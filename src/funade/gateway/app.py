@@ -41,12 +41,15 @@ from funade.gateway.forms import (
 )
 from funade.gateway.http import (
     PASSED_BACK,
+    Call,
     Receive,
     Refused,
+    Reply,
     Scope,
     Send,
     deployment_of,
     error,
+    error_reply,
     forwarded_headers,
     missing_deployment,
     read_body,
@@ -66,6 +69,8 @@ from funade.store import Database
 
 log = logging.getLogger("funade.gateway")
 
+MODEL_PREFIXES = ("/v2/models/", "/v1/models/")
+"""The routes forwarded to replicas: the direct entry's (``Gateway.reply``)."""
 ATTEMPTS = 3
 EJECT_SECONDS = 2.0
 SHADOW_MAX_INFLIGHT = 64
@@ -204,9 +209,35 @@ class Gateway:
             if time.monotonic() - self._flushed >= self.stats_seconds:
                 await self.flush_stats()
 
-    # ASGI --------------------------------------------------------------------------------
+    # Entries ------------------------------------------------------------------------------
+
+    def takes(self, path: str) -> bool:
+        """Whether ``path`` is a model route, answered by ``reply`` (the lean front calls it
+        directly; every other route goes through the ASGI app)."""
+        return path.startswith(MODEL_PREFIXES)
+
+    async def reply(self, call: Call) -> Reply:
+        """The direct entry for a model route: the answer to ``call`` (a refusal or a fault of
+        the gateway's own as its JSON error; it never raises). The client's address is read
+        through ``trusted_proxies`` here, as the ASGI entry does."""
+        if self.proxies:
+            scope: Scope = {"type": "http", "client": call.client, "headers": call.headers}
+            self.proxies.apply(scope)
+            call.client = scope["client"]
+        return await self._answer(call)
+
+    async def _answer(self, call: Call) -> Reply:
+        try:
+            return await self._proxy(call)
+        except Refused as refusal:
+            return error_reply(refusal)
+        except Exception:  # a fault of the gateway's own: a JSON 500 that says so, and a log line
+            log.exception("the gateway failed on %s %s", call.method, call.path)
+            return error_reply(INTERNAL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry (uvicorn's, and the lean front's for the routes ``reply`` does not
+        take)."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -215,12 +246,15 @@ class Gateway:
         self.proxies.apply(scope)  # the client's address, as allowlists and keys read it
         path: str = scope["path"]
         try:
-            if path == "/healthz":
+            if path.startswith(MODEL_PREFIXES):
+                status, headers, body = await self._answer(Call.of(scope, receive))
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            elif path == "/healthz":
                 await self._health(send)
             elif path == "/metrics":
                 await self._metrics(scope, send)
-            elif path.startswith(("/v2/models/", "/v1/models/")):
-                await self._proxy(scope, receive, send)
             elif path.startswith(TRY_PREFIX):
                 await self.tryit(scope, receive, send)
             elif path in serverlevel.PATHS:
@@ -272,15 +306,14 @@ class Gateway:
 
     # The proxy ---------------------------------------------------------------------------
 
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _proxy(self, call: Call) -> Reply:
         started = time.perf_counter()
-        path: str = scope["path"]
-        name = deployment_of(path)
+        name = deployment_of(call.path)
         route = self.table.routes.get(name)
         if route is None:
             raise missing_deployment(name)
-        headers = dict(scope["headers"])
-        client = scope.get("client")
+        headers = dict(call.headers)
+        client = call.client
         address = client[0] if client else None
         try:
             if not ip_allowed(address, route.networks):
@@ -294,14 +327,14 @@ class Gateway:
                 None if route.policy.public else await self.keys.authorize(headers, route, address)
             )
             self._limit(route, principal)
-            body = await read_body(receive, headers, route.policy.max_body_bytes)
+            body = await read_body(call.receive, headers, route.policy.max_body_bytes)
         except Refused as refusal:
             self.refused.labels(name, refusal.code).inc()
             raise
         sticky = sticky_of(headers)
         forward = forwarded_headers(headers)
-        target = upstream_target(scope)
-        method: str = scope["method"]
+        target = upstream_target(call)
+        method = call.method
         order = route.pick(sticky)
         try:
             merge = (
@@ -329,15 +362,11 @@ class Gateway:
                 elapsed = time.perf_counter() - started
                 self.stats.record(route.id, refusal.revision, elapsed, error=True, now=time.time())
             raise
-        extra = [
-            (b"content-length", str(len(payload)).encode()),
+        response_headers = [  # a new list: a merged answer's may be shared
+            *response_headers,
             (b"funade-revision", str(revision).encode()),
             (b"funade-model-version", route.versions.get(revision, "").encode()),
         ]
-        await send(
-            {"type": "http.response.start", "status": status, "headers": response_headers + extra}
-        )
-        await send({"type": "http.response.body", "body": payload})
         elapsed = time.perf_counter() - started
         self.requests.labels(name, str(revision), str(status)).inc()
         self.latency.labels(name, str(revision)).observe(elapsed)
@@ -345,7 +374,8 @@ class Gateway:
         if principal is not None and principal.key_id is not None and status < 400:
             self.key_predictions[principal.key_id] += 1
         if route.shadow is not None and route.shadow in route.replicas and route.shadow != revision:
-            self._mirror(route, scope["method"], target, forward, body)
+            self._mirror(route, method, target, forward, body)
+        return status, response_headers, payload
 
     def _limit(self, route: Route, principal: Principal | None) -> None:
         now = time.monotonic()

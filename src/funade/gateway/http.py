@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -13,6 +14,41 @@ import orjson
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+Reply = tuple[int, Headers, bytes]
+"""An answer: status, headers (names lower-case; no ``content-length``, the server adds it) and
+body."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as the gateway's direct entry (``Gateway.reply``) takes it: what the lean
+    front (``front.py``) parsed, or an ASGI scope's fields. The body is read through
+    ``receive``, ASGI's callable, so the key is checked and the route's limit known before any of
+    it is read."""
+
+    method: str
+    path: str
+    """Percent-decoded, as ASGI's ``path``."""
+    raw_path: bytes
+    query: bytes
+    headers: Headers
+    client: tuple[str, int] | None
+    receive: Receive
+
+    @classmethod
+    def of(cls, scope: Scope, receive: Receive) -> Call:
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        return cls(
+            scope["method"],
+            scope["path"],
+            raw,
+            scope.get("query_string", b""),
+            scope["headers"],
+            scope.get("client"),
+            receive,
+        )
+
 
 STICKY_HEADER = b"x-funade-user"
 STICKY_COOKIE = "funade-user"
@@ -157,18 +193,25 @@ async def error(send: Send, refusal: Refused) -> None:
     await respond(send, refusal.status, body, b"application/json", extra)
 
 
+def error_reply(refusal: Refused) -> Reply:
+    """``error``'s answer as a ``Reply``."""
+    body = error_body(refusal.code, refusal.message, refusal.fix)
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+    return refusal.status, headers, body
+
+
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 PASSED_BACK = frozenset({b"content-type", b"content-encoding", b"inference-header-content-length"})
 """The replica's answer headers a client gets (besides the gateway's own)."""
 
 
-def upstream_target(scope: Scope) -> str:
+def upstream_target(call: Call) -> str:
     """The path and query the replica is asked for, as the client sent them (still encoded:
     the decoded path could carry characters, a CR or LF, that are not allowed on a request
     line)."""
-    raw: bytes = scope.get("raw_path") or scope["path"].encode()
-    query: bytes = scope.get("query_string", b"")
+    raw, query = call.raw_path, call.query
     return (raw + b"?" + query).decode("latin-1") if query else raw.decode("latin-1")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from funade.deploy.backends.local import process_start_ticks
 from funade.errors import FunadeError
 from funade.fileutil import write_atomically
 from funade.gateway.app import Gateway
+from funade.gateway.front import Front
 from funade.serving.server import bind
 from funade.settings import Settings
 
@@ -32,8 +34,17 @@ def serve_gateway(
     sock = bind(host, port)
     if announce is not None:
         announce(f"http://{host}:{sock.getsockname()[1]}")
+    app = Gateway(db, trusted_proxies=settings.trusted_proxies)
+    if settings.gateway_server == "lean":
+        if not logging.getLogger().handlers:  # warnings and faults to stderr, as uvicorn's
+            logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(message)s")
+        try:
+            Front(app, direct=app).run([sock])
+        finally:
+            db.dispose()
+        return
     config = uvicorn.Config(
-        Gateway(db, trusted_proxies=settings.trusted_proxies),
+        app,
         log_level="warning",
         proxy_headers=False,  # the gateway reads them itself, from trusted_proxies only
         access_log=False,

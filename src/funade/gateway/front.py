@@ -1,0 +1,877 @@
+"""The gateway's lean HTTP/1.1 server: an ``asyncio.Protocol`` on httptools (llhttp) and uvloop.
+
+uvicorn's request cycle (a scope, ASGI messages, an event and a task per request, header checks)
+cost the gateway ~62 µs of CPU per request where a minimal protocol on the same parser and loop
+costs ~19 µs (benchmarks/gateway). This server calls the gateway's model routes directly
+(``Gateway.takes`` / ``Gateway.reply``: method, path, headers, body in; status, headers, body
+out) and every other route (health, metrics, try-it pages, server-level routes) through a
+minimal ASGI adapter onto the same app; it runs the app's lifespan. The setting
+``gateway_server`` chooses it or uvicorn.
+
+At the public edge (docs/security.md):
+
+- llhttp in its strict mode refuses what request smuggling needs (``Content-Length`` with
+  ``Transfer-Encoding``, a second or invalid ``Content-Length``, a bad chunk size, a
+  ``Transfer-Encoding`` that does not end in chunked, bare CR or LF, invalid header bytes): 400,
+  and the connection is closed. So are an invalid method, target or version (505 for a version
+  other than HTTP/1.0 or 1.1).
+- The request head is at most ``max_head_bytes`` (32 KiB, as nginx's 4 x 8 KiB buffers) and
+  ``max_headers`` (100, as Envoy) lines: 431 and close. A head still arriving is counted read
+  by read, from the first read after the one it began in, so at most the limit and one read
+  (uvloop reads up to 256 KiB) of an unfinished head is held.
+- Bodies are read as the app asks, under its limit (the deployment's ``max_body_bytes``; 413):
+  at most 64 KiB of a body the app has not asked for is held before reading pauses.
+- A request head must arrive whole within ``header_timeout`` (10 s) and a body must not stall
+  for ``body_timeout`` (30 s): 408 and close (slow clients). A kept-alive connection idle for
+  ``keep_alive_timeout`` (5 s, as uvicorn) is closed; so is one whose client has not read its
+  answers for ``body_timeout``.
+- Pipelined requests are answered one at a time, in order (reading pauses while one waits).
+  Reading pauses too while the socket's write buffer is full.
+- ``Expect: 100-continue`` gets its interim answer when the app first reads the body (not when
+  it refuses first). HEAD answers carry no body. HTTP/1.0 is kept alive only when it asks.
+- Past ``max_connections`` open connections (10,000, and at most half the open files the
+  process may have), a new one gets a 503 and is closed.
+- A fault in the app is a 500 without details (the log has the traceback).
+
+Answers carry a ``date`` header and, unlike uvicorn's, no ``server`` header.
+
+SIGTERM or SIGINT stops it gracefully: it stops accepting, closes idle kept-alive connections,
+lets requests in flight finish (at most ``graceful_seconds``, 30 s) and closes each connection
+after its answer, then runs the app's lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import http
+import logging
+import resource
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any, Protocol, cast
+
+import httptools
+
+from funade.gateway.http import Call, Headers, Receive, Reply, Scope, Send, error_body
+
+log = logging.getLogger("funade.gateway.front")
+
+Message = MutableMapping[str, Any]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Direct(Protocol):
+    """An app's non-ASGI entry for some routes (``Gateway``'s model routes)."""
+
+    def takes(self, path: str) -> bool: ...
+
+    async def reply(self, call: Call) -> Reply: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold of the server (docs/security.md)."""
+
+    max_head_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 10_000
+    graceful_seconds: float = 30.0
+    buffered_body: int = 64 * 1024
+    """Bytes of a body held before the app asks for them; reading pauses above."""
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
+
+
+STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+INTERNAL_BODY = error_body(
+    "internal",
+    "The server failed while handling this request; its log has the details.",
+    "Retry; if it happens again, report it with the server's log.",
+)
+_BAD_HEADER = frozenset(b"\r\n\x00")
+
+
+class _Refuse(Exception):
+    """A request answered by the server itself, then the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _Request:
+    """One request from its head on: its body as it comes, and whether it is whole."""
+
+    __slots__ = (
+        "answered",
+        "buffered",
+        "chunks",
+        "complete",
+        "connection",
+        "continued",
+        "disconnected",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "raw_path",
+        "version",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        raw_path: bytes,
+        query: bytes,
+        headers: Headers,
+        version: str,
+        keep_alive: bool,
+        expect_continue: bool,
+    ) -> None:
+        self.method, self.path, self.raw_path, self.query = method, path, raw_path, query
+        self.headers, self.version = headers, version
+        self.keep_alive, self.expect_continue = keep_alive, expect_continue
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.complete = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.answered = False
+        """Whether the answer's head was written."""
+        self.continued = False
+        """Whether a 100 Continue was written."""
+        self.connection: _Connection
+
+    def receive(self) -> Awaitable[Message]:
+        """ASGI's ``receive`` for this request."""
+        return self.connection._receive(self)
+
+    def wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class _Shared:
+    """What the connections of one server share."""
+
+    def __init__(self, app: App, direct: Direct | None, limits: Limits) -> None:
+        self.app, self.direct, self.limits = app, direct, limits
+        self.connections: set[_Connection] = set()
+        self.stopping = False
+        self.now = 0.0
+        """``loop.time()`` as of the last tick (deadlines need no finer clock)."""
+        self.date = b""
+        """The ``date`` header line, as of the last tick."""
+        self.tick()
+
+    def tick(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.now = asyncio.get_running_loop().time()
+        self.date = b"date: " + formatdate(time.time(), usegmt=True).encode() + b"\r\n"
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, shared: _Shared) -> None:
+        self.shared = shared
+        self.limits = shared.limits
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        # the request being parsed
+        self.url = b""
+        self.headers: Headers = []
+        self.head_bytes = 0
+        self.head_size = 0
+        self.expect = False
+        self.in_head = False
+        self.parsing: _Request | None = None
+        # answering
+        self.current: _Request | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.queue: deque[_Request] = deque()
+        self.pauses: set[str] = set()
+        self.write_paused = False
+        self.drained: asyncio.Future[None] | None = None
+        self.after_drain: _Request | None = None
+        self.closed = False
+        self.refusal: tuple[int, str] | None = None
+        """A later request's fault, answered once those before it are."""
+        self.deadline = 0.0
+        """When the client's turn runs out (``loop.time()``; 0: none); see ``expire``."""
+
+    # asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple) and len(local) >= 2:
+            self.server = (str(local[0]), int(local[1]))
+        shared = self.shared
+        if shared.stopping or len(shared.connections) >= self.limits.max_connections:
+            self._refuse(503, "The server has too many connections now; retry in a moment.")
+            return
+        shared.connections.add(self)
+        self.deadline = self.shared.now + self.limits.header_timeout
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.shared.connections.discard(self)
+        for request in (self.current, self.parsing, *self.queue):
+            if request is not None:
+                request.disconnected = True
+                request.wake()
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:  # the parser stopped at a fault: nothing more is read
+            return
+        if self.in_head:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            refusal = exc.__context__
+            if isinstance(refusal, _Refuse):
+                self._refuse(refusal.status, refusal.message)
+            else:
+                log.error("the server failed on a request", exc_info=refusal)
+                self._refuse(500, "The server failed while reading this request.")
+            return
+        except httptools.HttpParserUpgrade:
+            # An Upgrade (or CONNECT) request: its head was taken as a plain request; what
+            # follows is not HTTP, so the connection ends after the answer.
+            request = self.parsing or (self.queue[-1] if self.queue else self.current)
+            if request is not None:
+                request.keep_alive = False
+                if not request.complete:
+                    request.complete = True
+                    request.wake()
+            self.parsing = None
+            self._pause("upgrade")
+            return
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"Invalid HTTP request: {_reason(exc)}.")
+            return
+        if self.in_head and self.head_bytes > self.limits.max_head_bytes:
+            self._refuse(431, "The request head is too large.")
+
+    def eof_received(self) -> bool | None:
+        # The client will send nothing more: finish answering what it sent, then close.
+        if self.current is None and not self.queue:
+            return None  # closes now
+        if self.parsing is not None:  # half a request: it cannot be answered
+            return None
+        for request in (self.current, *self.queue):
+            if request is not None:
+                request.keep_alive = False
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._pause("write")
+        self.deadline = self.shared.now + self.limits.body_timeout
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._resume("write")
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+        waiting, self.after_drain = self.after_drain, None
+        if waiting is not None:
+            self._next(waiting)
+        elif self.current is None and self.refusal is not None:
+            self._refuse(*self.refusal)
+        elif self.current is None and not self.in_head:
+            self.deadline = self.shared.now + self.limits.keep_alive_timeout
+        else:
+            self.deadline = 0.0
+
+    # httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.head_bytes = 0
+        self.head_size = 0
+        self.expect = False
+        self.in_head = True
+        self.deadline = self.shared.now + self.limits.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self.headers
+        if len(headers) >= self.limits.max_headers:
+            raise _Refuse(431, f"The request has more than {self.limits.max_headers} headers.")
+        # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes from the value
+        name, value = name.lower(), value.rstrip(b" \t")
+        headers.append((name, value))
+        self.head_size += len(name) + len(value) + 4
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect = True
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        url = self.url
+        if len(url) + self.head_size > self.limits.max_head_bytes:
+            raise _Refuse(431, "The request head is too large.")
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise _Refuse(505, f"HTTP/{version} is not supported; send HTTP/1.1.")
+        method = parser.get_method().decode("ascii")
+        if url[:1] == b"/":  # origin form (llhttp checked its bytes)
+            raw_path, _, query = url.partition(b"#")[0].partition(b"?")
+        else:  # absolute form: its path
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                raise _Refuse(400, "The request target is not a valid URL.") from None
+            raw_path, query = parsed.path or b"", parsed.query or b""
+            if raw_path[:1] != b"/":
+                raise _Refuse(400, "The request target must be a path (or an absolute URL).")
+        try:
+            path = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            raise _Refuse(400, "The request target is not a valid URL.") from None
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        request = _Request(
+            method,
+            path,
+            raw_path,
+            query,
+            self.headers,
+            version,
+            parser.should_keep_alive(),
+            self.expect and version == "1.1",
+        )
+        request.connection = self
+        self.parsing = request
+        self.deadline = self.shared.now + self.limits.body_timeout
+        if self.current is None and self.after_drain is None and not self.queue:
+            self._start(request)
+        else:  # pipelined: answered after those before it; read no further meanwhile
+            self.queue.append(request)
+            self._pause("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        request = self.parsing
+        if request is None:
+            return
+        request.chunks.append(body)
+        request.buffered += len(body)
+        if request.buffered > self.limits.buffered_body:
+            self._pause("body")
+        self.deadline = self.shared.now + self.limits.body_timeout
+        if request.waiter is not None:
+            request.wake()
+
+    def on_message_complete(self) -> None:
+        request, self.parsing = self.parsing, None
+        self.deadline = 0.0
+        if request is not None:
+            request.complete = True
+            if request.waiter is not None:
+                request.wake()
+
+    # answering ---------------------------------------------------------------------------
+
+    def _start(self, request: _Request) -> None:
+        self.current = request
+        direct = self.shared.direct
+        if direct is not None and direct.takes(request.path):
+            self.task = self.loop.create_task(self._direct(direct, request))
+        else:
+            self.task = self.loop.create_task(self._asgi(request))
+
+    async def _direct(self, direct: Direct, request: _Request) -> None:
+        call = Call(
+            request.method,
+            request.path,
+            request.raw_path,
+            request.query,
+            request.headers,
+            self.client,
+            request.receive,
+        )
+        try:
+            status, headers, body = await direct.reply(call)
+        except Exception:
+            log.exception("the server failed on %s %s", request.method, request.path)
+            self._internal(request)
+            return
+        if request.disconnected:
+            return
+        head = self._head(request, status, headers, len(body))
+        if request.method == "HEAD":
+            self._write(head)
+        elif len(body) < 65536:
+            self._write(head + body)  # one send
+        else:  # not copied
+            self._write(head)
+            self._write(body)
+        self._finished(request)
+
+    async def _receive(self, request: _Request) -> Message:
+        """ASGI's ``receive`` for ``request``: what of its body came, as it comes."""
+        while True:
+            if request.disconnected:
+                return {"type": "http.disconnect"}
+            if request.chunks or request.complete:
+                chunks, request.chunks = request.chunks, []
+                request.buffered = 0
+                self._resume("body")
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return {"type": "http.request", "body": body, "more_body": not request.complete}
+            if request.expect_continue and not request.continued and not request.answered:
+                request.continued = True
+                self._write(CONTINUE)
+            self._resume("body")
+            request.waiter = self.loop.create_future()
+            await request.waiter
+
+    async def _asgi(self, request: _Request) -> None:
+        """Answer ``request`` with the ASGI app (buffered or streamed answers)."""
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": request.version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": "http",
+            "method": request.method,
+            "root_path": "",
+            "path": request.path,
+            "raw_path": request.raw_path,
+            "query_string": request.query,
+            "headers": request.headers,
+            "state": {},
+        }
+        state: dict[str, Any] = {"status": 0, "headers": None, "framing": "", "done": False}
+        body_done = False
+
+        async def receive() -> Message:
+            nonlocal body_done
+            if body_done:  # the body was read whole: what comes next is the disconnect
+                while not request.disconnected and not state["done"]:
+                    request.waiter = self.loop.create_future()
+                    await request.waiter
+                return {"type": "http.disconnect"}
+            message = await self._receive(request)
+            if message["type"] == "http.disconnect" or not message["more_body"]:
+                body_done = True
+            return message
+
+        async def send(message: Message) -> None:
+            if request.disconnected or state["done"]:
+                return
+            kind = message["type"]
+            if kind == "http.response.start":
+                if state["headers"] is not None:
+                    raise RuntimeError("http.response.start sent twice")
+                headers = [(bytes(k).lower(), bytes(v)) for k, v in message.get("headers", ())]
+                for name, value in headers:
+                    if _BAD_HEADER.intersection(name) or _BAD_HEADER.intersection(value):
+                        raise RuntimeError(f"header {name!r} holds CR, LF or NUL")
+                state["status"], state["headers"] = int(message["status"]), headers
+            elif kind == "http.response.body":
+                headers = state["headers"]
+                if headers is None:
+                    raise RuntimeError("http.response.body before http.response.start")
+                body: bytes = message.get("body", b"")
+                more: bool = message.get("more_body", False)
+                head_only = request.method == "HEAD"
+                if not state["framing"]:  # the first body message: the head goes out now
+                    if _has(headers, b"content-length"):
+                        state["framing"] = "length"
+                    elif not more:
+                        state["framing"] = "length"
+                        if not head_only:
+                            headers.append((b"content-length", str(len(body)).encode()))
+                    elif request.version == "1.1":
+                        state["framing"] = "chunked"
+                        headers.append((b"transfer-encoding", b"chunked"))
+                    else:  # HTTP/1.0 streamed: the body ends when the connection does
+                        state["framing"] = "close"
+                        request.keep_alive = False
+                    head = self._head(request, state["status"], headers, None)
+                else:
+                    head = b""
+                chunked = state["framing"] == "chunked"
+                if body and not head_only:
+                    head += b"%x\r\n%b\r\n" % (len(body), body) if chunked else body
+                if not more and chunked and not head_only:
+                    head += b"0\r\n\r\n"
+                if head:
+                    self._write(head)
+                if not more:
+                    state["done"] = True
+                    request.wake()
+                    self._finished(request)
+                elif self.write_paused:
+                    await self._drain()
+            else:
+                raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+        try:
+            await self.shared.app(scope, receive, send)
+        except Exception:
+            log.exception("the server failed on %s %s", request.method, request.path)
+            if not state["done"] and not request.disconnected:
+                if not request.answered:
+                    self._internal(request)
+                elif self.transport is not None:
+                    self.transport.close()
+            return
+        if not state["done"] and not request.disconnected:
+            if not request.answered:
+                log.error("the app answered nothing to %s %s", request.method, request.path)
+                self._internal(request)
+            elif self.transport is not None:  # an answer left unfinished cannot be ended
+                self.transport.close()
+
+    async def _drain(self) -> None:
+        if self.write_paused and not self.closed:
+            if self.drained is None:
+                self.drained = self.loop.create_future()
+            await self.drained
+
+    def _head(self, request: _Request, status: int, headers: Headers, length: int | None) -> bytes:
+        """The answer's head (``length``: the content-length to add, if not None)."""
+        request.answered = True
+        parts = [STATUS_LINES.get(status) or _status_line(status), self.shared.date]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if length is not None:
+            parts.append(b"content-length: %d\r\n" % length)
+        if not (request.keep_alive and request.complete) or self.shared.stopping:
+            # (a body not read to its end cannot be told from the next request: close)
+            request.keep_alive = False
+            parts.append(b"connection: close\r\n")
+        elif request.version == "1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def _internal(self, request: _Request) -> None:
+        """A 500 that says nothing of the fault (the log has it), then close."""
+        if request.disconnected:
+            return
+        request.keep_alive = False
+        headers = [(b"content-type", b"application/json")]
+        head = self._head(request, 500, headers, len(INTERNAL_BODY))
+        self._write(head if request.method == "HEAD" else head + INTERNAL_BODY)
+        self._finished(request)
+
+    def _finished(self, request: _Request) -> None:
+        """``request`` is answered: close, or go on with the next one."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if not (request.keep_alive and request.complete) or self.shared.stopping:
+            # A body not read to its end cannot be told from the next request: close.
+            transport.close()
+            self.closed = True
+            return
+        self.current = None
+        if self.write_paused:  # the client reads slowly: nothing more until it caught up
+            self.after_drain = self.queue.popleft() if self.queue else None
+            if self.after_drain is not None:
+                self.current = self.after_drain
+            return
+        if self.queue:
+            self._next(self.queue.popleft())
+        elif self.refusal is not None:
+            self._refuse(*self.refusal)
+        elif not self.in_head and self.parsing is None:
+            self.deadline = self.shared.now + self.limits.keep_alive_timeout
+
+    def _next(self, request: _Request) -> None:
+        self.current = None
+        if not self.queue:
+            self._resume("pipeline")
+        self._start(request)
+        if request.complete:
+            self.deadline = 0.0
+
+    # flow and limits ---------------------------------------------------------------------
+
+    def _pause(self, reason: str) -> None:
+        if not self.pauses and self.transport is not None:
+            self.transport.pause_reading()
+        self.pauses.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason in self.pauses:
+            self.pauses.discard(reason)
+            if not self.pauses and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer with ``status`` and a plain-text reason, then close. The fault of a later,
+        pipelined request is answered in its turn: the requests before it are answered first
+        (nothing more is read meanwhile)."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        current = self.current
+        if current is not None and self.parsing is not current:
+            self.refusal = (status, message)
+            self._pause("refused")
+            return
+        if current is None or not current.answered:
+            body = message.encode()
+            head = STATUS_LINES[status] + self.shared.date
+            head += b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+            transport.write(head + b"content-length: %d\r\n\r\n" % len(body) + body)
+        if self.current is not None:
+            self.current.keep_alive = False
+            self.current.disconnected = True
+            self.current.wake()
+        transport.close()
+        self.closed = True
+        self.shared.connections.discard(self)
+
+    def expire(self, now: float) -> None:
+        """The client's turn ran out (``deadline``): close, with a 408 if it was sending."""
+        if self.closed or self.transport is None:
+            return
+        if self.write_paused:  # it has not read its answers
+            self.transport.abort()
+            return
+        if self.pauses - {"write"}:  # waiting on the app (or its turn), not on the client
+            self.deadline = now + self.limits.body_timeout
+            return
+        if self.in_head or self.parsing is not None:
+            self._refuse(408, "The request did not arrive in time.")
+        elif self.current is None and not self.queue:
+            self.transport.close()  # idle
+            self.closed = True
+        else:
+            self.deadline = 0.0
+
+    def shutdown(self) -> None:
+        """Stop after the answer under way (now, if none is)."""
+        idle = self.current is None and self.after_drain is None and not self.queue
+        if idle and self.transport is not None and not self.closed:
+            self.transport.close()
+            self.closed = True
+
+
+def _has(headers: Headers, name: bytes) -> bool:
+    return any(k == name for k, _ in headers)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().rstrip(".")
+    return text or type(exc).__name__
+
+
+# The server ------------------------------------------------------------------------------
+
+
+class LifespanError(RuntimeError):
+    """The app's lifespan startup failed."""
+
+
+class Front:
+    """Serves ``app`` (and ``direct``'s routes without ASGI) on sockets until told to stop."""
+
+    def __init__(
+        self, app: App, *, direct: Direct | None = None, limits: Limits = Limits()
+    ) -> None:
+        self.app = app
+        self.direct = direct
+        self.limits = limits
+        self.started = threading.Event()
+        self.ports: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._forced = False
+
+    def run(self, sockets: Iterable[socket.socket]) -> None:
+        """Serve on ``sockets`` with uvloop until SIGTERM or SIGINT (or ``stop``)."""
+        import uvloop
+
+        uvloop.run(self.serve(list(sockets), signals=True))
+
+    def stop(self) -> None:
+        """Begin the graceful stop (from any thread)."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+
+    def _signal(self) -> None:
+        assert self._stop is not None
+        if self._stop.is_set():  # a second signal: do not wait for requests in flight
+            self._forced = True
+        self._stop.set()
+
+    async def serve(self, sockets: list[socket.socket], *, signals: bool = False) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if signals:
+            for number in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(number, self._signal)
+        lifespan = _Lifespan(self.app)
+        shared = _Shared(self.app, self.direct, _within_open_files(self.limits))
+        servers: list[asyncio.Server] = []
+        try:
+            await lifespan.startup()
+            for sock in sockets:
+                server = await loop.create_server(
+                    lambda: _Connection(shared), sock=sock, backlog=2048
+                )
+                servers.append(server)
+                self.ports.append(sock.getsockname()[1])
+            sweeper = loop.create_task(self._sweep(shared))
+            self.started.set()
+            await self._stop.wait()
+            sweeper.cancel()
+            await self._shutdown(shared, servers)
+        finally:
+            for server in servers:
+                server.close()
+            for sock in sockets:  # handed over: closed with the servers
+                sock.close()
+            await lifespan.shutdown()
+            if signals:
+                for number in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(number)
+
+    async def _sweep(self, shared: _Shared) -> None:
+        """Close connections whose client ran out of time (several checks a timeout)."""
+        limits = self.limits
+        tick = min(1.0, limits.keep_alive_timeout, limits.header_timeout, limits.body_timeout) / 4
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            shared.tick()
+            now = loop.time()
+            for connection in list(shared.connections):
+                if connection.deadline and connection.deadline <= now:
+                    connection.expire(now)
+
+    async def _shutdown(self, shared: _Shared, servers: list[asyncio.Server]) -> None:
+        shared.stopping = True
+        for server in servers:
+            server.close()  # no new connections
+        for connection in list(shared.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + self.limits.graceful_seconds
+
+        def in_flight() -> list[asyncio.Task[None]]:
+            tasks = (c.task for c in shared.connections)
+            return [t for t in tasks if t is not None and not t.done()]
+
+        while (tasks := in_flight()) and time.monotonic() < deadline and not self._forced:
+            await asyncio.wait(tasks, timeout=0.1)
+            for connection in list(shared.connections):
+                connection.shutdown()
+        if tasks := in_flight():
+            log.warning("%d requests still in flight were cancelled", len(tasks))
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=1)
+        for connection in list(shared.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+
+
+def _within_open_files(limits: Limits) -> Limits:
+    """``limits`` with at most half the process's open files for client connections (the rest
+    for its connections to replicas and the store), raising the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = min(hard, 1 << 16) if hard != resource.RLIM_INFINITY else 1 << 16
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+            soft = max(soft, wanted)
+    most = max(16, soft // 2)
+    if limits.max_connections <= most:
+        return limits
+    return dataclasses.replace(limits, max_connections=most)
+
+
+class _Lifespan:
+    """Runs an ASGI app's lifespan: startup before serving, shutdown after."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.started = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.failure: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        await self.inbox.put({"type": "lifespan.startup"})
+        waiting = asyncio.ensure_future(self.started.wait())
+        await asyncio.wait([waiting, self.task], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if self.failure is not None or not self.started.is_set():
+            raise LifespanError(f"the app did not start: {self.failure or 'it returned'}")
+
+    async def shutdown(self) -> None:
+        if self.task is None or self.task.done():
+            return
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.task), 30)
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+
+        async def send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "lifespan.startup.complete":
+                self.started.set()
+            elif kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+                self.failure = str(message.get("message", kind))
+            elif kind == "lifespan.shutdown.complete":
+                self.ended.set()
+
+        try:
+            await self.app(scope, self.inbox.get, send)
+        except Exception as exc:
+            log.exception("the app's lifespan failed")
+            self.failure = f"{type(exc).__name__}: {exc}"
