@@ -75,6 +75,7 @@ class ReplicaHTTP:
         self._tcp = httpx.Client(timeout=timeout, trust_env=False)
         self._unix: OrderedDict[str, httpx.Client] = OrderedDict()
         self._lock = threading.Lock()
+        self._closed = False
 
     def request(self, method: str, url: str, path: str, **kwargs: Any) -> httpx.Response:
         """``method`` ``path`` (``/v2/...``) on the replica at ``url``. An unusable URL is an
@@ -88,10 +89,14 @@ class ReplicaHTTP:
         if where.socket is None:
             return self._tcp.request(method, f"{url.rstrip('/')}{path}", **kwargs)
         with self._lock:
+            closed = self._closed
             client = self._unix.pop(where.socket, None)
             if client is None:
                 transport = _unix_transport(where.socket)
                 client = httpx.Client(transport=transport, timeout=self.timeout, trust_env=False)
+            if closed:  # a thread still probing after close: a client for this call alone
+                with client:
+                    return client.request(method, f"http://{UNIX_AUTHORITY}{path}", **kwargs)
             self._unix[where.socket] = client
             while len(self._unix) > self.keep:
                 self._unix.popitem(last=False)[1].close()
@@ -112,6 +117,7 @@ class ReplicaHTTP:
     def close(self) -> None:
         self._tcp.close()
         with self._lock:
+            self._closed = True
             while self._unix:
                 self._unix.popitem()[1].close()
 
