@@ -129,8 +129,28 @@ def main() -> None:
             replica = up.descendants(replica_pid)
             theirs = {pid for _, pid in gateways.values()}
 
+            def replica_count(prefix: str) -> Callable[[], float]:
+                def count() -> float:
+                    got = httpx.get(
+                        f"{platform.replica}/metrics",
+                        headers={"Authorization": f"Bearer {platform.token}"},
+                    )
+                    return sum(
+                        float(line.rsplit(" ", 1)[1])
+                        for line in got.text.splitlines()
+                        if line.startswith(prefix)
+                    )
+
+                return count
+
+            # the replica's model calls and the HTTP requests it answered, so far
+            model_calls = replica_count("funade_batch_size_count")
+            replica_requests = replica_count("funade_requests_total")
+
             def parts_of(gateway_pid: int) -> dict[str, Callable[[], float]]:
                 return {
+                    "calls": model_calls,
+                    "hops": replica_requests,
                     "gateway": lambda: tree_cpu([gateway_pid]),
                     "gateway-sys": lambda: system_seconds(gateway_pid),
                     "replica": lambda: tree_cpu(replica),
@@ -148,7 +168,7 @@ def main() -> None:
                 "serve": (
                     platform.replica,
                     {"Authorization": f"Bearer {platform.token}"},
-                    {"replica": parts_of(0)["replica"]},
+                    {"replica": parts_of(0)["replica"], "calls": model_calls},
                 ),
             }
             for server, (url, pid) in gateways.items():
@@ -160,9 +180,10 @@ def main() -> None:
                     check(form, f"{base}{form.path('lr')}", headers, bodies, expected)
             header = (
                 "| form | column | gateway server | floor µs | serve µs | full: gateway µs "
-                "| full: replica µs | full: rest µs | full total ÷ floor | gateway in kernel |"
+                "| full: replica µs | full: rest µs | full total ÷ floor | gateway in kernel "
+                "| requests per model call: serve / full | requests per hop to the replica |"
             )
-            lines += [header, "|" + " --- |" * 10]
+            lines += [header, "|" + " --- |" * 12]
             print(header, flush=True)
             for form in args.forms:
                 for concurrency, rows in args.columns:
@@ -183,7 +204,9 @@ def main() -> None:
                             f"| {per['serve']['replica']:.0f} "
                             f"| {full['gateway']:.0f} | {full['replica']:.0f} | {full['rest']:.0f} "
                             f"| {total / per['floor']['floor']:.2f}x "
-                            f"| {full['gateway-sys'] / full['gateway']:.0%} |"
+                            f"| {full['gateway-sys'] / full['gateway']:.0%} "
+                            f"| {_per_call(per['serve'])} / {_per_call(full)} "
+                            f"| {_per_call(full, 'hops')} |"
                         )
                         lines.append(line)
                         print(line, flush=True)
@@ -220,6 +243,12 @@ def _gateway(home: Path, work: Path, server: str) -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def _per_call(figures: dict[str, float], meter: str = "calls") -> str:
+    """Requests per model call (or per hop), from a per-request meter (x 1e6, as every meter)."""
+    calls = figures.get(meter, 0.0)
+    return f"{1e6 / calls:.1f}" if calls else "—"
 
 
 def _routes(url: str) -> bool:
