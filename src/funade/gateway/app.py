@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -146,6 +147,9 @@ class Gateway:
             ["deployment", "reason"],
             registry=self.registry,
         )
+        self._answered: dict[tuple[str, int, int], tuple[Any, Any]] = {}
+        """The request counter's and latency histogram's children by deployment, revision and
+        status, looked up once (``labels()`` takes a lock and formats its label values)."""
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -368,14 +372,27 @@ class Gateway:
             (b"funade-model-version", route.versions.get(revision, "").encode()),
         ]
         elapsed = time.perf_counter() - started
-        self.requests.labels(name, str(revision), str(status)).inc()
-        self.latency.labels(name, str(revision)).observe(elapsed)
+        children = self._answered.get((name, revision, status))
+        if children is None:
+            children = self._metric_children(name, revision, status)
+        children[0].inc()
+        children[1].observe(elapsed)
         self.stats.record(route.id, revision, elapsed, error=status >= 500, now=time.time())
         if principal is not None and principal.key_id is not None and status < 400:
             self.key_predictions[principal.key_id] += 1
         if route.shadow is not None and route.shadow in route.replicas and route.shadow != revision:
             self._mirror(route, method, target, forward, body)
         return status, response_headers, payload
+
+    def _metric_children(self, name: str, revision: int, status: int) -> tuple[Any, Any]:
+        if len(self._answered) > 10_000:  # bounded: statuses and revisions come and go
+            self._answered.clear()
+        children = (
+            self.requests.labels(name, str(revision), str(status)),
+            self.latency.labels(name, str(revision)),
+        )
+        self._answered[(name, revision, status)] = children
+        return children
 
     def _limit(self, route: Route, principal: Principal | None) -> None:
         now = time.monotonic()

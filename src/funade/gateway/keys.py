@@ -44,6 +44,9 @@ class KeyCache:
         self.db = db
         self.ttl = ttl
         self._keys: dict[str, _Key] = {}
+        self._looking: dict[str, asyncio.Task[_Key]] = {}
+        """Lookups in the store under way, by key: requests that find their key's entry missing
+        or old at once share one lookup rather than each taking a thread and a query."""
 
     async def authorize(
         self, headers: dict[bytes, bytes], route: Route, address: str | None
@@ -119,24 +122,14 @@ class KeyCache:
         now = time.monotonic()
         cached = self._keys.get(cache_key)
         if cached is None or cached.until < now:
-            try:
-                principal, expires_at = await asyncio.to_thread(self._lookup, token)
-                cached = _Key(principal, None, now + self.ttl, expires_at)
-            except (AuthenticationError, InvalidInputError) as exc:
-                cached = _Key(None, exc, now + self.ttl)
-            except Exception as exc:  # the store is away: a key seen before still works
-                if cached is None:
-                    raise Refused(
-                        503,
-                        "unavailable",
-                        f"The key cannot be checked now ({type(exc).__name__}).",
-                        "Retry in a moment.",
-                        {"Retry-After": "1"},
-                    ) from None
-                cached = _Key(cached.principal, cached.error, now + self.ttl, cached.expires_at)
-            if len(self._keys) > MAX_ENTRIES:
-                self._keys.clear()
-            self._keys[cache_key] = cached
+            looking = self._looking.get(cache_key)
+            if looking is None:  # a task of its own: a caller that goes away cancels only itself
+                looking = asyncio.get_running_loop().create_task(
+                    self._refresh(cache_key, token, cached, now)
+                )
+                self._looking[cache_key] = looking
+                looking.add_done_callback(lambda _: self._looking.pop(cache_key, None))
+            cached = await asyncio.shield(looking)
         if cached.principal is None:
             error = cached.error
             raise Refused(
@@ -157,6 +150,29 @@ class KeyCache:
                 {"WWW-Authenticate": "Bearer"},
             )
         return cached.principal
+
+    async def _refresh(self, cache_key: str, token: str, cached: _Key | None, now: float) -> _Key:
+        """Ask the store about ``token`` and cache the answer (or, with the store away, keep
+        what was known of it)."""
+        try:
+            principal, expires_at = await asyncio.to_thread(self._lookup, token)
+            fresh = _Key(principal, None, now + self.ttl, expires_at)
+        except (AuthenticationError, InvalidInputError) as exc:
+            fresh = _Key(None, exc, now + self.ttl)
+        except Exception as exc:  # the store is away: a key seen before still works
+            if cached is None:
+                raise Refused(
+                    503,
+                    "unavailable",
+                    f"The key cannot be checked now ({type(exc).__name__}).",
+                    "Retry in a moment.",
+                    {"Retry-After": "1"},
+                ) from None
+            fresh = _Key(cached.principal, cached.error, now + self.ttl, cached.expires_at)
+        if len(self._keys) > MAX_ENTRIES:
+            self._keys.clear()
+        self._keys[cache_key] = fresh
+        return fresh
 
     def _lookup(self, token: str) -> tuple[Principal, datetime | None]:
         with self.db.read() as session:

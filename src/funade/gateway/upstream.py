@@ -39,6 +39,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, Headers, bytes]] | None = None
         self.headers: Headers = []
@@ -97,7 +98,7 @@ class _Connection(asyncio.Protocol):
     ) -> asyncio.Future[tuple[int, Headers, bytes]]:
         assert self.transport is not None
         self.headers, self.body, self.received, self.head_only = [], [], False, head_only
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
@@ -110,6 +111,12 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(answering: asyncio.Future[tuple[int, Headers, bytes]]) -> None:
+    """The call's deadline passed before its answer came."""
+    if not answering.done():
+        answering.set_exception(TimeoutError())
 
 
 @dataclass
@@ -143,27 +150,35 @@ class Upstream:
             lines.append(f"content-length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         head_only = method == "HEAD"
-        async with asyncio.timeout(timeout):
-            for attempt in (0, 1):
-                connection, reused = await self._connection(pool)
-                try:
-                    answer = await connection.send(head, body, head_only)
-                except UpstreamError:
-                    connection.close()
-                    if reused and not connection.received and attempt == 0:
-                        continue  # a stale kept-alive connection: once more on a fresh one
-                    raise
-                except BaseException:  # timed out or cancelled: the answer may still come
-                    connection.close()
-                    raise
-                if connection.reusable() and len(pool.idle) < self.max_idle:
-                    pool.idle.append(connection)
-                else:
-                    connection.close()
-                return answer
+        # One deadline for the whole call: a timer on the answer's future (cheaper per call
+        # than asyncio.timeout's context), and asyncio.timeout_at around a connect. An idle
+        # connection's loop is this one (it spares asyncio.get_running_loop's getpid()).
+        loop = pool.idle[-1].loop if pool.idle else asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for attempt in (0, 1):
+            connection, reused = await self._connection(pool, deadline)
+            answering = connection.send(head, body, head_only)
+            timer = loop.call_at(deadline, _expire, answering)
+            try:
+                answer = await answering
+            except UpstreamError:
+                connection.close()
+                if reused and not connection.received and attempt == 0:
+                    continue  # a stale kept-alive connection: once more on a fresh one
+                raise
+            except BaseException:  # timed out or cancelled: the answer may still come
+                connection.close()
+                raise
+            finally:
+                timer.cancel()
+            if connection.reusable() and len(pool.idle) < self.max_idle:
+                pool.idle.append(connection)
+            else:
+                connection.close()
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _connection(self, pool: _Pool) -> tuple[_Connection, bool]:
+    async def _connection(self, pool: _Pool, deadline: float) -> tuple[_Connection, bool]:
         while pool.idle:
             connection = pool.idle.pop()
             if not connection.closed:
@@ -171,10 +186,13 @@ class Upstream:
         loop = asyncio.get_running_loop()
         where = pool.where
         try:
-            if where.socket is not None:
-                _, connection = await loop.create_unix_connection(_Connection, where.socket)
-            else:
-                _, connection = await loop.create_connection(_Connection, where.host, where.port)
+            async with asyncio.timeout_at(deadline):
+                if where.socket is not None:
+                    _, connection = await loop.create_unix_connection(_Connection, where.socket)
+                else:
+                    _, connection = await loop.create_connection(
+                        _Connection, where.host, where.port
+                    )
         except OSError as exc:
             target = where.socket or f"{where.host}:{where.port}"
             raise UpstreamError(f"cannot connect to {target} ({exc})") from None
