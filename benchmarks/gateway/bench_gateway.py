@@ -49,6 +49,7 @@ from benchmarks.gateway.forms import FORMS, Form, distinct_rows
 from benchmarks.gateway.report import (
     PLACEMENTS,
     TARGETS,
+    UNMERGED_COLUMNS,
     Column,
     Key,
     Placement,
@@ -152,10 +153,17 @@ def main() -> None:
                     phases[placement.name]["idle CPU, % of a core"] = idle
                     print(f"{placement.name}: idle CPU {idle:.2f}% of a core", flush=True)
                 print(f"{placement.name}: cold start {platform.phases}", flush=True)
+                unmerged, _ = stack.enter_context(
+                    up.extra_gateway(
+                        homes[placement.name], work, placement.servers,
+                        f"unmerged-{placement.name}", {"FUNADE_GATEWAY_MERGE": "0"},
+                    )
+                )  # fmt: skip
                 targets = {
                     "floor": (f"http://127.0.0.1:{floor.port}", {}),
                     "replica": (platform.replica, {"Authorization": f"Bearer {platform.token}"}),
                     "gateway": (platform.gateway, {"X-API-Key": platform.key}),
+                    "unmerged": (unmerged, {"X-API-Key": platform.key}),
                 }
                 for form in args.forms:
                     for base, headers in targets.values():
@@ -167,6 +175,8 @@ def main() -> None:
                     ):
                         turn = (round_ + index) % len(TARGETS)
                         for target in TARGETS[turn:] + TARGETS[:turn]:
+                            if target == "unmerged" and column not in UNMERGED_COLUMNS:
+                                continue
                             got = measure(
                                 args, placement, form, column, (target, *targets[target]), bodies
                             )

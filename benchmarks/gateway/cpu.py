@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -123,7 +123,10 @@ def main() -> None:
             stack.callback(platform.stop)
             replica_pid = _replica_pid(home)
             gateways = {
-                server: stack.enter_context(_gateway(home, work, server)) for server in args.servers
+                server: stack.enter_context(
+                    up.extra_gateway(home, work, SERVERS, server, {"FUNADE_GATEWAY_SERVER": server})
+                )
+                for server in args.servers
             }
             everything = up.descendants(platform.process.pid)
             replica = up.descendants(replica_pid)
@@ -218,45 +221,10 @@ def main() -> None:
     print("\n".join(lines))
 
 
-@contextlib.contextmanager
-def _gateway(home: Path, work: Path, server: str) -> Iterator[tuple[str, int]]:
-    """A `funade gateway` of its own on ``server`` over ``home`` (on the servers' core); its URL
-    and pid."""
-    url_file = work / f"gateway-{server}.url"
-    command = ["taskset", "-c", SERVERS, str(Path(sys.executable).with_name("funade")),
-               "gateway", "--port", "0", "--url-file", str(url_file)]  # fmt: skip
-    env = {**os.environ, "FUNADE_HOME": str(home), "FUNADE_GATEWAY_SERVER": server}
-    with (work / f"gateway-{server}.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not url_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the {server} gateway did not start")
-            time.sleep(0.05)
-        url = url_file.read_text().strip()
-        while not _routes(url):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {server} gateway never routed to the deployment")
-            time.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
 def _per_call(figures: dict[str, float], meter: str = "calls") -> str:
     """Requests per model call (or per hop), from a per-request meter (x 1e6, as every meter)."""
     calls = figures.get(meter, 0.0)
     return f"{1e6 / calls:.1f}" if calls else "—"
-
-
-def _routes(url: str) -> bool:
-    """Whether the gateway at ``url`` listens and routes to a deployment."""
-    try:
-        return bool(httpx.get(f"{url}/healthz").json()["deployments"])
-    except httpx.TransportError:  # bound, not yet listening
-        return False
 
 
 def _replica_pid(home: Path) -> int:

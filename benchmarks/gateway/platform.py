@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,3 +171,44 @@ def idle_cpu(pid: int, seconds: float) -> float:
     after, wall = used(), time.perf_counter() - began
     spent = sum(total - before.get(process, 0.0) for process, total in after.items())
     return 100 * spent / wall
+
+
+@contextlib.contextmanager
+def extra_gateway(
+    home: Path, work: Path, cores: str, name: str, env: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """Another `funade gateway` over ``home`` (on ``cores``, with ``env`` added: its server, or
+    merging off), once it routes to the deployment; its URL and pid."""
+    url_file = work / f"gateway-{name}.url"
+    command = ["taskset", "-c", cores, str(Path(sys.executable).with_name("funade")),
+               "gateway", "--port", "0", "--url-file", str(url_file)]  # fmt: skip
+    with (work / f"gateway-{name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "FUNADE_HOME": str(home), **env},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not url_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} gateway did not start")
+            time.sleep(0.05)
+        url = url_file.read_text().strip()
+        while not _routes(url):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} gateway never routed to the deployment")
+            time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _routes(url: str) -> bool:
+    """Whether the gateway at ``url`` listens and routes to a deployment."""
+    try:
+        return bool(httpx.get(f"{url}/healthz").json()["deployments"])
+    except httpx.TransportError:  # bound, not yet listening
+        return False

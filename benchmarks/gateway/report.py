@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from benchmarks.registry.harness import table as markdown
 from benchmarks.serving.load import LoadResult
 
-TARGETS = ("floor", "replica", "gateway")
-LABELS = {"floor": "floor", "replica": "`funade serve`", "gateway": "full path"}
+TARGETS = ("floor", "replica", "gateway", "unmerged")
+LABELS = {
+    "floor": "floor",
+    "replica": "`funade serve`",
+    "gateway": "full path",
+    "unmerged": "full path, merging off",
+}
+UNMERGED_COLUMNS = ((8, 1),)
+"""Where the full path is measured again with merging off (``gateway_merge = false``): the issue
+asks that merging not make p99 at c8 worse than the unmerged path's."""
 Column = tuple[int, int]  # (concurrency, rows per body)
 Key = tuple[str, str, Column, str]  # placement, form, column, target
 
@@ -51,9 +59,14 @@ def table(results: dict[Key, LoadResult], placement: str, args: Namespace) -> st
     rows = []
     for form in args.forms:
         for target in TARGETS:
+            if not any((placement, form.name, c, target) in results for c in args.columns):
+                continue
             row = [form.label, LABELS[target]]
             for column in args.columns:
-                got = results[(placement, form.name, column, target)]
+                got = results.get((placement, form.name, column, target))
+                if got is None:  # not measured in this column
+                    row += ["—", "—"] + (["—"] if column == (1, 1) else [])
+                    continue
                 errors = f" ({sum(got.errors.values())} errors)" if got.errors else ""
                 rate = got.rps if column[1] == 1 else got.rows_per_second
                 row += [f"{rate:,.0f}{errors}", f"{got.p99_ms:.2f}"]
@@ -75,6 +88,9 @@ def targets_table(results: dict[Key, LoadResult], placement: str, args: Namespac
     header = ["form", *(name for name, _, _ in wanted)]
     if (1, 1) in args.columns:
         header.append(f"c1 p50 added ≤ {C1_ADDED_MS} ms")
+    unmerged = any(k[0] == placement and k[3] == "unmerged" for k in results)
+    if unmerged:
+        header.append("c8 p99 merged ≤ unmerged")
     rows = []
     for form in args.forms:
         row = [form.label]
@@ -88,6 +104,14 @@ def targets_table(results: dict[Key, LoadResult], placement: str, args: Namespac
             alone = results[(placement, form.name, (1, 1), "replica")]
             added = full.p50_ms - alone.p50_ms
             row.append(f"{added:+.2f} ms {'yes' if added <= C1_ADDED_MS else 'no'}")
+        if unmerged:
+            merged = results.get((placement, form.name, (8, 1), "gateway"))
+            alone = results.get((placement, form.name, (8, 1), "unmerged"))
+            if merged is None or alone is None:
+                row.append("—")
+            else:
+                ok = merged.p99_ms <= alone.p99_ms
+                row.append(f"{merged.p99_ms:.2f} vs {alone.p99_ms:.2f} ms {'yes' if ok else 'no'}")
         rows.append(row)
     return markdown(header, rows)
 

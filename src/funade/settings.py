@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         "request about a third of uvicorn's; docs/gateway.md). `uvicorn`: uvicorn on the same "
         "parser and loop.",
     )
+    gateway_merge: bool = Field(
+        default=True,
+        description="Whether the gateway merges concurrent requests to one revision into one "
+        "call to its replica (each request keeps its own answer, errors and headers; "
+        "docs/gateway.md). Off: every request is its own call, as the benchmark's unmerged "
+        "row measures.",
+    )
     gateway_url: str | None = Field(
         default=None,
         description="The gateway's address as browsers and phones reach it (for try-it links "

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_the_gateway_benchmark_runs() -> None:
     command = ["benchmarks.gateway.bench_gateway", "--duration", "0.5", "--warmup", "0",
-               "--forms", "v2-binary", "--concurrency", "1", "--batch-rows", "0", "--pin",
+               "--forms", "v2-binary", "--concurrency", "1,8", "--batch-rows", "0", "--pin",
                "--idle", "0.5", "--no-results"]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", *command],
@@ -37,9 +37,11 @@ def test_the_gateway_benchmark_runs() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "every form checked on every path" in out
-    for target in ("floor", "`funade serve`", "full path"):
+    for target in ("floor", "`funade serve`", "full path", "full path, merging off"):
         assert re.search(rf"\| v2 binary tensors +\| {re.escape(target)} +\|", out), out
     assert "c1 p50 added" in out
+    # merging's p99 at c8 against a gateway with merging off (FUNADE_GATEWAY_MERGE=0)
+    assert re.search(r"\| \d+\.\d\d vs \d+\.\d\d ms (yes|no) +\|", out), out
     assert "total: launch to the first prediction" in out
     assert "idle CPU, % of a core" in out
 

@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+import pytest
 
+from funade.errors import InvalidInputError
 from funade.gateway.app import Gateway
 from funade.gateway.forms import (
     Answer,
@@ -23,6 +25,8 @@ from funade.gateway.forms import (
     stack,
 )
 from funade.gateway.merge import Merger
+from funade.gateway.server import gateway_app
+from funade.settings import load_settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
 from tests.servers import serve_gateway_app
@@ -426,3 +430,18 @@ def test_big_binary_requests_merge_up_to_the_revisions_batch_size() -> None:
     calls.clear()
     asyncio.run(scenario(64))
     assert calls == [[64]] * 5, "a request of the batch size goes alone, at once"
+
+
+@pytest.mark.parametrize(("value", "merges"), [("0", False), ("false", False), ("1", True)])
+def test_the_gateway_merge_setting_reaches_the_gateway(
+    database: Database, monkeypatch: pytest.MonkeyPatch, value: str, merges: bool
+) -> None:
+    monkeypatch.setenv("FUNADE_GATEWAY_MERGE", value)
+    assert gateway_app(load_settings(), database).merge is merges
+
+
+def test_a_bad_gateway_merge_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUNADE_GATEWAY_MERGE", "sometimes")
+    with pytest.raises(InvalidInputError) as caught:
+        load_settings()
+    assert "gateway_merge" in str(caught.value)

@@ -24,6 +24,12 @@ from funade.gateway.app import Gateway
 from funade.gateway.front import Front
 from funade.serving.server import bind
 from funade.settings import Settings
+from funade.store import Database
+
+
+def gateway_app(settings: Settings, db: Database) -> Gateway:
+    """The gateway app as ``settings`` configure it."""
+    return Gateway(db, trusted_proxies=settings.trusted_proxies, merge=settings.gateway_merge)
 
 
 def serve_gateway(
@@ -34,7 +40,7 @@ def serve_gateway(
     sock = bind(host, port)
     if announce is not None:
         announce(f"http://{host}:{sock.getsockname()[1]}")
-    app = Gateway(db, trusted_proxies=settings.trusted_proxies)
+    app = gateway_app(settings, db)
     if settings.gateway_server == "lean":
         if not logging.getLogger().handlers:  # warnings and faults to stderr, as uvicorn's
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(message)s")
