@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from funade.errors import InvalidInputError
+from funade.images.provenance import funade_labels
 from funade.names import check_model_name, check_project_name
 
 __all__ = [
@@ -322,7 +323,7 @@ def version_build(
         "dev.funade.digest": digest,
         "dev.funade.flavor": flavor.name,
         "dev.funade.fetch": "true" if fetch else "false",
-        "dev.funade.funade-version": funade_version,
+        **funade_labels(funade_version, funade_wheel),
         SERVES_UNIX_LABEL: "true",
     }
     if commit is not None:
@@ -373,7 +374,7 @@ def runtime_build(
         "when the container starts, pulled from the control plane",
         "dev.funade.runtime": "true",
         "dev.funade.extras": ",".join(dict.fromkeys(extras)),
-        "dev.funade.funade-version": funade_version,
+        **funade_labels(funade_version, funade_wheel),
         SERVES_UNIX_LABEL: "true",
     }
     serve = ["funade", "serve", "--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104

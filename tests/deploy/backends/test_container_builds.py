@@ -5,7 +5,8 @@ and the held build once let go, to the real podman. While one version's build is
 deployment's replica, on an image already built, becomes ready and serves; the held one is
 STARTING with the detail "building image TAG", then ready and serving once its build finishes.
 A build that fails (a base image that is not there) makes its replica exit with the builder's
-own words, counted as a crash: the next start, after the backoff, builds again.
+own words, counted as a crash: the next start, after the backoff, builds again. An image tagged
+for the package but made by another funade (another checkout's wheel) is built again, not run.
 
 Skipped only where podman is not installed; a missing base image fails naming
 scripts/podman-setup. The `source` fixture (test_container.py's) builds the arithmetic model's
@@ -13,6 +14,7 @@ image first, which on a machine whose builder holds no layer yet takes a minute 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +191,58 @@ def test_a_build_that_fails_is_a_crash_with_the_builders_reason_and_is_retried(
     assert f"(all of its output: {log})" in detail
     assert log.read_text().count("$ ") >= 2, "the next start built again"
     assert any("no image: `podman build" in e for e in reconciler.events), reconciler.events
+
+
+STALE = """FROM {base}
+LABEL dev.funade.digest="{digest}" dev.funade.funade-version="{version}"
+LABEL dev.funade.funade-wheel="sha256:{other}" dev.funade.serve-uds="true"
+"""
+"""An image "another funade" made for the package: this funade's version, another wheel."""
+
+
+def test_an_image_of_the_package_made_by_another_funade_is_rebuilt_not_reused(
+    podman_ready: None,
+    tmp_path: Path,
+    wheel: Path,
+    blobs: Blobs,  # noqa: F811
+    source: str,  # noqa: F811
+    made: list[ContainerBackend],
+) -> None:
+    model = f"stale{uuid.uuid4().hex[:8]}"
+    tag = default_tag(model, 1, source)
+    context = tmp_path / "stale"
+    context.mkdir()
+    (context / "Containerfile").write_text(
+        STALE.format(base=BASE, digest=source, version=funade.__version__, other="0" * 64)
+    )
+    podman("build", "--format", "docker", "-t", tag, str(context), timeout=300)
+    stale = podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    try:
+        backend = backend_over(ContainerEngine.find("podman"), tmp_path / "c", wheel, blobs)
+        made.append(backend)
+        started = backend.start(spec_of(source, deployment=model))
+        assert (started.state, started.detail) == (
+            ReplicaState.STARTING,
+            f"building image {tag}",
+        ), "the other funade's image is not run"
+        replicas: list[Replica] = []
+
+        def ready() -> bool:
+            replicas[:] = backend.replicas()
+            return [r.state for r in replicas] == [ReplicaState.READY]
+
+        until(ready, 300, f"the replica ready on the rebuilt image: {replicas}")
+        assert replicas[0].id == started.id
+        assert np.allclose(predict(replicas[0].url, replicas[0].token, model), [2.0, 4.0])
+        rebuilt = podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+        assert rebuilt != stale, "the tag moved to a new image"
+        labels = podman(
+            "image", "inspect", "--format", '{{index .Labels "dev.funade.funade-wheel"}}', tag
+        ).stdout.strip()
+        assert labels == "sha256:" + hashlib.sha256(wheel.read_bytes()).hexdigest()
+        ran = podman("inspect", "--format", "{{.Image}}", f"funade-{started.id}").stdout.strip()
+        assert ran == rebuilt, "the container runs the rebuilt image"
+        backend.stop_all(grace_seconds=2)
+    finally:
+        podman("rmi", "--force", tag, check=False)
+        podman("rmi", "--force", stale, check=False)

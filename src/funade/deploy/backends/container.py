@@ -4,7 +4,8 @@ of its model version's image, run by the engine's command line (``funade.images.
 **The image** is the one `funade build` makes for the version (``funade.images.ondemand``):
 built from the artifact store's package the first time a replica of that digest starts, tagged
 ``funade/<model>:<version>-<12 hex>`` and reused by every later start (an image already tagged
-for the digest is never built again). ``container_base_image`` and ``container_funade_wheel``
+for the digest is never built again, unless another funade made it: ``funade.images.provenance``,
+its version and wheel in labels). ``container_base_image`` and ``container_funade_wheel``
 (settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs in the
 background (``funade.images.background``: one build per tag at a time, at most two at once), not
 on the controller's thread: ``start`` of a replica whose image is not built yet answers it
@@ -83,7 +84,7 @@ from funade.deploy.replicaurl import ReplicaHTTP, unix_url
 from funade.images.background import ImageWaits, Waiting
 from funade.images.containerfile import PORT, SERVES_UNIX_LABEL, UID, default_tag
 from funade.images.engine import ContainerEngine
-from funade.images.ondemand import ensure_image, image_digest, image_labels
+from funade.images.ondemand import ensure_image, image_is_current, image_labels
 from funade.sandbox.env import forbidden_names
 
 if TYPE_CHECKING:
@@ -177,7 +178,13 @@ class ContainerBackend:
         started_at = time.time()
         try:
             image = self._tag(spec)
-            built = image_digest(self.engine, image) == spec.digest
+            built = image_is_current(
+                self.engine,
+                image,
+                spec.digest,
+                funade_version=self.funade_version,
+                funade_wheel=self.funade_wheel,
+            )
         except Exception as exc:  # no image, no container: the start failed
             return self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
         if not built:  # built in the background; `replicas` runs the container after
