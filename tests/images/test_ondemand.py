@@ -88,6 +88,11 @@ def build(
     )
 
 
+def built(tmp_path: Path) -> bool:
+    """Whether the stand-in was asked to build."""
+    return "build --format docker" in (tmp_path / "record").read_text()
+
+
 def test_an_image_is_built_from_the_package_when_none_is_tagged_for_its_digest(
     engine: ContainerEngine, tmp_path: Path, package: tuple[Path, str]
 ) -> None:
@@ -134,11 +139,7 @@ def test_an_image_of_the_same_tag_but_another_digest_is_rebuilt(
     tar, digest = package
     monkeypatch.setenv("HAVE_DIGEST", digest[:-4] + "0000")
     build(engine, tmp_path, digest, tar)
-    assert "build --format docker" in (tmp_path / "record").read_text()
-
-
-def built(tmp_path: Path) -> bool:
-    return "build --format docker" in (tmp_path / "record").read_text()
+    assert built(tmp_path)
 
 
 def test_an_image_of_the_digest_made_by_another_funade_version_is_rebuilt(

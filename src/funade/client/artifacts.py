@@ -105,12 +105,7 @@ class ArtifactsAPI(ClientBase):
                 )
             os.replace(tmp, dest)
         except httpx.HTTPError as exc:
-            raise ArtifactCorruptError(
-                f"The download of {digest} was cut off: {exc}.",
-                field="digest",
-                value=digest,
-                fix="Download it again; if this repeats, the stored copy may be damaged.",
-            ) from exc
+            raise _cut_off(digest, exc) from exc
         finally:
             tmp.unlink(missing_ok=True)
         return dest
@@ -123,9 +118,13 @@ class ArtifactsAPI(ClientBase):
             try:
                 yield from response.iter_bytes(CHUNK)
             except httpx.HTTPError as exc:
-                raise ArtifactCorruptError(
-                    f"The download of {digest} was cut off: {exc}.",
-                    field="digest",
-                    value=digest,
-                    fix="Download it again; if this repeats, the stored copy may be damaged.",
-                ) from exc
+                raise _cut_off(digest, exc) from exc
+
+
+def _cut_off(digest: str, exc: httpx.HTTPError) -> ArtifactCorruptError:
+    return ArtifactCorruptError(
+        f"The download of {digest} was cut off: {exc}.",
+        field="digest",
+        value=digest,
+        fix="Download it again; if this repeats, the stored copy may be damaged.",
+    )
