@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 from funade.api.schemas import StepRecord
-from funade.cli import pipelines
-from funade.cli.pipelines import LiveDisplay
+from funade.cli import rundisplay
+from funade.cli.rundisplay import LiveDisplay
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ def run_and_spec(steps: int) -> tuple[Any, Any]:
 def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120, height=20, emoji=False)
-    monkeypatch.setattr(pipelines, "console", console)
+    monkeypatch.setattr(rundisplay, "console", console)
     return out
 
 

@@ -1,7 +1,8 @@
 """Image builds in the background (funade.images.background): one build per key at a time,
 shared by whoever asks for that key meanwhile; a failed one forgotten, so that the next ask
-builds again; no more than ``workers`` at once. The builds here are plain functions that wait
-on events (the real builds, through podman, are in tests/deploy/backends/)."""
+builds again; no more than ``workers`` at once; and the waiters for them (``ImageWaits``), each
+handed over once when its build is done, or forgotten when dropped. The builds here are plain
+functions that wait on events (the real builds, through podman, are in tests/deploy/backends/)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import pytest
 
 from funade.errors import FunadeError
-from funade.images.background import BackgroundBuilds
+from funade.images.background import BackgroundBuilds, ImageWaits
 
 WAIT = 30.0
 """A deadline for what should happen at once: only a hung test ever reaches it."""
@@ -77,3 +78,46 @@ def test_no_more_than_workers_builds_run_at_once_and_the_others_wait_their_turn(
     go.set()
     assert (first.result(WAIT), second.result(WAIT)) == ("one", "two")
     assert sorted(calls) == ["one", "two"]
+
+
+def test_each_waiter_is_handed_over_once_when_its_build_is_done_and_a_dropped_one_never() -> None:
+    waits = ImageWaits[str]()
+    go = threading.Event()
+    calls: list[str] = []
+    built: list[tuple[str, str, str]] = []
+    failed: list[tuple[str, str, str]] = []
+
+    def on_built(key: str, item: str, image: str) -> None:
+        built.append((key, item, image))
+
+    def on_failed(key: str, item: str, error: Exception) -> None:
+        failed.append((key, item, str(error)))
+
+    def fails() -> str:
+        raise FunadeError("`podman build` failed (exit status 125): Error: no base")
+
+    first = waits.wait("r1", "spec 1", "funade/a:1-abc", lambda: held("funade/a:1-abc", go, calls))
+    second = waits.wait("r2", "spec 2", "funade/a:1-abc", lambda: held("never", go, calls))
+    assert second.image is first.image, "one build of the tag for both"
+    dropped = waits.wait("r3", "spec 3", "funade/a:1-abc", lambda: held("never", go, calls))
+    broken = waits.wait("r4", "spec 4", "funade/b:1-abc", fails)
+    with pytest.raises(FunadeError):
+        broken.image.result(WAIT)
+    assert waits.drop("r3")
+    assert not waits.drop("r3"), "dropped once"
+    assert dropped.item == "spec 3"
+    still = waits.settle(on_built, on_failed)
+    assert [(key, w.item, w.tag) for key, w in still] == [
+        ("r1", "spec 1", "funade/a:1-abc"),
+        ("r2", "spec 2", "funade/a:1-abc"),
+    ]
+    assert failed == [("r4", "spec 4", "`podman build` failed (exit status 125): Error: no base")]
+    assert built == []
+    go.set()
+    assert first.image.result(WAIT) == "funade/a:1-abc"
+    assert waits.settle(on_built, on_failed) == []
+    assert built == [("r1", "spec 1", "funade/a:1-abc"), ("r2", "spec 2", "funade/a:1-abc")]
+    assert len(failed) == 1, "handed over once"
+    assert waits.settle(on_built, on_failed) == []
+    assert len(built) == 2, "handed over once"
+    assert calls == ["funade/a:1-abc"]

@@ -1,6 +1,7 @@
 """The image of a version built on demand (funade.images.ondemand) and the engine's command line
 (funade.images.engine), against a stand-in `podman` script that records what it is asked and
-answers as told: the cache by digest, the context handed to the build, and every way it fails
+answers as told: the cache by digest (and by the funade that made the image), the context handed
+to the build, and every way it fails
 (a package whose bytes are not its digest, one with no manifest, a build that fails, an engine
 that hangs). The real builds are in test_podman_build.py and tests/deploy/backends/."""
 
@@ -15,10 +16,10 @@ import pytest
 
 import funade
 from funade.artifacts.tarball import pack_directory
-from funade.errors import DigestMismatchError, InvalidArtifactError
+from funade.errors import DigestMismatchError, InvalidArtifactError, InvalidInputError
 from funade.images.containerfile import default_tag
 from funade.images.engine import ContainerEngine, EngineError
-from funade.images.ondemand import ensure_image, image_digest
+from funade.images.ondemand import ensure_image, image_digest, image_is_current
 from tests.serving.fakes import arithmetic_package
 
 STAND_IN = """#!/bin/sh
@@ -26,7 +27,9 @@ echo "$*" >> "$RECORD"
 case "$1 $2" in
   "image inspect")
     if [ -n "$HAVE_DIGEST" ]; then
-      printf '[{"Config": {"Labels": {"dev.funade.digest": "%s"}}}]' "$HAVE_DIGEST"
+      printf '[{"Config": {"Labels": {"dev.funade.digest": "%s", ' "$HAVE_DIGEST"
+      if [ -n "$HAVE_WHEEL" ]; then printf '"dev.funade.funade-wheel": "%s", ' "$HAVE_WHEEL"; fi
+      printf '"dev.funade.funade-version": "%s"}}}]' "$HAVE_FUNADE"
     else
       echo "Error: $3: image not known" >&2; exit 125
     fi ;;
@@ -46,6 +49,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ContainerEngine:
     script.parent.mkdir()
     script.write_text(STAND_IN)
     script.chmod(0o755)
+    monkeypatch.setenv("HAVE_FUNADE", funade.__version__)  # an image, if any, of this funade
     for name, file in (
         ("RECORD", "record"),
         ("CONTAINERFILE_COPY", "Containerfile"),
@@ -66,7 +70,9 @@ def chunks(path: Path) -> Iterator[bytes]:
     yield path.read_bytes()
 
 
-def build(engine: ContainerEngine, tmp_path: Path, digest: str, tar: Path) -> str:
+def build(
+    engine: ContainerEngine, tmp_path: Path, digest: str, tar: Path, wheel: Path | None = None
+) -> str:
     return ensure_image(
         engine,
         project="default",
@@ -78,7 +84,13 @@ def build(engine: ContainerEngine, tmp_path: Path, digest: str, tar: Path) -> st
         log=tmp_path / "build.log",
         funade_version=funade.__version__,
         base="localhost/base:1",
+        funade_wheel=wheel,
     )
+
+
+def built(tmp_path: Path) -> bool:
+    """Whether the stand-in was asked to build."""
+    return "build --format docker" in (tmp_path / "record").read_text()
 
 
 def test_an_image_is_built_from_the_package_when_none_is_tagged_for_its_digest(
@@ -127,7 +139,69 @@ def test_an_image_of_the_same_tag_but_another_digest_is_rebuilt(
     tar, digest = package
     monkeypatch.setenv("HAVE_DIGEST", digest[:-4] + "0000")
     build(engine, tmp_path, digest, tar)
-    assert "build --format docker" in (tmp_path / "record").read_text()
+    assert built(tmp_path)
+
+
+def test_an_image_of_the_digest_made_by_another_funade_version_is_rebuilt(
+    engine: ContainerEngine,
+    tmp_path: Path,
+    package: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tar, digest = package
+    monkeypatch.setenv("HAVE_DIGEST", digest)
+    monkeypatch.setenv("HAVE_FUNADE", "0.0.1")  # an older funade's image, under the same tag
+    tag = build(engine, tmp_path, digest, tar)
+    assert built(tmp_path), "rebuilt, not reused"
+    containerfile = (tmp_path / "Containerfile").read_text().replace("LABEL ", "")
+    assert f'dev.funade.funade-version="{funade.__version__}"' in containerfile
+    assert "dev.funade.funade-wheel" not in containerfile, "funade from the index: no wheel"
+    assert not image_is_current(engine, tag, digest, funade_version=funade.__version__)
+    monkeypatch.setenv("HAVE_FUNADE", funade.__version__)
+    assert image_is_current(engine, tag, digest, funade_version=funade.__version__)
+
+
+def test_an_image_made_from_another_funade_wheel_is_rebuilt_and_one_from_this_wheel_reused(
+    engine: ContainerEngine,
+    tmp_path: Path,
+    package: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tar, digest = package
+    wheel = tmp_path / "wheels" / f"funade-{funade.__version__}-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"this checkout's wheel")
+    ours = "sha256:" + hashlib.sha256(b"this checkout's wheel").hexdigest()
+    monkeypatch.setenv("HAVE_DIGEST", digest)
+    for labels in ("", "sha256:" + "0" * 64):  # from the index; another checkout's wheel
+        monkeypatch.setenv("HAVE_WHEEL", labels)
+        (tmp_path / "record").unlink(missing_ok=True)
+        build(engine, tmp_path, digest, tar, wheel)
+        assert built(tmp_path), f"an image with wheel label {labels!r} is rebuilt"
+        containerfile = (tmp_path / "Containerfile").read_text().replace("LABEL ", "")
+        assert f'dev.funade.funade-wheel="{ours}"' in containerfile
+    monkeypatch.setenv("HAVE_WHEEL", ours)
+    (tmp_path / "record").unlink()
+    build(engine, tmp_path, digest, tar, wheel)
+    assert not built(tmp_path), "this wheel's image is reused"
+    wheel.write_bytes(b"the wheel rebuilt from changed source")
+    (tmp_path / "record").unlink()
+    build(engine, tmp_path, digest, tar, wheel)
+    assert built(tmp_path), "a changed wheel (same path, new bytes) makes a new image"
+
+
+def test_a_funade_wheel_that_cannot_be_read_is_refused_naming_it(
+    engine: ContainerEngine, tmp_path: Path, package: tuple[Path, str]
+) -> None:
+    tar, digest = package
+    missing = tmp_path / f"funade-{funade.__version__}-py3-none-any.whl"
+    with pytest.raises(InvalidInputError) as info:
+        build(engine, tmp_path, digest, tar, missing)
+    assert info.value.field == "funade_wheel"
+    assert info.value.value == str(missing)
+    assert info.value.message == (
+        f"The funade wheel {str(missing)!r} cannot be read: No such file or directory."
+    )
 
 
 def test_a_package_whose_bytes_are_not_its_digest_is_refused(

@@ -21,19 +21,26 @@ from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, submit
 from funade.pipelines.submitschedule import FollowedSchedule, follow_schedule
 from funade.pipelines.submitvertex import LIST_FIELDS, VertexEngine
-from tests.pipelines.standin import FLOW as STANDIN_FLOW
-from tests.pipelines.standin import (
-    ScheduledJobs,
-    SecretStores,
-    StandIn,
-    standin,
-    write_kubeconfig,
+from tests.pipelines.scheduled import (
+    CRON,
+    PARENT,
+    PROJECT,
+    REGION,
+    SCHEDULE,
+    Script,
+    follow_cli,
+    kubeflow_engine,
+    kubeflow_for_cli,
+    kubeflow_schedules,
+    scheduled_jobs,
+    submit_schedule_cli,
+    vertex_engine,
+    vertex_schedules,
 )
+from tests.pipelines.standin import FLOW as STANDIN_FLOW
+from tests.pipelines.standin import ScheduledJobs, StandIn, standin
 
-PROJECT, REGION = "acme-ml", "europe-west4"
 ROOT = "gs://acme-ml/pipelines"
-PARENT = f"projects/{PROJECT}/locations/{REGION}"
-SCHEDULE = f"{PARENT}/schedules/7"
 FLOW = STANDIN_FLOW.format(options="")
 
 
@@ -47,28 +54,24 @@ def _task(name: str, state: str, error: str = "") -> dict[str, Any]:
 @pytest.fixture
 def vertex() -> Iterator[StandIn]:
     with standin() as api:
-        api.route("POST", f"/v1/{PARENT}/schedules", (200, {"name": SCHEDULE}))
-        SecretStores(api)  # the per-schedule secret the follower writes the jobs' tokens to
+        vertex_schedules(api)  # and the per-schedule secret the follower writes tokens to
         yield api
 
 
 @pytest.fixture
 def engine(vertex: StandIn) -> Iterator[VertexEngine]:
     with httpx.Client() as http:
-        yield VertexEngine(
-            PROJECT, REGION, http=http, endpoint=vertex.url, secrets_endpoint=vertex.url
-        )
+        yield vertex_engine(vertex, http)
 
 
 def _schedule(
     engine: VertexEngine, vertex: StandIn, target: str, admin: Client, app_url: str
 ) -> ScheduledJobs:
     """Create the schedule with `submit --schedule`, as the stand-in then serves it."""
-    options = SubmitOptions(pipeline_root=ROOT, funade_url=app_url, schedule="0 3 * * *")
+    options = SubmitOptions(pipeline_root=ROOT, funade_url=app_url, schedule=CRON)
     made = submit(engine, target, options, admin)
     assert (made.run, made.job) == (None, SCHEDULE)
-    (sent,) = vertex.requests("POST", f"/v1/{PARENT}/schedules")
-    return ScheduledJobs(vertex, "vertex", SCHEDULE, sent.body)
+    return scheduled_jobs(vertex, "vertex")
 
 
 @pytest.fixture
@@ -82,19 +85,6 @@ def scheduled(
     """The pipeline file (FLOW) and its schedule, made with `submit --schedule`."""
     target = write_pipeline(FLOW)
     return target, _schedule(engine, vertex, target, admin, app_url)
-
-
-class Script:
-    """What happens on the engine between the follower's polls: one action per sleep."""
-
-    def __init__(self, *actions: Callable[[], object]) -> None:
-        self.actions = iter(actions)
-
-    def __call__(self, _seconds: float) -> None:
-        action = next(self.actions, None)
-        if action is None:
-            raise AssertionError("the follower polled after the script ended")
-        action()
 
 
 def _follow(engine: Any, target: str, name: str, admin: Client, **kwargs: Any) -> FollowedSchedule:
@@ -352,16 +342,11 @@ def test_kubeflow_recurring_runs_are_followed(
 ) -> None:
     target = write_pipeline(FLOW)
     with standin() as api, httpx.Client() as http:
-        api.route(
-            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
-        )
-        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
-        SecretStores(api)
-        engine = KubeflowEngine(api.url, http=http, kube=(api.url, http))
-        options = SubmitOptions(funade_url=app_url, schedule="0 3 * * *")
+        kubeflow_schedules(api)
+        engine = kubeflow_engine(api, http)
+        options = SubmitOptions(funade_url=app_url, schedule=CRON)
         assert submit(engine, target, options, admin).job == "rr-1"
-        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
-        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        jobs = scheduled_jobs(api, "kubeflow")
         mine = jobs.start("r-1", "RUNNING")
         other = jobs.start("r-other", "RUNNING")
         jobs.jobs[other]["recurring_run_id"] = "rr-2"  # another schedule's, same experiment
@@ -398,18 +383,9 @@ def test_submit_schedule_prints_how_to_follow_it(
     write_pipeline: Callable[..., str], cli: Callable[..., Any], app_url: str, admin_key: str,
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("FUNADE_URL", app_url)
-    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
     target = write_pipeline(FLOW)
-    with standin() as api:
-        monkeypatch.setenv("KUBECONFIG", write_kubeconfig(tmp_path / "kubeconfig", api.url))
-        SecretStores(api)
-        api.route(
-            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
-        )
-        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
-        result = cli("pipeline", "submit", target, "--target", "kubeflow", "--host", api.url,
-                     "--schedule", "0 3 * * *")  # fmt: skip
+    with kubeflow_for_cli(monkeypatch, tmp_path, app_url, admin_key) as (api, _):
+        result = submit_schedule_cli(cli, target, api)
     assert result.code == 0, result.err
     assert (
         f"funade pipeline follow {target} rr-1 --target kubeflow --host {api.url}\n" in result.out
@@ -453,21 +429,11 @@ def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
 ) -> None:
-    monkeypatch.setenv("FUNADE_URL", app_url)
-    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
     target = write_pipeline(FLOW)
-    with standin() as api:
-        monkeypatch.setenv("KUBECONFIG", write_kubeconfig(tmp_path / "kubeconfig", api.url))
-        stores = SecretStores(api)
-        api.route(
-            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
-        )
-        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
-        made = cli("pipeline", "submit", target, "--target", "kubeflow", "--host", api.url,
-                   "--schedule", "0 3 * * *")  # fmt: skip
+    with kubeflow_for_cli(monkeypatch, tmp_path, app_url, admin_key) as (api, stores):
+        made = submit_schedule_cli(cli, target, api)
         assert made.code == 0, made.err
-        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
-        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        jobs = scheduled_jobs(api, "kubeflow")
         job = jobs.start("r-1", "RUNNING")
 
         def run(seen: Any) -> tuple[int, Any]:
@@ -477,8 +443,7 @@ def test_the_follow_command_records_and_follows_until_the_schedule_is_gone(
             return jobs._job(seen)
 
         api.route("GET", "/apis/v2beta1/runs/r-1", run)
-        result = cli("pipeline", "follow", target, "rr-1", "--target", "kubeflow",
-                     "--host", api.url, "--interval", "1")  # fmt: skip
+        result = follow_cli(cli, target, api)
     assert result.code == 0, result.err
     (recorded,) = admin.list_runs().items
     assert f"Run {recorded.id} follows kubeflow job r-1 (RUNNING)" in result.out

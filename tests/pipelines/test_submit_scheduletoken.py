@@ -37,11 +37,18 @@ from funade.pipelines.submitrun import SubmitOptions, dry_run, submit
 from funade.pipelines.submitschedule import follow_schedule
 from funade.pipelines.submitvertex import VertexEngine
 from funade.pipelines.vertexrefs import latest_fetch
+from tests.pipelines.scheduled import (
+    CRON,
+    PARENT,
+    SCHEDULE,
+    Script,
+    kubeflow_engine,
+    kubeflow_schedules,
+    scheduled_jobs,
+    vertex_engine,
+    vertex_schedules,
+)
 from tests.pipelines.standin import ScheduledJobs, SecretStores, StandIn, standin
-
-PROJECT, REGION = "acme-ml", "europe-west4"
-PARENT = f"projects/{PROJECT}/locations/{REGION}"
-SCHEDULE = f"{PARENT}/schedules/7"
 
 FLOW = """
 import json
@@ -69,60 +76,60 @@ def flow(rows: int = 10, c: float = 0.5):
 own only if the token is its run's) and writes what it read to $MARKS."""
 
 
-class Script:
-    """What happens between the follower's polls: one action per sleep."""
-
-    def __init__(self, *actions: Callable[[], object]) -> None:
-        self.actions = iter(actions)
-
-    def __call__(self, _seconds: float) -> None:
-        action = next(self.actions, None)
-        if action is None:
-            raise AssertionError("the follower polled after the script ended")
-        action()
-
-
 @pytest.fixture
 def kfp() -> Iterator[tuple[StandIn, SecretStores, KubeflowEngine]]:
     with standin() as api, httpx.Client() as http:
-        api.route(
-            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
-        )
-        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
-        stores = SecretStores(api)
-        yield api, stores, KubeflowEngine(api.url, http=http, kube=(api.url, http))
+        yield api, kubeflow_schedules(api), kubeflow_engine(api, http)
 
 
 @pytest.fixture
 def vertex() -> Iterator[tuple[StandIn, SecretStores, VertexEngine]]:
     with standin() as api, httpx.Client() as http:
-        api.route("POST", f"/v1/{PARENT}/schedules", (200, {"name": SCHEDULE}))
-        stores = SecretStores(api)
-        engine = VertexEngine(
-            PROJECT, REGION, http=http, endpoint=api.url, secrets_endpoint=api.url
-        )
-        yield api, stores, engine
-
-
-def _executors(body: dict[str, Any]) -> dict[str, Any]:
-    spec = body.get("pipeline_spec") or body["createPipelineJobRequest"]["pipelineJob"]
-    spec = spec.get("pipeline_spec") or spec.get("pipelineSpec")
-    return dict(spec["deploymentSpec"]["executors"])
+        yield api, vertex_schedules(api), vertex_engine(api, http)
 
 
 def _spec(body: dict[str, Any]) -> dict[str, Any]:
+    """The PipelineSpec of a schedule as Kubeflow or Vertex AI was sent it."""
     spec = body.get("pipeline_spec") or body["createPipelineJobRequest"]["pipelineJob"]
     return dict(spec.get("pipeline_spec") or spec.get("pipelineSpec"))
+
+
+def _container(body: dict[str, Any], step: str = "load") -> dict[str, Any]:
+    return dict(_spec(body)["deploymentSpec"]["executors"][f"exec-{step}"]["container"])
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def _environ(folder: Path, **more: str) -> dict[str, str]:
+    """A scheduled step's settings, its tokens read from ``folder``."""
+    return {SECRET_ENV: "funade-schedule-0123456789ab", TOKENS_ENV: f"file:{folder}", **more}
 
 
 def _schedule_kfp(
     kfp: tuple[StandIn, SecretStores, KubeflowEngine], target: str, admin: Client, app_url: str
 ) -> tuple[ScheduledJobs, str]:
+    """The schedule made with `submit --schedule`, and its Secret's name."""
     api, stores, engine = kfp
-    submit(engine, target, SubmitOptions(funade_url=app_url, schedule="0 3 * * *"), admin)
-    (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
+    submit(engine, target, SubmitOptions(funade_url=app_url, schedule=CRON), admin)
     ((_, secret),) = stores.k8s
-    return ScheduledJobs(api, "kubeflow", "rr-1", sent.body), secret
+    return scheduled_jobs(api, "kubeflow"), secret
+
+
+def _schedule_vertex(
+    vertex: tuple[StandIn, SecretStores, VertexEngine],
+    target: str,
+    admin: Client,
+    app_url: str,
+    **options: Any,
+) -> tuple[ScheduledJobs, str]:
+    """The schedule made with `submit --schedule`, and its Secret Manager secret's name."""
+    api, stores, engine = vertex
+    more = SubmitOptions(pipeline_root="gs://b/p", funade_url=app_url, schedule=CRON, **options)
+    submit(engine, target, more, admin)
+    (secret,) = stores.gsm
+    return scheduled_jobs(api, "vertex"), secret
 
 
 # -- what the schedule's steps carry -------------------------------------------------------
@@ -134,17 +141,16 @@ def test_the_schedules_steps_carry_the_secret_and_the_job_name_and_no_token(
     admin: Client,
     app_url: str,
 ) -> None:
-    api, stores, _ = kfp
+    _, stores, _ = kfp
     target = write_pipeline(FLOW)
-    _, secret = _schedule_kfp(kfp, target, admin, app_url)
+    jobs, secret = _schedule_kfp(kfp, target, admin, app_url)
     assert stores.k8s == {("kubeflow", secret): {}}  # made empty, before the schedule
-    (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
-    assert (sent.body["max_concurrency"], sent.body["mode"]) == (1, "ENABLE")
-    spec, platform = _spec(sent.body), sent.body["pipeline_spec"]["platform_spec"]
+    sent = jobs.body
+    assert (sent["max_concurrency"], sent["mode"]) == (1, "ENABLE")
+    spec, platform = _spec(sent), sent["pipeline_spec"]["platform_spec"]
     for step in ("load", "fit"):
-        container = _executors(sent.body)[f"exec-{step}"]["container"]
-        env = {e["name"]: e["value"] for e in container["env"]}
-        assert env == {
+        container = _container(sent, step)
+        assert _env(container) == {
             "FUNADE_URL": app_url,
             "FUNADE_PIPELINE": "flow",
             "FUNADE_PROJECT": "default",
@@ -169,7 +175,7 @@ def test_the_schedules_steps_carry_the_secret_and_the_job_name_and_no_token(
                 "secretNameParameter": {"runtimeValue": {"constant": secret}},
             }
         ]
-    text = json.dumps(sent.body)
+    text = json.dumps(sent)
     assert "FUNADE_API_KEY" not in text
     assert "FUNADE_RUN_ID" not in text
 
@@ -212,32 +218,26 @@ def test_on_vertex_the_steps_read_the_secrets_latest_version(
     admin: Client,
     app_url: str,
 ) -> None:
-    api, stores, engine = vertex
-    options = SubmitOptions(
-        pipeline_root="gs://b/p", funade_url=app_url, schedule="0 3 * * *", token_wait=120
-    )
-    submit(engine, write_pipeline(FLOW), options, admin)
-    ((secret, versions),) = stores.gsm.items()
-    assert versions == []  # no version until the follower writes one
-    (sent,) = api.requests("POST", f"/v1/{PARENT}/schedules")
-    container = _executors(sent.body)["exec-load"]["container"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    _, stores, _ = vertex
+    jobs, secret = _schedule_vertex(vertex, write_pipeline(FLOW), admin, app_url, token_wait=120)
+    assert stores.gsm[secret] == []  # no version until the follower writes one
+    env = _env(_container(jobs.body))
     assert env[TOKENS_ENV] == f"gsm:{secret}/versions/latest"
     assert env[SECRET_ENV] == secret.rsplit("/", 1)[-1]
     assert env[WAIT_ENV] == "120"
-    task = _spec(sent.body)["root"]["dag"]["tasks"]["load"]
+    task = _spec(jobs.body)["root"]["dag"]["tasks"]["load"]
     assert task["inputs"]["parameters"][JOB_INPUT] == {
         "runtimeValue": {"constant": "{{$.pipeline_job_name}}"}
     }
     assert "FUNADE_SECRET_REFS" not in env
-    assert "FUNADE_API_KEY" not in json.dumps(sent.body)
+    assert "FUNADE_API_KEY" not in json.dumps(jobs.body)
 
 
 def test_the_dry_run_shows_the_secrets_requests_redacted(
     write_pipeline: Callable[..., str], vertex: tuple[StandIn, SecretStores, VertexEngine]
 ) -> None:
     api, _, engine = vertex
-    options = SubmitOptions(pipeline_root="gs://b/p", funade_url="https://f", schedule="0 3 * * *")
+    options = SubmitOptions(pipeline_root="gs://b/p", funade_url="https://f", schedule=CRON)
     made, entries, deleted, schedule = dry_run(engine, write_pipeline(FLOW), options)
     assert (made.method, made.params["secretId"][:16]) == ("POST", "funade-schedule-")
     assert entries.body == {"payload": {"data": REDACTED_ENTRIES}}
@@ -255,7 +255,7 @@ def test_a_refused_schedule_deletes_its_secret(
 ) -> None:
     api, stores, engine = kfp
     api.route("POST", "/apis/v2beta1/recurringruns", (400, {"error_message": "bad cron"}))
-    options = SubmitOptions(funade_url=app_url, schedule="0 3 * * *")
+    options = SubmitOptions(funade_url=app_url, schedule=CRON)
     with pytest.raises(EngineError) as caught:
         submit(engine, write_pipeline(FLOW), options, admin)
     assert "bad cron" in str(caught.value)
@@ -271,7 +271,7 @@ def test_a_step_input_named_like_the_job_input_is_refused(
     source = source.replace("* c\n", "* funade_job\n").replace(
         "fit(load(rows), c)", "fit(load(rows), funade_job=c)"
     )
-    options = SubmitOptions(funade_url="https://f", schedule="0 3 * * *")
+    options = SubmitOptions(funade_url="https://f", schedule=CRON)
     with pytest.raises(InvalidInputError) as caught:
         dry_run(engine, write_pipeline(source), options)
     assert "its input 'funade_job' has the name of the input" in str(caught.value)
@@ -286,7 +286,7 @@ def _step_process(
 ) -> subprocess.Popen[str]:  # fmt: skip
     """`funade pipeline step` for the schedule's `load` step, as KFP's launcher starts it in
     job `job`'s pod (placeholders filled, the Secret's volume at `folder`)."""
-    container = _executors(body)["exec-load"]["container"]
+    container = _container(body)
     executor_input = {"inputs": {"parameterValues": {"rows": 3.0, JOB_INPUT: job}}, "outputs": {
         "parameters": {"output": {"outputFile": str(folder.parent / f"{job}.out")}}}}  # fmt: skip
     args = [
@@ -294,7 +294,7 @@ def _step_process(
         for a in container["args"]
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
-    env |= {e["name"]: e["value"] for e in container["env"]}
+    env |= _env(container)
     env |= {TOKENS_ENV: f"file:{folder}", WAIT_ENV: wait, "MARKS": str(marks)}
     env["FUNADE_HOME"] = os.environ["FUNADE_HOME"]
     env["PYTHONPATH"] = os.pathsep.join(
@@ -433,14 +433,9 @@ def test_on_vertex_follow_writes_versions_and_destroys_the_ones_before(
     destroyed, so an ended run's token is in no enabled version."""
     api, stores, engine = vertex
     target = write_pipeline(FLOW)
-    options = SubmitOptions(pipeline_root="gs://b/p", funade_url=app_url, schedule="0 3 * * *")
-    submit(engine, target, options, admin)
-    (secret,) = stores.gsm
-    (sent,) = api.requests("POST", f"/v1/{PARENT}/schedules")
-    jobs = ScheduledJobs(api, "vertex", SCHEDULE, sent.body)
+    jobs, secret = _schedule_vertex(vertex, target, admin, app_url)
     first, second = (jobs.start(n, "PIPELINE_STATE_RUNNING") for n in ("flow-1", "flow-2"))
-    container = _executors(sent.body)["exec-load"]["container"]
-    environ = {e["name"]: e["value"] for e in container["env"]}
+    environ = _env(_container(jobs.body))
     got: dict[str, dict[str, str]] = {}
     with httpx.Client() as http:
         fetch = latest_fetch(http, api.url)
@@ -542,18 +537,16 @@ def test_the_step_command_fails_with_the_message_when_no_token_comes(
 def test_bad_settings_of_a_scheduled_step_are_named(
     changes: dict[str, str], field: str, start: str, tmp_path: Path
 ) -> None:
-    environ = {SECRET_ENV: "funade-schedule-0123456789ab", TOKENS_ENV: f"file:{tmp_path}"}
     with pytest.raises(InvalidInputError) as caught:
-        resolve_schedule_token(environ | changes, "r-1")
+        resolve_schedule_token(_environ(tmp_path, **changes), "r-1")
     assert str(caught.value).startswith(start)
     assert caught.value.field == field
 
 
 def test_a_malformed_entry_is_refused(tmp_path: Path) -> None:
     (tmp_path / "r-1").write_text("{}")
-    environ = {SECRET_ENV: "funade-schedule-0123456789ab", TOKENS_ENV: f"file:{tmp_path}"}
     with pytest.raises(InvalidInputError) as caught:
-        resolve_schedule_token(environ, "r-1")
+        resolve_schedule_token(_environ(tmp_path), "r-1")
     assert str(caught.value).startswith(
         "The entry for job r-1 in the schedule's secret is not a run's id and token."
     )
@@ -575,11 +568,11 @@ def test_a_schedule_whose_steps_get_a_token_needs_funades_address(
 ) -> None:
     api, stores, engine = kfp
     with pytest.raises(InvalidInputError) as caught:
-        submit(engine, write_pipeline(FLOW), SubmitOptions(schedule="0 3 * * *"), admin)
+        submit(engine, write_pipeline(FLOW), SubmitOptions(schedule=CRON), admin)
     assert caught.value.field == "funade-url"
     assert str(caught.value).endswith("(or --no-step-token: the steps then cannot call funade).")
     assert api.seen == []
-    options = SubmitOptions(schedule="0 3 * * *", step_token=False)
+    options = SubmitOptions(schedule=CRON, step_token=False)
     assert submit(engine, write_pipeline(FLOW), options, admin).job == "rr-1"
     assert stores.k8s == {}  # no token for the steps: no secret
     (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")

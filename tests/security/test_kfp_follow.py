@@ -29,17 +29,20 @@ from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, submit
 from funade.pipelines.submitschedule import follow_schedule
 from funade.pipelines.submitvertex import VertexEngine
-from tests.pipelines.standin import (
-    FLOW,
-    ScheduledJobs,
-    SecretStores,
-    StandIn,
-    standin,
-    write_kubeconfig,
+from tests.pipelines.scheduled import (
+    CRON,
+    PARENT,
+    SCHEDULE,
+    follow_cli,
+    kubeflow_engine,
+    kubeflow_for_cli,
+    kubeflow_schedules,
+    scheduled_jobs,
+    submit_schedule_cli,
+    vertex_engine,
+    vertex_schedules,
 )
-
-PARENT = "projects/acme-ml/locations/europe-west4"
-SCHEDULE = f"{PARENT}/schedules/7"
+from tests.pipelines.standin import FLOW, StandIn, standin
 
 HOSTILE = [
     "../../secrets/x",
@@ -107,20 +110,16 @@ def test_scheduled_runs_tokens_are_only_in_the_per_schedule_secret_and_each_repo
     each job's token travels only in the follower's writes to the secret store (and the
     follower's own reports); a run's token reports only its own run."""
     target = write_pipeline(FLOW.format(options=""))
-    api.route("POST", f"/v1/{PARENT}/schedules", (200, {"name": SCHEDULE}))
-    stores = SecretStores(api)
+    stores = vertex_schedules(api)
     with httpx.Client() as http:
-        engine = VertexEngine(
-            "acme-ml", "europe-west4", http=http, endpoint=api.url, secrets_endpoint=api.url
-        )
-        options = SubmitOptions(pipeline_root="gs://b/p", funade_url=app_url, schedule="0 3 * * *")
+        engine = vertex_engine(api, http)
+        options = SubmitOptions(pipeline_root="gs://b/p", funade_url=app_url, schedule=CRON)
         submit(engine, target, options, admin)
-        (sent,) = api.requests("POST", f"/v1/{PARENT}/schedules")
-        assert "FUNADE_API_KEY" not in str(sent.body)
-        assert "FUNADE_SECRET_REFS" not in str(sent.body)
+        jobs = scheduled_jobs(api, "vertex")
+        assert "FUNADE_API_KEY" not in str(jobs.body)
+        assert "FUNADE_SECRET_REFS" not in str(jobs.body)
         (secret,) = stores.gsm
-        assert f"{secret}/versions/latest" in str(sent.body)
-        jobs = ScheduledJobs(api, "vertex", SCHEDULE, sent.body)
+        assert f"{secret}/versions/latest" in str(jobs.body)
         jobs.start("a", "PIPELINE_STATE_RUNNING")
         jobs.start("b", "PIPELINE_STATE_RUNNING")
         tokens: dict[int, str] = {}
@@ -164,21 +163,11 @@ def test_the_follow_command_prints_no_token(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("FUNADE_URL", app_url)
-    monkeypatch.setenv("FUNADE_API_KEY", admin_key)
     target = write_pipeline(FLOW.format(options=""))
-    with standin() as api:
-        monkeypatch.setenv("KUBECONFIG", write_kubeconfig(tmp_path / "kubeconfig", api.url))
-        stores = SecretStores(api)
-        api.route(
-            "GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]})
-        )
-        api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
-        made = cli("pipeline", "submit", target, "--target", "kubeflow", "--host", api.url,
-                   "--schedule", "0 3 * * *")  # fmt: skip
+    with kubeflow_for_cli(monkeypatch, tmp_path, app_url, admin_key) as (api, stores):
+        made = submit_schedule_cli(cli, target, api)
         assert made.code == 0, made.err
-        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
-        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        jobs = scheduled_jobs(api, "kubeflow")
         job = jobs.start("r-1", "RUNNING")
         tokens: list[str] = []
 
@@ -192,8 +181,7 @@ def test_the_follow_command_prints_no_token(
             return jobs._job(seen)
 
         api.route("GET", "/apis/v2beta1/runs/r-1", run)
-        result = cli("pipeline", "follow", target, "rr-1", "--target", "kubeflow",
-                     "--host", api.url, "--interval", "1")  # fmt: skip
+        result = follow_cli(cli, target, api)
     assert result.code == 0, result.err
     assert tokens
     for token in tokens:
@@ -224,15 +212,12 @@ def test_a_wrong_or_revoked_token_is_refused_by_funade(
 ) -> None:
     """A token written for a job is dead once its run ended; a made-up one never worked."""
     target = write_pipeline(FLOW.format(options=""))
-    api.route("GET", "/apis/v2beta1/experiments", (200, {"experiments": [{"experiment_id": "e"}]}))
-    api.route("POST", "/apis/v2beta1/recurringruns", (200, {"recurring_run_id": "rr-1"}))
-    stores = SecretStores(api)
+    stores = kubeflow_schedules(api)
     with httpx.Client() as http:
-        engine = KubeflowEngine(api.url, http=http, kube=(api.url, http))
-        submit(engine, target, SubmitOptions(funade_url=app_url, schedule="0 3 * * *"), admin)
-        (sent,) = api.requests("POST", "/apis/v2beta1/recurringruns")
+        engine = kubeflow_engine(api, http)
+        submit(engine, target, SubmitOptions(funade_url=app_url, schedule=CRON), admin)
         ((_, secret),) = stores.k8s
-        jobs = ScheduledJobs(api, "kubeflow", "rr-1", sent.body)
+        jobs = scheduled_jobs(api, "kubeflow")
         job = jobs.start("r-1", "RUNNING")
         written: list[dict[str, Any]] = []
 

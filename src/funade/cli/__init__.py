@@ -25,6 +25,7 @@ from funade.cli import (
     pipelines,
     platform,
     projects,
+    runs,
     schedules,
     serve,
     submit,
@@ -61,7 +62,7 @@ pipelines.app.command("step")(pipelines.step)
 pipelines.app.command("submit")(submit.submit)
 pipelines.app.command("follow")(submit.follow)
 pipelines.app.command("schedules")(submit.schedules)
-app.add_typer(pipelines.runs_app, name="runs")
+app.add_typer(runs.runs_app, name="runs")
 app.add_typer(schedules.app, name="schedule")
 app.command("lineage")(lineage.lineage)
 app.command("build")(build.build)

@@ -1,8 +1,9 @@
 """The Containerfile `funade build` writes, and the build context that goes with it.
 
 Pure: a version record (``VersionFacts``: a ``VersionOut`` as the control plane answers it, or
-what the package itself says) in, the Containerfile's
-text and the list of context files out; nothing is read or fetched here. ``funade.cli.build``
+what the package itself says; ``funade.images.facts`` checks its parts) in, the Containerfile's
+text and the list of context files out; nothing is read or fetched here. Image names (tags,
+bases) are ``funade.images.tags``'s. ``funade.cli.build``
 writes the files (fetching the model package through the client) and runs a builder.
 
 Everything that comes from the registry (the model's name, the recorded package versions, the
@@ -33,20 +34,42 @@ image without a model: any version is named when the container starts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from funade.errors import InvalidInputError
+from funade.images.facts import (
+    CONTROL,
+    VERSION_TEXT,
+    VersionFacts,
+    bad_record,
+    git_commit,
+    git_remote,
+    lineage_str,
+    pinned_requirements,
+    takes_images,
+)
+from funade.images.provenance import funade_labels
+from funade.images.tags import (
+    DEFAULT_PYTHON,
+    IMAGE_REFERENCE,
+    base_for,
+    check_base,
+    check_tag,
+    checked_digest,
+    default_tag,
+    digest_hex,
+    runtime_tag,
+)
 from funade.names import check_model_name, check_project_name
 
 __all__ = [
     "CACHE_DIR",
     "DEFAULT_PYTHON",
+    "IMAGE_REFERENCE",
     "MODELS_DIR",
     "PORT",
     "RUNTIME_EXTRAS",
@@ -66,8 +89,6 @@ __all__ = [
     "version_build",
 ]
 
-DEFAULT_PYTHON = "3.11"
-"""The Python of the default base image when the version recorded none funade runs on."""
 PORT = 8080
 SERVES_UNIX_LABEL = "dev.funade.serve-uds"
 """Set ("true") on images whose `funade serve` can listen on a Unix socket (``--uds``): the
@@ -90,52 +111,11 @@ READY_PATH = "/v2/health/ready"
 STAGED_TAR = "/opt/funade/package.tar"
 """Where the package tar sits in the build stage that unpacks it (not in the final image)."""
 
-# A distribution name (PEP 508) and a version as pip writes it (PEP 440, local versions too):
-# no spaces, quotes, ';', '@' or newlines, so a line of requirements.txt holds one pin.
-_DISTRIBUTION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
-_VERSION = re.compile(r"[0-9][A-Za-z0-9.+!_-]{0,63}")
-_PYTHON = re.compile(r"(3)\.([0-9]{1,2})(?:\.[0-9]+.*)?")
-_COMMIT = re.compile(r"[0-9a-f]{7,64}")
-IMAGE_REFERENCE = re.compile(  # as podman and docker take it: [registry[:port]/]path[:tag][@digest]
-    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
-)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
 _HEALTHCHECK = (
     "import urllib.request; "
     f"urllib.request.urlopen('http://127.0.0.1:{PORT}{READY_PATH}', timeout=4)"
 )
-
-
-class _Artifact(Protocol):
-    @property
-    def digest(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-
-
-class VersionFacts(Protocol):
-    """What an image of a version is made from: a version record as the control plane answers
-    it (``funade.api.schemas.VersionOut``), or one read from the package itself
-    (``funade.images.ondemand``)."""
-
-    @property
-    def project(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def artifact(self) -> _Artifact: ...
-    @property
-    def flavor(self) -> str: ...
-    @property
-    def signature(self) -> dict[str, Any]: ...
-    @property
-    def manifest(self) -> dict[str, Any]: ...
-    @property
-    def lineage(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -164,87 +144,7 @@ class BuildContext:
 
 def model_path(digest: str) -> str:
     """Where an image holds the package of ``digest``: ``/models/sha256-<hex>``."""
-    return f"{MODELS_DIR}/sha256-{_hex(digest)}"
-
-
-def default_tag(model: str, version: int, digest: str, *, repository: str = "funade") -> str:
-    """The tag `funade build` gives the image of one version: ``<repository>/<name>:<version>-
-    <first 12 hex of the digest>``, e.g. ``funade/churn:3-1a2b3c4d5e6f``.
-
-    ``<name>`` is the model's name in lowercase with every run of other characters than
-    ``a-z0-9`` made one ``-``; when that changed the name (``Churn``, ``churn_v2``), the first 8
-    hex of the name's sha256 are appended, so two models never share a repository
-    (``funade/churn-4a1c9e0b:3-...``). The same version always gets the same tag; a tag names
-    exactly one package. ``repository`` is a registry path such as ``ghcr.io/acme/models``.
-    """
-    check_model_name(model, field="model")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInputError(
-            f"Version {version!r} is not a version number.",
-            field="version",
-            value=version,
-            fix="Pass the version's number, e.g. 3.",
-        )
-    name = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
-    if name != model:
-        name = f"{name}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
-    tag = f"{repository.rstrip('/')}/{name}:{version}-{_hex(digest)[:12]}"
-    return check_tag(tag, option="repository")
-
-
-def runtime_tag(funade_version: str, *, repository: str = "funade") -> str:
-    """The tag of the runtime image: ``<repository>/runtime:<funade version>``."""
-    return check_tag(f"{repository.rstrip('/')}/runtime:{funade_version}", option="repository")
-
-
-def check_tag(tag: str, *, option: str = "--tag") -> str:
-    """``tag`` if it is an image reference (``[registry/]path[:tag]``), else an error naming
-    ``option``."""
-    if not isinstance(tag, str) or len(tag) > 255 or not IMAGE_REFERENCE.fullmatch(tag):
-        raise InvalidInputError(
-            f"{option} {tag!r} is not an image name.",
-            field=option,
-            value=tag,
-            fix="Use lowercase letters, digits, '.', '_', '-' and '/' with an optional "
-            "':tag' of letters, digits, '_', '.' and '-', e.g. "
-            "registry.example.com/team/churn:3.",
-        )
-    return tag
-
-
-def check_base(base: str) -> str:
-    """``base`` if it is an image reference ``FROM`` can take, else an error naming --base."""
-    return check_tag(base, option="--base")
-
-
-def base_for(python_version: str | None) -> str:
-    """The default base image: ``python:<major.minor>-slim`` of the Python the version was saved
-    with when funade runs on it (3.11 or later), else ``python:3.11-slim``."""
-    match = _PYTHON.fullmatch(python_version or "")
-    if match is None or int(match.group(2)) < 11:
-        return f"python:{DEFAULT_PYTHON}-slim"
-    return f"python:{match.group(1)}.{match.group(2)}-slim"
-
-
-def pinned_requirements(version: VersionFacts) -> dict[str, str]:
-    """The framework versions the version was saved with (its manifest's ``requirements``:
-    distribution → version), checked; funade itself is left out (the image gets the funade
-    that builds it). Empty when none were recorded."""
-    recorded = version.manifest.get("requirements")
-    if recorded is None:
-        return {}
-    if not isinstance(recorded, Mapping):
-        raise _bad_record("manifest.requirements", recorded, "is not a mapping")
-    pins: dict[str, str] = {}
-    for name, pinned in recorded.items():
-        where = f"manifest.requirements.{name}"
-        if not isinstance(name, str) or not _DISTRIBUTION.fullmatch(name):
-            raise _bad_record(where, name, "is not a distribution name")
-        if not isinstance(pinned, str) or not _VERSION.fullmatch(pinned):
-            raise _bad_record(where, pinned, "is not a version")
-        if name.lower() != "funade":
-            pins[name] = pinned
-    return dict(sorted(pins.items(), key=lambda item: item[0].lower()))
+    return f"{MODELS_DIR}/sha256-{digest_hex(digest)}"
 
 
 def version_build(
@@ -262,10 +162,10 @@ def version_build(
 
     model = check_model_name(version.model, field="model")
     number = version.version
-    digest = _checked_digest(version.artifact.digest)
+    digest = checked_digest(version.artifact.digest)
     flavor = get_flavor(version.flavor)
     extras = [flavor.extra] if flavor.extra else []
-    if _takes_images(version.signature):
+    if takes_images(version.signature):
         extras.append("images")
     pins = pinned_requirements(version)
     notes: list[str] = []
@@ -277,11 +177,11 @@ def version_build(
             "the model with a current funade to pin them."
         )
     python = version.manifest.get("python_version")
-    python = python if isinstance(python, str) else _lineage_str(version.lineage, "python")
+    python = python if isinstance(python, str) else lineage_str(version.lineage, "python")
     base = check_base(base) if base is not None else base_for(python)
     tag = check_tag(tag) if tag is not None else default_tag(model, number, digest)
-    commit = _commit(version.lineage)
-    source = _remote(version.lineage)
+    commit = git_commit(version.lineage)
+    source = git_remote(version.lineage)
     files = [
         ContextFile(
             "requirements.txt",
@@ -291,7 +191,7 @@ def version_build(
     if funade_wheel is not None:
         files.append(ContextFile(f"wheels/{funade_wheel.name}", source=funade_wheel))
     lines = _runtime_stage(base, funade_wheel, extras)
-    package_file = f"model/sha256-{_hex(digest)}.tar"
+    package_file = f"model/sha256-{digest_hex(digest)}.tar"
     target = model_path(digest)
     if fetch:  # the version, and only if the control plane reached has its package
         project = check_project_name(version.project, field="project")
@@ -322,7 +222,7 @@ def version_build(
         "dev.funade.digest": digest,
         "dev.funade.flavor": flavor.name,
         "dev.funade.fetch": "true" if fetch else "false",
-        "dev.funade.funade-version": funade_version,
+        **funade_labels(funade_version, funade_wheel),
         SERVES_UNIX_LABEL: "true",
     }
     if commit is not None:
@@ -373,7 +273,7 @@ def runtime_build(
         "when the container starts, pulled from the control plane",
         "dev.funade.runtime": "true",
         "dev.funade.extras": ",".join(dict.fromkeys(extras)),
-        "dev.funade.funade-version": funade_version,
+        **funade_labels(funade_version, funade_wheel),
         SERVES_UNIX_LABEL: "true",
     }
     serve = ["funade", "serve", "--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104
@@ -445,8 +345,8 @@ def _requirements(
 ) -> str:
     """requirements.txt: nothing in it names the model, so that every model of the same flavor
     and pins has the same file, and a builder reuses its `pip install` layer."""
-    if not _VERSION.fullmatch(funade_version):
-        raise _bad_record("funade_version", funade_version, "is not a version")
+    if not VERSION_TEXT.fullmatch(funade_version):
+        raise bad_record("funade_version", funade_version, "is not a version")
     funade = f"funade[{','.join(extras)}]" if extras else "funade"
     if funade_wheel is not None:
         if not re.fullmatch(r"funade-[A-Za-z0-9._+-]+\.whl", funade_wheel.name):
@@ -467,47 +367,6 @@ def _requirements(
     return "\n".join(lines) + "\n"
 
 
-def _takes_images(signature: Mapping[str, Any]) -> bool:
-    inputs = signature.get("inputs") if isinstance(signature, Mapping) else None
-    return any(isinstance(spec, Mapping) and spec.get("image") is not None for spec in inputs or [])
-
-
-def _lineage_str(lineage: Mapping[str, Any], key: str) -> str | None:
-    value = lineage.get(key) if isinstance(lineage, Mapping) else None
-    return value if isinstance(value, str) else None
-
-
-def _git(lineage: Mapping[str, Any]) -> Mapping[str, Any]:
-    git = lineage.get("git") if isinstance(lineage, Mapping) else None
-    return git if isinstance(git, Mapping) else {}
-
-
-def _commit(lineage: Mapping[str, Any]) -> str | None:
-    commit = _git(lineage).get("commit")
-    if commit is None or commit == "":
-        return None
-    if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
-        raise _bad_record("lineage.git.commit", commit, "is not a git commit id")
-    return commit
-
-
-def _remote(lineage: Mapping[str, Any]) -> str | None:
-    remote = _git(lineage).get("remote_url")
-    if not isinstance(remote, str) or not remote or len(remote) > 512 or _CONTROL.search(remote):
-        return None  # the source label is a courtesy: an odd URL is left out, not an error
-    return remote
-
-
-def _checked_digest(digest: str) -> str:
-    from funade.artifacts.digest import parse_digest
-
-    return parse_digest(digest, field="artifact.digest")
-
-
-def _hex(digest: str) -> str:
-    return _checked_digest(digest).removeprefix("sha256:")
-
-
 def _json(words: Sequence[str]) -> str:
     """Exec form: a JSON array on one line (``json.dumps`` escapes newlines and quotes)."""
     return json.dumps(list(words))
@@ -516,19 +375,7 @@ def _json(words: Sequence[str]) -> str:
 def _quote(value: str, key: str) -> str:
     """A LABEL value in double quotes: ``\\``, ``"`` and ``$`` escaped (no variable is
     expanded); a control character (a newline would start an instruction) is refused."""
-    if _CONTROL.search(value):
-        raise _bad_record(key, value, "holds a control character (a newline, ...)")
+    if CONTROL.search(value):
+        raise bad_record(key, value, "holds a control character (a newline, ...)")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
     return f'"{escaped}"'
-
-
-def _bad_record(where: str, value: object, problem: str) -> InvalidInputError:
-    shown = repr(value)
-    shown = shown if len(shown) <= 80 else shown[:80] + "..."
-    return InvalidInputError(
-        f"The version's {where} {shown} {problem}; funade will not write it into a Containerfile.",
-        field=where,
-        value=value,
-        fix="Re-register the model with funade.log_model from a clean environment, or build "
-        "the image by hand (docs/containers.md).",
-    )

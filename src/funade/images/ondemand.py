@@ -2,7 +2,9 @@
 
 ``ensure_image`` answers the tag of the version's image (``default_tag``: ``funade/<model>:
 <version>-<12 hex of the digest>``). An image with that tag whose ``dev.funade.digest`` label is
-the version's whole digest is the cache: it is used as it is, nothing is fetched or built.
+the version's whole digest, made by this funade (``funade.images.provenance``: its version and,
+built from a wheel, that wheel's digest in labels), is the cache: it is used as it is, nothing is
+fetched or built (``image_is_current``).
 Otherwise the package is fetched from the artifact store, checked against its digest while it is
 written into a build context, its manifest read (flavor, signature, the framework versions it
 was saved with: what ``funade build`` takes from the registry's record), and the Containerfile
@@ -10,8 +12,9 @@ of ``funade.images.containerfile.version_build`` is built by the engine, its out
 a log the caller names. The same digest always gives the same tag, so a second replica, a second
 revision of the same version, or a control plane that restarts never builds it again.
 
-A remove (``podman rmi TAG``) makes the next start build it anew: after an upgrade of funade,
-whose version is in the image (the ``dev.funade.funade-version`` label) but not in the tag.
+An image of the tag made by another funade (an older release, another checkout's wheel) is
+built again, and the tag moved to the new one; a remove (``podman rmi TAG``) makes the next
+start build it anew too.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from funade.errors import DigestMismatchError, InvalidArtifactError
 from funade.images.builders import build_command
 from funade.images.containerfile import default_tag, version_build
 from funade.images.engine import ContainerEngine
+from funade.images.provenance import made_here
 
-__all__ = ["PackagedVersion", "ensure_image", "image_digest", "image_labels"]
+__all__ = ["PackagedVersion", "ensure_image", "image_digest", "image_is_current", "image_labels"]
 
 BUILD_TIMEOUT = 1800.0
 """Seconds a build may take (a first one installs the frameworks from the package index)."""
@@ -65,6 +69,22 @@ def image_digest(engine: ContainerEngine, tag: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def image_is_current(
+    engine: ContainerEngine,
+    tag: str,
+    digest: str,
+    *,
+    funade_version: str,
+    funade_wheel: Path | None = None,
+) -> bool:
+    """Whether the image ``tag`` is there, of package ``digest``, made by this funade (its
+    version, and ``funade_wheel`` when funade is installed from one)."""
+    labels = image_labels(engine, tag)
+    return labels.get("dev.funade.digest") == digest and made_here(
+        labels, funade_version, funade_wheel
+    )
+
+
 def image_labels(engine: ContainerEngine, tag: str) -> dict[str, Any]:
     """The labels of the image ``tag`` (empty when there is no such image)."""
     import json
@@ -95,11 +115,14 @@ def ensure_image(
     funade_wheel: Path | None = None,
 ) -> str:
     """The tag of the image serving ``model:version`` (package ``digest``), built now unless
-    an image of that digest is already tagged; see the module's docstring. ``scratch``: where
-    the build context is written (and removed); ``log``: where the build's output goes."""
+    an image of that digest, made by this funade, is already tagged; see the module's
+    docstring. ``scratch``: where the build context is written (and removed); ``log``: where
+    the build's output goes."""
     tag = default_tag(model, version, digest)
     with _lock_for(tag):
-        if image_digest(engine, tag) == digest:
+        if image_is_current(
+            engine, tag, digest, funade_version=funade_version, funade_wheel=funade_wheel
+        ):
             return tag
         scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="build-", dir=scratch) as directory:

@@ -113,22 +113,37 @@ def make_backend(
     root: Path,
     wheel: Path,
     blobs: Blobs,
-    owner: str,
+    owner: str | None = None,
     engine: ContainerEngine | None = None,
     unix: bool = True,
+    base: str = BASE,
 ) -> ContainerBackend:
-    """A backend as ``funade up`` makes it: replicas on Unix sockets (``unix``), else on TCP."""
+    """A backend as ``funade up`` makes it: replicas on Unix sockets (``unix``), else on TCP;
+    ``owner``: a new one unless given (another backend instance over the same replicas)."""
     return ContainerBackend(
         engine or ContainerEngine.find("podman"),
         root,
-        owner=owner,
+        owner=owner or uuid.uuid4().hex[:12],
         fetch=blobs.open,
         funade_version=funade.__version__,
-        base_image=BASE,
+        base_image=base,
         funade_wheel=wheel,
         api_url=lambda: "http://127.0.0.1:8470",
         sockets=socket_base(Path("/tmp"), root) if unix else None,
     )
+
+
+def dispose(backend: ContainerBackend) -> None:
+    """Stop the backend's replicas and let it go; fail if a container of its owner is left
+    (removing it)."""
+    backend.stop_all(grace_seconds=2)
+    backend.close()
+    if backend.sockets is not None:
+        shutil.rmtree(backend.sockets.base, ignore_errors=True)  # under /tmp
+    left = podman("ps", "-aq", f"--filter=label={LABEL}.owner={backend.owner}").stdout.split()
+    if left:
+        podman("rm", "--force", *left, check=False)
+    assert left == [], "stop_all left containers"
 
 
 @pytest.fixture
@@ -138,16 +153,24 @@ def backend(
     wheel: Path,
     blobs: Blobs,
 ) -> Iterator[ContainerBackend]:
-    backend = make_backend(tmp_path / "containers", wheel, blobs, uuid.uuid4().hex[:12])
+    backend = make_backend(tmp_path / "containers", wheel, blobs)
     yield backend
-    backend.stop_all(grace_seconds=2)
-    backend.close()
-    if backend.sockets is not None:
-        shutil.rmtree(backend.sockets.base, ignore_errors=True)  # under /tmp
-    left = podman("ps", "-aq", f"--filter=label={LABEL}.owner={backend.owner}").stdout.split()
-    if left:
-        podman("rm", "--force", *left, check=False)
-    assert left == [], "stop_all left containers"
+    dispose(backend)
+
+
+def crashed(reconciler: Reconciler, desired: dict[Any, Desired], key: Any, what: str) -> str:
+    """Step ``reconciler`` until ``key``'s replica failed twice in a row (``what``, for the
+    timeout's message); the last failure's detail."""
+    until(
+        lambda: (
+            reconciler.step(desired) is not None
+            and key in reconciler.backoff
+            and reconciler.backoff[key].failures >= 2
+        ),
+        180,
+        what,
+    )
+    return reconciler.backoff[key].last_detail
 
 
 def ready(backend: ContainerBackend, count: int = 1) -> list[Any]:
@@ -259,16 +282,7 @@ def test_a_model_that_crashes_exits_with_its_status_and_last_log_lines(
     spec = spec_of(digest, deployment="crash", runtime=RuntimeConfig(env={"FAKE_MODEL_CRASH": "1"}))
     desired = {spec.key: Desired(spec, 1)}
     reconciler = Reconciler(backend, grace_seconds=1)
-    until(
-        lambda: (
-            reconciler.step(desired) is not None
-            and spec.key in reconciler.backoff
-            and reconciler.backoff[spec.key].failures >= 2
-        ),
-        180,
-        "two crashes",
-    )
-    detail = reconciler.backoff[spec.key].last_detail
+    detail = crashed(reconciler, desired, spec.key, "two crashes")
     assert detail.startswith("exited with status 2: "), detail
     assert "FAKE_MODEL_CRASH is set" in detail, detail
 
@@ -429,7 +443,6 @@ def test_the_docker_backend_runs_replicas_through_docker(
         tmp_path / "containers",
         wheel,
         blobs,
-        uuid.uuid4().hex[:12],
         engine=ContainerEngine.find("docker", executable=str(SHIM)),
         unix=False,
     )

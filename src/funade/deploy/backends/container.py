@@ -4,7 +4,8 @@ of its model version's image, run by the engine's command line (``funade.images.
 **The image** is the one `funade build` makes for the version (``funade.images.ondemand``):
 built from the artifact store's package the first time a replica of that digest starts, tagged
 ``funade/<model>:<version>-<12 hex>`` and reused by every later start (an image already tagged
-for the digest is never built again). ``container_base_image`` and ``container_funade_wheel``
+for the digest is never built again, unless another funade made it: ``funade.images.provenance``,
+its version and wheel in labels). ``container_base_image`` and ``container_funade_wheel``
 (settings) are `funade build`'s ``--base`` and ``--funade-wheel``. The build runs in the
 background (``funade.images.background``: one build per tag at a time, at most two at once), not
 on the controller's thread: ``start`` of a replica whose image is not built yet answers it
@@ -71,7 +72,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,10 +81,10 @@ from funade.deploy.backends.base import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.health import Health, probe
 from funade.deploy.backends.sockets import SOCKET_NAME, SocketDirs, socket_base
 from funade.deploy.replicaurl import ReplicaHTTP, unix_url
-from funade.images.background import BackgroundBuilds
+from funade.images.background import ImageWaits, Waiting
 from funade.images.containerfile import PORT, SERVES_UNIX_LABEL, UID, default_tag
 from funade.images.engine import ContainerEngine
-from funade.images.ondemand import ensure_image, image_digest, image_labels
+from funade.images.ondemand import ensure_image, image_is_current, image_labels
 from funade.sandbox.env import forbidden_names
 
 if TYPE_CHECKING:
@@ -120,14 +120,12 @@ class _Seen:
 
 
 @dataclass(frozen=True)
-class _Building:
+class _Start:
     """A replica started while its image is built: what its container is run with after."""
 
     spec: ReplicaSpec
     token: str
     started_at: float
-    tag: str
-    image: Future[str]
 
 
 class ContainerBackend:
@@ -170,8 +168,7 @@ class ContainerBackend:
         self._health: dict[str, Health] = {}
         self._failed: dict[str, Replica] = {}  # replicas that never got a container
         self._stopping: dict[str, threading.Thread] = {}
-        self._builds = BackgroundBuilds()
-        self._building: dict[str, _Building] = {}  # replicas waiting for their image
+        self._building = ImageWaits[_Start]()  # replicas waiting for their image, by id
 
     # The interface --------------------------------------------------------------------------
 
@@ -181,14 +178,19 @@ class ContainerBackend:
         started_at = time.time()
         try:
             image = self._tag(spec)
-            built = image_digest(self.engine, image) == spec.digest
+            built = image_is_current(
+                self.engine,
+                image,
+                spec.digest,
+                funade_version=self.funade_version,
+                funade_wheel=self.funade_wheel,
+            )
         except Exception as exc:  # no image, no container: the start failed
             return self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
         if not built:  # built in the background; `replicas` runs the container after
-            future = self._builds.submit(image, lambda: self._image(spec))
-            waiting = _Building(spec, token, started_at, image, future)
-            self._building[replica_id] = waiting
-            return self._waiting(replica_id, waiting)
+            start = _Start(spec, token, started_at)
+            waiting = self._building.wait(replica_id, start, image, lambda: self._image(spec))
+            return _waiting(replica_id, waiting)
         return self._run(spec, replica_id, token, started_at, image)
 
     def _run(
@@ -252,8 +254,8 @@ class ContainerBackend:
         return Replica(replica_id, spec, "", ReplicaState.STARTING, started_at, token=token)
 
     def replicas(self) -> list[Replica]:
-        waiting = self._after_builds()
-        out = list(self._failed.values()) + waiting
+        waiting = self._building.settle(self._run_built, self._build_failed)
+        out = list(self._failed.values()) + [_waiting(rid, w) for rid, w in waiting]
         listing = self._list()
         self._learn([cid for cid, _state in listing if cid not in self._seen])
         for cid, state in listing:
@@ -267,7 +269,7 @@ class ContainerBackend:
         """Drain and remove the replica's container in a thread (``stop -t``, then ``rm``)."""
         if self._failed.pop(replica_id, None) is not None:
             return
-        if self._building.pop(replica_id, None) is not None:
+        if self._building.drop(replica_id):
             return  # no container yet, none later; its image is still built, for the next
         with self._lock:
             if replica_id in self._stopping:
@@ -304,36 +306,11 @@ class ContainerBackend:
         model, _, version = spec.source.rpartition(":")
         return default_tag(model, int(version), spec.digest)
 
-    def _after_builds(self) -> list[Replica]:
-        """The replicas waiting for an image: a container run for each whose image is built,
-        a failed start for each whose build failed; the ones still waiting, STARTING."""
-        waiting = []
-        for replica_id, building in list(self._building.items()):
-            if not building.image.done():
-                waiting.append(self._waiting(replica_id, building))
-                continue
-            if self._building.pop(replica_id, None) is None:
-                continue  # stopped meanwhile
-            spec, token, started_at = building.spec, building.token, building.started_at
-            try:
-                image = building.image.result()
-            except Exception as exc:
-                self._failed_start(spec, replica_id, started_at, f"no image: {exc}")
-            else:
-                self._run(spec, replica_id, token, started_at, image)
-        return waiting
+    def _run_built(self, replica_id: str, start: _Start, image: str) -> None:
+        self._run(start.spec, replica_id, start.token, start.started_at, image)
 
-    def _waiting(self, replica_id: str, building: _Building) -> Replica:
-        detail = f"building image {building.tag}"
-        return Replica(
-            replica_id,
-            building.spec,
-            "",
-            ReplicaState.STARTING,
-            building.started_at,
-            detail,
-            building.token,
-        )
+    def _build_failed(self, replica_id: str, start: _Start, error: Exception) -> None:
+        self._failed_start(start.spec, replica_id, start.started_at, f"no image: {error}")
 
     def _image(self, spec: ReplicaSpec) -> str:
         model, _, version = spec.source.rpartition(":")
@@ -471,6 +448,15 @@ def _read(item: dict[str, Any]) -> _Seen | None:
     else:
         url = f"http://127.0.0.1:{host_port}" if host_port else ""
     return _Seen(replica_id, spec, started_at, env.get("FUNADE_REPLICA_TOKEN", ""), url)
+
+
+def _waiting(replica_id: str, waiting: Waiting[_Start]) -> Replica:
+    """A replica waiting for its image: STARTING, saying so."""
+    start = waiting.item
+    detail = f"building image {waiting.tag}"
+    return Replica(
+        replica_id, start.spec, "", ReplicaState.STARTING, start.started_at, detail, start.token
+    )
 
 
 def bridged_url(url: str, engine: str) -> str:
