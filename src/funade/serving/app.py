@@ -297,8 +297,7 @@ async def _guard(
     """Run a handler, turning every failure into the protocol's error shape, and count it
     (``inference``: a prediction, which the statistics extension counts)."""
     started = time.perf_counter()
-    inflight = metrics.inflight_now
-    inflight.inc()
+    metrics.begin()
     try:
         response = await handle()
     except ClientDisconnect:
@@ -318,8 +317,9 @@ async def _guard(
             response = _error(RuntimeError(message[:500]), 500)
         else:
             response = _error(exc, status)
-    finally:
-        inflight.dec()
+    except BaseException:  # cancelled (a stop that could not wait): no answer to count
+        metrics.abandoned()
+        raise
     metrics.count(protocol_name, response.status_code, time.perf_counter() - started, inference)
     return response
 
