@@ -21,9 +21,9 @@ from funade.deploy.backends.local import process_start_ticks
 from funade.errors import FunadeError
 from funade.fileutil import write_atomically
 from funade.gateway.app import Gateway
-from funade.gateway.front import Front
 from funade.serving.server import bind
 from funade.settings import Settings
+from funade.web.front import Front
 
 
 def serve_gateway(
