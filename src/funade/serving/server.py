@@ -21,8 +21,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-
-import uvicorn
+from typing import Any
 
 from funade.deploy.replicaurl import UNIX_PATH_MAX, unix_url
 from funade.errors import FunadeError, InvalidInputError, ModelLoadError
@@ -147,19 +146,22 @@ def serve(
         done()
 
 
-class _Server(uvicorn.Server):
+def _uvicorn_server(
+    app: InferenceFastPath, options: dict[str, object], done: Callable[[], None]
+) -> Any:
     """uvicorn's server, calling ``done`` once it has shut down (uvicorn then raises the signal
-    that stopped it again, so nothing after ``run`` would)."""
+    that stopped it again, so nothing after ``run`` would). uvicorn is imported only here and
+    for several workers: the lean front does not need it (a replica's start)."""
+    import uvicorn
 
-    def __init__(self, config: uvicorn.Config, done: Callable[[], None]) -> None:
-        super().__init__(config)
-        self.done = done
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().shutdown(sockets)
+            finally:
+                done()
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().shutdown(sockets)
-        finally:
-            self.done()
+    return Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
 
 
 def _serve(
@@ -192,7 +194,7 @@ def _serve(
             server.should_exit = True
 
         app = build_app(config, settings, on_load_failure=failed)
-        server = _Server(uvicorn.Config(app, **options), done)  # type: ignore[arg-type]
+        server = _uvicorn_server(app, options, done)
         server.run(sockets=[sock])
         if failures:
             raise _as_load_error(failures[0], config.source)
@@ -206,6 +208,8 @@ def _serve(
         metrics_dir = os.path.join(state, "metrics")
         os.mkdir(metrics_dir)
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        import uvicorn
+
         uvicorn.run(
             "funade.serving.server:app_factory",
             factory=True,
