@@ -15,8 +15,8 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
-from funade.gateway.front import Front, Limits
 from funade.settings import Settings
+from funade.web.front import Front, Limits
 
 GATEWAY_SERVER = Settings.model_fields["gateway_server"].default
 
@@ -48,7 +48,7 @@ def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
 @contextmanager
 def serve_front(app: Any, host: str = "127.0.0.1", limits: Limits | None = None) -> Iterator[str]:
     """Serve ``app`` (a ``Gateway``: its model routes called directly) on the lean front
-    (``funade.gateway.front``) on a free port, in a thread with its own uvloop loop; yield its
+    (``funade.web.front``) on a free port, in a thread with its own uvloop loop; yield its
     base URL. Leaving waits for its graceful stop."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

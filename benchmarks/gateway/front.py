@@ -1,5 +1,5 @@
 """What the HTTP server under the gateway costs per request: uvicorn (httptools + uvloop, as the
-gateway ran it), funade's lean front (``funade.gateway.front``, its direct entry: what the
+gateway ran it), funade's lean front (``funade.web.front``, its direct entry: what the
 gateway's model routes take with ``gateway_server = "lean"``) and a minimal HTTP/1.1 protocol on
 the same parser and loop, each serving a fixed answer to wrk at concurrency 8, in CPU
 microseconds per request (servers on core 0, wrk on core 1), in one run.
@@ -51,8 +51,8 @@ def run_uvicorn(port: int) -> None:
 def run_lean(port: int) -> None:
     import socket as sockets
 
-    from funade.gateway.front import Front
-    from funade.gateway.http import Call, Reply
+    from funade.web.call import Call, Reply
+    from funade.web.front import Front
 
     class Fixed:
         """A direct entry reading the body and answering, as the gateway's model routes do."""

@@ -2,12 +2,16 @@
 CPU µs per request for each JSON request form, with what the decode alone costs.
 
     .venv/bin/python -m benchmarks.gateway.inproc --rows 64 --concurrency 8
+    .venv/bin/python -m benchmarks.gateway.inproc --concurrency 1 --entry direct
 
 Both ASGI apps are driven on one uvloop loop with ``concurrency`` requests in flight, cycling
 through distinct bodies; CPU time is this process's (every thread: funade's model thread
 included), so what differs between the two is the app, never uvicorn or the kernel. The
 ``decode`` columns time the parse alone (``orjson`` + ``numpy`` for the floor; funade's
 ``decode_v1_request`` + ``v1_to_tensors`` or ``decode_infer_request``, then ``check_inputs``).
+
+``--entry direct`` calls funade's app through its direct entry (``InferenceFastPath.reply``, what
+the lean front calls) rather than as ASGI.
 """
 
 from __future__ import annotations
@@ -75,6 +79,19 @@ async def _call(app: App, path: str, body: bytes) -> int:
     return status
 
 
+def _direct(app: Any) -> App:
+    """``app``'s direct entry (``reply``) in ASGI's shape for ``_call``: only the answer's status
+    is passed on, as the lean front would write the rest."""
+
+    async def call(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from funade.web.call import Call
+
+        status, _headers, _body = await app.reply(Call.of(scope, receive))
+        await send({"type": "http.response.start", "status": status})
+
+    return call
+
+
 async def _drive(app: App, path: str, bodies: list[bytes], seconds: float, width: int) -> float:
     """CPU µs per request over ``seconds`` of wall time, ``width`` requests in flight."""
     index = 0
@@ -137,6 +154,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=2.0, help="measured per target")
     parser.add_argument("--forms", default=",".join(JSON_FORMS))
+    parser.add_argument(
+        "--entry", choices=("asgi", "direct"), default="asgi", help="how funade's app is called"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="funade-bench-inproc-") as tmp:
         work = Path(tmp)
@@ -147,6 +167,7 @@ def main() -> None:
             prepared = prepare("lr", work, client)
         config = ServeConfig(source="lr:1", name="lr", max_latency_ms=0)
         ours = build_app(config, load_settings())
+        entry: App = _direct(ours) if args.entry == "direct" else ours
         floor = make_app(prepared.estimator, "lr")
         rows = distinct_rows(args.rows * 64, FEATURES, seed=3)
         lines = [
@@ -168,7 +189,7 @@ def main() -> None:
                     ]
                     path = form.path("lr")
                     floor_us = await _drive(floor, path, bodies, args.seconds, args.concurrency)
-                    ours_us = await _drive(ours, path, bodies, args.seconds, args.concurrency)
+                    ours_us = await _drive(entry, path, bodies, args.seconds, args.concurrency)
                     signature = _signature(prepared.input_name)
                     decode = _decode_cost(form, bodies, signature, 20)
                     lines.append(
@@ -179,7 +200,8 @@ def main() -> None:
 
         uvloop.run(run())
     print(f"\n{machine()}\n\n`.venv/bin/python -m benchmarks.gateway.inproc --rows {args.rows} "
-          f"--concurrency {args.concurrency} --seconds {args.seconds:g}` — CPU µs per request, "
+          f"--concurrency {args.concurrency} --seconds {args.seconds:g} --entry {args.entry}` — "
+          "CPU µs per request, "
           "in-process\n")  # fmt: skip
     print("\n".join(lines))
 

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "docs/gateway.md). Off: every request is its own call, as the benchmark's unmerged "
         "row measures.",
     )
+    serve_server: Literal["lean", "uvicorn"] = Field(
+        default="lean",
+        description="The HTTP server of `funade serve` (every replica) with one worker. `lean`: "
+        "funade's own HTTP/1.1 server on httptools and uvloop (the gateway's), which calls the "
+        "inference routes without ASGI (docs/serving.md). `uvicorn`: uvicorn on the same parser "
+        "and loop. With `--workers` above 1, uvicorn always (its worker processes).",
+    )
     gateway_url: str | None = Field(
         default=None,
         description="The gateway's address as browsers and phones reach it (for try-it links "

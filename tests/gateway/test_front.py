@@ -1,4 +1,4 @@
-"""The gateway on its lean HTTP/1.1 front (``funade.gateway.front``): every route answers as on
+"""The gateway on its lean HTTP/1.1 front (``funade.web.front``): every route answers as on
 uvicorn, and the front keeps connections alive, answers pipelined requests in order, sends
 ``100 Continue``, reads chunked bodies, answers HEAD without a body, speaks HTTP/1.0, streams
 ASGI answers, pauses reading while the client does not read, and stops gracefully."""
@@ -18,8 +18,8 @@ import pytest
 import uvloop
 
 from funade.gateway.app import Gateway
-from funade.gateway.front import Front, LifespanError, Limits
 from funade.store import Database
+from funade.web.front import Front, LifespanError, Limits
 from tests.deploy.conftest import Plane
 from tests.gateway.rawhttp import Reader, chunked, connect, request
 from tests.servers import serve, serve_front

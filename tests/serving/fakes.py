@@ -3,6 +3,7 @@ built by the registry, and real servers over them on free ports."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from funade.registry.package import Labels, build_package, load_package
 from funade.serving.app import create_model_app
 from funade.serving.config import ServeConfig
 from funade.serving.runtime import Loaded
-from tests.servers import serve
+from tests.servers import serve, serve_front
 from tests.serving.models import Arithmetic
 
 
@@ -45,11 +46,14 @@ def loaded(directory: Path, name: str = "calc", version: str | None = "1") -> Lo
 
 @contextmanager
 def running(model: Loaded | Path, ready: bool = True, **options: Any) -> Iterator[tuple[str, Any]]:
-    """A real model server on a free port serving ``model``; yields its URL and the app."""
+    """A real model server on a free port serving ``model``; yields its URL and the app. Served
+    as ``funade serve`` serves it by default, on the lean front (inference through its direct
+    entry), or on uvicorn (the ASGI entry) with ``FUNADE_TEST_SERVE_SERVER=uvicorn``."""
     target = model if isinstance(model, Loaded) else loaded(model)
     config = ServeConfig(source=target.name, name=target.name, **options)
     app = create_model_app(config, lambda: target)
-    with serve(app) as url:
+    server = os.environ.get("FUNADE_TEST_SERVE_SERVER", "lean")
+    with serve_front(app) if server == "lean" else serve(app) as url:
         if ready:
             wait_ready(url)
         yield url, app

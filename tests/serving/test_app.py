@@ -38,6 +38,14 @@ from tests.serving.fakes import (
 from tests.serving.models import HANG, Arithmetic, Fixed
 
 
+@pytest.fixture(autouse=True, params=["lean", "uvicorn"])
+def http_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both of ``funade serve``'s servers: the lean front (inference through
+    ``InferenceFastPath.reply``) and uvicorn (through its ASGI entry), which answer alike."""
+    monkeypatch.setenv("FUNADE_TEST_SERVE_SERVER", request.param)
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def calc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return arithmetic_package(tmp_path_factory.mktemp("calc") / "package")

@@ -40,19 +40,28 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, server: str = "") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNADE_")}
     env["FUNADE_HOME"] = str(home)
+    if server:
+        env["FUNADE_SERVE_SERVER"] = server
     env["COLUMNS"] = "400"  # the announcement on one line
     return env
 
 
 @contextmanager
-def funade_serve(home: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``funade serve ARGS --port 0`` in its own process; yields it and its URL once ready."""
+def funade_serve(
+    home: Path, *args: str, server: str = ""
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``funade serve ARGS --port 0`` in its own process (on ``server``, ``serve_server``'s
+    choice; default: the setting's default); yields it and its URL once ready."""
     command = [sys.executable, "-m", "funade", "serve", *args, "--port", "0"]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(home)
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(home, server),
     )
     try:
         assert process.stdout is not None
@@ -74,10 +83,15 @@ def funade_serve(home: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str]
             process.stdout.close()
 
 
-def test_serves_a_registry_alias_and_finishes_in_flight_requests_on_sigterm(home: Path) -> None:
-    with funade_serve(home, "slow@production") as (process, url):
-        meta = httpx.get(f"{url}/v2/models/slow").json()
-        assert meta["versions"] == ["1"]
+@pytest.mark.parametrize("server", ["lean", "uvicorn"])
+def test_serves_a_registry_alias_and_finishes_in_flight_requests_on_sigterm(
+    home: Path, server: str
+) -> None:
+    with funade_serve(home, "slow@production", server=server) as (process, url):
+        answer = httpx.get(f"{url}/v2/models/slow")
+        assert answer.json()["versions"] == ["1"]
+        # the server it runs on: uvicorn names itself, the lean front does not
+        assert answer.headers.get("server") == ("uvicorn" if server == "uvicorn" else None)
         result: list[httpx.Response] = []
 
         def slow_request() -> None:
@@ -92,7 +106,7 @@ def test_serves_a_registry_alias_and_finishes_in_flight_requests_on_sigterm(home
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
         worker.join(timeout=30)
-        # uvicorn re-raises the signal once the in-flight request is done
+        # the signal is raised again once the in-flight request is done (as uvicorn does)
         assert process.wait(timeout=30) == -signal.SIGTERM
         assert result[0].status_code == 200
         assert result[0].json() == {"predictions": [[1.5]]}

@@ -4,51 +4,15 @@ the parts of a request the gateway looks at (deployment, key, sticky user)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Any
 
-import orjson
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
-Reply = tuple[int, Headers, bytes]
-"""An answer: status, headers (names lower-case; no ``content-length``, the server adds it) and
-body."""
-
-
-@dataclass(slots=True)
-class Call:
-    """One request as the gateway's direct entry (``Gateway.reply``) takes it: what the lean
-    front (``front.py``) parsed, or an ASGI scope's fields. The body is read through
-    ``receive``, ASGI's callable, so the key is checked and the route's limit known before any of
-    it is read."""
-
-    method: str
-    path: str
-    """Percent-decoded, as ASGI's ``path``."""
-    raw_path: bytes
-    query: bytes
-    headers: Headers
-    client: tuple[str, int] | None
-    receive: Receive
-
-    @classmethod
-    def of(cls, scope: Scope, receive: Receive) -> Call:
-        raw: bytes = scope.get("raw_path") or scope["path"].encode()
-        return cls(
-            scope["method"],
-            scope["path"],
-            raw,
-            scope.get("query_string", b""),
-            scope["headers"],
-            scope.get("client"),
-            receive,
-        )
-
+from funade.web.call import Call as Call  # the gateway's names for the shared types
+from funade.web.call import Headers as Headers
+from funade.web.call import Receive as Receive
+from funade.web.call import Reply as Reply
+from funade.web.call import Scope as Scope
+from funade.web.call import Send as Send
+from funade.web.call import error_body as error_body
 
 STICKY_HEADER = b"x-funade-user"
 STICKY_COOKIE = "funade-user"
@@ -177,14 +141,6 @@ async def respond(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def error_body(code: str, message: str, fix: str = "") -> bytes:
-    """The Open Inference Protocol's error shape, as the model server answers it: ``error`` a
-    sentence with its fix (what tritonclient and KServe's client read), and the ``code`` and
-    ``fix`` apart for programs."""
-    text = f"{message} {fix}" if fix and fix not in message else message
-    return orjson.dumps({"error": text, "code": code, "fix": fix})
 
 
 async def error(send: Send, refusal: Refused) -> None:

@@ -21,10 +21,10 @@ from funade.deploy.backends.local import process_start_ticks
 from funade.errors import FunadeError
 from funade.fileutil import write_atomically
 from funade.gateway.app import Gateway
-from funade.gateway.front import Front
 from funade.serving.server import bind
 from funade.settings import Settings
 from funade.store import Database
+from funade.web.front import Front
 
 
 def gateway_app(settings: Settings, db: Database) -> Gateway:

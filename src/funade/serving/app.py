@@ -48,10 +48,12 @@ from funade.serving.runtime import (
     check_inputs,
 )
 from funade.serving.workers import WorkerPeers
+from funade.web.call import Call, Headers, Reply
 
 log = logging.getLogger("funade.serving")
 
 JSON = "application/json"
+_JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
 _HEADER_LENGTH = protocol.HEADER_LENGTH.encode()
 EXTENSIONS = [
     protocol.BINARY_EXTENSION,
@@ -87,10 +89,10 @@ def create_model_app(
         yield
         await runtime.stop()
 
-    def loaded_for(request: Request) -> Loaded:
+    def loaded_for(params: dict[str, Any]) -> Loaded:
         loaded = runtime.require_ready()
-        name = request.path_params.get("name")
-        version = request.path_params.get("version")
+        name = params.get("name")
+        version = params.get("version")
         if name not in (None, loaded.name) or (
             version is not None and version != (loaded.version or "1")
         ):
@@ -104,11 +106,11 @@ def create_model_app(
             )
         return loaded
 
-    async def inputs_of(request: Request, loaded: Loaded, body: Body) -> Tensors:
+    async def inputs_of(loaded: Loaded, body: Body) -> Tensors:
         """Image bodies decoded into the model's image input (off the event loop)."""
         signature = loaded.model.signature
         name, spec = _image_input(signature, loaded.name)
-        files = await uploaded_files(request, body)
+        files = await uploaded_files(body)
         assert spec.image is not None
         batch = await run_in_threadpool(
             decode_images, files, spec.image, spec.name, spec.datatype, spec.shape
@@ -127,27 +129,29 @@ def create_model_app(
         return _json(protocol.server_metadata("funade", __version__, EXTENSIONS))
 
     async def model_metadata(request: Request) -> Response:
-        async def handle() -> Response:
-            return _metadata(loaded_for(request))
+        async def handle() -> Reply:
+            return _metadata(loaded_for(request.path_params))
 
-        return await _guard(metrics, "v2", handle, inference=False)
+        return _response(await _guard(metrics, "v2", handle, inference=False))
 
     async def model_ready(request: Request) -> Response:
         try:
-            loaded_for(request)
+            loaded_for(request.path_params)
         except NotReadyError:
             return _json({"ready": False}, 503)
         except NotServedError as exc:
             return _error(exc, 404)
         return _json({"ready": runtime.ready}, 200 if runtime.ready else 503)
 
-    async def infer(request: Request) -> Response:
-        async def handle() -> Response:
-            loaded = loaded_for(request)
-            body = await read_body(request, config.max_body_bytes, timeout)
+    async def infer(call: Call, params: dict[str, str]) -> Reply:
+        """``POST /v2/models/{name}[/versions/{version}]/infer``."""
+
+        async def handle() -> Reply:
+            loaded = loaded_for(params)
+            body = await read_body(call.headers, call.receive, config.max_body_bytes, timeout)
             infer_request = None
             if body.kind == "image":
-                inputs = await inputs_of(request, loaded, body)
+                inputs = await inputs_of(loaded, body)
             else:
                 header = body.header(_HEADER_LENGTH)
                 if body.kind == "binary" and header is None:
@@ -171,31 +175,37 @@ def create_model_app(
             payload, headers = protocol.encode_infer_response(
                 response, infer_request, loaded.model.signature.labels
             )
-            return Response(payload, headers=headers)
+            if headers == _PLAIN_JSON:
+                return 200, _JSON_HEADERS, payload
+            return 200, [(k.encode(), v.encode()) for k, v in headers.items()], payload
 
         return await _guard(metrics, "v2", handle)
 
     async def v1_status(request: Request) -> Response:
-        async def handle() -> Response:
-            loaded = loaded_for(request)
-            return _json({"name": loaded.name, "ready": runtime.ready})
+        async def handle() -> Reply:
+            loaded = loaded_for(request.path_params)
+            return _json_reply({"name": loaded.name, "ready": runtime.ready})
 
-        return await _guard(metrics, "v1", handle, inference=False)
+        return _response(await _guard(metrics, "v1", handle, inference=False))
 
-    async def v1_predict(request: Request) -> Response:
-        async def handle() -> Response:
-            loaded = loaded_for(request)
-            body = await read_body(request, config.max_body_bytes, timeout, binary_allowed=False)
+    async def v1_predict(call: Call, params: dict[str, str]) -> Reply:
+        """``POST /v1/models/{name}:predict``."""
+
+        async def handle() -> Reply:
+            loaded = loaded_for(params)
+            body = await read_body(
+                call.headers, call.receive, config.max_body_bytes, timeout, binary_allowed=False
+            )
             signature = loaded.model.signature
             if body.kind == "image":
-                inputs = await inputs_of(request, loaded, body)
+                inputs = await inputs_of(loaded, body)
             else:
                 v1 = protocol.decode_v1_request(body.data)
                 tensors = protocol.v1_to_tensors(v1, [s.name for s in signature.inputs])
                 inputs = check_inputs({k: (None, v) for k, v in tensors.items()}, signature)
             primary = signature.outputs[0].name if signature.outputs else None
             outputs = await runtime.infer(inputs, frozenset([primary]) if primary else None)
-            return Response(protocol.encode_v1_response(outputs, primary=primary), media_type=JSON)
+            return 200, _JSON_HEADERS, protocol.encode_v1_response(outputs, primary=primary)
 
         return await _guard(metrics, "v1", handle)
 
@@ -204,23 +214,23 @@ def create_model_app(
         return _json({"status": "alive"}, 200 if runtime.live else 503)
 
     async def model_config(request: Request) -> Response:
-        async def handle() -> Response:
-            loaded = loaded_for(request)
+        async def handle() -> Reply:
+            loaded = loaded_for(request.path_params)
             model = loaded.model
-            return _json(
+            return _json_reply(
                 triton.model_config(
                     loaded.name, model.flavor, model.signature, config.max_batch_size
                 )
             )
 
-        return await _guard(metrics, "v2", handle, inference=False)
+        return _response(await _guard(metrics, "v2", handle, inference=False))
 
     async def model_stats(request: Request) -> Response:
-        async def handle() -> Response:
-            loaded = loaded_for(request)
-            return _json(triton.statistics(loaded.name, loaded.version or "1", metrics))
+        async def handle() -> Reply:
+            loaded = loaded_for(request.path_params)
+            return _json_reply(triton.statistics(loaded.name, loaded.version or "1", metrics))
 
-        return await _guard(metrics, "v2", handle, inference=False)
+        return _response(await _guard(metrics, "v2", handle, inference=False))
 
     async def repository_index(_request: Request) -> Response:
         loaded = runtime.loaded
@@ -248,10 +258,17 @@ def create_model_app(
             document.append(orjson.dumps(doc))
         return Response(document[0], media_type=JSON)
 
+    async def infer_route(request: Request) -> Response:  # (the fast path answers these)
+        return _response(await infer(Call.of(request.scope, request.receive), request.path_params))
+
+    async def v1_predict_route(request: Request) -> Response:
+        call = Call.of(request.scope, request.receive)
+        return _response(await v1_predict(call, request.path_params))
+
     routes = [  # inference first: the router tries them in order
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-        Route("/v1/models/{name}:predict", v1_predict, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/infer", infer_route, methods=["POST"]),
+        Route("/v1/models/{name}:predict", v1_predict_route, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer_route, methods=["POST"]),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
         Route("/v2", server_metadata),
@@ -276,6 +293,9 @@ def create_model_app(
     return InferenceFastPath(app, v2=infer, v1=v1_predict, token=config.token)
 
 
+_PLAIN_JSON = {"content-type": protocol.JSON_CONTENT_TYPE}
+
+
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (BodyTimeoutError, 408),
     (UnsupportedMediaTypeError, 415),
@@ -291,18 +311,17 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
 async def _guard(
     metrics: ServingMetrics,
     protocol_name: str,
-    handle: Callable[[], Awaitable[Response]],
+    handle: Callable[[], Awaitable[Reply]],
     inference: bool = True,
-) -> Response:
+) -> Reply:
     """Run a handler, turning every failure into the protocol's error shape, and count it
     (``inference``: a prediction, which the statistics extension counts)."""
     started = time.perf_counter()
-    inflight = metrics.inflight_now
-    inflight.inc()
+    metrics.begin()
     try:
         response = await handle()
     except ClientDisconnect:
-        response = _error(
+        response = _error_reply(
             InvalidInputError(
                 "The request body was cut off before its declared length.",
                 field="body",
@@ -315,12 +334,13 @@ async def _guard(
         if status == 500:
             log.warning("model error: %s: %s", type(exc).__name__, exc)
             message = f"The model failed on this input: {type(exc).__name__}: {exc}"
-            response = _error(RuntimeError(message[:500]), 500)
+            response = _error_reply(RuntimeError(message[:500]), 500)
         else:
-            response = _error(exc, status)
-    finally:
-        inflight.dec()
-    metrics.count(protocol_name, response.status_code, time.perf_counter() - started, inference)
+            response = _error_reply(exc, status)
+    except BaseException:  # cancelled (a stop that could not wait): no answer to count
+        metrics.abandoned()
+        raise
+    metrics.count(protocol_name, response[0], time.perf_counter() - started, inference)
     return response
 
 
@@ -420,9 +440,9 @@ def _header_length(value: str | None) -> int | None:
     return int(value)
 
 
-def _metadata(loaded: Loaded) -> Response:
+def _metadata(loaded: Loaded) -> Reply:
     signature = loaded.model.signature
-    return _json(
+    return _json_reply(
         protocol.model_metadata(
             loaded.name,
             [loaded.version or "1"],
@@ -433,11 +453,27 @@ def _metadata(loaded: Loaded) -> Response:
     )
 
 
+def _json_reply(content: Any, status: int = 200) -> Reply:
+    return status, _JSON_HEADERS, orjson.dumps(content)
+
+
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type=JSON)
 
 
+def _response(reply: Reply) -> Response:
+    """A ``Reply`` as Starlette's ``Response`` (for the routes Starlette answers)."""
+    status, headers, body = reply
+    response = Response(body, status_code=status)
+    response.raw_headers[:0] = headers  # before its content-length, as given headers go
+    return response
+
+
 def _error(exc: Exception, status: int) -> Response:
+    return _response(_error_reply(exc, status))
+
+
+def _error_reply(exc: Exception, status: int) -> Reply:
     """``{"error": message}`` (what OIP clients read), with the error's details if it has them."""
     try:
         if isinstance(exc, FunadeError):
@@ -449,7 +485,7 @@ def _error(exc: Exception, status: int) -> Response:
     except orjson.JSONEncodeError:  # text UTF-8 cannot hold (a lone surrogate): the gist
         text = str(exc).encode("utf-8", "replace").decode("utf-8")
         body = protocol.error_body(text)
-    return Response(body, status_code=status, media_type=JSON)
+    return status, _JSON_HEADERS, body
 
 
 def default_name(source: str) -> str:

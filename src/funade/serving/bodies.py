@@ -23,11 +23,12 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 
 from funade.errors import InvalidInputError, PayloadTooLargeError
+from funade.web.call import Receive
 
 Kind = Literal["json", "binary", "image"]
 
@@ -89,12 +90,18 @@ def _kind(content_type: bytes, *, binary_allowed: bool) -> tuple[Kind, str]:
 
 
 async def read_body(
-    request: Request, limit: int, timeout: float, *, binary_allowed: bool = True
+    raw_headers: list[tuple[bytes, bytes]],
+    receive: Receive,
+    limit: int,
+    timeout: float,
+    *,
+    binary_allowed: bool = True,
 ) -> Body:
-    """The whole body, refused past ``limit`` bytes (413) — by its declared length before
+    """The whole body (its request's ``raw_headers``, names lower-case, read through ASGI's
+    ``receive``), refused past ``limit`` bytes (413) — by its declared length before
     anything is read, else as it streams in — or if it has not arrived within ``timeout``
     seconds (408: a client that stalls or never sends what it declared)."""
-    headers = dict(request.scope["headers"])  # one pass, not one list scan per lookup
+    headers = dict(raw_headers)  # one pass, not one list scan per lookup
     kind, media_type = _kind(headers.get(b"content-type", b""), binary_allowed=binary_allowed)
     encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
     if encoding not in _ENCODINGS:
@@ -110,7 +117,6 @@ async def read_body(
         raise _too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    receive = request.receive  # straight from the server: no async generator per request
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -171,7 +177,7 @@ def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
-async def uploaded_files(request: Request, body: Body) -> list[bytes]:
+async def uploaded_files(body: Body) -> list[bytes]:
     """The files of an image body: the body itself for ``image/*``, every file part (in order)
     of a multipart upload."""
     if body.media_type != "multipart/form-data":
@@ -196,7 +202,8 @@ async def uploaded_files(request: Request, body: Body) -> list[bytes]:
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body.data
 
-    parser = MultiPartParser(request.headers, stream(), max_files=MAX_FILES, max_fields=100)
+    headers = Headers(raw=list(body.headers.items()))
+    parser = MultiPartParser(headers, stream(), max_files=MAX_FILES, max_fields=100)
     try:
         form = await parser.parse()
     except MultiPartException as exc:

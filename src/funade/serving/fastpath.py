@@ -1,21 +1,27 @@
-"""The model server's ASGI front: a replica's token checked on every request but the probes, and
+"""The model server's front door: a replica's token checked on every request but the probes, and
 inference requests sent straight to their handlers, around Starlette's router (``app.py`` builds
-the handlers and the app behind it)."""
+the handlers and the app behind it).
+
+Two entries reach the same handlers: ``reply`` (the lean front's direct entry, ``funade.web``:
+a ``Call`` in, a ``Reply`` out, no ASGI) and the ASGI app itself (``__call__``: uvicorn, tests,
+several workers), which answers every request as ``reply`` would."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from funade.web.call import Call, Headers, Reply, send_reply
 
 JSON = "application/json"
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Call, dict[str, str]], Awaitable[Reply]]
+"""An inference route's handler: the request, its path parameters; the answer."""
 
 
 class InferenceFastPath:
@@ -35,24 +41,38 @@ class InferenceFastPath:
         self._v1 = v1
         self._expected = f"Bearer {token}".encode() if token else None
 
+    def takes(self, path: str) -> bool:
+        """Whether ``reply`` answers ``path`` (the inference routes, for any method)."""
+        return _inference_route(path) is not None
+
+    async def reply(self, call: Call) -> Reply:
+        """The answer to an inference route's request (``takes``), its token checked before any
+        of its body is read."""
+        if self._expected is not None and not _presents(call.headers, self._expected):
+            return UNAUTHORIZED
+        found = _inference_route(call.path)
+        if found is None or call.method != "POST":  # Starlette's 405, as on ASGI
+            return await _through(self.app, call)
+        protocol_name, params = found
+        handler = self._v2 if protocol_name == "v2" else self._v1
+        return await handler(call, params)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self._expected is not None
-            and scope["type"] == "http"
-            and scope["path"] not in OPEN_PATHS
-            and not _presents(scope["headers"], self._expected)
-        ):
-            await _unauthorized(send)
-            return
-        if scope["type"] == "http" and scope["method"] == "POST":
-            found = _inference_route(scope["path"])
-            if found is not None:
-                protocol_name, params = found
-                scope["path_params"] = params
-                handler = self._v2 if protocol_name == "v2" else self._v1
-                response = await handler(Request(scope, receive))
-                await response(scope, receive, send)
+        if scope["type"] == "http":
+            if (
+                self._expected is not None
+                and scope["path"] not in OPEN_PATHS
+                and not _presents(scope["headers"], self._expected)
+            ):
+                await send_reply(send, UNAUTHORIZED)
                 return
+            if scope["method"] == "POST":
+                found = _inference_route(scope["path"])
+                if found is not None:
+                    protocol_name, params = found
+                    handler = self._v2 if protocol_name == "v2" else self._v1
+                    await send_reply(send, await handler(Call.of(scope, receive), params))
+                    return
         await self.app(scope, receive, send)
 
 
@@ -67,26 +87,50 @@ def _presents(headers: list[tuple[bytes, bytes]], expected: bytes) -> bool:
     return False
 
 
-async def _unauthorized(send: Send) -> None:
-    body = orjson.dumps(
+UNAUTHORIZED: Reply = (
+    401,
+    [(b"content-type", JSON.encode()), (b"www-authenticate", b"Bearer")],
+    orjson.dumps(
         {
             "error": "This model server answers only its gateway.",
             "code": "unauthenticated",
             "fix": "Call the deployment through the gateway (/v2/models/<deployment>/infer).",
         }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b"Bearer"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    ),
+)
+
+
+async def _through(app: Starlette, call: Call) -> Reply:
+    """``call`` answered by the ASGI ``app``, its answer gathered (no ``content-length``)."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": None,
+        "client": call.client,
+        "scheme": "http",
+        "method": call.method,
+        "root_path": "",
+        "path": call.path,
+        "raw_path": call.raw_path,
+        "query_string": call.query,
+        "headers": call.headers,
+        "state": {},
+    }
+    status = 500
+    headers: Headers = []
+    chunks: list[bytes] = []
+
+    async def send(message: Any) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [(k, v) for k, v in message.get("headers", []) if k != b"content-length"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, call.receive, send)
+    return status, headers, b"".join(chunks)
 
 
 def _inference_route(path: str) -> tuple[str, dict[str, str]] | None:

@@ -96,7 +96,7 @@ class ModelRuntime:
             if self._on_load_failure is not None:
                 loop.call_soon_threadsafe(self._on_load_failure, exc)
             return
-        self.metrics.load_seconds.labels(self.metrics.model).set(time.perf_counter() - started)
+        self.metrics.loaded(time.perf_counter() - started)
         loop.call_soon_threadsafe(self._become_ready, loaded)
 
     def _become_ready(self, loaded: Loaded) -> None:
@@ -175,11 +175,7 @@ class ModelRuntime:
             )
 
     def _record_batch(self, stats: BatchStats) -> None:
-        self.metrics.batch_size_of.observe(stats.rows)
-        self.metrics.call_seconds_of.inc(stats.call_seconds)
-        queue = self.metrics.queue_of
-        for seconds in stats.queue_seconds:
-            queue.observe(seconds)
+        self.metrics.batch(stats.rows, stats.call_seconds, stats.queue_seconds)
 
 
 def _batchable(signature: Signature) -> bool:

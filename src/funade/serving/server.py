@@ -1,5 +1,9 @@
 """Running the model server: one process, or N worker processes behind one port.
 
+One process is served by funade's lean HTTP/1.1 front (``funade.web.front``, the gateway's; the
+inference routes through its direct entry, ``InferenceFastPath.reply``) or, with the setting
+``serve_server = "uvicorn"``, by uvicorn. Several workers are uvicorn's worker processes.
+
 With several workers, each process builds its own app from the config in the environment
 (``FUNADE_SERVE_CONFIG``) and loads the model from the node's digest cache (fetched once);
 Prometheus metrics are then aggregated across processes through a shared directory.
@@ -8,15 +12,16 @@ Prometheus metrics are then aggregated across processes through a shared directo
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import socket
 import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-
-import uvicorn
+from typing import Any
 
 from funade.deploy.replicaurl import UNIX_PATH_MAX, unix_url
 from funade.errors import FunadeError, InvalidInputError, ModelLoadError
@@ -28,6 +33,7 @@ from funade.serving.runtime import Loaded
 from funade.serving.source import load_source, pin_source
 from funade.serving.workers import WorkerPeers, watch_parent
 from funade.settings import Settings, load_settings
+from funade.web.front import Front, Limits
 
 CONFIG_ENV = "FUNADE_SERVE_CONFIG"
 PEERS_ENV = "FUNADE_SERVE_PEERS"
@@ -140,19 +146,22 @@ def serve(
         done()
 
 
-class _Server(uvicorn.Server):
+def _uvicorn_server(
+    app: InferenceFastPath, options: dict[str, object], done: Callable[[], None]
+) -> Any:
     """uvicorn's server, calling ``done`` once it has shut down (uvicorn then raises the signal
-    that stopped it again, so nothing after ``run`` would)."""
+    that stopped it again, so nothing after ``run`` would). uvicorn is imported only here and
+    for several workers: the lean front does not need it (a replica's start)."""
+    import uvicorn
 
-    def __init__(self, config: uvicorn.Config, done: Callable[[], None]) -> None:
-        super().__init__(config)
-        self.done = done
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().shutdown(sockets)
+            finally:
+                done()
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().shutdown(sockets)
-        finally:
-            self.done()
+    return Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
 
 
 def _serve(
@@ -174,6 +183,9 @@ def _serve(
         "proxy_headers": False,  # believe no X-Forwarded-For (replicas are on loopback or a socket)
         "ws": "none",  # no websockets: their library is not even imported (a replica's start)
     }
+    if config.workers == 1 and settings.serve_server == "lean":
+        _serve_lean(config, settings, sock, done)
+        return
     if config.workers == 1:
         failures: list[BaseException] = []
 
@@ -182,7 +194,7 @@ def _serve(
             server.should_exit = True
 
         app = build_app(config, settings, on_load_failure=failed)
-        server = _Server(uvicorn.Config(app, **options), done)  # type: ignore[arg-type]
+        server = _uvicorn_server(app, options, done)
         server.run(sockets=[sock])
         if failures:
             raise _as_load_error(failures[0], config.source)
@@ -196,6 +208,8 @@ def _serve(
         metrics_dir = os.path.join(state, "metrics")
         os.mkdir(metrics_dir)
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        import uvicorn
+
         uvicorn.run(
             "funade.serving.server:app_factory",
             factory=True,
@@ -203,6 +217,31 @@ def _serve(
             workers=config.workers,
             **options,  # type: ignore[arg-type]
         )
+
+
+def _serve_lean(
+    config: ServeConfig, settings: Settings, sock: socket.socket, done: Callable[[], None]
+) -> None:
+    """One process on the lean front. As on uvicorn: a model that fails to load stops the
+    server and its error is raised; SIGTERM or SIGINT stops it gracefully (requests in flight
+    finish, at most ``GRACEFUL_SECONDS``), then the signal is raised again with the handler
+    there before (SIGTERM's default: the process ends as killed by it, as on uvicorn)."""
+    if not logging.getLogger().handlers:  # warnings and faults to stderr, as uvicorn's
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(message)s")
+    failures: list[BaseException] = []
+
+    def failed(exc: BaseException) -> None:
+        failures.append(exc)
+        front.stop()
+
+    app = build_app(config, settings, on_load_failure=failed)
+    front = Front(app, direct=app, limits=Limits(graceful_seconds=GRACEFUL_SECONDS))
+    front.run([sock])
+    done()
+    if failures:
+        raise _as_load_error(failures[0], config.source)
+    if front.signalled is not None:  # its handler is back to Python's (SIGINT) or the default
+        signal.raise_signal(front.signalled)
 
 
 def _as_load_error(exc: BaseException, source: str) -> FunadeError:

@@ -1,76 +1,36 @@
-"""The gateway's lean HTTP/1.1 server: an ``asyncio.Protocol`` on httptools (llhttp) and uvloop.
-
-uvicorn's request cycle (a scope, ASGI messages, an event and a task per request, header checks)
-cost the gateway ~62 µs of CPU per request where a minimal protocol on the same parser and loop
-costs ~19 µs (benchmarks/gateway). This server calls the gateway's model routes directly
-(``Gateway.takes`` / ``Gateway.reply``: method, path, headers, body in; status, headers, body
-out) and every other route (health, metrics, try-it pages, server-level routes) through a
-minimal ASGI adapter onto the same app; it runs the app's lifespan. The setting
-``gateway_server`` chooses it or uvicorn.
-
-At the public edge (docs/security.md):
-
-- llhttp in its strict mode refuses what request smuggling needs (``Content-Length`` with
-  ``Transfer-Encoding``, a second or invalid ``Content-Length``, a bad chunk size, a
-  ``Transfer-Encoding`` that does not end in chunked, bare CR or LF, invalid header bytes): 400,
-  and the connection is closed. So are an invalid method, target or version (505 for a version
-  other than HTTP/1.0 or 1.1).
-- The request head is at most ``max_head_bytes`` (32 KiB, as nginx's 4 x 8 KiB buffers) and
-  ``max_headers`` (100, as Envoy) lines: 431 and close. A head still arriving is counted read
-  by read, from the first read after the one it began in, so at most the limit and one read
-  (uvloop reads up to 256 KiB) of an unfinished head is held.
-- Bodies are read as the app asks, under its limit (the deployment's ``max_body_bytes``; 413):
-  at most 64 KiB of a body the app has not asked for is held before reading pauses.
-- A request head must arrive whole within ``header_timeout`` (10 s) and a body must not stall
-  for ``body_timeout`` (30 s): 408 and close (slow clients). A kept-alive connection idle for
-  ``keep_alive_timeout`` (5 s, as uvicorn) is closed; so is one whose client has not read its
-  answers for ``body_timeout``.
-- Pipelined requests are answered one at a time, in order (reading pauses while one waits).
-  Reading pauses too while the socket's write buffer is full.
-- ``Expect: 100-continue`` gets its interim answer when the app first reads the body (not when
-  it refuses first). HEAD answers carry no body. HTTP/1.0 is kept alive only when it asks.
-- Past ``max_connections`` open connections (10,000, and at most half the open files the
-  process may have), a new one gets a 503 and is closed.
-- A fault in the app is a 500 without details (the log has the traceback).
-
-Answers carry a ``date`` header and, unlike uvicorn's, no ``server`` header.
-
-SIGTERM or SIGINT stops it gracefully: it stops accepting, closes idle kept-alive connections,
-lets requests in flight finish (at most ``graceful_seconds``, 30 s) and closes each connection
-after its answer, then runs the app's lifespan shutdown.
-"""
+"""One client connection of the lean front (``front.py``): an ``asyncio.Protocol`` on httptools
+(llhttp, strict) that parses requests, enforces the limits and timeouts (``Limits``), answers
+each request in turn through the app's direct entry (``Direct``) or its ASGI adapter
+(``asgi.py``), and pauses reading while an answer waits or the client reads slowly."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import http
 import logging
-import resource
-import signal
-import socket
-import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, Protocol, cast
 
 import httptools
 
-from funade.gateway.http import Call, Headers, Receive, Reply, Scope, Send, error_body
+from funade.web.asgi import answer_asgi
+from funade.web.call import Call, Headers, Receive, Reply, Scope, Send, error_body
 
-log = logging.getLogger("funade.gateway.front")
+log = logging.getLogger("funade.web.front")
 
 Message = MutableMapping[str, Any]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Direct(Protocol):
-    """An app's non-ASGI entry for some routes (``Gateway``'s model routes)."""
+    """An app's non-ASGI entry for some routes (``Gateway``'s model routes,
+    ``InferenceFastPath``'s inference routes)."""
 
     def takes(self, path: str) -> bool: ...
 
@@ -107,7 +67,6 @@ INTERNAL_BODY = error_body(
     "The server failed while handling this request; its log has the details.",
     "Retry; if it happens again, report it with the server's log.",
 )
-_BAD_HEADER = frozenset(b"\r\n\x00")
 
 
 class _Refuse(Exception):
@@ -465,104 +424,7 @@ class _Connection(asyncio.Protocol):
             await request.waiter
 
     async def _asgi(self, request: _Request) -> None:
-        """Answer ``request`` with the ASGI app (buffered or streamed answers)."""
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": request.version,
-            "server": self.server,
-            "client": self.client,
-            "scheme": "http",
-            "method": request.method,
-            "root_path": "",
-            "path": request.path,
-            "raw_path": request.raw_path,
-            "query_string": request.query,
-            "headers": request.headers,
-            "state": {},
-        }
-        state: dict[str, Any] = {"status": 0, "headers": None, "framing": "", "done": False}
-        body_done = False
-
-        async def receive() -> Message:
-            nonlocal body_done
-            if body_done:  # the body was read whole: what comes next is the disconnect
-                while not request.disconnected and not state["done"]:
-                    request.waiter = self.loop.create_future()
-                    await request.waiter
-                return {"type": "http.disconnect"}
-            message = await self._receive(request)
-            if message["type"] == "http.disconnect" or not message["more_body"]:
-                body_done = True
-            return message
-
-        async def send(message: Message) -> None:
-            if request.disconnected or state["done"]:
-                return
-            kind = message["type"]
-            if kind == "http.response.start":
-                if state["headers"] is not None:
-                    raise RuntimeError("http.response.start sent twice")
-                headers = [(bytes(k).lower(), bytes(v)) for k, v in message.get("headers", ())]
-                for name, value in headers:
-                    if _BAD_HEADER.intersection(name) or _BAD_HEADER.intersection(value):
-                        raise RuntimeError(f"header {name!r} holds CR, LF or NUL")
-                state["status"], state["headers"] = int(message["status"]), headers
-            elif kind == "http.response.body":
-                headers = state["headers"]
-                if headers is None:
-                    raise RuntimeError("http.response.body before http.response.start")
-                body: bytes = message.get("body", b"")
-                more: bool = message.get("more_body", False)
-                head_only = request.method == "HEAD"
-                if not state["framing"]:  # the first body message: the head goes out now
-                    if _has(headers, b"content-length"):
-                        state["framing"] = "length"
-                    elif not more:
-                        state["framing"] = "length"
-                        if not head_only:
-                            headers.append((b"content-length", str(len(body)).encode()))
-                    elif request.version == "1.1":
-                        state["framing"] = "chunked"
-                        headers.append((b"transfer-encoding", b"chunked"))
-                    else:  # HTTP/1.0 streamed: the body ends when the connection does
-                        state["framing"] = "close"
-                        request.keep_alive = False
-                    head = self._head(request, state["status"], headers, None)
-                else:
-                    head = b""
-                chunked = state["framing"] == "chunked"
-                if body and not head_only:
-                    head += b"%x\r\n%b\r\n" % (len(body), body) if chunked else body
-                if not more and chunked and not head_only:
-                    head += b"0\r\n\r\n"
-                if head:
-                    self._write(head)
-                if not more:
-                    state["done"] = True
-                    request.wake()
-                    self._finished(request)
-                elif self.write_paused:
-                    await self._drain()
-            else:
-                raise RuntimeError(f"unexpected ASGI message {kind!r}")
-
-        try:
-            await self.shared.app(scope, receive, send)
-        except Exception:
-            log.exception("the server failed on %s %s", request.method, request.path)
-            if not state["done"] and not request.disconnected:
-                if not request.answered:
-                    self._internal(request)
-                elif self.transport is not None:
-                    self.transport.close()
-            return
-        if not state["done"] and not request.disconnected:
-            if not request.answered:
-                log.error("the app answered nothing to %s %s", request.method, request.path)
-                self._internal(request)
-            elif self.transport is not None:  # an answer left unfinished cannot be ended
-                self.transport.close()
+        await answer_asgi(self, request)
 
     async def _drain(self) -> None:
         if self.write_paused and not self.closed:
@@ -696,182 +558,6 @@ class _Connection(asyncio.Protocol):
             self.closed = True
 
 
-def _has(headers: Headers, name: bytes) -> bool:
-    return any(k == name for k, _ in headers)
-
-
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().rstrip(".")
     return text or type(exc).__name__
-
-
-# The server ------------------------------------------------------------------------------
-
-
-class LifespanError(RuntimeError):
-    """The app's lifespan startup failed."""
-
-
-class Front:
-    """Serves ``app`` (and ``direct``'s routes without ASGI) on sockets until told to stop."""
-
-    def __init__(
-        self, app: App, *, direct: Direct | None = None, limits: Limits = Limits()
-    ) -> None:
-        self.app = app
-        self.direct = direct
-        self.limits = limits
-        self.started = threading.Event()
-        self.ports: list[int] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._forced = False
-
-    def run(self, sockets: Iterable[socket.socket]) -> None:
-        """Serve on ``sockets`` with uvloop until SIGTERM or SIGINT (or ``stop``)."""
-        import uvloop
-
-        uvloop.run(self.serve(list(sockets), signals=True))
-
-    def stop(self) -> None:
-        """Begin the graceful stop (from any thread)."""
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None:
-            loop.call_soon_threadsafe(stop.set)
-
-    def _signal(self) -> None:
-        assert self._stop is not None
-        if self._stop.is_set():  # a second signal: do not wait for requests in flight
-            self._forced = True
-        self._stop.set()
-
-    async def serve(self, sockets: list[socket.socket], *, signals: bool = False) -> None:
-        loop = self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        if signals:
-            for number in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(number, self._signal)
-        lifespan = _Lifespan(self.app)
-        shared = _Shared(self.app, self.direct, _within_open_files(self.limits))
-        servers: list[asyncio.Server] = []
-        try:
-            await lifespan.startup()
-            for sock in sockets:
-                server = await loop.create_server(
-                    lambda: _Connection(shared), sock=sock, backlog=2048
-                )
-                servers.append(server)
-                self.ports.append(sock.getsockname()[1])
-            sweeper = loop.create_task(self._sweep(shared))
-            self.started.set()
-            await self._stop.wait()
-            sweeper.cancel()
-            await self._shutdown(shared, servers)
-        finally:
-            for server in servers:
-                server.close()
-            for sock in sockets:  # handed over: closed with the servers
-                sock.close()
-            await lifespan.shutdown()
-            if signals:
-                for number in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(number)
-
-    async def _sweep(self, shared: _Shared) -> None:
-        """Close connections whose client ran out of time (several checks a timeout)."""
-        limits = self.limits
-        tick = min(1.0, limits.keep_alive_timeout, limits.header_timeout, limits.body_timeout) / 4
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(tick)
-            shared.tick()
-            now = loop.time()
-            for connection in list(shared.connections):
-                if connection.deadline and connection.deadline <= now:
-                    connection.expire(now)
-
-    async def _shutdown(self, shared: _Shared, servers: list[asyncio.Server]) -> None:
-        shared.stopping = True
-        for server in servers:
-            server.close()  # no new connections
-        for connection in list(shared.connections):
-            connection.shutdown()
-        deadline = time.monotonic() + self.limits.graceful_seconds
-
-        def in_flight() -> list[asyncio.Task[None]]:
-            tasks = (c.task for c in shared.connections)
-            return [t for t in tasks if t is not None and not t.done()]
-
-        while (tasks := in_flight()) and time.monotonic() < deadline and not self._forced:
-            await asyncio.wait(tasks, timeout=0.1)
-            for connection in list(shared.connections):
-                connection.shutdown()
-        if tasks := in_flight():
-            log.warning("%d requests still in flight were cancelled", len(tasks))
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks, timeout=1)
-        for connection in list(shared.connections):
-            if connection.transport is not None:
-                connection.transport.close()
-
-
-def _within_open_files(limits: Limits) -> Limits:
-    """``limits`` with at most half the process's open files for client connections (the rest
-    for its connections to replicas and the store), raising the soft limit to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        wanted = min(hard, 1 << 16) if hard != resource.RLIM_INFINITY else 1 << 16
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
-            soft = max(soft, wanted)
-    most = max(16, soft // 2)
-    if limits.max_connections <= most:
-        return limits
-    return dataclasses.replace(limits, max_connections=most)
-
-
-class _Lifespan:
-    """Runs an ASGI app's lifespan: startup before serving, shutdown after."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.started = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.failure: str | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def startup(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-        await self.inbox.put({"type": "lifespan.startup"})
-        waiting = asyncio.ensure_future(self.started.wait())
-        await asyncio.wait([waiting, self.task], return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
-        if self.failure is not None or not self.started.is_set():
-            raise LifespanError(f"the app did not start: {self.failure or 'it returned'}")
-
-    async def shutdown(self) -> None:
-        if self.task is None or self.task.done():
-            return
-        await self.inbox.put({"type": "lifespan.shutdown"})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.task), 30)
-
-    async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-
-        async def send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "lifespan.startup.complete":
-                self.started.set()
-            elif kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
-                self.failure = str(message.get("message", kind))
-            elif kind == "lifespan.shutdown.complete":
-                self.ended.set()
-
-        try:
-            await self.app(scope, self.inbox.get, send)
-        except Exception as exc:
-            log.exception("the app's lifespan failed")
-            self.failure = f"{type(exc).__name__}: {exc}"
