@@ -187,7 +187,11 @@ def launch(
 
 
 def wait_for(
-    predicate: object, what: str, timeout: float = 120, detail: list[str] | None = None
+    predicate: object,
+    what: str,
+    timeout: float = 120,
+    detail: list[str] | None = None,
+    poll: float = POLL,
 ) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
@@ -195,7 +199,7 @@ def wait_for(
         if time.monotonic() > deadline:
             said = f" (last: {detail[-1]})" if detail else ""
             raise RuntimeError(f"timed out waiting for {what}{said}")
-        time.sleep(POLL)
+        time.sleep(poll)
 
 
 def api_up(process: subprocess.Popen[bytes], log: Path) -> tuple[str, str]:
@@ -225,7 +229,12 @@ def _status(method: str, url: str, **options: object) -> int:
 
 
 def cold_start(
-    work: Path, idle_seconds: float, settle: float, funade_command: str = OWN, cores: str = ""
+    work: Path,
+    idle_seconds: float,
+    settle: float,
+    funade_command: str = OWN,
+    cores: str = "",
+    api_poll: float = POLL,
 ) -> Round:
     from benchmarks.serving.models import MODEL_KINDS, dataset, infer_body, predictions
 
@@ -267,7 +276,7 @@ def cold_start(
                     return True
                 return False
 
-            wait_for(seen, "the rollout")
+            wait_for(seen, "the rollout", poll=api_poll)
         headers = {"X-API-Key": key, "content-type": "application/json"}
         infer = f"{gateway}/v2/models/lr/infer"
 
@@ -378,6 +387,13 @@ def parse_args() -> argparse.Namespace:
         help="run the whole platform (`funade up`, the gateway, the replica) on core 0 "
         "(`taskset -c 0`); the benchmark's own requests stay free",
     )
+    parser.add_argument(
+        "--api-poll",
+        type=float,
+        default=POLL,
+        help="seconds between polls of the API for the rollout (each costs it a request: on "
+        "one core, CPU taken from the cold start; 0.1 with --pin)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--label", default="", help="a name for this run's section")
     parser.add_argument(
@@ -446,7 +462,7 @@ def main() -> None:
         for name in order:
             with tempfile.TemporaryDirectory(prefix="funade-bench-platform-") as tmp:
                 idle = args.idle_seconds if last else 0
-                got = cold_start(Path(tmp), idle, args.settle, targets[name], cores)
+                got = cold_start(Path(tmp), idle, args.settle, targets[name], cores, args.api_poll)
                 empty[name].append(empty_home(Path(tmp), targets[name], cores))
             rounds[name].append(got)
             marks = "  ".join(f"{k} {v:.2f}" for k, v in got.marks.items())
