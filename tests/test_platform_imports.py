@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from funade.settings import Settings
 from funade.store import Database
+from tests.gateway.test_prefork import healthz
 from tests.security.platform import funade_up
 
 IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
@@ -95,7 +94,7 @@ def test_funade_up_forks_its_gateway_after_the_imports_both_need(tmp_path: Path)
     with funade_up(tmp_path / "home", PYTHONPROFILEIMPORTTIME="1") as up:
         name, parent = _stat(up.gateway_pid)
         assert (name, parent) == ("funade-gateway", up.process.pid)
-        assert httpx.get(f"{up.gateway_url}/healthz").status_code == 200
+        assert healthz(up.gateway_url).status_code == 200
         own = imported((up.home / "gateway.log").read_text())  # after the fork: its own
         api = imported("".join(up.seen))
     assert {"funade.gateway.app", "funade.gateway.front", "uvloop", "prometheus_client"} <= own
@@ -132,13 +131,7 @@ def test_python_m_funade_gateway_imports_what_it_serves_with_only(
             assert gateway.poll() is None, "the gateway exited"
             assert time.monotonic() < deadline, "the gateway did not bind"
             time.sleep(0.02)
-        url = url_file.read_text()
-        for _ in range(500):  # it binds, then builds its app
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.02)
+        assert healthz(url_file.read_text()).status_code == 200
         gateway.send_signal(signal.SIGTERM)
         _, report = gateway.communicate(timeout=60)
     modules = imported(report)

@@ -93,6 +93,17 @@ def _comm(pid: int) -> str:
     return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
+def healthz(url: str) -> httpx.Response:
+    """The gateway's health, once it listens (it says where once bound, then builds its app)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(f"{url}/healthz")
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the gateway does not listen"
+            time.sleep(0.02)
+
+
 def test_a_forked_gateway_serves_once_started_and_stops(
     settings: Settings, database: Database
 ) -> None:
@@ -109,7 +120,7 @@ def test_a_forked_gateway_serves_once_started_and_stops(
         pid = int(started["pid"])
         assert _comm(pid) == "funade-gateway"
         assert os.getsid(pid) == pid, "a session of its own"
-        health = httpx.get(f"{started['url']}/healthz")
+        health = healthz(str(started["url"]))
         assert health.status_code == 200
         assert health.json()["table_error"] is None
         assert (settings.home / "gateway.log").read_text().startswith("funade gateway at http://")
