@@ -114,12 +114,28 @@ def process_tree(root: int) -> dict[int, str]:
 def _label(pid: int, root: int) -> str:
     if pid == root:
         return "funade up (API, controller, scheduler)"
+    got = _stat(pid)
     command = _cmdline(pid)
-    if " gateway" in command:
+    # The gateway: forked from `funade up` (its name says so; its command line is up's), or
+    # `python -m funade.gateway`, or `funade gateway` (an older install).
+    if (got is not None and got[1] == "funade-gateway") or " gateway" in command:
+        return "gateway"
+    if " funade.gateway" in command:
         return "gateway"
     if " serve " in command:
         return "replica (funade serve)"
     return "replica worker" if "multiprocessing" in command or not command else command[:60]
+
+
+def cpu_seconds(root: int) -> dict[str, float]:
+    """User + system CPU seconds ``root`` and the processes under it have used since they
+    started, by label, plus ``"total"``: on one core, the wall time they cannot overlap."""
+    out: dict[str, float] = {}
+    for pid, label in process_tree(root).items():
+        if (got := _stat(pid)) is not None:
+            out[label] = out.get(label, 0.0) + got[2]
+    out["total"] = sum(out.values())
+    return out
 
 
 def idle_cpu(root: int, seconds: float) -> dict[str, float]:
@@ -147,13 +163,21 @@ def idle_cpu(root: int, seconds: float) -> dict[str, float]:
 class Round:
     marks: dict[str, float] = field(default_factory=dict)
     idle: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds by process at the first prediction (``cpu_seconds``)."""
 
 
 OWN = str(Path(sys.executable).with_name("funade"))
 
 
-def launch(home: Path, log: Path, funade_command: str = OWN) -> subprocess.Popen[bytes]:
+def launch(
+    home: Path, log: Path, funade_command: str = OWN, cores: str = ""
+) -> subprocess.Popen[bytes]:
+    """`funade up` over ``home``; on ``cores`` (a ``taskset`` list, inherited by the gateway and
+    the replicas) if given."""
     command = [funade_command, "up", "--port", "0", "--gateway-port", "0"]
+    if cores:
+        command = ["taskset", "-c", cores, *command]
     # As root, the replica runs as its project's user: its sandbox must be reachable by it.
     home.parent.chmod(0o711)
     env = {**os.environ, "FUNADE_HOME": str(home), "COLUMNS": "400",
@@ -163,7 +187,11 @@ def launch(home: Path, log: Path, funade_command: str = OWN) -> subprocess.Popen
 
 
 def wait_for(
-    predicate: object, what: str, timeout: float = 120, detail: list[str] | None = None
+    predicate: object,
+    what: str,
+    timeout: float = 120,
+    detail: list[str] | None = None,
+    poll: float = POLL,
 ) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
@@ -171,7 +199,7 @@ def wait_for(
         if time.monotonic() > deadline:
             said = f" (last: {detail[-1]})" if detail else ""
             raise RuntimeError(f"timed out waiting for {what}{said}")
-        time.sleep(POLL)
+        time.sleep(poll)
 
 
 def api_up(process: subprocess.Popen[bytes], log: Path) -> tuple[str, str]:
@@ -200,7 +228,14 @@ def _status(method: str, url: str, **options: object) -> int:
         return 0
 
 
-def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: str = OWN) -> Round:
+def cold_start(
+    work: Path,
+    idle_seconds: float,
+    settle: float,
+    funade_command: str = OWN,
+    cores: str = "",
+    api_poll: float = POLL,
+) -> Round:
     from benchmarks.serving.models import MODEL_KINDS, dataset, infer_body, predictions
 
     home = work / "home"
@@ -216,7 +251,7 @@ def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: s
     log = work / "up.log"
     began_wall = time.time()
     began = time.monotonic()
-    process = launch(home, log, funade_command)
+    process = launch(home, log, funade_command, cores)
     try:
         api, gateway = api_up(process, log)
         result.marks["api"] = time.monotonic() - began
@@ -241,7 +276,7 @@ def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: s
                     return True
                 return False
 
-            wait_for(seen, "the rollout")
+            wait_for(seen, "the rollout", poll=api_poll)
         headers = {"X-API-Key": key, "content-type": "application/json"}
         infer = f"{gateway}/v2/models/lr/infer"
 
@@ -256,6 +291,7 @@ def cold_start(work: Path, idle_seconds: float, settle: float, funade_command: s
                 result.marks.setdefault("routed", now)
             if answer.status_code == 200 and predictions(answer.content) == expected:
                 result.marks["predicted"] = now
+                result.cpu = cpu_seconds(process.pid)
                 return True
             return False
 
@@ -317,12 +353,12 @@ def _admin_key(home: Path) -> str:
     return str(json.loads((home / "credentials").read_text())["api_key"])
 
 
-def empty_home(work: Path, funade_command: str = OWN) -> float:
+def empty_home(work: Path, funade_command: str = OWN, cores: str = "") -> float:
     """`funade up` over an empty home (schema, default project, admin key) to its API answering."""
     home = work / "empty"
     home.mkdir()
     began = time.monotonic()
-    process = launch(home, work / "empty.log", funade_command)
+    process = launch(home, work / "empty.log", funade_command, cores)
     try:
         api_up(process, work / "empty.log")
         return time.monotonic() - began
@@ -345,6 +381,19 @@ def parse_args() -> argparse.Namespace:
         help="seconds between the first prediction and the idle window (the gateway reloads "
         "its table faster for 30 s after it changed)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the whole platform (`funade up`, the gateway, the replica) on core 0 "
+        "(`taskset -c 0`); the benchmark's own requests stay free",
+    )
+    parser.add_argument(
+        "--api-poll",
+        type=float,
+        default=POLL,
+        help="seconds between polls of the API for the rollout (each costs it a request: on "
+        "one core, CPU taken from the cold start; 0.1 with --pin)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--label", default="", help="a name for this run's section")
     parser.add_argument(
@@ -356,7 +405,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def report(rounds: list[Round], empty: list[float], idle_seconds: float) -> str:
+def report(rounds: list[Round], empty: list[float], idle_seconds: float, where: str = "") -> str:
     def median(key: str) -> float:
         return statistics.median(r.marks[key] for r in rounds)
 
@@ -377,16 +426,26 @@ def report(rounds: list[Round], empty: list[float], idle_seconds: float) -> str:
     each = " · ".join(f"{t:.2f}" for t in empty)
     lines.append(f"| *apart:* empty home → API answers | {statistics.median(empty):.2f} | | "
                  f"{each} |")  # fmt: skip
+    labels = [label for label in rounds[0].cpu if label != "total"] + ["total"]
+    spent = ["| process | CPU s to the first prediction (median) | rounds |", "|---|---|---|"]
+    for label in labels:
+        values = [r.cpu.get(label, 0.0) for r in rounds]
+        name = f"**{label}**" if label == "total" else label
+        spent.append(f"| {name} | {statistics.median(values):.2f} | "
+                     f"{' · '.join(f'{v:.2f}' for v in values)} |")  # fmt: skip
     idle = rounds[-1].idle
     cpu = ["| process | CPU, % of one core |", "|---|---|"]
     cpu += [f"| {label} | {value:.2f} |" for label, value in idle.items() if label != "total"]
     cpu.append(f"| **total** | **{idle.get('total', 0.0):.2f}** |")
     return "\n\n".join([
-        f"Cold start, launch of `funade up` to a first prediction through the gateway "
+        f"Cold start, launch of `funade up` to a first prediction through the gateway{where} "
         f"({len(rounds)} round(s), a fresh home each with `lr` registered beforehand):",
         "\n".join(lines),
-        f"Idle, one deployment (1 replica), no traffic, over {idle_seconds:g} s (last round):",
-        "\n".join(cpu),
+        "CPU time (user + system) each process had used at the first prediction: on one core, "
+        "the part of the cold start they cannot overlap:",
+        "\n".join(spent),
+        *([f"Idle, one deployment (1 replica), no traffic, over {idle_seconds:g} s (last round):",
+           "\n".join(cpu)] if idle_seconds > 0 else []),
     ])  # fmt: skip
 
 
@@ -394,6 +453,7 @@ def main() -> None:
     args = parse_args()
     began = time.perf_counter()
     targets = {"this": OWN, **({"baseline": args.baseline} if args.baseline else {})}
+    cores = "0" if args.pin else ""
     rounds: dict[str, list[Round]] = {name: [] for name in targets}
     empty: dict[str, list[float]] = {name: [] for name in targets}
     for index in range(args.rounds):
@@ -402,11 +462,12 @@ def main() -> None:
         for name in order:
             with tempfile.TemporaryDirectory(prefix="funade-bench-platform-") as tmp:
                 idle = args.idle_seconds if last else 0
-                got = cold_start(Path(tmp), idle, args.settle, targets[name])
-                empty[name].append(empty_home(Path(tmp), targets[name]))
+                got = cold_start(Path(tmp), idle, args.settle, targets[name], cores, args.api_poll)
+                empty[name].append(empty_home(Path(tmp), targets[name], cores))
             rounds[name].append(got)
             marks = "  ".join(f"{k} {v:.2f}" for k, v in got.marks.items())
             idle_total = f"  idle {got.idle['total']:.2f} %" if got.idle else ""
+            idle_total += f"  cpu {got.cpu.get('total', 0.0):.2f} s"
             print(f"round {index + 1} {name}: {marks}  empty home {empty[name][-1]:.2f}"
                   f"{idle_total}", flush=True)  # fmt: skip
     command = " ".join(["python -m benchmarks.platform.bench_platform", *sys.argv[1:]])
@@ -414,11 +475,12 @@ def main() -> None:
     for name in targets:
         if len(targets) > 1:
             parts.append(f"**{name}** (`{targets[name]}`):")
-        parts.append(report(rounds[name], empty[name], args.idle_seconds))
+        where = ", the whole platform on core 0" if args.pin else ""
+        parts.append(report(rounds[name], empty[name], args.idle_seconds, where))
     section = "\n\n".join(parts)
     print(f"\n{section}")
     if not args.no_results:
-        key = f"platform{'-' + args.label if args.label else ''}"
+        key = f"platform{'-' + args.label if args.label else ''}{'-pinned' if args.pin else ''}"
         with mock.patch.object(harness, "RESULTS", RESULTS):
             harness.write_section(key, f"Platform: idle and cold start {args.label}", section)
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from funade.cli.output import console, console_err
 
 if TYPE_CHECKING:
+    from funade.gateway.prefork import ForkedGateway
     from funade.gateway.server import GatewayProcess
     from funade.sandbox.layout import Sandbox
     from funade.settings import Settings
@@ -43,16 +44,26 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     from funade.bootstrap import bootstrap, open_database
     from funade.deploy.backends import BackendContext, load_backend
     from funade.deploy.controller import ControllerLock
+    from funade.gateway.prefork import fork_gateway
+    from funade.gateway.server import running_gateway
     from funade.sandbox.layout import Sandbox, secure_home
 
     create_backend = load_backend(settings.backend)  # an unavailable one: refused before all
     sandbox = Sandbox.from_settings(settings)
     secure_home(settings.home)
-    db = open_database(settings, migrate=True)
-    home = bootstrap(settings, db)
-    lock = ControllerLock(settings.home / "controller.lock")
-    if not lock.acquire():
-        raise PlatformBusyError(settings.home, lock.path)
+    # The gateway's process, forked now that what it shares with this one is imported, before
+    # the store is opened or a thread started; it imports the rest while the API is built, and
+    # serves once told to (gateway/prefork.py). None: started as its own program later.
+    forked = fork_gateway(settings) if running_gateway(settings) is None else None
+    try:
+        db = open_database(settings, migrate=True)
+        home = bootstrap(settings, db)
+        lock = ControllerLock(settings.home / "controller.lock")
+        if not lock.acquire():
+            raise PlatformBusyError(settings.home, lock.path)
+    except BaseException:
+        _cancel(forked)
+        raise
     from funade.artifacts import ArtifactStore
 
     artifacts = ArtifactStore.from_settings(settings)
@@ -66,13 +77,14 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
             settings, BackendContext(sandbox=sandbox, fetch=artifacts.open, api_url=api.get)
         )
     except BaseException:
+        _cancel(forked)
         lock.release()
         db.dispose()
         raise
-    # The gateway's process starts (its interpreter, its imports) while this one imports and
-    # builds the API: a second of the start that used to come before it.
+    # The gateway starts serving (or its process starts, when it was not forked: its
+    # interpreter, its imports) while this process imports and builds the API.
     gateway_starting = _Background(
-        lambda: _ensure_gateway(settings, settings.host, settings.gateway_port)
+        lambda: _ensure_gateway(settings, settings.host, settings.gateway_port, forked)
     )
     import uvicorn
 
@@ -189,10 +201,17 @@ class _Address:
 T = TypeVar("T")
 
 
-def _ensure_gateway(settings: Settings, host: str, port: int) -> GatewayProcess:
+def _ensure_gateway(
+    settings: Settings, host: str, port: int, forked: ForkedGateway | None
+) -> GatewayProcess:
     from funade.gateway.server import ensure_gateway
 
-    return ensure_gateway(settings, host, port)
+    return ensure_gateway(settings, host, port, forked=forked)
+
+
+def _cancel(forked: ForkedGateway | None) -> None:
+    if forked is not None and forked.pending:
+        forked.cancel()
 
 
 class _Background(Generic[T]):

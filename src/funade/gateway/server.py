@@ -1,4 +1,10 @@
-"""Running the gateway: `funade gateway`, and the process `funade up` starts and adopts."""
+"""Running the gateway: its server (`funade gateway`, and ``python -m funade.gateway``, the process
+`funade up` starts and adopts) and that process's start, adoption and stop.
+
+Importing this module imports nothing of the server: `funade up` imports it to start and stop the
+gateway's process, and :func:`serve_gateway` imports what it serves with (the app, the lean front
+or uvicorn) when it is called. ``tests/gateway/test_imports.py`` guards both processes' imports.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +13,28 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from funade.bootstrap import open_database
-from funade.deploy.backends.local import process_start_ticks
 from funade.errors import FunadeError
-from funade.fileutil import write_atomically
-from funade.gateway.app import Gateway
-from funade.serving.server import bind
-from funade.settings import Settings
-from funade.store import Database
-from funade.web.front import Front
+
+if TYPE_CHECKING:
+    from funade.gateway.app import Gateway
+    from funade.gateway.prefork import ForkedGateway
+    from funade.settings import Settings
+    from funade.store import Database
 
 
 def gateway_app(settings: Settings, db: Database) -> Gateway:
     """The gateway app as ``settings`` configure it."""
+    from funade.gateway.app import Gateway
+
     return Gateway(db, trusted_proxies=settings.trusted_proxies, merge=settings.gateway_merge)
 
 
@@ -36,12 +42,16 @@ def serve_gateway(
     settings: Settings, host: str, port: int, *, announce: Callable[[str], None] | None = None
 ) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish first."""
+    from funade.bootstrap import open_database
+
     db = open_database(settings, migrate=False)
-    sock = bind(host, port)
+    sock = _bind(host, port)
     if announce is not None:
         announce(f"http://{host}:{sock.getsockname()[1]}")
     app = gateway_app(settings, db)
     if settings.gateway_server == "lean":
+        from funade.web.front import Front
+
         if not logging.getLogger().handlers:  # warnings and faults to stderr, as uvicorn's
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(message)s")
         try:
@@ -49,6 +59,8 @@ def serve_gateway(
         finally:
             db.dispose()
         return
+    import uvicorn
+
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -56,6 +68,7 @@ def serve_gateway(
         access_log=False,
         http="httptools",
         loop="uvloop",
+        ws="none",  # no websockets: their library is not even imported
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
@@ -63,6 +76,17 @@ def serve_gateway(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         db.dispose()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port``, inherited by the server's workers (as
+    ``funade.serving.server.bind``, whose module imports the model server)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,8 @@ def _record_path(settings: Settings) -> Path:
 def running_gateway(settings: Settings) -> GatewayProcess | None:
     """The gateway an earlier `funade up` started, if it still runs (its pid and start time
     match the record), else None."""
+    from funade.deploy.backends.local import process_start_ticks
+
     try:
         record = json.loads(_record_path(settings).read_text())
         pid, ticks, url = int(record["pid"]), int(record["start_ticks"]), str(record["url"])
@@ -89,24 +115,33 @@ def running_gateway(settings: Settings) -> GatewayProcess | None:
     return GatewayProcess(pid, url, adopted=True)
 
 
-def ensure_gateway(settings: Settings, host: str, port: int, timeout: float = 60) -> GatewayProcess:
+def ensure_gateway(
+    settings: Settings,
+    host: str,
+    port: int,
+    timeout: float = 60,
+    *,
+    forked: ForkedGateway | None = None,
+) -> GatewayProcess:
     """Adopt the running gateway, or start one in a session of its own (it outlives a crashed
-    control plane, and serves from its last routing table meanwhile)."""
+    control plane, and serves from its last routing table meanwhile): ``forked``, the process
+    `funade up` forked for it (``prefork.py``), else ``python -m funade.gateway``."""
+    from funade.deploy.backends.local import process_start_ticks
+    from funade.fileutil import write_atomically
+
     found = running_gateway(settings)
     if found is not None:
+        if forked is not None:
+            forked.cancel()
         return found
     url_file = settings.home / "gateway.url"
     url_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "funade", "gateway", "--host", host, "--port", str(port)]
-    with open(settings.home / "gateway.log", "ab") as log:
-        child = subprocess.Popen(
-            [*command, "--url-file", str(url_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "FUNADE_HOME": str(settings.home), "COLUMNS": "1000"},
-        )
+    child: ForkedGateway | subprocess.Popen[bytes]
+    if forked is not None:
+        forked.start(host, port)
+        child = forked
+    else:
+        child = _spawn(settings, host, port, url_file)
     deadline = time.monotonic() + timeout
     while not url_file.exists():
         if child.poll() is not None or time.monotonic() > deadline:
@@ -118,11 +153,25 @@ def ensure_gateway(settings: Settings, host: str, port: int, timeout: float = 60
                 value=port,
                 fix="Choose a free port with --gateway-port (or FUNADE_GATEWAY_PORT).",
             )
-        time.sleep(0.05)
+        time.sleep(0.01)  # `funade up`'s API waits for it
     url = url_file.read_text().strip()
     record = {"pid": child.pid, "start_ticks": process_start_ticks(child.pid) or 0, "url": url}
     write_atomically(_record_path(settings), json.dumps(record))
     return GatewayProcess(child.pid, url, adopted=False)
+
+
+def _spawn(settings: Settings, host: str, port: int, url_file: Path) -> subprocess.Popen[bytes]:
+    # Not `funade gateway`: the command line (typer, rich) would be a fifth of its imports.
+    command = [sys.executable, "-m", "funade.gateway", "--host", host, "--port", str(port)]
+    with open(settings.home / "gateway.log", "ab") as log:
+        return subprocess.Popen(
+            [*command, "--url-file", str(url_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "FUNADE_HOME": str(settings.home), "COLUMNS": "1000"},
+        )
 
 
 def stop_gateway(settings: Settings, grace_seconds: float = 30) -> None:
@@ -136,4 +185,6 @@ def stop_gateway(settings: Settings, grace_seconds: float = 30) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(found.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # a gateway this process forked: reaped
+        os.waitpid(found.pid, os.WNOHANG)
     _record_path(settings).unlink(missing_ok=True)

@@ -37,7 +37,6 @@ from funade.deploy.service import now
 from funade.deploy.stats import read_figures
 from funade.errors import ConflictError, NotFoundError
 from funade.projects import DEFAULT_PROJECT, get_project
-from funade.registry.flavors import loads_code
 from funade.store.schema import Deployment, ModelVersion, Project, ReplicaRecord, Rollout
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
@@ -161,6 +160,8 @@ def check_code(principal: Principal, project: Project, version: ModelVersion) ->
     deploy code (the deploy-code scope) or the project trusts code."""
     runs_code = version.runs_code
     if runs_code is None:  # registered before it was recorded
+        from funade.registry.flavors import loads_code  # numpy, every flavor: not at start
+
         runs_code = loads_code(version.manifest)
     if runs_code:
         principal.require_code(

@@ -15,8 +15,6 @@ from funade.artifacts import iter_members, parse_digest
 from funade.errors import NotFoundError
 from funade.projects import get_project
 from funade.registry import service as registry
-from funade.registry.flavors import loads_code
-from funade.registry.package import check_package_members
 from funade.store.schema import Artifact
 
 router = APIRouter(prefix="/api/v1/projects/{project}/models/{model}/versions", tags=["versions"])
@@ -43,6 +41,10 @@ def create_version(
                 fix="Upload the package first (PUT /api/v1/projects/{project}/artifacts/{digest}).",
             )
         size = artifact.size
+    # numpy, pydantic models and every flavor: imported on the first registration, not at start.
+    from funade.registry.flavors import loads_code
+    from funade.registry.package import check_package_members
+
     # Read the package outside any transaction: it may be large, and nothing is stored yet.
     manifest = check_package_members(
         iter_members(state.artifacts.open(digest), max_member_bytes=CHECK_BYTES)
