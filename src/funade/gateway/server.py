@@ -24,6 +24,7 @@ from funade.gateway.app import Gateway
 from funade.gateway.front import Front
 from funade.serving.server import bind
 from funade.settings import Settings
+from funade.urls import http_url
 
 
 def serve_gateway(
@@ -33,7 +34,7 @@ def serve_gateway(
     db = open_database(settings, migrate=False)
     sock = bind(host, port)
     if announce is not None:
-        announce(f"http://{host}:{sock.getsockname()[1]}")
+        announce(http_url(host, sock.getsockname()[1]))
     app = Gateway(db, trusted_proxies=settings.trusted_proxies)
     if settings.gateway_server == "lean":
         if not logging.getLogger().handlers:  # warnings and faults to stderr, as uvicorn's
