@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from funade.artifacts import ArtifactStore
+from funade.cli.output import console
 from funade.client import Client
 from funade.deploy.backends import Replica, ReplicaSpec, ReplicaState
 from funade.deploy.backends.local import LocalBackend
@@ -76,7 +77,7 @@ def test_a_building_replicas_detail_is_shown(
 
     (replica,) = remote.get_deployment("calc").replicas
     assert (replica.state, replica.detail) == ("starting", f"building image {TAG}")
-    monkeypatch.setenv("COLUMNS", "200")  # the table's rows on one line each
+    monkeypatch.setattr(console, "width", 200)  # the table's rows on one line each
     shown = cli("deployments", "show", "calc")
     assert shown.code == 0, shown.err
     (row,) = [line for line in shown.out.splitlines() if "calc-1-abc" in line]
