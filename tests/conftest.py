@@ -40,6 +40,33 @@ def _postgres_reachable() -> str | None:
         return str(exc)
 
 
+PODMAN_GROUP = "podman"
+"""The xdist group of every test module that runs the real podman (``podman_ready``)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs with ``--dist loadgroup`` (pyproject.toml), each test module a group of its
+    own, so it is spread module by module as ``loadscope`` spread it (a module's tests, and its
+    module-scoped fixtures, on one worker), except that every module with a test that runs the
+    real podman (the ``podman_ready`` fixture: it builds, runs or removes images) is in the one
+    group ``podman``: one worker, one test at a time. Two builds at once make two cache entries
+    for the same step, of which a later build may take the other one; a removal during a build
+    deletes the untagged parents of the image removed, which the build may be using as its cache
+    (either made test_podman_build.py's layer-reuse check fail in CI). Another run of the suite
+    on the same machine at the same time can still do either."""
+    podman = {i.nodeid.split("::", 1)[0] for i in items if "podman_ready" in _fixtures(i)}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::", 1)[0]
+            group = PODMAN_GROUP if module in podman else module
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _fixtures(item: pytest.Item) -> list[str]:
+    return list(getattr(item, "fixturenames", ()))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """The request counts the reliability scenarios attach to their reports (tests/reliability/;
     here, because with pytest-xdist only the root conftest is loaded where the summary prints)."""

@@ -46,13 +46,22 @@ def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 @contextmanager
-def serve_front(app: Any, host: str = "127.0.0.1", limits: Limits | None = None) -> Iterator[str]:
+def serve_front(
+    app: Any,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    *,
+    sock: socket.socket | None = None,
+) -> Iterator[str]:
     """Serve ``app`` (a ``Gateway``: its model routes called directly) on the lean front
-    (``funade.web.front``) on a free port, in a thread with its own uvloop loop; yield its
-    base URL. Leaving waits for its graceful stop."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    (``funade.web.front``), as `funade gateway` does, on a free port (or on ``sock``, bound
+    already), in a thread with its own uvloop loop; yield its base URL. Leaving waits for its
+    graceful stop."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+    host = sock.getsockname()[0]
     direct = app if hasattr(app, "reply") else None
     front = Front(app, direct=direct, limits=limits or Limits())
     failed: list[BaseException] = []

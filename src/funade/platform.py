@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from funade.cli.output import console, console_err
+from funade.urls import http_url
 
 if TYPE_CHECKING:
     from funade.gateway.prefork import ForkedGateway
@@ -69,7 +70,7 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     artifacts = ArtifactStore.from_settings(settings)
     # Replicas get the API's URL: the configured one now, the bound one once the server is up
     # (they differ only for port 0, when no replica can have been told it before).
-    api = _Address(f"http://{settings.host}:{settings.port}" if settings.port else "")
+    api = _Address(http_url(settings.host, settings.port) if settings.port else "")
     # Before the gateway: a backend that cannot start (a cluster it cannot reach) stops `funade
     # up` with only the lock to let go of.
     try:
@@ -122,7 +123,7 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
                 return
             time.sleep(0.02)
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
-        url = f"http://{settings.host}:{bound}"
+        url = http_url(settings.host, bound)
         api.value = url
         launcher = Launcher(url, db, settings, sandbox)
         app.state.funade.launcher = launcher

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +220,57 @@ def test_sigterm_stops_a_unix_server_and_removes_its_socket(tmp_path: Path) -> N
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == -signal.SIGTERM  # uvicorn raises the signal again once done
         assert not path.exists()
+
+
+def _slow_unix_server(path: Path, accepted: threading.Event, release: threading.Event) -> None:
+    """Answer one request on ``path`` once ``release`` is set (``accepted`` set on connect)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        server.settimeout(10)
+        connection, _ = server.accept()
+        with connection:
+            accepted.set()
+            connection.recv(65536)
+            release.wait(10)
+            connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+
+def test_a_client_let_go_while_a_request_uses_it_is_closed_after_the_answer(
+    tmp_path: Path,
+) -> None:
+    """A request under way when its client is let go (``keep``) and the whole object closed (a
+    backend closing while its thread still probes) gets its answer; the client is closed then,
+    its socket with it (the suite fails on a socket left to the garbage collector)."""
+    path = tmp_path / "slow.sock"
+    accepted, release = threading.Event(), threading.Event()
+    server = threading.Thread(target=_slow_unix_server, args=(path, accepted, release))
+    server.start()
+    while not path.exists():
+        time.sleep(0.01)
+    http = ReplicaHTTP(5, keep=1)
+    answers: list[httpx.Response | BaseException] = []
+
+    def ask() -> None:
+        try:
+            answers.append(http.get(unix_url(str(path)), "/v2/health/ready"))
+        except BaseException as exc:
+            answers.append(exc)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    assert accepted.wait(10)
+    with pytest.raises(httpx.ConnectError):  # another socket: the slow one's client let go
+        http.get(unix_url(str(tmp_path / "gone.sock")), "/v2/health/ready")
+    assert list(http._unix) == [str(tmp_path / "gone.sock")]
+    http.close()
+    release.set()
+    asking.join(10)
+    server.join(10)
+    (answer,) = answers
+    assert isinstance(answer, httpx.Response), answer
+    assert (answer.status_code, answer.text) == (200, "ok")
+    assert (http._busy, http._retired) == ({}, set()), "closed once answered"
+    with pytest.raises(httpx.ConnectError):  # after close: a client for the call alone
+        http.get(unix_url(str(path)), "/v2/health/ready")
+    assert (http._busy, http._retired) == ({}, set())

@@ -68,6 +68,25 @@ def test_unknown_deployments_and_paths(gateway: tuple[str, Gateway], calc: Plane
     assert httpx.get(f"{url}/api/v1/whoami").status_code == 404
 
 
+def test_a_trailing_slash_is_a_404_in_the_protocols_shape_never_a_redirect(
+    gateway: tuple[str, Gateway], calc: Plane
+) -> None:
+    """`/v2/` is no route at the gateway; `/v2/models/calc/` is forwarded, and the replica's
+    answer is a 404 too (not a 307 whose Location would name the replica's own address)."""
+    url, _ = gateway
+    top = httpx.get(f"{url}/v2/", follow_redirects=False)
+    assert top.status_code == 404
+    assert top.json()["error"].startswith("There is no route '/v2/' at the gateway.")
+    assert top.json()["code"] == "not_found"
+    model = httpx.get(f"{url}/v2/models/calc/", headers=admin_headers(calc), follow_redirects=False)
+    assert model.status_code == 404
+    assert "location" not in model.headers
+    assert model.json()["error"] == (
+        "There is no such route on this model server. Call /v2/models/<name>/infer."
+    )
+    assert httpx.get(f"{url}/v2").json()["name"] == "funade"
+
+
 def test_keys_need_the_predict_scope_in_the_deployments_project(
     calc: Plane, gateway: tuple[str, Gateway]
 ) -> None:

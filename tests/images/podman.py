@@ -48,6 +48,16 @@ def podman(
     return done
 
 
+def remove_image(*tags: str, force: bool = False) -> None:
+    """Remove the images ``tags`` name (``force``: and the containers that use them). A
+    ``podman rmi`` also deletes the image's untagged parents that nothing else uses: the
+    intermediate images of its build, a build cache that another build running at that moment
+    may have just taken. Safe here because every test that runs podman is in one xdist group,
+    one at a time (tests/conftest.py)."""
+    if tags:
+        podman("rmi", *(["--force"] if force else []), *tags, check=False)
+
+
 @pytest.fixture(scope="module", name="podman_ready")
 def podman_ready_fixture() -> Iterator[None]:
     """podman that can run a container of the base image, as scripts/podman-setup leaves it;
@@ -104,14 +114,13 @@ def remote_fixture(plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Plane:
 @pytest.fixture(name="made")
 def made_fixture() -> Iterator[tuple[list[str], list[str]]]:
     """The containers (with their anonymous volumes) and the image tags a test made, removed
-    at the end (the layers stay, as the build cache of the next run)."""
+    at the end (``remove_image``; the layers below it stay, the build cache of the next run)."""
     containers: list[str] = []
     images: list[str] = []
     yield containers, images
     for name in containers:
         podman("rm", "--force", "--volumes", "--time", "2", name, check=False)
-    for tag in images:
-        podman("rmi", tag, check=False)
+    remove_image(*images)
 
 
 def log_iris(plane: Plane) -> tuple[Any, np.ndarray, VersionOut]:

@@ -44,6 +44,7 @@ from tests.images.podman import (  # noqa: F401 - fixtures
     needs_podman,
     podman_ready_fixture,
     remote_fixture,
+    remove_image,
     wait_ready,
     wheel_fixture,
 )
@@ -84,9 +85,7 @@ def runtime(podman_ready: None, wheel: Path) -> str:
         "images", f"--filter=reference={CACHED}", "--filter=until=1h",
         "--format={{.Repository}}:{{.Tag}}",
     ).stdout.split()  # fmt: skip
-    for other in old:
-        if other != tag:
-            _podman("rmi", other, check=False)  # refused while a container uses it
+    remove_image(*(other for other in old if other != tag))  # refused while a container uses it
     return tag
 
 

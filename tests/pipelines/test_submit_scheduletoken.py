@@ -7,6 +7,7 @@ port; stand-ins of KFP, Vertex AI, Kubernetes' Secrets and Secret Manager (``Sec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from funade.pipelines.scheduletoken import (
 from funade.pipelines.submit import REDACTED_ENTRIES, EngineError
 from funade.pipelines.submitkfp import KubeflowEngine
 from funade.pipelines.submitrun import SubmitOptions, dry_run, submit
-from funade.pipelines.submitschedule import follow_schedule
+from funade.pipelines.submitschedule import follow_schedule, missing_secret
 from funade.pipelines.submitvertex import VertexEngine
 from funade.pipelines.vertexrefs import latest_fetch
 from tests.pipelines.scheduled import (
@@ -420,6 +421,45 @@ def test_follow_removes_an_ended_runs_entry_and_what_a_follower_before_left(
     assert [r.state for r in done.runs] == ["succeeded", "cancelled"]
     assert done.secret == secret
     assert stores.k8s == {}
+
+
+def test_follow_warns_once_when_the_schedules_secret_is_missing_and_writes_it_once_back(
+    write_pipeline: Callable[..., str],
+    kfp: tuple[StandIn, SecretStores, KubeflowEngine],
+    admin: Client,
+    app_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The secret deleted by hand: every poll tries to write it again, and the follower says so
+    once (naming the secret and how to make it again), not at every poll."""
+    _, stores, engine = kfp
+    target = write_pipeline(FLOW)
+    jobs, secret = _schedule_kfp(kfp, target, admin, app_url)
+    key = ("kubeflow", secret)
+    del stores.k8s[key]
+    first = jobs.start("r-1", "RUNNING")
+    states: list[set[str] | None] = []
+
+    def look() -> None:
+        states.append(set(stores.k8s_values(*key)) if key in stores.k8s else None)
+
+    def make_again() -> None:
+        stores.k8s[key] = {}
+
+    with caplog.at_level(logging.WARNING, "funade.pipelines.follow"):
+        done = follow_schedule(engine, target, "rr-1", admin, interval=0, sleep=Script(
+            look,
+            look,
+            make_again,
+            lambda: (look(), jobs.move(first, "SUCCEEDED")),
+            lambda: (look(), setattr(jobs, "gone", True)),
+        ))  # fmt: skip
+    warned = [r.getMessage() for r in caplog.records if r.name == "funade.pipelines.follow"]
+    assert warned == [missing_secret("kubeflow", secret, engine.schedule_path("rr-1"))]
+    assert warned[0].startswith(f"The per-schedule secret {secret} of schedule ")
+    assert f"kubectl create secret generic {secret} --namespace NAMESPACE" in warned[0]
+    assert states == [None, None, {"schedule", first}, {"schedule"}], "written once made again"
+    assert [r.state for r in done.runs] == ["succeeded"]
 
 
 def test_on_vertex_follow_writes_versions_and_destroys_the_ones_before(

@@ -27,7 +27,13 @@ from funade.images.containerfile import default_tag
 from funade.images.engine import ContainerEngine
 from tests.deploy.backends.test_container import CHURN, make_backend, ready, spec_of
 from tests.deploy.test_local_backend import Blobs
-from tests.images.podman import needs_podman, podman, podman_ready_fixture, wheel_fixture  # noqa: F401
+from tests.images.podman import (  # noqa: F401 - fixtures
+    needs_podman,
+    podman,
+    podman_ready_fixture,
+    remove_image,
+    wheel_fixture,
+)
 from tests.security.test_replica_environment import API_URL, SECRETS
 from tests.serving.fakes import arithmetic_package
 
@@ -49,7 +55,7 @@ ENGINE = {"container", "HOSTNAME", "TERM"}
 def digest(tmp_path_factory: pytest.TempPathFactory, blobs: Blobs) -> Iterator[str]:
     digest = blobs.add(arithmetic_package(tmp_path_factory.mktemp("pkg") / "calc"))
     yield digest
-    podman("rmi", "--force", default_tag(CHURN, 1, digest), check=False)  # built here, by start
+    remove_image(default_tag(CHURN, 1, digest), force=True)  # built here, by start
 
 
 @pytest.fixture(scope="module")

@@ -148,28 +148,27 @@ def test_a_replica_answers_only_its_gateway(up: Up) -> None:
     ready = [r.url for r in replicas if r.state == "ready"]
     assert ready
     assert ready[0].startswith("unix:/"), "funade up's replicas listen on Unix sockets"
-    http = ReplicaHTTP(10)
-    body = {"inputs": [{"name": "ask", "datatype": "BYTES", "shape": [1], "data": ["whoami:"]}]}
-    for path in (
-        "/v2/models/probe/infer",
-        "/v1/models/probe:predict",
-        "/v2/models/probe",
-        "/metrics",
-    ):
-        response = http.post(ready[0], path, json=body)
-        if path != "/v2/models/probe/infer":
-            response = http.get(ready[0], path)
-        assert response.status_code == 401, (path, response.text)
-        assert response.json()["code"] == "unauthenticated"
-    forged = http.post(
-        ready[0],
-        "/v2/models/probe/infer",
-        json=body,
-        headers={"authorization": f"Bearer {up.key}"},
-    )
-    assert forged.status_code == 401, "not even the admin key opens a replica"
-    assert http.get(ready[0], "/v2/health/ready").status_code == 200, "probes stay open"
-    http.close()
+    with ReplicaHTTP(10) as http:  # closed even when an assertion fails
+        body = {"inputs": [{"name": "ask", "datatype": "BYTES", "shape": [1], "data": ["whoami:"]}]}
+        for path in (
+            "/v2/models/probe/infer",
+            "/v1/models/probe:predict",
+            "/v2/models/probe",
+            "/metrics",
+        ):
+            response = http.post(ready[0], path, json=body)
+            if path != "/v2/models/probe/infer":
+                response = http.get(ready[0], path)
+            assert response.status_code == 401, (path, response.text)
+            assert response.json()["code"] == "unauthenticated"
+        forged = http.post(
+            ready[0],
+            "/v2/models/probe/infer",
+            json=body,
+            headers={"authorization": f"Bearer {up.key}"},
+        )
+        assert forged.status_code == 401, "not even the admin key opens a replica"
+        assert http.get(ready[0], "/v2/health/ready").status_code == 200, "probes stay open"
 
 
 STEP = """

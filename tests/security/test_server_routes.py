@@ -94,12 +94,12 @@ def test_an_unknown_path_is_a_json_404_that_names_no_deployment(gateway: str) ->
 def test_a_replica_gives_its_config_and_stats_only_to_its_gateway(calc: Plane) -> None:  # noqa: F811
     (replica,) = [r for r in calc.client.get_deployment("calc").replicas if r.state == "ready"]
     token = calc.replica_token(replica.url)
-    http = ReplicaHTTP(10)
-    for path in ("/v2/models/calc/config", "/v2/models/calc/stats"):
-        refused = http.get(replica.url, path)
-        assert refused.status_code == 401, refused.text
-        assert refused.json()["code"] == "unauthenticated"
-        assert http.get(replica.url, path, headers=bearer(token)).status_code == 200
-    refused = http.post(replica.url, "/v2/repository/index")
-    assert refused.status_code == 401
-    assert http.get(replica.url, "/").json() == {"status": "alive"}  # a probe, like /v2/health
+    with ReplicaHTTP(10) as http:  # closed: its kept-alive connection too
+        for path in ("/v2/models/calc/config", "/v2/models/calc/stats"):
+            refused = http.get(replica.url, path)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "unauthenticated"
+            assert http.get(replica.url, path, headers=bearer(token)).status_code == 200
+        refused = http.post(replica.url, "/v2/repository/index")
+        assert refused.status_code == 401
+        assert http.get(replica.url, "/").json() == {"status": "alive"}  # a probe, like /v2/health

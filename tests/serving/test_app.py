@@ -590,3 +590,19 @@ def test_other_methods_and_paths_still_go_through_the_router(server: Any) -> Non
     assert httpx.get(f"{url}/v2/models/calc/infer").status_code == 405
     assert httpx.post(f"{url}/v2/models//infer", json={}).status_code == 404
     assert httpx.get(f"{url}/nowhere").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/v2/", "/v2/models/calc/", "/v2/health/ready/", "/metrics/"])
+def test_a_trailing_slash_is_no_route_and_no_redirect(server: Any, path: str) -> None:
+    """A 404 in the protocol's error shape, as for any path that is no route (Triton refuses
+    `/v2/` too); not a 307 to the path without it, whose Location would name the replica's own
+    address (behind a gateway, a Unix socket's ``http://replica``)."""
+    url, _ = server
+    response = httpx.get(f"{url}{path}", follow_redirects=False)
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json() == {
+        "error": "There is no such route on this model server. Call /v2/models/<name>/infer.",
+        "code": "not_found",
+        "fix": "Call /v2/models/<name>/infer.",
+    }

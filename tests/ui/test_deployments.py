@@ -25,7 +25,7 @@ from funade.sandbox.layout import Sandbox
 from funade.settings import Settings
 from funade.store import Database
 from tests.deploy.conftest import Plane, until
-from tests.servers import serve
+from tests.servers import serve, serve_front
 from tests.serving.models import Arithmetic
 from tests.ui.conftest import Page, expect
 
@@ -63,7 +63,8 @@ def stage(settings: Settings, database: Database, admin_key: str) -> Iterator[St
     )
     controller, stop = start_controller(database, backend, interval=0.1, grace_seconds=5)
     try:
-        with serve(Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)) as gateway_url:
+        gateway = Gateway(database, refresh_seconds=0.1, stats_seconds=0.2)
+        with serve_front(gateway) as gateway_url:  # as `funade gateway` serves it
             # The try-it link names the gateway this test runs.
             app_settings = settings.model_copy(update={"gateway_url": gateway_url})
             artifacts = ArtifactStore.from_settings(settings)

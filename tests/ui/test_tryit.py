@@ -8,17 +8,13 @@ from __future__ import annotations
 import io
 import re
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 import zxingcpp
 from PIL import Image, ImageDraw
 
@@ -29,6 +25,7 @@ from funade.store import Database
 from funade.store.schema import utcnow
 from tests.conftest import make_settings
 from tests.deploy.conftest import Plane, plane  # noqa: F401 - the control plane with a controller
+from tests.servers import serve_front
 from tests.serving.models import Arithmetic
 from tests.ui.conftest import TABLET, Page, expect
 from tests.ui.tryit_models import Digits
@@ -53,23 +50,6 @@ def settings(tmp_path: Path, sqlite_url: str, gateway_socket: socket.socket) -> 
     return make_settings(tmp_path / "home", sqlite_url, gateway_url=f"http://127.0.0.1:{port}")
 
 
-@contextmanager
-def serving(app: Gateway, sock: socket.socket) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the gateway did not start"
-        assert time.monotonic() < deadline, "the gateway did not start in time"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def gateway(
     plane: Plane,  # noqa: F811
@@ -80,7 +60,7 @@ def gateway(
     # Key checks are cached for KEY_TTL (5 s) in production; here every request asks the store,
     # so a revoked token is refused on its very next request.
     app.keys.ttl = 0.0
-    with serving(app, gateway_socket):
+    with serve_front(app, sock=gateway_socket):
         yield app
 
 
@@ -302,7 +282,7 @@ def test_a_model_that_takes_values_gets_a_form(
 @pytest.fixture
 def bare_gateway(database: Database, gateway_socket: socket.socket) -> Iterator[str]:
     """A gateway with nothing deployed: the page is static; tests answer its calls themselves."""
-    with serving(Gateway(database, refresh_seconds=0.1), gateway_socket) as url:
+    with serve_front(Gateway(database, refresh_seconds=0.1), sock=gateway_socket) as url:
         yield url
 
 

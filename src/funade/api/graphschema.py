@@ -181,6 +181,7 @@ class Replica:
     revision: int
     url: str
     state: str
+    detail: str
 
 
 @strawberry.type

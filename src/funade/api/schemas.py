@@ -397,6 +397,11 @@ class ReplicaOut(BaseModel):
     revision: int
     url: str
     state: str
+    detail: str = Field(
+        default="",
+        description="Why the replica is in its state, when there is more to say: "
+        '"building image TAG" while a container backend builds its image, a failure\'s reason.',
+    )
 
 
 class RevisionOut(BaseModel):

@@ -394,8 +394,8 @@ def show(
     )
     table(
         "Replicas",
-        ["id", "revision", "state", "url"],
-        [[r.id, f"rev-{r.revision}", r.state, r.url] for r in deployment.replicas],
+        ["id", "revision", "state", "url", "detail"],
+        [[r.id, f"rev-{r.revision}", r.state, r.url, r.detail] for r in deployment.replicas],
     )
     if deployment.rollout is not None:
         _print_rollout(deployment.rollout)

@@ -65,6 +65,12 @@ _CHANGES = select(
 )
 
 
+DETAIL_CHARS = 500
+"""The most of a replica's detail (why it is STARTING or FAILED) stored for `deployments show`."""
+_Published = tuple[str, int, str, str, str, str]
+"""A replica as written for the gateway and the API: id, revision, URL, state, token, detail."""
+
+
 @dataclass(frozen=True)
 class _RevisionView:
     deployment_id: int
@@ -95,7 +101,7 @@ class Controller:
     grace_seconds: float = 30.0
     verify_timeout: float = 30.0
     reconciler: Reconciler = field(init=False)
-    _published: dict[int, set[tuple[str, int, str, str, str]]] = field(default_factory=dict)
+    _published: dict[int, set[_Published]] = field(default_factory=dict)
     _http: ReplicaHTTP = field(init=False)
     _wake: threading.Event = field(default_factory=threading.Event)
     _thread: int | None = None
@@ -255,7 +261,7 @@ class Controller:
     def _publish(self, running: list[Replica], ids: dict[str, int]) -> None:
         """Write the replicas the gateway may route to, when they changed (``ids``: deployment
         ids by name, from this pass's snapshot)."""
-        seen: dict[int, set[tuple[str, int, str, str, str]]] = {i: set() for i in ids.values()}
+        seen: dict[int, set[_Published]] = {i: set() for i in ids.values()}
         for replica in running:
             deployment_id = ids.get(replica.spec.deployment)
             if deployment_id is not None:
@@ -266,6 +272,7 @@ class Controller:
                         replica.url,
                         replica.state.value,
                         replica.token,
+                        replica.detail[:DETAIL_CHARS],  # "building image TAG", a failure's why
                     )
                 )
         changed = {i: rows for i, rows in seen.items() if self._published.get(i) != rows}
@@ -276,7 +283,7 @@ class Controller:
                 session.execute(
                     delete(ReplicaRecord).where(ReplicaRecord.deployment_id == deployment_id)
                 )
-                for rid, revision, url, state, token in sorted(rows):
+                for rid, revision, url, state, token, detail in sorted(rows):
                     session.add(
                         ReplicaRecord(
                             id=rid,
@@ -285,6 +292,7 @@ class Controller:
                             url=url,
                             state=state,
                             token=token,
+                            detail=detail,
                         )
                     )
         self._published.update(changed)

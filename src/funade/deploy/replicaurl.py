@@ -65,7 +65,10 @@ def address(url: str) -> Address:
 
 class ReplicaHTTP:
     """Blocking httpx clients to replicas by URL: one for every TCP replica, one per Unix socket
-    (the most recently used ``keep`` of them; older ones are closed)."""
+    (the most recently used ``keep`` of them; older ones are closed). Safe across threads: a
+    client is closed once no request uses it, whether it was let go (``keep``) or the whole
+    object was closed (``close``) meanwhile; a request after ``close`` gets a client of its
+    own, closed when it is answered. None leaves a socket to the garbage collector."""
 
     def __init__(self, timeout: float, *, keep: int = 64) -> None:
         import httpx
@@ -76,6 +79,10 @@ class ReplicaHTTP:
         self._unix: OrderedDict[str, httpx.Client] = OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
+        self._busy: dict[int, int] = {}
+        """Requests under way per client (by ``id``)."""
+        self._retired: set[int] = set()
+        """Clients let go while a request used them: closed when the last one ends."""
 
     def request(self, method: str, url: str, path: str, **kwargs: Any) -> httpx.Response:
         """``method`` ``path`` (``/v2/...``) on the replica at ``url``. An unusable URL is an
@@ -86,21 +93,50 @@ class ReplicaHTTP:
             where = address(url)
         except ValueError as exc:
             raise httpx.InvalidURL(str(exc)) from None
-        if where.socket is None:
-            return self._tcp.request(method, f"{url.rstrip('/')}{path}", **kwargs)
+        client = self._client(where.socket)
+        target = f"http://{UNIX_AUTHORITY}{path}" if where.socket else f"{url.rstrip('/')}{path}"
+        try:
+            return client.request(method, target, **kwargs)
+        finally:
+            self._done(client)
+
+    def _client(self, socket: str | None) -> httpx.Client:
+        """The client for ``socket`` (None: TCP), counted as in use until ``_done``."""
+        import httpx
+
         with self._lock:
-            closed = self._closed
-            client = self._unix.pop(where.socket, None)
-            if client is None:
-                transport = _unix_transport(where.socket)
+            client = self._tcp if socket is None else self._unix.get(socket)
+            if self._closed or client is None:
+                transport = _unix_transport(socket) if socket is not None else None
                 client = httpx.Client(transport=transport, timeout=self.timeout, trust_env=False)
-            if closed:  # a thread still probing after close: a client for this call alone
-                with client:
-                    return client.request(method, f"http://{UNIX_AUTHORITY}{path}", **kwargs)
-            self._unix[where.socket] = client
-            while len(self._unix) > self.keep:
-                self._unix.popitem(last=False)[1].close()
-        return client.request(method, f"http://{UNIX_AUTHORITY}{path}", **kwargs)
+                if self._closed:  # a thread still probing after close: a client for this call
+                    self._retired.add(id(client))
+                elif socket is not None:
+                    self._unix[socket] = client
+                    while len(self._unix) > self.keep:
+                        self._let_go(self._unix.popitem(last=False)[1])
+            elif socket is not None:
+                self._unix.move_to_end(socket)
+            self._busy[id(client)] = self._busy.get(id(client), 0) + 1
+            return client
+
+    def _done(self, client: httpx.Client) -> None:
+        with self._lock:
+            left = self._busy.pop(id(client)) - 1
+            if left:
+                self._busy[id(client)] = left
+                return
+            if id(client) not in self._retired:
+                return
+            self._retired.discard(id(client))
+        client.close()
+
+    def _let_go(self, client: httpx.Client) -> None:
+        """Close ``client`` now, or once the requests using it end (``_lock`` held)."""
+        if self._busy.get(id(client)):
+            self._retired.add(id(client))
+        else:
+            client.close()
 
     def get(self, url: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, path, **kwargs)
@@ -115,11 +151,13 @@ class ReplicaHTTP:
         self.close()
 
     def close(self) -> None:
-        self._tcp.close()
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
+            self._let_go(self._tcp)
             while self._unix:
-                self._unix.popitem()[1].close()
+                self._let_go(self._unix.popitem()[1])
 
 
 def _unix_transport(path: str) -> httpx.HTTPTransport:

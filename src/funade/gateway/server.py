@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from funade.errors import FunadeError
+from funade.urls import http_url
 
 if TYPE_CHECKING:
     from funade.gateway.app import Gateway
@@ -47,7 +48,7 @@ def serve_gateway(
     db = open_database(settings, migrate=False)
     sock = _bind(host, port)
     if announce is not None:
-        announce(f"http://{host}:{sock.getsockname()[1]}")
+        announce(http_url(host, sock.getsockname()[1]))
     app = gateway_app(settings, db)
     if settings.gateway_server == "lean":
         from funade.web.front import Front

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from funade.errors import InvalidInputError
 from funade.pipelines.reporting import RunReporter
 from funade.pipelines.schemas import RunOut
+from funade.urls import http_url
 
 __all__ = [
     "Delivery",
@@ -122,7 +123,7 @@ def run_page(reporter: RunReporter, run: RunOut) -> str:
     if reporter.is_local or base.startswith("http://funade.local"):
         settings = reporter.settings
         base = settings.url if settings.url and "://" in settings.url else ""
-        base = base or f"http://{settings.host}:{settings.port}"
+        base = base or http_url(settings.host, settings.port)
     return f"{base.rstrip('/')}/runs/{run.id}?project={quote(run.project, safe='')}"
 
 

@@ -29,6 +29,7 @@ the runs of the pipeline funade holds are read first for the jobs they name.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +47,8 @@ from funade.pipelines.spec import PipelineSpec
 from funade.pipelines.submit import EngineError, ListedJob, RemoteSchedule
 from funade.pipelines.submitfollow import Followed, RunFollower
 from funade.pipelines.submitrun import runner_info
+
+log = logging.getLogger("funade.pipelines.follow")
 
 __all__ = [
     "FollowedSchedule",
@@ -196,6 +199,18 @@ def _first_look(engine: ScheduleEngine, name: str) -> RemoteSchedule:
         raise
 
 
+def missing_secret(engine: str, secret: str, schedule: str) -> str:
+    """What the follower logs (once) when the per-schedule secret it writes is gone."""
+    return (
+        f"The per-schedule secret {secret} of schedule {schedule} does not exist on {engine}, "
+        "so the schedule's steps get no run token (they wait, then fail); the follower keeps "
+        "trying to write it. Fix: create it again, empty, with the same name (Kubeflow: "
+        f"`kubectl create secret generic {secret} --namespace NAMESPACE`; Vertex AI: "
+        f"`gcloud secrets create {secret} --project PROJECT`), or submit the schedule again "
+        "with `funade pipeline submit --schedule`."
+    )
+
+
 def follow_schedule(
     engine: ScheduleEngine,
     target: str,
@@ -230,14 +245,19 @@ def follow_schedule(
     """Job key → its entry (run id and token) in the per-schedule secret."""
     dropped: set[str] = set()
     unsaved = bool(done.secret)  # the first save clears what a follower before left
+    warned = False
+    """Whether the warning that the per-schedule secret is missing was logged."""
 
     def save() -> None:
-        nonlocal unsaved
+        nonlocal unsaved, warned
         if not unsaved:
             return
         try:
             engine.save_entries(done.secret, name, entries, dropped)
-        except EngineError:
+        except EngineError as exc:
+            if exc.status == 404 and not warned:  # retried at every poll: said once
+                warned = True
+                log.warning("%s", missing_secret(engine.name, done.secret, name))
             return  # written at the next poll; the steps wait for it
         unsaved = False
         dropped.clear()

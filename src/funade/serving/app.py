@@ -289,6 +289,9 @@ def create_model_app(
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _not_routed}
     )
+    # `/v2/` is no route: a 404 in the protocol's error shape (as Triton refuses it), not
+    # Starlette's 307 to `/v2`, whose Location names the replica's own address behind a gateway.
+    app.router.redirect_slashes = False
     app.state.runtime = runtime
     return InferenceFastPath(app, v2=infer, v1=v1_predict, token=config.token)
 

@@ -33,6 +33,7 @@ from funade.serving.runtime import Loaded
 from funade.serving.source import load_source, pin_source
 from funade.serving.workers import WorkerPeers, watch_parent
 from funade.settings import Settings, load_settings
+from funade.urls import http_url
 from funade.web.front import Front, Limits
 
 CONFIG_ENV = "FUNADE_SERVE_CONFIG"
@@ -132,7 +133,7 @@ def serve(
         url = unix_url(uds)
     else:
         sock = bind(config.host, config.port)
-        url = f"http://{config.host}:{sock.getsockname()[1]}"
+        url = http_url(config.host, sock.getsockname()[1])
 
     def done() -> None:  # a Unix socket's file goes with its server
         if uds is not None:

@@ -45,7 +45,14 @@ from funade.settings import Settings
 from tests.deploy.conftest import until
 from tests.deploy.test_local_backend import Blobs, converge
 from tests.deploy.test_local_backend import spec_of as any_spec_of
-from tests.images.podman import BASE, needs_podman, podman, podman_ready_fixture, wheel_fixture  # noqa: F401
+from tests.images.podman import (  # noqa: F401 - fixtures
+    BASE,
+    needs_podman,
+    podman,
+    podman_ready_fixture,
+    remove_image,
+    wheel_fixture,
+)
 from tests.serving.fakes import arithmetic_package, package
 from tests.serving.models import CrashOnLoad, Paced
 
@@ -92,7 +99,7 @@ def source(
         funade_wheel=wheel,
     )
     yield digest
-    podman("rmi", "--force", default_tag(CHURN, 1, digest), check=False)
+    remove_image(default_tag(CHURN, 1, digest), force=True)
 
 
 def predict(url: str, token: str, model: str = CHURN) -> list[float]:
@@ -335,7 +342,7 @@ def test_an_image_is_built_once_per_digest(
     digest = blobs.add(package(CrashOnLoad(), tmp_path / "cached", SAMPLE))
     spec = spec_of(digest, deployment="cached")
     tag = default_tag("cached", 1, digest)
-    podman("rmi", "--force", tag, check=False)
+    remove_image(tag, force=True)
     log = tmp_path / "containers" / "builds" / f"{digest.removeprefix('sha256:')[:12]}.log"
     owner = uuid.uuid4().hex[:12]
     first = make_backend(tmp_path / "containers", wheel, blobs, owner)
@@ -359,7 +366,7 @@ def test_an_image_is_built_once_per_digest(
         first.close()
         second.stop_all(grace_seconds=2)
         second.close()
-        podman("rmi", "--force", tag, check=False)
+        remove_image(tag, force=True)
 
 
 def test_a_package_that_cannot_be_fetched_makes_a_replica_that_exited(

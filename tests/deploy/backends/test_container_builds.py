@@ -46,6 +46,7 @@ from tests.images.podman import (  # noqa: F401 - fixtures
     needs_podman,
     podman,
     podman_ready_fixture,
+    remove_image,
     wheel_fixture,
 )
 
@@ -143,7 +144,7 @@ def test_a_held_build_stalls_no_other_deployment_and_its_replica_starts_once_bui
     assert sum("started" in e for e in reconciler.events) == 2, reconciler.events
     log = backend.root / "builds" / f"{source.removeprefix('sha256:')[:12]}.log"
     assert log.read_text().count(f" -t {tag} ") == 1, "built once"
-    podman("rmi", "--force", tag, check=False)
+    remove_image(tag, force=True)
 
 
 def test_a_build_that_fails_is_a_crash_with_the_builders_reason_and_is_retried(

@@ -41,7 +41,13 @@ from funade.store import Database
 from tests.conftest import Result
 from tests.deploy.conftest import Plane
 from tests.deploy.k8s.kubeplay import PlayedPods, podman
-from tests.images.podman import BASE, needs_podman, podman_ready_fixture, wheel_fixture  # noqa: F401
+from tests.images.podman import (  # noqa: F401 - fixtures
+    BASE,
+    needs_podman,
+    podman_ready_fixture,
+    remove_image,
+    wheel_fixture,
+)
 from tests.servers import serve
 
 pytestmark = [
@@ -91,8 +97,7 @@ def cluster(
     finally:
         stop()
         pods.stop_all()
-        for tag in images:
-            podman("rmi", tag, check=False)
+        remove_image(*images)
 
 
 def _fit() -> tuple[Any, np.ndarray]:

@@ -125,7 +125,8 @@ def deployment_out(session: Session, row: Deployment, *, controller: bool) -> De
             for r in row.revisions
         ],
         replicas=[
-            ReplicaOut(id=r.id, revision=r.revision, url=r.url, state=r.state) for r in replicas
+            ReplicaOut(id=r.id, revision=r.revision, url=r.url, state=r.state, detail=r.detail)
+            for r in replicas
         ],
         rollout=rollout_out(newest[0], row.name) if newest else None,
         routing=routing_out(session, row),

@@ -14,6 +14,7 @@ from funade.api.schemas import KeyIn, KeyOut, NewKeyOut
 from funade.api.state import AppState
 from funade.auth import service as keys
 from funade.projects import get_project
+from funade.urls import http_url
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
@@ -44,10 +45,8 @@ def gateway_base(state: AppState, request: Request) -> str:
     host = urlsplit(str(request.base_url)).hostname or "127.0.0.1"
     if host == "funade.local":  # the in-process API over its Unix socket: this machine
         host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
     port = state.gateway_port or state.settings.gateway_port
-    return f"{request.url.scheme}://{host}:{port}"
+    return http_url(host, port, request.url.scheme)
 
 
 def loopback_warning(base: str) -> str | None:
