@@ -3,6 +3,7 @@ control-plane server on a free port, and clients with keys of each scope."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -40,27 +41,46 @@ def _postgres_reachable() -> str | None:
         return str(exc)
 
 
-PODMAN_GROUP = "podman"
-"""The xdist group of every test module that runs the real podman (``podman_ready``)."""
+PODMAN_LOCK = Path(tempfile.gettempdir()) / "funade-tests-podman.lock"
+"""Held by whichever worker (or other run of the suite on this machine) is running a test module
+that uses the real podman."""
+
+_podman_modules: set[str] = set()
+_podman_lock: list[Any] = []  # the open lock file while this process holds it
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The suite runs with ``--dist loadgroup`` (pyproject.toml), each test module a group of its
-    own, so it is spread module by module as ``loadscope`` spread it (a module's tests, and its
-    module-scoped fixtures, on one worker), except that every module with a test that runs the
-    real podman (the ``podman_ready`` fixture: it builds, runs or removes images) is in the one
-    group ``podman``: one worker, one test at a time. Two builds at once make two cache entries
-    for the same step, of which a later build may take the other one; a removal during a build
-    deletes the untagged parents of the image removed, which the build may be using as its cache
-    (either made test_podman_build.py's layer-reuse check fail in CI). Another run of the suite
-    on the same machine at the same time can still do either."""
-    podman = {i.nodeid.split("::", 1)[0] for i in items if "podman_ready" in _fixtures(i)}
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.nodeid.split("::", 1)[0]
-            group = PODMAN_GROUP if module in podman else module
-            item.add_marker(pytest.mark.xdist_group(group))
+    """Note the test modules that run the real podman (a test with the ``podman_ready``
+    fixture: it builds, runs or removes images)."""
+    _podman_modules.update(_module(i) for i in items if "podman_ready" in _fixtures(i))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """One podman test module at a time on this machine: a worker takes an exclusive lock before
+    the first test of such a module and lets it go after the module's last test and its module
+    fixtures' teardown (the suite runs with ``--dist loadscope``: a module's tests on one worker,
+    in order). A ``podman rmi`` during another test's build deletes the untagged intermediate
+    images the build is matching as its cache, and the build silently makes new layers (which
+    made test_podman_build.py's layer-reuse check fail in CI); two builds at once may also share
+    cache entries a later build takes. (``--dist loadgroup`` would do this per worker, but
+    pytest-xdist 3.8 cannot group under pytest 9's node ids.)"""
+    module = _module(item)
+    if module in _podman_modules and not _podman_lock:
+        handle = PODMAN_LOCK.open("a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _podman_lock.append(handle)
+    try:
+        return (yield)
+    finally:
+        if _podman_lock and (nextitem is None or _module(nextitem) != module):
+            handle = _podman_lock.pop()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
 
 
 def _fixtures(item: pytest.Item) -> list[str]:

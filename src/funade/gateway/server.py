@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from funade.errors import FunadeError
 from funade.urls import http_url
+from funade.web.listen import listen_tcp
 
 if TYPE_CHECKING:
     from funade.gateway.app import Gateway
@@ -46,7 +46,7 @@ def serve_gateway(
     from funade.bootstrap import open_database
 
     db = open_database(settings, migrate=False)
-    sock = _bind(host, port)
+    sock = listen_tcp(host, port)
     if announce is not None:
         announce(http_url(host, sock.getsockname()[1]))
     app = gateway_app(settings, db)
@@ -77,17 +77,6 @@ def serve_gateway(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         db.dispose()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host``:``port``, inherited by the server's workers (as
-    ``funade.serving.server.bind``, whose module imports the model server)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
 
 
 @dataclass(frozen=True)

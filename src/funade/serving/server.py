@@ -35,6 +35,7 @@ from funade.serving.workers import WorkerPeers, watch_parent
 from funade.settings import Settings, load_settings
 from funade.urls import http_url
 from funade.web.front import Front, Limits
+from funade.web.listen import BACKLOG, listen_tcp
 
 CONFIG_ENV = "FUNADE_SERVE_CONFIG"
 PEERS_ENV = "FUNADE_SERVE_PEERS"
@@ -70,15 +71,6 @@ def app_factory() -> InferenceFastPath:
     return build_app(config, load_settings(), peers=peers)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
 def bind_unix(path: str) -> socket.socket:
     """A listening Unix socket at ``path`` (absolute), readable and writable by this user only
     (mode 0600; its directory should be private too). A socket left there by a server that died is
@@ -105,6 +97,7 @@ def bind_unix(path: str) -> socket.socket:
     old = os.umask(0o177)  # born 0600: never a moment when others could connect
     try:
         sock.bind(path)
+        sock.listen(BACKLOG)
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
@@ -132,7 +125,7 @@ def serve(
         sock = bind_unix(uds)
         url = unix_url(uds)
     else:
-        sock = bind(config.host, config.port)
+        sock = listen_tcp(config.host, config.port)
         url = http_url(config.host, sock.getsockname()[1])
 
     def done() -> None:  # a Unix socket's file goes with its server
