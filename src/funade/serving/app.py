@@ -148,7 +148,9 @@ def create_model_app(
 
         async def handle() -> Reply:
             loaded = loaded_for(params)
-            body = await read_body(call.headers, call.receive, config.max_body_bytes, timeout)
+            body = await read_body(
+                call.headers, call.receive, config.max_body_bytes, timeout, whole=call.body
+            )
             infer_request = None
             if body.kind == "image":
                 inputs = await inputs_of(loaded, body)
@@ -194,7 +196,12 @@ def create_model_app(
         async def handle() -> Reply:
             loaded = loaded_for(params)
             body = await read_body(
-                call.headers, call.receive, config.max_body_bytes, timeout, binary_allowed=False
+                call.headers,
+                call.receive,
+                config.max_body_bytes,
+                timeout,
+                binary_allowed=False,
+                whole=call.body,
             )
             signature = loaded.model.signature
             if body.kind == "image":
