@@ -108,3 +108,31 @@ def test_the_gateway_takes_a_whole_body_within_its_limits() -> None:
     assert "101 bytes" in refusals[0][2]
     with pytest.raises(Refused, match="over the 100 bytes"):
         asyncio.run(gateway_read_body(_never(), {}, 100, whole=big))
+
+
+def test_a_body_taken_whole_still_reaches_a_route_answered_through_starlette() -> None:
+    """A request to an inference path with another method goes through Starlette's routing
+    (``_through``): a body the front took whole is handed to it as one message."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from funade.serving.fastpath import InferenceFastPath
+    from funade.web.call import Call
+
+    async def echo(request: Request) -> Response:
+        return Response(await request.body())
+
+    async def unused(_call: Call, _params: dict[str, str]) -> Any:
+        raise AssertionError("not an inference call")
+
+    app = InferenceFastPath(
+        Starlette(routes=[Route("/v2/models/m/infer", echo, methods=["PUT"])]),
+        v2=unused,
+        v1=unused,
+    )
+    path = "/v2/models/m/infer"
+    call = Call("PUT", path, path.encode(), b"", [], None, _never(), b"the body")
+    status, _, body = asyncio.run(app.reply(call))
+    assert (status, body) == (200, b"the body")
