@@ -59,6 +59,7 @@ async def _call(app: App, path: str, body: bytes) -> int:
         "scheme": "http",
         "http_version": "1.1",
         "root_path": "",
+        "funade.body": body,
     }
     sent = False
     status = 0
@@ -81,12 +82,17 @@ async def _call(app: App, path: str, body: bytes) -> int:
 
 def _direct(app: Any) -> App:
     """``app``'s direct entry (``reply``) in ASGI's shape for ``_call``: only the answer's status
-    is passed on, as the lean front would write the rest."""
+    is passed on, as the lean front would write the rest. The body is handed whole, as the
+    lean front does when it holds all of it (``Call.body``; checkouts before it read it through
+    ``receive``)."""
 
     async def call(scope: dict[str, Any], receive: Any, send: Any) -> None:
         from funade.web.call import Call
 
-        status, _headers, _body = await app.reply(Call.of(scope, receive))
+        request = Call.of(scope, receive)
+        if hasattr(request, "body"):
+            request.body = scope["funade.body"]
+        status, _headers, _body = await app.reply(request)
         await send({"type": "http.response.start", "status": status})
 
     return call

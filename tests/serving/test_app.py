@@ -606,3 +606,26 @@ def test_a_trailing_slash_is_no_route_and_no_redirect(server: Any, path: str) ->
         "code": "not_found",
         "fix": "Call /v2/models/<name>/infer.",
     }
+
+
+def test_a_body_sent_in_parts_is_read_as_it_comes(server: Any) -> None:
+    """The head and part of the body first, the rest a moment later: the lean front does not
+    hold the body whole when the handler starts, so it is read through ``receive``."""
+    url, _ = server
+    body = orjson.dumps(v2_body([[1, 2]]))
+    head = (
+        b"POST /v2/models/calc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    )
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head + body[:10])
+        time.sleep(0.2)
+        sock.sendall(body[10:])
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply
+    assert orjson.loads(reply.partition(b"\r\n\r\n")[2])["outputs"][1]["data"] == [3.0]

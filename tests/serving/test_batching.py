@@ -268,3 +268,66 @@ def test_a_failing_metrics_hook_does_not_stop_the_batcher(caplog: pytest.LogCapt
     results = run(main())
     assert [float(r["y"][0, 0]) for r in results] == [2.0, 2.0]
     assert "metrics are down" in caplog.text
+
+
+def test_a_lone_request_and_concurrent_ones_all_answer_right() -> None:
+    """Nothing queued and the model idle: the request goes straight to the model thread; what
+    comes while it runs queues and merges; then a lone one again. Every answer is its own, and
+    the metrics see every call (its requests, rows and queue times)."""
+    model = FakeModel()
+    stats: list[BatchStats] = []
+
+    async def main() -> list[Any]:
+        with ModelThread() as pool:
+            batcher = Batcher(model, pool, max_batch_size=64, on_batch=stats.append)
+            alone = await batcher.submit({"x": np.array([[1.0], [2.0]])})
+            model.gate.clear()
+            first = batcher.enqueue({"x": np.array([[3.0]])})  # the model idle: straight to it
+            await asyncio.sleep(0.05)
+            rest = [batcher.enqueue({"x": np.full((n, 1), 10.0 * n)}) for n in (1, 2)]
+            model.gate.set()
+            together = await asyncio.gather(first, *rest)
+            bad = await asyncio.gather(
+                batcher.submit({"x": -np.ones((1, 1))}), return_exceptions=True
+            )
+            last = await batcher.submit({"x": np.array([[4.0]])})
+            return [alone, *together, *bad, last]
+
+    alone, first, one, two, bad, last = run(main())
+    np.testing.assert_array_equal(alone["y"], [[2.0], [4.0]])
+    np.testing.assert_array_equal(first["y"], [[6.0]])
+    np.testing.assert_array_equal(one["y"], [[20.0]])
+    np.testing.assert_array_equal(two["z"], [[21.0], [21.0]])
+    assert isinstance(bad, ValueError)
+    assert str(bad) == "poison"
+    np.testing.assert_array_equal(last["y"], [[8.0]])
+    assert model.calls == [2, 1, 3, 1, 1]
+    assert [(s.requests, s.rows) for s in stats] == [(1, 2), (1, 1), (2, 3), (1, 1), (1, 1)]
+    assert stats[0].queue_seconds == [0.0]
+    assert all(q >= 0.0 for q in stats[2].queue_seconds)
+    assert all(s.call_seconds > 0.0 for s in stats)
+
+
+def test_a_lone_request_given_up_on_lets_the_next_wait_for_the_model() -> None:
+    """A lone request timed out while the model still runs: the next one queues behind the
+    call (one model call at a time) and gets its own answer."""
+    model = FakeModel()
+
+    async def main() -> Any:
+        with ModelThread() as pool:
+            batcher = Batcher(model, pool, max_batch_size=8)
+            model.gate.clear()
+            lone = batcher.enqueue({"x": np.ones((1, 1))})
+            lone.set_exception(TimeoutError("given up"))  # as the runtime's timer does
+            following = batcher.enqueue({"x": np.full((1, 1), 3.0)})
+            assert batcher.busy_since is not None
+            await asyncio.sleep(0.05)
+            assert model.calls == []
+            model.gate.set()
+            out = await following
+            with pytest.raises(TimeoutError):
+                lone.result()
+            return out
+
+    np.testing.assert_array_equal(run(main())["y"], [[6.0]])
+    assert model.calls == [1, 1]

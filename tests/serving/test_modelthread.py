@@ -48,3 +48,35 @@ def test_a_cancelled_call_is_not_delivered_and_the_thread_goes_on() -> None:
 def test_a_call_outside_a_running_loop_is_refused() -> None:
     with ModelThread() as thread, pytest.raises(RuntimeError, match="no running event loop"):
         thread.call(int, "1")
+
+
+def test_send_hands_its_result_or_error_to_a_callback_on_the_loop() -> None:
+    def work(n: int) -> int:
+        if n == 2:
+            raise ValueError("two")
+        return n * 10
+
+    async def main() -> list[tuple[object, object, bool]]:
+        loop = asyncio.get_running_loop()
+        seen: list[tuple[object, object, bool]] = []
+        finished = loop.create_future()
+        with ModelThread() as thread:
+            for n in range(3):
+
+                def done(result: object, error: object, last: bool = n == 2) -> None:
+                    in_loop = asyncio.get_running_loop() is loop
+                    seen.append((result, error, in_loop))
+                    if last:
+                        finished.set_result(None)
+
+                thread.send(work, (n,), done)
+            await finished
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen[:2] == [(0, None, True), (10, None, True)]
+    result, error, in_loop = seen[2]
+    assert result is None
+    assert in_loop
+    assert isinstance(error, ValueError)
+    assert str(error) == "two"

@@ -331,7 +331,9 @@ class Gateway:
                 None if route.policy.public else await self.keys.authorize(headers, route, address)
             )
             self._limit(route, principal)
-            body = await read_body(call.receive, headers, route.policy.max_body_bytes)
+            body = await read_body(
+                call.receive, headers, route.policy.max_body_bytes, whole=call.body
+            )
         except Refused as refusal:
             self.refused.labels(name, refusal.code).inc()
             raise

@@ -95,7 +95,12 @@ def sticky_of(headers: dict[bytes, bytes]) -> str | None:
     return None
 
 
-async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+async def read_body(
+    receive: Receive, headers: dict[bytes, bytes], limit: int, whole: bytes | None = None
+) -> bytes:
+    """The whole body, refused past ``limit`` bytes (413): by its declared length before any of
+    it is read, else as it streams in. ``whole``: the body the front already holds in full
+    (``Call.body``), taken as it is after the same checks."""
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refused(
@@ -104,6 +109,10 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
             f"The body has {int(declared):,} bytes; this deployment takes at most {limit:,}.",
             "Send fewer rows per request.",
         )
+    if whole is not None:
+        if len(whole) > limit:
+            raise _over(limit)
+        return whole
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -115,15 +124,19 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise Refused(
-                413,
-                "payload_too_large",
-                f"The body is over the {limit:,} bytes this deployment takes.",
-                "Send fewer rows per request.",
-            )
+            raise _over(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _over(limit: int) -> Refused:
+    return Refused(
+        413,
+        "payload_too_large",
+        f"The body is over the {limit:,} bytes this deployment takes.",
+        "Send fewer rows per request.",
+    )
 
 
 async def respond(

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from funade import __version__
 from funade.errors import FunadeError, InvalidInputError, PayloadTooLargeError
 from funade.registry.images import decode_images
-from funade.registry.signature import Signature, TensorSpec
+from funade.registry.signature import Signature
 from funade.serving import openapi, protocol, triton
 from funade.serving.batching import Tensors, Wanted
 from funade.serving.bodies import (
@@ -37,15 +37,14 @@ from funade.serving.bodies import (
     uploaded_files,
 )
 from funade.serving.config import ServeConfig
+from funade.serving.decode import v1_json, v2_general, v2_json
 from funade.serving.fastpath import InferenceFastPath
 from funade.serving.metrics import ServingMetrics
-from funade.serving.protocol.classification import check_count
 from funade.serving.runtime import (
     Loaded,
     ModelRuntime,
     ModelTimeoutError,
     NotReadyError,
-    check_inputs,
 )
 from funade.serving.workers import WorkerPeers
 from funade.web.call import Call, Headers, Reply
@@ -148,23 +147,26 @@ def create_model_app(
 
         async def handle() -> Reply:
             loaded = loaded_for(params)
-            body = await read_body(call.headers, call.receive, config.max_body_bytes, timeout)
+            body = await read_body(
+                call.headers, call.receive, config.max_body_bytes, timeout, whole=call.body
+            )
             infer_request = None
+            wanted: Wanted = None
             if body.kind == "image":
                 inputs = await inputs_of(loaded, body)
             else:
                 header = body.header(_HEADER_LENGTH)
                 if body.kind == "binary" and header is None:
                     raise _missing_header_length()
-                infer_request = protocol.decode_infer_request(
-                    body.data, header_length=_header_length(header)
-                )
-                inputs = check_inputs(
-                    {i.name: (i.datatype, i.data) for i in infer_request.inputs},
-                    loaded.model.signature,
-                    widen=config.widen_datatypes,
-                )
-            wanted = _wanted(infer_request, loaded.model.signature)
+                length = _header_length(header)
+                signature = loaded.model.signature
+                widen = config.widen_datatypes
+                if length is None:
+                    infer_request, inputs, wanted = v2_json(body.data, signature, widen=widen)
+                else:
+                    infer_request, inputs, wanted = v2_general(
+                        body.data, length, signature, widen=widen
+                    )
             outputs = await runtime.infer(inputs, wanted)
             response = protocol.InferResponse(
                 model_name=loaded.name,
@@ -194,15 +196,18 @@ def create_model_app(
         async def handle() -> Reply:
             loaded = loaded_for(params)
             body = await read_body(
-                call.headers, call.receive, config.max_body_bytes, timeout, binary_allowed=False
+                call.headers,
+                call.receive,
+                config.max_body_bytes,
+                timeout,
+                binary_allowed=False,
+                whole=call.body,
             )
             signature = loaded.model.signature
             if body.kind == "image":
                 inputs = await inputs_of(loaded, body)
             else:
-                v1 = protocol.decode_v1_request(body.data)
-                tensors = protocol.v1_to_tensors(v1, [s.name for s in signature.inputs])
-                inputs = check_inputs({k: (None, v) for k, v in tensors.items()}, signature)
+                inputs = v1_json(body.data, signature)
             primary = signature.outputs[0].name if signature.outputs else None
             outputs = await runtime.infer(inputs, frozenset([primary]) if primary else None)
             return 200, _JSON_HEADERS, protocol.encode_v1_response(outputs, primary=primary)
@@ -386,39 +391,6 @@ def _image_input(signature: Signature, model: str) -> tuple[str, Any]:
             fix="Send every input as JSON (the image as a tensor).",
         )
     return specs[0].name, specs[0]
-
-
-def _wanted(request: protocol.InferRequest | None, signature: Signature) -> Wanted:
-    """The outputs a v2 request asks for (None: all), each checked to exist."""
-    if request is None or request.outputs is None:
-        return None
-    specs = {spec.name: spec for spec in signature.outputs}
-    for index, output in enumerate(request.outputs):
-        if specs and output.name not in specs:
-            raise InvalidInputError(
-                f"The model has no output '{output.name}'.",
-                field="outputs",
-                value=output.name,
-                fix=f'Request one of {list(specs)}, or leave out "outputs" for all.',
-            )
-        spec = specs.get(output.name)
-        if output.classification is not None and spec is not None:
-            _check_classification(spec, output.classification, f"outputs[{index}]")
-    return frozenset(output.name for output in request.outputs)
-
-
-def _check_classification(spec: TensorSpec, count: int, where: str) -> None:
-    """Refuse, before the model runs, a classification the output's signature cannot give."""
-    field = f"{where}.parameters.classification"
-    if spec.datatype in ("BYTES", "BOOL") or spec.shape == [-1]:  # [-1]: one value per row
-        raise InvalidInputError(
-            f"Output '{spec.name}' is {spec.datatype}{spec.shape}, not class scores to classify "
-            "(a row of scores per input row).",
-            field=field,
-            value=count,
-            fix=f"Ask for '{spec.name}' without classification.",
-        )
-    check_count(spec.name, count, spec.shape[-1], field)
 
 
 def _missing_header_length() -> InvalidInputError:

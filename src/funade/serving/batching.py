@@ -1,10 +1,11 @@
 """Adaptive batching: concurrent requests merged into one model call, results split back.
 
-The batcher never waits when the model is idle: a lone request runs at once, so a client at
-concurrency 1 pays nothing. While a call is running, new requests queue; when it ends, everything
-queued (up to ``max_batch_size`` rows) goes in the next call. ``max_latency_ms`` > 0 additionally
-holds a batch open that long for more rows when it is not yet full (a throughput knob for
-bursty load; 0 by default).
+The batcher never waits when the model is idle: a lone request runs at once, handed straight to
+the model thread without the batch's bookkeeping, so a client at concurrency 1 pays nothing.
+While a call is running, new requests queue; when it ends, everything queued (up to
+``max_batch_size`` rows) goes in the next call. ``max_latency_ms`` > 0 additionally holds a
+batch open that long for more rows when it is not yet full (a throughput knob for bursty load;
+0 by default).
 
 If a merged call fails, each request of the batch is retried alone, so one poisonous request
 fails by itself instead of failing its neighbours.
@@ -17,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -96,12 +97,40 @@ class Batcher:
         (given up on) before its batch starts is dropped from it."""
         rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
         future: asyncio.Future[Tensors] = asyncio.get_running_loop().create_future()
+        if not self._running and not self._pending and not self._alone and not self.max_latency:
+            self._lone(inputs, rows, wanted, future)
+            return future
         self._pending.append(_Item(inputs, rows, wanted, future))
         if not self._running:
             self._dispatch()
         return future
 
     # Starting calls ----------------------------------------------------------------------------
+
+    def _lone(
+        self, inputs: Tensors, rows: int, wanted: Wanted, future: asyncio.Future[Tensors]
+    ) -> None:
+        """A request that finds nothing queued and the model idle, straight to the model
+        thread: no queue entry, no batch to take, merge or split, no second future; what
+        comes in meanwhile queues behind it as behind any call."""
+        self._running = True
+        started = time.perf_counter()
+        self.busy_since = started
+
+        def done(outputs: Tensors | None, error: BaseException | None) -> None:
+            try:
+                if not future.done():  # (given up on: timed out, or its client went away)
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(cast(Tensors, outputs))
+                if self._on_batch is not None:
+                    elapsed = time.perf_counter() - started
+                    self._on_batch(BatchStats(1, rows, [0.0], elapsed))
+            finally:  # whatever happened above, the next call starts
+                self._finish()
+
+        self._thread.send(self._run, (inputs, wanted), done)
 
     def _dispatch(self) -> None:
         """Start the next model call, if anything waits and nothing runs."""

@@ -96,11 +96,14 @@ async def read_body(
     timeout: float,
     *,
     binary_allowed: bool = True,
+    whole: bytes | None = None,
 ) -> Body:
     """The whole body (its request's ``raw_headers``, names lower-case, read through ASGI's
     ``receive``), refused past ``limit`` bytes (413) — by its declared length before
     anything is read, else as it streams in — or if it has not arrived within ``timeout``
-    seconds (408: a client that stalls or never sends what it declared)."""
+    seconds (408: a client that stalls or never sends what it declared). ``whole``: the body
+    the front already holds in full (``Call.body``), taken as it is, no ``receive`` nor timer,
+    after the same checks of its type, encoding and length."""
     headers = dict(raw_headers)  # one pass, not one list scan per lookup
     kind, media_type = _kind(headers.get(b"content-type", b""), binary_allowed=binary_allowed)
     encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
@@ -115,6 +118,11 @@ async def read_body(
     declared = raw_length.decode("latin-1") if raw_length is not None else None
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
+    if whole is not None:
+        if len(whole) > limit:
+            raise _too_large(len(whole), limit)
+        data = _decompress(whole, encoding, limit) if encoding != "identity" else whole
+        return Body(kind, media_type, data, headers)
     chunks: list[bytes] = []
     size = 0
     try:

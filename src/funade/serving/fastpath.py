@@ -129,7 +129,18 @@ async def _through(app: Starlette, call: Call) -> Reply:
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(scope, call.receive, send)
+    receive = call.receive
+    if call.body is not None:  # taken whole by the front: given to the app as one message
+        whole: bytes | None = call.body
+
+        async def receive() -> Any:
+            nonlocal whole
+            if whole is None:
+                return await call.receive()
+            body, whole = whole, None
+            return {"type": "http.request", "body": body, "more_body": False}
+
+    await app(scope, receive, send)
     return status, headers, b"".join(chunks)
 
 

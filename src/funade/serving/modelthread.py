@@ -36,6 +36,17 @@ class ModelThread:
         self._jobs.put((loop, future, fn, args))
         return future
 
+    def send(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        done: Callable[[T | None, BaseException | None], None],
+    ) -> None:
+        """Run ``fn(*args)`` in the thread, then ``done(result, None)`` (or ``done(None,
+        error)``) on the running loop: ``call`` without a future, for a caller that has its
+        own (the batcher's lone request)."""
+        self._jobs.put((asyncio.get_running_loop(), None, fn, (args, done)))
+
     def close(self) -> None:
         """Stop after the calls already queued (a call that hangs keeps the daemon thread)."""
         self._jobs.put(_STOP)
@@ -54,6 +65,9 @@ class ModelThread:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not _STOP:
             loop, future, fn, args = job
+            if future is None:  # ``send``
+                _run_then(loop, fn, *args)
+                continue
             try:
                 result = fn(*args)
             except BaseException as exc:  # handed to the awaiting request, never lost
@@ -74,3 +88,19 @@ def _deliver(
 
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
         loop.call_soon_threadsafe(settle)
+
+
+def _run_then(
+    loop: asyncio.AbstractEventLoop,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    done: Callable[[Any, BaseException | None], None],
+) -> None:
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # handed to the caller, never lost
+        outcome: tuple[Any, BaseException | None] = (None, exc)
+    else:
+        outcome = (result, None)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(done, *outcome)

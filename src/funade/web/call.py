@@ -23,7 +23,10 @@ class Call:
     """One request as a direct entry (``Gateway.reply``, the model server's
     ``InferenceFastPath.reply``) takes it: what the lean front (``front.py``) parsed, or an ASGI
     scope's fields. The body is read through ``receive``, ASGI's callable, so credentials are
-    checked and the route's limit known before any of it is read."""
+    checked and the route's limit known before any of it is read; or, when the lean front
+    already holds all of it (a ``Content-Length`` and every byte of it received), it is in
+    ``body``, and the readers (the model server's and the gateway's ``read_body``) take it from
+    there, their limits checked the same way, without a ``receive`` or a timer."""
 
     method: str
     path: str
@@ -33,6 +36,9 @@ class Call:
     headers: Headers
     client: tuple[str, int] | None
     receive: Receive
+    body: bytes | None = None
+    """The whole body, when the front had all of it before the app asked (else None: read it
+    through ``receive``)."""
 
     @classmethod
     def of(cls, scope: Scope, receive: Receive) -> Call:

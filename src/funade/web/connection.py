@@ -386,6 +386,7 @@ class _Connection(asyncio.Protocol):
             request.headers,
             self.client,
             request.receive,
+            self._whole_body(request),
         )
         try:
             status, headers, body = await direct.reply(call)
@@ -404,6 +405,22 @@ class _Connection(asyncio.Protocol):
             self._write(head)
             self._write(body)
         self._finished(request)
+
+    def _whole_body(self, request: _Request) -> bytes | None:
+        """``request``'s body taken whole, if it came in full with a ``Content-Length`` (the
+        readers check that length against their limits first, as they do when they read);
+        else None, and the app reads it through ``receive``."""
+        if not request.complete or request.disconnected:
+            return None
+        for name, _ in request.headers:
+            if name == b"content-length":
+                break
+        else:
+            return None
+        chunks, request.chunks = request.chunks, []
+        request.buffered = 0
+        self._resume("body")
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _receive(self, request: _Request) -> Message:
         """ASGI's ``receive`` for ``request``: what of its body came, as it comes."""

@@ -87,10 +87,14 @@ class TensorSpecLike(Protocol):
 # --- requests -----------------------------------------------------------------------------------
 
 
-def decode_infer_request(body: Buffer, *, header_length: int | None = None) -> InferRequest:
+def decode_infer_request(
+    body: Buffer, *, header_length: int | None = None, doc: Any = None
+) -> InferRequest:
     """An inference request body as an ``InferRequest``. With ``header_length`` (the
     ``Inference-Header-Content-Length`` header), ``body[:header_length]`` is the JSON and the
-    rest is binary input data, taken in input order by each input's ``binary_data_size``."""
+    rest is binary input data, taken in input order by each input's ``binary_data_size``.
+    ``doc``: a JSON body (no ``header_length``) already parsed by ``orjson``, not parsed
+    again."""
     view = memoryview(body)
     if header_length is None:
         header, rest = view, view[len(view) :]
@@ -104,7 +108,8 @@ def decode_infer_request(body: Buffer, *, header_length: int | None = None) -> I
         )
     else:
         header, rest = view[:header_length], view[header_length:]
-    doc = _load_json(header)
+    if doc is None or header_length is not None:
+        doc = _load_json(header)
     if not isinstance(doc, dict):
         raise InvalidInputError(
             f"The request body is a JSON {json_kind(doc)}, not an object.",
