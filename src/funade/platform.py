@@ -43,6 +43,7 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     """Run the platform over ``settings`` until interrupted; see the module's docstring.
     ``demo``: once up, train, register and deploy an example model."""
     from funade.bootstrap import bootstrap, open_database
+    from funade.cpu import apply_cpu_scheduling
     from funade.deploy.backends import BackendContext, load_backend
     from funade.deploy.controller import ControllerLock
     from funade.gateway.prefork import fork_gateway
@@ -50,6 +51,8 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     from funade.sandbox.layout import Sandbox, secure_home
 
     create_backend = load_backend(settings.backend)  # an unavailable one: refused before all
+    # Before the gateway is forked and any thread or replica starts: they all inherit it.
+    apply_cpu_scheduling(settings.cpu_scheduling)
     sandbox = Sandbox.from_settings(settings)
     secure_home(settings.home)
     # The gateway's process, forked now that what it shares with this one is imported, before

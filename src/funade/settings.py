@@ -168,6 +168,18 @@ class Settings(BaseSettings):
         "bridge and its NAT). `tcp`: a free loopback port each (containers: published on "
         "127.0.0.1). Kubernetes replicas are reached over their Service, always TCP.",
     )
+    cpu_scheduling: Literal["batch", "normal"] = Field(
+        default="batch",
+        description="How Linux schedules funade's servers: `funade up` (its API, controller, "
+        "gateway and local replicas), `funade gateway` and `funade serve`. `batch`: "
+        "SCHED_BATCH, for throughput: a server woken by a request does not preempt the one "
+        "running on its core, so where the gateway and a replica share a core each finishes "
+        "what it holds before the other runs (fewer switches, bigger batches; "
+        "docs/gateway.md#performance has the figures); a core with nothing else to run still "
+        "wakes it at once. `normal`: Linux's default (SCHED_OTHER). Ignored where the "
+        "platform has no such policies, and a policy set from outside (real-time, idle) is "
+        "left alone.",
+    )
     isolation: Literal["auto", "users", "none"] = Field(
         default="auto",
         description="How model code (replicas) and pipelines started by the control plane are "

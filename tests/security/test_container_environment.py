@@ -45,6 +45,7 @@ GIVEN = {
     "FUNADE_URL",
     "FUNADE_MODEL_DIGEST",
     "FUNADE_REPLICA_TOKEN",
+    "FUNADE_CPU_SCHEDULING",
 }
 """What the container backend gives a replica on purpose (funade.deploy.backends.container)."""
 ENGINE = {"container", "HOSTNAME", "TERM"}

@@ -49,6 +49,7 @@ GIVEN = {
     "FUNADE_URL",
     "FUNADE_MODEL_DIGEST",
     "FUNADE_REPLICA_TOKEN",
+    "FUNADE_CPU_SCHEDULING",
 }
 """What the local backend gives a replica on purpose (see funade.deploy.backends.local)."""
 

@@ -44,6 +44,9 @@ def serve_gateway(
 ) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish first."""
     from funade.bootstrap import open_database
+    from funade.cpu import apply_cpu_scheduling
+
+    apply_cpu_scheduling(settings.cpu_scheduling)  # before its threads: they inherit it
 
     db = open_database(settings, migrate=False)
     sock = listen_tcp(host, port)

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from funade.cpu import apply_cpu_scheduling
 from funade.deploy.replicaurl import UNIX_PATH_MAX, unix_url
 from funade.errors import FunadeError, InvalidInputError, ModelLoadError
 from funade.serving.app import create_model_app
@@ -119,6 +120,7 @@ def serve(
     serves the same one even if an alias moves meanwhile); a worker whose model fails to load
     stays up, not ready, its error on ``/v2/health/ready``.
     """
+    apply_cpu_scheduling(settings.cpu_scheduling)  # before threads and workers: they inherit it
     if config.workers > 1:
         config = config.model_copy(update={"source": pin_source(config.source, settings)})
     if uds is not None:

@@ -40,8 +40,9 @@ address, ``0.0.0.0``, is given as ``host.containers.internal`` with podman: ``br
 
 **What a replica is given**, all of it: its image's own environment (no secret is baked in;
 docs/containers.md), ``FUNADE_PROJECT``, ``FUNADE_URL`` (once the server is bound),
-``FUNADE_MODEL_DIGEST``, its token ``FUNADE_REPLICA_TOKEN`` and the revision's ``env``: the
-local backend's list, less ``HOME`` and ``TMPDIR`` (the image has its own). Values go through
+``FUNADE_MODEL_DIGEST``, its token ``FUNADE_REPLICA_TOKEN``, ``FUNADE_CPU_SCHEDULING`` and the
+revision's ``env``: the local backend's list, less ``HOME`` and ``TMPDIR`` (the image has its
+own). Values go through
 the engine's environment (``-e NAME`` with no value), never on a command line. Never the
 database URL, the artifact store's credentials, an API key, or any other variable of the
 control plane. The container runs as the image's user (uid 10001), with every capability
@@ -144,18 +145,21 @@ class ContainerBackend:
         api_url: Callable[[], str] = lambda: "",
         health_timeout: float = 2.0,
         sockets: Path | None = None,
+        cpu_scheduling: str = "batch",
     ) -> None:
         """``root``: build contexts and logs (private to funade's user); ``owner``: the value of
         the owner label, the same for every backend over one home; ``fetch``: a package's
         bytes by digest; ``api_url``: the control plane's URL (empty: not known yet);
         ``sockets``: the directory of replicas' socket directories (``sockets.socket_base``;
-        funade must run as root), or None for TCP on a published port."""
+        funade must run as root), or None for TCP on a published port; ``cpu_scheduling``:
+        the setting, passed on to every replica."""
         self.engine = engine
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         self.owner = owner
         self.fetch = fetch
+        self.cpu_scheduling = cpu_scheduling
         self.funade_version = funade_version
         self.base_image = base_image
         self.funade_wheel = funade_wheel
@@ -348,6 +352,7 @@ class ContainerBackend:
             **({"FUNADE_URL": api_url} if api_url else {}),
             "FUNADE_MODEL_DIGEST": spec.digest,
             "FUNADE_REPLICA_TOKEN": token,
+            "FUNADE_CPU_SCHEDULING": self.cpu_scheduling,
         }
 
     def _failed_start(
@@ -509,4 +514,5 @@ def create_backend(settings: Settings, context: BackendContext) -> ContainerBack
         funade_wheel=settings.container_funade_wheel,
         api_url=context.api_url,
         sockets=socket_base(Path(tempfile.gettempdir()), settings.home) if unix else None,
+        cpu_scheduling=settings.cpu_scheduling,
     )

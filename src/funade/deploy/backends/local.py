@@ -10,7 +10,8 @@ own), and answers only callers that present its token (the gateway and the contr
 What a replica is given, all of it (``_environment``): the allowlisted variables of
 ``funade.sandbox.env``, its private ``HOME`` and ``TMPDIR``, its project (``FUNADE_PROJECT``),
 the control plane's API URL (``FUNADE_URL``, once the server is bound), the version's digest
-(``FUNADE_MODEL_DIGEST``) and its token (``FUNADE_REPLICA_TOKEN``). The token is made here for
+(``FUNADE_MODEL_DIGEST``), its token (``FUNADE_REPLICA_TOKEN``) and the ``cpu_scheduling``
+setting (``FUNADE_CPU_SCHEDULING``). The token is made here for
 this one replica and is a credential *to* the replica, not to the control plane: it opens
 nothing there, and it is revoked when the replica stops (its record, the only other copy, is
 deleted, and the gateway stops presenting it). Never the database URL, the artifact store's
@@ -120,17 +121,20 @@ class LocalBackend:
         health_timeout: float = 2.0,
         api_url: Callable[[], str] = lambda: "",
         sockets: Path | None = None,
+        cpu_scheduling: str = "batch",
     ) -> None:
         """``root``: the records (private to funade's user); ``sandbox``: where and as whom
         replicas run; ``fetch``: an artifact's bytes by digest (the artifact store's);
         ``api_url``: the control plane's URL as replicas reach it (empty: not known yet);
         ``sockets``: the directory of the replicas' Unix sockets (``sockets.socket_base``), or
-        None to serve them on loopback TCP (on ``host``)."""
+        None to serve them on loopback TCP (on ``host``); ``cpu_scheduling``: the setting,
+        passed on to every replica."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         self.sandbox = sandbox
         self.fetch = fetch
+        self.cpu_scheduling = cpu_scheduling
         self.host = host
         self.python = python
         self.api_url = api_url
@@ -255,6 +259,7 @@ class LocalBackend:
                 **({"FUNADE_URL": api_url} if api_url else {}),
                 "FUNADE_MODEL_DIGEST": spec.digest,
                 "FUNADE_REPLICA_TOKEN": token,
+                "FUNADE_CPU_SCHEDULING": self.cpu_scheduling,
             }
         )
 
@@ -379,4 +384,5 @@ def create_backend(settings: Settings, context: BackendContext) -> LocalBackend:
         fetch=context.fetch,
         api_url=context.api_url,
         sockets=socket_base(Path(tempfile.gettempdir()), settings.home) if unix else None,
+        cpu_scheduling=settings.cpu_scheduling,
     )
