@@ -97,6 +97,7 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
     from funade.gateway.server import stop_gateway
     from funade.pipelines.schedules import Launcher, start_scheduler
     from funade.running import forget_up, record_up
+    from funade.web.resting import RestingServer
 
     _controller, stop_controller = start_controller(db, backend)
     app = create_app(settings, db, artifacts, controller=True)
@@ -107,7 +108,7 @@ def run_platform(settings: Settings, *, demo: bool = False) -> None:
         backend.close()
         lock.release()
         raise
-    server = uvicorn.Server(
+    server = RestingServer(  # uvicorn's, ticking once a second at rest
         uvicorn.Config(
             app,
             host=settings.host,

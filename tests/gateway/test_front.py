@@ -6,11 +6,14 @@ ASGI answers, pauses reading while the client does not read, and stops gracefull
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -335,3 +338,43 @@ def test_a_lifespan_startup_failure_stops_the_front() -> None:
     sock.bind(("127.0.0.1", 0))
     with pytest.raises(LifespanError, match="the app did not start: no store"):
         uvloop.run(Front(failing).serve([sock]))
+
+
+def _switches(native_id: int) -> int:
+    """How many times the thread ``native_id`` has given up its core (each sleep, each wait)."""
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)$", status, re.M)[1])  # type: ignore[index]
+
+
+def test_at_rest_the_front_sleeps_and_the_next_connection_finds_its_clock_current() -> None:
+    """With no connection open the sweeper sleeps until one opens (it ticked four times a second
+    at rest); that connection's deadlines and ``date`` start from the time it opened, not from
+    the last tick before the rest (a stale clock would time its head out at once)."""
+    limits = Limits(keep_alive_timeout=0.4, header_timeout=0.4)  # a sweep every 0.1 s
+    front = Front(Streams(), limits=limits)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=lambda: uvloop.run(front.serve([sock])), daemon=True)
+    thread.start()
+    assert front.started.wait(20)
+    try:
+        time.sleep(0.3)
+        assert thread.native_id is not None
+        before = _switches(thread.native_id)
+        time.sleep(1.5)  # fifteen sweeps, were it sweeping
+        assert _switches(thread.native_id) - before <= 2, "the server woke at rest"
+        client = connect(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        reader = Reader(client)
+        head = request("GET", "/late")
+        client.sendall(head[:10])
+        time.sleep(0.2)  # within the head's 0.4 s, counted from the connection's opening
+        client.sendall(head[10:])
+        answer = reader.answer()
+        assert (answer.status, answer.body) == (200, b"/late")
+        sent = email.utils.parsedate_to_datetime(answer.headers["date"]).timestamp()
+        assert abs(sent - time.time()) < 2.0, "the date header is current"
+        assert reader.closed(timeout=10), "the sweeper, woken, closes it when idle"
+        client.close()
+    finally:
+        front.stop()
+        thread.join(timeout=40)

@@ -328,3 +328,52 @@ def test_launching_needs_a_control_plane_that_starts_runners(
         headers={"authorization": f"Bearer {admin_key}"},
     )
     assert response.status_code == 422
+
+
+def _set_next_at(db: Database, schedule_id: int, next_at: datetime | None, paused: bool) -> None:
+    with db.session() as session:
+        row = session.get(PipelineSchedule, schedule_id)
+        assert row is not None
+        row.next_at, row.paused = next_at, paused
+
+
+def test_the_pause_runs_to_the_earliest_next_tick_within_its_bounds(db: Database) -> None:
+    scheduler = Scheduler(db, lambda _: None)
+    assert scheduler.pause(T0, 1.0, 5.0) == 5.0, "no schedule: the longest"
+    first = add_schedule(db, name="first")
+    _set_next_at(db, first, T0 + timedelta(seconds=2.5), paused=False)
+    assert scheduler.pause(T0, 1.0, 5.0) == 2.5
+    assert scheduler.pause(T0, 1.0, 2.0) == 2.0, "at most the longest"
+    assert scheduler.pause(T0 + timedelta(seconds=2), 1.0, 5.0) == 1.0, "at least the shortest"
+    assert scheduler.pause(T0 + timedelta(hours=1), 1.0, 5.0) == 1.0, "overdue"
+    _set_next_at(db, first, T0 + timedelta(seconds=2.5), paused=True)
+    assert scheduler.pause(T0, 1.0, 5.0) == 5.0, "a paused schedule waits for nothing"
+    second = add_schedule(db, name="second")
+    _set_next_at(db, second, None, paused=False)
+    assert scheduler.pause(T0, 1.0, 5.0) == 1.0, "a next tick not worked out yet: soon"
+
+
+def test_at_rest_the_scheduler_sleeps_and_a_committed_schedule_wakes_it(
+    db: Database, tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path / "home", database_url)
+    launcher = Launcher("http://127.0.0.1:9", db, settings, Sandbox.from_settings(settings))
+    scheduler = Scheduler(db, launcher.start)
+    stop = service.start_scheduler(
+        db, launcher, interval=0.05, idle_interval=30.0, scheduler=scheduler
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while scheduler.passes < 1:
+            assert time.monotonic() < deadline, "no first pass"
+            time.sleep(0.01)
+        time.sleep(0.5)  # ten passes, were it polling every interval
+        at_rest = scheduler.passes
+        assert at_rest <= 2, "it polled at rest"
+        add_schedule(db, name="woken")  # a commit to the schedules, in this process
+        deadline = time.monotonic() + 5
+        while scheduler.passes == at_rest:
+            assert time.monotonic() < deadline, "the commit did not wake it"
+            time.sleep(0.01)
+    finally:
+        stop()

@@ -198,9 +198,12 @@ class Scheduler:
     def __init__(self, db: Database, launch: Callable[[int], None]) -> None:
         self.db = db
         self.launch = launch
+        self.passes = 0
+        """How many passes (``step``) it made."""
 
     def step(self, now: datetime | None = None) -> list[Started]:
         now = now or _now()
+        self.passes += 1
         started: list[Started] = []
         with self.db.read() as session:
             ids = list(
@@ -216,6 +219,23 @@ class Scheduler:
             except Exception:  # one schedule's trouble stops no other
                 log.exception("could not start run %s of schedule %s", item.run_id, item.schedule)
         return started
+
+    def pause(self, now: datetime, shortest: float, longest: float) -> float:
+        """Seconds from ``now`` to the next pass: to the earliest next tick of the schedules
+        that are not paused, at least ``shortest`` (and ``shortest`` when one has no next tick
+        worked out yet) and at most ``longest``."""
+        with self.db.read() as session:
+            unknown, earliest = session.execute(
+                select(
+                    func.count().filter(PipelineSchedule.next_at.is_(None)),
+                    func.min(PipelineSchedule.next_at),
+                ).where(PipelineSchedule.paused.is_(False))
+            ).one()
+        if unknown:
+            return shortest
+        if earliest is None:
+            return longest
+        return min(longest, max(shortest, (earliest - now).total_seconds()))
 
     def _claim(self, schedule_id: int, now: datetime) -> list[Started]:
         with self.db.session() as session:
@@ -407,31 +427,49 @@ def _invalid_starter(key: ApiKey | None) -> str | None:
 
 
 def start_scheduler(
-    db: Database, launcher: Launcher, *, interval: float = 1.0
+    db: Database,
+    launcher: Launcher,
+    *,
+    interval: float = 1.0,
+    idle_interval: float = 5.0,
+    scheduler: Scheduler | None = None,
 ) -> Callable[[], None]:
     """The scheduler in a daemon thread (``funade up``), which also records as lost the runs
-    whose runners stopped reporting; returns a function that stops it."""
-    scheduler = Scheduler(db, launcher.start)
+    whose runners stopped reporting; returns a function that stops it.
+
+    A pass comes when the earliest schedule is due (at least ``interval`` after the last) and at
+    least every ``idle_interval`` (what another process wrote, and lost runs: they are lost
+    after ``records.LOST_AFTER``, a minute); a commit in this process that touches a schedule
+    (one made, changed, paused or resumed through the API) brings it at once. It polled every
+    ``interval`` before: two queries a second at rest."""
+    scheduler = scheduler or Scheduler(db, launcher.start)
     stop = threading.Event()
+    wake = threading.Event()
+    unwatch = db.on_commit((PipelineSchedule.__tablename__,), wake.set)
 
     def loop() -> None:
         for run_id in scheduler.orphans():
             launcher.start(run_id)
         while not stop.is_set():
+            wake.clear()
+            pause = interval
             try:
                 scheduler.step()
                 with db.session() as session:  # runs whose runners stopped reporting
                     for run_id in records.mark_lost(session):
                         log.warning("run %s is lost: its runner stopped reporting", run_id)
+                pause = scheduler.pause(_now(), interval, idle_interval)
             except Exception:
                 log.exception("scheduler pass failed")
-            stop.wait(interval)
+            wake.wait(pause)
 
     thread = threading.Thread(target=loop, name="funade-scheduler", daemon=True)
     thread.start()
 
     def shutdown() -> None:
+        unwatch()
         stop.set()
+        wake.set()
         thread.join(timeout=10)
 
     return shutdown

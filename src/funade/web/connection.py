@@ -145,7 +145,18 @@ class _Shared:
         """``loop.time()`` as of the last tick (deadlines need no finer clock)."""
         self.date = b""
         """The ``date`` header line, as of the last tick."""
+        self.resting: asyncio.Future[None] | None = None
+        """Set while the sweeper sleeps for want of connections (``Front._sweep``): the next
+        one to open wakes it, after bringing ``now`` and ``date`` up to date (``arrive``)."""
         self.tick()
+
+    def arrive(self) -> None:
+        """A connection opens while the sweeper rests: the clock first, then wake it."""
+        resting, self.resting = self.resting, None
+        if resting is not None:
+            self.tick()
+            if not resting.done():
+                resting.set_result(None)
 
     def tick(self) -> None:
         with contextlib.suppress(RuntimeError):
@@ -195,6 +206,8 @@ class _Connection(asyncio.Protocol):
         if isinstance(local, tuple) and len(local) >= 2:
             self.server = (str(local[0]), int(local[1]))
         shared = self.shared
+        if shared.resting is not None:
+            shared.arrive()
         if shared.stopping or len(shared.connections) >= self.limits.max_connections:
             self._refuse(503, "The server has too many connections now; retry in a moment.")
             return

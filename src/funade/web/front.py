@@ -134,11 +134,15 @@ class Front:
                     loop.remove_signal_handler(number)
 
     async def _sweep(self, shared: _Shared) -> None:
-        """Close connections whose client ran out of time (several checks a timeout)."""
+        """Close connections whose client ran out of time (several checks a timeout); with no
+        connection open, sleep until one opens (a server at rest is not woken for nothing)."""
         limits = self.limits
         tick = min(1.0, limits.keep_alive_timeout, limits.header_timeout, limits.body_timeout) / 4
         loop = asyncio.get_running_loop()
         while True:
+            if not shared.connections:
+                shared.resting = loop.create_future()
+                await shared.resting  # ``_Shared.arrive``
             await asyncio.sleep(tick)
             shared.tick()
             now = loop.time()
