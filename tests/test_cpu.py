@@ -73,10 +73,15 @@ def test_a_refusal_is_logged_and_serving_goes_on(
     def refuse(pid: int, policy: int, param: os.sched_param) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(os, "sched_setscheduler", refuse)  # as a seccomp profile would
+    real = os.sched_setscheduler
+
+    def work() -> str:
+        real(0, os.SCHED_OTHER, os.sched_param(0))  # whatever an earlier test left
+        monkeypatch.setattr(os, "sched_setscheduler", refuse)  # as a seccomp profile would
+        return apply_cpu_scheduling("batch")
+
     with caplog.at_level(logging.WARNING, logger="funade"):
-        said = in_thread(lambda: apply_cpu_scheduling("batch") if os.sched_getscheduler(0)
-                         == os.SCHED_OTHER else "the thread was not under SCHED_OTHER")  # fmt: skip
+        said = in_thread(work)
     assert said == "not applied: [Errno 1] Operation not permitted"
     assert "cpu_scheduling 'batch' not applied: [Errno 1] Operation not permitted" in caplog.text
 
