@@ -61,7 +61,7 @@ async def _measure(gateway: Gateway, key: str, *, busy: bool) -> float:
 
     gateway.upstream.request = replica  # type: ignore[assignment,method-assign]
     if busy:  # a call counts as out: every request is parsed and goes through its group
-        gateway._inflight["http://127.0.0.1:9/"] = 1
+        gateway.replicas.inflight["http://127.0.0.1:9/"] = 1
     rows = np.random.default_rng(0).normal(size=(REQUESTS, 20))
     bodies = [orjson.dumps({"instances": rows[i : i + 1].tolist()}) for i in range(REQUESTS)]
     headers = [(b"x-api-key", key.encode()), (b"content-type", b"application/json")]

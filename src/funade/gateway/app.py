@@ -5,10 +5,11 @@ For each request: find the route → check the client address → check the key 
 the deployment's project; cached for a few seconds, and kept while the store is away) → take a
 token from the deployment's and the key's buckets → read the body up to the limit → pick a
 revision by weight (stable for a sticky user) and its replica with the fewest requests in flight →
-forward over kept-alive connections
-(``upstream.py``). A connection that fails is retried on another replica, then on
-another revision's; the answer gets ``funade-revision`` and ``funade-model-version`` headers.
-A shadow revision gets a copy of the request in the background; its answer is dropped.
+forward over kept-alive connections (the rate limits and everything toward the replicas:
+``proxy.py``; the connections: ``upstream.py``). A connection that fails is retried on another
+replica, then on another revision's; the answer gets ``funade-revision`` and
+``funade-model-version`` headers. A shadow revision gets a copy of the request in the
+background; its answer is dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from funade.auth.forwarded import TrustedProxies
 from funade.auth.ipallow import ip_allowed
-from funade.auth.principal import Principal
 from funade.auth.service import add_predictions
 from funade.deploy.stats import Recorder
 from funade.deploy.stats import write as write_stats
@@ -41,7 +41,6 @@ from funade.gateway.forms import (
     mergeable_v1,
 )
 from funade.gateway.http import (
-    PASSED_BACK,
     Call,
     Receive,
     Refused,
@@ -59,22 +58,20 @@ from funade.gateway.http import (
     upstream_target,
 )
 from funade.gateway.keys import KeyCache
-from funade.gateway.limits import Buckets, retry_after
+from funade.gateway.limits import Buckets
 from funade.gateway.merge import Merger
 from funade.gateway.metrics import exposition
-from funade.gateway.table import Route, RoutingTable, TableLoader
+from funade.gateway.proxy import Replicas, take_tokens
+from funade.gateway.table import RoutingTable, TableLoader
 from funade.gateway.tryit import PREFIX as TRY_PREFIX
 from funade.gateway.tryit import TryIt
-from funade.gateway.upstream import Upstream, UpstreamError
+from funade.gateway.upstream import Upstream
 from funade.store import Database
 
 log = logging.getLogger("funade.gateway")
 
 MODEL_PREFIXES = ("/v2/models/", "/v1/models/")
 """The routes forwarded to replicas: the direct entry's (``Gateway.reply``)."""
-ATTEMPTS = 3
-EJECT_SECONDS = 2.0
-SHADOW_MAX_INFLIGHT = 64
 INTERNAL = Refused(
     500,
     "internal",
@@ -114,9 +111,6 @@ class Gateway:
         self.tryit = TryIt(self)
         """The try-it page (``/try/<deployment>``) and what it asks the gateway."""
         self._buckets = Buckets()
-        self._inflight: dict[str, int] = {}
-        self._ejected: dict[str, float] = {}
-        self._shadows = 0
         self.upstream = Upstream()
         """Kept-alive connections to the replicas."""
         self._refresher: asyncio.Task[None] | None = None
@@ -147,6 +141,8 @@ class Gateway:
             ["deployment", "reason"],
             registry=self.registry,
         )
+        self.replicas = Replicas(self.upstream, self.stats, self.requests, self.retries)
+        """Forwarding to the replicas and mirroring to a shadow (``proxy.py``)."""
         self._answered: dict[tuple[str, int, int], tuple[Any, Any]] = {}
         """The request counter's and latency histogram's children by deployment, revision and
         status, looked up once (``labels()`` takes a lock and formats its label values)."""
@@ -330,7 +326,7 @@ class Gateway:
             principal = (
                 None if route.policy.public else await self.keys.authorize(headers, route, address)
             )
-            self._limit(route, principal)
+            take_tokens(self._buckets, route, principal)
             body = await read_body(
                 call.receive, headers, route.policy.max_body_bytes, whole=call.body
             )
@@ -344,7 +340,9 @@ class Gateway:
         order = route.pick(sticky)
         try:
             merge = (
-                self._mergeable(method, target, headers, body) if self._busy(route, order) else None
+                self._mergeable(method, target, headers, body)
+                if self.replicas.busy(route, order)
+                else None
             )
             if merge is not None:
                 request, shapes = merge
@@ -356,12 +354,12 @@ class Gateway:
                         sent = [(k, v) for k, v in forward if k not in names] + replaced
                     else:
                         sent = forward
-                    return self._forward(route, method, target, sent, payload, order)
+                    return self.replicas.forward(route, method, target, sent, payload, order)
 
                 most = route.max_batch.get(order[0]) if order else None
                 answer = await self.merger.submit(key, request, send_body, most)
             else:
-                answer = await self._forward(route, method, target, forward, body, order)
+                answer = await self.replicas.forward(route, method, target, forward, body, order)
             status, response_headers, payload, revision = answer
         except Refused as refusal:
             if refusal.revision is not None:
@@ -383,7 +381,7 @@ class Gateway:
         if principal is not None and principal.key_id is not None and status < 400:
             self.key_predictions[principal.key_id] += 1
         if route.shadow is not None and route.shadow in route.replicas and route.shadow != revision:
-            self._mirror(route, method, target, forward, body)
+            self.replicas.mirror(route, method, target, forward, body)
         return status, response_headers, payload
 
     def _metric_children(self, name: str, revision: int, status: int) -> tuple[Any, Any]:
@@ -395,41 +393,6 @@ class Gateway:
         )
         self._answered[(name, revision, status)] = children
         return children
-
-    def _limit(self, route: Route, principal: Principal | None) -> None:
-        now = time.monotonic()
-        policy = route.policy
-        if policy.rate_limit is not None:
-            wait = self._buckets.take(f"d:{route.name}", policy.rate_limit, now)
-            if wait:
-                raise Refused(
-                    429,
-                    "rate_limited",
-                    f"Deployment {route.name!r} is over its rate limit "
-                    f"of {policy.rate_limit.per_second:g} requests/s.",
-                    "Retry after the time in Retry-After.",
-                    {"Retry-After": retry_after(wait)},
-                )
-        if policy.key_rate_limit is not None and principal is not None:
-            wait = self._buckets.take(
-                f"k:{route.name}:{principal.key_id}", policy.key_rate_limit, now
-            )
-            if wait:
-                raise Refused(
-                    429,
-                    "rate_limited",
-                    f"Key {principal.name!r} is over its rate limit of "
-                    f"{policy.key_rate_limit.per_second:g} requests/s on {route.name!r}.",
-                    "Retry after the time in Retry-After.",
-                    {"Retry-After": retry_after(wait)},
-                )
-
-    def _busy(self, route: Route, order: list[int]) -> bool:
-        """Whether a call to the drawn revision's replicas is out. Only then can a request
-        have anything to merge with: one that finds none out goes at once, unparsed (parsing
-        it and passing it through a merge group cost ~30 us of the gateway's CPU)."""
-        inflight = self._inflight
-        return bool(order) and any(inflight.get(u) for u in route.replicas.get(order[0], ()))
 
     def _mergeable(
         self, method: str, target: str, headers: dict[bytes, bytes], body: bytes
@@ -452,108 +415,6 @@ class Gateway:
         if target.endswith(":predict"):
             return mergeable_v1(body)
         return None
-
-    def _candidates(self, route: Route, order: list[int]) -> list[tuple[int, str]]:
-        """(revision, replica URL) pairs to try in order: the picked revision's replicas by
-        fewest in flight, then the other revisions'."""
-        now = time.monotonic()
-        out: list[tuple[int, str]] = []
-        for revision in order:
-            urls = [u for u in route.replicas.get(revision, ()) if self._ejected.get(u, 0) <= now]
-            urls.sort(key=lambda u: self._inflight.get(u, 0))
-            out += [(revision, u) for u in urls]
-        return out
-
-    async def _forward(
-        self,
-        route: Route,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        order: list[int],
-    ) -> Answer:
-        """Send ``body`` to a replica of the first revision in ``order`` that has one; on a
-        connection failure, to the next replica (at most ``ATTEMPTS`` in all)."""
-        candidates = self._candidates(route, order)
-        if not candidates:
-            raise Refused(
-                503,
-                "unavailable",
-                f"Deployment {route.name!r} has no ready replica now.",
-                "Retry in a moment; `funade deployments show` says what its replicas do.",
-                {"Retry-After": "1"},
-            )
-        timeout = route.policy.timeout_seconds
-        last: Exception | None = None
-        for attempt, (revision, url) in enumerate(candidates[:ATTEMPTS]):
-            if attempt:
-                self.retries.labels(route.name).inc()
-            self._inflight[url] = self._inflight.get(url, 0) + 1
-            try:
-                status, answered, payload = await self.upstream.request(
-                    url, method, target, headers + route.credential(url), body, timeout
-                )
-                out = [(k, v) for k, v in answered if k in PASSED_BACK]
-                return status, out, payload, revision
-            except UpstreamError as exc:
-                # Refused, reset, closed before or while answering (a replica killed mid-body
-                # is a ClientPayloadError), or an answer that is not HTTP: try another replica.
-                # Inference is idempotent, so a request the dead replica may have read is safe
-                # to send again.
-                last = exc
-                self._ejected[url] = time.monotonic() + EJECT_SECONDS
-            except TimeoutError:
-                timed_out = Refused(
-                    504,
-                    "timeout",
-                    f"Deployment {route.name!r} did not answer within "
-                    f"{route.policy.timeout_seconds:g} s.",
-                    "Retry, or raise the deployment's timeout.",
-                )
-                timed_out.revision = revision
-                raise timed_out from None
-            finally:
-                self._inflight[url] -= 1
-        unreachable = Refused(
-            502,
-            "bad_gateway",
-            f"No replica of {route.name!r} could be reached ({last!r}).",
-            "Retry in a moment.",
-            {"Retry-After": "1"},
-        )
-        unreachable.revision = candidates[0][0]
-        raise unreachable
-
-    def _mirror(
-        self, route: Route, method: str, target: str, headers: list[tuple[str, str]], body: bytes
-    ) -> None:
-        """Send a copy to the shadow revision; never waited for, dropped when too many are out."""
-        urls = route.replicas.get(route.shadow or 0, ())
-        if not urls or self._shadows >= SHADOW_MAX_INFLIGHT:
-            return
-        url = min(urls, key=lambda u: self._inflight.get(u, 0))
-        self._shadows += 1
-
-        shadow = route.shadow or 0
-
-        async def send_copy() -> None:
-            started = time.perf_counter()
-            error = True
-            try:
-                status, _, _ = await self.upstream.request(
-                    url, method, target, headers + route.credential(url), body, 30
-                )
-                error = status >= 500
-                self.requests.labels(route.name, f"shadow-{route.shadow}", str(status)).inc()
-            except Exception:
-                self.requests.labels(route.name, f"shadow-{route.shadow}", "error").inc()
-            finally:
-                self._shadows -= 1
-                elapsed = time.perf_counter() - started
-                self.stats.record(route.id, shadow, elapsed, error=error, now=time.time())
-
-        asyncio.get_running_loop().create_task(send_copy())
 
 
 def _replica_urls(table: RoutingTable) -> set[str]:

@@ -290,11 +290,7 @@ class Compiler:
                 deps.add(other_group.name)
         self._conditions_supplied(node)
         self.containers.schedule.add_job_input(node, where, parameters, in_params)
-        inputs: dict[str, Any] = {}
-        if artifacts:
-            inputs["artifacts"] = artifacts
-        if parameters:
-            inputs["parameters"] = parameters
+        inputs = _definitions(artifacts, parameters)
         task: dict[str, Any] = {
             "cachingOptions": {"enableCache": True} if self._cached(node) else {},
             "componentRef": {"name": f"comp-{name}"},
@@ -435,11 +431,7 @@ class Compiler:
         in_artifacts: dict[str, Any],
     ) -> None:
         component: dict[str, Any] = {"executorLabel": f"exec-{name}"}
-        inputs: dict[str, Any] = {}
-        if in_artifacts:
-            inputs["artifacts"] = in_artifacts
-        if in_params:
-            inputs["parameters"] = in_params
+        inputs = _definitions(in_artifacts, in_params)
         if inputs:
             component["inputDefinitions"] = inputs
         out_params, out_artifacts = {}, {}
@@ -449,11 +441,7 @@ class Compiler:
                 out_params[output] = {"parameterType": kind}
             else:
                 out_artifacts[output] = dict(ARTIFACT)
-        outputs: dict[str, Any] = {}
-        if out_artifacts:
-            outputs["artifacts"] = out_artifacts
-        if out_params:
-            outputs["parameters"] = out_params
+        outputs = _definitions(out_artifacts, out_params)
         if outputs:
             component["outputDefinitions"] = outputs
         self.components[f"comp-{name}"] = component
@@ -550,3 +538,15 @@ class Compiler:
                 }
             }
         return pipeline_spec, platform
+
+
+def _definitions(artifacts: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """A task's inputs, or a component's input or output definitions: ``artifacts`` and
+    ``parameters`` under their keys, in that order, each left out when empty (as KFP writes
+    them)."""
+    definitions: dict[str, Any] = {}
+    if artifacts:
+        definitions["artifacts"] = artifacts
+    if parameters:
+        definitions["parameters"] = parameters
+    return definitions

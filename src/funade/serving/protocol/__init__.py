@@ -1,7 +1,8 @@
 """The model server's wire formats as pure functions: no web framework, no I/O.
 
 ``v2`` is the Open Inference Protocol v2 over REST with Triton's binary tensor data extension
-(what ``tritonclient.http`` and KServe's ``InferenceRESTClient`` speak); ``v1`` is KServe's v1
+(what ``tritonclient.http`` and KServe's ``InferenceRESTClient`` speak: requests decoded in
+``v2decode``, answers encoded in ``v2encode``); ``v1`` is KServe's v1
 (TensorFlow Serving's ``instances``/``predictions``); ``binary`` converts one tensor to and from
 the extension's bytes; ``types`` holds the decoded request and response.
 """
