@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from funade.web.call import Headers, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from funade.web.connection import _Connection, _Request
+    from funade.web.connection import _Connection
+    from funade.web.shared import RequestState
 
 log = logging.getLogger("funade.web.front")
 
@@ -21,7 +22,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 _BAD_HEADER = frozenset(b"\r\n\x00")
 
 
-async def answer_asgi(connection: _Connection, request: _Request) -> None:
+async def answer_asgi(connection: _Connection, request: RequestState) -> None:
     """Answer ``request`` with the ASGI app (buffered or streamed answers)."""
     scope: dict[str, Any] = {
         "type": "http",

@@ -6,166 +6,32 @@ each request in turn through the app's direct entry (``Direct``) or its ASGI ada
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http
 import logging
-import time
 import urllib.parse
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
-from email.utils import formatdate
-from typing import Any, Protocol, cast
+from typing import cast
 
 import httptools
 
 from funade.web.asgi import answer_asgi
-from funade.web.call import Call, Headers, Receive, Reply, Scope, Send, error_body
+from funade.web.call import Call, Headers
+from funade.web.shared import (
+    CONTINUE,
+    INTERNAL_BODY,
+    STATUS_LINES,
+    Direct,
+    Message,
+    Refuse,
+    RequestState,
+    Shared,
+    status_line,
+)
 
 log = logging.getLogger("funade.web.front")
 
-Message = MutableMapping[str, Any]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class Direct(Protocol):
-    """An app's non-ASGI entry for some routes (``Gateway``'s model routes,
-    ``InferenceFastPath``'s inference routes)."""
-
-    def takes(self, path: str) -> bool: ...
-
-    async def reply(self, call: Call) -> Reply: ...
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one client may hold of the server (docs/security.md)."""
-
-    max_head_bytes: int = 32 * 1024
-    max_headers: int = 100
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keep_alive_timeout: float = 5.0
-    max_connections: int = 10_000
-    graceful_seconds: float = 30.0
-    buffered_body: int = 64 * 1024
-    """Bytes of a body held before the app asks for them; reading pauses above."""
-
-
-def _status_line(status: int) -> bytes:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
-
-
-STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-INTERNAL_BODY = error_body(
-    "internal",
-    "The server failed while handling this request; its log has the details.",
-    "Retry; if it happens again, report it with the server's log.",
-)
-
-
-class _Refuse(Exception):
-    """A request answered by the server itself, then the connection closed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-class _Request:
-    """One request from its head on: its body as it comes, and whether it is whole."""
-
-    __slots__ = (
-        "answered",
-        "buffered",
-        "chunks",
-        "complete",
-        "connection",
-        "continued",
-        "disconnected",
-        "expect_continue",
-        "headers",
-        "keep_alive",
-        "method",
-        "path",
-        "query",
-        "raw_path",
-        "version",
-        "waiter",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        raw_path: bytes,
-        query: bytes,
-        headers: Headers,
-        version: str,
-        keep_alive: bool,
-        expect_continue: bool,
-    ) -> None:
-        self.method, self.path, self.raw_path, self.query = method, path, raw_path, query
-        self.headers, self.version = headers, version
-        self.keep_alive, self.expect_continue = keep_alive, expect_continue
-        self.chunks: list[bytes] = []
-        self.buffered = 0
-        self.complete = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.disconnected = False
-        self.answered = False
-        """Whether the answer's head was written."""
-        self.continued = False
-        """Whether a 100 Continue was written."""
-        self.connection: _Connection
-
-    def receive(self) -> Awaitable[Message]:
-        """ASGI's ``receive`` for this request."""
-        return self.connection._receive(self)
-
-    def wake(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-class _Shared:
-    """What the connections of one server share."""
-
-    def __init__(self, app: App, direct: Direct | None, limits: Limits) -> None:
-        self.app, self.direct, self.limits = app, direct, limits
-        self.connections: set[_Connection] = set()
-        self.stopping = False
-        self.now = 0.0
-        """``loop.time()`` as of the last tick (deadlines need no finer clock)."""
-        self.date = b""
-        """The ``date`` header line, as of the last tick."""
-        self.resting: asyncio.Future[None] | None = None
-        """Set while the sweeper sleeps for want of connections (``Front._sweep``): the next
-        one to open wakes it, after bringing ``now`` and ``date`` up to date (``arrive``)."""
-        self.tick()
-
-    def arrive(self) -> None:
-        """A connection opens while the sweeper rests: the clock first, then wake it."""
-        resting, self.resting = self.resting, None
-        if resting is not None:
-            self.tick()
-            if not resting.done():
-                resting.set_result(None)
-
-    def tick(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.now = asyncio.get_running_loop().time()
-        self.date = b"date: " + formatdate(time.time(), usegmt=True).encode() + b"\r\n"
-
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, shared: _Shared) -> None:
+    def __init__(self, shared: Shared) -> None:
         self.shared = shared
         self.limits = shared.limits
         self.loop = asyncio.get_running_loop()
@@ -180,15 +46,15 @@ class _Connection(asyncio.Protocol):
         self.head_size = 0
         self.expect = False
         self.in_head = False
-        self.parsing: _Request | None = None
+        self.parsing: RequestState | None = None
         # answering
-        self.current: _Request | None = None
+        self.current: RequestState | None = None
         self.task: asyncio.Task[None] | None = None
-        self.queue: deque[_Request] = deque()
+        self.queue: deque[RequestState] = deque()
         self.pauses: set[str] = set()
         self.write_paused = False
         self.drained: asyncio.Future[None] | None = None
-        self.after_drain: _Request | None = None
+        self.after_drain: RequestState | None = None
         self.closed = False
         self.refusal: tuple[int, str] | None = None
         """A later request's fault, answered once those before it are."""
@@ -234,7 +100,7 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             refusal = exc.__context__
-            if isinstance(refusal, _Refuse):
+            if isinstance(refusal, Refuse):
                 self._refuse(refusal.status, refusal.message)
             else:
                 log.error("the server failed on a request", exc_info=refusal)
@@ -307,7 +173,7 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.headers
         if len(headers) >= self.limits.max_headers:
-            raise _Refuse(431, f"The request has more than {self.limits.max_headers} headers.")
+            raise Refuse(431, f"The request has more than {self.limits.max_headers} headers.")
         # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes from the value
         name, value = name.lower(), value.rstrip(b" \t")
         headers.append((name, value))
@@ -320,10 +186,10 @@ class _Connection(asyncio.Protocol):
         parser = self.parser
         url = self.url
         if len(url) + self.head_size > self.limits.max_head_bytes:
-            raise _Refuse(431, "The request head is too large.")
+            raise Refuse(431, "The request head is too large.")
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise _Refuse(505, f"HTTP/{version} is not supported; send HTTP/1.1.")
+            raise Refuse(505, f"HTTP/{version} is not supported; send HTTP/1.1.")
         method = parser.get_method().decode("ascii")
         if url[:1] == b"/":  # origin form (llhttp checked its bytes)
             raw_path, _, query = url.partition(b"#")[0].partition(b"?")
@@ -331,17 +197,17 @@ class _Connection(asyncio.Protocol):
             try:
                 parsed = httptools.parse_url(url)
             except httptools.HttpParserInvalidURLError:
-                raise _Refuse(400, "The request target is not a valid URL.") from None
+                raise Refuse(400, "The request target is not a valid URL.") from None
             raw_path, query = parsed.path or b"", parsed.query or b""
             if raw_path[:1] != b"/":
-                raise _Refuse(400, "The request target must be a path (or an absolute URL).")
+                raise Refuse(400, "The request target must be a path (or an absolute URL).")
         try:
             path = raw_path.decode("ascii")
         except UnicodeDecodeError:
-            raise _Refuse(400, "The request target is not a valid URL.") from None
+            raise Refuse(400, "The request target is not a valid URL.") from None
         if "%" in path:
             path = urllib.parse.unquote(path)
-        request = _Request(
+        request = RequestState(
             method,
             path,
             raw_path,
@@ -382,7 +248,7 @@ class _Connection(asyncio.Protocol):
 
     # answering ---------------------------------------------------------------------------
 
-    def _start(self, request: _Request) -> None:
+    def _start(self, request: RequestState) -> None:
         self.current = request
         direct = self.shared.direct
         if direct is not None and direct.takes(request.path):
@@ -390,7 +256,7 @@ class _Connection(asyncio.Protocol):
         else:
             self.task = self.loop.create_task(self._asgi(request))
 
-    async def _direct(self, direct: Direct, request: _Request) -> None:
+    async def _direct(self, direct: Direct, request: RequestState) -> None:
         call = Call(
             request.method,
             request.path,
@@ -419,7 +285,7 @@ class _Connection(asyncio.Protocol):
             self._write(body)
         self._finished(request)
 
-    def _whole_body(self, request: _Request) -> bytes | None:
+    def _whole_body(self, request: RequestState) -> bytes | None:
         """``request``'s body taken whole, if it came in full with a ``Content-Length`` (the
         readers check that length against their limits first, as they do when they read);
         else None, and the app reads it through ``receive``."""
@@ -435,7 +301,7 @@ class _Connection(asyncio.Protocol):
         self._resume("body")
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _receive(self, request: _Request) -> Message:
+    async def _receive(self, request: RequestState) -> Message:
         """ASGI's ``receive`` for ``request``: what of its body came, as it comes."""
         while True:
             if request.disconnected:
@@ -453,7 +319,7 @@ class _Connection(asyncio.Protocol):
             request.waiter = self.loop.create_future()
             await request.waiter
 
-    async def _asgi(self, request: _Request) -> None:
+    async def _asgi(self, request: RequestState) -> None:
         await answer_asgi(self, request)
 
     async def _drain(self) -> None:
@@ -462,10 +328,12 @@ class _Connection(asyncio.Protocol):
                 self.drained = self.loop.create_future()
             await self.drained
 
-    def _head(self, request: _Request, status: int, headers: Headers, length: int | None) -> bytes:
+    def _head(
+        self, request: RequestState, status: int, headers: Headers, length: int | None
+    ) -> bytes:
         """The answer's head (``length``: the content-length to add, if not None)."""
         request.answered = True
-        parts = [STATUS_LINES.get(status) or _status_line(status), self.shared.date]
+        parts = [STATUS_LINES.get(status) or status_line(status), self.shared.date]
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
         if length is not None:
@@ -483,7 +351,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
-    def _internal(self, request: _Request) -> None:
+    def _internal(self, request: RequestState) -> None:
         """A 500 that says nothing of the fault (the log has it), then close."""
         if request.disconnected:
             return
@@ -493,7 +361,7 @@ class _Connection(asyncio.Protocol):
         self._write(head if request.method == "HEAD" else head + INTERNAL_BODY)
         self._finished(request)
 
-    def _finished(self, request: _Request) -> None:
+    def _finished(self, request: RequestState) -> None:
         """``request`` is answered: close, or go on with the next one."""
         transport = self.transport
         if transport is None or self.closed:
@@ -516,7 +384,7 @@ class _Connection(asyncio.Protocol):
         elif not self.in_head and self.parsing is None:
             self.deadline = self.shared.now + self.limits.keep_alive_timeout
 
-    def _next(self, request: _Request) -> None:
+    def _next(self, request: RequestState) -> None:
         self.current = None
         if not self.queue:
             self._resume("pipeline")

@@ -56,9 +56,10 @@ from collections.abc import Iterable
 
 from funade.web.asgi import Lifespan
 from funade.web.asgi import LifespanError as LifespanError
-from funade.web.connection import App, _Connection, _Shared
-from funade.web.connection import Direct as Direct
-from funade.web.connection import Limits as Limits
+from funade.web.connection import _Connection
+from funade.web.shared import App, Shared
+from funade.web.shared import Direct as Direct
+from funade.web.shared import Limits as Limits
 
 log = logging.getLogger("funade.web.front")
 
@@ -106,7 +107,7 @@ class Front:
             for number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(number, self._signal, number)
         lifespan = Lifespan(self.app)
-        shared = _Shared(self.app, self.direct, _within_open_files(self.limits))
+        shared = Shared(self.app, self.direct, _within_open_files(self.limits))
         servers: list[asyncio.Server] = []
         try:
             await lifespan.startup()
@@ -133,7 +134,7 @@ class Front:
                 for number in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(number)
 
-    async def _sweep(self, shared: _Shared) -> None:
+    async def _sweep(self, shared: Shared) -> None:
         """Close connections whose client ran out of time (several checks a timeout); with no
         connection open, sleep until one opens (a server at rest is not woken for nothing)."""
         limits = self.limits
@@ -142,7 +143,7 @@ class Front:
         while True:
             if not shared.connections:
                 shared.resting = loop.create_future()
-                await shared.resting  # ``_Shared.arrive``
+                await shared.resting  # ``Shared.arrive``
             await asyncio.sleep(tick)
             shared.tick()
             now = loop.time()
@@ -150,7 +151,7 @@ class Front:
                 if connection.deadline and connection.deadline <= now:
                     connection.expire(now)
 
-    async def _shutdown(self, shared: _Shared, servers: list[asyncio.Server]) -> None:
+    async def _shutdown(self, shared: Shared, servers: list[asyncio.Server]) -> None:
         shared.stopping = True
         for server in servers:
             server.close()  # no new connections
