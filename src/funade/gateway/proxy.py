@@ -32,25 +32,30 @@ def take_tokens(buckets: Buckets, route: Route, principal: Principal | None) -> 
     if policy.rate_limit is not None:
         wait = buckets.take(f"d:{route.name}", policy.rate_limit, now)
         if wait:
-            raise Refused(
-                429,
-                "rate_limited",
+            raise _over_limit(
+                wait,
                 f"Deployment {route.name!r} is over its rate limit "
                 f"of {policy.rate_limit.per_second:g} requests/s.",
-                "Retry after the time in Retry-After.",
-                {"Retry-After": retry_after(wait)},
             )
     if policy.key_rate_limit is not None and principal is not None:
         wait = buckets.take(f"k:{route.name}:{principal.key_id}", policy.key_rate_limit, now)
         if wait:
-            raise Refused(
-                429,
-                "rate_limited",
+            raise _over_limit(
+                wait,
                 f"Key {principal.name!r} is over its rate limit of "
                 f"{policy.key_rate_limit.per_second:g} requests/s on {route.name!r}.",
-                "Retry after the time in Retry-After.",
-                {"Retry-After": retry_after(wait)},
             )
+
+
+def _over_limit(wait: float, message: str) -> Refused:
+    """The 429 of a rate limit, with when to retry."""
+    return Refused(
+        429,
+        "rate_limited",
+        message,
+        "Retry after the time in Retry-After.",
+        {"Retry-After": retry_after(wait)},
+    )
 
 
 class Replicas:
