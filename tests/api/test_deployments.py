@@ -211,3 +211,16 @@ def test_unknown_deployments_and_bad_bodies(calc: Client, app_url: str, admin_ke
     )
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "rollout.strategy"
+
+
+def test_a_null_limit_in_the_analysis_is_kept_as_no_limit(calc: Client) -> None:
+    """``max_p99_ratio: null`` turns the p99 comparison off; limits not named keep their
+    defaults (dropping the null brought the default ratio back)."""
+    calc.rollout_action("calc", "abort")
+    options = {"strategy": "canary", "steps": [50, 100], "analysis": {"max_p99_ratio": None}}
+    changed = calc.update_deployment("calc", version="2", rollout=options)
+    assert changed.rollout is not None
+    analysis = changed.rollout.options["analysis"]
+    assert analysis["max_p99_ratio"] is None
+    assert analysis["max_error_rate"] == 0.01, "a limit not named keeps its default"
+    assert changed.rollout.options["steps"] == [50, 100]

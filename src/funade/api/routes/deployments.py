@@ -47,10 +47,13 @@ Writer = Annotated[Principal, Depends(granted("write"))]
 
 
 def _options(spec: RolloutIn) -> machine.RolloutOptions:
-    """The rollout's options (``RolloutIn`` checked them as the body was read)."""
-    return machine.RolloutOptions.model_validate(
-        spec.model_dump(exclude_none=True, exclude={"strategy"})
-    )
+    """The rollout's options (``RolloutIn`` checked them as the body was read): the ones not
+    given take the rollout's defaults; inside ``analysis`` a null is kept, as "no limit"
+    (dropping it brought back the default limit: ``max_p99_ratio: null`` still compared p99s)."""
+    options = spec.model_dump(exclude_none=True, exclude={"strategy", "analysis"})
+    if spec.analysis is not None:
+        options["analysis"] = spec.analysis.model_dump()
+    return machine.RolloutOptions.model_validate(options)
 
 
 def rollout_out(row: Rollout, name: str) -> RolloutOut:
